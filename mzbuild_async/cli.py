@@ -1,0 +1,261 @@
+"""The command line: argument parsing, output, exit statuses.
+
+Results go to stdout, logs to stderr. Exit status 0 on success, 2 for bad
+input (one line on stderr, no traceback), 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+
+from . import logs
+from .config import Arch, BuildOptions, Profile, Sanitizer, env_is_truthy
+from .errors import MzbuildError, UsageError
+from .repository import ImageDescription, Repository
+
+PROG = "mzbuild-async"
+
+
+def _common_parser() -> argparse.ArgumentParser:
+    """Options every subcommand takes (they follow the subcommand)."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("repository and build options")
+    group.add_argument(
+        "--repo", metavar="DIR", help="repository root (default: git top level of the cwd)"
+    )
+    group.add_argument(
+        "--strict", action="store_true", help="treat unknown manifest keys as errors"
+    )
+    profile = group.add_mutually_exclusive_group()
+    for name in ("dev", "release", "optimized"):
+        profile.add_argument(
+            f"--{name}",
+            dest="profile",
+            action="store_const",
+            const=name,
+            help=f"build Rust binaries with the {name} profile",
+        )
+    profile.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="profile by name (default: optimized, or release when CI_LTO is set)",
+    )
+    group.add_argument(
+        "--arch", metavar="ARCH", help="x86_64 or aarch64 (default: this machine's)"
+    )
+    group.add_argument(
+        "--coverage",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="build with coverage (default: CI_COVERAGE_ENABLED)",
+    )
+    group.add_argument(
+        "--sanitizer", metavar="NAME", help="Rust sanitizer (default: CI_SANITIZER or none)"
+    )
+    group.add_argument("--image-registry", metavar="REGISTRY", help="registry of image specs")
+    group.add_argument("--image-prefix", metavar="PREFIX", help="prefix of image names")
+    out = common.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print JSON on stdout")
+    out.add_argument("-v", "--verbose", action="count", default=0, help="more logs")
+    out.add_argument("-q", "--quiet", action="count", default=0, help="fewer logs")
+    out.add_argument(
+        "--log-format", choices=("auto", "console", "json"), default="auto", help="log format"
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mzbuild-async`` argument parser."""
+    common = _common_parser()
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Fingerprint, find, build and publish mzbuild images.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("list", parents=[common], help="list image names, one per line")
+    for name, what in (("fingerprint", "fingerprints"), ("spec", "image specs")):
+        p = sub.add_parser(name, parents=[common], help=f"print {what}")
+        p.add_argument("images", nargs="*", metavar="IMAGE")
+        p.add_argument("--all", action="store_true", help="every image")
+    p = sub.add_parser(
+        "describe", parents=[common], help="show what decides an image's fingerprint"
+    )
+    p.add_argument("images", nargs=1, metavar="IMAGE")
+    p.add_argument("--transitive", action="store_true", help="describe its dependencies too")
+    return parser
+
+
+def options_from_args(args: argparse.Namespace, environ: dict[str, str]) -> BuildOptions:
+    """Build options from flags, falling back to the original's environment defaults."""
+    if args.profile is not None:
+        profile = Profile.parse(args.profile)
+    elif env_is_truthy(environ, "CI_LTO"):
+        profile = Profile.RELEASE
+    else:
+        profile = Profile.OPTIMIZED
+    if args.sanitizer is not None:
+        sanitizer = Sanitizer.parse(args.sanitizer)
+    else:
+        sanitizer = Sanitizer.parse(environ.get("CI_SANITIZER") or "none", source="CI_SANITIZER")
+    defaults = BuildOptions.__dataclass_fields__
+    return BuildOptions(
+        profile=profile,
+        arch=Arch.parse(args.arch) if args.arch else Arch.host(),
+        coverage=(
+            args.coverage
+            if args.coverage is not None
+            else env_is_truthy(environ, "CI_COVERAGE_ENABLED")
+        ),
+        sanitizer=sanitizer,
+        image_registry=args.image_registry or defaults["image_registry"].default,
+        image_prefix=(
+            args.image_prefix
+            if args.image_prefix is not None
+            else defaults["image_prefix"].default
+        ),
+    )
+
+
+def _targets(args: argparse.Namespace, repo: Repository) -> list[str]:
+    if args.all and args.images:
+        raise UsageError("give IMAGE names or --all, not both")
+    if args.all:
+        return list(repo.images)
+    if not args.images:
+        raise UsageError(f"{args.command}: name at least one IMAGE, or pass --all")
+    return [repo.image(name).name for name in args.images]
+
+
+def _emit(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+
+
+def _describe_json(d: ImageDescription) -> dict[str, Any]:
+    image = d.image
+    manifest = image.manifest
+    return {
+        "name": image.name,
+        "directory": image.directory,
+        "fingerprint": str(d.fingerprint),
+        "spec": d.spec,
+        "publish": manifest.publish,
+        "mainline": manifest.mainline,
+        "description": manifest.description,
+        "dependencies": {name: str(fp) for name, fp in d.dependencies.items()},
+        "pre_images": [_pre_image_json(p) for p in manifest.pre_images],
+        "inputs": [
+            {"path": f.path, "mode": f"{f.mode:o}", "sha1": f.sha1.hex(), "size": f.size}
+            for f in d.inputs
+        ],
+    }
+
+
+def _pre_image_json(pre_image: object) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from .manifest import CargoBuild
+
+    kind = "cargo-build" if isinstance(pre_image, CargoBuild) else "copy"
+    fields = asdict(pre_image)  # type: ignore[call-overload]
+    return {"type": kind, **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}}
+
+
+def _describe_text(d: ImageDescription) -> str:
+    image = d.image
+    lines = [
+        f"image         {image.name}",
+        f"directory     {image.directory or '.'}",
+        f"fingerprint   {d.fingerprint}",
+        f"spec          {d.spec}",
+        f"publish       {str(image.manifest.publish).lower()}",
+    ]
+    if d.dependencies:
+        deps = ", ".join(f"{n} ({fp})" for n, fp in d.dependencies.items())
+        lines.append(f"dependencies  {deps}")
+    else:
+        lines.append("dependencies  (none)")
+    for pre in image.manifest.pre_images:
+        info = _pre_image_json(pre)
+        kind = info.pop("type")
+        detail = " ".join(f"{k}={v}" for k, v in info.items() if v not in ([], {}, None))
+        lines.append(f"pre-image     {kind} {detail}")
+    size = sum(f.size for f in d.inputs)
+    lines.append(f"inputs        {len(d.inputs)} files, {size} bytes")
+    lines += [f"  {f.mode:o} {f.sha1.hex()} {f.path}" for f in d.inputs]
+    return "\n".join(lines)
+
+
+async def run_command(args: argparse.Namespace) -> int:
+    """Run the parsed command; returns the exit status."""
+    options = options_from_args(args, dict(os.environ))
+    repo = await Repository.open(args.repo, options, strict=args.strict)
+    if args.command == "list":
+        if args.json:
+            _emit(
+                json.dumps(
+                    {
+                        name: {
+                            "directory": image.directory,
+                            "dependencies": list(image.dependencies),
+                            "publish": image.manifest.publish,
+                            "mainline": image.manifest.mainline,
+                            "description": image.manifest.description,
+                        }
+                        for name, image in repo.images.items()
+                    },
+                    indent=2,
+                )
+            )
+        else:
+            _emit("\n".join(repo.images))
+        return 0
+    if args.command in ("fingerprint", "spec"):
+        targets = _targets(args, repo)
+        fps = await repo.fingerprints(targets)
+        if args.command == "spec":
+            values = {t: options.spec(t, str(fps[t])) for t in targets}
+        else:
+            values = {t: str(fps[t]) for t in targets}
+        if args.json:
+            _emit(json.dumps(values, indent=2))
+        elif args.command == "spec" or len(args.images) == 1:
+            _emit("\n".join(values.values()))
+        else:
+            _emit("\n".join(f"{name} {value}" for name, value in values.items()))
+        return 0
+    assert args.command == "describe"
+    name = repo.image(args.images[0]).name
+    names = [i.name for i in repo.resolve([name])] if args.transitive else [name]
+    await repo.fingerprints(names)
+    descriptions = [await repo.describe(n) for n in names]
+    if args.json:
+        _emit(json.dumps({d.image.name: _describe_json(d) for d in descriptions}, indent=2))
+    else:
+        _emit("\n\n".join(_describe_text(d) for d in descriptions))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``mzbuild-async`` and ``python -m mzbuild_async``."""
+    args = build_parser().parse_args(argv)
+    logs.configure(args.verbose - args.quiet, fmt=args.log_format)
+    try:
+        return anyio.run(run_command, args)
+    except MzbuildError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`); nothing left to say.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141

@@ -1,0 +1,49 @@
+"""The one exception tree of mzbuild_async.
+
+Every error a user can cause (bad manifests, a directory that is not a git
+repository, an unknown image name) is an ``MzbuildError`` whose ``str()`` is
+one line saying what is wrong, where, and what to do. The CLI prints that
+line and exits with status 2; it never shows a traceback for these.
+
+::
+
+    MzbuildError
+    ├── UsageError          bad options or image names on the command line
+    ├── ManifestError       an mzbuild.yml or Dockerfile that cannot be used
+    ├── RepositoryError     the set of images: duplicates, unknown MZFROM, cycles
+    ├── GitError            the git view of the working tree cannot be read
+    ├── CargoError          the Cargo workspace or a crate cannot be resolved
+    └── InputError          an input file cannot be read or hashed
+"""
+
+from __future__ import annotations
+
+
+class MzbuildError(Exception):
+    """Base of every error mzbuild_async raises on purpose."""
+
+    exit_status = 2
+
+
+class UsageError(MzbuildError):
+    """A command-line option, environment variable or image name is invalid."""
+
+
+class ManifestError(MzbuildError):
+    """An ``mzbuild.yml`` or its ``Dockerfile`` is malformed or invalid."""
+
+
+class RepositoryError(MzbuildError):
+    """The images do not form a valid set (duplicates, unknown MZFROM, cycle)."""
+
+
+class GitError(MzbuildError):
+    """The git view of the working tree could not be obtained."""
+
+
+class CargoError(MzbuildError):
+    """The Cargo workspace or one of its crates could not be resolved."""
+
+
+class InputError(MzbuildError):
+    """An input file of an image could not be read."""

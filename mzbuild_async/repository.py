@@ -1,0 +1,236 @@
+"""A repository opened for one run: images, inputs, fingerprints and specs.
+
+:class:`Repository` is the façade the CLI, the scheduler and scripts use. It
+reads the git view once, parses every image, loads the Cargo workspace only
+if some image needs it, and hashes each distinct input file once however
+many images share it.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from .cargo import Workspace, load_workspace
+from .config import BuildOptions
+from .errors import ManifestError, RepositoryError
+from .fingerprint import Fingerprint, fingerprint, self_digest
+from .gitview import GitView, find_toplevel, load_git_view
+from .graph import DOCKERFILE_NAME, Image, ImageGraph, nested_directories
+from .hashing import DEFAULT_HASH_WORKERS, FileDigest, FileHasher
+from .inputs import image_inputs
+from .manifest import parse_dockerfile, parse_manifest
+
+MANIFEST_NAME = "mzbuild.yml"
+#: Manifests under this directory are not images (the original skips it).
+IGNORED_PREFIX = "misc/python/"
+
+log = structlog.get_logger("mzbuild_async")
+
+
+def _read(root: Path, path: str) -> bytes:
+    try:
+        return (root / path).read_bytes()
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def discover(view: GitView) -> list[str]:
+    """Repository-relative paths of every image manifest, sorted."""
+    return sorted(p for p in view.named(MANIFEST_NAME) if not p.startswith(IGNORED_PREFIX))
+
+
+def load_images(root: Path, view: GitView, *, strict: bool = False) -> dict[str, Image]:
+    """Parse every image in the view into a dict keyed and sorted by name.
+
+    Unknown manifest keys are logged as warnings, or raised with ``strict``.
+    """
+    images: dict[str, Image] = {}
+    for manifest_path in discover(view):
+        manifest = parse_manifest(_read(root, manifest_path), manifest_path)
+        for warning in manifest.warnings:
+            if strict:
+                raise ManifestError(warning.replace("; --strict makes it an error", ""))
+            log.warning(warning)
+        directory = posixpath.dirname(manifest_path)
+        dockerfile = posixpath.join(directory, DOCKERFILE_NAME)
+        if dockerfile not in view:
+            raise ManifestError(
+                f"{dockerfile}: missing; every image directory needs a Dockerfile"
+                f" next to its {MANIFEST_NAME}"
+            )
+        image = Image(manifest, directory, parse_dockerfile(_read(root, dockerfile), dockerfile))
+        other = images.get(image.name)
+        if other is not None:
+            raise RepositoryError(
+                f"duplicate image name {image.name!r} in {other.manifest.path} and"
+                f" {manifest_path}; image names must be unique"
+            )
+        images[image.name] = image
+    return dict(sorted(images.items()))
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input file of an image, as the fingerprint saw it."""
+
+    path: str
+    mode: int
+    sha1: bytes
+    size: int
+
+
+@dataclass(frozen=True)
+class ImageDescription:
+    """Everything that decides one image's fingerprint."""
+
+    image: Image
+    fingerprint: Fingerprint
+    spec: str
+    inputs: tuple[InputFile, ...]
+    #: Direct dependencies' fingerprints, by name.
+    dependencies: Mapping[str, Fingerprint]
+
+
+class Repository:
+    """An mzbuild repository opened with fixed build options.
+
+    Open one with :meth:`open`; it caches inputs, file digests and
+    fingerprints for its lifetime, so it stands for one consistent view of
+    the working tree. Open a new one after files change.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        options: BuildOptions,
+        view: GitView,
+        graph: ImageGraph,
+        *,
+        hash_workers: int = DEFAULT_HASH_WORKERS,
+    ) -> None:
+        self.root = root
+        self.options = options
+        self.view = view
+        self.graph = graph
+        self._nested = nested_directories(graph.images)
+        self._workspace: Workspace | None = None
+        self._inputs: dict[str, tuple[str, ...]] = {}
+        self._fingerprints: dict[str, Fingerprint] = {}
+        self.hasher = FileHasher(root, hash_workers)
+
+    @classmethod
+    async def open(
+        cls,
+        root: str | os.PathLike[str] | None = None,
+        options: BuildOptions | None = None,
+        *,
+        strict: bool = False,
+        hash_workers: int = DEFAULT_HASH_WORKERS,
+    ) -> Repository:
+        """Open the repository at ``root`` (default: git top level of the cwd).
+
+        ``options`` default to :meth:`BuildOptions.from_environ`; ``strict``
+        turns unknown manifest keys into errors.
+        """
+        if root is None:
+            path = await find_toplevel(Path.cwd())
+        else:
+            path = Path(root).absolute()
+        if options is None:
+            options = BuildOptions.from_environ(os.environ)
+        view = await load_git_view(path)
+        graph = ImageGraph.build(load_images(path, view, strict=strict))
+        return cls(path, options, view, graph, hash_workers=hash_workers)
+
+    @property
+    def images(self) -> Mapping[str, Image]:
+        """Every image, keyed and sorted by name."""
+        return self.graph.images
+
+    def image(self, name: str) -> Image:
+        """The image called ``name`` (a clear error if there is none)."""
+        return self.graph.image(name)
+
+    def resolve(self, targets: Iterable[str]) -> tuple[Image, ...]:
+        """The targets with their transitive dependencies, dependencies first."""
+        return self.graph.resolve(targets)
+
+    def workspace(self) -> Workspace:
+        """The Cargo workspace, read on first use."""
+        if self._workspace is None:
+            self._workspace = load_workspace(self.root)
+        return self._workspace
+
+    def inputs(self, name: str) -> tuple[str, ...]:
+        """The sorted input paths of image ``name``."""
+        cached = self._inputs.get(name)
+        if cached is None:
+            image = self.image(name)
+            cached = image_inputs(
+                self.view,
+                image.directory,
+                self._nested[name],
+                image.manifest.pre_images,
+                self.workspace,
+                image.manifest.path,
+            )
+            self._inputs[name] = cached
+        return cached
+
+    async def fingerprints(self, targets: Iterable[str]) -> dict[str, Fingerprint]:
+        """Fingerprints of the targets and their dependencies, by name.
+
+        All the input files these images need are hashed in one concurrent
+        round, each distinct file once.
+        """
+        images = self.resolve(targets)
+        todo = [i.name for i in images if i.name not in self._fingerprints]
+        if todo:
+            needed = {p for name in todo for p in self.inputs(name)}
+            digests = await self.hasher.digests(needed)
+            for name in todo:  # dependencies come first
+                image = self.images[name]
+                own = self_digest(
+                    {p: digests[p] for p in self.inputs(name)},
+                    image.manifest.pre_images,
+                    self.options,
+                )
+                deps = {d: self._fingerprints[d] for d in image.dependencies}
+                self._fingerprints[name] = fingerprint(own, deps)
+        return {i.name: self._fingerprints[i.name] for i in images}
+
+    async def fingerprint(self, name: str) -> Fingerprint:
+        """The fingerprint of image ``name``."""
+        return (await self.fingerprints([name]))[name]
+
+    async def specs(self, targets: Iterable[str]) -> dict[str, str]:
+        """Image specs (``registry/prefix+name:mzbuild-FP``) of the targets and deps."""
+        fps = await self.fingerprints(targets)
+        return {name: self.options.spec(name, str(fp)) for name, fp in fps.items()}
+
+    async def spec(self, name: str) -> str:
+        """The image spec of image ``name``."""
+        return self.options.spec(name, str(await self.fingerprint(name)))
+
+    async def describe(self, name: str) -> ImageDescription:
+        """The fingerprint of ``name`` with every input and dependency behind it."""
+        fp = await self.fingerprint(name)
+        image = self.image(name)
+        digests: Mapping[str, FileDigest] = self.hasher.hashed
+        inputs = tuple(
+            InputFile(p, digests[p].mode, digests[p].sha1, digests[p].size)
+            for p in self.inputs(name)
+        )
+        return ImageDescription(
+            image=image,
+            fingerprint=fp,
+            spec=self.options.spec(name, str(fp)),
+            inputs=inputs,
+            dependencies={d: self._fingerprints[d] for d in image.dependencies},
+        )
