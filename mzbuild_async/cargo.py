@@ -65,7 +65,9 @@ def _names(table: object, key: str, manifest: str) -> list[str]:
 def _stems(directory: Path, pattern: str) -> list[str]:
     """Names of targets matching ``pattern`` (``*.rs`` or ``*/main.rs``) in ``directory``."""
     if pattern == "*.rs":
-        return sorted(Path(p).stem for p in glob.glob(os.path.join(glob.escape(str(directory)), "*.rs")))
+        return sorted(
+            Path(p).stem for p in glob.glob(os.path.join(glob.escape(str(directory)), "*.rs"))
+        )
     return sorted(
         Path(p).parent.name
         for p in glob.glob(os.path.join(glob.escape(str(directory)), "*", "main.rs"))

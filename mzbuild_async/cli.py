@@ -16,7 +16,15 @@ from typing import Any
 import anyio
 
 from . import logs
-from .config import Arch, BuildOptions, Profile, Sanitizer, env_is_truthy
+from .config import (
+    DEFAULT_IMAGE_PREFIX,
+    DEFAULT_IMAGE_REGISTRY,
+    Arch,
+    BuildOptions,
+    Profile,
+    Sanitizer,
+    env_is_truthy,
+)
 from .errors import MzbuildError, UsageError
 from .repository import ImageDescription, Repository
 
@@ -47,9 +55,7 @@ def _common_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="profile by name (default: optimized, or release when CI_LTO is set)",
     )
-    group.add_argument(
-        "--arch", metavar="ARCH", help="x86_64 or aarch64 (default: this machine's)"
-    )
+    group.add_argument("--arch", metavar="ARCH", help="x86_64 or aarch64 (default: this machine's)")
     group.add_argument(
         "--coverage",
         action=argparse.BooleanOptionalAction,
@@ -104,7 +110,6 @@ def options_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Buil
         sanitizer = Sanitizer.parse(args.sanitizer)
     else:
         sanitizer = Sanitizer.parse(environ.get("CI_SANITIZER") or "none", source="CI_SANITIZER")
-    defaults = BuildOptions.__dataclass_fields__
     return BuildOptions(
         profile=profile,
         arch=Arch.parse(args.arch) if args.arch else Arch.host(),
@@ -114,12 +119,8 @@ def options_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Buil
             else env_is_truthy(environ, "CI_COVERAGE_ENABLED")
         ),
         sanitizer=sanitizer,
-        image_registry=args.image_registry or defaults["image_registry"].default,
-        image_prefix=(
-            args.image_prefix
-            if args.image_prefix is not None
-            else defaults["image_prefix"].default
-        ),
+        image_registry=args.image_registry or DEFAULT_IMAGE_REGISTRY,
+        image_prefix=DEFAULT_IMAGE_PREFIX if args.image_prefix is None else args.image_prefix,
     )
 
 

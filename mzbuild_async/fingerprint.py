@@ -1,4 +1,4 @@
-"""Fingerprints and specs, bit for bit those of the original mzbuild (§4–6).
+"""Fingerprints and specs, bit for bit those of the original mzbuild (sections 4 to 6).
 
 Pure functions over already-hashed inputs: no I/O happens here, so the
 algorithm can be read (and tested) on its own.

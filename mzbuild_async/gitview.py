@@ -64,7 +64,9 @@ class GitView:
         return cls(root=root, paths=tuple(sorted(present - deleted)))
 
     def __contains__(self, path: object) -> bool:
-        index = bisect.bisect_left(self.paths, path)  # type: ignore[arg-type]
+        if not isinstance(path, str):
+            return False
+        index = bisect.bisect_left(self.paths, path)
         return index < len(self.paths) and self.paths[index] == path
 
     def __iter__(self) -> Iterator[str]:
@@ -105,9 +107,7 @@ async def _git(args: tuple[str, ...], cwd: Path) -> bytes:
         lines = result.stderr.decode(errors="replace").strip().splitlines()
         detail = lines[0] if lines else f"exit status {result.returncode}"
         if "not a git repository" in detail:
-            raise GitError(
-                f"{cwd}: not a git repository; run inside a git checkout or pass --repo"
-            )
+            raise GitError(f"{cwd}: not a git repository; run inside a git checkout or pass --repo")
         raise GitError(f"{cwd}: git failed: {detail}")
     return result.stdout
 

@@ -123,15 +123,15 @@ class FileHasher:
 
         async def run(batch: list[str]) -> None:
             results.extend(
-                await anyio.to_thread.run_sync(
-                    _hash_batch, self.root, batch, limiter=self._limiter
-                )
+                await anyio.to_thread.run_sync(_hash_batch, self.root, batch, limiter=self._limiter)
             )
 
         async with anyio.create_task_group() as tg:
             for batch in batches:
                 tg.start_soon(run, batch)
-        errors = sorted(((p, r) for p, r in results if isinstance(r, InputError)), key=lambda e: e[0])
+        errors = sorted(
+            ((p, r) for p, r in results if isinstance(r, InputError)), key=lambda e: e[0]
+        )
         if errors:
             raise errors[0][1]
         self._digests.update((p, r) for p, r in results if isinstance(r, FileDigest))

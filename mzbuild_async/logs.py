@@ -9,12 +9,25 @@ from typing import TextIO
 import structlog
 
 
+class _Stderr:
+    """Writes to whatever ``sys.stderr`` is at the time of each event."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure(verbosity: int = 0, *, fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Send events to ``stream`` (stderr): readable on a TTY, JSON lines otherwise.
 
     ``verbosity`` 0 shows warnings, 1 info, 2 debug; negative only errors.
     """
-    out = stream or sys.stderr
+    out: TextIO = stream or _Stderr()  # type: ignore[assignment]
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
         max(-1, min(verbosity, 2)), logging.DEBUG
     )

@@ -348,6 +348,8 @@ def parse_dockerfile(content: bytes, path: str) -> tuple[MzFrom, ...]:
         try:
             name = match.group(1).decode()
         except UnicodeDecodeError:
-            raise ManifestError(f"{path}:{number}: MZFROM names an image that is not UTF-8") from None
+            raise ManifestError(
+                f"{path}:{number}: MZFROM names an image that is not UTF-8"
+            ) from None
         found.append(MzFrom(name=name, line=number))
     return tuple(found)

@@ -1,0 +1,38 @@
+"""nox sessions: tests, lint, typecheck, bench."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite (after installing any missing system programs)."""
+    session.install("-e", ".[dev]")
+    session.run("scripts/setup-system", external=True)
+    session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over the package, tests and benchmarks."""
+    session.install("ruff")
+    session.run("ruff", "check", "mzbuild_async", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package, tests and benchmarks."""
+    session.install("-e", ".[dev]")
+    session.run("mypy", "--strict")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run the benchmarks; each prints its figures and its ratio to a floor."""
+    session.install("-e", ".[dev]")
+    session.run("python", "benchmarks/bench_fingerprint.py", *session.posargs)
+    session.run("python", "benchmarks/bench_hashing.py")

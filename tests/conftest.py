@@ -1,0 +1,81 @@
+"""Shared fixtures: the vector fixture repository and small git repositories."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+VECTORS = HERE / "vectors"
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
+    "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
+}
+
+
+def git(root: Path, *args: str) -> str:
+    """Run git in ``root`` with a fixed identity; returns stdout."""
+    result = subprocess.run(
+        ["git", *args],
+        cwd=root,
+        env={**os.environ, **GIT_ENV},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout
+
+
+def write_tree(root: Path, files: Mapping[str, str | bytes]) -> None:
+    """Write ``files`` (path -> content) under ``root``."""
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+
+
+MakeRepo = Callable[..., Path]
+
+
+@pytest.fixture
+def make_repo(tmp_path: Path) -> MakeRepo:
+    """Create a committed git repository from ``{path: content}``."""
+    counter = iter(range(1_000_000))
+
+    def make(files: Mapping[str, str | bytes], *, commit: bool = True) -> Path:
+        root = tmp_path / f"repo{next(counter)}"
+        root.mkdir()
+        write_tree(root, files)
+        git(root, "init", "-q", "-b", "main")
+        if commit:
+            git(root, "add", "-A")
+            git(root, "commit", "-q", "--allow-empty", "-m", "init")
+        return root
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def fixture_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fingerprint-vector repository built by ``vectors/make_fixture.py``."""
+    dest = tmp_path_factory.mktemp("vectors") / "fixture"
+    subprocess.run([sys.executable, str(VECTORS / "make_fixture.py"), str(dest)], check=True)
+    return dest
+
+
+@pytest.fixture(autouse=True)
+def _reset_structlog() -> None:
+    """Each test starts from structlog's defaults (the CLI configures it)."""
+    import structlog
+
+    structlog.reset_defaults()
