@@ -168,6 +168,16 @@ def _pre_image_json(pre_image: object) -> dict[str, Any]:
     return {"type": kind, **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}}
 
 
+def _text(value: object) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
 def _describe_text(d: ImageDescription) -> str:
     image = d.image
     lines = [
@@ -185,7 +195,7 @@ def _describe_text(d: ImageDescription) -> str:
     for pre in image.manifest.pre_images:
         info = _pre_image_json(pre)
         kind = info.pop("type")
-        detail = " ".join(f"{k}={v}" for k, v in info.items() if v not in ([], {}, None))
+        detail = " ".join(f"{k}={_text(v)}" for k, v in info.items() if v not in ([], {}, None))
         lines.append(f"pre-image     {kind} {detail}")
     size = sum(f.size for f in d.inputs)
     lines.append(f"inputs        {len(d.inputs)} files, {size} bytes")

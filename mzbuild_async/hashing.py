@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,17 @@ def _hash_batch(root: str, paths: list[str]) -> list[tuple[str, FileDigest | Inp
     return results
 
 
+@dataclass(frozen=True)
+class HashStatistics:
+    """What a :class:`FileHasher` has done so far."""
+
+    files: int
+    bytes: int
+    #: Wall time spent in hashing rounds.
+    seconds: float
+    workers: int
+
+
 class FileHasher:
     """Hashes input files under a root, each distinct path once per instance."""
 
@@ -98,6 +110,16 @@ class FileHasher:
         self._digests: dict[str, FileDigest] = {}
         self._lock = anyio.Lock()
         self._limiter = anyio.CapacityLimiter(self.workers)
+        self._seconds = 0.0
+
+    def statistics(self) -> HashStatistics:
+        """Files and bytes hashed, and the time it took."""
+        return HashStatistics(
+            files=len(self._digests),
+            bytes=sum(d.size for d in self._digests.values()),
+            seconds=self._seconds,
+            workers=self.workers,
+        )
 
     @property
     def hashed(self) -> Mapping[str, FileDigest]:
@@ -112,7 +134,9 @@ class FileHasher:
         async with self._lock:
             missing = sorted(wanted.difference(self._digests))
             if missing:
+                started = time.perf_counter()
                 await self._hash(missing)
+                self._seconds += time.perf_counter() - started
         return {p: self._digests[p] for p in wanted}
 
     async def _hash(self, paths: list[str]) -> None:
