@@ -8,7 +8,7 @@ keep the exact spelling the original system hashes: ``Profile.OPTIMIZED``,
 from __future__ import annotations
 
 import enum
-import platform
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -62,7 +62,7 @@ class Arch(enum.Enum):
     @classmethod
     def host(cls) -> Arch:
         """The architecture of this machine."""
-        machine = platform.machine()
+        machine = os.uname().machine
         try:
             return cls.parse(machine)
         except UsageError:

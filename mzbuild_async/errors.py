@@ -18,6 +18,9 @@ line and exits with status 2; it never shows a traceback for these.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 
 class MzbuildError(Exception):
     """Base of every error mzbuild_async raises on purpose."""
@@ -47,3 +50,27 @@ class CargoError(MzbuildError):
 
 class InputError(MzbuildError):
     """An input file of an image could not be read."""
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found += _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+    return found
+
+
+@contextlib.contextmanager
+def single_error() -> Iterator[None]:
+    """Re-raise a task group's :class:`MzbuildError` alone, not in an ExceptionGroup.
+
+    Task groups wrap what their tasks raise; a user should see the one
+    line of the first error, not a group. Other exceptions pass through.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        errors = [e for e in leaves if isinstance(e, MzbuildError)]
+        if errors and len(errors) == len(leaves):
+            raise errors[0] from None
+        raise

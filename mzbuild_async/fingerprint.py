@@ -41,19 +41,24 @@ def pre_image_extra(pre_image: PreImage, options: BuildOptions) -> str:
     return ""
 
 
+def input_record(path: str, file: FileDigest) -> bytes:
+    """What one input file feeds into its image's hash: mode, path, SHA-1, NUL."""
+    return (
+        file.mode.to_bytes(2, "big") + path.encode("utf-8", "surrogateescape") + file.sha1 + b"\0"
+    )
+
+
 def self_digest(
-    inputs: Mapping[str, FileDigest],
+    records: Iterable[bytes],
     pre_images: Iterable[PreImage],
     options: BuildOptions,
 ) -> bytes:
-    """The image's own hash: its inputs, pre-images and options (§4)."""
-    h = hashlib.sha1()
-    for path in sorted(inputs):
-        file = inputs[path]
-        h.update(file.mode.to_bytes(2, "big"))
-        h.update(path.encode("utf-8", "surrogateescape"))
-        h.update(file.sha1)
-        h.update(b"\0")
+    """The image's own hash (section 4).
+
+    ``records`` are the :func:`input_record` of every input, in sorted path
+    order (Python ``sorted()`` over the paths as ``str``).
+    """
+    h = hashlib.sha1(b"".join(records))
     for pre_image in pre_images:
         h.update(pre_image_extra(pre_image, options).encode())
         h.update(b"\0")

@@ -5,7 +5,6 @@ Pure data and functions over parsed manifests; no I/O.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import posixpath
 from collections.abc import Iterable, Mapping
@@ -43,6 +42,8 @@ class Image:
 
 
 def _suggest(name: str, known: Iterable[str]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(name, list(known), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

@@ -24,10 +24,12 @@ from .errors import InputError
 MODE_SYMLINK = 0o120000
 MODE_EXECUTABLE = 0o100755
 MODE_REGULAR = 0o100644
-#: Worker threads used for hashing; two cores gain little past two (see bench).
-DEFAULT_HASH_WORKERS = min(4, (os.cpu_count() or 1) + 1)
-#: Files larger than this are read in chunks instead of at once.
-CHUNK_SIZE = 8 << 20
+#: Worker threads used for hashing. One: on the 2-core machines we measured,
+#: reading from the page cache in two threads was slower than in one, so
+#: more threads lost time (``benchmarks/bench_hashing.py`` prints it).
+DEFAULT_HASH_WORKERS = 1
+#: Read buffer of each hashing thread.
+BUFFER_SIZE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -47,22 +49,30 @@ def _mode(st_mode: int) -> int:
     return MODE_REGULAR
 
 
-def hash_file(root: str, path: str) -> FileDigest:
+def hash_file(root: str, path: str, buffer: bytearray | None = None) -> FileDigest:
     """The digest of repository-relative ``path``, as the original computes it.
 
     The mode comes from ``lstat`` (a symlink is a symlink); the content is
-    read through the path (a symlink's target).
+    read through the path (a symlink's target). Reading into a reused
+    ``buffer`` avoids allocating (and page-faulting) a fresh buffer per
+    file, which is what made threads slower than one loop.
     """
     full = os.path.join(root, path)
+    buf = buffer if buffer is not None else bytearray(BUFFER_SIZE)
+    view = memoryview(buf)
+    buffers = [view]
     try:
         mode = _mode(os.lstat(full).st_mode)
-        with open(full, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size <= CHUNK_SIZE:
-                data = f.read()
-                return FileDigest(mode, hashlib.sha1(data).digest(), len(data))
-            digest = hashlib.file_digest(f, "sha1")
-            return FileDigest(mode, digest.digest(), size)
+        h = hashlib.sha1()
+        size = 0
+        fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            while n := os.readv(fd, buffers):
+                h.update(view[:n])
+                size += n
+        finally:
+            os.close(fd)
+        return FileDigest(mode, h.digest(), size)
     except IsADirectoryError:
         raise InputError(
             f"{path}: is a directory (a submodule or a symlink to a directory?);"
@@ -76,15 +86,18 @@ def hash_file(root: str, path: str) -> FileDigest:
         raise InputError(f"{path}: vanished while fingerprinting; run again") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read input file: {exc.strerror}") from None
+    finally:
+        view.release()
 
 
 def _hash_batch(root: str, paths: list[str]) -> list[tuple[str, FileDigest | InputError]]:
     # Errors are values here so that every batch finishes and the error
     # reported is the first by path, whatever the thread timing.
     results: list[tuple[str, FileDigest | InputError]] = []
+    buffer = bytearray(BUFFER_SIZE)
     for p in paths:
         try:
-            results.append((p, hash_file(root, p)))
+            results.append((p, hash_file(root, p, buffer)))
         except InputError as exc:
             results.append((p, exc))
     return results

@@ -1,12 +1,18 @@
-"""structlog set-up: key-value events on stderr, never on stdout."""
+"""structlog set-up: key-value events on stderr, never on stdout.
+
+structlog is imported on the first event, not at start-up: most runs log
+nothing, and the import is a noticeable share of a short command's time.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import TextIO
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TextIO
 
-import structlog
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
 
 
 class _Stderr:
@@ -22,16 +28,47 @@ class _Stderr:
         return sys.stderr.isatty()
 
 
+@dataclass(frozen=True)
+class _Settings:
+    level: int
+    fmt: str
+    stream: Any
+
+
+class _State:
+    pending: _Settings | None = None
+
+
+_state = _State()
+
+
 def configure(verbosity: int = 0, *, fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Send events to ``stream`` (stderr): readable on a TTY, JSON lines otherwise.
 
     ``verbosity`` 0 shows warnings, 1 info, 2 debug; negative only errors.
+    Takes effect at the first event.
     """
-    out: TextIO = stream or _Stderr()  # type: ignore[assignment]
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
         max(-1, min(verbosity, 2)), logging.DEBUG
     )
-    use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
+    _state.pending = _Settings(level, fmt, stream or _Stderr())
+    if "structlog" in sys.modules:
+        _apply()
+
+
+def reset() -> None:
+    """Forget a pending configuration (for tests)."""
+    _state.pending = None
+
+
+def _apply() -> None:
+    settings, _state.pending = _state.pending, None
+    if settings is None:
+        return
+    import structlog
+
+    out = settings.stream
+    use_json = settings.fmt == "json" or (settings.fmt == "auto" and not out.isatty())
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if use_json
@@ -44,7 +81,16 @@ def configure(verbosity: int = 0, *, fmt: str = "auto", stream: TextIO | None = 
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
+        wrapper_class=structlog.make_filtering_bound_logger(settings.level),
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+
+
+def get_logger(**bound: Any) -> FilteringBoundLogger:
+    """The package's structlog logger (importing and configuring structlog now)."""
+    import structlog
+
+    _apply()
+    logger: FilteringBoundLogger = structlog.get_logger("mzbuild_async", **bound)
+    return logger

@@ -14,23 +14,22 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
+import anyio
 
+from . import logs
 from .cargo import Workspace, load_workspace
 from .config import BuildOptions
-from .errors import ManifestError, RepositoryError
-from .fingerprint import Fingerprint, fingerprint, self_digest
+from .errors import ManifestError, RepositoryError, single_error
+from .fingerprint import Fingerprint, fingerprint, input_record, self_digest
 from .gitview import GitView, find_toplevel, load_git_view
 from .graph import DOCKERFILE_NAME, Image, ImageGraph, nested_directories
 from .hashing import DEFAULT_HASH_WORKERS, FileDigest, FileHasher
-from .inputs import image_inputs
-from .manifest import parse_dockerfile, parse_manifest
+from .inputs import context_files, image_inputs
+from .manifest import CargoBuild, parse_dockerfile, parse_manifest
 
 MANIFEST_NAME = "mzbuild.yml"
 #: Manifests under this directory are not images (the original skips it).
 IGNORED_PREFIX = "misc/python/"
-
-log = structlog.get_logger("mzbuild_async")
 
 
 def _read(root: Path, path: str) -> bytes:
@@ -56,7 +55,7 @@ def load_images(root: Path, view: GitView, *, strict: bool = False) -> dict[str,
         for warning in manifest.warnings:
             if strict:
                 raise ManifestError(warning.replace("; --strict makes it an error", ""))
-            log.warning(warning)
+            logs.get_logger().warning(warning)
         directory = posixpath.dirname(manifest_path)
         dockerfile = posixpath.join(directory, DOCKERFILE_NAME)
         if dockerfile not in view:
@@ -122,6 +121,7 @@ class Repository:
         self._workspace: Workspace | None = None
         self._inputs: dict[str, tuple[str, ...]] = {}
         self._fingerprints: dict[str, Fingerprint] = {}
+        self._records: dict[str, bytes] = {}
         self.hasher = FileHasher(root, hash_workers)
 
     @classmethod
@@ -192,18 +192,42 @@ class Repository:
         images = self.resolve(targets)
         todo = [i.name for i in images if i.name not in self._fingerprints]
         if todo:
-            needed = {p for name in todo for p in self.inputs(name)}
-            digests = await self.hasher.digests(needed)
+            await self._hash_inputs(todo)
             for name in todo:  # dependencies come first
                 image = self.images[name]
-                own = self_digest(
-                    {p: digests[p] for p in self.inputs(name)},
-                    image.manifest.pre_images,
-                    self.options,
-                )
+                records = (self._records[p] for p in self.inputs(name))
+                own = self_digest(records, image.manifest.pre_images, self.options)
                 deps = {d: self._fingerprints[d] for d in image.dependencies}
                 self._fingerprints[name] = fingerprint(own, deps)
         return {i.name: self._fingerprints[i.name] for i in images}
+
+    async def _hash_inputs(self, names: list[str]) -> None:
+        """Hash every input of ``names``, overlapping hashing with Cargo parsing.
+
+        The context files need no Cargo workspace, so they are hashed while
+        the workspace (a TOML parse per crate) loads in a worker thread.
+        """
+        needs_cargo = self._workspace is None and any(
+            isinstance(p, CargoBuild) for n in names for p in self.images[n].manifest.pre_images
+        )
+        with single_error():
+            async with anyio.create_task_group() as tg:
+                if needs_cargo:
+                    contexts = {
+                        path
+                        for name in names
+                        for path in context_files(
+                            self.view, self.images[name].directory, self._nested[name]
+                        )
+                    }
+                    tg.start_soon(self._hash_files, contexts)
+                    await anyio.to_thread.run_sync(self.workspace)
+                tg.start_soon(self._hash_files, {p for n in names for p in self.inputs(n)})
+
+    async def _hash_files(self, paths: Iterable[str]) -> None:
+        for path, digest in (await self.hasher.digests(paths)).items():
+            if path not in self._records:
+                self._records[path] = input_record(path, digest)
 
     async def fingerprint(self, name: str) -> Fingerprint:
         """The fingerprint of image ``name``."""

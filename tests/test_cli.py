@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from mzbuild_async.cli import main
 
+from mzbuild_async.cli import main
 from tests.conftest import VECTORS
 
 EXPECTED = json.loads((VECTORS / "expected.json").read_text())["configs"][0]
@@ -92,9 +92,11 @@ def test_describe_text(fixture_repo: Path, capsys: pytest.CaptureFixture[str]) -
     assert "dependencies  (none)" in lines
     assert "inputs        8 files, " in out
     # git's modes: executable, symlink (its target's content), regular.
-    assert any(l.startswith("  100755 ") and l.endswith(" images/base/entrypoint.sh") for l in lines)
-    assert any(l.startswith("  120000 ") and l.endswith(" images/base/entry") for l in lines)
-    assert any(l.endswith(" images/base/données.txt") for l in lines)
+    assert any(
+        l.startswith("  100755 ") and x.endswith(" images/base/entrypoint.sh") for l in lines
+    )
+    assert any(x.startswith("  120000 ") and x.endswith(" images/base/entry") for x in lines)
+    assert any(x.endswith(" images/base/données.txt") for x in lines)
 
 
 def test_describe_json_transitive(fixture_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -140,7 +142,11 @@ def test_environment_defaults(fixture_repo: Path) -> None:
     )
     assert lto.stdout.strip() == release["specs"]["base"]
     forced = subprocess.run(
-        [*argv, "--optimized"], capture_output=True, text=True, check=True, env={**env, "CI_LTO": "1"}
+        [*argv, "--optimized"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**env, "CI_LTO": "1"},
     )
     assert forced.stdout.strip() == EXPECTED["specs"]["base"]
 

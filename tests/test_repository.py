@@ -17,9 +17,9 @@ EXPECTED = json.loads((VECTORS / "expected.json").read_text())["configs"][0]
 OPTIONS = BuildOptions(arch=Arch.X86_64)
 
 
-def open_repo(root: Path, **kwargs: int) -> Repository:
+def open_repo(root: Path, hash_workers: int = 1) -> Repository:
     async def go() -> Repository:
-        return await Repository.open(root, OPTIONS, **kwargs)
+        return await Repository.open(root, OPTIONS, hash_workers=hash_workers)
 
     return anyio.run(go)
 
