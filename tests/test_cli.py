@@ -93,7 +93,7 @@ def test_describe_text(fixture_repo: Path, capsys: pytest.CaptureFixture[str]) -
     assert "inputs        8 files, " in out
     # git's modes: executable, symlink (its target's content), regular.
     assert any(
-        l.startswith("  100755 ") and x.endswith(" images/base/entrypoint.sh") for l in lines
+        x.startswith("  100755 ") and x.endswith(" images/base/entrypoint.sh") for x in lines
     )
     assert any(x.startswith("  120000 ") and x.endswith(" images/base/entry") for x in lines)
     assert any(x.endswith(" images/base/données.txt") for x in lines)
