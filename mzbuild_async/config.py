@@ -98,9 +98,9 @@ class Sanitizer(enum.Enum):
             ) from None
 
 
-def env_is_truthy(environ: Mapping[str, str], name: str) -> bool:
-    """Whether ``name`` is set to something other than empty, 0, no or false."""
-    return environ.get(name, "0").strip().lower() not in ("", "0", "no", "false")
+def env_is_truthy(environ: Mapping[str, str], name: str, default: str = "0") -> bool:
+    """Whether ``name`` (or ``default``) is something other than empty, 0, no or false."""
+    return environ.get(name, default).strip().lower() not in ("", "0", "no", "false")
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,11 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 import anyio
 
+from .digestcache import Cached, DigestCache, now_ns, stat_key
 from .errors import InputError
 
 MODE_SYMLINK = 0o120000
@@ -39,6 +41,8 @@ class FileDigest:
     mode: int
     sha1: bytes
     size: int
+    #: Whether the digest came from the digest cache instead of a read.
+    cached: bool = False
 
 
 def _mode(st_mode: int) -> int:
@@ -49,30 +53,48 @@ def _mode(st_mode: int) -> int:
     return MODE_REGULAR
 
 
-def hash_file(root: str, path: str, buffer: bytearray | None = None) -> FileDigest:
+def hash_file(
+    root: str,
+    path: str,
+    buffer: bytearray | None = None,
+    known: Mapping[str, Cached] | None = None,
+) -> tuple[FileDigest, Cached | None]:
     """The digest of repository-relative ``path``, as the original computes it.
 
     The mode comes from ``lstat`` (a symlink is a symlink); the content is
     read through the path (a symlink's target). Reading into a reused
-    ``buffer`` avoids allocating (and page-faulting) a fresh buffer per
-    file, which is what made threads slower than one loop.
+    ``buffer`` avoids allocating (and page-faulting) a fresh buffer per file.
+
+    With ``known`` (a digest cache), an unchanged regular file is not read.
+    The second value is what a digest cache may store for this file:
+    ``None`` for a cache hit, a symlink, or a file that changed as we read it.
     """
     full = os.path.join(root, path)
-    buf = buffer if buffer is not None else bytearray(BUFFER_SIZE)
-    view = memoryview(buf)
-    buffers = [view]
     try:
-        mode = _mode(os.lstat(full).st_mode)
-        h = hashlib.sha1()
-        size = 0
-        fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            while n := os.readv(fd, buffers):
-                h.update(view[:n])
-                size += n
-        finally:
-            os.close(fd)
-        return FileDigest(mode, h.digest(), size)
+        st = os.lstat(full)
+        mode = _mode(st.st_mode)
+        key = stat_key(st) if stat.S_ISREG(st.st_mode) else None
+        if key is not None and known is not None:
+            hit = known.get(path)
+            if hit is not None and hit.key == key:
+                return FileDigest(hit.mode, hit.sha1, key[2], cached=True), None
+        buf = buffer if buffer is not None else bytearray(BUFFER_SIZE)
+        with memoryview(buf) as view:
+            buffers = [view]
+            h = hashlib.sha1()
+            size = 0
+            fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                while n := os.readv(fd, buffers):
+                    h.update(view[:n])
+                    size += n
+                unchanged = key is not None and stat_key(os.fstat(fd)) == key
+            finally:
+                os.close(fd)
+        digest = FileDigest(mode, h.digest(), size)
+        if not unchanged or key is None:
+            return digest, None
+        return digest, Cached(key, mode, digest.sha1)
     except IsADirectoryError:
         raise InputError(
             f"{path}: is a directory (a submodule or a symlink to a directory?);"
@@ -86,20 +108,21 @@ def hash_file(root: str, path: str, buffer: bytearray | None = None) -> FileDige
         raise InputError(f"{path}: vanished while fingerprinting; run again") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read input file: {exc.strerror}") from None
-    finally:
-        view.release()
 
 
-def _hash_batch(root: str, paths: list[str]) -> list[tuple[str, FileDigest | InputError]]:
+_Result: TypeAlias = tuple[str, FileDigest | InputError, Cached | None]
+
+
+def _hash_batch(root: str, paths: list[str], known: Mapping[str, Cached] | None) -> list[_Result]:
     # Errors are values here so that every batch finishes and the error
     # reported is the first by path, whatever the thread timing.
-    results: list[tuple[str, FileDigest | InputError]] = []
+    results: list[_Result] = []
     buffer = bytearray(BUFFER_SIZE)
     for p in paths:
         try:
-            results.append((p, hash_file(root, p, buffer)))
+            results.append((p, *hash_file(root, p, buffer, known)))
         except InputError as exc:
-            results.append((p, exc))
+            results.append((p, exc, None))
     return results
 
 
@@ -109,6 +132,8 @@ class HashStatistics:
 
     files: int
     bytes: int
+    #: Files whose digest came from the digest cache (not read).
+    cached: int
     #: Wall time spent in hashing rounds.
     seconds: float
     workers: int
@@ -117,9 +142,16 @@ class HashStatistics:
 class FileHasher:
     """Hashes input files under a root, each distinct path once per instance."""
 
-    def __init__(self, root: Path, workers: int = DEFAULT_HASH_WORKERS) -> None:
+    def __init__(
+        self,
+        root: Path,
+        workers: int = DEFAULT_HASH_WORKERS,
+        cache: DigestCache | None = None,
+    ) -> None:
         self.root = str(root)
         self.workers = max(1, workers)
+        self.cache = cache
+        self._known: dict[str, Cached] | None = None
         self._digests: dict[str, FileDigest] = {}
         self._lock = anyio.Lock()
         self._limiter = anyio.CapacityLimiter(self.workers)
@@ -130,6 +162,7 @@ class FileHasher:
         return HashStatistics(
             files=len(self._digests),
             bytes=sum(d.size for d in self._digests.values()),
+            cached=sum(d.cached for d in self._digests.values()),
             seconds=self._seconds,
             workers=self.workers,
         )
@@ -153,22 +186,31 @@ class FileHasher:
         return {p: self._digests[p] for p in wanted}
 
     async def _hash(self, paths: list[str]) -> None:
-        results: list[tuple[str, FileDigest | InputError]] = []
+        cache = self.cache
+        if cache is not None and self._known is None:
+            self._known = await anyio.to_thread.run_sync(cache.load)
+        started_ns = now_ns()
+        results: list[_Result] = []
         # Interleaved batches balance big and small files across workers.
         count = 1 if self.workers == 1 or len(paths) < 64 else self.workers * 2
         batches = [paths[i::count] for i in range(count)]
 
         async def run(batch: list[str]) -> None:
             results.extend(
-                await anyio.to_thread.run_sync(_hash_batch, self.root, batch, limiter=self._limiter)
+                await anyio.to_thread.run_sync(
+                    _hash_batch, self.root, batch, self._known, limiter=self._limiter
+                )
             )
 
         async with anyio.create_task_group() as tg:
             for batch in batches:
                 tg.start_soon(run, batch)
         errors = sorted(
-            ((p, r) for p, r in results if isinstance(r, InputError)), key=lambda e: e[0]
+            ((p, r) for p, r, _ in results if isinstance(r, InputError)), key=lambda e: e[0]
         )
         if errors:
             raise errors[0][1]
-        self._digests.update((p, r) for p, r in results if isinstance(r, FileDigest))
+        self._digests.update((p, r) for p, r, _ in results if isinstance(r, FileDigest))
+        fresh = [(p, c) for p, _, c in results if c is not None]
+        if cache is not None and fresh:
+            await anyio.to_thread.run_sync(cache.store, fresh, started_ns)

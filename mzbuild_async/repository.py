@@ -19,6 +19,7 @@ import anyio
 from . import logs
 from .cargo import Workspace, load_workspace
 from .config import BuildOptions
+from .digestcache import DigestCache, default_cache_dir
 from .errors import ManifestError, RepositoryError, single_error
 from .fingerprint import Fingerprint, fingerprint, input_record, self_digest
 from .gitview import GitView, find_toplevel, load_git_view
@@ -112,6 +113,7 @@ class Repository:
         graph: ImageGraph,
         *,
         hash_workers: int = DEFAULT_HASH_WORKERS,
+        digest_cache: DigestCache | None = None,
     ) -> None:
         self.root = root
         self.options = options
@@ -122,7 +124,7 @@ class Repository:
         self._inputs: dict[str, tuple[str, ...]] = {}
         self._fingerprints: dict[str, Fingerprint] = {}
         self._records: dict[str, bytes] = {}
-        self.hasher = FileHasher(root, hash_workers)
+        self.hasher = FileHasher(root, hash_workers, digest_cache)
 
     @classmethod
     async def open(
@@ -132,11 +134,15 @@ class Repository:
         *,
         strict: bool = False,
         hash_workers: int = DEFAULT_HASH_WORKERS,
+        cache_dir: str | os.PathLike[str] | None = None,
+        digest_cache: bool | DigestCache = False,
     ) -> Repository:
         """Open the repository at ``root`` (default: git top level of the cwd).
 
         ``options`` default to :meth:`BuildOptions.from_environ`; ``strict``
-        turns unknown manifest keys into errors.
+        turns unknown manifest keys into errors. With ``digest_cache``, file
+        digests persist across runs in ``cache_dir`` (default:
+        :func:`default_cache_dir`), keyed by each file's stat.
         """
         if root is None:
             path = await find_toplevel(Path.cwd())
@@ -146,7 +152,11 @@ class Repository:
             options = BuildOptions.from_environ(os.environ)
         view = await load_git_view(path)
         graph = ImageGraph.build(load_images(path, view, strict=strict))
-        return cls(path, options, view, graph, hash_workers=hash_workers)
+        cache = digest_cache if isinstance(digest_cache, DigestCache) else None
+        if digest_cache is True:
+            directory = Path(cache_dir) if cache_dir else default_cache_dir(os.environ)
+            cache = DigestCache(directory, str(path))
+        return cls(path, options, view, graph, hash_workers=hash_workers, digest_cache=cache)
 
     @property
     def images(self) -> Mapping[str, Image]:
