@@ -138,7 +138,7 @@ class DigestCache:
 
 
 def default_cache_dir(environ: Mapping[str, str]) -> Path:
-    """``$MZBUILD_ASYNC_CACHE_DIR``, else ``$XDG_CACHE_HOME/mzbuild-async``, else ``~/.cache/...``."""
+    """The cache directory: ``$MZBUILD_ASYNC_CACHE_DIR``, else the XDG cache home."""
     explicit = environ.get("MZBUILD_ASYNC_CACHE_DIR")
     if explicit:
         return Path(explicit)
