@@ -73,7 +73,7 @@ class DigestCache:
 
     def _warn(self, action: str, exc: Exception) -> None:
         self._broken = True
-        logs.get_logger().warning(
+        logs.warning(
             f"{self.path}: cannot {action} the digest cache ({exc}); going on without it."
             " Delete the file or pass --no-digest-cache"
         )

@@ -185,10 +185,14 @@ class FileHasher:
                 self._seconds += time.perf_counter() - started
         return {p: self._digests[p] for p in wanted}
 
+    async def preload(self) -> None:
+        """Read the digest cache now (in a worker thread), ahead of the first round."""
+        if self.cache is not None and self._known is None:
+            self._known = await anyio.to_thread.run_sync(self.cache.load)
+
     async def _hash(self, paths: list[str]) -> None:
         cache = self.cache
-        if cache is not None and self._known is None:
-            self._known = await anyio.to_thread.run_sync(cache.load)
+        await self.preload()
         started_ns = now_ns()
         results: list[_Result] = []
         # Interleaved batches balance big and small files across workers.

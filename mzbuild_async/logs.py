@@ -37,6 +37,8 @@ class _Settings:
 
 class _State:
     pending: _Settings | None = None
+    #: The configured level (None: not configured, structlog decides).
+    level: int | None = None
 
 
 _state = _State()
@@ -52,6 +54,7 @@ def configure(verbosity: int = 0, *, fmt: str = "auto", stream: TextIO | None = 
         max(-1, min(verbosity, 2)), logging.DEBUG
     )
     _state.pending = _Settings(level, fmt, stream or _Stderr())
+    _state.level = level
     if "structlog" in sys.modules:
         _apply()
 
@@ -59,6 +62,7 @@ def configure(verbosity: int = 0, *, fmt: str = "auto", stream: TextIO | None = 
 def reset() -> None:
     """Forget a pending configuration (for tests)."""
     _state.pending = None
+    _state.level = None
 
 
 def _apply() -> None:
@@ -94,3 +98,10 @@ def get_logger(**bound: Any) -> FilteringBoundLogger:
     _apply()
     logger: FilteringBoundLogger = structlog.get_logger("mzbuild_async", **bound)
     return logger
+
+
+def warning(event: str, **values: Any) -> None:
+    """Log a warning, without importing structlog when warnings are filtered out."""
+    if _state.level is not None and _state.level > logging.WARNING:
+        return
+    get_logger().warning(event, **values)

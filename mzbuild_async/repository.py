@@ -20,7 +20,7 @@ from . import logs
 from .cargo import Workspace, load_workspace
 from .config import BuildOptions
 from .digestcache import DigestCache, default_cache_dir
-from .errors import ManifestError, RepositoryError, single_error
+from .errors import CargoError, ManifestError, RepositoryError, single_error
 from .fingerprint import Fingerprint, fingerprint, input_record, self_digest
 from .gitview import GitView, find_toplevel, load_git_view
 from .graph import DOCKERFILE_NAME, Image, ImageGraph, nested_directories
@@ -56,7 +56,7 @@ def load_images(root: Path, view: GitView, *, strict: bool = False) -> dict[str,
         for warning in manifest.warnings:
             if strict:
                 raise ManifestError(warning.replace("; --strict makes it an error", ""))
-            logs.get_logger().warning(warning)
+            logs.warning(warning)
         directory = posixpath.dirname(manifest_path)
         dockerfile = posixpath.join(directory, DOCKERFILE_NAME)
         if dockerfile not in view:
@@ -112,19 +112,18 @@ class Repository:
         view: GitView,
         graph: ImageGraph,
         *,
-        hash_workers: int = DEFAULT_HASH_WORKERS,
-        digest_cache: DigestCache | None = None,
+        hasher: FileHasher | None = None,
     ) -> None:
         self.root = root
         self.options = options
         self.view = view
         self.graph = graph
         self._nested = nested_directories(graph.images)
-        self._workspace: Workspace | None = None
+        self._workspace: Workspace | CargoError | None = None
         self._inputs: dict[str, tuple[str, ...]] = {}
         self._fingerprints: dict[str, Fingerprint] = {}
         self._records: dict[str, bytes] = {}
-        self.hasher = FileHasher(root, hash_workers, digest_cache)
+        self.hasher = hasher or FileHasher(root)
 
     @classmethod
     async def open(
@@ -150,13 +149,32 @@ class Repository:
             path = Path(root).absolute()
         if options is None:
             options = BuildOptions.from_environ(os.environ)
-        view = await load_git_view(path)
-        graph = ImageGraph.build(load_images(path, view, strict=strict))
         cache = digest_cache if isinstance(digest_cache, DigestCache) else None
         if digest_cache is True:
             directory = Path(cache_dir) if cache_dir else default_cache_dir(os.environ)
             cache = DigestCache(directory, str(path))
-        return cls(path, options, view, graph, hash_workers=hash_workers, digest_cache=cache)
+        hasher = FileHasher(path, hash_workers, cache)
+        workspace: list[Workspace | CargoError] = []
+
+        async def read_workspace() -> None:
+            # Read ahead: its result (or error) is used only if an image needs Cargo.
+            try:
+                workspace.append(await anyio.to_thread.run_sync(load_workspace, path))
+            except CargoError as exc:
+                workspace.append(exc)
+
+        # While git lists the tree, worker threads read the digest cache and
+        # the Cargo workspace, which need nothing from the listing.
+        with single_error():
+            async with anyio.create_task_group() as tg:
+                if (path / "Cargo.toml").is_file():
+                    tg.start_soon(read_workspace)
+                tg.start_soon(hasher.preload)
+                view = await load_git_view(path)
+                graph = ImageGraph.build(load_images(path, view, strict=strict))
+        repo = cls(path, options, view, graph, hasher=hasher)
+        repo._workspace = workspace[0] if workspace else None
+        return repo
 
     @property
     def images(self) -> Mapping[str, Image]:
@@ -175,6 +193,8 @@ class Repository:
         """The Cargo workspace, read on first use."""
         if self._workspace is None:
             self._workspace = load_workspace(self.root)
+        if isinstance(self._workspace, CargoError):
+            raise self._workspace
         return self._workspace
 
     def inputs(self, name: str) -> tuple[str, ...]:
