@@ -19,6 +19,9 @@ from typing import Any
 import anyio
 
 from . import logs
+from .cache import TIER_ORDER
+from .cache.disk import DB_NAME as PRESENT_DB
+from .cache.disk import DiskTier
 from .config import (
     DEFAULT_IMAGE_PREFIX,
     DEFAULT_IMAGE_REGISTRY,
@@ -112,8 +115,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("images", nargs=1, metavar="IMAGE")
     p.add_argument("--transitive", action="store_true", help="describe its dependencies too")
+    p = sub.add_parser(
+        "check", parents=[common], help="look images up: present, absent or unknown, and where"
+    )
+    p.add_argument("images", nargs="*", metavar="IMAGE")
+    p.add_argument("--all", action="store_true", help="every image")
+    p.add_argument(
+        "--tiers",
+        default=",".join(TIER_ORDER),
+        help=f"tiers to consult, in this order: {','.join(TIER_ORDER)} (default: all)",
+    )
+    p.add_argument(
+        "--no-disk-cache", action="store_true", help="do not read or keep answers on disk"
+    )
+    p.add_argument("--trace", metavar="FILE", help="write a Chrome trace-event JSON of the lookups")
+    p.add_argument(
+        "--registry-limit",
+        action="append",
+        default=[],
+        metavar="HOST=CONC[,RATE[,BURST]]",
+        help="limit requests to HOST (repeatable; also mzbuild-async.toml)",
+    )
+    p.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="speak plain HTTP to HOST (loopback hosts always are)",
+    )
+    p.add_argument(
+        "--manifest-get-docker-hub",
+        action="store_true",
+        help="allow the GET tier on Docker Hub (each GET counts as a pull there)",
+    )
     p = sub.add_parser("cache", parents=[common], help="manage the local caches")
-    p.add_argument("action", choices=["clear"], help="clear: delete the digest cache")
+    p.add_argument("action", choices=["clear"], help="clear: delete the digest and lookup caches")
     return parser
 
 
@@ -228,7 +264,8 @@ async def run_command(args: argparse.Namespace) -> int:
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(environ)
     if args.command == "cache":
         DigestCache(cache_dir, "").clear()
-        _emit(f"cleared {cache_dir / DB_NAME}")
+        DiskTier(cache_dir).clear()
+        _emit(f"cleared {cache_dir / DB_NAME} and {cache_dir / PRESENT_DB}")
         return 0
     options = options_from_args(args, environ)
     repo = await Repository.open(
@@ -273,6 +310,10 @@ async def run_command(args: argparse.Namespace) -> int:
         else:
             _emit("\n".join(f"{name} {value}" for name, value in values.items()))
         return 0
+    if args.command == "check":
+        from .checkcmd import run_check
+
+        return await run_check(args, repo, _targets(args, repo), cache_dir)
     assert args.command == "describe"
     name = repo.image(args.images[0]).name
     names = [i.name for i in repo.resolve([name])] if args.transitive else [name]

@@ -1,0 +1,96 @@
+"""The disk tier: specs known to be present, kept across runs in SQLite.
+
+Fingerprint tags are content-addressed and never move, so "present" stays
+true. "Absent" is never stored: another CI job may publish it a second
+later. Any error with the store is one warning, then the tier is skipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+
+from .. import logs
+from ..registry.client import Probe, Status
+from ..registry.names import Reference
+
+DB_NAME = "present.sqlite3"
+_SCHEMA = "CREATE TABLE IF NOT EXISTS present (spec TEXT PRIMARY KEY, seen REAL NOT NULL)"
+
+
+@dataclass
+class DiskTier:
+    """Present specs in ``directory``/present.sqlite3."""
+
+    directory: Path
+    name: str = "disk"
+    _known: set[str] | None = None
+    _broken: bool = False
+    _lock: anyio.Lock = field(default_factory=anyio.Lock)
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file."""
+        return self.directory / DB_NAME
+
+    def _warn(self, action: str, exc: Exception) -> None:
+        self._broken = True
+        logs.warning(
+            f"{self.path}: cannot {action} the lookup cache ({exc}); going on without it."
+            " Delete the file or pass --no-disk-cache"
+        )
+
+    def _load(self) -> set[str]:
+        if not self.path.exists():
+            return set()
+        try:
+            db = sqlite3.connect(self.path, timeout=10)
+            try:
+                db.execute(_SCHEMA)
+                return {row[0] for row in db.execute("SELECT spec FROM present")}
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            self._warn("read", exc)
+            return set()
+
+    def _store(self, spec: str) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=10)
+            try:
+                with db:
+                    db.execute(_SCHEMA)
+                    db.execute("INSERT OR REPLACE INTO present VALUES (?, ?)", (spec, time.time()))
+            finally:
+                db.close()
+        except (sqlite3.Error, OSError) as exc:
+            self._warn("write", exc)
+
+    async def lookup(self, spec: str, ref: Reference) -> Probe | None:
+        """Present if this spec was seen present before; else no opinion."""
+        if self._broken:
+            return None
+        async with self._lock:
+            if self._known is None:
+                self._known = await anyio.to_thread.run_sync(self._load)
+        return Probe(Status.PRESENT, "seen before") if spec in self._known else None
+
+    async def record(self, spec: str, status: Status) -> None:
+        """Keep a present answer; absent and unknown are never stored."""
+        if status is not Status.PRESENT or self._broken:
+            return
+        if self._known is not None and spec in self._known:
+            return
+        await anyio.to_thread.run_sync(self._store, spec)
+        if self._known is not None:
+            self._known.add(spec)
+
+    def clear(self) -> None:
+        """Forget every stored answer."""
+        self.path.unlink(missing_ok=True)
+        self._known = set()

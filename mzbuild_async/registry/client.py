@@ -1,0 +1,377 @@
+"""Asking a registry whether a manifest exists, over the OCI distribution API.
+
+Every answer is ``present`` (200), ``absent`` (404) or ``unknown`` (anything
+else, after retries): a registry we could not ask is never "present".
+Requests pass through the host's limiter (concurrency, token bucket,
+``429`` pauses), transient failures are retried with the one retry policy,
+and the bearer-token dance is done once per host and scope: concurrent
+lookups share token fetches, and :meth:`RegistryClient.prepare` fetches
+one token for many repositories at once.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import anyio
+import httpx
+
+from ..ratelimit import Clock, Limiters, parse_body_hint, parse_retry_after
+from ..retry import DEFAULT_RETRY, RetryPolicy, Sleep, Transient
+from ..singleflight import SingleFlight
+from .auth import Challenge, CredentialStore, parse_challenge
+from .names import Reference, is_loopback
+
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+ACCEPT = ", ".join(MANIFEST_TYPES)
+#: Tokens without ``expires_in`` live this long (the distribution spec's default).
+DEFAULT_TOKEN_SECONDS = 60.0
+#: Repositories asked for in one token request (keeps the URL short).
+SCOPES_PER_TOKEN = 50
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+#: No single lookup takes longer than this, retries included.
+DEFAULT_DEADLINE = 90.0
+MAX_HEADER_BYTES = 64 * 1024
+
+
+class Status(enum.Enum):
+    """What a lookup found out."""
+
+    PRESENT = "present"
+    ABSENT = "absent"
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One registry's answer about one manifest."""
+
+    status: Status
+    #: Why, for ``unknown`` (one line); the digest for ``present`` when known.
+    detail: str = ""
+    #: Whether a GET could answer where the HEAD could not (e.g. HEAD refused).
+    get_may_help: bool = False
+
+
+class _Unknown(Exception):
+    def __init__(self, detail: str, *, get_may_help: bool = False) -> None:
+        super().__init__(detail)
+        self.get_may_help = get_may_help
+
+
+@dataclass
+class _Token:
+    value: str
+    expires: float
+
+
+@dataclass
+class RegistryClient:
+    """One client for every registry of a run; close it with :meth:`aclose`."""
+
+    credentials: CredentialStore = field(default_factory=CredentialStore)
+    limiters: Limiters = field(default_factory=Limiters)
+    #: Hosts spoken to over plain HTTP besides loopback ones.
+    insecure: frozenset[str] = frozenset()
+    retry: RetryPolicy = DEFAULT_RETRY
+    timeout: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
+    deadline: float = DEFAULT_DEADLINE
+    #: An httpx transport to use instead of the network (tests).
+    transport: httpx.AsyncBaseTransport | None = None
+    clock: Clock = time.monotonic
+    sleep: Sleep = anyio.sleep
+    #: HTTP requests actually sent, by host.
+    requests: Counter[str] = field(default_factory=Counter)
+    #: 429 answers received, by host.
+    throttled: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._challenges: dict[str, Challenge | None] = {}
+        self._tokens: dict[tuple[str, str, str], _Token] = {}
+        self._token_flights: SingleFlight[tuple[str, str, frozenset[str]], None] = SingleFlight()
+        self._challenge_flights: SingleFlight[str, Challenge | None] = SingleFlight()
+
+    # -- plumbing -----------------------------------------------------------
+
+    def scheme(self, host: str) -> str:
+        """``http`` for loopback and configured insecure hosts, else ``https``."""
+        return "http" if is_loopback(host) or host in self.insecure else "https"
+
+    def _client(self, base: str) -> httpx.AsyncClient:
+        client = self._clients.get(base)
+        if client is None:
+            try:
+                import h2  # noqa: F401
+
+                http2 = base.startswith("https:")
+            except ImportError:
+                http2 = False
+            client = httpx.AsyncClient(
+                base_url=base,
+                http2=http2 and self.transport is None,
+                timeout=self.timeout,
+                transport=self.transport,
+                follow_redirects=True,
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            )
+            self._clients[base] = client
+        return client
+
+    async def aclose(self) -> None:
+        """Close every connection."""
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+    async def _send(
+        self, host: str, method: str, url: str, headers: Mapping[str, str] | None = None
+    ) -> httpx.Response:
+        """One HTTP request through the host's limiter; transport failures are Transient."""
+        limiter = self.limiters(host)
+        async with limiter:
+            self.requests[host] += 1
+            try:
+                response = await self._client(f"{self.scheme(host)}://{host}").request(
+                    method, url, headers=headers
+                )
+            except httpx.TimeoutException as exc:
+                raise Transient(f"{host}: timed out ({type(exc).__name__})") from exc
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                raise Transient(f"{host}: connection failed: {exc or type(exc).__name__}") from exc
+            except httpx.InvalidURL as exc:
+                raise _Unknown(f"{host}: invalid URL: {exc}") from exc
+        remaining = response.headers.get("ratelimit-remaining")
+        if remaining is not None:
+            limiter.observe_remaining(
+                _leading_int(remaining), _leading_int(response.headers.get("ratelimit-limit", ""))
+            )
+        if response.status_code == 429:
+            self.throttled[host] += 1
+            wait = parse_retry_after(response.headers.get("retry-after"))
+            if wait is None:
+                wait = parse_body_hint(response.text)
+            limiter.pause(wait if wait is not None else self.retry.initial_wait * 5)
+            raise Transient(f"{host}: rate limited (429)", wait=0.0)
+        if response.status_code >= 500:
+            raise Transient(f"{host}: server error {response.status_code}")
+        return response
+
+    async def _retrying(
+        self, host: str, method: str, url: str, headers: Mapping[str, str] | None = None
+    ) -> httpx.Response:
+        async for attempt in self.retry.retrying(self.sleep):
+            with attempt:
+                return await self._send(host, method, url, headers)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    # -- authentication -----------------------------------------------------
+
+    async def _challenge(self, host: str) -> Challenge | None:
+        """The host's auth challenge, learned once with ``GET /v2/``."""
+
+        async def ping() -> Challenge | None:
+            response = await self._retrying(host, "GET", "/v2/")
+            if response.status_code == 401:
+                return parse_challenge(response.headers.get("www-authenticate"))
+            return None
+
+        if host not in self._challenges:
+            self._challenges[host] = await self._challenge_flights.do(host, ping)
+        return self._challenges[host]
+
+    async def _fetch_tokens(self, host: str, challenge: Challenge, repos: Iterable[str]) -> None:
+        realm = challenge.realm
+        if not realm or not realm.startswith(("http://", "https://")):
+            raise _Unknown(f"{host}: bearer challenge without a usable realm ({realm!r})")
+        service = challenge.params.get("service", "")
+        scopes = sorted({f"repository:{r}:pull" for r in repos})
+        key = (realm, service, frozenset(scopes))
+
+        async def fetch() -> None:
+            realm_url = httpx.URL(realm)
+            realm_host = realm_url.netloc.decode()
+            params: list[tuple[str, str | int | float | bool | None]] = (
+                [("service", service)] if service else []
+            )
+            params += [("scope", s) for s in scopes]
+            headers = {}
+            credentials = await self.credentials.get(host)
+            if credentials is not None:
+                headers["Authorization"] = credentials.basic()
+            url = str(realm_url.copy_merge_params(params))
+            response = await self._retrying(realm_host, "GET", url, headers)
+            if response.status_code in (401, 403):
+                who = "anonymous" if credentials is None else f"user {credentials.username}"
+                raise _Unknown(f"{host}: token endpoint refused {who} ({response.status_code})")
+            if response.status_code != 200:
+                raise _Unknown(f"{host}: token endpoint answered {response.status_code}")
+            try:
+                data = response.json()
+                token = data.get("token") or data.get("access_token")
+                seconds = float(data.get("expires_in") or DEFAULT_TOKEN_SECONDS)
+            except (
+                json.JSONDecodeError,
+                UnicodeDecodeError,
+                AttributeError,
+                TypeError,
+                ValueError,
+            ):
+                token = None
+            if not isinstance(token, str) or not token:
+                kind = response.headers.get("content-type", "no content type")
+                raise _Unknown(f"{host}: token endpoint answered {kind}, not a token")
+            expires = self.clock() + max(1.0, seconds - 5.0)
+            for scope in scopes:
+                self._tokens[(realm, service, scope)] = _Token(token, expires)
+
+        await self._token_flights.do(key, fetch)
+
+    def _cached_token(self, challenge: Challenge, repo: str) -> str | None:
+        key = (
+            challenge.realm or "",
+            challenge.params.get("service", ""),
+            f"repository:{repo}:pull",
+        )
+        token = self._tokens.get(key)
+        if token is None or token.expires <= self.clock():
+            return None
+        return token.value
+
+    def _forget_token(self, challenge: Challenge, repo: str) -> None:
+        key = (
+            challenge.realm or "",
+            challenge.params.get("service", ""),
+            f"repository:{repo}:pull",
+        )
+        self._tokens.pop(key, None)
+
+    async def _auth_header(self, host: str, repo: str, *, fresh: bool = False) -> dict[str, str]:
+        challenge = self._challenges.get(host)
+        if challenge is None:
+            return {}
+        if challenge.scheme == "basic":
+            credentials = await self.credentials.get(host)
+            if credentials is None:
+                raise _Unknown(
+                    f"{host}: the registry wants a username and password; log in with"
+                    " `docker login` or set MZBUILD_ASYNC_REGISTRY_USERNAME/PASSWORD"
+                )
+            return {"Authorization": credentials.basic()}
+        if challenge.scheme == "bearer":
+            if fresh:
+                self._forget_token(challenge, repo)
+            token = self._cached_token(challenge, repo)
+            if token is None:
+                await self._fetch_tokens(host, challenge, [repo])
+                token = self._cached_token(challenge, repo)
+            return {"Authorization": f"Bearer {token}"} if token else {}
+        raise _Unknown(f"{host}: unsupported authentication scheme {challenge.scheme!r}")
+
+    async def prepare(self, refs: Iterable[Reference]) -> None:
+        """Learn each host's challenge and fetch tokens for many repositories at once.
+
+        Optional: lookups work without it, one token per repository.
+        Failures here are ignored; the lookups will report them.
+        """
+        by_host: dict[str, set[str]] = {}
+        for ref in refs:
+            by_host.setdefault(ref.api_host, set()).add(ref.repository)
+
+        async def host_tokens(host: str, repos: set[str]) -> None:
+            try:
+                challenge = await self._challenge(host)
+                if challenge is None or challenge.scheme != "bearer":
+                    return
+                todo = sorted(r for r in repos if self._cached_token(challenge, r) is None)
+                async with anyio.create_task_group() as tg:
+                    for i in range(0, len(todo), SCOPES_PER_TOKEN):
+                        tg.start_soon(
+                            self._fetch_tokens, host, challenge, todo[i : i + SCOPES_PER_TOKEN]
+                        )
+            except (Transient, _Unknown, ExceptionGroup):
+                return
+
+        async with anyio.create_task_group() as tg:
+            for host, repos in by_host.items():
+                tg.start_soon(host_tokens, host, repos)
+
+    # -- lookups ------------------------------------------------------------
+
+    async def _manifest(self, ref: Reference, method: str) -> tuple[httpx.Response, str]:
+        host = ref.api_host
+        url = f"/v2/{ref.repository}/manifests/{ref.reference}"
+        await self._challenge(host)
+        fresh = False
+        while True:
+            headers = {
+                "Accept": ACCEPT,
+                **await self._auth_header(host, ref.repository, fresh=fresh),
+            }
+            response = await self._retrying(host, method, url, headers)
+            if response.status_code != 401:
+                return response, host
+            challenge = parse_challenge(response.headers.get("www-authenticate"))
+            if fresh or challenge is None:
+                raise _Unknown(
+                    f"{host}: unauthorized for {ref.repository} (401) with fresh credentials"
+                )
+            # The scheme may have been unknown (no 401 on /v2/) or the token expired.
+            self._challenges[host] = challenge
+            fresh = True
+
+    async def lookup(self, ref: Reference, *, method: str = "HEAD") -> Probe:
+        """Whether ``ref``'s manifest exists, asked with ``HEAD`` (or ``GET``)."""
+        try:
+            with anyio.fail_after(self.deadline):
+                response, host = await self._manifest(ref, method)
+        except TimeoutError:
+            return Probe(Status.UNKNOWN, f"{ref.api_host}: no answer within {self.deadline:g} s")
+        except Transient as exc:
+            return Probe(Status.UNKNOWN, f"{exc} (gave up after retries)")
+        except _Unknown as exc:
+            return Probe(Status.UNKNOWN, str(exc), exc.get_may_help)
+        status = response.status_code
+        if status == 404:
+            return Probe(Status.ABSENT)
+        if status == 200:
+            if method == "GET" and not _is_manifest(response):
+                return Probe(
+                    Status.UNKNOWN, f"{host}: answered 200 with something that is not a manifest"
+                )
+            return Probe(Status.PRESENT, response.headers.get("docker-content-digest", ""))
+        if status in (405, 501, 400) and method == "HEAD":
+            return Probe(Status.UNKNOWN, f"{host}: HEAD answered {status}", get_may_help=True)
+        if status == 403:
+            return Probe(Status.UNKNOWN, f"{host}: access to {ref.repository} denied (403)")
+        return Probe(Status.UNKNOWN, f"{host}: unexpected answer {status}")
+
+
+def _is_manifest(response: httpx.Response) -> bool:
+    try:
+        data = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and ("schemaVersion" in data or "mediaType" in data)
+
+
+def _leading_int(text: str) -> int | None:
+    digits = ""
+    for ch in text.strip():
+        if not ch.isdigit():
+            break
+        digits += ch
+    return int(digits) if digits else None

@@ -1,0 +1,115 @@
+"""Registry settings: per-host limits, insecure hosts, manifest GETs.
+
+Read from ``mzbuild-async.toml`` at the repository root, then overridden by
+flags::
+
+    [registry."localhost:5000"]
+    concurrency = 8        # requests in flight
+    rate = 50.0            # requests per second, sustained
+    burst = 50             # requests at once after an idle spell
+    insecure = true        # plain HTTP (loopback hosts always are)
+    manifest-get = true    # allow the GET tier (Docker Hub: off by default)
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from ..ratelimit import Limiters, Limits
+
+CONFIG_NAME = "mzbuild-async.toml"
+_HOST_KEYS = {"concurrency", "rate", "burst", "insecure", "manifest-get"}
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    """Registry settings for one run."""
+
+    limits: Mapping[str, Limits] = field(default_factory=dict)
+    insecure: frozenset[str] = frozenset()
+    manifest_on_docker_hub: bool = False
+
+    def limiters(self) -> Limiters:
+        """Fresh per-host limiters with these limits."""
+        return Limiters(configured=dict(self.limits))
+
+
+def _limits(where: str, host: str, table: Mapping[str, Any], base: Limits) -> Limits:
+    values: dict[str, Any] = {}
+    for key, kind in (("concurrency", int), ("rate", float), ("burst", int)):
+        if key in table:
+            value = table[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise UsageError(f"{where}: {host}: {key} must be a positive number, got {value!r}")
+            values[key] = kind(value)
+    return replace(base, **values)
+
+
+def load_registry_config(root: Path) -> RegistryConfig:
+    """The ``[registry."HOST"]`` tables of ``mzbuild-async.toml`` (none if absent)."""
+    path = root / CONFIG_NAME
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        return RegistryConfig()
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{CONFIG_NAME}: cannot read: {exc}") from None
+    hosts = data.get("registry", {})
+    if not isinstance(hosts, dict):
+        raise UsageError(f'{CONFIG_NAME}: [registry] must hold [registry."HOST"] tables')
+    limits: dict[str, Limits] = {}
+    insecure: set[str] = set()
+    hub_get = False
+    for host, table in hosts.items():
+        if not isinstance(table, dict):
+            raise UsageError(f'{CONFIG_NAME}: registry.{host} must be a table [registry."{host}"]')
+        unknown = set(table) - _HOST_KEYS
+        if unknown:
+            raise UsageError(
+                f"{CONFIG_NAME}: {host}: unknown setting {sorted(unknown)[0]!r};"
+                f" known: {', '.join(sorted(_HOST_KEYS))}"
+            )
+        limits[host] = _limits(CONFIG_NAME, host, table, Limiters().limits_for(host))
+        if table.get("insecure") is True:
+            insecure.add(host)
+        if host in ("docker.io", "registry-1.docker.io") and table.get("manifest-get") is True:
+            hub_get = True
+    return RegistryConfig(limits, frozenset(insecure), hub_get)
+
+
+def parse_limit_flag(text: str) -> tuple[str, Limits]:
+    """``HOST=CONCURRENCY[,RATE[,BURST]]`` from ``--registry-limit``."""
+    host, sep, spec = text.partition("=")
+    parts = spec.split(",") if sep else []
+    if not host or not 1 <= len(parts) <= 3:
+        raise UsageError(
+            f"--registry-limit {text!r}: use HOST=CONCURRENCY[,RATE[,BURST]], e.g. ghcr.io=16,50,50"
+        )
+    try:
+        numbers = [float(p) for p in parts]
+    except ValueError:
+        raise UsageError(f"--registry-limit {text!r}: the limits must be numbers") from None
+    table = dict(zip(("concurrency", "rate", "burst"), numbers, strict=False))
+    return host, _limits("--registry-limit", host, table, Limiters().limits_for(host))
+
+
+def with_flags(
+    config: RegistryConfig,
+    limits: Iterable[str],
+    insecure: Iterable[str],
+    manifest_on_docker_hub: bool,
+) -> RegistryConfig:
+    """``config`` with command-line settings applied on top."""
+    merged = dict(config.limits)
+    merged.update(parse_limit_flag(text) for text in limits)
+    return RegistryConfig(
+        merged,
+        config.insecure | frozenset(insecure),
+        config.manifest_on_docker_hub or manifest_on_docker_hub,
+    )
