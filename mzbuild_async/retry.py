@@ -39,7 +39,7 @@ class RetryPolicy:
     def retrying(self, sleep: Sleep = anyio.sleep) -> tenacity.AsyncRetrying:
         """A tenacity controller for one operation under this policy."""
         backoff = tenacity.wait_exponential_jitter(
-            initial=self.initial_wait, max=self.max_wait, jitter=self.jitter
+            multiplier=self.initial_wait, max=self.max_wait, jitter=self.jitter
         )
 
         def wait(state: tenacity.RetryCallState) -> float:

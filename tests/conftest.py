@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.support.registry import Registry
 
 HERE = Path(__file__).parent
 VECTORS = HERE / "vectors"
@@ -82,3 +86,23 @@ def _reset_structlog() -> None:
 
     structlog.reset_defaults()
     logs.reset()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio (the backend the CLI uses)."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Registry]]:
+    """Real docker-registry servers: no auth, htpasswd and token auth, for the session."""
+    from contextlib import ExitStack
+
+    from tests.support.registry import run_registry
+
+    with ExitStack() as stack:
+        yield {
+            auth: stack.enter_context(run_registry(tmp_path_factory.mktemp(f"reg-{auth}"), auth))
+            for auth in ("none", "htpasswd", "token")
+        }

@@ -154,6 +154,12 @@ class RegistryClient:
                 raise Transient(f"{host}: connection failed: {exc or type(exc).__name__}") from exc
             except httpx.InvalidURL as exc:
                 raise _Unknown(f"{host}: invalid URL: {exc}") from exc
+        header_bytes = sum(len(k) + len(v) for k, v in response.headers.raw)
+        if header_bytes > MAX_HEADER_BYTES:
+            raise _Unknown(
+                f"{host}: answered with {header_bytes} bytes of headers (over"
+                f" {MAX_HEADER_BYTES // 1024} KiB); is something between us and the registry?"
+            )
         remaining = response.headers.get("ratelimit-remaining")
         if remaining is not None:
             limiter.observe_remaining(
@@ -305,9 +311,10 @@ class RegistryClient:
             except (Transient, _Unknown, ExceptionGroup):
                 return
 
-        async with anyio.create_task_group() as tg:
-            for host, repos in by_host.items():
-                tg.start_soon(host_tokens, host, repos)
+        with anyio.move_on_after(self.deadline):
+            async with anyio.create_task_group() as tg:
+                for host, repos in by_host.items():
+                    tg.start_soon(host_tokens, host, repos)
 
     # -- lookups ------------------------------------------------------------
 
@@ -348,10 +355,9 @@ class RegistryClient:
         if status == 404:
             return Probe(Status.ABSENT)
         if status == 200:
-            if method == "GET" and not _is_manifest(response):
-                return Probe(
-                    Status.UNKNOWN, f"{host}: answered 200 with something that is not a manifest"
-                )
+            if not _is_manifest(response, method):
+                kind = response.headers.get("content-type", "no content type")
+                return Probe(Status.UNKNOWN, f"{host}: answered 200 with {kind}, not a manifest")
             return Probe(Status.PRESENT, response.headers.get("docker-content-digest", ""))
         if status in (405, 501, 400) and method == "HEAD":
             return Probe(Status.UNKNOWN, f"{host}: HEAD answered {status}", get_may_help=True)
@@ -360,7 +366,16 @@ class RegistryClient:
         return Probe(Status.UNKNOWN, f"{host}: unexpected answer {status}")
 
 
-def _is_manifest(response: httpx.Response) -> bool:
+def _is_manifest(response: httpx.Response, method: str) -> bool:
+    """Whether a 200 really carries a manifest (not a portal's or proxy's HTML page)."""
+    kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    if method == "HEAD":
+        # Registries send the manifest's media type, or at least its digest.
+        return (
+            kind in MANIFEST_TYPES
+            or kind.endswith("+json")
+            or ("docker-content-digest" in response.headers and not kind.startswith("text/"))
+        )
     try:
         data = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):

@@ -287,3 +287,4 @@ def run_registry(directory: Path, auth: str = "none") -> Iterator[Registry]:
         log.close()
         if server is not None:
             server.shutdown()
+            server.server_close()

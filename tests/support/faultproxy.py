@@ -1,0 +1,217 @@
+"""A fault-injecting HTTP/1.1 reverse proxy for registry tests and benchmarks.
+
+Put it in front of a registry and turn faults on and off while a test runs:
+added latency, ``429`` with ``Retry-After`` (delay seconds, an HTTP date, a
+GHCR-style body hint, or nothing), bursts of 5xx, connection resets,
+stalled responses, and a rate limit of R requests per second that it does
+not announce. It can also route the registry's token endpoint through
+itself (``proxy_token``), so token requests get the same faults.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import anyio
+import anyio.abc
+import httpx
+
+HOP_HEADERS = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-encoding",
+    "content-length",
+}
+TOKEN_PREFIX = "/__token__"
+
+
+@dataclass
+class Faults:
+    """What the proxy does to the next requests; change fields while it runs."""
+
+    latency: float = 0.0
+    #: The next N requests get 429.
+    throttle: int = 0
+    #: "seconds", "date", "body" (GHCR hint) or "none": how a 429 says when to retry.
+    retry_after_form: str = "seconds"
+    retry_after: float = 1.0
+    #: The next N requests get 503.
+    errors: int = 0
+    #: The next N requests have their connection closed without an answer.
+    resets: int = 0
+    #: The next N requests never get an answer.
+    stalls: int = 0
+    #: Sustained requests per second allowed; beyond it, 429 without any hint.
+    rate: float | None = None
+    #: The next N requests get 200 with an HTML page instead of the real answer.
+    garbage: int = 0
+    #: The next N answers carry a 100 KB header.
+    huge_headers: int = 0
+    #: Answer every HEAD with 405 (a registry that refuses HEAD).
+    refuse_head: bool = False
+    #: Faults apply only to paths containing this (None: every path).
+    only: str | None = None
+
+
+@dataclass
+class FaultProxy:
+    """The proxy; run :meth:`serve` in a task group."""
+
+    upstream: str
+    faults: Faults = field(default_factory=Faults)
+    #: The token realm to route through ``/__token__`` (when proxying tokens).
+    token_realm: str | None = None
+    counts: Counter[str] = field(default_factory=Counter)
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        self._bucket = 0.0
+        self._updated = time.monotonic()
+        self._lock = anyio.Lock()
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:PORT`` of the listening proxy."""
+        return f"127.0.0.1:{self.port}"
+
+    async def serve(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen on a free loopback port until cancelled."""
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with httpx.AsyncClient(timeout=30) as client, listener:
+            self._client = client
+            task_status.started()
+            await listener.serve(self._connection)
+
+    def _take(self, name: str) -> bool:
+        remaining = getattr(self.faults, name)
+        if remaining > 0:
+            setattr(self.faults, name, remaining - 1)
+            return True
+        return False
+
+    async def _over_rate(self) -> bool:
+        rate = self.faults.rate
+        if rate is None:
+            return False
+        async with self._lock:
+            now = time.monotonic()
+            self._bucket = min(rate, self._bucket + (now - self._updated) * rate)
+            self._updated = now
+            if self._bucket >= 1.0:
+                self._bucket -= 1.0
+                return False
+            return True
+
+    async def _connection(self, stream: anyio.abc.ByteStream) -> None:
+        buffer = b""
+        try:
+            async with stream:
+                while True:
+                    while b"\r\n\r\n" not in buffer:
+                        chunk = await stream.receive(65536)
+                        buffer += chunk
+                    head, _, buffer = buffer.partition(b"\r\n\r\n")
+                    lines = head.decode("latin-1").split("\r\n")
+                    method, target, _ = lines[0].split(" ", 2)
+                    headers = [tuple(line.split(":", 1)) for line in lines[1:] if ":" in line]
+                    length = next((int(v) for k, v in headers if k.lower() == "content-length"), 0)
+                    while len(buffer) < length:
+                        buffer += await stream.receive(65536)
+                    body, buffer = buffer[:length], buffer[length:]
+                    if not await self._answer(stream, method, target, headers, body):
+                        return
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return
+
+    async def _answer(
+        self,
+        stream: anyio.abc.ByteStream,
+        method: str,
+        target: str,
+        headers: list[tuple[str, ...]],
+        body: bytes,
+    ) -> bool:
+        self.counts["requests"] += 1
+        faults = self.faults
+        applies = faults.only is None or faults.only in target
+        if faults.latency:
+            await anyio.sleep(faults.latency)
+        if applies and self._take("resets"):
+            self.counts["resets"] += 1
+            return False
+        if applies and self._take("stalls"):
+            self.counts["stalls"] += 1
+            await anyio.sleep_forever()
+        if applies and faults.refuse_head and method == "HEAD" and "/manifests/" in target:
+            self.counts["405"] += 1
+            await self._reply(stream, method, 405, [], b"")
+            return True
+        if applies and self._take("garbage"):
+            self.counts["garbage"] += 1
+            page = b"<html><body>Service temporarily unavailable</body></html>"
+            await self._reply(stream, method, 200, [("Content-Type", "text/html")], page)
+            return True
+        if applies and self._take("huge_headers"):
+            self.counts["huge"] += 1
+            await self._reply(stream, method, 200, [("X-Padding", "x" * 100_000)], b"{}")
+            return True
+        if applies and self._take("errors"):
+            self.counts["errors"] += 1
+            await self._reply(stream, method, 503, [], b'{"errors":[{"code":"UNAVAILABLE"}]}')
+            return True
+        if applies and (self._take("throttle") or await self._over_rate()):
+            self.counts["429"] += 1
+            extra: list[tuple[str, str]] = []
+            text = b'{"errors":[{"code":"TOOMANYREQUESTS","message":"rate limited"}]}'
+            form = faults.retry_after_form if faults.rate is None else "none"
+            if form == "seconds":
+                extra.append(("Retry-After", f"{faults.retry_after:g}"))
+            elif form == "date":
+                when = time.time() + faults.retry_after
+                extra.append(("Retry-After", email.utils.formatdate(when, usegmt=True)))
+            elif form == "body":
+                ms = faults.retry_after * 1000
+                text = f'{{"message":"rate limited, retry-after: {ms:.1f}ms"}}'.encode()
+            await self._reply(stream, method, 429, extra, text)
+            return True
+        if target.startswith(TOKEN_PREFIX) and self.token_realm:
+            url = self.token_realm + target[len(TOKEN_PREFIX) :]
+        else:
+            url = self.upstream + target
+        forward = [(k, v.strip()) for k, v in headers if k.lower() not in ("host", *HOP_HEADERS)]
+        response = await self._client.request(method, url, headers=forward, content=body)
+        out = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in HOP_HEADERS]
+        if self.token_realm:
+            out = [
+                (k, v.replace(self.token_realm, f"http://{self.host}{TOKEN_PREFIX}"))
+                if k.lower() == "www-authenticate"
+                else (k, v)
+                for k, v in out
+            ]
+        length = response.headers.get("content-length")
+        await self._reply(stream, method, response.status_code, out, response.content, length)
+        return True
+
+    async def _reply(
+        self,
+        stream: anyio.abc.ByteStream,
+        method: str,
+        status: int,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        length: str | None = None,
+    ) -> None:
+        lines = [f"HTTP/1.1 {status} X"]
+        lines += [f"{k}: {v}" for k, v in headers]
+        lines.append(f"Content-Length: {length if method == 'HEAD' and length else len(body)}")
+        payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if method != "HEAD":
+            payload += body
+        await stream.send(payload)
