@@ -153,10 +153,11 @@ class HostLimiter:
                     float(self.limits.burst), self._tokens + (now - self._updated) * rate
                 )
                 self._updated = now
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
+                # A tolerance: float sums like 0.1 * 10 may land just below 1.
+                if self._tokens >= 1.0 - 1e-9:
+                    self._tokens = max(0.0, self._tokens - 1.0)
                     return
-                await self.sleep((1.0 - self._tokens) / rate)
+                await self.sleep(max(1e-6, (1.0 - self._tokens) / rate))
 
     async def __aenter__(self) -> Self:
         await self._slots.acquire()

@@ -101,6 +101,8 @@ class RegistryClient:
     def __post_init__(self) -> None:
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._challenges: dict[str, Challenge | None] = {}
+        #: Hosts whose first contact failed after retries, with the reason.
+        self._unreachable: dict[str, str] = {}
         self._tokens: dict[tuple[str, str, str], _Token] = {}
         self._token_flights: SingleFlight[tuple[str, str, frozenset[str]], None] = SingleFlight()
         self._challenge_flights: SingleFlight[str, Challenge | None] = SingleFlight()
@@ -195,8 +197,16 @@ class RegistryClient:
                 return parse_challenge(response.headers.get("www-authenticate"))
             return None
 
+        failed = self._unreachable.get(host)
+        if failed is not None:
+            raise _Unknown(failed)
         if host not in self._challenges:
-            self._challenges[host] = await self._challenge_flights.do(host, ping)
+            try:
+                self._challenges[host] = await self._challenge_flights.do(host, ping)
+            except Transient as exc:
+                # Retried already: the other lookups of this run need not wait again.
+                self._unreachable[host] = f"{exc} (gave up after retries)"
+                raise _Unknown(self._unreachable[host]) from exc
         return self._challenges[host]
 
     async def _fetch_tokens(self, host: str, challenge: Challenge, repos: Iterable[str]) -> None:

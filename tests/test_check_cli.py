@@ -1,0 +1,108 @@
+"""`check`: per image status and tier, totals, --json, --trace, exit statuses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mzbuild_async.cli import main
+from tests.support.registry import Registry
+
+
+def check(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(["check", *argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.fixture
+def published(
+    fixture_repo: Path, registries: dict[str, Registry], capsys: pytest.CaptureFixture[str]
+) -> tuple[str, dict[str, str]]:
+    """The fixture repository's specs under the no-auth registry, base and server pushed."""
+    registry = registries["none"]
+    prefix = f"{registry.host}/check{id(capsys) % 100000}"
+    assert (
+        main(
+            [
+                "spec",
+                "--all",
+                "--json",
+                "--repo",
+                str(fixture_repo),
+                "--image-registry",
+                prefix,
+                "--arch",
+                "x86_64",
+            ]
+        )
+        == 0
+    )
+    specs: dict[str, str] = json.loads(capsys.readouterr().out)
+    for name in ("base", "server"):
+        repo, tag = specs[name].split("/", 1)[1].rsplit(":", 1)
+        registry.push(repo, tag)
+    return prefix, specs
+
+
+def test_check_json(
+    fixture_repo: Path,
+    published: tuple[str, dict[str, str]],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """--json: each image's spec, status, tier and seconds; requests per host; a valid trace."""
+    prefix, specs = published
+    trace = tmp_path / "trace.json"
+    status, out, _ = check(
+        capsys, "--all", "--json", "--repo", str(fixture_repo), "--image-registry", prefix,
+        "--arch", "x86_64", "--tiers", "memory,registry", "--trace", str(trace),
+    )  # fmt: skip
+    assert status == 0
+    data = json.loads(out)
+    images = data["images"]
+    assert set(images) == set(specs)
+    for name, entry in images.items():
+        assert entry["spec"] == specs[name]
+        assert entry["status"] == ("present" if name in ("base", "server") else "absent")
+        assert entry["tier"] == "registry"
+        assert entry["seconds"] >= 0
+    host = prefix.split("/")[0]
+    assert data["requests"] == {host: len(specs) + 1}
+    assert data["totals"]["present"] == 2
+    assert set(data["tiers"]) == {"memory", "registry"}
+    events = json.loads(trace.read_text())["traceEvents"]
+    spans = [e for e in events if e["ph"] == "X"]
+    tracks = {e["tid"]: e["args"]["name"] for e in events if e["name"] == "thread_name"}
+    # One span per image per tier it went through, on that tier's track.
+    assert sorted((tracks[e["tid"]], e["args"]["spec"]) for e in spans) == sorted(
+        (tier, spec) for spec in specs.values() for tier in ("memory", "registry")
+    )
+    assert all(e["dur"] >= 0 and e["ts"] >= 0 for e in spans)
+
+
+def test_check_text_and_unknown_exit_status(
+    fixture_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unreachable registry: every image unknown, a reason line each, exit status 1."""
+    status, out, _ = check(
+        capsys, "base", "--repo", str(fixture_repo), "--image-registry", "127.0.0.1:1/none",
+        "--tiers", "registry",
+    )  # fmt: skip
+    assert status == 1
+    assert "1 images: 0 present, 0 absent, 1 unknown" in out
+    assert "base: unknown: 127.0.0.1:1: connection failed" in out
+
+
+def test_check_bad_tiers(fixture_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown tier name is a one-line usage error."""
+    status, out, err = check(
+        capsys, "--all", "--repo", str(fixture_repo), "--tiers", "memory,cloud"
+    )
+    assert (status, out) == (2, "")
+    assert err.strip() == (
+        "mzbuild-async: error: unknown tier 'cloud';"
+        " choose from memory, disk, daemon, registry, manifest"
+    )
