@@ -42,6 +42,9 @@ class DaemonTier:
         except aiodocker.exceptions.DockerError as exc:
             if exc.status == 404:
                 return None
+            if exc.status == 900:  # aiodocker's "could not connect"
+                self._skip(f"no Docker engine ({exc.message})")
+                return None
             self._skip(f"the Docker engine answered {exc.status}: {exc.message}")
             return None
         except (OSError, ValueError) as exc:

@@ -1,0 +1,58 @@
+"""The real Docker engine for tests: reachability and tiny FROM-scratch images."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BUSYBOX = Path("/bin/busybox")
+
+
+def _fail_or_skip(message: str) -> None:
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+async def engine() -> Any:
+    """An aiodocker client to a running engine (fails under CI=true when there is none)."""
+    import aiodocker
+
+    docker = aiodocker.Docker()
+    try:
+        await docker.version()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
+        await docker.close()
+        _fail_or_skip(f"no Docker engine ({exc}); run scripts/setup-system")
+    return docker
+
+
+def scratch_context(marker: str) -> bytes:
+    """A build context: busybox-static in a FROM scratch image, with a marker file."""
+    if not BUSYBOX.exists():
+        _fail_or_skip("busybox-static is not installed; run scripts/setup-system")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        dockerfile = f"FROM scratch\nCOPY busybox /bin/busybox\nCOPY marker /marker\n".encode()
+        for name, data, mode in (
+            ("Dockerfile", dockerfile, 0o644),
+            ("busybox", BUSYBOX.read_bytes(), 0o755),
+            ("marker", marker.encode(), 0o644),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = mode
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+async def build_scratch_image(docker: Any, tag: str) -> None:
+    """Build a tiny image tagged ``tag`` on the engine."""
+    await docker.images.build(
+        fileobj=io.BytesIO(scratch_context(tag)), encoding="identity", tag=tag, rm=True
+    )
