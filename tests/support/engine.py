@@ -26,7 +26,7 @@ async def engine() -> Any:
     docker = aiodocker.Docker()
     try:
         await docker.version()
-    except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
+    except Exception as exc:
         await docker.close()
         _fail_or_skip(f"no Docker engine ({exc}); run scripts/setup-system")
     return docker
@@ -38,7 +38,7 @@ def scratch_context(marker: str) -> bytes:
         _fail_or_skip("busybox-static is not installed; run scripts/setup-system")
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        dockerfile = f"FROM scratch\nCOPY busybox /bin/busybox\nCOPY marker /marker\n".encode()
+        dockerfile = b"FROM scratch\nCOPY busybox /bin/busybox\nCOPY marker /marker\n"
         for name, data, mode in (
             ("Dockerfile", dockerfile, 0o644),
             ("busybox", BUSYBOX.read_bytes(), 0o755),
