@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .cache.hosts import load_challenges, save_challenges
 from .lookup import Answer, LookupEngine, TierStatistics, parse_tiers
 from .registry.client import RegistryClient, Status
 from .registry.config import load_registry_config, with_flags
@@ -99,7 +100,11 @@ async def run_check(
     )
     specs = await repo.specs(targets)
     names = {name: specs[name] for name in targets}
-    client = RegistryClient(limiters=config.limiters(), insecure=config.insecure)
+    client = RegistryClient(
+        limiters=config.limiters(),
+        insecure=config.insecure,
+        remembered=load_challenges(cache_dir),
+    )
     engine = LookupEngine.create(
         tiers=tiers,
         client=client,
@@ -112,6 +117,7 @@ async def run_check(
     finally:
         await engine.aclose()
     seconds = time.perf_counter() - started
+    save_challenges(cache_dir, client.challenges)
     if args.trace:
         write_trace(Path(args.trace), engine.spans, tiers)
     if args.json:

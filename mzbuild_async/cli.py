@@ -20,8 +20,8 @@ import anyio
 
 from . import logs
 from .cache import TIER_ORDER
-from .cache.disk import DB_NAME as PRESENT_DB
 from .cache.disk import DiskTier
+from .cache.hosts import FILE_NAME as HOSTS_FILE
 from .config import (
     DEFAULT_IMAGE_PREFIX,
     DEFAULT_IMAGE_REGISTRY,
@@ -31,7 +31,7 @@ from .config import (
     Sanitizer,
     env_is_truthy,
 )
-from .digestcache import DB_NAME, DigestCache, default_cache_dir
+from .digestcache import DigestCache, default_cache_dir
 from .errors import MzbuildError, UsageError
 from .repository import ImageDescription, Repository
 
@@ -265,7 +265,8 @@ async def run_command(args: argparse.Namespace) -> int:
     if args.command == "cache":
         DigestCache(cache_dir, "").clear()
         DiskTier(cache_dir).clear()
-        _emit(f"cleared {cache_dir / DB_NAME} and {cache_dir / PRESENT_DB}")
+        (cache_dir / HOSTS_FILE).unlink(missing_ok=True)
+        _emit(f"cleared the caches in {cache_dir}")
         return 0
     options = options_from_args(args, environ)
     repo = await Repository.open(

@@ -27,6 +27,14 @@ Sleep = Callable[[float], Awaitable[None]]
 
 #: A cap on how long one Retry-After can pause a host.
 MAX_PAUSE_SECONDS = 300.0
+#: On an unannounced limit: the rate is multiplied by this per 429 event...
+AIMD_DECREASE = 0.5
+#: ...at most once per this many seconds (a burst of 429s is one event)...
+AIMD_WINDOW = 0.2
+#: ...never below this share of the configured rate...
+AIMD_FLOOR = 0.01
+#: ...and each success adds this many requests per second back.
+AIMD_INCREASE = 0.5
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,9 @@ class HostLimiter:
         self._paused_until = 0.0
         #: A factor (0, 1] on the rate, lowered when the registry says we are close.
         self._slowdown = 1.0
+        #: A factor (0, 1] on the rate, learned from 429s that came without a hint.
+        self._aimd = 1.0
+        self._last_cut = -math.inf
         self._bucket_lock = anyio.Lock()
 
     @property
@@ -129,6 +140,27 @@ class HostLimiter:
         until = self.clock() + seconds
         self._paused_until = max(self._paused_until, until)
         self.statistics.throttled += 1
+
+    def throttled_without_hint(self) -> None:
+        """A 429 that did not say when to retry: the registry has a limit we were not told.
+
+        Additive increase, multiplicative decrease (as TCP does): cut this
+        host's rate by :data:`AIMD_DECREASE` (at most once per
+        :data:`AIMD_WINDOW` seconds, since a burst of 429s is one event) and
+        empty the bucket; each later success raises the rate a little.
+        """
+        self.statistics.throttled += 1
+        now = self.clock()
+        if now - self._last_cut >= AIMD_WINDOW:
+            self._last_cut = now
+            self._aimd = max(AIMD_FLOOR, self._aimd * AIMD_DECREASE)
+            self._tokens = 0.0
+            self._updated = now
+
+    def succeeded(self) -> None:
+        """A request was not throttled: probe for more rate (+0.5 request/s)."""
+        if self._aimd < 1.0:
+            self._aimd = min(1.0, self._aimd + AIMD_INCREASE / self.limits.rate)
 
     def observe_remaining(self, remaining: int | None, limit: int | None) -> None:
         """Slow down when ``RateLimit-Remaining`` runs low (under 10 % of the limit)."""
@@ -148,7 +180,7 @@ class HostLimiter:
                     self.statistics.paused_seconds += wait
                     await self.sleep(wait)
                     continue
-                rate = self.limits.rate * self._slowdown
+                rate = self.limits.rate * self._slowdown * self._aimd
                 self._tokens = min(
                     float(self.limits.burst), self._tokens + (now - self._updated) * rate
                 )

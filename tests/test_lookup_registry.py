@@ -227,3 +227,52 @@ async def test_bad_references_and_hosts_are_unknown(spec: str, message: str) -> 
     assert answer.status is Status.UNKNOWN
     assert message in answer.detail
     assert "\n" not in answer.detail
+
+
+@pytest.mark.parametrize("stale", [False, True])
+async def test_remembered_challenge_skips_the_ping(
+    registries: dict[str, Registry], stale: bool
+) -> None:
+    """A remembered token realm saves the /v2/ round trip; a stale one is dropped, not fatal."""
+    from mzbuild_async.registry.auth import Challenge
+
+    registry = registries["token"]
+    wanted, pushed = specs(registry, 4, 2)
+    first = RegistryClient()
+    eng = LookupEngine.create(tiers=("registry",), client=first)
+    try:
+        await eng.lookup_many(wanted)
+    finally:
+        await eng.aclose()
+    learned = dict(first.challenges)
+    challenge = learned[registry.host]
+    assert challenge is not None and challenge.scheme == "bearer"
+    if stale:
+        learned[registry.host] = Challenge(
+            "bearer", {**challenge.params, "realm": "http://127.0.0.1:1/token"}
+        )
+    client = RegistryClient(remembered=learned)
+    eng = LookupEngine.create(tiers=("registry",), client=client)
+    try:
+        answers = await eng.lookup_many(wanted)
+    finally:
+        await eng.aclose()
+    assert {s for s, a in answers.items() if a.status is Status.PRESENT} == pushed
+    assert all(a.status is not Status.UNKNOWN for a in answers.values())
+    pings = 1 if stale else 0
+    assert client.requests[registry.host] == len(wanted) + pings
+    assert client.challenges[registry.host] == challenge
+
+
+async def test_remembered_no_auth_then_auth_required(registries: dict[str, Registry]) -> None:
+    """A host remembered as open that now wants a token: the 401 teaches the client."""
+    registry = registries["token"]
+    wanted, pushed = specs(registry, 2, 1)
+    client = RegistryClient(remembered={registry.host: None})
+    eng = LookupEngine.create(tiers=("registry",), client=client)
+    try:
+        answers = await eng.lookup_many(wanted)
+    finally:
+        await eng.aclose()
+    assert {s for s, a in answers.items() if a.status is Status.PRESENT} == pushed
+    assert client.challenges[registry.host] is not None

@@ -97,10 +97,14 @@ class RegistryClient:
     requests: Counter[str] = field(default_factory=Counter)
     #: 429 answers received, by host.
     throttled: Counter[str] = field(default_factory=Counter)
+    #: Auth challenges seen in earlier runs (None: no auth), to skip the ``/v2/`` ping.
+    remembered: Mapping[str, Challenge | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._clients: dict[str, httpx.AsyncClient] = {}
-        self._challenges: dict[str, Challenge | None] = {}
+        self._challenges: dict[str, Challenge | None] = dict(self.remembered)
+        #: Hosts whose challenge is remembered, not yet confirmed by this run.
+        self._unverified: set[str] = set(self.remembered)
         #: Hosts whose first contact failed after retries, with the reason.
         self._unreachable: dict[str, str] = {}
         self._tokens: dict[tuple[str, str, str], _Token] = {}
@@ -172,8 +176,14 @@ class RegistryClient:
             wait = parse_retry_after(response.headers.get("retry-after"))
             if wait is None:
                 wait = parse_body_hint(response.text)
-            limiter.pause(wait if wait is not None else self.retry.initial_wait * 5)
+            if wait is None:
+                # An unannounced limit: slow the host down, and back off this request.
+                limiter.throttled_without_hint()
+                raise Transient(f"{host}: rate limited (429)")
+            # The host is paused until the time asked for; the retry need not wait more.
+            limiter.pause(wait)
             raise Transient(f"{host}: rate limited (429)", wait=0.0)
+        limiter.succeeded()
         if response.status_code >= 500:
             raise Transient(f"{host}: server error {response.status_code}")
         return response
@@ -308,23 +318,38 @@ class RegistryClient:
             by_host.setdefault(ref.api_host, set()).add(ref.repository)
 
         async def host_tokens(host: str, repos: set[str]) -> None:
-            try:
-                challenge = await self._challenge(host)
-                if challenge is None or challenge.scheme != "bearer":
+            for _ in range(2):
+                try:
+                    challenge = await self._challenge(host)
+                    if challenge is None or challenge.scheme != "bearer":
+                        return
+                    todo = sorted(r for r in repos if self._cached_token(challenge, r) is None)
+                    async with anyio.create_task_group() as tg:
+                        for i in range(0, len(todo), SCOPES_PER_TOKEN):
+                            batch = todo[i : i + SCOPES_PER_TOKEN]
+                            tg.start_soon(self._fetch_tokens, host, challenge, batch)
                     return
-                todo = sorted(r for r in repos if self._cached_token(challenge, r) is None)
-                async with anyio.create_task_group() as tg:
-                    for i in range(0, len(todo), SCOPES_PER_TOKEN):
-                        tg.start_soon(
-                            self._fetch_tokens, host, challenge, todo[i : i + SCOPES_PER_TOKEN]
-                        )
-            except (Transient, _Unknown, ExceptionGroup):
-                return
+                except (Transient, _Unknown, ExceptionGroup):
+                    if not self._distrust(host):  # a remembered realm may have moved
+                        return
 
         with anyio.move_on_after(self.deadline):
             async with anyio.create_task_group() as tg:
                 for host, repos in by_host.items():
                     tg.start_soon(host_tokens, host, repos)
+
+    @property
+    def challenges(self) -> Mapping[str, Challenge | None]:
+        """The auth challenge of every host this run confirmed (to remember next time)."""
+        return {h: c for h, c in self._challenges.items() if h not in self._unverified}
+
+    def _distrust(self, host: str) -> bool:
+        """Drop a remembered challenge that failed; True if there was one to drop."""
+        if host not in self._unverified:
+            return False
+        self._unverified.discard(host)
+        self._challenges.pop(host, None)
+        return True
 
     # -- lookups ------------------------------------------------------------
 
@@ -334,12 +359,17 @@ class RegistryClient:
         await self._challenge(host)
         fresh = False
         while True:
-            headers = {
-                "Accept": ACCEPT,
-                **await self._auth_header(host, ref.repository, fresh=fresh),
-            }
+            try:
+                auth = await self._auth_header(host, ref.repository, fresh=fresh)
+            except (_Unknown, Transient):
+                if self._distrust(host):  # a remembered realm may have moved: ask again
+                    await self._challenge(host)
+                    continue
+                raise
+            headers = {"Accept": ACCEPT, **auth}
             response = await self._retrying(host, method, url, headers)
             if response.status_code != 401:
+                self._unverified.discard(host)
                 return response, host
             challenge = parse_challenge(response.headers.get("www-authenticate"))
             if fresh or challenge is None:
@@ -348,6 +378,7 @@ class RegistryClient:
                 )
             # The scheme may have been unknown (no 401 on /v2/) or the token expired.
             self._challenges[host] = challenge
+            self._unverified.discard(host)
             fresh = True
 
     async def lookup(self, ref: Reference, *, method: str = "HEAD") -> Probe:

@@ -117,6 +117,8 @@ class FaultProxy:
                     while b"\r\n\r\n" not in buffer:
                         chunk = await stream.receive(65536)
                         buffer += chunk
+                        if buffer[:1] == b"\x16":
+                            return  # a TLS handshake: clients that try HTTPS first fall back
                     head, _, buffer = buffer.partition(b"\r\n\r\n")
                     lines = head.decode("latin-1").split("\r\n")
                     method, target, _ = lines[0].split(" ", 2)
@@ -215,3 +217,36 @@ class FaultProxy:
         if method != "HEAD":
             payload += body
         await stream.send(payload)
+
+
+def main() -> None:
+    """Run a proxy as its own process (benchmarks: it then has a core of its own).
+
+    ``python -m tests.support.faultproxy UPSTREAM [--latency S] [--rate R]
+    [--token-realm URL]`` prints ``PORT`` on its first line, then serves
+    until killed.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("upstream")
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--rate", type=float)
+    parser.add_argument("--token-realm")
+    args = parser.parse_args()
+    proxy = FaultProxy(
+        args.upstream, Faults(latency=args.latency, rate=args.rate), token_realm=args.token_realm
+    )
+
+    async def serve() -> None:
+        async with anyio.create_task_group() as tg:
+            await tg.start(proxy.serve)
+            print(proxy.port, flush=True)
+            sys.stdout.close()
+
+    anyio.run(serve)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""Lookup latency across tiers, against the real registry behind a 50 ms proxy.
+
+Usage: python benchmarks/lookup.py [--latency 0.05] [--sizes 49,1000]
+
+Starts Debian's docker-registry with token auth (our test token issuer) and
+the fault proxy of the tests in front of it, adding ``--latency`` to every
+request, token requests included. For N = 49 and N = 1000 tags, all present
+and half absent, it times in one run:
+
+(a) ``check``'s engine cold (no disk cache), (b) warm (disk cache on),
+(c) the original mzbuild's way: one image at a time, a token then a HEAD,
+(d) ``docker manifest inspect`` per image and (e) ``skopeo inspect`` per
+image (N = 49 only, when installed), and prints wall time, requests sent,
+429s received and the ratio to the floor: one token round trip plus
+ceil(N / concurrency) HEAD round trips. Then two rate-limit runs: the
+registry limited to R/s without telling us, and our configured rate within
+the registry's (which must see zero 429s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mzbuild_async.lookup import LookupEngine  # noqa: E402
+from mzbuild_async.ratelimit import Limiters, Limits  # noqa: E402
+from mzbuild_async.registry.auth import Challenge, parse_challenge  # noqa: E402
+from mzbuild_async.registry.client import ACCEPT, RegistryClient, Status  # noqa: E402
+from tests.support.registry import Registry, run_registry  # noqa: E402
+
+CONCURRENCY = 32
+
+
+@dataclass
+class Row:
+    """One measured way of answering N lookups."""
+
+    label: str
+    seconds: float
+    requests: int
+    throttled: int
+    correct: bool
+
+
+def push_all(registry: Registry, count: int, present: int) -> tuple[list[str], set[str]]:
+    """``count`` tags in distinct repositories, the first ``present`` pushed."""
+    run = uuid.uuid4().hex[:6]
+    refs = [(f"bench{run}/img{i}", f"mzbuild-{run}{i}") for i in range(count)]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda rt: registry.push(*rt), refs[:present]))
+    return [f"{r}:{t}" for r, t in refs], {f"{r}:{t}" for r, t in refs[:present]}
+
+
+async def engine_run(
+    host: str, names: list[str], pushed: set[str], tiers: tuple[str, ...], cache: Path | None,
+    limits: Limits | None = None, remembered: Mapping[str, Challenge | None] | None = None,
+) -> Row:  # fmt: skip
+    """Look every name up with the engine; count requests and 429s."""
+    limiters = Limiters(default=limits) if limits else Limiters()
+    client = RegistryClient(limiters=limiters, remembered=remembered or {})
+    engine = LookupEngine.create(tiers=tiers, client=client, cache_dir=cache)
+    specs = [f"{host}/{n}" for n in names]
+    started = time.perf_counter()
+    try:
+        answers = await engine.lookup_many(specs)
+    finally:
+        await engine.aclose()
+    seconds = time.perf_counter() - started
+    correct = all(
+        answers[f"{host}/{n}"].status is (Status.PRESENT if n in pushed else Status.ABSENT)
+        for n in names
+    )
+    LEARNED.update(client.challenges)
+    return Row("", seconds, sum(client.requests.values()), sum(client.throttled.values()), correct)
+
+
+#: Challenges learned by earlier runs in this process (what hosts.json would hold).
+LEARNED: dict[str, Challenge | None] = {}
+
+
+async def measured_floor(host: str, names: list[str], pushed: set[str]) -> Row:
+    """The floor, measured: one token request, then every HEAD, CONCURRENCY at a time."""
+    challenge = LEARNED[host]
+    assert challenge is not None and challenge.realm
+    started = time.perf_counter()
+    async with httpx.AsyncClient(timeout=30) as client:
+        scopes = [("scope", f"repository:{n.rsplit(':', 1)[0]}:pull") for n in names[:50]]
+        params = [("service", challenge.params.get("service", "")), *scopes]
+        token = (await client.get(challenge.realm, params=params)).json()["token"]
+        slots = anyio.Semaphore(CONCURRENCY)
+        correct = True
+
+        async def head(name: str) -> None:
+            nonlocal correct
+            repo, tag = name.rsplit(":", 1)
+            async with slots:
+                response = await client.head(
+                    f"http://{host}/v2/{repo}/manifests/{tag}",
+                    headers={"Accept": ACCEPT, "Authorization": f"Bearer {token}"},
+                )
+            correct &= (response.status_code == 200) == (name in pushed)
+
+        async with anyio.create_task_group() as tg:
+            for name in names[:50]:
+                tg.start_soon(head, name)
+    seconds = time.perf_counter() - started
+    return Row("", seconds * math.ceil(len(names) / 50), 1 + len(names), 0, correct)
+
+
+async def original_run(host: str, names: list[str], pushed: set[str]) -> Row:
+    """The original mzbuild's way: one image at a time, a token request then a HEAD."""
+    requests = 0
+    correct = True
+    started = time.perf_counter()
+    async with httpx.AsyncClient(timeout=30) as client:
+        challenge = parse_challenge((await client.get(f"http://{host}/v2/")).headers.get("www-authenticate"))
+        requests += 1
+        assert challenge is not None and challenge.realm
+        for name in names:
+            repo, tag = name.rsplit(":", 1)
+            params = {"service": challenge.params.get("service", ""), "scope": f"repository:{repo}:pull"}
+            token = (await client.get(challenge.realm, params=params)).json()["token"]
+            response = await client.head(
+                f"http://{host}/v2/{repo}/manifests/{tag}",
+                headers={"Accept": ACCEPT, "Authorization": f"Bearer {token}"},
+            )
+            requests += 2
+            correct &= (response.status_code == 200) == (name in pushed)
+    return Row("", time.perf_counter() - started, requests, 0, correct)
+
+
+def cli_run(command: Callable[[str], list[str]], host: str, names: list[str], pushed: set[str]) -> Row:
+    """One process per image (docker manifest inspect, skopeo inspect)."""
+    correct = True
+    started = time.perf_counter()
+    for name in names:
+        result = subprocess.run(command(f"{host}/{name}"), capture_output=True, text=True, check=False)
+        correct &= (result.returncode == 0) == (name in pushed)
+    return Row("", time.perf_counter() - started, 0, 0, correct)
+
+
+def table(title: str, rows: list[Row], floor: float) -> None:
+    print(f"\n{title}   floor {floor * 1000:.0f} ms")
+    print(f"  {'':44} {'wall':>9} {'requests':>9} {'429s':>5} {'x floor':>8}  correct")
+    for r in rows:
+        print(
+            f"  {r.label:44} {r.seconds * 1000:7.0f}ms {r.requests:>9} {r.throttled:>5}"
+            f" {r.seconds / floor:7.2f}x  {'yes' if r.correct else 'NO'}"
+        )
+
+
+@contextmanager
+def proxy_process(registry: Registry, latency: float, rate: float | None = None) -> Iterator[str]:
+    """The fault proxy in a process of its own (so it does not share our core); its host."""
+    challenge = httpx.get(f"{registry.url}/v2/").headers["www-authenticate"]
+    realm = challenge.split('realm="', 1)[1].split('"', 1)[0]
+    cmd = [sys.executable, "-m", "tests.support.faultproxy", registry.url, "--latency", str(latency)]
+    cmd += ["--token-realm", realm] + (["--rate", str(rate)] if rate else [])
+    process = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        yield f"127.0.0.1:{process.stdout.readline().strip()}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def bench(args: argparse.Namespace, registry: Registry, tmp: Path) -> None:
+    with proxy_process(registry, args.latency) as host:
+        for size in args.sizes:
+            for label, present in (("all present", size), ("half absent", size // 2)):
+                names, pushed = push_all(registry, size, present)
+                floor = args.latency * (1 + math.ceil(size / CONCURRENCY))
+                rows: list[Row] = []
+
+                async def measure(label: str, fn: Callable[[], Awaitable[Row]]) -> None:
+                    row = await fn()
+                    row.label = label
+                    rows.append(row)
+
+                cold = ("memory", "registry", "manifest")
+                warm = ("memory", "disk", "registry", "manifest")
+                cache = tmp / f"cache-{uuid.uuid4().hex}"
+                await measure("(a) check, cold, first contact", lambda: engine_run(host, names, pushed, cold, None))
+                await measure("(a) check, cold, auth challenge remembered", lambda: engine_run(host, names, pushed, cold, None, remembered=dict(LEARNED)))
+                await engine_run(host, names, pushed, warm, cache)  # fills the disk cache
+                await measure("(b) check, warm (disk cache)", lambda: engine_run(host, names, pushed, warm, cache))
+                if size <= 100:
+                    await measure("(c) original: one at a time, token + HEAD", lambda: original_run(host, names, pushed))
+                    docker = shutil.which("docker")
+                    if docker:
+                        cmd = lambda ref: [docker, "manifest", "inspect", "--insecure", ref]  # noqa: E731
+                        await measure("(d) docker manifest inspect per image", lambda: anyio.to_thread.run_sync(cli_run, cmd, host, names, pushed))
+                    skopeo = shutil.which("skopeo")
+                    if skopeo:
+                        cmd2 = lambda ref: [skopeo, "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"]  # noqa: E731
+                        await measure("(e) skopeo inspect per image", lambda: anyio.to_thread.run_sync(cli_run, cmd2, host, names, pushed))
+                if size <= 100:
+                    await measure("measured floor: 1 token + HEADs, raw httpx", lambda: measured_floor(host, names, pushed))
+                table(f"N = {size}, {label} ({args.latency * 1000:.0f} ms per request)", rows, floor)
+                if size <= 100:
+                    speedup = rows[3].seconds / rows[1].seconds
+                    print(f"  (a, remembered) is {speedup:.1f}x faster than (c); target: >= 20x")
+                    print(f"  (a, remembered) vs the measured floor: {rows[1].seconds / rows[-1].seconds:.2f}x")
+    # Rate limits: the registry allows R/s. First untold, then within our configured rate.
+    rate, size = args.rate, args.rate_n
+    with proxy_process(registry, 0.0, rate) as host:
+        names, pushed = push_all(registry, size, size // 2)
+        untold = await engine_run(host, names, pushed, ("memory", "registry"), None)
+        untold.label = f"registry limited to {rate:g}/s, not told"
+        names2, pushed2 = push_all(registry, size // 4, size // 8)
+        await anyio.sleep(1.0)
+        told = await engine_run(
+            host, names2, pushed2, ("memory", "registry"), None,
+            Limits(concurrency=CONCURRENCY, rate=rate * 0.8, burst=max(1, int(rate * 0.5))),
+        )  # fmt: skip
+        told.label = f"configured {rate * 0.8:g}/s, within the registry's"
+        print(f"\nrate limits (N = {size} and {size // 4}, no added latency)")
+        for row, n in ((untold, size), (told, size // 4)):
+            bound = n / rate
+            print(
+                f"  {row.label:44} {row.seconds:6.2f}s  N/R {bound:5.2f}s  {row.seconds / bound:4.2f}x"
+                f"  429s {row.throttled:>4}  correct {'yes' if row.correct else 'NO'}"
+            )
+        print("  targets: untold <= 1.3x N/R with every answer correct; within the limit: 0 429s")
+
+
+def main() -> int:
+    """Run every scenario and print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--sizes", default="49,1000")
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--rate-n", type=int, default=500)
+    args = parser.parse_args()
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    with tempfile.TemporaryDirectory() as tmp, run_registry(Path(tmp) / "registry", "token") as registry:
+        anyio.run(bench, args, registry, Path(tmp))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
