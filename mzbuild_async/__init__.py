@@ -15,6 +15,8 @@ The scripting API::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .config import Arch, BuildOptions, Profile, Sanitizer
 from .errors import (
     CargoError,
@@ -30,9 +32,38 @@ from .graph import Image
 from .manifest import CargoBuild, Copy, Manifest
 from .repository import ImageDescription, InputFile, Repository
 
+if TYPE_CHECKING:
+    from .lookup import Answer, LookupEngine
+    from .registry.client import RegistryClient, Status
+    from .registry.names import Reference, parse_reference
+
 __version__ = "0.1.0"
 
+#: Names imported on first use: the lookup engine pulls in httpx, which the
+#: fingerprinting commands do not need.
+_LAZY = {
+    "Answer": "lookup",
+    "LookupEngine": "lookup",
+    "RegistryClient": "registry.client",
+    "Status": "registry.client",
+    "Reference": "registry.names",
+    "parse_reference": "registry.names",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mzbuild_async' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
+    "Answer",
     "Arch",
     "BuildOptions",
     "CargoBuild",
@@ -44,13 +75,18 @@ __all__ = [
     "ImageDescription",
     "InputError",
     "InputFile",
+    "LookupEngine",
     "Manifest",
     "ManifestError",
     "MzbuildError",
     "Profile",
+    "Reference",
+    "RegistryClient",
     "Repository",
     "RepositoryError",
     "Sanitizer",
+    "Status",
     "UsageError",
     "__version__",
+    "parse_reference",
 ]

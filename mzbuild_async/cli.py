@@ -20,8 +20,6 @@ import anyio
 
 from . import logs
 from .cache import TIER_ORDER
-from .cache.disk import DiskTier
-from .cache.hosts import FILE_NAME as HOSTS_FILE
 from .config import (
     DEFAULT_IMAGE_PREFIX,
     DEFAULT_IMAGE_REGISTRY,
@@ -263,6 +261,9 @@ async def run_command(args: argparse.Namespace) -> int:
     environ = dict(os.environ)
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(environ)
     if args.command == "cache":
+        from .cache.disk import DiskTier
+        from .cache.hosts import FILE_NAME as HOSTS_FILE
+
         DigestCache(cache_dir, "").clear()
         DiskTier(cache_dir).clear()
         (cache_dir / HOSTS_FILE).unlink(missing_ok=True)

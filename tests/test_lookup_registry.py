@@ -246,7 +246,8 @@ async def test_remembered_challenge_skips_the_ping(
         await eng.aclose()
     learned = dict(first.challenges)
     challenge = learned[registry.host]
-    assert challenge is not None and challenge.scheme == "bearer"
+    assert challenge is not None
+    assert challenge.scheme == "bearer"
     if stale:
         learned[registry.host] = Challenge(
             "bearer", {**challenge.params, "realm": "http://127.0.0.1:1/token"}

@@ -6,10 +6,11 @@ and could not tell), or ``None`` (no opinion: ask the next tier).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from ..registry.client import Probe
-from ..registry.names import Reference
+if TYPE_CHECKING:  # the CLI imports this package for TIER_ORDER; keep httpx out of it
+    from ..registry.client import Probe
+    from ..registry.names import Reference
 
 #: Tier names in the order they are consulted.
 TIER_ORDER = ("memory", "disk", "daemon", "registry", "manifest")

@@ -118,7 +118,10 @@ class FaultProxy:
                         chunk = await stream.receive(65536)
                         buffer += chunk
                         if buffer[:1] == b"\x16":
-                            return  # a TLS handshake: clients that try HTTPS first fall back
+                            # A TLS handshake: answer as Go's servers do, so that
+                            # clients trying HTTPS first fall back to HTTP.
+                            await stream.send(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+                            return
                     head, _, buffer = buffer.partition(b"\r\n\r\n")
                     lines = head.decode("latin-1").split("\r\n")
                     method, target, _ = lines[0].split(" ", 2)
