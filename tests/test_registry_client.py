@@ -1,0 +1,139 @@
+"""The registry client's own logic, on httpx.MockTransport and a fake clock.
+
+The real-registry tests prove it works; these pin down the rules: what is
+retried, when tokens expire, when a 401 is final.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import httpx
+import pytest
+
+from mzbuild_async.registry.client import RegistryClient, Status
+from mzbuild_async.registry.names import parse_reference
+from mzbuild_async.retry import RetryPolicy
+
+pytestmark = pytest.mark.anyio
+REF = parse_reference("registry.test/acme/app:mzbuild-X")
+CHALLENGE = 'Bearer realm="https://auth.test/token",service="registry.test"'
+MANIFEST = {"content-type": "application/vnd.oci.image.manifest.v1+json"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def no_sleep(seconds: float) -> None:
+    return None
+
+
+def client(handler: object, clock: Clock | None = None) -> RegistryClient:
+    assert callable(handler)
+    return RegistryClient(
+        transport=httpx.MockTransport(handler),  # type: ignore[arg-type]
+        retry=RetryPolicy(attempts=3, initial_wait=0.0),
+        sleep=no_sleep,
+        clock=clock or Clock(),
+    )
+
+
+async def test_404_is_absent_and_never_retried() -> None:
+    """A 404 is a definite absent after exactly one HEAD."""
+    seen: Counter[str] = Counter()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen[f"{request.method} {request.url.path}"] += 1
+        return httpx.Response(404 if "manifests" in request.url.path else 200)
+
+    c = client(handler)
+    assert (await c.lookup(REF)).status is Status.ABSENT
+    assert seen["HEAD /v2/acme/app/manifests/mzbuild-X"] == 1
+
+
+async def test_5xx_is_retried_then_unknown() -> None:
+    """5xx answers are retried up to the policy's attempts, then the answer is unknown."""
+    seen: Counter[str] = Counter()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen[request.method] += 1
+        return httpx.Response(200 if request.url.path == "/v2/" else 502)
+
+    probe = await client(handler).lookup(REF)
+    assert probe.status is Status.UNKNOWN
+    assert "server error 502" in probe.detail
+    assert seen["HEAD"] == 3
+
+
+async def test_tokens_are_reused_until_they_expire() -> None:
+    """A token without expires_in lives 60 s (less a safety margin), then is fetched again."""
+    clock = Clock()
+    tokens = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal tokens
+        if request.url.host == "auth.test":
+            tokens += 1
+            return httpx.Response(200, json={"token": f"t{tokens}"})
+        if request.headers.get("authorization") != f"Bearer t{tokens}":
+            return httpx.Response(401, headers={"www-authenticate": CHALLENGE})
+        return httpx.Response(200, headers=MANIFEST)
+
+    c = client(handler, clock)
+    assert (await c.lookup(REF)).status is Status.PRESENT
+    clock.now += 30
+    assert (await c.lookup(REF)).status is Status.PRESENT
+    assert tokens == 1
+    clock.now += 31
+    assert (await c.lookup(REF)).status is Status.PRESENT
+    assert tokens == 2
+
+
+async def test_401_with_a_fresh_token_is_final() -> None:
+    """When a freshly fetched token is refused too, the answer is unknown, not retried forever."""
+    heads = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal heads
+        if request.url.host == "auth.test":
+            return httpx.Response(200, json={"token": "t", "expires_in": 300})
+        heads += request.method == "HEAD"
+        return httpx.Response(401, headers={"www-authenticate": CHALLENGE})
+
+    probe = await client(handler).lookup(REF)
+    assert probe.status is Status.UNKNOWN
+    assert "unauthorized" in probe.detail
+    assert heads == 2
+
+
+async def test_head_200_without_manifest_signs_is_unknown() -> None:
+    """A 200 that looks like an HTML page (a captive portal) is never present."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/html"}, text="<html/>")
+
+    probe = await client(handler).lookup(REF)
+    assert probe.status is Status.UNKNOWN
+    assert "text/html, not a manifest" in probe.detail
+
+
+async def test_plain_http_only_for_loopback_and_insecure() -> None:
+    """Remote registries are spoken to over HTTPS unless configured insecure."""
+    urls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        urls.append(str(request.url))
+        return httpx.Response(404)
+
+    c = client(handler)
+    await c.lookup(REF)
+    await c.lookup(parse_reference("localhost:5000/a:b"))
+    assert urls[0].startswith("https://registry.test/")
+    assert all(u.startswith("http://localhost:5000/") for u in urls if "localhost" in u)
+    c.insecure = frozenset({"registry.test"})
+    assert c.scheme("registry.test") == "http"
