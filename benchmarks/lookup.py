@@ -96,20 +96,31 @@ LEARNED: dict[str, Challenge | None] = {}
 
 
 async def measured_floor(host: str, names: list[str], pushed: set[str]) -> Row:
-    """The floor, measured: one token request, then every HEAD, CONCURRENCY at a time."""
+    """The floor, measured: the token requests at once, then every HEAD, CONCURRENCY at a time.
+
+    The same requests our engine sends, from a bare httpx client: what the
+    registry, the proxy and httpx cost on this machine, with no engine around.
+    """
     challenge = LEARNED[host]
     assert challenge is not None
     assert challenge.realm
+    realm = challenge.realm
+    service = challenge.params.get("service", "")
+    tokens: dict[str, str] = {}
+    correct = True
     started = time.perf_counter()
-    async with httpx.AsyncClient(timeout=30) as client:
-        scopes = [("scope", f"repository:{n.rsplit(':', 1)[0]}:pull") for n in names[:50]]
-        params: list[tuple[str, str | int | float | bool | None]] = [
-            ("service", challenge.params.get("service", "")),
-            *scopes,
-        ]
-        token = (await client.get(challenge.realm, params=params)).json()["token"]
+    async with httpx.AsyncClient(timeout=60) as client:
+
+        async def token(batch: list[str]) -> None:
+            params: list[tuple[str, str | int | float | bool | None]] = [("service", service)]
+            params += [("scope", f"repository:{n.rsplit(':', 1)[0]}:pull") for n in batch]
+            value = (await client.get(realm, params=params)).json()["token"]
+            tokens.update(dict.fromkeys(batch, value))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(0, len(names), 50):
+                tg.start_soon(token, names[i : i + 50])
         slots = anyio.Semaphore(CONCURRENCY)
-        correct = True
 
         async def head(name: str) -> None:
             nonlocal correct
@@ -117,15 +128,15 @@ async def measured_floor(host: str, names: list[str], pushed: set[str]) -> Row:
             async with slots:
                 response = await client.head(
                     f"http://{host}/v2/{repo}/manifests/{tag}",
-                    headers={"Accept": ACCEPT, "Authorization": f"Bearer {token}"},
+                    headers={"Accept": ACCEPT, "Authorization": f"Bearer {tokens[name]}"},
                 )
             correct &= (response.status_code == 200) == (name in pushed)
 
         async with anyio.create_task_group() as tg:
-            for name in names[:50]:
+            for name in names:
                 tg.start_soon(head, name)
-    seconds = time.perf_counter() - started
-    return Row("", seconds * math.ceil(len(names) / 50), 1 + len(names), 0, correct)
+    requests = math.ceil(len(names) / 50) + len(names)
+    return Row("", time.perf_counter() - started, requests, 0, correct)
 
 
 async def original_run(host: str, names: list[str], pushed: set[str]) -> Row:
@@ -258,10 +269,10 @@ async def scenario(
             rows, "measured floor: 1 token + HEADs, raw httpx", measured_floor(host, names, pushed)
         )
     table(f"N = {size}, {label} ({latency * 1000:.0f} ms per request)", rows, floor)
+    ours, measured = rows[1].seconds, rows[-1].seconds
+    print(f"  (a, remembered) vs the measured floor: {ours / measured:.2f}x; target: <= 1.25x")
     if small:
-        ours, original, measured = rows[1].seconds, rows[3].seconds, rows[-1].seconds
-        print(f"  (a, remembered) is {original / ours:.1f}x faster than (c); target: >= 20x")
-        print(f"  (a, remembered) vs the measured floor: {ours / measured:.2f}x")
+        print(f"  (a, remembered) is {rows[3].seconds / ours:.1f}x faster than (c); target: >= 20x")
 
 
 async def bench(args: argparse.Namespace, registry: Registry, tmp: Path) -> None:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .cache import TIER_ORDER
 from .cache.hosts import load_challenges, save_challenges
 from .lookup import Answer, LookupEngine, TierStatistics, parse_tiers
-from .registry.client import RegistryClient, Status
+from .registry.client import DEFAULT_DEADLINE, RegistryClient, Status
 from .registry.config import load_registry_config, with_flags
 from .report.trace import write_trace
 from .repository import Repository
+from .retry import DEFAULT_RETRY
 
 
 def _ms(seconds: float) -> str:
@@ -89,21 +92,26 @@ async def run_check(
     """Run ``check``; exit status 0 if every answer is definite, 1 if any is unknown."""
     import time
 
-    tiers = parse_tiers(args.tiers)
-    if args.no_disk_cache:
-        tiers = tuple(t for t in tiers if t != "disk")
     config = with_flags(
         load_registry_config(repo.root),
         args.registry_limit,
         args.insecure_registry,
         args.manifest_get_docker_hub,
     )
+    tiers = parse_tiers(args.tiers) if args.tiers else (config.tiers or TIER_ORDER)
+    if args.no_disk_cache:
+        tiers = tuple(t for t in tiers if t != "disk")
+    retry = DEFAULT_RETRY
+    if args.retries or config.retries:
+        retry = replace(retry, attempts=args.retries or config.retries or retry.attempts)
     specs = await repo.specs(targets)
     names = {name: specs[name] for name in targets}
     client = RegistryClient(
         limiters=config.limiters(),
         insecure=config.insecure,
         remembered=load_challenges(cache_dir),
+        retry=retry,
+        deadline=args.deadline or config.deadline or DEFAULT_DEADLINE,
     )
     engine = LookupEngine.create(
         tiers=tiers,

@@ -120,8 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every image")
     p.add_argument(
         "--tiers",
-        default=",".join(TIER_ORDER),
-        help=f"tiers to consult, in this order: {','.join(TIER_ORDER)} (default: all)",
+        help=f"tiers to consult, in this order: {','.join(TIER_ORDER)}"
+        " (default: [lookup] tiers of mzbuild-async.toml, else all)",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        metavar="N",
+        help="attempts per request on transient failures (default 5)",
+    )
+    p.add_argument(
+        "--deadline",
+        type=float,
+        metavar="SECONDS",
+        help="longest one lookup may take, retries included (default 90)",
     )
     p.add_argument(
         "--no-disk-cache", action="store_true", help="do not read or keep answers on disk"

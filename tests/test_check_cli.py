@@ -106,3 +106,20 @@ def test_check_bad_tiers(fixture_repo: Path, capsys: pytest.CaptureFixture[str])
         "mzbuild-async: error: unknown tier 'cloud';"
         " choose from memory, disk, daemon, registry, manifest"
     )
+
+
+def test_check_uses_the_settings_file(
+    fixture_repo: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Tiers and retries come from mzbuild-async.toml when no flag says otherwise."""
+    import shutil
+
+    repo = tmp_path / "repo"
+    shutil.copytree(fixture_repo, repo, symlinks=True)
+    (repo / "mzbuild-async.toml").write_text('[lookup]\ntiers = ["memory"]\nretries = 1\n')
+    status, out, _ = check(capsys, "base", "--json", "--repo", str(repo))
+    assert status == 1  # the memory tier alone cannot answer
+    data = json.loads(out)
+    assert data["images"]["base"]["status"] == "unknown"
+    assert set(data["tiers"]) == {"memory"}
+    assert data["requests"] == {}

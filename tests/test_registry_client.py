@@ -36,7 +36,7 @@ async def no_sleep(seconds: float) -> None:
 def client(handler: object, clock: Clock | None = None) -> RegistryClient:
     assert callable(handler)
     return RegistryClient(
-        transport=httpx.MockTransport(handler),  # type: ignore[arg-type]
+        transport=httpx.MockTransport(handler),
         retry=RetryPolicy(attempts=3, initial_wait=0.0),
         sleep=no_sleep,
         clock=clock or Clock(),

@@ -45,7 +45,7 @@ def test_missing_file_is_defaults(tmp_path: Path) -> None:
 def test_bad_file(tmp_path: Path, text: str, message: str) -> None:
     """A bad settings file is a one-line error naming it."""
     (tmp_path / "mzbuild-async.toml").write_text(text)
-    with pytest.raises(UsageError, match="mzbuild-async.toml") as info:
+    with pytest.raises(UsageError, match=r"mzbuild-async\.toml") as info:
         load_registry_config(tmp_path)
     assert message in str(info.value)
 
@@ -55,3 +55,15 @@ def test_bad_limit_flags(flag: str) -> None:
     """--registry-limit values that are not HOST=CONC[,RATE[,BURST]] are refused."""
     with pytest.raises(UsageError, match="--registry-limit"):
         parse_limit_flag(flag)
+
+
+def test_lookup_table(tmp_path: Path) -> None:
+    """[lookup] picks tiers (validated, put in order), retries and the deadline."""
+    (tmp_path / "mzbuild-async.toml").write_text(
+        '[lookup]\ntiers = ["registry", "memory"]\nretries = 2\ndeadline = 5\n'
+    )
+    config = load_registry_config(tmp_path)
+    assert (config.tiers, config.retries, config.deadline) == (("memory", "registry"), 2, 5.0)
+    (tmp_path / "mzbuild-async.toml").write_text('[lookup]\ntiers = ["cloud"]\n')
+    with pytest.raises(UsageError, match="unknown tier 'cloud'"):
+        load_registry_config(tmp_path)

@@ -3,6 +3,11 @@
 Read from ``mzbuild-async.toml`` at the repository root, then overridden by
 flags::
 
+    [lookup]
+    tiers = ["memory", "disk", "registry"]   # default: all five
+    retries = 5            # attempts per request for transient failures
+    deadline = 90.0        # seconds one lookup may take, retries included
+
     [registry."localhost:5000"]
     concurrency = 8        # requests in flight
     rate = 50.0            # requests per second, sustained
@@ -33,6 +38,10 @@ class RegistryConfig:
     limits: Mapping[str, Limits] = field(default_factory=dict)
     insecure: frozenset[str] = frozenset()
     manifest_on_docker_hub: bool = False
+    #: Tiers to consult (None: all, or what --tiers says).
+    tiers: tuple[str, ...] | None = None
+    retries: int | None = None
+    deadline: float | None = None
 
     def limiters(self) -> Limiters:
         """Fresh per-host limiters with these limits."""
@@ -60,6 +69,30 @@ def load_registry_config(root: Path) -> RegistryConfig:
         return RegistryConfig()
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"{CONFIG_NAME}: cannot read: {exc}") from None
+    lookup = data.get("lookup", {})
+    if not isinstance(lookup, dict):
+        raise UsageError(f"{CONFIG_NAME}: [lookup] must be a table")
+    unknown_lookup = set(lookup) - {"tiers", "retries", "deadline"}
+    if unknown_lookup:
+        raise UsageError(
+            f"{CONFIG_NAME}: [lookup]: unknown setting {sorted(unknown_lookup)[0]!r};"
+            " known: deadline, retries, tiers"
+        )
+    tiers = lookup.get("tiers")
+    if tiers is not None and (
+        not isinstance(tiers, list) or not all(isinstance(t, str) for t in tiers)
+    ):
+        raise UsageError(f"{CONFIG_NAME}: [lookup] tiers must be a list of tier names")
+    retries = lookup.get("retries")
+    if retries is not None and (
+        isinstance(retries, bool) or not isinstance(retries, int) or retries < 1
+    ):
+        raise UsageError(f"{CONFIG_NAME}: [lookup] retries must be a positive integer")
+    deadline = lookup.get("deadline")
+    if deadline is not None and (
+        isinstance(deadline, bool) or not isinstance(deadline, int | float) or deadline <= 0
+    ):
+        raise UsageError(f"{CONFIG_NAME}: [lookup] deadline must be a positive number of seconds")
     hosts = data.get("registry", {})
     if not isinstance(hosts, dict):
         raise UsageError(f'{CONFIG_NAME}: [registry] must hold [registry."HOST"] tables')
@@ -80,7 +113,16 @@ def load_registry_config(root: Path) -> RegistryConfig:
             insecure.add(host)
         if host in ("docker.io", "registry-1.docker.io") and table.get("manifest-get") is True:
             hub_get = True
-    return RegistryConfig(limits, frozenset(insecure), hub_get)
+    from ..lookup import parse_tiers
+
+    return RegistryConfig(
+        limits,
+        frozenset(insecure),
+        hub_get,
+        tiers=parse_tiers(",".join(tiers)) if tiers is not None else None,
+        retries=retries,
+        deadline=float(deadline) if deadline is not None else None,
+    )
 
 
 def parse_limit_flag(text: str) -> tuple[str, Limits]:
@@ -108,8 +150,9 @@ def with_flags(
     """``config`` with command-line settings applied on top."""
     merged = dict(config.limits)
     merged.update(parse_limit_flag(text) for text in limits)
-    return RegistryConfig(
-        merged,
-        config.insecure | frozenset(insecure),
-        config.manifest_on_docker_hub or manifest_on_docker_hub,
+    return replace(
+        config,
+        limits=merged,
+        insecure=config.insecure | frozenset(insecure),
+        manifest_on_docker_hub=config.manifest_on_docker_hub or manifest_on_docker_hub,
     )
