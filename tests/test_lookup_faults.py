@@ -6,7 +6,6 @@ never remembered, and nothing hangs past its deadline.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -38,20 +37,6 @@ async def proxied(registry: Registry, faults: Faults) -> AsyncIterator[FaultProx
         await tg.start(proxy.serve)
         yield proxy
         tg.cancel_scope.cancel()
-
-
-def make_specs(
-    registry: Registry, host: str, count: int, present: int
-) -> tuple[list[str], set[str]]:
-    run = uuid.uuid4().hex[:8]
-    wanted, pushed = [], set()
-    for i in range(count):
-        repo, tag = f"f{run}/img{i}", f"mzbuild-{i}"
-        if i < present:
-            registry.push(repo, tag)
-            pushed.add(f"{host}/{repo}:{tag}")
-        wanted.append(f"{host}/{repo}:{tag}")
-    return wanted, pushed
 
 
 def engine(**client: object) -> LookupEngine:
@@ -95,7 +80,7 @@ async def test_transient_faults_still_give_correct_answers(
     """429s (every hint form), 5xx bursts, resets and latency: every answer still right."""
     registry = registries[auth]
     async with proxied(registry, faults) as proxy:
-        wanted, pushed = make_specs(registry, proxy.host, 8, 4)
+        wanted, pushed = registry.push_many(8, 4, host=proxy.host)
         assert await run(engine(), wanted) == expected(wanted, pushed)
 
 
@@ -103,7 +88,7 @@ async def test_retry_after_pauses_the_whole_host(registries: dict[str, Registry]
     """After a 429 with Retry-After, no request to that host is sent until it has passed."""
     registry = registries["none"]
     async with proxied(registry, Faults()) as proxy:
-        wanted, pushed = make_specs(registry, proxy.host, 6, 3)
+        wanted, pushed = registry.push_many(6, 3, host=proxy.host)
         eng = engine()
         await eng.client.lookup(
             __import__("mzbuild_async").registry.names.parse_reference(wanted[0])
@@ -126,7 +111,7 @@ async def test_stalled_answers_time_out_and_are_retried(registries: dict[str, Re
     """A response that never comes hits the read timeout and the retry gets the answer."""
     registry = registries["none"]
     async with proxied(registry, Faults(stalls=2, only="/manifests/")) as proxy:
-        wanted, pushed = make_specs(registry, proxy.host, 3, 2)
+        wanted, pushed = registry.push_many(3, 2, host=proxy.host)
         statuses = await run(engine(timeout=httpx.Timeout(0.5)), wanted)
     assert statuses == expected(wanted, pushed)
     assert proxy.counts["stalls"] == 2
@@ -136,7 +121,7 @@ async def test_nothing_hangs_past_the_deadline(registries: dict[str, Registry]) 
     """A registry that never answers gives unknown within the lookup deadline."""
     registry = registries["none"]
     async with proxied(registry, Faults(stalls=1000)) as proxy:
-        wanted, _ = make_specs(registry, proxy.host, 2, 1)
+        wanted, _ = registry.push_many(2, 1, host=proxy.host)
         with anyio.fail_after(10):
             eng = engine(timeout=httpx.Timeout(30.0), deadline=1.0)
             answers = await eng.lookup_many(wanted)
@@ -151,7 +136,7 @@ async def test_persistent_errors_are_unknown_and_never_remembered(
     """A registry failing for good gives unknown (not present), asked again next time."""
     registry = registries["none"]
     async with proxied(registry, Faults(errors=10_000, only="/manifests/")) as proxy:
-        wanted, _ = make_specs(registry, proxy.host, 2, 2)
+        wanted, _ = registry.push_many(2, 2, host=proxy.host)
         eng = engine()
         first = await eng.lookup_many(wanted)
         sent = proxy.counts["requests"]
@@ -183,7 +168,7 @@ async def test_garbage_answers_are_unknown(
     """A token endpoint answering HTML, or oversized headers: unknown with one clear line."""
     registry = registries["token"]
     async with proxied(registry, faults) as proxy:
-        wanted, _ = make_specs(registry, proxy.host, 1, 1)
+        wanted, _ = registry.push_many(1, 1, host=proxy.host)
         eng = engine()
         answer = await eng.lookup(wanted[0])
         await eng.aclose()
@@ -196,7 +181,7 @@ async def test_head_refused_falls_back_to_manifest_get(registries: dict[str, Reg
     """A registry that refuses HEAD is asked with GET by the manifest tier."""
     registry = registries["none"]
     async with proxied(registry, Faults(refuse_head=True)) as proxy:
-        wanted, pushed = make_specs(registry, proxy.host, 4, 2)
+        wanted, pushed = registry.push_many(4, 2, host=proxy.host)
         eng = engine()
         answers = await eng.lookup_many(wanted)
         await eng.aclose()
@@ -208,7 +193,7 @@ async def test_get_with_a_non_manifest_is_unknown(registries: dict[str, Registry
     """A 200 whose body is not a manifest is unknown, never present."""
     registry = registries["none"]
     async with proxied(registry, Faults(refuse_head=True)) as proxy:
-        wanted, _ = make_specs(registry, proxy.host, 1, 1)
+        wanted, _ = registry.push_many(1, 1, host=proxy.host)
         eng = engine()
         await eng.client.prepare([])
         proxy.faults.garbage = 1
@@ -223,7 +208,7 @@ async def test_unannounced_rate_limit_is_survived(registries: dict[str, Registry
     """A registry limiting to R/s without saying so: every answer right despite 429s."""
     registry = registries["none"]
     async with proxied(registry, Faults(rate=30.0)) as proxy:
-        wanted, pushed = make_specs(registry, proxy.host, 60, 30)
+        wanted, pushed = registry.push_many(60, 30, host=proxy.host)
         limiters = Limiters(default=Limits(concurrency=32, rate=1000.0, burst=100))
         statuses = await run(
             engine(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import uuid
 from pathlib import Path
 
 import anyio
@@ -22,19 +21,6 @@ pytestmark = pytest.mark.anyio
 CREDENTIALS = {"MZBUILD_ASYNC_REGISTRY_USERNAME": USER, "MZBUILD_ASYNC_REGISTRY_PASSWORD": PASSWORD}
 
 
-def specs(registry: Registry, count: int, present: int) -> tuple[list[str], set[str]]:
-    """``count`` specs in distinct repositories, the first ``present`` of them pushed."""
-    run = uuid.uuid4().hex[:8]
-    all_specs, pushed = [], set()
-    for i in range(count):
-        repo, tag = f"t{run}/img{i}", f"mzbuild-{run.upper()}{i}"
-        if i < present:
-            registry.push(repo, tag)
-            pushed.add(f"{registry.host}/{repo}:{tag}")
-        all_specs.append(f"{registry.host}/{repo}:{tag}")
-    return all_specs, pushed
-
-
 def engine(
     environ: dict[str, str] | None = None,
     tiers: tuple[str, ...] = ("memory", "registry", "manifest"),
@@ -47,7 +33,7 @@ def engine(
 async def test_present_and_absent_in_each_setup(registries: dict[str, Registry], auth: str) -> None:
     """Pushed tags are present and others absent, decided by the registry tier."""
     registry = registries[auth]
-    wanted, pushed = specs(registry, 6, 3)
+    wanted, pushed = registry.push_many(6, 3)
     eng = engine(CREDENTIALS if auth == "htpasswd" else {})
     try:
         answers = await eng.lookup_many(wanted)
@@ -63,7 +49,7 @@ async def test_present_and_absent_in_each_setup(registries: dict[str, Registry],
 async def test_basic_auth_without_credentials_is_unknown(registries: dict[str, Registry]) -> None:
     """A registry that wants a password we do not have gives unknown, never present."""
     registry = registries["htpasswd"]
-    wanted, _ = specs(registry, 2, 1)
+    wanted, _ = registry.push_many(2, 1)
     eng = engine({})
     try:
         answers = await eng.lookup_many(wanted)
@@ -79,7 +65,7 @@ async def test_credentials_from_docker_config_and_helper(
 ) -> None:
     """auths entries and credHelpers programs from config.json both log in."""
     registry = registries["htpasswd"]
-    wanted, _ = specs(registry, 1, 1)
+    wanted, _ = registry.push_many(1, 1)
     import base64
 
     auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
@@ -114,7 +100,7 @@ async def test_one_token_request_serves_many_repositories(registries: dict[str, 
     """Tokens are fetched for many repositories at once, not one per lookup."""
     registry = registries["token"]
     assert registry.issuer is not None
-    wanted, pushed = specs(registry, SCOPES_PER_TOKEN + 10, 5)
+    wanted, pushed = registry.push_many(SCOPES_PER_TOKEN + 10, 5)
     before = registry.issuer.requests
     eng = engine({})
     try:
@@ -130,7 +116,7 @@ async def test_concurrent_lookups_of_one_spec_share_a_request(
 ) -> None:
     """Many simultaneous lookups of one tag send one HEAD."""
     registry = registries["none"]
-    wanted, _ = specs(registry, 1, 1)
+    wanted, _ = registry.push_many(1, 1)
     eng = engine({})
     results: list[Status] = []
 
@@ -152,7 +138,7 @@ async def test_disk_tier_keeps_present_only(
 ) -> None:
     """A second run answers present tags from disk with no request; absent ones are asked again."""
     registry = registries["none"]
-    wanted, pushed = specs(registry, 4, 2)
+    wanted, pushed = registry.push_many(4, 2)
     tiers = ("memory", "disk", "registry")
     first = LookupEngine.create(tiers=tiers, client=RegistryClient(), cache_dir=tmp_path)
     try:
@@ -177,7 +163,7 @@ async def test_warm_run_with_everything_present_sends_nothing(
 ) -> None:
     """When the disk cache knows every tag, not a single HTTP request is sent."""
     registry = registries["token"]
-    wanted, _ = specs(registry, 5, 5)
+    wanted, _ = registry.push_many(5, 5)
     tiers = ("memory", "disk", "registry")
     for _ in range(2):
         eng = LookupEngine.create(tiers=tiers, client=RegistryClient(), cache_dir=tmp_path)
@@ -192,7 +178,7 @@ async def test_warm_run_with_everything_present_sends_nothing(
 async def test_secrets_never_logged(registries: dict[str, Registry], tmp_path: Path) -> None:
     """No password, token or Authorization header appears in any log event."""
     registry = registries["htpasswd"]
-    wanted, _ = specs(registry, 2, 1)
+    wanted, _ = registry.push_many(2, 1)
     (tmp_path / "config.json").write_text("{broken")
     with structlog.testing.capture_logs() as events:
         eng = engine({**CREDENTIALS, "DOCKER_CONFIG": str(tmp_path)})
@@ -237,7 +223,7 @@ async def test_remembered_challenge_skips_the_ping(
     from mzbuild_async.registry.auth import Challenge
 
     registry = registries["token"]
-    wanted, pushed = specs(registry, 4, 2)
+    wanted, pushed = registry.push_many(4, 2)
     first = RegistryClient()
     eng = LookupEngine.create(tiers=("registry",), client=first)
     try:
@@ -268,7 +254,7 @@ async def test_remembered_challenge_skips_the_ping(
 async def test_remembered_no_auth_then_auth_required(registries: dict[str, Registry]) -> None:
     """A host remembered as open that now wants a token: the 401 teaches the client."""
     registry = registries["token"]
-    wanted, pushed = specs(registry, 2, 1)
+    wanted, pushed = registry.push_many(2, 1)
     client = RegistryClient(remembered={registry.host: None})
     eng = LookupEngine.create(tiers=("registry",), client=client)
     try:

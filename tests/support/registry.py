@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -209,6 +210,22 @@ class Registry:
             response.raise_for_status()
         self.pushed.append(f"{repo}:{tag}")
         return response.headers["docker-content-digest"]
+
+    def push_many(
+        self, count: int, present: int, *, host: str | None = None
+    ) -> tuple[list[str], set[str]]:
+        """``count`` specs in fresh repositories, the first ``present`` pushed (in threads).
+
+        Specs name ``host`` (default: this registry; a proxy's host, say).
+        Returns every spec and the set of those pushed.
+        """
+        run = uuid.uuid4().hex[:8]
+        refs = [(f"r{run}/img{i}", f"mzbuild-{run.upper()}{i}") for i in range(count)]
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda ref: self.push(*ref), refs[:present]))
+        prefix = host or self.host
+        specs = [f"{prefix}/{repo}:{tag}" for repo, tag in refs]
+        return specs, set(specs[:present])
 
 
 class _IssuerHandler(BaseHTTPRequestHandler):
