@@ -43,10 +43,11 @@ class Limits:
 
     #: Requests in flight at once.
     concurrency: int = 32
-    #: Sustained requests per second (``math.inf``: no bucket).
-    rate: float = 200.0
+    #: Sustained requests per second. The default suits private registries;
+    #: public ones get their own below, and a 429 without a hint adapts it.
+    rate: float = 1000.0
     #: Requests that may be sent at once after an idle spell.
-    burst: int = 64
+    burst: int = 200
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.rate <= 0 or self.burst < 1:

@@ -18,7 +18,7 @@ def test_file_and_flags(tmp_path: Path) -> None:
         '[registry."docker.io"]\nmanifest-get = true\n'
     )
     config = load_registry_config(tmp_path)
-    assert config.limits["r.internal:5000"] == Limits(concurrency=4, rate=10.0, burst=64)
+    assert config.limits["r.internal:5000"] == Limits(concurrency=4, rate=10.0, burst=200)
     assert config.insecure == {"r.internal:5000"}
     assert config.manifest_on_docker_hub
     merged = with_flags(config, ["r.internal:5000=2,5,5"], ["other:1"], False)

@@ -117,7 +117,8 @@ class RegistryClient:
         """``http`` for loopback and configured insecure hosts, else ``https``."""
         return "http" if is_loopback(host) or host in self.insecure else "https"
 
-    def _client(self, base: str) -> httpx.AsyncClient:
+    def _client(self, host: str) -> httpx.AsyncClient:
+        base = f"{self.scheme(host)}://{host}"
         client = self._clients.get(base)
         if client is None:
             try:
@@ -132,7 +133,12 @@ class RegistryClient:
                 timeout=self.timeout,
                 transport=self.transport,
                 follow_redirects=True,
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+                # As many connections as the limiter lets requests fly, all kept
+                # alive: a larger pool only makes httpcore scan more per request.
+                limits=httpx.Limits(
+                    max_connections=self.limiters(host).limits.concurrency,
+                    max_keepalive_connections=self.limiters(host).limits.concurrency,
+                ),
             )
             self._clients[base] = client
         return client
@@ -151,7 +157,7 @@ class RegistryClient:
         async with limiter:
             self.requests[host] += 1
             try:
-                response = await self._client(f"{self.scheme(host)}://{host}").request(
+                response = await self._client(host).request(
                     method, url, headers=headers
                 )
             except httpx.TimeoutException as exc:
