@@ -39,6 +39,12 @@ class Crate:
     features: tuple[str, ...] = ()
 
 
+def _normalize(path: str) -> str:
+    """A repository-relative directory: ``""`` for the root (never ``"."``)."""
+    normalized = posixpath.normpath(path)
+    return "" if normalized == "." else normalized
+
+
 def _load_toml(root: Path, rel: str) -> dict[str, Any]:
     try:
         with open(root / rel, "rb") as f:
@@ -108,7 +114,7 @@ def load_crate(root: Path, path: str) -> Crate:
                     dep_path = spec["path"]
                     if not isinstance(dep_path, str):
                         raise CargoError(f"{manifest}: dependency {dep!r} has a non-string path")
-                    found.append(posixpath.normpath(posixpath.join(path, dep_path)))
+                    found.append(_normalize(posixpath.join(path, dep_path)))
         return tuple(sorted(set(found)))
 
     features = config.get("features", {})
@@ -149,7 +155,8 @@ class Workspace:
         found = index.get(target)
         if found is None:
             raise CargoError(
-                f"{where}: no workspace crate has a {kind} named {target!r};"
+                f"{where}: no workspace crate has {'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+                f" named {target!r};"
                 " check the name or the workspace members in Cargo.toml"
             )
         if isinstance(found, tuple):
@@ -209,7 +216,7 @@ def _members(root: Path, patterns: Iterable[object], exclude: set[str]) -> list[
     for pattern in patterns:
         if not isinstance(pattern, str):
             raise CargoError("Cargo.toml: [workspace] members must be strings")
-        normalized = posixpath.normpath(pattern)
+        normalized = _normalize(pattern)
         if glob.has_magic(normalized):
             matches = sorted(
                 os.path.relpath(p, root).replace(os.sep, "/")
@@ -228,7 +235,7 @@ def load_workspace(root: Path) -> Workspace:
     workspace = config.get("workspace")
     if not isinstance(workspace, dict) or not isinstance(workspace.get("members", []), list):
         raise CargoError("Cargo.toml: no [workspace] table with a 'members' list")
-    exclude = {posixpath.normpath(e) for e in workspace.get("exclude", []) if isinstance(e, str)}
+    exclude = {_normalize(e) for e in workspace.get("exclude", []) if isinstance(e, str)}
     crates: dict[str, Crate] = {}
     for member in _members(root, workspace.get("members", []), exclude):
         crates[member] = load_crate(root, member)

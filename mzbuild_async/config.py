@@ -99,8 +99,12 @@ class Sanitizer(enum.Enum):
 
 
 def env_is_truthy(environ: Mapping[str, str], name: str, default: str = "0") -> bool:
-    """Whether ``name`` (or ``default``) is something other than empty, 0, no or false."""
-    return environ.get(name, default).strip().lower() not in ("", "0", "no", "false")
+    """Whether ``name`` (or ``default``) is anything but exactly "", "0", "no" or "false".
+
+    Compared exactly, as the original's ``ui.env_is_truthy`` does: ``False``
+    or ``NO`` are truthy there, so they must be here, or specs would differ.
+    """
+    return environ.get(name, default) not in ("", "0", "no", "false")
 
 
 @dataclass(frozen=True)

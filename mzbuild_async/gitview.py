@@ -77,7 +77,7 @@ class GitView:
 
     def under(self, directory: str) -> tuple[str, ...]:
         """Every visible path under ``directory`` (``""`` is the whole tree)."""
-        if not directory:
+        if not directory or directory == ".":
             return self.paths
         prefix = directory.rstrip("/") + "/"
         lo = bisect.bisect_left(self.paths, prefix)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import posixpath
+import re
 from collections.abc import Callable, Iterable
 
 from .cargo import EXCLUDED_CRATE_FILES, Crate, Workspace
@@ -32,7 +33,8 @@ def context_files(view: GitView, directory: str, nested: Iterable[str]) -> list[
 
 def crate_files(view: GitView, crate: Crate) -> list[str]:
     """Visible files of a crate, without ``mzcompose``/``mzcompose.py`` at its top."""
-    excluded = {posixpath.join(crate.path, name) for name in EXCLUDED_CRATE_FILES}
+    top = "" if crate.path == "." else crate.path
+    excluded = {posixpath.join(top, name) for name in EXCLUDED_CRATE_FILES}
     return [f for f in view.under(crate.path) if f not in excluded]
 
 
@@ -51,6 +53,13 @@ def cargo_crates(pre_image: CargoBuild, workspace: Workspace, where: str) -> set
     return crates
 
 
+def _pathspec_glob(pattern: str) -> str:
+    """A git pathspec glob as an fnmatch pattern: no ``./`` prefix, ``[^...]`` is ``[!...]``."""
+    while pattern.startswith("./"):
+        pattern = pattern[2:]
+    return re.sub(r"\[\^", "[!", pattern)
+
+
 def copy_files(view: GitView, pre_image: Copy) -> list[str]:
     """Visible files under the copy's source that match its glob.
 
@@ -59,7 +68,7 @@ def copy_files(view: GitView, pre_image: Copy) -> list[str]:
     directory and everything under it.
     """
     source = pre_image.source
-    pattern = pre_image.matching
+    pattern = _pathspec_glob(pre_image.matching)
     offset = len(source) + 1 if source else 0
     found = []
     for path in view.under(source):

@@ -9,6 +9,7 @@ decides whether they are fatal (``--strict``).
 
 from __future__ import annotations
 
+import datetime
 import posixpath
 import re
 from collections.abc import Mapping
@@ -205,7 +206,9 @@ class _Parser:
             )
         args: dict[str, str] = {}
         for key, value in raw.items():
-            if not isinstance(key, str) or not isinstance(value, str | int | float | bool):
+            # Any YAML scalar, as the original passes str(value) (dates included).
+            scalar = isinstance(value, str | int | float | bool | datetime.date)
+            if not isinstance(key, str) or not scalar:
                 raise self.doc.error(
                     node,
                     f"build arg {key!r} must map a name to a string or number,"

@@ -367,7 +367,7 @@ TWO = {
         ),
         pytest.param(
             lambda ws: ws.crate_for_example("nope", "img/mzbuild.yml"),
-            "img/mzbuild.yml: no workspace crate has a example named 'nope'",
+            "img/mzbuild.yml: no workspace crate has an example named 'nope'",
             id="example-in-no-crate",
         ),
         pytest.param(
@@ -377,7 +377,7 @@ TWO = {
         ),
         pytest.param(
             lambda ws: ws.crate_for_example("c", "img/mzbuild.yml"),
-            "img/mzbuild.yml: no workspace crate has a example named 'c'",
+            "img/mzbuild.yml: no workspace crate has an example named 'c'",
             id="a-binary-is-not-an-example",
         ),
     ],

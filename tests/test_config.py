@@ -80,12 +80,6 @@ def test_environment_defaults(
     assert DEFAULT_IMAGE_REGISTRY == "ghcr.io/materializeinc/materialize"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: env_is_truthy strips and lower-cases the value; the original's"
-    " `env not in ('', '0', 'no', 'false')` compares it exactly, so CI_LTO=False"
-    " (or FALSE, No, ' 0') means release there and every fingerprint differs",
-)
 @pytest.mark.parametrize(
     ("environ", "profile", "coverage"),
     [

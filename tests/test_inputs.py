@@ -207,12 +207,6 @@ def test_crate_files(path: str, visible: list[str], files: list[str]) -> None:
     assert crate_files(static_view(*visible), crate(path)) == files
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a crate at the repository root (member '.', or a path dependency '..'"
-    " that normalizes to '.') has path '.', and view.under('.') looks for './...'"
-    " so the crate contributes no files (spec 3.2: every visible file under its directory)",
-)
 def test_crate_at_the_repository_root_owns_every_file() -> None:
     """A root crate (path '.') has every visible file, minus the top mzcompose files."""
     view = static_view("Cargo.toml", "src/main.rs", "mzcompose.py", "sub/mzcompose.py")
@@ -553,24 +547,8 @@ PATTERNS = [
     "pattern",
     [
         *(pytest.param(p, id=p) for p in PATTERNS),
-        pytest.param(
-            "[^a]*",
-            id="[^a]*",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: git's wildmatch reads [^...] as a negated class like [!...];"
-                " fnmatch reads '^' literally",
-            ),
-        ),
-        pytest.param(
-            "./js",
-            id="./js",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: git normalizes a pathspec's './' prefix; copy_files does not,"
-                " so `matching: ./js` copies nothing",
-            ),
-        ),
+        pytest.param("[^a]*", id="[^a]*"),
+        pytest.param("./js", id="./js"),
     ],
 )
 def test_copy_matching_is_a_git_pathspec(www: tuple[Path, GitView], pattern: str) -> None:
