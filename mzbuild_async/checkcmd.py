@@ -9,11 +9,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from .cache import TIER_ORDER
 from .cache.hosts import load_challenges, save_challenges
+from .errors import UsageError, single_error
 from .lookup import Answer, LookupEngine, TierStatistics, parse_tiers
 from .registry.client import DEFAULT_DEADLINE, RegistryClient, Status
 from .registry.config import load_registry_config, with_flags
+from .registry.names import parse_reference
 from .report.trace import write_trace
 from .repository import Repository
 from .retry import DEFAULT_RETRY
@@ -104,8 +108,6 @@ async def run_check(
     retry = DEFAULT_RETRY
     if args.retries or config.retries:
         retry = replace(retry, attempts=args.retries or config.retries or retry.attempts)
-    specs = await repo.specs(targets)
-    names = {name: specs[name] for name in targets}
     client = RegistryClient(
         limiters=config.limiters(),
         insecure=config.insecure,
@@ -113,6 +115,22 @@ async def run_check(
         retry=retry,
         deadline=args.deadline or config.deadline or DEFAULT_DEADLINE,
     )
+    specs: dict[str, str] = {}
+
+    async def fingerprint() -> None:
+        specs.update(await repo.specs(targets))
+
+    # The registry's first round trip (its auth challenge) overlaps fingerprinting.
+    try:
+        hosts = [parse_reference(f"{repo.options.image_registry}/probe:probe").api_host]
+    except UsageError:
+        hosts = []  # every spec is then unknown, with the reason, below
+    with single_error():
+        async with anyio.create_task_group() as tg:
+            if "registry" in tiers or "manifest" in tiers:
+                tg.start_soon(client.warm_up, hosts)
+            await fingerprint()
+    names = {name: specs[name] for name in targets}
     engine = LookupEngine.create(
         tiers=tiers,
         client=client,

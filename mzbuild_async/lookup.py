@@ -10,9 +10,11 @@ is never remembered.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeAlias
 
 import anyio
@@ -102,12 +104,10 @@ class LookupEngine:
         *,
         tiers: Iterable[str] = TIER_ORDER,
         client: RegistryClient | None = None,
-        cache_dir: object = None,
+        cache_dir: str | os.PathLike[str] | None = None,
         manifest_on_docker_hub: bool = False,
     ) -> LookupEngine:
         """An engine with the named tiers (``cache_dir`` is needed for ``disk``)."""
-        from pathlib import Path
-
         client = client or RegistryClient()
         chosen: list[Tier] = []
         for name in tiers:
@@ -116,7 +116,7 @@ class LookupEngine:
             elif name == "disk":
                 if cache_dir is None:
                     continue
-                chosen.append(DiskTier(Path(str(cache_dir))))
+                chosen.append(DiskTier(Path(cache_dir)))
             elif name == "daemon":
                 chosen.append(DaemonTier())
             elif name == "registry":

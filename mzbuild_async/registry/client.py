@@ -11,6 +11,7 @@ one token for many repositories at once.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import time
@@ -157,9 +158,7 @@ class RegistryClient:
         async with limiter:
             self.requests[host] += 1
             try:
-                response = await self._client(host).request(
-                    method, url, headers=headers
-                )
+                response = await self._client(host).request(method, url, headers=headers)
             except httpx.TimeoutException as exc:
                 raise Transient(f"{host}: timed out ({type(exc).__name__})") from exc
             except (httpx.TransportError, httpx.DecodingError) as exc:
@@ -343,6 +342,21 @@ class RegistryClient:
             async with anyio.create_task_group() as tg:
                 for host, repos in by_host.items():
                     tg.start_soon(host_tokens, host, repos)
+
+    async def warm_up(self, hosts: Iterable[str]) -> None:
+        """Learn the auth challenge of ``hosts`` now (e.g. while fingerprints compute).
+
+        Failures are left for the lookups to report.
+        """
+
+        async def one(host: str) -> None:
+            with contextlib.suppress(Transient, _Unknown):
+                await self._challenge(host)
+
+        with anyio.move_on_after(self.deadline):
+            async with anyio.create_task_group() as tg:
+                for host in set(hosts):
+                    tg.start_soon(one, host)
 
     @property
     def challenges(self) -> Mapping[str, Challenge | None]:
