@@ -120,25 +120,25 @@ async def run_check(
     async def fingerprint() -> None:
         specs.update(await repo.specs(targets))
 
-    # The registry's first round trip (its auth challenge) overlaps fingerprinting.
-    try:
-        hosts = [parse_reference(f"{repo.options.image_registry}/probe:probe").api_host]
-    except UsageError:
-        hosts = []  # every spec is then unknown, with the reason, below
-    with single_error():
-        async with anyio.create_task_group() as tg:
-            if "registry" in tiers or "manifest" in tiers:
-                tg.start_soon(client.warm_up, hosts)
-            await fingerprint()
-    names = {name: specs[name] for name in targets}
     engine = LookupEngine.create(
         tiers=tiers,
         client=client,
         cache_dir=cache_dir,
         manifest_on_docker_hub=config.manifest_on_docker_hub,
     )
+    try:
+        hosts = [parse_reference(f"{repo.options.image_registry}/probe:probe").api_host]
+    except UsageError:
+        hosts = []  # every spec is then unknown, with the reason, below
     started = time.perf_counter()
     try:
+        # The registry's first round trip and the daemon tier's set-up overlap
+        # fingerprinting, which is local work.
+        with single_error():
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(engine.warm_up, hosts)
+                await fingerprint()
+        names = {name: specs[name] for name in targets}
         answers = await engine.lookup_many(names.values())
     finally:
         await engine.aclose()

@@ -127,6 +127,15 @@ class LookupEngine:
                 raise UsageError(f"unknown tier {name!r}")
         return cls(client=client, tiers=chosen)
 
+    async def warm_up(self, hosts: Iterable[str]) -> None:
+        """Prepare ahead of lookups: the hosts' auth challenges, the engine connection."""
+        async with anyio.create_task_group() as tg:
+            if self.tier("registry") or self.tier("manifest"):
+                tg.start_soon(self.client.warm_up, hosts)
+            daemon = self.tier("daemon")
+            if isinstance(daemon, DaemonTier):
+                tg.start_soon(daemon.warm_up)
+
     def tier(self, name: str) -> Tier | None:
         """The tier called ``name``, if this engine has it."""
         return next((t for t in self.tiers if t.name == name), None)

@@ -7,8 +7,11 @@ the tier is skipped, with one warning.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from dataclasses import dataclass, field
 from typing import Any
+
+import anyio
 
 from .. import logs
 from ..registry.client import Probe, Status
@@ -22,22 +25,29 @@ class DaemonTier:
     name: str = "daemon"
     _docker: Any = None
     _disabled: bool = False
+    _lock: anyio.Lock = field(default_factory=anyio.Lock)
 
     async def _client(self) -> Any:
-        if self._docker is None:
-            import aiodocker
-
-            self._docker = aiodocker.Docker()
+        async with self._lock:
+            if self._docker is None:
+                # aiodocker pulls in aiohttp (~0.1 s): import it in a worker
+                # thread so the event loop keeps serving the other tiers.
+                module = await anyio.to_thread.run_sync(importlib.import_module, "aiodocker")
+                self._docker = module.Docker()
         return self._docker
+
+    async def warm_up(self) -> None:
+        """Import aiodocker and create the client now (lookups would do it on first use)."""
+        await self._client()
 
     async def lookup(self, spec: str, ref: Reference) -> Probe | None:
         """Present if the engine has the image; else no opinion."""
         if self._disabled:
             return None
-        import aiodocker
+        docker = await self._client()
+        import aiodocker  # already imported by _client
 
         try:
-            docker = await self._client()
             await docker.images.inspect(spec)
         except aiodocker.exceptions.DockerError as exc:
             if exc.status == 404:

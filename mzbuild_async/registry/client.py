@@ -350,6 +350,7 @@ class RegistryClient:
         """
 
         async def one(host: str) -> None:
+            self._client(host)  # TLS set-up and the pool, ahead of the first request
             with contextlib.suppress(Transient, _Unknown):
                 await self._challenge(host)
 
