@@ -36,3 +36,5 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
     session.run("python", "benchmarks/bench_fingerprint.py", *session.posargs)
     session.run("python", "benchmarks/bench_hashing.py")
+    session.run("scripts/setup-system", external=True)
+    session.run("python", "benchmarks/lookup.py")
