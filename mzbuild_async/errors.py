@@ -13,7 +13,12 @@ line and exits with status 2; it never shows a traceback for these.
     ├── RepositoryError     the set of images: duplicates, unknown MZFROM, cycles
     ├── GitError            the git view of the working tree cannot be read
     ├── CargoError          the Cargo workspace or a crate cannot be resolved
-    └── InputError          an input file cannot be read or hashed
+    ├── InputError          an input file cannot be read or hashed
+    ├── EngineError         the Docker engine is absent, refused or died
+    └── BuildError          one image's work failed (its result records it)
+        ├── CargoBuildError     ``cargo build`` failed (crate and first error)
+        ├── DockerBuildError    ``docker build`` failed (step and last lines)
+        └── TransferError       a pull, push or manifest write failed
 """
 
 from __future__ import annotations
@@ -50,6 +55,32 @@ class CargoError(MzbuildError):
 
 class InputError(MzbuildError):
     """An input file of an image could not be read."""
+
+
+class EngineError(MzbuildError):
+    """The Docker engine is not running, refused a request, or went away."""
+
+
+class BuildError(MzbuildError):
+    """One image's pull, build or push failed; the run records it and goes on."""
+
+    exit_status = 1
+
+
+class CargoBuildError(BuildError):
+    """``cargo build`` failed; the message names the crate and the first error."""
+
+
+class DockerBuildError(BuildError):
+    """``docker build`` failed; the message names the failing step."""
+
+    def __init__(self, message: str, last_lines: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.last_lines = last_lines
+
+
+class TransferError(BuildError):
+    """A pull, push or manifest write failed after retries."""
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:

@@ -1,0 +1,1 @@
+"""What the scheduler runs: the batched cargo build, Docker builds, pulls and pushes."""
