@@ -62,7 +62,12 @@ def _common_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="profile by name (default: optimized, or release when CI_LTO is set)",
     )
-    group.add_argument("--arch", metavar="ARCH", help="x86_64 or aarch64 (default: this machine's)")
+    group.add_argument(
+        "--arch",
+        action="append",
+        metavar="ARCH",
+        help="x86_64 or aarch64 (default: this machine's; publish-manifest takes several)",
+    )
     group.add_argument(
         "--coverage",
         action=argparse.BooleanOptionalAction,
@@ -158,6 +163,35 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow the GET tier on Docker Hub (each GET counts as a pull there)",
     )
+    from .buildcmd import add_run_arguments
+
+    for name, what in (
+        ("acquire", "make images available in the local Docker engine (pull or build)"),
+        ("ensure", "make images published (build and push what the registry lacks)"),
+        ("build", "build images into the local Docker engine"),
+    ):
+        p = sub.add_parser(name, parents=[common], help=what)
+        p.add_argument("images", nargs="*", metavar="IMAGE")
+        p.add_argument("--all", action="store_true", help="every image")
+        add_run_arguments(p)
+        if name == "build":
+            p.add_argument(
+                "--force", action="store_true", help="rebuild the images even when found"
+            )
+    p = sub.add_parser("run", parents=[common], help="acquire an image, then run it (--rm)")
+    p.add_argument("images", nargs=1, metavar="IMAGE")
+    p.add_argument("args", nargs=argparse.REMAINDER, metavar="-- ARGS")
+    add_run_arguments(p)
+    p = sub.add_parser(
+        "publish-manifest",
+        parents=[common],
+        help="write a multi-arch image index at TAG for each image",
+    )
+    p.add_argument("tag", metavar="TAG")
+    p.add_argument("images", nargs="*", metavar="IMAGE")
+    p.add_argument("--all", action="store_true", help="every publishable image")
+    p.add_argument("--registry-limit", action="append", default=[], help=argparse.SUPPRESS)
+    p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST")
     p = sub.add_parser("cache", parents=[common], help="manage the local caches")
     p.add_argument("action", choices=["clear"], help="clear: delete the digest and lookup caches")
     return parser
@@ -177,7 +211,7 @@ def options_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Buil
         sanitizer = Sanitizer.parse(environ.get("CI_SANITIZER") or "none", source="CI_SANITIZER")
     return BuildOptions(
         profile=profile,
-        arch=Arch.parse(args.arch) if args.arch else Arch.host(),
+        arch=_single_arch(args),
         coverage=(
             args.coverage
             if args.coverage is not None
@@ -187,6 +221,13 @@ def options_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Buil
         image_registry=args.image_registry or DEFAULT_IMAGE_REGISTRY,
         image_prefix=DEFAULT_IMAGE_PREFIX if args.image_prefix is None else args.image_prefix,
     )
+
+
+def _single_arch(args: argparse.Namespace) -> Arch:
+    arches: list[str] = args.arch or []
+    if len(arches) > 1 and args.command != "publish-manifest":
+        raise UsageError(f"{args.command}: give --arch once (only publish-manifest takes several)")
+    return Arch.parse(arches[0]) if arches else Arch.host()
 
 
 def _targets(args: argparse.Namespace, repo: Repository) -> list[str]:
@@ -328,6 +369,19 @@ async def run_command(args: argparse.Namespace) -> int:
         from .checkcmd import run_check
 
         return await run_check(args, repo, _targets(args, repo), cache_dir)
+    if args.command in ("acquire", "ensure", "build", "run"):
+        from .buildcmd import run_build_command
+
+        if args.command == "run":
+            args.all = False
+        return await run_build_command(args, repo, _targets(args, repo), cache_dir)
+    if args.command == "publish-manifest":
+        from .buildcmd import run_publish_manifest
+
+        targets = _targets(args, repo)
+        if args.all:
+            targets = [t for t in targets if repo.image(t).manifest.publish]
+        return await run_publish_manifest(args, repo, targets, cache_dir)
     assert args.command == "describe"
     name = repo.image(args.images[0]).name
     names = [i.name for i in repo.resolve([name])] if args.transitive else [name]

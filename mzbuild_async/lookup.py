@@ -166,7 +166,8 @@ class LookupEngine:
         if isinstance(memory, MemoryTier):
             memory.record(spec, answer.status)
         disk = self.tier("disk")
-        if isinstance(disk, DiskTier) and answer.tier != "disk":
+        # The disk tier keeps "published" across runs: a daemon hit is only local.
+        if isinstance(disk, DiskTier) and answer.tier not in ("disk", "daemon"):
             await disk.record(spec, answer.status)
 
     async def lookup(self, spec: str) -> Answer:

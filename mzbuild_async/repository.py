@@ -213,6 +213,11 @@ class Repository:
             self._inputs[name] = cached
         return cached
 
+    def context_files(self, name: str) -> list[str]:
+        """The visible files of image ``name``'s directory (nested images' excluded)."""
+        image = self.image(name)
+        return context_files(self.view, image.directory, self._nested[name])
+
     async def fingerprints(self, targets: Iterable[str]) -> dict[str, Fingerprint]:
         """Fingerprints of the targets and their dependencies, by name.
 

@@ -1,0 +1,217 @@
+"""The ``acquire``, ``ensure``, ``build``, ``run`` and ``publish-manifest`` commands.
+
+Turns arguments into a :func:`run_workflow` call, prints progress lines on
+stderr while it runs, and the summary (or ``--json``) on stdout at the end.
+Exit status 0 when every image ended as wanted, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from .cache.hosts import load_challenges, save_challenges
+from .config import Arch
+from .errors import UsageError
+from .events import Event
+from .plan import Workflow
+from .registry.client import RegistryClient
+from .registry.config import load_registry_config, with_flags
+from .repository import Repository
+from .runner import RunOptions, RunResult, run_workflow
+from .scheduler import default_jobs
+
+WORKFLOWS = {"acquire": Workflow.ACQUIRE, "ensure": Workflow.ENSURE, "build": Workflow.BUILD}
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by the commands that pull, build or push."""
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        metavar="N",
+        help=f"Docker builds at once (default: {default_jobs()} on this machine)",
+    )
+    p.add_argument(
+        "--fail-fast", action="store_true", help="stop at the first failure (default: go on)"
+    )
+    p.add_argument(
+        "--cache-registry",
+        metavar="REF",
+        help="layer cache: build from REF/NAME:buildcache and push it back after builds",
+    )
+    p.add_argument(
+        "--registry-limit",
+        action="append",
+        default=[],
+        metavar="HOST=CONC[,RATE[,BURST]]",
+        help="limit requests to HOST (repeatable; also mzbuild-async.toml)",
+    )
+    p.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="speak plain HTTP to HOST (loopback hosts always are)",
+    )
+
+
+def registry_client(repo: Repository, args: argparse.Namespace, cache_dir: Path) -> RegistryClient:
+    """A registry client configured from mzbuild-async.toml and the flags."""
+    config = with_flags(
+        load_registry_config(repo.root), args.registry_limit, args.insecure_registry, False
+    )
+    return RegistryClient(
+        limiters=config.limiters(), insecure=config.insecure, remembered=load_challenges(cache_dir)
+    )
+
+
+class ProgressLines:
+    """Concise progress on stderr: one line per step start and end."""
+
+    def __init__(self, out: TextIO, *, verbose: bool = False, quiet: bool = False) -> None:
+        self.out = out
+        self.verbose = verbose
+        self.quiet = quiet
+
+    def __call__(self, event: Event) -> None:
+        if self.quiet:
+            return
+        if event.status == "line":
+            if self.verbose:
+                self.out.write(f"    {event.image or 'cargo'} | {event.detail}\n")
+            return
+        what = event.image or "cargo"
+        detail = f": {event.detail}" if event.detail and event.status != "start" else ""
+        if event.phase == "cargo" and event.status == "start":
+            detail = f" for {event.detail}"
+        self.out.write(f"[{event.at:7.1f}s] {what}: {event.phase} {event.status}{detail}\n")
+        self.out.flush()
+
+
+def summary_text(result: RunResult) -> str:
+    """The human summary: one row per image, then the totals."""
+    rows = [("IMAGE", "ACTION", "PUSHED", "SECONDS", "WHY")]
+    for r in result.images.values():
+        why = r.error or r.note or r.reason
+        if r.tier and not r.error:
+            why += f" [{r.tier}]"
+        rows.append((r.name, r.action, "yes" if r.pushed else "no", f"{r.seconds:.1f}", why))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
+        for row in rows
+    ]
+    counts: dict[str, int] = {}
+    for r in result.images.values():
+        counts[r.action] = counts.get(r.action, 0) + 1
+    pushed = sum(r.pushed for r in result.images.values())
+    totals = ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
+    status = "ok" if result.ok else "FAILED"
+    lines.append(
+        f"{result.workflow.value}: {status}: {len(result.images)} images ({totals}),"
+        f" {pushed} pushed, in {result.seconds:.1f} s"
+    )
+    return "\n".join(lines)
+
+
+def _options(args: argparse.Namespace, *, force: bool = False) -> RunOptions:
+    jobs = args.jobs if args.jobs is not None else default_jobs()
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, not {jobs}")
+    return RunOptions(
+        jobs=jobs, fail_fast=args.fail_fast, force=force, cache_registry=args.cache_registry
+    )
+
+
+async def run_build_command(
+    args: argparse.Namespace, repo: Repository, targets: list[str], cache_dir: Path
+) -> int:
+    """Run acquire/ensure/build/run; print the summary; the exit status."""
+    command = args.command
+    workflow = WORKFLOWS.get(command, Workflow.ACQUIRE)
+    force = bool(getattr(args, "force", False))
+    options = _options(args, force=force)
+    client = registry_client(repo, args, cache_dir)
+    progress = ProgressLines(sys.stderr, verbose=args.verbose > 0, quiet=args.quiet > 0)
+    result = await run_workflow(
+        repo,
+        workflow,
+        targets,
+        cache_dir=cache_dir,
+        options=options,
+        client=client,
+        listener=progress,
+    )
+    save_challenges(cache_dir, client.challenges)
+    if command == "run":
+        if not result.ok:
+            sys.stdout.write(summary_text(result) + "\n")
+            return 1
+        return await _run_container(result.images[targets[0]].spec, args.args)
+    if args.json:
+        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+    else:
+        sys.stdout.write(summary_text(result) + "\n")
+    return 0 if result.ok else 1
+
+
+async def _run_container(spec: str, argv: list[str]) -> int:
+    from .builders.docker import DockerEngine
+
+    docker = DockerEngine()
+    out = sys.stdout.buffer
+
+    def write(chunk: bytes) -> None:
+        out.write(chunk)
+        out.flush()
+
+    try:
+        return await docker.run(spec, [a for a in argv if a != "--"], write)
+    finally:
+        await docker.aclose()
+
+
+async def run_publish_manifest(
+    args: argparse.Namespace, repo: Repository, targets: list[str], cache_dir: Path
+) -> int:
+    """Write one multi-arch index per image at TAG; exit 1 if any image failed."""
+    from .multiarch import publish_indexes
+    from .registry.writer import RegistryWriter
+
+    arches = [Arch.parse(a) for a in (args.arch or [])]
+    if not arches:
+        raise UsageError("publish-manifest: name the architectures with --arch (repeatable)")
+    arches = list(dict.fromkeys(arches))
+    specs_by_image: dict[str, dict[Arch, str]] = {name: {} for name in targets}
+    for arch in arches:
+        other = await Repository.open(repo.root, replace(repo.options, arch=arch))
+        for name, spec in (await other.specs(targets)).items():
+            if name in specs_by_image:
+                specs_by_image[name][arch] = spec
+    client = registry_client(repo, args, cache_dir)
+    writer = RegistryWriter(client)
+    try:
+        results = await publish_indexes(writer, args.tag, specs_by_image)
+    finally:
+        await client.aclose()
+    failed = 0
+    document: dict[str, Any] = {}
+    for name, outcome in results.items():
+        if isinstance(outcome, Exception):
+            failed += 1
+            document[name] = {"error": str(outcome)}
+            if not args.json:
+                sys.stdout.write(f"{name}  failed  {outcome}\n")
+            continue
+        document[name] = outcome.to_json()
+        if not args.json:
+            sys.stdout.write(f"{name}  {outcome.status}  {outcome.target}@{outcome.digest}\n")
+    if args.json:
+        sys.stdout.write(json.dumps({"images": document}, indent=2) + "\n")
+    return 1 if failed else 0

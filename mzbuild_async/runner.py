@@ -1,0 +1,229 @@
+"""One run of a workflow: fingerprints, lookups, decisions, then the scheduler.
+
+``run_workflow`` is the API behind ``acquire``, ``ensure`` and ``build``:
+it fingerprints the targets and their dependencies, asks the local engine
+and the registry about every one of them at once, decides each image's
+work (:mod:`.plan`) and hands the jobs to the :class:`Scheduler` with the
+real :class:`EngineWorker`. The result is a value; the CLI prints it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from .builders.docker import DockerEngine
+from .cache.disk import DiskTier
+from .events import Listener, ignore
+from .history import BuildHistory
+from .lookup import Answer, LookupEngine
+from .manifest import CargoBuild
+from .plan import Decision, Found, Workflow, decide, jobs
+from .registry.client import RegistryClient, Status
+from .registry.names import parse_reference
+from .repository import Repository
+from .scheduler import DEFAULT_TRANSFERS, Limits, Outcome, Scheduler, Worker, default_jobs
+
+#: Tiers that say "published" (the daemon only says "local").
+PUBLISHED_TIERS = ("memory", "disk", "registry", "manifest")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run goes about its work."""
+
+    jobs: int = field(default_factory=default_jobs)
+    transfers: int = DEFAULT_TRANSFERS
+    fail_fast: bool = False
+    #: ``build --force``: build the targets even when found.
+    force: bool = False
+    #: ``--cache-registry``: where ``NAME:buildcache`` layer caches live.
+    cache_registry: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """One image's part in a run, for summaries and ``--json``."""
+
+    name: str
+    spec: str
+    action: str
+    pushed: bool
+    seconds: float
+    reason: str
+    tier: str | None
+    error: str = ""
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` record of this image."""
+        record: dict[str, Any] = {
+            "spec": self.spec,
+            "action": self.action,
+            "pushed": self.pushed,
+            "seconds": round(self.seconds, 3),
+            "reason": self.reason,
+            "tier": self.tier,
+        }
+        if self.error:
+            record["error"] = self.error
+        if self.note:
+            record["note"] = self.note
+        return record
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Every image of a run, dependencies first."""
+
+    workflow: Workflow
+    images: Mapping[str, ImageResult]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """Whether every image ended as wanted."""
+        return all(r.action not in ("failed", "skipped") for r in self.images.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` document."""
+        return {
+            "workflow": self.workflow.value,
+            "ok": self.ok,
+            "seconds": round(self.seconds, 3),
+            "images": {name: r.to_json() for name, r in self.images.items()},
+        }
+
+
+async def lookup_all(
+    repo: Repository,
+    names: Iterable[str],
+    specs: Mapping[str, str],
+    docker: DockerEngine,
+    engine: LookupEngine,
+) -> dict[str, Found]:
+    """Local and published state of every image, all asked at once."""
+    names = list(names)
+    local: dict[str, bool] = {}
+    answers: dict[str, Answer] = {}
+    publishable = [specs[n] for n in names if repo.image(n).manifest.publish]
+
+    async def check_local(name: str) -> None:
+        local[name] = await docker.exists(specs[name])
+
+    async def check_published() -> None:
+        answers.update(await engine.lookup_many(publishable))
+
+    async with anyio.create_task_group() as tg:
+        for name in names:
+            tg.start_soon(check_local, name)
+        tg.start_soon(check_published)
+    found: dict[str, Found] = {}
+    for name in names:
+        answer = answers.get(specs[name])
+        if answer is None:
+            found[name] = Found(local[name], False)
+            continue
+        found[name] = Found(
+            local[name],
+            answer.status is Status.PRESENT,
+            answer.tier,
+            unknown=answer.status is Status.UNKNOWN,
+        )
+    return found
+
+
+async def run_workflow(
+    repo: Repository,
+    workflow: Workflow,
+    targets: Iterable[str],
+    *,
+    cache_dir: Path,
+    options: RunOptions | None = None,
+    docker: DockerEngine | None = None,
+    client: RegistryClient | None = None,
+    listener: Listener = ignore,
+    worker_factory: Callable[..., Worker] | None = None,
+) -> RunResult:
+    """Make the targets available (acquire), published (ensure) or rebuilt (build)."""
+    from .builders.worker import EngineWorker
+
+    options = options or RunOptions()
+    started = time.perf_counter()
+    targets = list(dict.fromkeys(targets))
+    images = repo.resolve(targets)
+    specs = await repo.specs(targets)
+    own_docker = docker is None
+    docker = docker or DockerEngine()
+    client = client or RegistryClient()
+    engine = LookupEngine.create(tiers=PUBLISHED_TIERS, client=client, cache_dir=cache_dir)
+    try:
+        await docker.ping()
+        found = await lookup_all(repo, [i.name for i in images], specs, docker, engine)
+        decisions = decide(workflow, images, targets, specs, found, force=options.force)
+        history = BuildHistory.load(cache_dir)
+        estimates = {
+            name: history.estimate(
+                name,
+                cargo=any(isinstance(p, CargoBuild) for p in repo.image(name).manifest.pre_images),
+            )
+            for name in decisions
+        }
+        registry = parse_reference(next(iter(specs.values()))).api_host if specs else ""
+        job_list = jobs(decisions, repo.images, estimates=estimates, registry=registry)
+        factory = worker_factory or EngineWorker
+        worker = factory(
+            repo=repo,
+            specs=specs,
+            docker=docker,
+            client=client,
+            cache_dir=cache_dir,
+            cache_registry=options.cache_registry,
+            listener=listener,
+        )
+        limits = Limits(jobs=options.jobs, transfers=options.transfers, fail_fast=options.fail_fast)
+        outcomes = await Scheduler(job_list, worker, limits, listener=listener).run()
+        for name, seconds in getattr(worker, "build_seconds", {}).items():
+            history.record(name, seconds)
+        history.save()
+        await _remember_pushed(engine, outcomes, specs)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await engine.aclose()
+            if own_docker:
+                await docker.aclose()
+    results = {
+        name: _result(decisions[name], outcomes[name]) for name in decisions if name in outcomes
+    }
+    return RunResult(workflow, results, time.perf_counter() - started)
+
+
+def _result(decision: Decision, outcome: Outcome) -> ImageResult:
+    return ImageResult(
+        name=decision.name,
+        spec=decision.spec,
+        action=outcome.action,
+        pushed=outcome.pushed,
+        seconds=outcome.seconds,
+        reason=decision.reason,
+        tier=decision.tier,
+        error=outcome.error,
+        note=outcome.note,
+    )
+
+
+async def _remember_pushed(
+    engine: LookupEngine, outcomes: Mapping[str, Outcome], specs: Mapping[str, str]
+) -> None:
+    """Record pushed specs as published in the disk tier, for the next run."""
+    disk = engine.tier("disk")
+    if not isinstance(disk, DiskTier):
+        return
+    for name, outcome in outcomes.items():
+        if outcome.pushed:
+            await disk.record(specs[name], Status.PRESENT)
