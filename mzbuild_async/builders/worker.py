@@ -158,20 +158,29 @@ class EngineWorker:
                     if self._artifacts is None:
                         raise CargoBuildError(f"{name}: the cargo build did not run")
                     await stage_cargo_outputs(
-                        pre_image, self._artifacts, staging, where=image.manifest.path
+                        pre_image,
+                        self._artifacts,
+                        staging,
+                        where=image.manifest.path,
+                        arch=repo.options.arch,
                     )
                 elif isinstance(pre_image, Copy):
                     copies += _copy_entries(repo, pre_image)
             files = repo.context_files(name)
+            ignore_path = repo.root / image.directory / ".dockerignore"
+            ignore_text = ignore_path.read_text() if ignore_path.is_file() else None
             entries = context_entries(
-                repo.root, image.directory, files, copies=copies, staged=staging
+                repo.root,
+                image.directory,
+                files,
+                copies=copies,
+                staged=staging,
+                dockerignore=ignore_text,
             )
             dockerfile = (repo.root / image.dockerfile).read_bytes()
             rewritten = rewrite_dockerfile(
                 dockerfile, {d: self.specs[d] for d in image.dependencies}
             )
-            ignore_path = repo.root / image.directory / ".dockerignore"
-            ignore_text = ignore_path.read_text() if ignore_path.is_file() else None
             fingerprint = spec.rsplit(":mzbuild-", 1)[-1]
             cache_from: list[str] = []
             cache_tag = cache_ref(self.cache_registry, name) if self.cache_registry else None

@@ -73,6 +73,10 @@ class _Unknown(Exception):
         self.get_may_help = get_may_help
 
 
+class RegistryUnavailable(Exception):
+    """A registry request could not be made or answered (the message says why)."""
+
+
 @dataclass
 class _Token:
     value: str
@@ -151,14 +155,21 @@ class RegistryClient:
         self._clients.clear()
 
     async def _send(
-        self, host: str, method: str, url: str, headers: Mapping[str, str] | None = None
+        self,
+        host: str,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
     ) -> httpx.Response:
         """One HTTP request through the host's limiter; transport failures are Transient."""
         limiter = self.limiters(host)
         async with limiter:
             self.requests[host] += 1
             try:
-                response = await self._client(host).request(method, url, headers=headers)
+                response = await self._client(host).request(
+                    method, url, headers=headers, content=content
+                )
             except httpx.TimeoutException as exc:
                 raise Transient(f"{host}: timed out ({type(exc).__name__})") from exc
             except (httpx.TransportError, httpx.DecodingError) as exc:
@@ -194,11 +205,16 @@ class RegistryClient:
         return response
 
     async def _retrying(
-        self, host: str, method: str, url: str, headers: Mapping[str, str] | None = None
+        self,
+        host: str,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
     ) -> httpx.Response:
         async for attempt in self.retry.retrying(self.sleep):
             with attempt:
-                return await self._send(host, method, url, headers)
+                return await self._send(host, method, url, headers, content)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     # -- authentication -----------------------------------------------------
@@ -224,12 +240,14 @@ class RegistryClient:
                 raise _Unknown(self._unreachable[host]) from exc
         return self._challenges[host]
 
-    async def _fetch_tokens(self, host: str, challenge: Challenge, repos: Iterable[str]) -> None:
+    async def _fetch_tokens(
+        self, host: str, challenge: Challenge, repos: Iterable[str], actions: str = "pull"
+    ) -> None:
         realm = challenge.realm
         if not realm or not realm.startswith(("http://", "https://")):
             raise _Unknown(f"{host}: bearer challenge without a usable realm ({realm!r})")
         service = challenge.params.get("service", "")
-        scopes = sorted({f"repository:{r}:pull" for r in repos})
+        scopes = sorted({f"repository:{r}:{actions}" for r in repos})
         key = (realm, service, frozenset(scopes))
 
         async def fetch() -> None:
@@ -271,26 +289,28 @@ class RegistryClient:
 
         await self._token_flights.do(key, fetch)
 
-    def _cached_token(self, challenge: Challenge, repo: str) -> str | None:
+    def _cached_token(self, challenge: Challenge, repo: str, actions: str = "pull") -> str | None:
         key = (
             challenge.realm or "",
             challenge.params.get("service", ""),
-            f"repository:{repo}:pull",
+            f"repository:{repo}:{actions}",
         )
         token = self._tokens.get(key)
         if token is None or token.expires <= self.clock():
             return None
         return token.value
 
-    def _forget_token(self, challenge: Challenge, repo: str) -> None:
+    def _forget_token(self, challenge: Challenge, repo: str, actions: str) -> None:
         key = (
             challenge.realm or "",
             challenge.params.get("service", ""),
-            f"repository:{repo}:pull",
+            f"repository:{repo}:{actions}",
         )
         self._tokens.pop(key, None)
 
-    async def _auth_header(self, host: str, repo: str, *, fresh: bool = False) -> dict[str, str]:
+    async def _auth_header(
+        self, host: str, repo: str, *, fresh: bool = False, actions: str = "pull"
+    ) -> dict[str, str]:
         challenge = self._challenges.get(host)
         if challenge is None:
             return {}
@@ -304,11 +324,11 @@ class RegistryClient:
             return {"Authorization": credentials.basic()}
         if challenge.scheme == "bearer":
             if fresh:
-                self._forget_token(challenge, repo)
-            token = self._cached_token(challenge, repo)
+                self._forget_token(challenge, repo, actions)
+            token = self._cached_token(challenge, repo, actions)
             if token is None:
-                await self._fetch_tokens(host, challenge, [repo])
-                token = self._cached_token(challenge, repo)
+                await self._fetch_tokens(host, challenge, [repo], actions)
+                token = self._cached_token(challenge, repo, actions)
             return {"Authorization": f"Bearer {token}"} if token else {}
         raise _Unknown(f"{host}: unsupported authentication scheme {challenge.scheme!r}")
 
@@ -328,7 +348,9 @@ class RegistryClient:
                     challenge = await self._challenge(host)
                     if challenge is None or challenge.scheme != "bearer":
                         return
-                    todo = sorted(r for r in repos if self._cached_token(challenge, r) is None)
+                    todo = sorted(
+                        r for r in repos if self._cached_token(challenge, r, "pull") is None
+                    )
                     async with anyio.create_task_group() as tg:
                         for i in range(0, len(todo), SCOPES_PER_TOKEN):
                             batch = todo[i : i + SCOPES_PER_TOKEN]
@@ -375,32 +397,83 @@ class RegistryClient:
     # -- lookups ------------------------------------------------------------
 
     async def _manifest(self, ref: Reference, method: str) -> tuple[httpx.Response, str]:
-        host = ref.api_host
         url = f"/v2/{ref.repository}/manifests/{ref.reference}"
+        response = await self._authorized(
+            ref.api_host, ref.repository, method, url, {"Accept": ACCEPT}
+        )
+        return response, ref.api_host
+
+    async def _authorized(
+        self,
+        host: str,
+        repository: str,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes | None = None,
+        actions: str = "pull",
+    ) -> httpx.Response:
+        """A request with the host's authentication, renewed once on a 401."""
         await self._challenge(host)
         fresh = False
         while True:
             try:
-                auth = await self._auth_header(host, ref.repository, fresh=fresh)
+                auth = await self._auth_header(host, repository, fresh=fresh, actions=actions)
             except (_Unknown, Transient):
                 if self._distrust(host):  # a remembered realm may have moved: ask again
                     await self._challenge(host)
                     continue
                 raise
-            headers = {"Accept": ACCEPT, **auth}
-            response = await self._retrying(host, method, url, headers)
+            response = await self._retrying(host, method, url, {**headers, **auth}, content)
             if response.status_code != 401:
                 self._unverified.discard(host)
-                return response, host
+                return response
             challenge = parse_challenge(response.headers.get("www-authenticate"))
             if fresh or challenge is None:
                 raise _Unknown(
-                    f"{host}: unauthorized for {ref.repository} (401) with fresh credentials"
+                    f"{host}: unauthorized for {repository} (401) with fresh credentials"
                 )
             # The scheme may have been unknown (no 401 on /v2/) or the token expired.
             self._challenges[host] = challenge
             self._unverified.discard(host)
             fresh = True
+
+    async def request(
+        self,
+        ref: Reference,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        push: bool = False,
+    ) -> httpx.Response:
+        """Any request under ``/v2/<repository>/`` with authentication and retries.
+
+        ``path`` follows the repository name (``manifests/<ref>``,
+        ``blobs/<digest>``); ``push`` asks for a ``pull,push`` token. Raises
+        :class:`RegistryUnavailable` when the registry could not be asked.
+        """
+        url = f"/v2/{ref.repository}/{path}"
+        try:
+            with anyio.fail_after(self.deadline):
+                return await self._authorized(
+                    ref.api_host,
+                    ref.repository,
+                    method,
+                    url,
+                    headers or {},
+                    content,
+                    "pull,push" if push else "pull",
+                )
+        except TimeoutError:
+            raise RegistryUnavailable(
+                f"{ref.api_host}: no answer within {self.deadline:g} s"
+            ) from None
+        except Transient as exc:
+            raise RegistryUnavailable(f"{exc} (gave up after retries)") from None
+        except _Unknown as exc:
+            raise RegistryUnavailable(str(exc)) from None
 
     async def lookup(self, ref: Reference, *, method: str = "HEAD") -> Probe:
         """Whether ``ref``'s manifest exists, asked with ``HEAD`` (or ``GET``)."""

@@ -1,0 +1,105 @@
+"""Reading manifests and blobs and writing manifests over the registry API.
+
+A thin layer over :class:`RegistryClient` (which owns authentication,
+limits and retries) for what multi-arch publishing needs. Every failure is
+a :class:`TransferError` naming the reference and what the registry said.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import TransferError
+from .client import ACCEPT, RegistryClient, RegistryUnavailable
+from .names import Reference
+
+#: Largest manifest or config blob we read (the distribution spec suggests 4 MiB).
+MAX_DOCUMENT = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Document:
+    """A manifest or blob as the registry stored it."""
+
+    media_type: str
+    digest: str
+    size: int
+    body: bytes
+
+    def json(self) -> dict[str, Any]:
+        """The body as a JSON object (TransferError if it is not one)."""
+        try:
+            data = json.loads(self.body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            data = None
+        if not isinstance(data, dict):
+            raise TransferError(f"{self.digest}: not a JSON object")
+        return data
+
+
+def digest_of(body: bytes) -> str:
+    """The ``sha256:`` digest of ``body``."""
+    return f"sha256:{hashlib.sha256(body).hexdigest()}"
+
+
+@dataclass
+class RegistryWriter:
+    """Manifests and blobs of one or more registries, through one client."""
+
+    client: RegistryClient
+
+    async def _get(self, ref: Reference, path: str, accept: str) -> Document | None:
+        try:
+            response = await self.client.request(ref, "GET", path, headers={"Accept": accept})
+        except RegistryUnavailable as exc:
+            raise TransferError(f"{ref}: could not ask the registry: {exc}") from None
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise TransferError(f"{ref}: GET {path} answered {response.status_code}")
+        body = response.content
+        if len(body) > MAX_DOCUMENT:
+            raise TransferError(f"{ref}: {path} is over {MAX_DOCUMENT} bytes")
+        digest = digest_of(body)
+        announced = response.headers.get("docker-content-digest")
+        if path.startswith("blobs/") and digest != path.removeprefix("blobs/"):
+            raise TransferError(f"{ref}: blob {path} does not match its digest")
+        if announced and announced.startswith("sha256:") and announced != digest:
+            raise TransferError(f"{ref}: {path} body does not match its digest {announced}")
+        kind = response.headers.get("content-type", "").split(";")[0].strip()
+        return Document(kind, digest, len(body), body)
+
+    async def manifest(self, ref: Reference) -> Document | None:
+        """The manifest ``ref`` names (None if there is none)."""
+        return await self._get(ref, f"manifests/{ref.reference}", ACCEPT)
+
+    async def blob(self, ref: Reference, digest: str) -> Document:
+        """A blob of ``ref``'s repository (TransferError if missing)."""
+        found = await self._get(ref, f"blobs/{digest}", "*/*")
+        if found is None:
+            raise TransferError(f"{ref}: blob {digest} is missing")
+        return found
+
+    async def put_manifest(self, ref: Reference, media_type: str, body: bytes) -> str:
+        """Store ``body`` as ``ref``'s manifest; returns its digest."""
+        try:
+            response = await self.client.request(
+                ref,
+                "PUT",
+                f"manifests/{ref.reference}",
+                headers={"Content-Type": media_type},
+                content=body,
+                push=True,
+            )
+        except RegistryUnavailable as exc:
+            raise TransferError(f"{ref}: could not write the manifest: {exc}") from None
+        if response.status_code not in (200, 201):
+            detail = response.text.strip().splitlines()[0][:200] if response.text.strip() else ""
+            raise TransferError(
+                f"{ref}: the registry refused the manifest ({response.status_code}"
+                f"{': ' + detail if detail else ''})"
+            )
+        return response.headers.get("docker-content-digest") or digest_of(body)
