@@ -172,7 +172,7 @@ async def _run_container(spec: str, argv: list[str]) -> int:
         out.flush()
 
     try:
-        return await docker.run(spec, [a for a in argv if a != "--"], write)
+        return await docker.run(spec, argv, write)
     finally:
         await docker.aclose()
 

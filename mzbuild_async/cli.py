@@ -178,9 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--force", action="store_true", help="rebuild the images even when found"
             )
-    p = sub.add_parser("run", parents=[common], help="acquire an image, then run it (--rm)")
+    p = sub.add_parser(
+        "run",
+        parents=[common],
+        help="acquire an image, then run it (--rm)",
+        usage="%(prog)s [options] IMAGE [-- ARGS...]",
+    )
     p.add_argument("images", nargs=1, metavar="IMAGE")
-    p.add_argument("args", nargs=argparse.REMAINDER, metavar="-- ARGS")
     add_run_arguments(p)
     p = sub.add_parser(
         "publish-manifest",
@@ -396,7 +400,17 @@ async def run_command(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv``); returns the exit status."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after the first `--` goes to the container of `run`, verbatim.
+    passthrough: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1 :]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if passthrough and args.command != "run":
+        parser.error(f"{args.command}: arguments after `--` are only for `run`")
+    args.args = passthrough
     logs.configure(args.verbose - args.quiet, fmt=args.log_format)
     try:
         return anyio.run(run_command, args)
