@@ -46,6 +46,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="layer cache: build from REF/NAME:buildcache and push it back after builds",
     )
     p.add_argument(
+        "--builder",
+        choices=["engine", "buildx"],
+        default="engine",
+        help="build through the engine API (default) or `docker buildx` (BuildKit's cache)",
+    )
+    p.add_argument(
         "--registry-limit",
         action="append",
         default=[],
@@ -125,7 +131,11 @@ def _options(args: argparse.Namespace, *, force: bool = False) -> RunOptions:
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, not {jobs}")
     return RunOptions(
-        jobs=jobs, fail_fast=args.fail_fast, force=force, cache_registry=args.cache_registry
+        jobs=jobs,
+        fail_fast=args.fail_fast,
+        force=force,
+        cache_registry=args.cache_registry,
+        builder=args.builder,
     )
 
 

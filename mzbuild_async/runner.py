@@ -44,6 +44,8 @@ class RunOptions:
     force: bool = False
     #: ``--cache-registry``: where ``NAME:buildcache`` layer caches live.
     cache_registry: str | None = None
+    #: ``engine`` (the Docker engine API) or ``buildx`` (the ``docker buildx`` CLI).
+    builder: str = "engine"
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,7 @@ async def run_workflow(
     worker_factory: Callable[..., Worker] | None = None,
 ) -> RunResult:
     """Make the targets available (acquire), published (ensure) or rebuilt (build)."""
+    from .builders.buildx import BuildxBuilder
     from .builders.worker import EngineWorker
 
     options = options or RunOptions()
@@ -176,6 +179,10 @@ async def run_workflow(
         }
         registry = parse_reference(next(iter(specs.values()))).api_host if specs else ""
         job_list = jobs(decisions, repo.images, estimates=estimates, registry=registry)
+        buildx = None
+        if options.builder == "buildx":
+            buildx = BuildxBuilder()
+            await buildx.check()
         factory = worker_factory or EngineWorker
         worker = factory(
             repo=repo,
@@ -184,6 +191,7 @@ async def run_workflow(
             client=client,
             cache_dir=cache_dir,
             cache_registry=options.cache_registry,
+            buildx=buildx,
             listener=listener,
         )
         limits = Limits(jobs=options.jobs, transfers=options.transfers, fail_fast=options.fail_fast)

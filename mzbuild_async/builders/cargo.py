@@ -26,6 +26,7 @@ from ..cargo import Workspace
 from ..config import Arch, BuildOptions, Profile, Sanitizer
 from ..errors import CargoBuildError
 from ..manifest import CargoBuild
+from .lines import pump_lines
 
 LineSink = Callable[[str], None]
 #: Lines of cargo output kept to explain a failure that has no JSON error.
@@ -196,24 +197,18 @@ class _Reader:
                 self.text(text)
             if diagnostic.get("level") == "error" and self.first_error is None:
                 crate = _package_name(str(msg.get("package_id", "?")))
-                self.first_error = f"crate {crate}: error: {diagnostic.get('message', '')}"
+                spans = [s for s in diagnostic.get("spans", ()) if s.get("is_primary")]
+                where = (
+                    f" at {spans[0]['file_name']}:{spans[0]['line_start']}"
+                    f":{spans[0]['column_start']}"
+                    if spans
+                    else ""
+                )
+                self.first_error = f"crate {crate}: error: {diagnostic.get('message', '')}{where}"
 
     def text(self, line: str) -> None:
         self.on_line(line)
         self.tail = [*self.tail[-(TAIL_LINES - 1) :], line]
-
-
-async def _pump(stream: anyio.abc.ByteReceiveStream | None, sink: Callable[[str], None]) -> None:
-    if stream is None:
-        return
-    pending = b""
-    async for chunk in stream:
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for raw in lines:
-            sink(raw.decode("utf-8", "replace").rstrip("\r"))
-    if pending:
-        sink(pending.decode("utf-8", "replace"))
 
 
 async def _stop(process: anyio.abc.Process) -> None:
@@ -251,8 +246,8 @@ async def cargo_build(
     )
     try:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_pump, process.stdout, reader.message)
-            tg.start_soon(_pump, process.stderr, reader.text)
+            tg.start_soon(pump_lines, process.stdout, reader.message)
+            tg.start_soon(pump_lines, process.stderr, reader.text)
             status = await process.wait()
     except BaseException:
         await _stop(process)

@@ -29,6 +29,7 @@ from ..registry.client import RegistryClient, Status
 from ..registry.names import parse_reference
 from ..repository import Repository
 from ..retry import DEFAULT_RETRY, RetryPolicy, Transient
+from .buildx import BuildxBuilder
 from .cargo import CargoArtifacts, cargo_build, cargo_request, check_profile_and_target
 from .cargo import stage_outputs as stage_cargo_outputs
 from .context import (
@@ -79,6 +80,8 @@ class EngineWorker:
     client: RegistryClient
     cache_dir: Path
     cache_registry: str | None = None
+    #: Build with ``docker buildx`` (and its registry cache) instead of the engine API.
+    buildx: BuildxBuilder | None = None
     retry: RetryPolicy = DEFAULT_RETRY
     listener: Listener = ignore
     clock: Callable[[], float] = anyio.current_time
@@ -184,7 +187,7 @@ class EngineWorker:
             fingerprint = spec.rsplit(":mzbuild-", 1)[-1]
             cache_from: list[str] = []
             cache_tag = cache_ref(self.cache_registry, name) if self.cache_registry else None
-            if cache_tag and await self._pull_cache(cache_tag):
+            if cache_tag and self.buildx is None and await self._pull_cache(cache_tag):
                 cache_from.append(cache_tag)
             request = BuildRequest(
                 tag=spec,
@@ -198,6 +201,11 @@ class EngineWorker:
                 cache_from=cache_from,
             )
             context = stream_context(entries, rewritten, dockerignore=ignore_text)
+            if self.buildx is not None:
+                await self.buildx.build(
+                    request, context, self._line(name, "build"), cache_ref=cache_tag
+                )
+                return
             await self.docker.build(request, context, self._line(name, "build"))
             if cache_tag:
                 await self._push_cache(spec, cache_tag)
