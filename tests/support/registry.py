@@ -178,10 +178,14 @@ class Registry:
             headers["Authorization"] = f"Bearer {token}"
         return httpx.Client(base_url=self.url, headers=headers, timeout=10)
 
-    def push(self, repo: str, tag: str) -> str:
+    def push(self, repo: str, tag: str, *, architecture: str = "amd64") -> str:
         """Push a minimal image manifest at ``repo:tag``; returns its digest."""
         config = json.dumps(
-            {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+            {
+                "architecture": architecture,
+                "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": []},
+            }
         ).encode()
         digest = "sha256:" + hashlib.sha256(config).hexdigest()
         manifest = json.dumps(
