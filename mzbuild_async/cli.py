@@ -407,7 +407,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         cut = argv.index("--")
         argv, passthrough = argv[:cut], argv[cut + 1 :]
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse fills a `*` positional from the first run of words only: image
+    # names after options (`publish-manifest TAG --arch a IMAGE`) come back here.
+    unknown = [word for word in extra if word.startswith("-")]
+    takes_many = isinstance(getattr(args, "images", None), list) and args.command not in (
+        "run",
+        "describe",
+    )
+    if unknown or (extra and not takes_many):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
+    if extra:
+        args.images = [*args.images, *extra]
     if passthrough and args.command != "run":
         parser.error(f"{args.command}: arguments after `--` are only for `run`")
     args.args = passthrough
