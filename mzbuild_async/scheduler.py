@@ -92,6 +92,7 @@ class Outcome:
     #: ``none``, ``pulled``, ``built``, ``skipped`` or ``failed``.
     action: str
     pushed: bool
+    #: Seconds of this image's own work, from its first pull, build or push start.
     seconds: float
     error: str = ""
     #: Why nothing was pushed although a push was wanted (e.g. published meanwhile).
@@ -193,7 +194,6 @@ class Scheduler:
                 tg.start_soon(self._cargo, cargo)
             for name in sorted(self.jobs, key=lambda n: -self.priority[n]):
                 job = self.jobs[name]
-                self._started[name] = self.clock()
                 if job.action is Action.PULL:
                     tg.start_soon(self._pull, job)
                 elif job.action is Action.NONE:
@@ -217,7 +217,8 @@ class Scheduler:
     def _finish(
         self, name: str, action: str, *, pushed: bool = False, error: str = "", note: str = ""
     ) -> None:
-        seconds = self.clock() - self._started.get(name, self._origin)
+        started = self._started.get(name)
+        seconds = 0.0 if started is None else self.clock() - started
         self._outcomes[name] = Outcome(name, action, pushed, seconds, error, note)
 
     def _enqueue(self, name: str) -> None:
@@ -289,6 +290,7 @@ class Scheduler:
 
     async def _pull(self, job: Job) -> None:
         async with self._limiter(job.registry):
+            self._started[job.name] = self.clock()
             self._emit(job.name, "pull", "start")
             try:
                 await self.worker.pull(job.name)
@@ -300,6 +302,7 @@ class Scheduler:
         self._available(job.name)
 
     async def _build(self, job: Job) -> None:
+        self._started[job.name] = self.clock()
         self._emit(job.name, "build", "start")
         try:
             await self.worker.build(job.name)
@@ -320,6 +323,7 @@ class Scheduler:
             await self._push(job, "built")
 
     async def _push_local(self, job: Job) -> None:
+        self._started[job.name] = self.clock()
         await self._push(job, "none")
 
     async def _push(self, job: Job, action: str) -> None:
