@@ -30,7 +30,7 @@ from typing import Protocol
 import anyio
 import anyio.abc
 
-from .errors import MzbuildError
+from .errors import EngineError, MzbuildError
 from .events import Event, Listener, ignore
 
 #: Build-time estimates when an image has no history (seconds).
@@ -187,6 +187,20 @@ class Scheduler:
     async def run(self) -> dict[str, Outcome]:
         """Run every job; outcomes in the jobs' order."""
         self._origin = self.clock()
+        try:
+            await self._run_all()
+        except BaseExceptionGroup as group:
+            # An engine that went away stops the whole run with its one clear error.
+            fatal = group.subgroup(EngineError)
+            if fatal is not None:
+                raise _first(fatal) from None
+            raise
+        for name in self.jobs:
+            if name not in self._outcomes:
+                self._finish(name, "skipped", error="not started: the run stopped (--fail-fast)")
+        return {name: self._outcomes[name] for name in self.jobs}
+
+    async def _run_all(self) -> None:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             cargo = [n for n, j in self.jobs.items() if j.cargo and j.action is Action.BUILD]
@@ -204,10 +218,6 @@ class Scheduler:
                 elif self._waiting[name] == 0 and (self._cargo_done or not job.cargo):
                     self._enqueue(name)
             self._dispatch()
-        for name in self.jobs:
-            if name not in self._outcomes:
-                self._finish(name, "skipped", error="not started: the run stopped (--fail-fast)")
-        return {name: self._outcomes[name] for name in self.jobs}
 
     # -- bookkeeping -----------------------------------------------------
 
@@ -275,6 +285,8 @@ class Scheduler:
         self._emit(None, "cargo", "start", ", ".join(names))
         try:
             await self.worker.cargo(names)
+        except EngineError:
+            raise
         except MzbuildError as exc:
             self._emit(None, "cargo", "failed", str(exc))
             for name in names:
@@ -294,6 +306,8 @@ class Scheduler:
             self._emit(job.name, "pull", "start")
             try:
                 await self.worker.pull(job.name)
+            except EngineError:
+                raise
             except MzbuildError as exc:
                 self._fail(job.name, str(exc), phase="pull")
                 return
@@ -306,6 +320,8 @@ class Scheduler:
         self._emit(job.name, "build", "start")
         try:
             await self.worker.build(job.name)
+        except EngineError:
+            raise
         except MzbuildError as exc:
             self._running -= 1
             self._fail(job.name, str(exc))
@@ -331,6 +347,8 @@ class Scheduler:
             self._emit(job.name, "push", "start")
             try:
                 note = await self.worker.push(job.name)
+            except EngineError:
+                raise
             except MzbuildError as exc:
                 self._finish(job.name, "failed", error=f"push failed: {exc}")
                 self._emit(job.name, "push", "failed", str(exc))
@@ -339,3 +357,12 @@ class Scheduler:
                 return
         self._emit(job.name, "push", "done", note)
         self._finish(job.name, action, pushed=not note, note=note)
+
+
+def _first(group: BaseExceptionGroup[EngineError]) -> EngineError:
+    """The first leaf exception of a (possibly nested) group."""
+    leaf: BaseException = group
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    assert isinstance(leaf, EngineError)
+    return leaf

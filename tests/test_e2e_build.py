@@ -8,6 +8,7 @@ scratch``) under its own image path in a real ``docker-registry``, through
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -293,3 +294,76 @@ def test_push_with_credentials(
     denied = anonymous.run("ensure", "demo-lib", "--json")
     assert denied.returncode == 1
     assert _json(denied)["images"]["demo-lib"]["action"] == "failed"
+
+
+class _EngineProxy:
+    """TCP on loopback to the engine's unix socket; :meth:`kill` drops it all."""
+
+    def __init__(self, target: str = "/var/run/docker.sock") -> None:
+        import socket
+        import threading
+
+        self.target = target
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.sockets: list[socket.socket] = [self.server]
+        self.alive = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while self.alive:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.target)
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: Any, sink: Any) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.close()
+
+    def kill(self) -> None:
+        import socket
+
+        self.alive = False
+        for s in self.sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+
+def test_an_engine_that_dies_mid_run_is_a_clear_error(cli: Cli) -> None:
+    dockerfile = cli.repo / "images" / "tools" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "RUN sleep 30\n")
+    commit(cli.repo, "slow tools")
+    proxy = _EngineProxy()
+    cli.env["DOCKER_HOST"] = f"tcp://127.0.0.1:{proxy.port}"
+    process = cli.start("ensure", "demo-tools", "demo-hello")
+    assert process.stderr is not None
+    for line in process.stderr:
+        if "demo-tools: build start" in line:
+            break
+    time.sleep(1.0)
+    proxy.kill()
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 2, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("mzbuild-async: error: the Docker engine could not be reached"), err
+    assert "Traceback" not in err
+    spec = cli.run("spec", "demo-tools").stdout.strip()
+    assert not _tags_contain(spec)
