@@ -23,7 +23,7 @@ from .registry.client import RegistryClient
 from .registry.config import load_registry_config, with_flags
 from .repository import Repository
 from .runner import RunOptions, RunResult, run_workflow
-from .scheduler import default_jobs
+from .scheduler import DEFAULT_TRANSFERS, default_jobs
 
 WORKFLOWS = {"acquire": Workflow.ACQUIRE, "ensure": Workflow.ENSURE, "build": Workflow.BUILD}
 
@@ -36,6 +36,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         help=f"Docker builds at once (default: {default_jobs()} on this machine)",
+    )
+    p.add_argument(
+        "--transfers",
+        type=int,
+        default=DEFAULT_TRANSFERS,
+        metavar="N",
+        help=f"pulls and pushes at once per registry (default: {DEFAULT_TRANSFERS})",
     )
     p.add_argument(
         "--fail-fast", action="store_true", help="stop at the first failure (default: go on)"
@@ -130,8 +137,11 @@ def _options(args: argparse.Namespace, *, force: bool = False) -> RunOptions:
     jobs = args.jobs if args.jobs is not None else default_jobs()
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, not {jobs}")
+    if args.transfers < 1:
+        raise UsageError(f"--transfers must be at least 1, not {args.transfers}")
     return RunOptions(
         jobs=jobs,
+        transfers=args.transfers,
         fail_fast=args.fail_fast,
         force=force,
         cache_registry=args.cache_registry,

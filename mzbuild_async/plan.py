@@ -9,8 +9,10 @@ rules, per workflow:
 - ``ensure``: each publishable target must be published: published →
   nothing at all (not even its dependencies); in the daemon but not
   published → push it; else → build (dependencies local) and push.
-  ``publish: false`` targets are acquired (built when missing, never
-  pushed).
+  Dependencies a build needs are acquired, and those that are publishable
+  but not published are pushed too (as the original does), so the next
+  job elsewhere finds them. ``publish: false`` images are acquired (built
+  when missing, never pushed).
 - ``build``: like ``acquire``, but with ``force`` the targets are built
   even when found.
 
@@ -110,7 +112,10 @@ def decide(
             why = "not published" if not state.unknown else "registry could not tell"
             decision = Decision(name, spec, Action.BUILD, True, why, state.tier)
         elif state.local:
-            decision = Decision(name, spec, Action.NONE, False, "in the local daemon", "daemon")
+            # ensure publishes the dependencies it needs, as the original does.
+            push = workflow is Workflow.ENSURE and publish and not state.published
+            why = "in the local daemon" + (", not published" if push else "")
+            decision = Decision(name, spec, Action.NONE, push, why, "daemon")
         elif publish and state.published:
             decision = Decision(name, spec, Action.PULL, False, "published", state.tier)
         else:
@@ -120,7 +125,8 @@ def decide(
                 why = "not local; registry could not tell"
             else:
                 why = "not local, not published"
-            decision = Decision(name, spec, Action.BUILD, False, why, state.tier)
+            push = workflow is Workflow.ENSURE and publish
+            decision = Decision(name, spec, Action.BUILD, push, why, state.tier)
         decisions[name] = decision
         if decision.action is Action.BUILD:
             wants_local.update(image.dependencies)

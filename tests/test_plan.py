@@ -81,7 +81,7 @@ def test_ensure_missing_target_builds_and_pushes_and_pulls_published_deps() -> N
     assert _summary(decisions) == {
         # base is not decided at all: tools is local and lib is pulled.
         "lib": ("pull", False),
-        "tools": ("none", False),
+        "tools": ("none", True),  # local but unpublished: ensure publishes it
         "app": ("build", True),
     }
 
@@ -99,6 +99,19 @@ def test_ensure_never_pushes_publish_false_and_builds_it_as_a_dependency() -> No
         "pad": ("build", False),
         "report": ("build", True),
     }
+
+
+def test_ensure_publishes_the_dependencies_it_builds_or_finds_unpublished() -> None:
+    decisions = _decide(Workflow.ENSURE, ["app"], _found(local={"lib"}))
+    assert _summary(decisions) == {
+        "base": ("build", True),
+        "tools": ("build", True),
+        "lib": ("none", True),
+        "app": ("build", True),
+    }
+    # Under acquire the same dependencies stay local.
+    decisions = _decide(Workflow.ACQUIRE, ["app"], _found(local={"lib"}))
+    assert not any(d.push for d in decisions.values())
 
 
 def test_acquire_rules() -> None:
@@ -125,7 +138,7 @@ def test_acquire_never_pulls_publish_false_images_even_if_a_tag_exists() -> None
 
 def test_an_unknown_registry_answer_is_never_treated_as_present() -> None:
     decisions = _decide(Workflow.ENSURE, ["tools"], _found(unknown=True))
-    assert _summary(decisions) == {"base": ("build", False), "tools": ("build", True)}
+    assert _summary(decisions) == {"base": ("build", True), "tools": ("build", True)}
     assert decisions["tools"].reason == "registry could not tell"
 
 
