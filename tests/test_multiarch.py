@@ -113,3 +113,32 @@ def test_publish_manifest_needs_arches(published: tuple[Cli, Registry]) -> None:
     assert result.returncode == 2
     assert "--arch" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_engine_pulls_an_index_over_real_images(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    registry = registries["none"]
+    repo = make_demo(tmp_path / "demo")
+    cli = Cli(repo, f"{registry.host}/m{uuid.uuid4().hex[:10]}", tmp_path / "cache")
+    ensured = cli.run("ensure", "demo-base", "--json")
+    assert ensured.returncode == 0, ensured.stderr
+    spec = json.loads(ensured.stdout)["images"]["demo-base"]["spec"]
+    result = cli.run("publish-manifest", "v2", "--arch", "x86_64", "demo-base")
+    assert result.returncode == 0, result.stderr
+    target = spec.rsplit(":", 1)[0] + ":v2"
+    pulled = subprocess.run(
+        ["docker", "pull", "-q", target], capture_output=True, text=True, check=False
+    )
+    assert pulled.returncode == 0, pulled.stderr
+
+    def image_id(ref: str) -> str:
+        return subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{.Id}}", ref],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+
+    assert image_id(target) == image_id(spec)
+    subprocess.run(["docker", "rmi", "-f", target, spec], capture_output=True, check=False)
