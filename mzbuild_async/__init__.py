@@ -19,12 +19,17 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Arch, BuildOptions, Profile, Sanitizer
 from .errors import (
+    BuildError,
+    CargoBuildError,
     CargoError,
+    DockerBuildError,
+    EngineError,
     GitError,
     InputError,
     ManifestError,
     MzbuildError,
     RepositoryError,
+    TransferError,
     UsageError,
 )
 from .fingerprint import Fingerprint
@@ -34,8 +39,11 @@ from .repository import ImageDescription, InputFile, Repository
 
 if TYPE_CHECKING:
     from .lookup import Answer, LookupEngine
+    from .multiarch import IndexResult, publish_indexes
+    from .plan import Workflow
     from .registry.client import RegistryClient, Status
     from .registry.names import Reference, parse_reference
+    from .runner import ImageResult, RunOptions, RunResult, run_workflow
 
 __version__ = "0.1.0"
 
@@ -48,6 +56,13 @@ _LAZY = {
     "Status": "registry.client",
     "Reference": "registry.names",
     "parse_reference": "registry.names",
+    "Workflow": "plan",
+    "RunOptions": "runner",
+    "RunResult": "runner",
+    "ImageResult": "runner",
+    "run_workflow": "runner",
+    "IndexResult": "multiarch",
+    "publish_indexes": "multiarch",
 }
 
 
@@ -65,14 +80,20 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Answer",
     "Arch",
+    "BuildError",
     "BuildOptions",
     "CargoBuild",
+    "CargoBuildError",
     "CargoError",
     "Copy",
+    "DockerBuildError",
+    "EngineError",
     "Fingerprint",
     "GitError",
     "Image",
     "ImageDescription",
+    "ImageResult",
+    "IndexResult",
     "InputError",
     "InputFile",
     "LookupEngine",
@@ -84,9 +105,15 @@ __all__ = [
     "RegistryClient",
     "Repository",
     "RepositoryError",
+    "RunOptions",
+    "RunResult",
     "Sanitizer",
     "Status",
+    "TransferError",
     "UsageError",
+    "Workflow",
     "__version__",
     "parse_reference",
+    "publish_indexes",
+    "run_workflow",
 ]
