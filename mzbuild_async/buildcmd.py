@@ -58,6 +58,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         default="engine",
         help="build through the engine API (default) or `docker buildx` (BuildKit's cache)",
     )
+    add_registry_arguments(p)
+
+
+def add_registry_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of every command that talks to registries."""
     p.add_argument(
         "--registry-limit",
         action="append",

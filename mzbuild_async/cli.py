@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Fingerprint, find, build and publish mzbuild images.",
     )
+    from .buildcmd import add_registry_arguments, add_run_arguments
+
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("list", parents=[common], help="list image names, one per line")
     for name, what in (("fingerprint", "fingerprints"), ("spec", "image specs")):
@@ -144,27 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-disk-cache", action="store_true", help="do not read or keep answers on disk"
     )
     p.add_argument("--trace", metavar="FILE", help="write a Chrome trace-event JSON of the lookups")
-    p.add_argument(
-        "--registry-limit",
-        action="append",
-        default=[],
-        metavar="HOST=CONC[,RATE[,BURST]]",
-        help="limit requests to HOST (repeatable; also mzbuild-async.toml)",
-    )
-    p.add_argument(
-        "--insecure-registry",
-        action="append",
-        default=[],
-        metavar="HOST",
-        help="speak plain HTTP to HOST (loopback hosts always are)",
-    )
+    add_registry_arguments(p)
     p.add_argument(
         "--manifest-get-docker-hub",
         action="store_true",
         help="allow the GET tier on Docker Hub (each GET counts as a pull there)",
     )
-    from .buildcmd import add_run_arguments
-
     for name, what in (
         ("acquire", "make images available in the local Docker engine (pull or build)"),
         ("ensure", "make images published (build and push what the registry lacks)"),
@@ -194,8 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("tag", metavar="TAG")
     p.add_argument("images", nargs="*", metavar="IMAGE")
     p.add_argument("--all", action="store_true", help="every publishable image")
-    p.add_argument("--registry-limit", action="append", default=[], help=argparse.SUPPRESS)
-    p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST")
+    add_registry_arguments(p)
     p = sub.add_parser("cache", parents=[common], help="manage the local caches")
     p.add_argument("action", choices=["clear"], help="clear: delete the digest and lookup caches")
     return parser

@@ -7,13 +7,11 @@ the tier is skipped, with one warning.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
-
 from .. import logs
+from ..builders.docker import DockerEngine
 from ..registry.client import Probe, Status
 from ..registry.names import Reference
 
@@ -23,18 +21,13 @@ class DaemonTier:
     """``GET /images/<spec>/json`` on the local engine."""
 
     name: str = "daemon"
-    _docker: Any = None
+    _engine: DockerEngine = field(default_factory=DockerEngine)
     _disabled: bool = False
-    _lock: anyio.Lock = field(default_factory=anyio.Lock)
 
     async def _client(self) -> Any:
-        async with self._lock:
-            if self._docker is None:
-                # aiodocker pulls in aiohttp (~0.1 s): import it in a worker
-                # thread so the event loop keeps serving the other tiers.
-                module = await anyio.to_thread.run_sync(importlib.import_module, "aiodocker")
-                self._docker = module.Docker()
-        return self._docker
+        # aiodocker pulls in aiohttp (~0.1 s): the engine imports it in a
+        # worker thread so the event loop keeps serving the other tiers.
+        return await self._engine.client()
 
     async def warm_up(self) -> None:
         """Import aiodocker and create the client now (lookups would do it on first use)."""
@@ -74,6 +67,4 @@ class DaemonTier:
 
     async def aclose(self) -> None:
         """Close the engine connection."""
-        if self._docker is not None:
-            await self._docker.close()
-            self._docker = None
+        await self._engine.aclose()
