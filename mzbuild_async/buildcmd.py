@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import deque
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -90,25 +91,37 @@ def registry_client(repo: Repository, args: argparse.Namespace, cache_dir: Path)
 
 
 class ProgressLines:
-    """Concise progress on stderr: one line per step start and end."""
+    """Concise progress on stderr: one line per step start and end.
+
+    A failed step is followed by the last lines of its output (shown in full
+    with ``-v``), so the reason is on screen without re-running.
+    """
+
+    #: Output lines kept per image (and for cargo) to show under a failure.
+    TAIL = 12
 
     def __init__(self, out: TextIO, *, verbose: bool = False, quiet: bool = False) -> None:
         self.out = out
         self.verbose = verbose
         self.quiet = quiet
+        self._tails: dict[str, deque[str]] = {}
 
     def __call__(self, event: Event) -> None:
+        what = event.image or "cargo"
+        if event.status == "line":
+            self._tails.setdefault(what, deque(maxlen=self.TAIL)).append(event.detail)
+            if self.verbose and not self.quiet:
+                self.out.write(f"    {what} | {event.detail}\n")
+            return
         if self.quiet:
             return
-        if event.status == "line":
-            if self.verbose:
-                self.out.write(f"    {event.image or 'cargo'} | {event.detail}\n")
-            return
-        what = event.image or "cargo"
         detail = f": {event.detail}" if event.detail and event.status != "start" else ""
         if event.phase == "cargo" and event.status == "start":
             detail = f" for {event.detail}"
         self.out.write(f"[{event.at:7.1f}s] {what}: {event.phase} {event.status}{detail}\n")
+        if event.status == "failed" and not self.verbose:
+            for line in self._tails.pop(what, ()):
+                self.out.write(f"    {what} | {line}\n")
         self.out.flush()
 
 

@@ -180,6 +180,9 @@ def test_a_failed_build_skips_its_dependents_and_the_rest_goes_on(cli: Cli) -> N
     text = cli.run("ensure", "--all")
     assert text.returncode == 1
     assert "FAILED" in text.stdout
+    # The failing step's last output lines follow its failure line.
+    tail = [line for line in text.stderr.splitlines() if line.startswith("    demo-lib | ")]
+    assert any("Step 3/5 : RUN exit 3" in line for line in tail), text.stderr
     assert "Traceback" not in text.stderr
 
 

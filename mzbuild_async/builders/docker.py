@@ -21,6 +21,7 @@ import anyio
 
 from ..errors import DockerBuildError, EngineError, TransferError
 from ..registry.auth import Credentials
+from .lines import strip_ansi
 
 LineSink = Callable[[str], None]
 #: Lines of build output kept to explain a failure.
@@ -198,7 +199,7 @@ class DockerEngine:
             text = pending + str(item.get("stream", ""))
             *lines, pending = text.split("\n")
             for raw in lines:
-                line = raw.rstrip("\r")
+                line = strip_ansi(raw.rstrip("\r"))
                 if line.startswith("Step "):
                     step = line
                 tail.append(line)

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import anyio.abc
+
+#: Terminal colour and cursor sequences some tools print even into a pipe.
+ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal escape sequences."""
+    return ANSI_RE.sub("", text)
 
 
 async def pump_lines(
