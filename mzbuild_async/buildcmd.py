@@ -23,7 +23,7 @@ from .plan import Workflow
 from .registry.client import RegistryClient
 from .registry.config import load_registry_config, with_flags
 from .repository import Repository
-from .runner import RunOptions, RunResult, run_workflow
+from .runner import RunOptions, RunPlan, RunResult, plan_workflow, run_workflow
 from .scheduler import DEFAULT_TRANSFERS, default_jobs
 
 WORKFLOWS = {"acquire": Workflow.ACQUIRE, "ensure": Workflow.ENSURE, "build": Workflow.BUILD}
@@ -253,3 +253,56 @@ async def run_publish_manifest(
     if args.json:
         sys.stdout.write(json.dumps({"images": document}, indent=2) + "\n")
     return 1 if failed else 0
+
+
+def plan_text(plan: RunPlan) -> str:
+    """The ``plan`` table: per image its fingerprint, what the lookups said, the action."""
+    document = plan.to_json()["images"]
+    rows = [("IMAGE", "FINGERPRINT", "LOCAL", "PUBLISHED", "ACTION", "WHY")]
+    for name, image in document.items():
+        why = image["reason"] + (f" [{image['tier']}]" if image["tier"] else "")
+        rows.append(
+            (
+                name,
+                image["fingerprint"],
+                "yes" if image["local"] else "no",
+                image["published"],
+                image["action"],
+                why,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5]
+        for row in rows
+    ]
+    counts: dict[str, int] = {}
+    for image in document.values():
+        counts[image["action"]] = counts.get(image["action"], 0) + 1
+    totals = ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
+    lines.append(f"plan ({plan.workflow.value}): {len(document)} images: {totals}")
+    return "\n".join(lines)
+
+
+async def run_plan_command(
+    args: argparse.Namespace, repo: Repository, targets: list[str], cache_dir: Path
+) -> int:
+    """``plan``: what a run of ``--workflow`` would do and why, doing none of it."""
+    client = registry_client(repo, args, cache_dir)
+    try:
+        plan = await plan_workflow(
+            repo,
+            WORKFLOWS[args.workflow],
+            targets,
+            cache_dir=cache_dir,
+            force=args.force,
+            client=client,
+        )
+    finally:
+        await client.aclose()
+    save_challenges(cache_dir, client.challenges)
+    if args.json:
+        sys.stdout.write(json.dumps(plan.to_json(), indent=2) + "\n")
+    else:
+        sys.stdout.write(plan_text(plan) + "\n")
+    return 0

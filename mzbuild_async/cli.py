@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Fingerprint, find, build and publish mzbuild images.",
     )
+    from .buildcmd import WORKFLOWS as WORKFLOW_NAMES
     from .buildcmd import add_registry_arguments, add_run_arguments
 
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -165,6 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--force", action="store_true", help="rebuild the images even when found"
             )
+    p = sub.add_parser(
+        "plan",
+        parents=[common],
+        help="what a run would do and why (fingerprints, lookups, actions), doing nothing",
+    )
+    p.add_argument("images", nargs="*", metavar="IMAGE")
+    p.add_argument("--all", action="store_true", help="every image")
+    p.add_argument(
+        "--workflow",
+        choices=sorted(WORKFLOW_NAMES),
+        default="ensure",
+        help="the run to plan (default: ensure)",
+    )
+    p.add_argument("--force", action="store_true", help="plan `build --force`")
+    add_registry_arguments(p)
     p = sub.add_parser(
         "run",
         parents=[common],
@@ -365,6 +381,10 @@ async def run_command(args: argparse.Namespace) -> int:
         if args.command == "run":
             args.all = False
         return await run_build_command(args, repo, _targets(args, repo), cache_dir)
+    if args.command == "plan":
+        from .buildcmd import run_plan_command
+
+        return await run_plan_command(args, repo, _targets(args, repo), cache_dir)
     if args.command == "publish-manifest":
         from .buildcmd import run_publish_manifest
 

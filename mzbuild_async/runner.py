@@ -10,7 +10,8 @@ real :class:`EngineWorker`. The result is a value; the CLI prints it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from .plan import Decision, Found, Workflow, decide, jobs
 from .registry.client import RegistryClient, Status
 from .registry.names import parse_reference
 from .repository import Repository
-from .scheduler import DEFAULT_TRANSFERS, Limits, Outcome, Scheduler, Worker, default_jobs
+from .scheduler import DEFAULT_TRANSFERS, Action, Limits, Outcome, Scheduler, Worker, default_jobs
 
 #: Tiers that say "published" (the daemon only says "local").
 PUBLISHED_TIERS = ("memory", "disk", "registry", "manifest")
@@ -86,6 +87,7 @@ class RunResult:
     workflow: Workflow
     images: Mapping[str, ImageResult]
     seconds: float
+    plan: RunPlan | None = None
 
     @property
     def ok(self) -> bool:
@@ -140,6 +142,109 @@ async def lookup_all(
     return found
 
 
+ACTION_WORDS = {Action.NONE: "none", Action.PULL: "pull", Action.BUILD: "build"}
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run would do and why, decided but not done."""
+
+    workflow: Workflow
+    decisions: Mapping[str, Decision]
+    found: Mapping[str, Found]
+    fingerprints: Mapping[str, str]
+    dependencies: Mapping[str, tuple[str, ...]]
+    #: Whether each image is ever published (``publish: false`` ones are not looked up).
+    publish: Mapping[str, bool]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``plan --json`` document (also the ``plan`` part of a report)."""
+        images: dict[str, Any] = {}
+        for name, decision in self.decisions.items():
+            state = self.found[name]
+            if not self.publish[name]:
+                published = "never (publish: false)"
+            elif state.published:
+                published = "present"
+            elif state.unknown:
+                published = "unknown"
+            else:
+                published = "absent"
+            action = ACTION_WORDS[decision.action]
+            if decision.push:
+                action = "push" if decision.action is Action.NONE else f"{action}+push"
+            images[name] = {
+                "fingerprint": self.fingerprints[name],
+                "spec": decision.spec,
+                "local": state.local,
+                "published": published,
+                "tier": decision.tier,
+                "action": action,
+                "reason": decision.reason,
+                "dependencies": list(self.dependencies[name]),
+            }
+        return {"workflow": self.workflow.value, "images": images}
+
+
+@asynccontextmanager
+async def _services(
+    cache_dir: Path, docker: DockerEngine | None, client: RegistryClient | None
+) -> AsyncIterator[tuple[DockerEngine, RegistryClient, LookupEngine]]:
+    """The engine connection and lookup engine of a run, closed at the end."""
+    own_docker = docker is None
+    docker = docker or DockerEngine()
+    client = client or RegistryClient()
+    engine = LookupEngine.create(tiers=PUBLISHED_TIERS, client=client, cache_dir=cache_dir)
+    try:
+        await docker.ping()
+        yield docker, client, engine
+    finally:
+        with anyio.CancelScope(shield=True):
+            await engine.aclose()
+            if own_docker:
+                await docker.aclose()
+
+
+async def _plan(
+    repo: Repository,
+    workflow: Workflow,
+    targets: list[str],
+    docker: DockerEngine,
+    engine: LookupEngine,
+    *,
+    force: bool,
+) -> RunPlan:
+    images = repo.resolve(targets)
+    specs = await repo.specs(targets)
+    found = await lookup_all(repo, [i.name for i in images], specs, docker, engine)
+    decisions = decide(workflow, images, targets, specs, found, force=force)
+    return RunPlan(
+        workflow,
+        decisions,
+        found,
+        {name: specs[name].rsplit(":mzbuild-", 1)[-1] for name in decisions},
+        {name: repo.image(name).dependencies for name in decisions},
+        {name: repo.image(name).manifest.publish for name in decisions},
+    )
+
+
+async def plan_workflow(
+    repo: Repository,
+    workflow: Workflow,
+    targets: Iterable[str],
+    *,
+    cache_dir: Path,
+    force: bool = False,
+    docker: DockerEngine | None = None,
+    client: RegistryClient | None = None,
+) -> RunPlan:
+    """What :func:`run_workflow` would do, with the same lookups, doing nothing."""
+    async with _services(cache_dir, docker, client) as (engine_api, _client, engine):
+        return await _plan(
+            repo, workflow, list(dict.fromkeys(targets)), engine_api, engine, force=force
+        )
+
+
 async def run_workflow(
     repo: Repository,
     workflow: Workflow,
@@ -159,16 +264,10 @@ async def run_workflow(
     options = options or RunOptions()
     started = time.perf_counter()
     targets = list(dict.fromkeys(targets))
-    images = repo.resolve(targets)
-    specs = await repo.specs(targets)
-    own_docker = docker is None
-    docker = docker or DockerEngine()
-    client = client or RegistryClient()
-    engine = LookupEngine.create(tiers=PUBLISHED_TIERS, client=client, cache_dir=cache_dir)
-    try:
-        await docker.ping()
-        found = await lookup_all(repo, [i.name for i in images], specs, docker, engine)
-        decisions = decide(workflow, images, targets, specs, found, force=options.force)
+    async with _services(cache_dir, docker, client) as (engine_api, registry_client, engine):
+        plan = await _plan(repo, workflow, targets, engine_api, engine, force=options.force)
+        decisions = plan.decisions
+        specs = {name: d.spec for name, d in decisions.items()}
         history = BuildHistory.load(cache_dir)
         estimates = {
             name: history.estimate(
@@ -187,8 +286,8 @@ async def run_workflow(
         worker = factory(
             repo=repo,
             specs=specs,
-            docker=docker,
-            client=client,
+            docker=engine_api,
+            client=registry_client,
             cache_dir=cache_dir,
             cache_registry=options.cache_registry,
             buildx=buildx,
@@ -200,15 +299,10 @@ async def run_workflow(
             history.record(name, seconds)
         history.save()
         await _remember_pushed(engine, outcomes, specs)
-    finally:
-        with anyio.CancelScope(shield=True):
-            await engine.aclose()
-            if own_docker:
-                await docker.aclose()
     results = {
         name: _result(decisions[name], outcomes[name]) for name in decisions if name in outcomes
     }
-    return RunResult(workflow, results, time.perf_counter() - started)
+    return RunResult(workflow, results, time.perf_counter() - started, plan)
 
 
 def _result(decision: Decision, outcome: Outcome) -> ImageResult:

@@ -370,3 +370,35 @@ def test_an_engine_that_dies_mid_run_is_a_clear_error(cli: Cli) -> None:
     assert "Traceback" not in err
     spec = cli.run("spec", "demo-tools").stdout.strip()
     assert not _tags_contain(spec)
+
+
+def test_plan_says_what_ensure_would_do_and_does_nothing(cli: Cli) -> None:
+    before = cli.run("plan", "--all", "--json")
+    assert before.returncode == 0, before.stderr
+    images = _json(before)["images"]
+    assert {n: i["action"] for n, i in images.items()} == {
+        **dict.fromkeys(PUBLISHED, "build+push"),
+        "demo-scratchpad": "build",
+    }
+    assert images["demo-scratchpad"]["published"] == "never (publish: false)"
+    assert images["demo-app"]["dependencies"] == ["demo-lib", "demo-tools"]
+    for name, image in images.items():
+        assert image["spec"].endswith(f"{name}:mzbuild-{image['fingerprint']}")
+        assert not _local(image["spec"])  # planning built nothing
+        assert not _tags_contain(image["spec"])
+    assert cli.run("ensure", "demo-tools").returncode == 0
+    after = _json(cli.run("plan", "demo-app", "--json"))["images"]
+    assert after["demo-app"]["action"] == "build+push"
+    assert after["demo-tools"]["action"] == "none"
+    assert after["demo-tools"]["published"] == "present"
+    table = cli.run("plan", "demo-app", "--workflow", "acquire")
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[0].split() == [
+        "IMAGE",
+        "FINGERPRINT",
+        "LOCAL",
+        "PUBLISHED",
+        "ACTION",
+        "WHY",
+    ]
+    assert "plan (acquire): 4 images: 2 build, 2 none" in table.stdout
