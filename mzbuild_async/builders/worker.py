@@ -210,7 +210,8 @@ class EngineWorker:
             if cache_tag:
                 await self._push_cache(spec, cache_tag)
         finally:
-            await anyio.to_thread.run_sync(shutil.rmtree, staging, True)
+            with anyio.CancelScope(shield=True):  # also when the run is cancelled
+                await anyio.to_thread.run_sync(shutil.rmtree, staging, True)
 
     async def _pull_cache(self, tag: str) -> bool:
         probe = await self.client.lookup(parse_reference(tag))
