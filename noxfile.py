@@ -38,3 +38,5 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_hashing.py")
     session.run("scripts/setup-system", external=True)
     session.run("python", "benchmarks/lookup.py")
+    session.run("python", "benchmarks/schedule.py")
+    session.run("python", "benchmarks/e2e.py")
