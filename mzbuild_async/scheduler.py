@@ -30,7 +30,7 @@ from typing import Protocol
 import anyio
 import anyio.abc
 
-from .errors import EngineError, MzbuildError
+from .errors import EngineError, MzbuildError, single_error
 from .events import Event, Listener, ignore
 
 #: Build-time estimates when an image has no history (seconds).
@@ -187,14 +187,9 @@ class Scheduler:
     async def run(self) -> dict[str, Outcome]:
         """Run every job; outcomes in the jobs' order."""
         self._origin = self.clock()
-        try:
+        # An engine that went away stops the whole run with its one clear error.
+        with single_error():
             await self._run_all()
-        except BaseExceptionGroup as group:
-            # An engine that went away stops the whole run with its one clear error.
-            fatal = group.subgroup(EngineError)
-            if fatal is not None:
-                raise _first(fatal) from None
-            raise
         for name in self.jobs:
             if name not in self._outcomes:
                 self._finish(name, "skipped", error="not started: the run stopped (--fail-fast)")
@@ -358,11 +353,3 @@ class Scheduler:
         self._emit(job.name, "push", "done", note)
         self._finish(job.name, action, pushed=not note, note=note)
 
-
-def _first(group: BaseExceptionGroup[EngineError]) -> EngineError:
-    """The first leaf exception of a (possibly nested) group."""
-    leaf: BaseException = group
-    while isinstance(leaf, BaseExceptionGroup):
-        leaf = leaf.exceptions[0]
-    assert isinstance(leaf, EngineError)
-    return leaf
