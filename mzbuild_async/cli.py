@@ -122,6 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs=1, metavar="IMAGE")
     p.add_argument("--transitive", action="store_true", help="describe its dependencies too")
     p = sub.add_parser(
+        "explain",
+        parents=[common],
+        help="why an image's fingerprint differs from another revision's or spec's",
+    )
+    p.add_argument("images", nargs=1, metavar="IMAGE")
+    from .explaincmd import add_explain_arguments
+
+    add_explain_arguments(p)
+    p = sub.add_parser(
         "check", parents=[common], help="look images up: present, absent or unknown, and where"
     )
     p.add_argument("images", nargs="*", metavar="IMAGE")
@@ -381,6 +390,10 @@ async def run_command(args: argparse.Namespace) -> int:
         if args.command == "run":
             args.all = False
         return await run_build_command(args, repo, _targets(args, repo), cache_dir)
+    if args.command == "explain":
+        from .explaincmd import run_explain
+
+        return await run_explain(args, repo)
     if args.command == "plan":
         from .buildcmd import run_plan_command
 
@@ -420,6 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     takes_many = isinstance(getattr(args, "images", None), list) and args.command not in (
         "run",
         "describe",
+        "explain",
     )
     if unknown or (extra and not takes_many):
         parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")

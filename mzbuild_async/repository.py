@@ -135,13 +135,15 @@ class Repository:
         hash_workers: int = DEFAULT_HASH_WORKERS,
         cache_dir: str | os.PathLike[str] | None = None,
         digest_cache: bool | DigestCache = False,
+        view: GitView | None = None,
     ) -> Repository:
         """Open the repository at ``root`` (default: git top level of the cwd).
 
         ``options`` default to :meth:`BuildOptions.from_environ`; ``strict``
         turns unknown manifest keys into errors. With ``digest_cache``, file
         digests persist across runs in ``cache_dir`` (default:
-        :func:`default_cache_dir`), keyed by each file's stat.
+        :func:`default_cache_dir`), keyed by each file's stat. ``view``
+        replaces the ``git ls-files`` listing (a tree at another revision).
         """
         if root is None:
             path = await find_toplevel(Path.cwd())
@@ -170,8 +172,10 @@ class Repository:
                 if (path / "Cargo.toml").is_file():
                     tg.start_soon(read_workspace)
                 tg.start_soon(hasher.preload)
-                view = await load_git_view(path)
+                if view is None:
+                    view = await load_git_view(path)
                 graph = ImageGraph.build(load_images(path, view, strict=strict))
+        assert view is not None
         repo = cls(path, options, view, graph, hasher=hasher)
         repo._workspace = workspace[0] if workspace else None
         return repo
