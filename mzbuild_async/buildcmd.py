@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import deque
 from dataclasses import replace
@@ -22,6 +23,9 @@ from .events import Event
 from .plan import Workflow
 from .registry.client import RegistryClient
 from .registry.config import load_registry_config, with_flags
+from .report.summary import markdown_summary, report_document, summary_text, table
+from .report.timeline import write_timeline
+from .report.trace import run_trace
 from .repository import Repository
 from .runner import RunOptions, RunPlan, RunResult, plan_workflow, run_workflow
 from .scheduler import DEFAULT_TRANSFERS, default_jobs
@@ -52,6 +56,15 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "--cache-registry",
         metavar="REF",
         help="layer cache: build from REF/NAME:buildcache and push it back after builds",
+    )
+    p.add_argument(
+        "--report", metavar="FILE", help="write the run as JSON (plan, results, lookups)"
+    )
+    p.add_argument(
+        "--trace", metavar="FILE", help="write a Chrome trace-event JSON of the run (Perfetto)"
+    )
+    p.add_argument(
+        "--timeline", metavar="FILE", help="write a self-contained HTML Gantt chart of the run"
     )
     p.add_argument(
         "--builder",
@@ -107,7 +120,7 @@ class ProgressLines:
         self._tails: dict[str, deque[str]] = {}
 
     def __call__(self, event: Event) -> None:
-        what = event.image or "cargo"
+        what = event.image or event.phase
         if event.status == "line":
             self._tails.setdefault(what, deque(maxlen=self.TAIL)).append(event.detail)
             if self.verbose and not self.quiet:
@@ -116,39 +129,16 @@ class ProgressLines:
         if self.quiet:
             return
         detail = f": {event.detail}" if event.detail and event.status != "start" else ""
-        if event.phase == "cargo" and event.status == "start":
-            detail = f" for {event.detail}"
-        self.out.write(f"[{event.at:7.1f}s] {what}: {event.phase} {event.status}{detail}\n")
+        if event.image is None and event.status == "start" and event.detail:
+            detail = f" ({event.detail})"
+        if event.image is None:
+            self.out.write(f"[{event.at:7.1f}s] {event.phase} {event.status}{detail}\n")
+        else:
+            self.out.write(f"[{event.at:7.1f}s] {what}: {event.phase} {event.status}{detail}\n")
         if event.status == "failed" and not self.verbose:
             for line in self._tails.pop(what, ()):
                 self.out.write(f"    {what} | {line}\n")
         self.out.flush()
-
-
-def summary_text(result: RunResult) -> str:
-    """The human summary: one row per image, then the totals."""
-    rows = [("IMAGE", "ACTION", "PUSHED", "SECONDS", "WHY")]
-    for r in result.images.values():
-        why = r.error or r.note or r.reason
-        if r.tier and not r.error:
-            why += f" [{r.tier}]"
-        rows.append((r.name, r.action, "yes" if r.pushed else "no", f"{r.seconds:.1f}", why))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = [
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
-        for row in rows
-    ]
-    counts: dict[str, int] = {}
-    for r in result.images.values():
-        counts[r.action] = counts.get(r.action, 0) + 1
-    pushed = sum(r.pushed for r in result.images.values())
-    totals = ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
-    status = "ok" if result.ok else "FAILED"
-    lines.append(
-        f"{result.workflow.value}: {status}: {len(result.images)} images ({totals}),"
-        f" {pushed} pushed, in {result.seconds:.1f} s"
-    )
-    return "\n".join(lines)
 
 
 def _options(args: argparse.Namespace, *, force: bool = False) -> RunOptions:
@@ -187,16 +177,44 @@ async def run_build_command(
         listener=progress,
     )
     save_challenges(cache_dir, client.challenges)
+    status = 0 if result.ok else 1
+    write_outputs(args, result, status)
     if command == "run":
         if not result.ok:
-            sys.stdout.write(summary_text(result) + "\n")
+            sys.stdout.write(summary_text(result, status) + "\n")
             return 1
         return await _run_container(result.images[targets[0]].spec, args.args)
     if args.json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
     else:
-        sys.stdout.write(summary_text(result) + "\n")
-    return 0 if result.ok else 1
+        sys.stdout.write(summary_text(result, status) + "\n")
+    return status
+
+
+def write_outputs(args: argparse.Namespace, result: RunResult, status: int) -> None:
+    """``--report``, ``--trace``, ``--timeline`` and the GitHub Actions step summary."""
+    title = f"mzbuild-async {result.workflow.value}"
+    if args.report:
+        document = report_document(result, status)
+        Path(args.report).write_text(json.dumps(document, indent=2) + "\n")
+    if args.trace:
+        trace = run_trace(result.steps, result.seconds, title)
+        Path(args.trace).write_text(json.dumps(trace))
+    if args.timeline:
+        counts: dict[str, int] = {}
+        for r in result.images.values():
+            counts[r.action] = counts.get(r.action, 0) + 1
+        facts = {
+            "images": str(len(result.images)),
+            **{action: str(n) for action, n in sorted(counts.items())},
+            "seconds": f"{result.seconds:.2f}",
+            "exit status": str(status),
+        }
+        write_timeline(Path(args.timeline), result.steps, result.seconds, title, facts)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary and os.environ.get("GITHUB_ACTIONS") == "true":
+        with open(step_summary, "a", encoding="utf-8") as out:
+            out.write(markdown_summary(result, status))
 
 
 async def _run_container(spec: str, argv: list[str]) -> int:
@@ -271,11 +289,7 @@ def plan_text(plan: RunPlan) -> str:
                 why,
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = [
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5]
-        for row in rows
-    ]
+    lines = table(rows)
     counts: dict[str, int] = {}
     for image in document.values():
         counts[image["action"]] = counts.get(image["action"], 0) + 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,14 @@ import anyio
 
 from .builders.docker import DockerEngine
 from .cache.disk import DiskTier
-from .events import Listener, ignore
+from .events import Event, Listener, ignore
 from .history import BuildHistory
-from .lookup import Answer, LookupEngine
+from .lookup import Answer, LookupEngine, TierStatistics
 from .manifest import CargoBuild
 from .plan import Decision, Found, Workflow, decide, jobs
 from .registry.client import RegistryClient, Status
 from .registry.names import parse_reference
+from .report.steps import Step, StepRecorder
 from .repository import Repository
 from .scheduler import DEFAULT_TRANSFERS, Action, Limits, Outcome, Scheduler, Worker, default_jobs
 
@@ -88,6 +89,12 @@ class RunResult:
     images: Mapping[str, ImageResult]
     seconds: float
     plan: RunPlan | None = None
+    #: Every piece of work with its times since the run started.
+    steps: tuple[Step, ...] = ()
+    #: Per lookup tier: count and latencies (seconds).
+    lookups: Mapping[str, TierStatistics] = field(default_factory=dict)
+    #: HTTP requests sent, by registry host.
+    requests: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -213,10 +220,16 @@ async def _plan(
     engine: LookupEngine,
     *,
     force: bool,
+    listener: Listener = ignore,
+    since: Callable[[], float] = lambda: 0.0,
 ) -> RunPlan:
     images = repo.resolve(targets)
+    listener(Event(since(), None, "fingerprint", "start", f"{len(images)} images"))
     specs = await repo.specs(targets)
+    listener(Event(since(), None, "fingerprint", "done"))
+    listener(Event(since(), None, "lookup", "start", f"{len(images)} images"))
     found = await lookup_all(repo, [i.name for i in images], specs, docker, engine)
+    listener(Event(since(), None, "lookup", "done"))
     decisions = decide(workflow, images, targets, specs, found, force=force)
     return RunPlan(
         workflow,
@@ -264,8 +277,43 @@ async def run_workflow(
     options = options or RunOptions()
     started = time.perf_counter()
     targets = list(dict.fromkeys(targets))
+    recorder = StepRecorder()
+
+    def since() -> float:
+        return time.perf_counter() - started
+
+    def tee(event: Event) -> None:
+        recorder(event)
+        listener(event)
+
+    offset = 0.0
+
+    def shifted(event: Event) -> None:
+        tee(replace(event, at=event.at + offset))
+
     async with _services(cache_dir, docker, client) as (engine_api, registry_client, engine):
-        plan = await _plan(repo, workflow, targets, engine_api, engine, force=options.force)
+        engine_origin = since()
+        plan = await _plan(
+            repo,
+            workflow,
+            targets,
+            engine_api,
+            engine,
+            force=options.force,
+            listener=tee,
+            since=since,
+        )
+        for span in engine.spans:
+            recorder.add(
+                Step(
+                    f"lookup: {span.tier}",
+                    span.spec.rsplit("/", 1)[-1],
+                    "lookup",
+                    span.start + engine_origin,
+                    span.end + engine_origin,
+                    span.status,
+                )
+            )
         decisions = plan.decisions
         specs = {name: d.spec for name, d in decisions.items()}
         history = BuildHistory.load(cache_dir)
@@ -291,18 +339,27 @@ async def run_workflow(
             cache_dir=cache_dir,
             cache_registry=options.cache_registry,
             buildx=buildx,
-            listener=listener,
+            listener=shifted,
         )
         limits = Limits(jobs=options.jobs, transfers=options.transfers, fail_fast=options.fail_fast)
-        outcomes = await Scheduler(job_list, worker, limits, listener=listener).run()
+        offset = since()
+        try:
+            outcomes = await Scheduler(job_list, worker, limits, listener=shifted).run()
+        finally:
+            recorder.finish(since())
         for name, seconds in getattr(worker, "build_seconds", {}).items():
             history.record(name, seconds)
         history.save()
         await _remember_pushed(engine, outcomes, specs)
+        lookups = engine.statistics()
+        requests = dict(engine.requests)
     results = {
         name: _result(decisions[name], outcomes[name]) for name in decisions if name in outcomes
     }
-    return RunResult(workflow, results, time.perf_counter() - started, plan)
+    steps = tuple(sorted(recorder.steps, key=lambda s: (s.start, s.track)))
+    return RunResult(
+        workflow, results, time.perf_counter() - started, plan, steps, lookups, requests
+    )
 
 
 def _result(decision: Decision, outcome: Outcome) -> ImageResult:

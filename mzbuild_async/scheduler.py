@@ -352,4 +352,3 @@ class Scheduler:
                 return
         self._emit(job.name, "push", "done", note)
         self._finish(job.name, action, pushed=not note, note=note)
-

@@ -1,0 +1,125 @@
+"""The end of a run: the summary table, the slowest steps, ``--report`` JSON, Markdown.
+
+Everything here is made from a :class:`~mzbuild_async.runner.RunResult`
+(and the exit status); nothing is measured or looked up again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .steps import Step
+
+if TYPE_CHECKING:
+    from ..runner import RunResult
+
+#: Rows in the "slowest steps" part of the summary.
+SLOWEST = 5
+
+
+def table(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows as aligned columns; the last column is left ragged."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return [
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])) + "  " + row[-1]
+        for row in rows
+    ]
+
+
+def step_label(step: Step) -> str:
+    """``demo-app build``, or just ``cargo`` when the track is the phase."""
+    return step.track if step.track == step.phase else f"{step.track} {step.phase}"
+
+
+def slowest_steps(steps: Sequence[Step], count: int = SLOWEST) -> list[Step]:
+    """The longest pieces of work (per-tier lookup spans left out: they overlap)."""
+    work = [s for s in steps if not s.track.startswith("lookup: ")]
+    return sorted(work, key=lambda s: (-s.seconds, s.track))[:count]
+
+
+def totals_line(result: RunResult, status: int) -> str:
+    """``ensure: ok: 7 images (2 built, 5 none), 2 pushed, in 1.2 s; exit status 0``."""
+    counts: dict[str, int] = {}
+    for r in result.images.values():
+        counts[r.action] = counts.get(r.action, 0) + 1
+    pushed = sum(r.pushed for r in result.images.values())
+    totals = ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
+    state = "ok" if result.ok else "FAILED"
+    return (
+        f"{result.workflow.value}: {state}: {len(result.images)} images ({totals}),"
+        f" {pushed} pushed, in {result.seconds:.1f} s; exit status {status}"
+    )
+
+
+def summary_text(result: RunResult, status: int) -> str:
+    """The human summary: one row per image, the slowest steps, the totals."""
+    rows = [("IMAGE", "ACTION", "PUSHED", "TIER", "SECONDS", "WHY")]
+    for r in result.images.values():
+        rows.append(
+            (
+                r.name,
+                r.action,
+                "yes" if r.pushed else "no",
+                r.tier or "-",
+                f"{r.seconds:.1f}",
+                r.error or r.note or r.reason,
+            )
+        )
+    lines = table(rows)
+    slow = [s for s in slowest_steps(result.steps) if s.seconds >= 0.05]
+    if slow:
+        lines.append(
+            "slowest: " + ", ".join(f"{s.track} {s.phase} {s.seconds:.1f} s" for s in slow)
+        )
+    lines.append(totals_line(result, status))
+    return "\n".join(lines)
+
+
+def markdown_summary(result: RunResult, status: int) -> str:
+    """The summary as Markdown (for ``$GITHUB_STEP_SUMMARY``)."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = [
+        f"### mzbuild-async {result.workflow.value}: {'ok' if result.ok else 'FAILED'}",
+        "",
+        "| image | action | pushed | tier | seconds | why |",
+        "| --- | --- | --- | --- | ---: | --- |",
+    ]
+    for r in result.images.values():
+        lines.append(
+            f"| `{cell(r.name)}` | {r.action} | {'yes' if r.pushed else 'no'} | {r.tier or '-'}"
+            f" | {r.seconds:.1f} | {cell(r.error or r.note or r.reason)} |"
+        )
+    slow = slowest_steps(result.steps)
+    if slow:
+        lines += [
+            "",
+            "Slowest steps: "
+            + ", ".join(f"`{cell(s.track)}` {s.phase} {s.seconds:.1f} s" for s in slow),
+        ]
+    lines += ["", totals_line(result, status), ""]
+    return "\n".join(lines)
+
+
+def report_document(result: RunResult, status: int) -> dict[str, Any]:
+    """The ``--report`` JSON: plan, results, lookup statistics, steps."""
+    return {
+        "workflow": result.workflow.value,
+        "ok": result.ok,
+        "exit_status": status,
+        "seconds": round(result.seconds, 3),
+        "plan": result.plan.to_json()["images"] if result.plan else {},
+        "images": {name: r.to_json() for name, r in result.images.items()},
+        "lookups": {
+            "tiers": {
+                tier: {"count": s.count, "p50": s.p50, "p95": s.p95, "max": s.max}
+                for tier, s in result.lookups.items()
+            },
+            "requests": dict(result.requests),
+        },
+        "steps": [s.to_json() for s in result.steps],
+        "slowest": [s.to_json() for s in slowest_steps(result.steps)],
+    }

@@ -1,0 +1,139 @@
+"""A self-contained HTML Gantt chart of a run (``--timeline FILE.html``).
+
+One row per track (the run's phases, each lookup tier, cargo, each image),
+one bar per step, positioned in percent of the run's length, so the page
+needs no script, stylesheet or font from anywhere else. A few lines of
+inline script only record each bar's rendered width (``data-px``), which
+the tests read back from a headless browser.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from .steps import Step
+
+COLORS = {
+    "fingerprint": "#8e8cd8",
+    "lookup": "#9fb3c8",
+    "cargo": "#d9822b",
+    "pull": "#4c9aff",
+    "build": "#36b37e",
+    "push": "#6554c0",
+}
+FAILED = "#de350b"
+
+STYLE = """
+body{font:13px/1.4 system-ui,sans-serif;margin:16px;color:#172b4d}
+h1{font-size:18px;margin:0 0 4px}
+.meta{color:#5e6c84;margin-bottom:12px}
+.chart{display:grid;grid-template-columns:max-content 1fr;gap:2px 8px;align-items:center}
+.label{white-space:nowrap;text-align:right;font-family:monospace}
+.lane{position:relative;height:18px;background:#f4f5f7}
+.bar{position:absolute;top:2px;height:14px;border-radius:2px;min-width:1px}
+.bar.failed{background:#de350b !important}
+.axis{position:relative;height:16px;color:#5e6c84;font-size:11px}
+.tick{position:absolute;transform:translateX(-50%)}
+.legend span{display:inline-block;margin-right:12px}
+.legend i{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
+table{border-collapse:collapse;margin-top:16px}
+td,th{padding:2px 8px;text-align:left;border-bottom:1px solid #ebecf0}
+"""
+
+SCRIPT = """
+document.querySelectorAll('.bar').forEach(function (b) {
+  b.dataset.px = String(Math.round(b.getBoundingClientRect().width * 100) / 100);
+});
+document.body.dataset.bars = String(document.querySelectorAll('.bar').length);
+"""
+
+
+def _tick_step(total: float) -> float:
+    """A round tick interval giving about eight ticks over ``total`` seconds."""
+    if total <= 0:
+        return 1.0
+    raw = total / 8
+    power = 10 ** math.floor(math.log10(raw))
+    for factor in (1, 2, 5, 10):
+        if raw <= factor * power:
+            return float(factor * power)
+    return float(10 * power)
+
+
+def _track_order(steps: Sequence[Step]) -> list[str]:
+    first: dict[str, float] = {}
+    for step in steps:
+        first.setdefault(step.track, step.start)
+    fixed = [t for t in ("fingerprint", "lookup") if t in first]
+    tiers = sorted(t for t in first if t.startswith("lookup: "))
+    cargo = ["cargo"] if "cargo" in first else []
+    rest = sorted(
+        (t for t in first if t not in fixed and t not in tiers and t != "cargo"),
+        key=lambda t: (first[t], t),
+    )
+    return fixed + tiers + cargo + rest
+
+
+def timeline_html(
+    steps: Sequence[Step], seconds: float, title: str, summary: Mapping[str, str] | None = None
+) -> str:
+    """The page: header, legend, time axis, one lane per track, the slowest steps."""
+    total = max([seconds, *(s.end for s in steps)], default=seconds) or 1.0
+    esc = html.escape
+    rows: list[str] = []
+    for track in _track_order(steps):
+        bars = []
+        for step in (s for s in steps if s.track == track):
+            left = 100.0 * step.start / total
+            width = 100.0 * step.seconds / total
+            color = COLORS.get(step.phase, "#97a0af")
+            tip = f"{track} {step.name}: {step.seconds:.3f} s ({step.status})"
+            if step.detail:
+                tip += f" — {step.detail}"
+            failed = " failed" if step.status == "failed" else ""
+            bars.append(
+                f'<div class="bar{failed}" data-track="{esc(track)}" data-phase="{esc(step.phase)}"'
+                f' style="left:{left:.4f}%;width:{width:.4f}%;background:{color}"'
+                f' title="{esc(tip)}"></div>'
+            )
+        rows.append(f'<div class="label">{esc(track)}</div><div class="lane">{"".join(bars)}</div>')
+    tick = _tick_step(total)
+    ticks = "".join(
+        f'<span class="tick" style="left:{100.0 * i * tick / total:.4f}%">{i * tick:g}s</span>'
+        for i in range(int(total / tick) + 1)
+    )
+    legend = "".join(
+        f'<span><i style="background:{c}"></i>{esc(p)}</span>' for p, c in COLORS.items()
+    )
+    slowest = sorted(
+        (s for s in steps if not s.track.startswith("lookup: ")), key=lambda s: -s.seconds
+    )[:10]
+    slow_rows = "".join(
+        f"<tr><td>{esc(s.track)}</td><td>{esc(s.phase)}</td><td>{s.seconds:.2f} s</td>"
+        f"<td>{esc(s.status)}</td></tr>"
+        for s in slowest
+    )
+    meta = " · ".join(f"{esc(k)}: {esc(v)}" for k, v in (summary or {}).items())
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>"
+        f'<h1>{esc(title)}</h1><div class="meta">{meta}</div>'
+        f'<div class="legend">{legend}<span><i style="background:{FAILED}"></i>failed</span></div>'
+        f'<div class="chart"><div></div><div class="axis">{ticks}</div>{"".join(rows)}</div>'
+        "<table><tr><th>slowest</th><th>phase</th><th>time</th><th>status</th></tr>"
+        f"{slow_rows}</table><script>{SCRIPT}</script></body></html>\n"
+    )
+
+
+def write_timeline(
+    path: Path,
+    steps: Sequence[Step],
+    seconds: float,
+    title: str,
+    summary: Mapping[str, str] | None = None,
+) -> None:
+    """Write the timeline page to ``path``."""
+    path.write_text(timeline_html(steps, seconds, title, summary), encoding="utf-8")
