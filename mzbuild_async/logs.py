@@ -7,7 +7,9 @@ nothing, and the import is a noticeable share of a short command's time.
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -26,6 +28,39 @@ class _Stderr:
 
     def isatty(self) -> bool:
         return sys.stderr.isatty()
+
+
+#: Keys whose values never reach a log line.
+SECRET_KEYS = frozenset(
+    {"authorization", "password", "secret", "token", "x-registry-auth", "auth", "access_token"}
+)
+#: Credentials that may hide inside a message: HTTP auth values, userinfo in URLs.
+SECRET_RE = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+|(?<=://)[^/\s:@]+:[^/\s@]+@")
+
+
+def _scrub(value: object) -> object:
+    if isinstance(value, str):
+        return SECRET_RE.sub(
+            lambda m: f"{m.group(1)} [redacted]" if m.group(1) else "[redacted]@", value
+        )
+    if isinstance(value, dict):
+        return {
+            k: "[redacted]" if str(k).lower() in SECRET_KEYS else _scrub(v)
+            for k, v in value.items()
+        }
+    return value
+
+
+def redact(
+    _logger: object, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """A structlog processor: drop credential values, mask auth headers in text."""
+    for key in list(event):
+        if key.lower() in SECRET_KEYS:
+            event[key] = "[redacted]"
+        else:
+            event[key] = _scrub(event[key])
+    return event
 
 
 @dataclass(frozen=True)
@@ -81,6 +116,7 @@ def _apply() -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            redact,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             renderer,

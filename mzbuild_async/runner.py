@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 
+from . import logs
 from .builders.docker import DockerEngine
 from .cache.disk import DiskTier
 from .events import Event, Listener, ignore
@@ -282,8 +283,24 @@ async def run_workflow(
     def since() -> float:
         return time.perf_counter() - started
 
+    fingerprints: dict[str, str] = {}
+    log = logs.get_logger()
+
+    def log_event(event: Event) -> None:
+        if event.status == "line":
+            return  # the worker logs output lines itself, at debug level
+        level = {"failed": log.error, "skipped": log.warning}.get(event.status, log.info)
+        level(
+            f"{event.phase} {event.status}",
+            image=event.image,
+            fingerprint=fingerprints.get(event.image or ""),
+            phase=event.phase,
+            detail=event.detail or None,
+        )
+
     def tee(event: Event) -> None:
         recorder(event)
+        log_event(event)
         listener(event)
 
     offset = 0.0
@@ -303,6 +320,7 @@ async def run_workflow(
             listener=tee,
             since=since,
         )
+        fingerprints.update(plan.fingerprints)
         for span in engine.spans:
             recorder.add(
                 Step(

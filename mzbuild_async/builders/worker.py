@@ -90,7 +90,8 @@ class EngineWorker:
     _artifacts: CargoArtifacts | None = None
 
     def _line(self, image: str | None, phase: str) -> Callable[[str], None]:
-        log = logs.get_logger().bind(image=image, phase=phase)
+        fingerprint = self.specs[image].rsplit(":mzbuild-", 1)[-1] if image else None
+        log = logs.get_logger().bind(image=image, fingerprint=fingerprint, phase=phase)
 
         def sink(line: str) -> None:
             if line.strip():
@@ -144,7 +145,12 @@ class EngineWorker:
         spec = self.specs[name]
         async with spec_lock(self.cache_dir, spec) as waited:
             if waited and await self.docker.exists(spec):
-                logs.get_logger().info("built by another process", image=name)
+                logs.get_logger().info(
+                    "built by another process",
+                    image=name,
+                    fingerprint=spec.rsplit(":mzbuild-", 1)[-1],
+                    phase="build",
+                )
                 return
             start = self.clock()
             await self._build(name, spec)
