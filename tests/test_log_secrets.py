@@ -1,0 +1,98 @@
+"""Logs: structured fields on every event, and never a credential."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import uuid
+from pathlib import Path
+
+import anyio
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from mzbuild_async import logs
+from mzbuild_async.config import BuildOptions, Profile
+from mzbuild_async.plan import Workflow
+from mzbuild_async.registry.auth import CredentialStore
+from mzbuild_async.registry.client import RegistryClient
+from mzbuild_async.repository import Repository
+from mzbuild_async.runner import RunOptions, run_workflow
+from tests.support.demo import make_demo
+from tests.support.registry import PASSWORD, USER, Registry
+
+
+def test_the_redaction_processor_masks_credentials() -> None:
+    out = io.StringIO()
+    logs.configure(1, fmt="json", stream=out)
+    logs.get_logger().info(
+        "request to https://ci-user:s3cret@registry.test/v2/ with Bearer abc.def-ghi",
+        authorization="Basic Y2ktdXNlcjpzM2NyZXQ=",
+        headers={"Authorization": "Bearer xyz", "Accept": "json"},
+        password="hunter2",
+        image="demo-app",
+    )
+    record = json.loads(out.getvalue())
+    text = out.getvalue()
+    for secret in ("s3cret", "abc.def-ghi", "Y2ktdXNlcjpzM2NyZXQ", "xyz", "hunter2"):
+        assert secret not in text, secret
+    assert record["authorization"] == record["password"] == "[redacted]"
+    assert record["headers"] == {"Authorization": "[redacted]", "Accept": "json"}
+    assert "Bearer [redacted]" in record["event"]
+    assert "https://[redacted]@registry.test/v2/" in record["event"]
+    assert record["image"] == "demo-app"
+
+
+@pytest.mark.slow
+def test_a_real_run_with_credentials_logs_none_of_them(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    from tests.support.engine import engine
+
+    registry = registries["htpasswd"]
+    repo_root = make_demo(tmp_path / "demo")
+    environ = {
+        "MZBUILD_ASYNC_REGISTRY_USERNAME": USER,
+        "MZBUILD_ASYNC_REGISTRY_PASSWORD": PASSWORD,
+        "DOCKER_CONFIG": str(tmp_path / "docker-config"),
+    }
+
+    async def main() -> None:
+        docker = await engine()
+        await docker.close()
+        options = BuildOptions(
+            profile=Profile.DEV, image_registry=f"{registry.host}/s{uuid.uuid4().hex[:8]}"
+        )
+        repo = await Repository.open(repo_root, options)
+        client = RegistryClient(credentials=CredentialStore(environ=environ))
+        try:
+            result = await run_workflow(
+                repo,
+                Workflow.ENSURE,
+                ["demo-tools", "demo-hello"],
+                cache_dir=tmp_path / "cache",
+                options=RunOptions(jobs=2),
+                client=client,
+            )
+        finally:
+            await client.aclose()
+        assert result.ok, result.to_json()
+        assert all(r.pushed for r in result.images.values())
+
+    structlog.reset_defaults()
+    with capture_logs() as captured:
+        anyio.run(main)
+    assert captured, "the run logged nothing"
+    text = repr(captured)
+    basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    for secret in (PASSWORD, basic, "Authorization", "X-Registry-Auth"):
+        assert secret not in text, secret
+    # Every step event says which image, fingerprint and phase it is about.
+    steps = [e for e in captured if e.get("phase") in ("build", "push", "pull", "cargo")]
+    assert steps
+    for event in steps:
+        assert {"image", "fingerprint", "phase"} <= set(event)
+        if event["image"] is not None:
+            assert len(event["fingerprint"]) == 32
