@@ -11,16 +11,18 @@ import argparse
 import json
 import os
 import sys
-from collections import deque
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
+
+import anyio
 
 from .cache.hosts import load_challenges, save_challenges
 from .config import Arch
-from .errors import UsageError
-from .events import Event
+from .errors import UsageError, single_error
+from .events import ignore
 from .plan import Workflow
+from .progress import make_progress
 from .registry.client import RegistryClient
 from .registry.config import load_registry_config, with_flags
 from .report.summary import markdown_summary, report_document, summary_text, table
@@ -103,44 +105,6 @@ def registry_client(repo: Repository, args: argparse.Namespace, cache_dir: Path)
     )
 
 
-class ProgressLines:
-    """Concise progress on stderr: one line per step start and end.
-
-    A failed step is followed by the last lines of its output (shown in full
-    with ``-v``), so the reason is on screen without re-running.
-    """
-
-    #: Output lines kept per image (and for cargo) to show under a failure.
-    TAIL = 12
-
-    def __init__(self, out: TextIO, *, verbose: bool = False, quiet: bool = False) -> None:
-        self.out = out
-        self.verbose = verbose
-        self.quiet = quiet
-        self._tails: dict[str, deque[str]] = {}
-
-    def __call__(self, event: Event) -> None:
-        what = event.image or event.phase
-        if event.status == "line":
-            self._tails.setdefault(what, deque(maxlen=self.TAIL)).append(event.detail)
-            if self.verbose and not self.quiet:
-                self.out.write(f"    {what} | {event.detail}\n")
-            return
-        if self.quiet:
-            return
-        detail = f": {event.detail}" if event.detail and event.status != "start" else ""
-        if event.image is None and event.status == "start" and event.detail:
-            detail = f" ({event.detail})"
-        if event.image is None:
-            self.out.write(f"[{event.at:7.1f}s] {event.phase} {event.status}{detail}\n")
-        else:
-            self.out.write(f"[{event.at:7.1f}s] {what}: {event.phase} {event.status}{detail}\n")
-        if event.status == "failed" and not self.verbose:
-            for line in self._tails.pop(what, ()):
-                self.out.write(f"    {what} | {line}\n")
-        self.out.flush()
-
-
 def _options(args: argparse.Namespace, *, force: bool = False) -> RunOptions:
     jobs = args.jobs if args.jobs is not None else default_jobs()
     if jobs < 1:
@@ -166,16 +130,25 @@ async def run_build_command(
     force = bool(getattr(args, "force", False))
     options = _options(args, force=force)
     client = registry_client(repo, args, cache_dir)
-    progress = ProgressLines(sys.stderr, verbose=args.verbose > 0, quiet=args.quiet > 0)
-    result = await run_workflow(
-        repo,
-        workflow,
-        targets,
-        cache_dir=cache_dir,
-        options=options,
-        client=client,
-        listener=progress,
-    )
+    progress = make_progress(sys.stderr, verbose=args.verbose > 0, quiet=args.quiet > 0)
+    try:
+        with single_error():
+            async with anyio.create_task_group() as tg:
+                if progress is not None:
+                    tg.start_soon(progress.ticker)
+                result = await run_workflow(
+                    repo,
+                    workflow,
+                    targets,
+                    cache_dir=cache_dir,
+                    options=options,
+                    client=client,
+                    listener=progress or ignore,
+                )
+                tg.cancel_scope.cancel()
+    finally:
+        if progress is not None:
+            progress.close()
     save_challenges(cache_dir, client.challenges)
     status = 0 if result.ok else 1
     write_outputs(args, result, status)
