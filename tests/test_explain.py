@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import MakeRepo, git
+from tests.support.schemas import validate
 
 FILES = {
     "images/base/mzbuild.yml": "name: base\n",
@@ -39,6 +40,7 @@ def explain_json(root: Path, *args: str) -> dict[str, Any]:
     status, out = explain(root, *args, "--json")
     assert status == 0, out
     document: dict[str, Any] = json.loads(out)
+    validate(document, "explain.json")
     return document
 
 

@@ -20,25 +20,12 @@ from typing import Any
 
 import jsonschema
 import pytest
-import referencing
 
 from tests.support.demo import Cli, make_demo
 from tests.support.registry import Registry
+from tests.support.schemas import validate
 
 pytestmark = pytest.mark.slow
-SCHEMAS = Path(__file__).resolve().parents[1] / "mzbuild_async" / "report" / "schemas"
-
-
-def validate(document: Any, name: str) -> None:
-    """Validate ``document`` against schema ``name`` (with the others resolvable)."""
-    registry: referencing.Registry[Any] = referencing.Registry().with_resources(
-        (path.name, referencing.Resource.from_contents(json.loads(path.read_text())))
-        for path in SCHEMAS.glob("*.json")
-    )
-    schema = json.loads((SCHEMAS / name).read_text())
-    jsonschema.Draft202012Validator(schema, registry=registry).validate(document)
-
-
 @dataclass
 class Run:
     cli: Cli

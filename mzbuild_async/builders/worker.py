@@ -219,6 +219,17 @@ class EngineWorker:
             with anyio.CancelScope(shield=True):  # also when the run is cancelled
                 await anyio.to_thread.run_sync(shutil.rmtree, staging, True)
 
+    def _fields(self, ref: str, phase: str) -> dict[str, str | None]:
+        """The image, fingerprint and phase fields of a log event about ``ref``."""
+        for name, spec in self.specs.items():
+            if spec == ref or ref.endswith(f"/{name}:buildcache"):
+                return {
+                    "image": name,
+                    "fingerprint": spec.rsplit(":mzbuild-", 1)[-1],
+                    "phase": phase,
+                }
+        return {"image": None, "fingerprint": None, "phase": phase}
+
     async def _pull_cache(self, tag: str) -> bool:
         probe = await self.client.lookup(parse_reference(tag))
         if probe.status is not Status.PRESENT:
@@ -226,7 +237,7 @@ class EngineWorker:
         try:
             await self.docker.pull(tag, await self._auth(tag))
         except BuildError as exc:
-            logs.warning(f"layer cache {tag} not used: {exc}")
+            logs.warning(f"layer cache {tag} not used: {exc}", **self._fields(tag, "build"))
             return False
         return True
 
@@ -235,7 +246,7 @@ class EngineWorker:
             await self.docker.tag(spec, tag)
             await self._retrying(lambda: self._push_with_auth(tag))
         except (BuildError, Transient) as exc:
-            logs.warning(f"layer cache {tag} not updated: {exc}")
+            logs.warning(f"layer cache {tag} not updated: {exc}", **self._fields(spec, "push"))
 
     async def _push_with_auth(self, spec: str) -> str:
         return await self.docker.push(spec, await self._auth(spec), self._line(None, "push"))
