@@ -69,9 +69,7 @@ def summary_text(result: RunResult, status: int) -> str:
     lines = table(rows)
     slow = [s for s in slowest_steps(result.steps) if s.seconds >= 0.05]
     if slow:
-        lines.append(
-            "slowest: " + ", ".join(f"{s.track} {s.phase} {s.seconds:.1f} s" for s in slow)
-        )
+        lines.append("slowest: " + ", ".join(f"{step_label(s)} {s.seconds:.1f} s" for s in slow))
     lines.append(totals_line(result, status))
     return "\n".join(lines)
 
@@ -98,7 +96,7 @@ def markdown_summary(result: RunResult, status: int) -> str:
         lines += [
             "",
             "Slowest steps: "
-            + ", ".join(f"`{cell(s.track)}` {s.phase} {s.seconds:.1f} s" for s in slow),
+            + ", ".join(f"`{cell(step_label(s))}` {s.seconds:.1f} s" for s in slow),
         ]
     lines += ["", totals_line(result, status), ""]
     return "\n".join(lines)
