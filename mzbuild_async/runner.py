@@ -289,12 +289,14 @@ async def run_workflow(
     def log_event(event: Event) -> None:
         if event.status == "line":
             return  # the worker logs output lines itself, at debug level
-        level = {"failed": log.error, "skipped": log.warning}.get(event.status, log.info)
-        level(
+        # Info level, failures too: at the default level the progress view
+        # reports them; -v adds these structured events.
+        log.info(
             f"{event.phase} {event.status}",
             image=event.image,
             fingerprint=fingerprints.get(event.image or ""),
             phase=event.phase,
+            status=event.status,
             detail=event.detail or None,
         )
 
