@@ -15,11 +15,10 @@ from ..lookup import Span
 from .steps import Step
 
 
-def trace_events(spans: Iterable[Span], tracks: Sequence[str]) -> dict[str, object]:
-    """The trace document for ``spans``, one track (thread) per name in ``tracks``."""
-    tids = {name: i + 1 for i, name in enumerate(tracks)}
+def _metadata(title: str, tids: dict[str, int]) -> list[dict[str, object]]:
+    """The process name, and each track's name and order."""
     events: list[dict[str, object]] = [
-        {"ph": "M", "name": "process_name", "pid": 1, "tid": 0, "args": {"name": "mzbuild-async"}}
+        {"ph": "M", "name": "process_name", "pid": 1, "tid": 0, "args": {"name": title}}
     ]
     for name, tid in tids.items():
         events.append(
@@ -34,6 +33,13 @@ def trace_events(spans: Iterable[Span], tracks: Sequence[str]) -> dict[str, obje
                 "args": {"sort_index": tid},
             }
         )
+    return events
+
+
+def trace_events(spans: Iterable[Span], tracks: Sequence[str]) -> dict[str, object]:
+    """The trace document for ``spans``, one track (thread) per name in ``tracks``."""
+    tids = {name: i + 1 for i, name in enumerate(tracks)}
+    events = _metadata("mzbuild-async", tids)
     for span in spans:
         tid = tids.setdefault(span.tier, len(tids) + 1)
         events.append(
@@ -68,22 +74,7 @@ def run_trace(steps: Sequence[Step], seconds: float, title: str) -> dict[str, ob
         if step.track not in tracks and step.track not in ("fingerprint", "lookup"):
             tracks.append(step.track)
     tids = {name: i + 1 for i, name in enumerate(tracks)}
-    events: list[dict[str, object]] = [
-        {"ph": "M", "name": "process_name", "pid": 1, "tid": 0, "args": {"name": title}}
-    ]
-    for name, tid in tids.items():
-        events.append(
-            {"ph": "M", "name": "thread_name", "pid": 1, "tid": tid, "args": {"name": name}}
-        )
-        events.append(
-            {
-                "ph": "M",
-                "name": "thread_sort_index",
-                "pid": 1,
-                "tid": tid,
-                "args": {"sort_index": tid},
-            }
-        )
+    events = _metadata(title, tids)
 
     def span(tid: int, name: str, cat: str, start: float, end: float, args: object) -> None:
         events.append(
