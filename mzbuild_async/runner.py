@@ -310,8 +310,10 @@ async def run_workflow(
     def shifted(event: Event) -> None:
         tee(replace(event, at=event.at + offset))
 
+    # The lookup engine is created first thing inside _services: its span
+    # times count from (about) now.
+    engine_origin = since()
     async with _services(cache_dir, docker, client) as (engine_api, registry_client, engine):
-        engine_origin = since()
         plan = await _plan(
             repo,
             workflow,
