@@ -98,6 +98,12 @@ def test_the_report_has_the_plan_results_and_lookup_statistics(run: Run) -> None
         assert (name, "build") in phases
     assert ("cargo", "cargo") in phases
     assert ("fingerprint", "fingerprint") in phases
+    # Per-tier lookup spans share the run's clock: they lie inside the lookup phase.
+    [phase] = [s for s in report["steps"] if s["track"] == "lookup"]
+    tiers = [s for s in report["steps"] if s["track"].startswith("lookup: ")]
+    assert tiers
+    for step in tiers:
+        assert phase["start"] - 0.005 <= step["start"] <= step["end"] <= phase["end"] + 0.005
     slowest = [s["end"] - s["start"] for s in report["slowest"]]
     assert slowest == sorted(slowest, reverse=True)
 
