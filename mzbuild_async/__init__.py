@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from .plan import Workflow
     from .registry.client import RegistryClient, Status
     from .registry.names import Reference, parse_reference
-    from .runner import ImageResult, RunOptions, RunResult, run_workflow
+    from .runner import ImageResult, RunOptions, RunPlan, RunResult, plan_workflow, run_workflow
 
 __version__ = "0.1.0"
 
@@ -61,6 +61,8 @@ _LAZY = {
     "RunResult": "runner",
     "ImageResult": "runner",
     "run_workflow": "runner",
+    "plan_workflow": "runner",
+    "RunPlan": "runner",
     "IndexResult": "multiarch",
     "publish_indexes": "multiarch",
 }
@@ -106,6 +108,7 @@ __all__ = [
     "Repository",
     "RepositoryError",
     "RunOptions",
+    "RunPlan",
     "RunResult",
     "Sanitizer",
     "Status",
@@ -114,6 +117,7 @@ __all__ = [
     "Workflow",
     "__version__",
     "parse_reference",
+    "plan_workflow",
     "publish_indexes",
     "run_workflow",
 ]
