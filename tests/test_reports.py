@@ -26,6 +26,8 @@ from tests.support.registry import Registry
 from tests.support.schemas import validate
 
 pytestmark = pytest.mark.slow
+
+
 @dataclass
 class Run:
     cli: Cli
