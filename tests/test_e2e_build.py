@@ -216,8 +216,10 @@ def test_a_cargo_error_names_the_crate(cli: Cli) -> None:
 
 
 def test_two_processes_building_one_image_wait_for_each_other(cli: Cli) -> None:
+    # Each slow step is unique (uuid): the engine keeps the layers of a RUN step
+    # even when its client went away, so a repeated step would be a cache hit.
     dockerfile = cli.repo / "images" / "tools" / "Dockerfile"
-    dockerfile.write_text(dockerfile.read_text() + "RUN sleep 2\n")
+    dockerfile.write_text(dockerfile.read_text() + f"RUN echo {uuid.uuid4()} && sleep 2\n")
     commit(cli.repo, "slow tools")
     assert cli.run("acquire", "demo-base").returncode == 0
     first = cli.start("acquire", "demo-tools", "--json", "-v")
@@ -233,7 +235,7 @@ def test_two_processes_building_one_image_wait_for_each_other(cli: Cli) -> None:
 
 def test_ctrl_c_cancels_and_pushes_nothing_unfinished(cli: Cli) -> None:
     dockerfile = cli.repo / "images" / "tools" / "Dockerfile"
-    dockerfile.write_text(dockerfile.read_text() + "RUN sleep 60\n")
+    dockerfile.write_text(dockerfile.read_text() + f"RUN echo {uuid.uuid4()} && sleep 60\n")
     commit(cli.repo, "very slow tools")
     process = cli.start("ensure", "demo-app")
     assert process.stderr is not None
@@ -355,7 +357,7 @@ class _EngineProxy:
 
 def test_an_engine_that_dies_mid_run_is_a_clear_error(cli: Cli) -> None:
     dockerfile = cli.repo / "images" / "tools" / "Dockerfile"
-    dockerfile.write_text(dockerfile.read_text() + "RUN sleep 30\n")
+    dockerfile.write_text(dockerfile.read_text() + f"RUN echo {uuid.uuid4()} && sleep 30\n")
     commit(cli.repo, "slow tools")
     proxy = _EngineProxy()
     cli.env["DOCKER_HOST"] = f"tcp://127.0.0.1:{proxy.port}"
