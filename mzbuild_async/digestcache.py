@@ -19,28 +19,40 @@ without it.
 
 from __future__ import annotations
 
+import contextlib
+import hmac
 import os
 import sqlite3
+import stat
+import struct
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import NamedTuple, TypeAlias
 
 from . import logs
+from .statefile import CHECK_SIZE, row_check
 
 #: Entries whose mtime or ctime is newer than this before hashing began are not stored.
 RACY_SECONDS = 2.0
 DB_NAME = "digests.sqlite3"
+#: Paths are bytes (git's paths need not be UTF-8); each row carries a check.
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS digests (
-    root TEXT NOT NULL,
-    path TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS digests_v2 (
+    root BLOB NOT NULL,
+    path BLOB NOT NULL,
     dev INTEGER NOT NULL, ino INTEGER NOT NULL, size INTEGER NOT NULL,
     mtime INTEGER NOT NULL, ctime INTEGER NOT NULL, st_mode INTEGER NOT NULL,
-    mode INTEGER NOT NULL, sha1 BLOB NOT NULL,
+    mode INTEGER NOT NULL, sha1 BLOB NOT NULL, checksum BLOB NOT NULL,
     PRIMARY KEY (root, path)
 ) WITHOUT ROWID
 """
+_INSERT = "INSERT OR REPLACE INTO digests_v2 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#: The table of the first version (no checks, text paths): dropped on sight.
+_OLD_TABLE = "DROP TABLE IF EXISTS digests"
+_MODES = (0o100644, 0o100755)
+_U64 = 1 << 64
+_I64 = 1 << 63
 
 #: ``(dev, ino, size, mtime_ns, ctime_ns, st_mode)`` of a regular file.
 StatKey: TypeAlias = tuple[int, int, int, int, int, int]
@@ -62,14 +74,67 @@ def stat_key(st: os.stat_result) -> StatKey:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
 
 
+def _fsencode(path: str) -> bytes:
+    return path.encode("utf-8", "surrogateescape")
+
+
+def _checksum(root: bytes, path: bytes, key: StatKey, mode: int, sha1: bytes) -> bytes:
+    numbers = struct.pack(">QQQqqQH", key[0], key[1], key[2], key[3], key[4], key[5], mode)
+    return row_check(root, path, numbers, sha1)
+
+
+def _valid(row: tuple[object, ...], root: bytes) -> tuple[str, Cached] | None:
+    """The entry a row stands for, or ``None`` if any field is off or the check fails."""
+    path, dev, ino, size, mtime, ctime, st_mode, mode, sha1, check = row
+    if not (
+        isinstance(path, bytes)
+        and path
+        and b"\0" not in path
+        and not path.startswith(b"/")
+        and isinstance(sha1, bytes)
+        and len(sha1) == 20
+        and isinstance(check, bytes)
+        and len(check) == CHECK_SIZE
+        and type(dev) is int
+        and type(ino) is int
+        and type(size) is int
+        and type(mtime) is int
+        and type(ctime) is int
+        and type(st_mode) is int
+        and type(mode) is int
+        and 0 <= dev < _U64
+        and 0 <= ino < _U64
+        and 0 <= size < _I64
+        and -_I64 <= mtime < _I64
+        and -_I64 <= ctime < _I64
+        and 0 <= st_mode < _U64
+        and stat.S_ISREG(st_mode)
+        and mode in _MODES
+        and (mode == 0o100755) == bool(st_mode & stat.S_IXUSR)
+    ):
+        return None
+    key = (dev, ino, size, mtime, ctime, st_mode)
+    if not hmac.compare_digest(_checksum(root, path, key, mode, sha1), check):
+        return None
+    return path.decode("utf-8", "surrogateescape"), Cached(key, mode, sha1)
+
+
 class DigestCache:
-    """The digests of one repository root, in a SQLite file shared by all roots."""
+    """The digests of one repository root, in a SQLite file shared by all roots.
+
+    Every row is validated when read (types, ranges, a BLAKE2b check over
+    all its fields): a row that fails is a miss, is deleted, and the load
+    gives one warning.
+    """
 
     def __init__(self, directory: Path, root: str, *, racy_seconds: float = RACY_SECONDS) -> None:
         self.path = directory / DB_NAME
         self.root = root
+        self._root = _fsencode(root)
         self.racy_ns = int(racy_seconds * 1e9)
         self._broken = False
+        #: Rows that failed validation in the last :meth:`load`.
+        self.rejected = 0
 
     def _warn(self, action: str, exc: Exception) -> None:
         self._broken = True
@@ -85,23 +150,59 @@ class DigestCache:
         return db
 
     def load(self) -> dict[str, Cached]:
-        """Every entry of this root (empty when there is none or the cache is broken)."""
+        """Every valid entry of this root (empty when there is none or the cache is broken)."""
         if self._broken or not self.path.exists():
             return {}
         try:
             db = self._connect()
             try:
                 rows = db.execute(
-                    "SELECT path, dev, ino, size, mtime, ctime, st_mode, mode, sha1"
-                    " FROM digests WHERE root = ?",
-                    (self.root,),
+                    "SELECT path, dev, ino, size, mtime, ctime, st_mode, mode, sha1, checksum"
+                    " FROM digests_v2 WHERE root = ?",
+                    (self._root,),
                 ).fetchall()
+                found: dict[str, Cached] = {}
+                bad: list[object] = []
+                for row in rows:
+                    entry = _valid(row, self._root)
+                    if entry is None:
+                        bad.append(row[0])
+                    else:
+                        found[entry[0]] = entry[1]
+                self.rejected = len(bad)
+                if bad:
+                    self._forget(db, bad)
             finally:
                 db.close()
-        except (sqlite3.Error, OSError) as exc:
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):
+                self._warn("read", exc)
+            else:
+                self._reset(exc)
+            return {}
+        except OSError as exc:
             self._warn("read", exc)
             return {}
-        return {r[0]: Cached(r[1:7], r[7], r[8]) for r in rows}
+        return found
+
+    def _forget(self, db: sqlite3.Connection, paths: list[object]) -> None:
+        logs.warning(
+            f"{self.path}: {len(paths)} digest cache entr{'y' if len(paths) == 1 else 'ies'}"
+            " failed validation; hashing those files again"
+        )
+        with contextlib.suppress(sqlite3.Error), db:
+            db.executemany(
+                "DELETE FROM digests_v2 WHERE root = ? AND path = ?",
+                [(self._root, p) for p in paths],
+            )
+
+    def _reset(self, exc: Exception) -> None:
+        """A file SQLite cannot read at all: warn once, start a new one."""
+        logs.warning(f"{self.path}: damaged digest cache ({exc}); starting a new one")
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            self._broken = True
 
     def store(self, entries: Iterable[tuple[str, Cached]], started_ns: int) -> int:
         """Remember ``entries`` hashed in a round that began at ``started_ns``.
@@ -111,20 +212,20 @@ class DigestCache:
         if self._broken:
             return 0
         limit = started_ns - self.racy_ns
-        rows = [
-            (self.root, path, *c.key, c.mode, c.sha1)
-            for path, c in entries
-            if c.key[3] < limit and c.key[4] < limit
-        ]
+        rows = []
+        for path, c in entries:
+            if c.key[3] < limit and c.key[4] < limit:
+                raw = _fsencode(path)
+                check = _checksum(self._root, raw, c.key, c.mode, c.sha1)
+                rows.append((self._root, raw, *c.key, c.mode, c.sha1, check))
         if not rows:
             return 0
         try:
             db = self._connect()
             try:
                 with db:
-                    db.executemany(
-                        "INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-                    )
+                    db.execute(_OLD_TABLE)
+                    db.executemany(_INSERT, rows)
             finally:
                 db.close()
         except (sqlite3.Error, OSError) as exc:

@@ -1,23 +1,25 @@
 """Each image's past build time, persisted, for critical-path priorities.
 
-Stored as JSON in the cache directory: ``{name: seconds}``, an exponential
-moving average so one odd build does not swing the estimate. A missing or
-unreadable file means no history (defaults apply), never an error.
+Stored as checked JSON in the cache directory (``{name: seconds}``), an
+exponential moving average so one odd build does not swing the estimate. A
+missing file means no history; a damaged one or a bad entry (not a finite
+number of seconds below a week) is one warning and defaults apply.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from . import logs
 from .scheduler import DEFAULT_CARGO_ESTIMATE, DEFAULT_ESTIMATE
+from .statefile import finite_seconds, read_json, write_json
 
 HISTORY_FILE = "build-history.json"
 #: Weight of the newest measurement in the moving average.
 ALPHA = 0.5
+#: Estimates at or above this many seconds are not believed.
+MAX_SECONDS = 7 * 24 * 3600.0
 
 
 class BuildHistory:
@@ -31,17 +33,20 @@ class BuildHistory:
     def load(cls, cache_dir: Path) -> BuildHistory:
         """The history in ``cache_dir`` (empty when there is none or it is unreadable)."""
         path = cache_dir / HISTORY_FILE
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
+        data = read_json(path, "using default build-time estimates")
+        if data is None:
             return cls(path)
-        if not isinstance(data, dict):
-            return cls(path)
-        good = {
-            str(k): float(v)
-            for k, v in data.items()
-            if isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
-        }
+        good: dict[str, float] = {}
+        items = data.items() if isinstance(data, dict) else ()
+        for name, value in items:
+            seconds = finite_seconds(value, MAX_SECONDS)
+            if seconds is not None and name:
+                good[name] = seconds
+        if not isinstance(data, dict) or len(good) != len(data):
+            logs.warning(
+                f"{path}: entries that are not build seconds were ignored;"
+                " using default estimates for those images"
+            )
         return cls(path, good)
 
     def estimate(self, name: str, *, cargo: bool) -> float:
@@ -51,13 +56,14 @@ class BuildHistory:
 
     def record(self, name: str, seconds: float) -> None:
         """Fold one measured build into the average."""
+        if finite_seconds(seconds, MAX_SECONDS) is None:
+            return
         old = self.seconds.get(name)
         self.seconds[name] = seconds if old is None else ALPHA * seconds + (1 - ALPHA) * old
 
     def save(self) -> None:
         """Write the history atomically (best effort: a read-only cache is fine)."""
-        with contextlib.suppress(OSError):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self.seconds, sort_keys=True, indent=0))
-            os.replace(tmp, self.path)
+        try:
+            write_json(self.path, self.seconds)
+        except OSError as exc:
+            logs.get_logger().debug("history not saved", path=str(self.path), error=str(exc))

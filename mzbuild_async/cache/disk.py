@@ -3,10 +3,14 @@
 Fingerprint tags are content-addressed and never move, so "present" stays
 true. "Absent" is never stored: another CI job may publish it a second
 later. Any error with the store is one warning, then the tier is skipped.
+Each row carries a check over its spec: a row that fails it (or is not a
+fingerprint spec at all) is a miss, is deleted, and gives one warning.
 """
 
 from __future__ import annotations
 
+import hmac
+import re
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -17,9 +21,30 @@ import anyio
 from .. import logs
 from ..registry.client import Probe, Status
 from ..registry.names import Reference
+from ..statefile import row_check
 
 DB_NAME = "present.sqlite3"
-_SCHEMA = "CREATE TABLE IF NOT EXISTS present (spec TEXT PRIMARY KEY, seen REAL NOT NULL)"
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS present_v2"
+    " (spec TEXT PRIMARY KEY, seen REAL NOT NULL, checksum BLOB NOT NULL)"
+)
+#: The table of the first version (no checks): dropped on sight.
+_OLD_TABLE = "DROP TABLE IF EXISTS present"
+#: Only ``mzbuild-`` tags are content-addressed, hence the only ones kept.
+_SPEC = re.compile(r"[^\s:@]+(?::[0-9]+)?/[^\s:@]+:mzbuild-[A-Za-z0-9_.-]{1,119}")
+
+
+def _check(spec: str) -> bytes:
+    return row_check(b"present", spec.encode())
+
+
+def _valid(spec: object, check: object) -> bool:
+    return (
+        isinstance(spec, str)
+        and isinstance(check, bytes)
+        and _SPEC.fullmatch(spec) is not None
+        and hmac.compare_digest(_check(spec), check)
+    )
 
 
 @dataclass
@@ -51,11 +76,28 @@ class DiskTier:
             db = sqlite3.connect(self.path, timeout=10)
             try:
                 db.execute(_SCHEMA)
-                return {row[0] for row in db.execute("SELECT spec FROM present")}
+                rows = db.execute("SELECT spec, checksum FROM present_v2").fetchall()
+                bad = [spec for spec, check in rows if not _valid(spec, check)]
+                if bad:
+                    logs.warning(
+                        f"{self.path}: {len(bad)} lookup cache entr"
+                        f"{'y' if len(bad) == 1 else 'ies'} failed validation;"
+                        " asking the registry for those"
+                    )
+                    with db:
+                        db.executemany("DELETE FROM present_v2 WHERE spec = ?", [(b,) for b in bad])
+                return {spec for spec, check in rows if _valid(spec, check)}
             finally:
                 db.close()
-        except sqlite3.Error as exc:
+        except sqlite3.OperationalError as exc:
             self._warn("read", exc)
+            return set()
+        except sqlite3.DatabaseError as exc:
+            logs.warning(f"{self.path}: damaged lookup cache ({exc}); starting a new one")
+            try:
+                self.path.unlink(missing_ok=True)
+            except OSError:
+                self._broken = True
             return set()
 
     def _store(self, spec: str) -> None:
@@ -65,7 +107,11 @@ class DiskTier:
             try:
                 with db:
                     db.execute(_SCHEMA)
-                    db.execute("INSERT OR REPLACE INTO present VALUES (?, ?)", (spec, time.time()))
+                    db.execute(_OLD_TABLE)
+                    db.execute(
+                        "INSERT OR REPLACE INTO present_v2 VALUES (?, ?, ?)",
+                        (spec, time.time(), _check(spec)),
+                    )
             finally:
                 db.close()
         except (sqlite3.Error, OSError) as exc:
@@ -82,7 +128,7 @@ class DiskTier:
 
     async def record(self, spec: str, status: Status) -> None:
         """Keep a present answer; absent and unknown are never stored."""
-        if status is not Status.PRESENT or self._broken:
+        if status is not Status.PRESENT or self._broken or _SPEC.fullmatch(spec) is None:
             return
         if self._known is not None and spec in self._known:
             return

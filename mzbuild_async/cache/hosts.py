@@ -8,36 +8,55 @@ client drops it and asks again if it stops working.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from .. import logs
 from ..registry.auth import Challenge
+from ..statefile import read_json, write_json
 
 FILE_NAME = "hosts.json"
+_SCHEMES = ("basic", "bearer")
+
+
+def _challenge(entry: object) -> Challenge | bool | None:
+    """The challenge an entry stands for; ``False`` when it is not a valid one."""
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or set(entry) != {"scheme", "params"}:
+        return False
+    scheme, params = entry["scheme"], entry["params"]
+    if not isinstance(scheme, str) or scheme.lower() not in _SCHEMES:
+        return False
+    if not isinstance(params, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in params.items()
+    ):
+        return False
+    realm = params.get("realm")
+    if scheme.lower() == "bearer" and not (
+        isinstance(realm, str) and realm.startswith(("https://", "http://"))
+    ):
+        return False
+    return Challenge(scheme, params)
 
 
 def load_challenges(directory: Path) -> dict[str, Challenge | None]:
-    """The remembered challenges (none when the file is missing or unreadable)."""
+    """The remembered challenges (none when the file is missing or fails its check)."""
     path = directory / FILE_NAME
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        logs.warning(f"{path}: cannot read ({exc}); asking each registry again")
+    data = read_json(path, "asking each registry again")
+    if data is None:
         return {}
     found: dict[str, Challenge | None] = {}
+    bad = 0
     for host, entry in data.items() if isinstance(data, dict) else ():
-        if entry is None:
-            found[host] = None
-        elif isinstance(entry, dict) and isinstance(entry.get("scheme"), str):
-            params = entry.get("params", {})
-            if isinstance(params, dict) and all(isinstance(v, str) for v in params.values()):
-                found[host] = Challenge(entry["scheme"], params)
+        challenge = _challenge(entry)
+        if challenge is False or not isinstance(host, str) or not host:
+            bad += 1
+        else:
+            assert not isinstance(challenge, bool)
+            found[host] = challenge
+    if bad or not isinstance(data, dict):
+        logs.warning(f"{path}: {bad or 'all'} entries are not valid; asking those registries again")
     return found
 
 
@@ -46,24 +65,17 @@ def save_challenges(directory: Path, challenges: Mapping[str, Challenge | None])
     if not challenges:
         return
     path = directory / FILE_NAME
+    merged: dict[str, object] = {}
+    old = read_json(path, "rewriting it")
+    if isinstance(old, dict):
+        merged.update((h, e) for h, e in old.items() if _challenge(e) is not False)
+    for host, challenge in challenges.items():
+        merged[host] = (
+            None
+            if challenge is None
+            else {"scheme": challenge.scheme, "params": dict(challenge.params)}
+        )
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        merged: dict[str, object] = {}
-        if path.exists():
-            try:
-                old = json.loads(path.read_text())
-                merged.update(old if isinstance(old, dict) else {})
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                pass
-        for host, challenge in challenges.items():
-            merged[host] = (
-                None
-                if challenge is None
-                else {"scheme": challenge.scheme, "params": dict(challenge.params)}
-            )
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".hosts-")
-        with os.fdopen(fd, "w") as f:
-            json.dump(merged, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
+        write_json(path, merged)
     except OSError as exc:
         logs.warning(f"{path}: cannot write ({exc}); registries will be asked again next run")

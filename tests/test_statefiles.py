@@ -1,0 +1,299 @@
+"""Every file kept in the cache directory is validated when read: damage is a miss, not a value."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import structlog
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mzbuild_async import Arch, BuildOptions, Repository
+from mzbuild_async.cache.disk import DB_NAME as PRESENT_DB
+from mzbuild_async.cache.disk import DiskTier
+from mzbuild_async.cache.hosts import FILE_NAME as HOSTS_FILE
+from mzbuild_async.cache.hosts import load_challenges, save_challenges
+from mzbuild_async.digestcache import DB_NAME as DIGEST_DB
+from mzbuild_async.digestcache import DigestCache
+from mzbuild_async.fingerprint import Fingerprint
+from mzbuild_async.history import HISTORY_FILE, BuildHistory
+from mzbuild_async.registry.auth import Challenge
+from mzbuild_async.registry.client import Status
+from mzbuild_async.registry.names import parse_reference
+from tests.conftest import MakeRepo
+
+OPTIONS = BuildOptions(arch=Arch.X86_64)
+FILES = {
+    "a/mzbuild.yml": "name: a\n",
+    "a/Dockerfile": "FROM scratch\n",
+    **{f"a/f{i}.txt": f"content {i}\n" for i in range(8)},
+    "b/mzbuild.yml": "name: b\n",
+    "b/Dockerfile": "MZFROM a\n",
+    "b/run.sh": "#!/bin/sh\n",
+}
+SPECS = [f"127.0.0.1:5000/t/img{i}:mzbuild-{'A' * 31}{'BCDEFGHI'[i]}" for i in range(8)]
+
+
+def warnings_of(events: Sequence[Mapping[str, Any]]) -> list[str]:
+    return [str(e["event"]) for e in events if e["log_level"] == "warning"]
+
+
+# ---------------------------------------------------------------- corruption
+
+
+def _sqlite_ops() -> st.SearchStrategy[tuple[str, int, int, object]]:
+    values = st.one_of(
+        st.integers(min_value=-(2**63), max_value=2**63 - 1),
+        st.binary(max_size=24),
+        st.text(max_size=24),
+        st.floats(allow_nan=True),
+        st.none(),
+    )
+    return st.tuples(
+        st.sampled_from(["flip", "truncate", "retype", "delete", "garbage"]),
+        st.integers(min_value=0, max_value=10**6),
+        st.integers(min_value=0, max_value=12),
+        values,
+    )
+
+
+def corrupt_sqlite(path: Path, table: str, op: tuple[str, int, int, object]) -> None:
+    """Damage ``path`` one way: a flipped byte, a cut, a retyped field, lost rows, garbage."""
+    kind, where, column, value = op
+    raw = path.read_bytes()
+    if not raw:
+        return
+    if kind == "flip":
+        i = where % len(raw)
+        path.write_bytes(raw[:i] + bytes([raw[i] ^ (1 << (column % 8))]) + raw[i + 1 :])
+    elif kind == "truncate":
+        path.write_bytes(raw[: where % len(raw)])
+    elif kind == "garbage":
+        path.write_bytes(bytes((where * 7 + i) % 256 for i in range(1 + where % 5000)))
+    else:
+        with contextlib.suppress(sqlite3.Error):  # damaged by an earlier step: leave it
+            _change_rows(path, table, kind, where, column, value)
+
+
+def _change_rows(path: Path, table: str, kind: str, where: int, column: int, value: object) -> None:
+    db = sqlite3.connect(path)
+    try:
+        with db:
+            # Rebuilt without constraints, so any type can go into any column.
+            db.execute(f"CREATE TABLE loose AS SELECT * FROM {table}")
+            db.execute(f"DROP TABLE {table}")
+            db.execute(f"ALTER TABLE loose RENAME TO {table}")
+            names = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
+            keys = [r[0] for r in db.execute(f"SELECT rowid FROM {table}")]
+            if not keys:
+                return
+            key = keys[where % len(keys)]
+            if kind == "delete":
+                db.execute(f"DELETE FROM {table} WHERE rowid % 2 = ?", (key % 2,))
+            else:
+                name = names[column % len(names)]
+                db.execute(f"UPDATE {table} SET {name} = ? WHERE rowid = ?", (value, key))
+    finally:
+        db.close()
+
+
+def fingerprints(root: Path, cache: DigestCache | bool) -> dict[str, Fingerprint]:
+    async def go() -> dict[str, Fingerprint]:
+        repo = await Repository.open(root, OPTIONS, digest_cache=cache)
+        return await repo.fingerprints(["a", "b"])
+
+    return anyio.run(go)
+
+
+def test_damaged_digest_cache_never_changes_a_fingerprint(
+    make_repo: MakeRepo, tmp_path: Path
+) -> None:
+    """For random damage to digests.sqlite3, fingerprints equal those without the cache."""
+    root = make_repo(FILES)
+    expected = fingerprints(root, False)
+    counter = iter(range(10**6))
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(ops=st.lists(_sqlite_ops(), min_size=1, max_size=3))
+    def check(ops: list[tuple[str, int, int, object]]) -> None:
+        cache = tmp_path / f"digests{next(counter)}"
+        fingerprints(root, DigestCache(cache, str(root), racy_seconds=0))
+        for op in ops:
+            if (cache / DIGEST_DB).exists():
+                corrupt_sqlite(cache / DIGEST_DB, "digests_v2", op)
+        with structlog.testing.capture_logs():
+            got = fingerprints(root, DigestCache(cache, str(root), racy_seconds=0))
+        assert got == expected
+
+    check()
+
+
+async def _present(cache: Path, specs: list[str]) -> set[str]:
+    tier = DiskTier(cache)
+    found = set()
+    for spec in specs:
+        probe = await tier.lookup(spec, parse_reference(spec))
+        if probe is not None and probe.status is Status.PRESENT:
+            found.add(spec)
+    return found
+
+
+def test_damaged_lookup_cache_never_says_present_wrongly(tmp_path: Path) -> None:
+    """For random damage to present.sqlite3, every spec it calls present was recorded present."""
+    recorded = set(SPECS[:4])
+    counter = iter(range(10**6))
+
+    async def fill(cache: Path) -> None:
+        tier = DiskTier(cache)
+        for spec in recorded:
+            await tier.record(spec, Status.PRESENT)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(ops=st.lists(_sqlite_ops(), min_size=1, max_size=3))
+    def check(ops: list[tuple[str, int, int, object]]) -> None:
+        cache = tmp_path / f"present{next(counter)}"
+        anyio.run(fill, cache)
+        for op in ops:
+            if (cache / PRESENT_DB).exists():
+                corrupt_sqlite(cache / PRESENT_DB, "present_v2", op)
+        with structlog.testing.capture_logs():
+            assert anyio.run(_present, cache, SPECS) <= recorded
+
+    check()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param("UPDATE present_v2 SET spec = replace(spec, 'img0', 'img5')", id="renamed"),
+        pytest.param("UPDATE present_v2 SET checksum = x'00'", id="short-check"),
+        pytest.param("UPDATE present_v2 SET spec = 42", id="retyped"),
+    ],
+)
+def test_bad_present_row_is_a_miss_and_one_warning(tmp_path: Path, change: str) -> None:
+    """A present row whose check fails is not believed, is deleted, and warns once."""
+
+    async def fill() -> None:
+        await DiskTier(tmp_path).record(SPECS[0], Status.PRESENT)
+
+    anyio.run(fill)
+    db = sqlite3.connect(tmp_path / PRESENT_DB)
+    with db:
+        db.execute(change)
+    db.close()
+    with structlog.testing.capture_logs() as events:
+        assert anyio.run(_present, tmp_path, SPECS) == set()
+    assert len(warnings_of(events)) == 1
+    assert "failed validation" in warnings_of(events)[0]
+    with structlog.testing.capture_logs() as events:
+        assert anyio.run(_present, tmp_path, SPECS) == set()
+    assert warnings_of(events) == []
+
+
+# ---------------------------------------------------------------- JSON files
+
+CHALLENGES: dict[str, Challenge | None] = {
+    "registry.example:5000": Challenge(
+        "bearer", {"realm": "https://auth.example/token", "service": "registry"}
+    ),
+    "open.example": None,
+}
+
+
+def test_hosts_file_round_trip(tmp_path: Path) -> None:
+    """Saved challenges load back unchanged and without a warning."""
+    save_challenges(tmp_path, CHALLENGES)
+    with structlog.testing.capture_logs() as events:
+        assert load_challenges(tmp_path) == CHALLENGES
+    assert warnings_of(events) == []
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda text: text.replace("auth.example", "evil.example"), id="edited"),
+        pytest.param(lambda text: text[: len(text) // 2], id="truncated"),
+        pytest.param(lambda text: "\udcff garbage", id="garbage"),
+        pytest.param(lambda text: json.dumps({"registry.example:5000": None}), id="no-envelope"),
+        pytest.param(lambda text: "[" * 100_000, id="deep-nesting"),
+    ],
+)
+def test_damaged_hosts_file_is_ignored_with_one_warning(tmp_path: Path, damage: object) -> None:
+    """A hosts.json that fails its check remembers nothing (the registries are asked again)."""
+    save_challenges(tmp_path, CHALLENGES)
+    path = tmp_path / HOSTS_FILE
+    assert callable(damage)
+    path.write_bytes(damage(path.read_text()).encode("utf-8", "surrogateescape"))
+    with structlog.testing.capture_logs() as events:
+        assert load_challenges(tmp_path) == {}
+    assert len(warnings_of(events)) == 1
+    assert str(path) in warnings_of(events)[0]
+
+
+def test_invalid_challenge_entries_are_dropped(tmp_path: Path) -> None:
+    """A checked file whose entries are not challenges keeps only the valid ones."""
+    from mzbuild_async.statefile import write_json
+
+    write_json(
+        tmp_path / HOSTS_FILE,
+        {
+            "good.example": None,
+            "bad-scheme.example": {"scheme": "magic", "params": {}},
+            "bad-realm.example": {"scheme": "bearer", "params": {"realm": "file:///etc/passwd"}},
+            "bad-params.example": {"scheme": "basic", "params": {"realm": 1}},
+        },
+    )
+    with structlog.testing.capture_logs() as events:
+        assert load_challenges(tmp_path) == {"good.example": None}
+    assert len(warnings_of(events)) == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param('{"a": ' + "9" * 400 + "}", id="400-digit-integer"),
+        pytest.param('{"a": NaN}', id="nan"),
+        pytest.param('{"a": -5}', id="negative"),
+        pytest.param('{"a": "12"}', id="string"),
+        pytest.param("[1, 2]", id="list"),
+        pytest.param("\x00\xff", id="garbage"),
+    ],
+)
+def test_damaged_history_is_defaults_and_one_warning(tmp_path: Path, text: str) -> None:
+    """build-history.json that is damaged or unchecked gives default estimates, never a crash."""
+    (tmp_path / HISTORY_FILE).write_text(text, encoding="utf-8", errors="surrogateescape")
+    with structlog.testing.capture_logs() as events:
+        history = BuildHistory.load(tmp_path)
+    assert history.seconds == {}
+    assert history.estimate("a", cargo=False) == BuildHistory(tmp_path).estimate("a", cargo=False)
+    assert len(warnings_of(events)) == 1
+
+
+def test_history_entries_are_validated_inside_a_good_envelope(tmp_path: Path) -> None:
+    """A checked history keeps the entries that are seconds and drops the others, warning once."""
+    from mzbuild_async.statefile import write_json
+
+    write_json(tmp_path / HISTORY_FILE, {"a": 12.5, "b": 10**400, "c": -1, "d": True, "e": 3})
+    with structlog.testing.capture_logs() as events:
+        history = BuildHistory.load(tmp_path)
+    assert history.seconds == {"a": 12.5, "e": 3.0}
+    assert len(warnings_of(events)) == 1
+
+
+def test_history_round_trip_and_bad_measurements(tmp_path: Path) -> None:
+    """Recorded seconds survive a save; an infinite or NaN measurement is not recorded."""
+    history = BuildHistory.load(tmp_path)
+    history.record("a", 10.0)
+    history.record("a", float("inf"))
+    history.record("b", float("nan"))
+    history.save()
+    with structlog.testing.capture_logs() as events:
+        assert BuildHistory.load(tmp_path).seconds == {"a": 10.0}
+    assert warnings_of(events) == []
