@@ -23,12 +23,14 @@ from .errors import UsageError, single_error
 from .events import ignore
 from .plan import Workflow
 from .progress import make_progress
-from .registry.client import RegistryClient
+from .registry.client import DEFAULT_DEADLINE, RegistryClient
 from .registry.config import load_registry_config, with_flags
+from .registry.tls import TlsSettings
 from .report.summary import markdown_summary, report_document, summary_text, table
 from .report.timeline import write_timeline
 from .report.trace import run_trace
 from .repository import Repository
+from .retry import DEFAULT_RETRY
 from .runner import RunOptions, RunPlan, RunResult, plan_workflow, run_workflow
 from .scheduler import DEFAULT_TRANSFERS, default_jobs
 
@@ -100,8 +102,16 @@ def registry_client(repo: Repository, args: argparse.Namespace, cache_dir: Path)
     config = with_flags(
         load_registry_config(repo.root), args.registry_limit, args.insecure_registry, False
     )
+    retry = (
+        DEFAULT_RETRY if config.retries is None else replace(DEFAULT_RETRY, attempts=config.retries)
+    )
     return RegistryClient(
-        limiters=config.limiters(), insecure=config.insecure, remembered=load_challenges(cache_dir)
+        limiters=config.limiters(),
+        insecure=config.insecure,
+        remembered=load_challenges(cache_dir),
+        retry=retry,
+        deadline=config.deadline or DEFAULT_DEADLINE,
+        tls=TlsSettings.from_environ(os.environ, config.tls),
     )
 
 

@@ -196,18 +196,16 @@ class Workspace:
         normal/build closures join, as for building an example.
         """
         seen: dict[str, Crate] = {}
-
-        def visit(c: Crate) -> None:
-            if c.path in seen:
-                return
-            seen[c.path] = c
-            for dep in c.path_deps:
-                visit(self._crate_at(dep, c))
-
-        visit(crate)
+        # An explicit stack, not recursion: any depth of path dependencies works.
+        todo = [crate]
         if dev:
-            for dep in crate.dev_path_deps:
-                visit(self._crate_at(dep, crate))
+            todo += [self._crate_at(dep, crate) for dep in crate.dev_path_deps]
+        while todo:
+            c = todo.pop()
+            if c.path in seen:
+                continue
+            seen[c.path] = c
+            todo += [self._crate_at(dep, c) for dep in c.path_deps]
         return tuple(seen[p] for p in sorted(seen))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from .lookup import Answer, LookupEngine, TierStatistics, parse_tiers
 from .registry.client import DEFAULT_DEADLINE, RegistryClient, Status
 from .registry.config import load_registry_config, with_flags
 from .registry.names import parse_reference
+from .registry.tls import TlsSettings
 from .report.trace import write_trace
 from .repository import Repository
 from .retry import DEFAULT_RETRY
@@ -114,6 +116,7 @@ async def run_check(
         remembered=load_challenges(cache_dir),
         retry=retry,
         deadline=args.deadline or config.deadline or DEFAULT_DEADLINE,
+        tls=TlsSettings.from_environ(os.environ, config.tls),
     )
     specs: dict[str, str] = {}
 
@@ -134,12 +137,15 @@ async def run_check(
     try:
         # The registry's first round trip and the daemon tier's set-up overlap
         # fingerprinting, which is local work.
+        # The lookups do not wait for the warm-up: they join its requests in
+        # flight, so the time it takes counts against their deadline.
         with single_error():
             async with anyio.create_task_group() as tg:
                 tg.start_soon(engine.warm_up, hosts)
                 await fingerprint()
-        names = {name: specs[name] for name in targets}
-        answers = await engine.lookup_many(names.values())
+                names = {name: specs[name] for name in targets}
+                answers = await engine.lookup_many(names.values())
+                tg.cancel_scope.cancel()
     finally:
         await engine.aclose()
     seconds = time.perf_counter() - started

@@ -7,14 +7,20 @@ input (one line on stderr, no traceback), 130 on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import gc
 import json
+import math
 import os
+import shutil
+import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 
@@ -38,9 +44,43 @@ PROG = "mzbuild-async"
 GC_THRESHOLD = 100_000
 
 
-def _common_parser() -> argparse.ArgumentParser:
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (no usage block), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {one_line(message)} (see `{self.prog} --help`)\n")
+
+
+def one_line(text: str) -> str:
+    """``text`` with its lines joined: every message a user sees is one line."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def positive_seconds(text: str) -> float:
+    """A finite number of seconds above zero (``--deadline``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive, finite number of seconds")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer of at least one (``--retries``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
+def _common_parser() -> _Parser:
     """Options every subcommand takes (they follow the subcommand)."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     group = common.add_argument_group("repository and build options")
     group.add_argument(
         "--repo", metavar="DIR", help="repository root (default: git top level of the cwd)"
@@ -100,10 +140,10 @@ def _common_parser() -> argparse.ArgumentParser:
     return common
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> _Parser:
     """The ``mzbuild-async`` argument parser."""
     common = _common_parser()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Fingerprint, find, build and publish mzbuild images.",
     )
@@ -142,13 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--retries",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="attempts per request on transient failures (default 5)",
     )
     p.add_argument(
         "--deadline",
-        type=float,
+        type=positive_seconds,
         metavar="SECONDS",
         help="longest one lookup may take, retries included (default 90)",
     )
@@ -337,6 +377,43 @@ async def run_command(args: argparse.Namespace) -> int:
         (cache_dir / HOSTS_FILE).unlink(missing_ok=True)
         _emit(f"cleared the caches in {cache_dir}")
         return 0
+    with contextlib.ExitStack() as stack:
+        if args.command in WRITES_CACHE:
+            cache_dir = usable_cache_dir(cache_dir, stack)
+        return await _run(args, environ, cache_dir)
+
+
+#: Commands that keep state in the cache directory besides the digest cache
+#: (which copes with an unwritable directory on its own).
+WRITES_CACHE = frozenset({"check", "plan", "acquire", "ensure", "build", "run", "publish-manifest"})
+
+
+def usable_cache_dir(cache_dir: Path, stack: contextlib.ExitStack) -> Path:
+    """``cache_dir`` if we can write there, else a private temporary one (one warning).
+
+    A read-only mount, or ``locks`` being a file, must not stop a run: it
+    goes on without the persistent caches, its locks in the private
+    directory (removed when ``stack`` closes).
+    """
+    try:
+        locks = cache_dir / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        for directory in (cache_dir, locks):
+            with tempfile.TemporaryFile(dir=directory):
+                pass
+        return cache_dir
+    except OSError as exc:
+        private = Path(tempfile.mkdtemp(prefix="mzbuild_async-cache-"))
+        stack.callback(shutil.rmtree, private, True)
+        logs.warning(
+            f"{cache_dir}: cannot write the cache directory ({exc.strerror or exc});"
+            f" running without the persistent caches, locks in {private}."
+            " Fix its permissions or pass --cache-dir"
+        )
+        return private
+
+
+async def _run(args: argparse.Namespace, environ: dict[str, str], cache_dir: Path) -> int:
     options = options_from_args(args, environ)
     repo = await Repository.open(
         args.repo,
@@ -417,6 +494,30 @@ async def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _run_until_terminated(args: argparse.Namespace, terminated: list[int]) -> int:
+    """Run the command; SIGTERM (a CI system's cancel) cancels it as Ctrl-C does.
+
+    Cancellation is what stops cargo's process group, Docker builds and
+    pushes and removes staging directories, so SIGTERM gets all of it. A
+    handler is also what makes SIGTERM work at all as PID 1 of a container.
+    ``terminated`` receives the signal number.
+    """
+    loop = asyncio.get_running_loop()
+    scope = anyio.CancelScope()
+
+    def on_signal() -> None:
+        terminated.append(signal.SIGTERM)
+        scope.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, on_signal)
+    try:
+        with scope:
+            return await run_command(args)
+        return 128 + signal.SIGTERM
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv``); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -443,19 +544,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"{args.command}: arguments after `--` are only for `run`")
     args.args = passthrough
     logs.configure(args.verbose - args.quiet, fmt=args.log_format)
+    terminated: list[int] = []
     try:
-        return anyio.run(run_command, args)
+        status = anyio.run(_run_until_terminated, args, terminated)
     except MzbuildError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return exc.exit_status
+        if not terminated:
+            print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
+            return exc.exit_status
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        print(f"{PROG}: interrupted; stopped all work, pushed nothing unfinished", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader went away (e.g. `| head`); nothing left to say.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    if terminated:
+        print(
+            f"{PROG}: terminated (SIGTERM); stopped all work, pushed nothing unfinished",
+            file=sys.stderr,
+        )
+        return 128 + signal.SIGTERM
+    return status
 
 
 def entry() -> None:

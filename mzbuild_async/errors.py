@@ -83,6 +83,19 @@ class TransferError(BuildError):
     """A pull, push or manifest write failed after retries."""
 
 
+def shown_path(path: str) -> str:
+    """A path for a message: as is when it is text, else with its odd bytes escaped.
+
+    Git's paths are bytes; ours keep non-UTF-8 bytes as surrogates, which
+    must not reach a terminal raw.
+    """
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return repr(path.encode("utf-8", "surrogateescape"))[2:-1]
+    return path
+
+
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     found: list[BaseException] = []
     for exc in group.exceptions:

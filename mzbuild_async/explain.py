@@ -14,7 +14,7 @@ import base64
 import shutil
 import tarfile
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,7 +73,21 @@ class Explanation:
         return self.fingerprint == self.other
 
     def to_json(self) -> dict[str, Any]:
-        """The ``explain --json`` document of this image (recursive)."""
+        """The ``explain --json`` document of this image, dependencies nested."""
+        # Deepest first, with an explicit stack: a chain of any depth works.
+        done: dict[int, dict[str, Any]] = {}
+        stack = [self]
+        while stack:
+            node = stack[-1]
+            waiting = [d for d in node.dependencies if id(d) not in done]
+            if waiting:
+                stack += waiting
+                continue
+            stack.pop()
+            done[id(node)] = node._document([done[id(d)] for d in node.dependencies])
+        return done[id(self)]
+
+    def _document(self, dependencies: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "image": self.image,
             "fingerprint": self.fingerprint,
@@ -91,37 +105,53 @@ class Explanation:
                 for c in self.changed
             ],
             "options": [{"what": w, "other": o, "this": t} for w, o, t in self.options],
-            "dependencies": [d.to_json() for d in self.dependencies],
+            "dependencies": dependencies,
         }
 
-    def text(self, other_label: str, indent: str = "", seen: set[str] | None = None) -> str:
-        """A readable account, dependencies nested under their dependent (each once)."""
-        seen = set() if seen is None else seen
-        head = f"{indent}{self.image}: {self.fingerprint}"
-        if self.image in seen:
-            return f"{head} (explained above)"
-        seen.add(self.image)
-        if not self.other:
-            return f"{head} (no such image at {other_label})"
-        if self.same:
-            return f"{head}, the same at {other_label}"
-        lines = [f"{head}, was {self.other} at {other_label}"]
-        pad = indent + "  "
-        lines += [f"{pad}added     {p}" for p in self.added]
-        lines += [f"{pad}removed   {p}" for p in self.removed]
-        for c in self.changed:
-            modes = f"{oct(c.old_mode)[2:]} -> {oct(c.new_mode)[2:]}"
-            if c.kind == "mode":
-                lines.append(f"{pad}mode      {c.path} ({modes})")
-            elif c.kind == "content":
-                lines.append(f"{pad}changed   {c.path}")
-            else:
-                lines.append(f"{pad}changed   {c.path} (and mode {modes})")
-        for what, old, new in self.options:
-            lines.append(f"{pad}option    {what}: {old!r} -> {new!r}")
-        for dep in self.dependencies:
-            lines.append(f"{pad}dependency {dep.image} changed:")
-            lines.append(dep.text(other_label, pad + "  ", seen))
+    def text(self, other_label: str) -> str:
+        """A readable account, dependencies nested under their dependent (each once).
+
+        Walked with an explicit stack: a chain of any depth prints.
+        """
+        lines: list[str] = []
+        seen: set[str] = set()
+        # An item is an account to write (and its indent) or a line as it is.
+        stack: list[tuple[Explanation, str] | str] = [(self, "")]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                lines.append(item)
+                continue
+            node, indent = item
+            head = f"{indent}{node.image}: {node.fingerprint}"
+            if node.image in seen:
+                lines.append(f"{head} (explained above)")
+                continue
+            seen.add(node.image)
+            if not node.other:
+                lines.append(f"{head} (no such image at {other_label})")
+                continue
+            if node.same:
+                lines.append(f"{head}, the same at {other_label}")
+                continue
+            lines.append(f"{head}, was {node.other} at {other_label}")
+            pad = indent + "  "
+            lines += [f"{pad}added     {p}" for p in node.added]
+            lines += [f"{pad}removed   {p}" for p in node.removed]
+            for c in node.changed:
+                modes = f"{oct(c.old_mode)[2:]} -> {oct(c.new_mode)[2:]}"
+                if c.kind == "mode":
+                    lines.append(f"{pad}mode      {c.path} ({modes})")
+                elif c.kind == "content":
+                    lines.append(f"{pad}changed   {c.path}")
+                else:
+                    lines.append(f"{pad}changed   {c.path} (and mode {modes})")
+            for what, old, new in node.options:
+                lines.append(f"{pad}option    {what}: {old!r} -> {new!r}")
+            # Each dependency's heading, then its account: pushed in reverse.
+            for dep in reversed(node.dependencies):
+                stack.append((dep, pad + "  "))
+                stack.append(f"{pad}dependency {dep.image} changed:")
         return "\n".join(lines)
 
 
@@ -143,53 +173,55 @@ def _options(repo: Repository, name: str) -> dict[str, str]:
 
 async def explain(ours: Repository, theirs: Repository, name: str) -> Explanation:
     """Why ``name``'s fingerprint in ``ours`` differs from the one in ``theirs``."""
-    memo: dict[str, Explanation] = {}
-
-    async def one(image: str) -> Explanation:
-        if image in memo:
-            return memo[image]
-        mine = await ours.describe(image)
-        if image not in theirs.images:
-            memo[image] = Explanation(image, str(mine.fingerprint), "")
-            return memo[image]
-        other = await theirs.describe(image)
-        if mine.fingerprint == other.fingerprint:
-            memo[image] = Explanation(image, str(mine.fingerprint), str(other.fingerprint))
-            return memo[image]
-        new: dict[str, InputFile] = {f.path: f for f in mine.inputs}
-        old: dict[str, InputFile] = {f.path: f for f in other.inputs}
-        changed = tuple(
-            Changed(p, old[p].mode, new[p].mode, _hex(old[p].sha1), _hex(new[p].sha1))
-            for p in sorted(new.keys() & old.keys())
-            if (old[p].mode, old[p].sha1) != (new[p].mode, new[p].sha1)
-        )
-        mine_options, their_options = _options(ours, image), _options(theirs, image)
-        options = tuple(
-            (what, their_options.get(what, "(none)"), mine_options.get(what, "(none)"))
-            for what in sorted(mine_options.keys() | their_options.keys())
-            if mine_options.get(what) != their_options.get(what)
-        )
-        deps = []
-        for dep in sorted(mine.dependencies):
-            if other.dependencies.get(dep) == mine.dependencies[dep]:
-                continue
-            deps.append(await one(dep))
-        memo[image] = Explanation(
-            image,
-            str(mine.fingerprint),
-            str(other.fingerprint),
-            added=tuple(sorted(new.keys() - old.keys())),
-            removed=tuple(sorted(old.keys() - new.keys())),
-            changed=changed,
-            options=options,
-            dependencies=tuple(deps),
-        )
-        return memo[image]
-
     await ours.fingerprints([name])
     if name in theirs.images:
         await theirs.fingerprints([name])
-    return await one(name)
+    memo: dict[str, Explanation] = {}
+    # Dependencies first, so each image finds its dependencies' accounts
+    # made: a loop, not recursion, whatever the depth of the chain.
+    for image in ours.resolve([name]):
+        memo[image.name] = await _explain_one(ours, theirs, image.name, memo)
+    return memo[name]
+
+
+async def _explain_one(
+    ours: Repository, theirs: Repository, image: str, memo: Mapping[str, Explanation]
+) -> Explanation:
+    """The account of ``image``, given those of its dependencies in ``memo``."""
+    mine = await ours.describe(image)
+    if image not in theirs.images:
+        return Explanation(image, str(mine.fingerprint), "")
+    other = await theirs.describe(image)
+    if mine.fingerprint == other.fingerprint:
+        return Explanation(image, str(mine.fingerprint), str(other.fingerprint))
+    new: dict[str, InputFile] = {f.path: f for f in mine.inputs}
+    old: dict[str, InputFile] = {f.path: f for f in other.inputs}
+    changed = tuple(
+        Changed(p, old[p].mode, new[p].mode, _hex(old[p].sha1), _hex(new[p].sha1))
+        for p in sorted(new.keys() & old.keys())
+        if (old[p].mode, old[p].sha1) != (new[p].mode, new[p].sha1)
+    )
+    mine_options, their_options = _options(ours, image), _options(theirs, image)
+    options = tuple(
+        (what, their_options.get(what, "(none)"), mine_options.get(what, "(none)"))
+        for what in sorted(mine_options.keys() | their_options.keys())
+        if mine_options.get(what) != their_options.get(what)
+    )
+    deps = tuple(
+        memo[dep]
+        for dep in sorted(mine.dependencies)
+        if other.dependencies.get(dep) != mine.dependencies[dep]
+    )
+    return Explanation(
+        image,
+        str(mine.fingerprint),
+        str(other.fingerprint),
+        added=tuple(sorted(new.keys() - old.keys())),
+        removed=tuple(sorted(old.keys() - new.keys())),
+        changed=changed,
+        options=options,
+        dependencies=deps,
+    )
 
 
 async def resolve_revision(root: Path, rev: str) -> str:

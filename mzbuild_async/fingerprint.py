@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .config import BuildOptions
+from .errors import InputError, shown_path
 from .hashing import FileDigest
 from .manifest import CargoBuild, PreImage
 
@@ -43,9 +44,15 @@ def pre_image_extra(pre_image: PreImage, options: BuildOptions) -> str:
 
 def input_record(path: str, file: FileDigest) -> bytes:
     """What one input file feeds into its image's hash: mode, path, SHA-1, NUL."""
-    return (
-        file.mode.to_bytes(2, "big") + path.encode("utf-8", "surrogateescape") + file.sha1 + b"\0"
-    )
+    try:
+        raw = path.encode("utf-8")
+    except UnicodeEncodeError:
+        # The original encodes paths as UTF-8 too, and fails on this one.
+        raise InputError(
+            f"{shown_path(path)}: file name is not valid UTF-8, so no fingerprint can"
+            " include it (nor can the original mzbuild's); rename the file"
+        ) from None
+    return file.mode.to_bytes(2, "big") + raw + file.sha1 + b"\0"
 
 
 def self_digest(

@@ -5,6 +5,7 @@ Pure data and functions over parsed manifests; no I/O.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import posixpath
 from collections.abc import Iterable, Mapping
@@ -67,22 +68,27 @@ def topological_order(images: Mapping[str, Image], targets: Iterable[str]) -> tu
     name. A cycle is a :class:`RepositoryError` showing it (``a -> b -> a``).
     """
     resolved: dict[str, None] = {}
-    path: list[str] = []
-
-    def visit(name: str) -> None:
-        if name in resolved:
-            return
-        if name in path:
-            cycle = [*path[path.index(name) :], name]
-            raise RepositoryError(f"dependency cycle: {' -> '.join(cycle)}; break it")
-        path.append(name)
-        for dep in images[name].dependencies:
-            visit(dep)
-        path.pop()
-        resolved[name] = None
-
+    # An explicit stack, not recursion: a chain of 10,000 images is fine.
     for target in sorted(set(targets)):
-        visit(target)
+        if target in resolved:
+            continue
+        path = [target]
+        on_path = {target}
+        pending = [iter(images[target].dependencies)]
+        while pending:
+            dep = next(pending[-1], None)
+            if dep is None:
+                pending.pop()
+                done = path.pop()
+                on_path.discard(done)
+                resolved[done] = None
+            elif dep in on_path:
+                cycle = [*path[path.index(dep) :], dep]
+                raise RepositoryError(f"dependency cycle: {' -> '.join(cycle)}; break it")
+            elif dep not in resolved:
+                path.append(dep)
+                on_path.add(dep)
+                pending.append(iter(images[dep].dependencies))
     return tuple(resolved)
 
 
@@ -92,8 +98,13 @@ def nested_directories(images: Mapping[str, Image]) -> dict[str, tuple[str, ...]
     nested: dict[str, tuple[str, ...]] = {}
     for image in images.values():
         d = image.directory
-        prefix = d + "/" if d else ""
-        nested[image.name] = tuple(o for o in dirs if o != d and o.startswith(prefix))
+        if not d:
+            nested[image.name] = tuple(o for o in dirs if o)
+            continue
+        # Sorted, so the directories under d/ are one slice (no scan of all).
+        lo = bisect.bisect_left(dirs, d + "/")
+        hi = bisect.bisect_left(dirs, d + "0", lo)  # "0" follows "/"
+        nested[image.name] = tuple(dirs[lo:hi])
     return nested
 
 

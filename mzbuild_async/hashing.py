@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import TypeAlias
 import anyio
 
 from .digestcache import Cached, DigestCache, now_ns, stat_key
-from .errors import InputError
+from .errors import InputError, shown_path
 
 MODE_SYMLINK = 0o120000
 MODE_EXECUTABLE = 0o100755
@@ -58,6 +59,7 @@ def hash_file(
     path: str,
     buffer: bytearray | None = None,
     known: Mapping[str, Cached] | None = None,
+    stop: threading.Event | None = None,
 ) -> tuple[FileDigest, Cached | None]:
     """The digest of repository-relative ``path``, as the original computes it.
 
@@ -68,6 +70,10 @@ def hash_file(
     With ``known`` (a digest cache), an unchanged regular file is not read.
     The second value is what a digest cache may store for this file:
     ``None`` for a cache hit, a symlink, or a file that changed as we read it.
+
+    Only regular files (or symlinks to them) are read: a device, FIFO or
+    socket is refused, since reading one may never end. ``stop`` is checked
+    between buffers, so a cancelled run leaves even a huge file promptly.
     """
     full = os.path.join(root, path)
     try:
@@ -83,11 +89,21 @@ def hash_file(
             buffers = [view]
             h = hashlib.sha1()
             size = 0
-            fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
+            if not stat.S_ISREG(st.st_mode) and not stat.S_ISLNK(st.st_mode):
+                raise InputError(_not_regular(path, st.st_mode, False))
+            # Non-blocking: opening a FIFO swapped in since the lstat must not hang.
+            fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
             try:
+                opened = os.fstat(fd)
+                if stat.S_ISDIR(opened.st_mode):
+                    raise IsADirectoryError
+                if not stat.S_ISREG(opened.st_mode):
+                    raise InputError(_not_regular(path, opened.st_mode, stat.S_ISLNK(st.st_mode)))
                 while n := os.readv(fd, buffers):
                     h.update(view[:n])
                     size += n
+                    if stop is not None and stop.is_set():
+                        raise Stopped
                 unchanged = key is not None and stat_key(os.fstat(fd)) == key
             finally:
                 os.close(fd)
@@ -97,32 +113,59 @@ def hash_file(
         return digest, Cached(key, mode, digest.sha1)
     except IsADirectoryError:
         raise InputError(
-            f"{path}: is a directory (a submodule or a symlink to a directory?);"
+            f"{shown_path(path)}: is a directory (a submodule or a symlink to a directory?);"
             " inputs must be files"
         ) from None
     except FileNotFoundError:
         if os.path.islink(full):
             raise InputError(
-                f"{path}: symlink to a missing target; fix or remove the link"
+                f"{shown_path(path)}: symlink to a missing target; fix or remove the link"
             ) from None
-        raise InputError(f"{path}: vanished while fingerprinting; run again") from None
+        raise InputError(f"{shown_path(path)}: vanished while fingerprinting; run again") from None
     except OSError as exc:
-        raise InputError(f"{path}: cannot read input file: {exc.strerror}") from None
+        raise InputError(f"{shown_path(path)}: cannot read input file: {exc.strerror}") from None
+
+
+class Stopped(Exception):
+    """Hashing was asked to stop (the run is being cancelled)."""
+
+
+_KINDS = (
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
+def _not_regular(path: str, mode: int, via_link: bool) -> str:
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    link = " (through a symlink)" if via_link else ""
+    return (
+        f"{shown_path(path)}: is {kind}{link}; inputs must be regular files: remove it or ignore it"
+    )
 
 
 _Result: TypeAlias = tuple[str, FileDigest | InputError, Cached | None]
 
 
-def _hash_batch(root: str, paths: list[str], known: Mapping[str, Cached] | None) -> list[_Result]:
+def _hash_batch(
+    root: str, paths: list[str], known: Mapping[str, Cached] | None, stop: threading.Event
+) -> list[_Result]:
     # Errors are values here so that every batch finishes and the error
     # reported is the first by path, whatever the thread timing.
     results: list[_Result] = []
     buffer = bytearray(BUFFER_SIZE)
     for p in paths:
+        if stop.is_set():
+            break
         try:
-            results.append((p, *hash_file(root, p, buffer, known)))
+            results.append((p, *hash_file(root, p, buffer, known, stop)))
         except InputError as exc:
             results.append((p, exc, None))
+        except Stopped:
+            break
     return results
 
 
@@ -199,16 +242,28 @@ class FileHasher:
         count = 1 if self.workers == 1 or len(paths) < 64 else self.workers * 2
         batches = [paths[i::count] for i in range(count)]
 
+        stop = threading.Event()
+
         async def run(batch: list[str]) -> None:
             results.extend(
                 await anyio.to_thread.run_sync(
-                    _hash_batch, self.root, batch, self._known, limiter=self._limiter
+                    _hash_batch, self.root, batch, self._known, stop, limiter=self._limiter
                 )
             )
 
-        async with anyio.create_task_group() as tg:
-            for batch in batches:
-                tg.start_soon(run, batch)
+        async def stop_when_cancelled() -> None:
+            # A worker thread cannot be cancelled: it is told to stop instead.
+            try:
+                await anyio.sleep_forever()
+            finally:
+                stop.set()
+
+        async with anyio.create_task_group() as watch:
+            watch.start_soon(stop_when_cancelled)
+            async with anyio.create_task_group() as tg:
+                for batch in batches:
+                    tg.start_soon(run, batch)
+            watch.cancel_scope.cancel()
         errors = sorted(
             ((p, r) for p, r, _ in results if isinstance(r, InputError)), key=lambda e: e[0]
         )

@@ -24,6 +24,7 @@ from .cache.daemon import DaemonTier
 from .cache.disk import DiskTier
 from .cache.memory import MemoryTier
 from .cache.registry import ManifestTier, RegistryTier
+from .deadline import deadline
 from .errors import UsageError
 from .registry.client import Probe, RegistryClient, Status
 from .registry.names import Reference, parse_reference
@@ -175,7 +176,16 @@ class LookupEngine:
         return (await self.lookup_many([spec]))[spec]
 
     async def lookup_many(self, specs: Iterable[str]) -> dict[str, Answer]:
-        """Answers for every spec, looked up concurrently."""
+        """Answers for every spec, looked up concurrently.
+
+        Each lookup has the client's deadline from here, for every tier,
+        attempt and pause together: what is left when it is undecided is
+        ``unknown``.
+        """
+        with deadline(self.client.deadline):
+            return await self._lookup_many(specs)
+
+    async def _lookup_many(self, specs: Iterable[str]) -> dict[str, Answer]:
         wanted = list(dict.fromkeys(specs))
         refs: dict[str, Reference] = {}
         answers: dict[str, Answer] = {}

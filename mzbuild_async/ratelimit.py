@@ -22,6 +22,8 @@ from typing import Self
 
 import anyio
 
+from .deadline import BeyondDeadline, time_left
+
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -123,6 +125,7 @@ class HostLimiter:
         self._tokens = float(self.limits.burst)
         self._updated = self.clock()
         self._paused_until = 0.0
+        self.asked = 0.0
         #: A factor (0, 1] on the rate, lowered when the registry says we are close.
         self._slowdown = 1.0
         #: A factor (0, 1] on the rate, learned from 429s that came without a hint.
@@ -137,6 +140,8 @@ class HostLimiter:
 
     def pause(self, seconds: float) -> None:
         """Hold every request to this host for ``seconds`` (a 429's Retry-After)."""
+        #: What the registry asked for, uncapped (for messages).
+        self.asked = seconds
         seconds = min(max(0.0, seconds), MAX_PAUSE_SECONDS)
         until = self.clock() + seconds
         self._paused_until = max(self._paused_until, until)
@@ -178,6 +183,9 @@ class HostLimiter:
                 now = self.clock()
                 if now < self._paused_until:
                     wait = self._paused_until - now
+                    left = time_left()
+                    if left is not None and wait > left:
+                        raise BeyondDeadline(max(wait, self.asked), left)
                     self.statistics.paused_seconds += wait
                     await self.sleep(wait)
                     continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from . import logs
 from .cargo import Workspace, load_workspace
 from .config import BuildOptions
 from .digestcache import DigestCache, default_cache_dir
-from .errors import CargoError, ManifestError, RepositoryError, single_error
+from .errors import CargoError, ManifestError, RepositoryError, shown_path, single_error
 from .fingerprint import Fingerprint, fingerprint, input_record, self_digest
 from .gitview import GitView, find_toplevel, load_git_view
 from .graph import DOCKERFILE_NAME, Image, ImageGraph, nested_directories
@@ -33,11 +34,44 @@ MANIFEST_NAME = "mzbuild.yml"
 IGNORED_PREFIX = "misc/python/"
 
 
+#: The largest manifest or Dockerfile we read (Materialize's largest is a few KiB).
+MAX_DEFINITION_BYTES = 1 << 20
+
+
 def _read(root: Path, path: str) -> bytes:
+    """A manifest or Dockerfile: a regular file (after symlinks) of bounded size."""
+    shown = shown_path(path)
     try:
-        return (root / path).read_bytes()
+        # Non-blocking, so that a FIFO cannot hold the open.
+        fd = os.open(root / path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
-        raise ManifestError(f"{path}: cannot read: {exc.strerror}") from None
+        raise ManifestError(f"{shown}: cannot read: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ManifestError(
+                f"{shown}: not a regular file (a device, FIFO, socket or directory,"
+                " maybe through a symlink); make it a file"
+            )
+        # Sized by the stat, read to the end, but never past the cap.
+        chunks: list[bytes] = []
+        want = min(st.st_size, MAX_DEFINITION_BYTES) + 1
+        got = 0
+        while got <= MAX_DEFINITION_BYTES and (chunk := os.read(fd, want)):
+            chunks.append(chunk)
+            got += len(chunk)
+            want = MAX_DEFINITION_BYTES + 1 - got
+        data = b"".join(chunks)
+    except OSError as exc:
+        raise ManifestError(f"{shown}: cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_DEFINITION_BYTES:
+        raise ManifestError(
+            f"{shown}: larger than {MAX_DEFINITION_BYTES // 1024} KiB; is this really"
+            " a manifest or Dockerfile?"
+        )
+    return data
 
 
 def discover(view: GitView) -> list[str]:
@@ -73,6 +107,22 @@ def load_images(root: Path, view: GitView, *, strict: bool = False) -> dict[str,
             )
         images[image.name] = image
     return dict(sorted(images.items()))
+
+
+async def _toplevel_of(path: Path) -> Path:
+    """The git top level of a ``--repo`` that is not one itself, with a note.
+
+    Paths in fingerprints are relative to the top level, as the original
+    computes them: a subdirectory as root would give other fingerprints.
+    """
+    top = await find_toplevel(path)
+    if top.resolve() != path.resolve():
+        logs.warning(
+            f"{path} is inside the git repository at {top}; using its top level"
+            " (fingerprints are computed from there)"
+        )
+        return top
+    return path
 
 
 @dataclass(frozen=True)
@@ -149,6 +199,8 @@ class Repository:
             path = await find_toplevel(Path.cwd())
         else:
             path = Path(root).absolute()
+            if view is None and not (path / ".git").exists():
+                path = await _toplevel_of(path)
         if options is None:
             options = BuildOptions.from_environ(os.environ)
         cache = digest_cache if isinstance(digest_cache, DigestCache) else None
@@ -270,6 +322,9 @@ class Repository:
 
     async def fingerprint(self, name: str) -> Fingerprint:
         """The fingerprint of image ``name``."""
+        known = self._fingerprints.get(name)
+        if known is not None:  # no walk of its dependencies again
+            return known
         return (await self.fingerprints([name]))[name]
 
     async def specs(self, targets: Iterable[str]) -> dict[str, str]:

@@ -362,6 +362,7 @@ async def run_workflow(
             cache_registry=options.cache_registry,
             buildx=buildx,
             listener=shifted,
+            rebuild=frozenset(name for name in decisions if plan.found[name].local),
         )
         limits = Limits(jobs=options.jobs, transfers=options.transfers, fail_fast=options.fail_fast)
         offset = since()

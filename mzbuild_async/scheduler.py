@@ -89,7 +89,8 @@ class Outcome:
     """What happened to one image."""
 
     name: str
-    #: ``none``, ``pulled``, ``built``, ``skipped`` or ``failed``.
+    #: ``none``, ``pulled``, ``built``, ``built-elsewhere`` (by another process
+    #: while we waited for its lock), ``skipped`` or ``failed``.
     action: str
     pushed: bool
     #: Seconds of this image's own work, from its first pull, build or push start.
@@ -110,8 +111,12 @@ class Worker(Protocol):
         """Pull image ``name`` into the local daemon."""
         ...
 
-    async def build(self, name: str) -> None:
-        """Build image ``name`` (its dependencies are local)."""
+    async def build(self, name: str) -> str | None:
+        """Build image ``name`` (its dependencies are local).
+
+        Returns "" (or None) when it built the image, else why it did not
+        need to (another process built it meanwhile).
+        """
         ...
 
     async def push(self, name: str) -> str:
@@ -314,7 +319,7 @@ class Scheduler:
         self._started[job.name] = self.clock()
         self._emit(job.name, "build", "start")
         try:
-            await self.worker.build(job.name)
+            elsewhere = await self.worker.build(job.name)
         except EngineError:
             raise
         except MzbuildError as exc:
@@ -326,12 +331,13 @@ class Scheduler:
             self._running -= 1
             raise
         self._running -= 1
-        self._emit(job.name, "build", "done")
+        self._emit(job.name, "build", "done", elsewhere or "")
+        action = "built-elsewhere" if elsewhere else "built"
         if not job.push:
-            self._finish(job.name, "built")
+            self._finish(job.name, action, note=elsewhere or "")
         self._available(job.name)
         if job.push:
-            await self._push(job, "built")
+            await self._push(job, action)
 
     async def _push_local(self, job: Job) -> None:
         self._started[job.name] = self.clock()

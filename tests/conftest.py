@@ -106,3 +106,31 @@ def registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, R
             auth: stack.enter_context(run_registry(tmp_path_factory.mktemp(f"reg-{auth}"), auth))
             for auth in ("none", "htpasswd", "token")
         }
+
+
+@pytest.fixture
+def demo_cli(tmp_path: Path, registries: dict[str, Registry]) -> Iterator[object]:
+    """The demo repository and a CLI runner with its own image path (a real engine needed)."""
+    import uuid
+
+    import anyio
+
+    from tests.support.demo import Cli, make_demo
+    from tests.support.engine import engine
+
+    async def engine_up() -> None:  # fails under CI=true when there is none
+        await (await engine()).close()
+
+    anyio.run(engine_up)
+    repo = make_demo(tmp_path / "demo")
+    prefix = f"{registries['none'].host}/d{uuid.uuid4().hex[:10]}"
+    yield Cli(repo, prefix, tmp_path / "cache")
+    listed = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    mine = [i for i in listed if i.startswith(prefix)]
+    if mine:
+        subprocess.run(["docker", "rmi", "-f", *mine], capture_output=True, check=False)

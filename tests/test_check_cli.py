@@ -123,3 +123,62 @@ def test_check_uses_the_settings_file(
     assert data["images"]["base"]["status"] == "unknown"
     assert set(data["tiers"]) == {"memory"}
     assert data["requests"] == {}
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        pytest.param(["--deadline", "nan"], "'nan' is not a positive, finite number", id="nan"),
+        pytest.param(["--deadline", "-1"], "'-1' is not a positive, finite number", id="neg"),
+        pytest.param(["--deadline", "inf"], "'inf' is not a positive, finite number", id="inf"),
+        pytest.param(["--retries", "0"], "'0' is not a whole number of at least 1", id="zero"),
+        pytest.param(["--retries", "-3"], "'-3' is not a whole number of at least 1", id="neg3"),
+        pytest.param(["--retries", "x"], "'x' is not a whole number of at least 1", id="text"),
+    ],
+)
+def test_bad_deadline_and_retries_flags(
+    fixture_repo: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    """Nonsense deadlines and retry counts are one line and exit status 2, before any work."""
+    with pytest.raises(SystemExit) as exited:
+        main(["check", "--all", "--repo", str(fixture_repo), *flags])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("mzbuild-async check: error: argument") or err.startswith(
+        "mzbuild-async: error: argument"
+    ), err
+    assert message in err
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        pytest.param("deadline = nan", "deadline must be a positive number", id="nan"),
+        pytest.param("deadline = inf", "deadline must be a positive number", id="inf"),
+        pytest.param("deadline = -1", "deadline must be a positive number", id="negative"),
+        pytest.param("retries = 0", "retries must be a positive integer", id="zero"),
+        pytest.param("retries = -3", "retries must be a positive integer", id="negative-retries"),
+    ],
+)
+@pytest.mark.parametrize("command", ["check", "plan"])
+def test_bad_lookup_settings_in_the_file(
+    fixture_repo: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    setting: str,
+    message: str,
+    command: str,
+) -> None:
+    """The same nonsense in mzbuild-async.toml: one line naming the file, exit status 2."""
+    import shutil
+
+    repo = tmp_path / "repo"
+    shutil.copytree(fixture_repo, repo, symlinks=True)
+    (repo / "mzbuild-async.toml").write_text(f"[lookup]\n{setting}\n")
+    status = main([command, "--all", "--repo", str(repo)])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.splitlines() == [
+        f"mzbuild-async: error: mzbuild-async.toml: [lookup] {message}"
+    ] or (len(err.splitlines()) == 1 and message in err), err

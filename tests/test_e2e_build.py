@@ -75,6 +75,11 @@ def _json(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     return document
 
 
+def _json_of(out: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(out)
+    return document
+
+
 def _actions(document: dict[str, Any]) -> dict[str, str]:
     return {name: r["action"] for name, r in document["images"].items()}
 
@@ -226,11 +231,13 @@ def test_two_processes_building_one_image_wait_for_each_other(cli: Cli) -> None:
     second = cli.start("acquire", "demo-tools", "--json", "-v")
     outs = [p.communicate(timeout=300) for p in (first, second)]
     assert [p.returncode for p in (first, second)] == [0, 0], outs
-    # Both report the image built, but only one ran the Dockerfile: the other
-    # waited for the lock and then found the image.
+    # Only one ran the Dockerfile: the other waited for the lock, then found
+    # the image, and says so (not "built").
     stderr = [err for _out, err in outs]
     assert sum("Step 4/" in err for err in stderr) == 1, stderr
     assert sum("built by another process" in err for err in stderr) == 1, stderr
+    actions = sorted(_actions(_json_of(out))["demo-tools"] for out, _err in outs)
+    assert actions == ["built", "built-elsewhere"]
 
 
 def test_ctrl_c_cancels_and_pushes_nothing_unfinished(cli: Cli) -> None:

@@ -6,8 +6,11 @@ never remembered, and nothing hangs past its deadline.
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio
 import httpx
@@ -218,3 +221,64 @@ async def test_unannounced_rate_limit_is_survived(registries: dict[str, Registry
         )
     assert statuses == expected(wanted, pushed)
     assert proxy.counts["429"] > 0
+
+
+async def test_one_deadline_covers_every_phase(registries: dict[str, Registry]) -> None:
+    """Token prefetch, HEAD and GET together take one deadline, not one each.
+
+    Every request stalls: before, each of the three phases waited the whole
+    deadline (3 x 2 s); now the lookup is unknown once its 2 s are spent.
+    """
+    registry = registries["token"]
+    async with proxied(registry, Faults(stalls=10_000)) as proxy:
+        wanted, _ = registry.push_many(2, 1, host=proxy.host)
+        eng = engine(timeout=httpx.Timeout(30.0), deadline=2.0)
+        with anyio.fail_after(4.0):
+            answers = await eng.lookup_many(wanted)
+        await eng.aclose()
+    assert all(a.status is Status.UNKNOWN for a in answers.values())
+    assert all("no answer within 2 s" in a.detail for a in answers.values())
+
+
+async def test_retry_after_beyond_the_deadline_is_unknown_at_once(
+    registries: dict[str, Registry],
+) -> None:
+    """A 429 asking for an hour answers unknown at once, saying how long the registry asked."""
+    registry = registries["none"]
+    async with proxied(registry, Faults()) as proxy:
+        wanted, _ = registry.push_many(4, 2, host=proxy.host)
+        eng = engine()
+        await eng.client.prepare([])
+        proxy.faults.throttle = 1
+        proxy.faults.retry_after = 3600
+        with anyio.fail_after(10):
+            answers = await eng.lookup_many(wanted)
+        await eng.aclose()
+    assert all(a.status is Status.UNKNOWN for a in answers.values())
+    details = {a.detail for a in answers.values()}
+    assert any("asked us to wait 3600 s" in d for d in details), details
+    assert proxy.counts["429"] == 1
+
+
+async def test_check_command_keeps_its_deadline(
+    registries: dict[str, Registry], fixture_repo: Path, tmp_path: Path
+) -> None:
+    """`check --deadline 2` against a registry that never answers ends in about 2 s, exit 1.
+
+    Before, the warm-up, the token prefetch, HEAD and GET each took the
+    whole deadline (8 s and more).
+    """
+    registry = registries["token"]
+    async with proxied(registry, Faults(stalls=10_000)) as proxy:
+        argv = [
+            sys.executable, "-m", "mzbuild_async", "check", "--all", "--json",
+            "--repo", str(fixture_repo), "--image-registry", f"{proxy.host}/t",
+            "--cache-dir", str(tmp_path), "--deadline", "2", "--tiers", "registry,manifest",
+        ]  # fmt: skip
+        with anyio.fail_after(6.0):
+            result = await anyio.run_process(argv, check=False)
+    assert result.returncode == 1, result.stderr
+    images = json.loads(result.stdout)["images"]
+    assert images
+    assert all(i["status"] == "unknown" for i in images.values())
+    assert all("no answer within 2 s" in i["detail"] for i in images.values())

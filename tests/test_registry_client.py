@@ -122,18 +122,48 @@ async def test_head_200_without_manifest_signs_is_unknown() -> None:
     assert "text/html, not a manifest" in probe.detail
 
 
-async def test_plain_http_only_for_loopback_and_insecure() -> None:
-    """Remote registries are spoken to over HTTPS unless configured insecure."""
+@pytest.mark.parametrize(
+    ("host", "insecure", "plain"),
+    [
+        pytest.param("registry.test", False, False, id="remote-tls"),
+        pytest.param("registry.test", False, True, id="remote-plain-refused"),
+        pytest.param("localhost:5000", False, False, id="loopback-tls"),
+        pytest.param("localhost:5000", False, True, id="loopback-plain"),
+        pytest.param("registry.test", True, True, id="insecure-plain"),
+    ],
+)
+async def test_https_first_plain_http_only_as_a_fallback(
+    host: str, insecure: bool, plain: bool
+) -> None:
+    """Every registry is asked over HTTPS first. A loopback or insecure one answering TLS in
+    plain HTTP is asked over HTTP from then on; a remote one never is (one line instead)."""
+    import ssl
+
     urls: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         urls.append(str(request.url))
+        if plain and request.url.scheme == "https":
+            error = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+            raise httpx.ConnectError(str(error)) from error
         return httpx.Response(404)
 
     c = client(handler)
-    await c.lookup(REF)
-    await c.lookup(parse_reference("localhost:5000/a:b"))
-    assert urls[0].startswith("https://registry.test/")
-    assert all(u.startswith("http://localhost:5000/") for u in urls if "localhost" in u)
-    c.insecure = frozenset({"registry.test"})
-    assert c.scheme("registry.test") == "http"
+    if insecure:
+        c.insecure = frozenset({host})
+    first = await c.lookup(parse_reference(f"{host}/a:b"))
+    second = await c.lookup(parse_reference(f"{host}/a:c"))
+    assert urls[0].startswith(f"https://{host}/")
+    falls_back = plain and (insecure or host.startswith("localhost"))
+    if falls_back:
+        assert (first.status, second.status) == (Status.ABSENT, Status.ABSENT)
+        assert c.scheme(host) == "http"
+        assert urls[-1].startswith(f"http://{host}/")
+        assert sum(u.startswith("https:") for u in urls) == 1  # learned once
+    elif plain:
+        assert first.status is Status.UNKNOWN
+        assert "TLS handshake failed" in first.detail
+        assert all(u.startswith("https:") for u in urls)
+    else:
+        assert all(u.startswith("https:") for u in urls)
+        assert first.status is Status.ABSENT

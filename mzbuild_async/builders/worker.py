@@ -85,6 +85,10 @@ class EngineWorker:
     retry: RetryPolicy = DEFAULT_RETRY
     listener: Listener = ignore
     clock: Callable[[], float] = anyio.current_time
+    #: Images to build although the engine had them when the run was planned
+    #: (``build --force``); any other image found local at build time was
+    #: built by another process meanwhile.
+    rebuild: frozenset[str] = frozenset()
     #: Measured build seconds, by image (for the history).
     build_seconds: dict[str, float] = field(default_factory=dict)
     _artifacts: CargoArtifacts | None = None
@@ -140,21 +144,24 @@ class EngineWorker:
         except Transient as exc:
             raise TransferError(f"pull of {spec} failed after retries: {exc}") from None
 
-    async def build(self, name: str) -> None:
-        """Build the image (unless another process built it while we waited)."""
+    async def build(self, name: str) -> str:
+        """Build the image; "" when we did, else why not (another process built it)."""
         spec = self.specs[name]
-        async with spec_lock(self.cache_dir, spec) as waited:
-            if waited and await self.docker.exists(spec):
+        async with spec_lock(self.cache_dir, spec):
+            # Planned as missing: if it is there now, another process built it
+            # (while we waited for the lock, or before we got to it).
+            if name not in self.rebuild and await self.docker.exists(spec):
                 logs.get_logger().info(
-                    "built by another process",
+                    BUILT_ELSEWHERE,
                     image=name,
                     fingerprint=spec.rsplit(":mzbuild-", 1)[-1],
                     phase="build",
                 )
-                return
+                return BUILT_ELSEWHERE
             start = self.clock()
             await self._build(name, spec)
             self.build_seconds[name] = self.clock() - start
+            return ""
 
     async def _build(self, name: str, spec: str) -> None:
         image = self.repo.image(name)
@@ -255,14 +262,17 @@ class EngineWorker:
         """Push unless already published; confirm the tag with a HEAD afterwards."""
         spec = self.specs[name]
         ref = parse_reference(spec)
-        before = await self.client.lookup(ref)
-        if before.status is Status.PRESENT:
-            return "already published (by another run)"
-        auth = await self._auth(spec)
-        try:
-            await self._retrying(lambda: self.docker.push(spec, auth, self._line(name, "push")))
-        except Transient as exc:
-            raise TransferError(f"push of {spec} failed after retries: {exc}") from None
+        # Another process on this machine pushing the same tag holds this lock:
+        # waiting for it, then asking the registry, pushes each tag once.
+        async with spec_lock(self.cache_dir, f"push {spec}"):
+            before = await self.client.lookup(ref)
+            if before.status is Status.PRESENT:
+                return "already published (by another run)"
+            auth = await self._auth(spec)
+            try:
+                await self._retrying(lambda: self.docker.push(spec, auth, self._line(name, "push")))
+            except Transient as exc:
+                raise TransferError(f"push of {spec} failed after retries: {exc}") from None
         after = await self.client.lookup(ref)
         if after.status is not Status.PRESENT:
             raise TransferError(
@@ -270,6 +280,10 @@ class EngineWorker:
                 f"{': ' + after.detail if after.detail else ''})"
             )
         return ""
+
+
+#: The note of an image another process built while we waited for its lock.
+BUILT_ELSEWHERE = "built by another process"
 
 
 def _copy_entries(repo: Repository, pre_image: Copy) -> list[tuple[str, str]]:

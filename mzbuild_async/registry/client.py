@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
+import os
+import ssl
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -22,11 +24,13 @@ from dataclasses import dataclass, field
 import anyio
 import httpx
 
+from ..deadline import BeyondDeadline, time_left, within
 from ..ratelimit import Clock, Limiters, parse_body_hint, parse_retry_after
 from ..retry import DEFAULT_RETRY, RetryPolicy, Sleep, Transient
 from ..singleflight import SingleFlight
 from .auth import Challenge, CredentialStore, parse_challenge
 from .names import Reference, is_loopback
+from .tls import TlsSettings, TlsSetupError, describe_failure, speaks_plain_http
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -43,6 +47,10 @@ DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 #: No single lookup takes longer than this, retries included.
 DEFAULT_DEADLINE = 90.0
 MAX_HEADER_BYTES = 64 * 1024
+#: How long the HTTP/1.1 look at a torn-down TLS connection may take.
+DIAGNOSIS_SECONDS = 5.0
+#: Transport errors after a connection was made: a TLS alert may be behind them.
+_TORN_DOWN = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 
 
 class Status(enum.Enum):
@@ -73,6 +81,10 @@ class _Unknown(Exception):
         self.get_may_help = get_may_help
 
 
+class _HostUnusable(_Unknown):
+    """No request to this host can succeed this run (e.g. its certificate is not trusted)."""
+
+
 class RegistryUnavailable(Exception):
     """A registry request could not be made or answered (the message says why)."""
 
@@ -89,8 +101,11 @@ class RegistryClient:
 
     credentials: CredentialStore = field(default_factory=CredentialStore)
     limiters: Limiters = field(default_factory=Limiters)
-    #: Hosts spoken to over plain HTTP besides loopback ones.
+    #: Hosts whose certificate is not checked, and which may speak plain HTTP
+    #: (loopback hosts may too, but their certificates are checked).
     insecure: frozenset[str] = frozenset()
+    #: Per-host CA and client certificates (Docker's certs.d, mzbuild-async.toml).
+    tls: TlsSettings = field(default_factory=lambda: TlsSettings.from_environ(os.environ))
     retry: RetryPolicy = DEFAULT_RETRY
     timeout: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
     deadline: float = DEFAULT_DEADLINE
@@ -107,6 +122,10 @@ class RegistryClient:
 
     def __post_init__(self) -> None:
         self._clients: dict[str, httpx.AsyncClient] = {}
+        #: Loopback or insecure hosts found to speak plain HTTP.
+        self._schemes: dict[str, str] = {}
+        #: TLS causes found behind torn-down connections, by host.
+        self._diagnoses: dict[str, ssl.SSLError | None] = {}
         self._challenges: dict[str, Challenge | None] = dict(self.remembered)
         #: Hosts whose challenge is remembered, not yet confirmed by this run.
         self._unverified: set[str] = set(self.remembered)
@@ -119,13 +138,23 @@ class RegistryClient:
     # -- plumbing -----------------------------------------------------------
 
     def scheme(self, host: str) -> str:
-        """``http`` for loopback and configured insecure hosts, else ``https``."""
-        return "http" if is_loopback(host) or host in self.insecure else "https"
+        """``https``, unless a loopback or insecure host turned out to speak plain HTTP."""
+        return self._schemes.get(host, "https")
+
+    def _may_speak_http(self, host: str) -> bool:
+        """Whether ``host`` may be spoken to in plain HTTP (as Docker allows these)."""
+        return is_loopback(host) or host in self.insecure
 
     def _client(self, host: str) -> httpx.AsyncClient:
         base = f"{self.scheme(host)}://{host}"
         client = self._clients.get(base)
         if client is None:
+            verify: ssl.SSLContext | bool = True
+            if base.startswith("https:"):
+                try:
+                    verify = self.tls.verify(host, insecure=host in self.insecure)
+                except TlsSetupError as exc:
+                    raise _HostUnusable(str(exc)) from None
             try:
                 import h2  # noqa: F401
 
@@ -134,6 +163,7 @@ class RegistryClient:
                 http2 = False
             client = httpx.AsyncClient(
                 base_url=base,
+                verify=verify,
                 http2=http2 and self.transport is None,
                 timeout=self.timeout,
                 transport=self.transport,
@@ -164,18 +194,12 @@ class RegistryClient:
     ) -> httpx.Response:
         """One HTTP request through the host's limiter; transport failures are Transient."""
         limiter = self.limiters(host)
-        async with limiter:
-            self.requests[host] += 1
-            try:
-                response = await self._client(host).request(
-                    method, url, headers=headers, content=content
-                )
-            except httpx.TimeoutException as exc:
-                raise Transient(f"{host}: timed out ({type(exc).__name__})") from exc
-            except (httpx.TransportError, httpx.DecodingError) as exc:
-                raise Transient(f"{host}: connection failed: {exc or type(exc).__name__}") from exc
-            except httpx.InvalidURL as exc:
-                raise _Unknown(f"{host}: invalid URL: {exc}") from exc
+        try:
+            async with limiter:
+                self.requests[host] += 1
+                response = await self._request(host, method, url, headers, content)
+        except BeyondDeadline as exc:  # from the limiter: the host is paused that long
+            raise _Unknown(_too_long(host, exc.seconds, exc.left)) from None
         header_bytes = sum(len(k) + len(v) for k, v in response.headers.raw)
         if header_bytes > MAX_HEADER_BYTES:
             raise _Unknown(
@@ -198,11 +222,80 @@ class RegistryClient:
                 raise Transient(f"{host}: rate limited (429)")
             # The host is paused until the time asked for; the retry need not wait more.
             limiter.pause(wait)
+            left = time_left()
+            if left is not None and wait > left:
+                raise _Unknown(_too_long(host, wait, left))
             raise Transient(f"{host}: rate limited (429)", wait=0.0)
         limiter.succeeded()
         if response.status_code >= 500:
             raise Transient(f"{host}: server error {response.status_code}")
         return response
+
+    async def _request(
+        self,
+        host: str,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        content: bytes | None,
+    ) -> httpx.Response:
+        """Send once; a loopback or insecure host answering TLS in plain HTTP is asked again.
+
+        A TLS failure is never transient: a certificate problem does not go
+        away by asking again, so it is one line saying what to do.
+        """
+        while True:
+            try:
+                return await self._client(host).request(
+                    method, url, headers=headers, content=content
+                )
+            except httpx.TimeoutException as exc:
+                raise Transient(f"{host}: timed out ({type(exc).__name__})") from exc
+            except (httpx.TransportError, httpx.DecodingError, ssl.SSLError) as exc:
+                # (httpx lets some TLS alerts through unwrapped.)
+                tls = _ssl_error(exc)
+                if tls is None and isinstance(exc, _TORN_DOWN) and self.scheme(host) == "https":
+                    tls = await self._tls_diagnosis(host)
+                if tls is None:
+                    detail = exc or type(exc).__name__
+                    raise Transient(f"{host}: connection failed: {detail}") from exc
+                if speaks_plain_http(tls) and self._may_speak_http(host):
+                    self._schemes[host] = "http"  # (maybe already, by a request in flight)
+                    continue
+                raise _HostUnusable(describe_failure(host, tls, self.tls.certs_d)) from exc
+            except httpx.InvalidURL as exc:
+                raise _Unknown(f"{host}: invalid URL: {exc}") from exc
+
+    async def _tls_diagnosis(self, host: str) -> ssl.SSLError | None:
+        """Why a TLS connection to ``host`` is torn down, asked once over HTTP/1.1.
+
+        Over HTTP/2 a registry's TLS alert (a client certificate it wants,
+        say) is lost under a broken pipe, which looks transient; one plain
+        request on a fresh connection shows the alert. ``None``: no TLS cause.
+        """
+        if host in self._diagnoses:
+            return self._diagnoses[host]
+        found: ssl.SSLError | None = None
+        name, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "443")
+        try:
+            verify = self.tls.verify(host, insecure=host in self.insecure)
+            context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context()
+            with anyio.fail_after(DIAGNOSIS_SECONDS):
+                stream = await anyio.connect_tcp(name.strip("[]"), int(port), ssl_context=context)
+                try:
+                    await stream.send(f"GET /v2/ HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+                    await stream.receive()
+                finally:
+                    # Closing a connection the server refused fails too; its error is noise.
+                    with contextlib.suppress(Exception):
+                        await stream.aclose()
+        except ssl.SSLError as exc:
+            found = exc
+        except (OSError, TimeoutError, ValueError, TlsSetupError, anyio.BrokenResourceError,
+                anyio.EndOfStream) as exc:  # fmt: skip
+            found = _ssl_error(exc)
+        self._diagnoses[host] = found
+        return found
 
     async def _retrying(
         self,
@@ -238,6 +331,9 @@ class RegistryClient:
                 # Retried already: the other lookups of this run need not wait again.
                 self._unreachable[host] = f"{exc} (gave up after retries)"
                 raise _Unknown(self._unreachable[host]) from exc
+            except _HostUnusable as exc:
+                self._unreachable[host] = str(exc)
+                raise
         return self._challenges[host]
 
     async def _fetch_tokens(
@@ -360,7 +456,7 @@ class RegistryClient:
                     if not self._distrust(host):  # a remembered realm may have moved
                         return
 
-        with anyio.move_on_after(self.deadline):
+        with within(self.deadline):
             async with anyio.create_task_group() as tg:
                 for host, repos in by_host.items():
                     tg.start_soon(host_tokens, host, repos)
@@ -372,11 +468,11 @@ class RegistryClient:
         """
 
         async def one(host: str) -> None:
-            self._client(host)  # TLS set-up and the pool, ahead of the first request
             with contextlib.suppress(Transient, _Unknown):
+                self._client(host)  # TLS set-up and the pool, ahead of the first request
                 await self._challenge(host)
 
-        with anyio.move_on_after(self.deadline):
+        with within(self.deadline):
             async with anyio.create_task_group() as tg:
                 for host in set(hosts):
                     tg.start_soon(one, host)
@@ -456,7 +552,7 @@ class RegistryClient:
         """
         url = f"/v2/{ref.repository}/{path}"
         try:
-            with anyio.fail_after(self.deadline):
+            with within(self.deadline) as scope:
                 return await self._authorized(
                     ref.api_host,
                     ref.repository,
@@ -466,10 +562,8 @@ class RegistryClient:
                     content,
                     "pull,push" if push else "pull",
                 )
-        except TimeoutError:
-            raise RegistryUnavailable(
-                f"{ref.api_host}: no answer within {self.deadline:g} s"
-            ) from None
+            assert scope.cancelled_caught
+            raise RegistryUnavailable(f"{ref.api_host}: no answer within {self.deadline:g} s")
         except Transient as exc:
             raise RegistryUnavailable(f"{exc} (gave up after retries)") from None
         except _Unknown as exc:
@@ -478,10 +572,12 @@ class RegistryClient:
     async def lookup(self, ref: Reference, *, method: str = "HEAD") -> Probe:
         """Whether ``ref``'s manifest exists, asked with ``HEAD`` (or ``GET``)."""
         try:
-            with anyio.fail_after(self.deadline):
+            with within(self.deadline) as scope:
                 response, host = await self._manifest(ref, method)
-        except TimeoutError:
-            return Probe(Status.UNKNOWN, f"{ref.api_host}: no answer within {self.deadline:g} s")
+            if scope.cancelled_caught:
+                return Probe(
+                    Status.UNKNOWN, f"{ref.api_host}: no answer within {self.deadline:g} s"
+                )
         except Transient as exc:
             return Probe(Status.UNKNOWN, f"{exc} (gave up after retries)")
         except _Unknown as exc:
@@ -516,6 +612,23 @@ def _is_manifest(response: httpx.Response, method: str) -> bool:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return False
     return isinstance(data, dict) and ("schemaVersion" in data or "mediaType" in data)
+
+
+def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind a transport error, if that is what it was."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _too_long(host: str, asked: float, left: float) -> str:
+    return (
+        f"{host}: rate limited (429); the registry asked us to wait {asked:g} s"
+        f" (Retry-After), more than the {max(0.0, left):.0f} s left of the deadline"
+    )
 
 
 def _leading_int(text: str) -> int | None:

@@ -12,12 +12,20 @@ flags::
     concurrency = 8        # requests in flight
     rate = 50.0            # requests per second, sustained
     burst = 50             # requests at once after an idle spell
-    insecure = true        # plain HTTP (loopback hosts always are)
+    insecure = true        # no certificate check; plain HTTP if it speaks that
     manifest-get = true    # allow the GET tier (Docker Hub: off by default)
+    ca = "certs/ca.pem"    # trust this CA too (besides Docker's certs.d/HOST/*.crt)
+    client-cert = "certs/client.pem"   # mutual TLS (with client-key)
+    client-key = "certs/client-key.pem"
+
+Loopback hosts are asked over HTTPS first, then plain HTTP if that is what
+they speak, as the Docker engine does. Relative paths are from the file's
+directory.
 """
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -26,9 +34,19 @@ from typing import Any
 
 from ..errors import UsageError
 from ..ratelimit import Limiters, Limits
+from .tls import TlsFiles
 
 CONFIG_NAME = "mzbuild-async.toml"
-_HOST_KEYS = {"concurrency", "rate", "burst", "insecure", "manifest-get"}
+_HOST_KEYS = {
+    "concurrency",
+    "rate",
+    "burst",
+    "insecure",
+    "manifest-get",
+    "ca",
+    "client-cert",
+    "client-key",
+}
 
 
 @dataclass(frozen=True)
@@ -42,6 +60,8 @@ class RegistryConfig:
     tiers: tuple[str, ...] | None = None
     retries: int | None = None
     deadline: float | None = None
+    #: CA and client certificates per host.
+    tls: Mapping[str, TlsFiles] = field(default_factory=dict)
 
     def limiters(self) -> Limiters:
         """Fresh per-host limiters with these limits."""
@@ -90,7 +110,10 @@ def load_registry_config(root: Path) -> RegistryConfig:
         raise UsageError(f"{CONFIG_NAME}: [lookup] retries must be a positive integer")
     deadline = lookup.get("deadline")
     if deadline is not None and (
-        isinstance(deadline, bool) or not isinstance(deadline, int | float) or deadline <= 0
+        isinstance(deadline, bool)
+        or not isinstance(deadline, int | float)
+        or not math.isfinite(deadline)
+        or deadline <= 0
     ):
         raise UsageError(f"{CONFIG_NAME}: [lookup] deadline must be a positive number of seconds")
     hosts = data.get("registry", {})
@@ -98,6 +121,7 @@ def load_registry_config(root: Path) -> RegistryConfig:
         raise UsageError(f'{CONFIG_NAME}: [registry] must hold [registry."HOST"] tables')
     limits: dict[str, Limits] = {}
     insecure: set[str] = set()
+    tls: dict[str, TlsFiles] = {}
     hub_get = False
     for host, table in hosts.items():
         if not isinstance(table, dict):
@@ -111,6 +135,9 @@ def load_registry_config(root: Path) -> RegistryConfig:
         limits[host] = _limits(CONFIG_NAME, host, table, Limiters().limits_for(host))
         if table.get("insecure") is True:
             insecure.add(host)
+        files = _tls_files(path.parent, host, table)
+        if not files.empty:
+            tls[host] = files
         if host in ("docker.io", "registry-1.docker.io") and table.get("manifest-get") is True:
             hub_get = True
     from ..lookup import parse_tiers
@@ -122,7 +149,27 @@ def load_registry_config(root: Path) -> RegistryConfig:
         tiers=parse_tiers(",".join(tiers)) if tiers is not None else None,
         retries=retries,
         deadline=float(deadline) if deadline is not None else None,
+        tls=tls,
     )
+
+
+def _tls_files(base: Path, host: str, table: Mapping[str, Any]) -> TlsFiles:
+    """The ``ca``/``client-cert``/``client-key`` of one host, checked to be files."""
+    paths: dict[str, Path] = {}
+    for key in ("ca", "client-cert", "client-key"):
+        value = table.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value:
+            raise UsageError(f"{CONFIG_NAME}: {host}: {key} must be a file path, got {value!r}")
+        file = base / value
+        if not file.is_file():
+            raise UsageError(f"{CONFIG_NAME}: {host}: {key} {file}: no such file")
+        paths[key] = file
+    if ("client-cert" in paths) != ("client-key" in paths):
+        raise UsageError(f"{CONFIG_NAME}: {host}: client-cert and client-key go together; set both")
+    cas = (paths["ca"],) if "ca" in paths else ()
+    return TlsFiles(cas, paths.get("client-cert"), paths.get("client-key"))
 
 
 def parse_limit_flag(text: str) -> tuple[str, Limits]:

@@ -24,10 +24,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
+
+from tests.support.tls import TlsMaterial
 
 USER, PASSWORD = "ci-user", "s3cret-Passw0rd"
 SERVICE = "mzbuild-test-registry"
@@ -161,11 +164,24 @@ class Registry:
     issuer: TokenIssuer | None = None
     process: subprocess.Popen[bytes] | None = None
     pushed: list[str] = field(default_factory=list)
+    #: The test PKI when the registry speaks TLS (with ``client_auth``: mutual TLS).
+    tls: TlsMaterial | None = None
+    client_auth: bool = False
 
     @property
     def url(self) -> str:
         """The registry's base URL."""
-        return f"http://{self.host}"
+        return f"{'https' if self.tls else 'http'}://{self.host}"
+
+    def _tls_options(self) -> dict[str, Any]:
+        if self.tls is None:
+            return {}
+        import ssl
+
+        context = ssl.create_default_context(cafile=self.tls.ca)
+        if self.client_auth:
+            context.load_cert_chain(self.tls.client_cert, self.tls.client_key)
+        return {"verify": context}
 
     def _client(self, repo: str) -> httpx.Client:
         headers: dict[str, str] = {}
@@ -176,7 +192,7 @@ class Registry:
             assert self.issuer is not None
             token = self.issuer.sign([f"repository:{repo}:pull,push"])
             headers["Authorization"] = f"Bearer {token}"
-        return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10, **self._tls_options())
 
     def push(self, repo: str, tag: str, *, architecture: str = "amd64") -> str:
         """Push a minimal image manifest at ``repo:tag``; returns its digest."""
@@ -243,8 +259,20 @@ class _IssuerHandler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def run_registry(directory: Path, auth: str = "none") -> Iterator[Registry]:
-    """Start docker-registry with ``auth`` (none, htpasswd, token) until the block ends."""
+def run_registry(
+    directory: Path,
+    auth: str = "none",
+    *,
+    tls: TlsMaterial | None = None,
+    client_auth: bool = False,
+    stranger: bool = False,
+) -> Iterator[Registry]:
+    """Start docker-registry with ``auth`` (none, htpasswd, token) until the block ends.
+
+    With ``tls`` it serves HTTPS (and HTTP/2) with the test PKI's server
+    certificate (``stranger``: one from a CA nobody trusts), and with
+    ``client_auth`` it wants a client certificate from that PKI.
+    """
     program = require("docker-registry")
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -260,6 +288,13 @@ def run_registry(directory: Path, auth: str = "none") -> Iterator[Registry]:
         "http:",
         f"  addr: 127.0.0.1:{port}",
     ]
+    if tls is not None:
+        cert, key = (
+            (tls.stranger_cert, tls.stranger_key) if stranger else (tls.server_cert, tls.server_key)
+        )
+        config += ["  tls:", f"    certificate: {cert}", f"    key: {key}"]
+        if client_auth:
+            config += ["    clientcas:", f"      - {tls.ca}"]
     issuer = None
     server = None
     if auth == "htpasswd":
@@ -287,14 +322,16 @@ def run_registry(directory: Path, auth: str = "none") -> Iterator[Registry]:
     process = subprocess.Popen(
         [program, "serve", str(directory / "config.yml")], stdout=log, stderr=log
     )
-    registry = Registry(f"127.0.0.1:{port}", auth, issuer, process)
+    registry = Registry(
+        f"127.0.0.1:{port}", auth, issuer, process, tls=tls, client_auth=client_auth
+    )
     try:
         deadline = time.monotonic() + 15
         while True:
             try:
-                if httpx.get(f"{registry.url}/v2/", timeout=1).status_code in (200, 401):
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
                     break
-            except httpx.TransportError:
+            except OSError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(
