@@ -33,6 +33,18 @@ def cli(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     )
 
 
+def make_chain(root: Path, depth: int) -> Path:
+    """A git repository (files added) of ``depth`` images, each MZFROM the one before."""
+    for i in range(depth):
+        d = root / f"i{i}"
+        d.mkdir(parents=True)
+        (d / "mzbuild.yml").write_text(f"name: i{i}\n")
+        (d / "Dockerfile").write_text("FROM scratch\n" if i == 0 else f"MZFROM i{i - 1}\n")
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    return root
+
+
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 2, result
     assert result.stdout == ""
@@ -131,14 +143,7 @@ def test_repo_subdirectory_uses_the_top_level(make_repo: MakeRepo) -> None:
 
 def test_ten_thousand_image_chain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A 10,000-image MZFROM chain: spec, describe and plan of its last image work."""
-    root = tmp_path / "chain"
-    for i in range(10_000):
-        d = root / f"i{i}"
-        d.mkdir(parents=True)
-        (d / "mzbuild.yml").write_text(f"name: i{i}\n")
-        (d / "Dockerfile").write_text("FROM scratch\n" if i == 0 else f"MZFROM i{i - 1}\n")
-    git(root, "init", "-q")
-    git(root, "add", "-A")
+    root = make_chain(tmp_path / "chain", 10_000)
     base = ["--repo", str(root), "--no-digest-cache", "--arch", "x86_64"]
     assert main(["spec", "i9999", "--json", *base]) == 0
     spec = json.loads(capsys.readouterr().out)["i9999"]
@@ -194,15 +199,8 @@ def test_huge_input_hashing_stops_promptly_on_sigint(make_repo: MakeRepo, tmp_pa
 
 def test_explain_down_a_long_chain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A change at the bottom of a 1,500-image chain is explained, as text and as JSON."""
-    root = tmp_path / "chain"
     depth = 1_500
-    for i in range(depth):
-        d = root / f"i{i}"
-        d.mkdir(parents=True)
-        (d / "mzbuild.yml").write_text(f"name: i{i}\n")
-        (d / "Dockerfile").write_text("FROM scratch\n" if i == 0 else f"MZFROM i{i - 1}\n")
-    git(root, "init", "-q")
-    git(root, "add", "-A")
+    root = make_chain(tmp_path / "chain", depth)
     git(root, "commit", "-q", "-m", "chain")
     (root / "i0" / "Dockerfile").write_text("FROM scratch\nRUN true\n")
     top = f"i{depth - 1}"
