@@ -38,18 +38,20 @@ def _canonical(data: object) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
-def read_json(path: Path, what: str) -> Any | None:
+def read_json(path: Path, what: str, *, warn: bool = True) -> Any | None:
     """The ``data`` of the envelope at ``path``; ``None`` when absent or bad.
 
     A file that exists but cannot be read, is not an envelope or fails its
-    check gives one warning naming it and ``what`` happens instead.
+    check gives one warning (unless not ``warn``) naming it and ``what``
+    happens instead.
     """
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
-        logs.warning(f"{path}: cannot read ({exc.strerror}); {what}")
+        if warn:
+            logs.warning(f"{path}: cannot read ({exc.strerror}); {what}")
         return None
     try:
         envelope = json.loads(raw, parse_constant=_reject_constant)
@@ -63,7 +65,8 @@ def read_json(path: Path, what: str) -> Any | None:
     except (ValueError, RecursionError, UnicodeDecodeError):
         ok = False
     if not ok:
-        logs.warning(f"{path}: damaged or from another version (failed its check); {what}")
+        if warn:
+            logs.warning(f"{path}: damaged or from another version (failed its check); {what}")
         return None
     return envelope["data"]
 

@@ -19,25 +19,25 @@ FILE_NAME = "hosts.json"
 _SCHEMES = ("basic", "bearer")
 
 
-def _challenge(entry: object) -> Challenge | bool | None:
-    """The challenge an entry stands for; ``False`` when it is not a valid one."""
+def _parse(entry: object) -> tuple[bool, Challenge | None]:
+    """Whether an entry is valid, and the challenge it stands for (None: no auth)."""
     if entry is None:
-        return None
+        return True, None
     if not isinstance(entry, dict) or set(entry) != {"scheme", "params"}:
-        return False
+        return False, None
     scheme, params = entry["scheme"], entry["params"]
     if not isinstance(scheme, str) or scheme.lower() not in _SCHEMES:
-        return False
+        return False, None
     if not isinstance(params, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in params.items()
     ):
-        return False
+        return False, None
     realm = params.get("realm")
     if scheme.lower() == "bearer" and not (
         isinstance(realm, str) and realm.startswith(("https://", "http://"))
     ):
-        return False
-    return Challenge(scheme, params)
+        return False, None
+    return True, Challenge(scheme, params)
 
 
 def load_challenges(directory: Path) -> dict[str, Challenge | None]:
@@ -49,12 +49,11 @@ def load_challenges(directory: Path) -> dict[str, Challenge | None]:
     found: dict[str, Challenge | None] = {}
     bad = 0
     for host, entry in data.items() if isinstance(data, dict) else ():
-        challenge = _challenge(entry)
-        if challenge is False or not isinstance(host, str) or not host:
-            bad += 1
-        else:
-            assert not isinstance(challenge, bool)
+        valid, challenge = _parse(entry)
+        if valid and host:
             found[host] = challenge
+        else:
+            bad += 1
     if bad or not isinstance(data, dict):
         logs.warning(f"{path}: {bad or 'all'} entries are not valid; asking those registries again")
     return found
@@ -66,9 +65,9 @@ def save_challenges(directory: Path, challenges: Mapping[str, Challenge | None])
         return
     path = directory / FILE_NAME
     merged: dict[str, object] = {}
-    old = read_json(path, "rewriting it")
+    old = read_json(path, "", warn=False)  # load_challenges has warned about it
     if isinstance(old, dict):
-        merged.update((h, e) for h, e in old.items() if _challenge(e) is not False)
+        merged.update((h, e) for h, e in old.items() if _parse(e)[0])
     for host, challenge in challenges.items():
         merged[host] = (
             None
