@@ -24,7 +24,7 @@ import anyio
 sys.path.insert(0, str(Path(__file__).parent))
 
 from mzbuild_async import Arch, BuildOptions, Repository
-from mzbuild_async.hashing import FileHasher, hash_file
+from mzbuild_async.source.hashing import FileHasher, hash_file
 
 
 async def _distinct_inputs(root: Path) -> list[str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .config import Arch, BuildOptions, Profile, Sanitizer
 from .errors import (
     BuildError,
     CargoBuildError,
@@ -32,39 +31,48 @@ from .errors import (
     TransferError,
     UsageError,
 )
-from .fingerprint import Fingerprint
-from .graph import Image
-from .manifest import CargoBuild, Copy, Manifest
-from .repository import ImageDescription, InputFile, Repository
+from .model.graph import Image
+from .model.manifest import CargoBuild, Copy, Manifest
+from .model.options import Arch, BuildOptions, Profile, Sanitizer
+from .source.fingerprint import Fingerprint
+from .source.repository import ImageDescription, InputFile, Repository
 
 if TYPE_CHECKING:
-    from .lookup import Answer, LookupEngine
-    from .multiarch import IndexResult, publish_indexes
-    from .plan import Workflow
-    from .registry.client import RegistryClient, Status
+    from .build.multiarch import IndexResult, publish_indexes
+    from .build.plan import Workflow
+    from .lookup.engine import Answer, LookupEngine
+    from .model.status import Status
+    from .registry.client import RegistryClient
     from .registry.names import Reference, parse_reference
-    from .runner import ImageResult, RunOptions, RunPlan, RunResult, plan_workflow, run_workflow
+    from .workflow.run import (
+        ImageResult,
+        RunOptions,
+        RunPlan,
+        RunResult,
+        plan_workflow,
+        run_workflow,
+    )
 
 __version__ = "0.1.0"
 
 #: Names imported on first use: the lookup engine pulls in httpx, which the
 #: fingerprinting commands do not need.
 _LAZY = {
-    "Answer": "lookup",
-    "LookupEngine": "lookup",
+    "Answer": "lookup.engine",
+    "LookupEngine": "lookup.engine",
     "RegistryClient": "registry.client",
-    "Status": "registry.client",
+    "Status": "model.status",
     "Reference": "registry.names",
     "parse_reference": "registry.names",
-    "Workflow": "plan",
-    "RunOptions": "runner",
-    "RunResult": "runner",
-    "ImageResult": "runner",
-    "run_workflow": "runner",
-    "plan_workflow": "runner",
-    "RunPlan": "runner",
-    "IndexResult": "multiarch",
-    "publish_indexes": "multiarch",
+    "Workflow": "build.plan",
+    "RunOptions": "workflow.run",
+    "RunResult": "workflow.run",
+    "ImageResult": "workflow.run",
+    "run_workflow": "workflow.run",
+    "plan_workflow": "workflow.run",
+    "RunPlan": "workflow.run",
+    "IndexResult": "build.multiarch",
+    "publish_indexes": "build.multiarch",
 }
 
 

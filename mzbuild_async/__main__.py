@@ -1,5 +1,5 @@
 """``python -m mzbuild_async``."""
 
-from .cli import entry
+from .cli.main import entry
 
 entry()

@@ -80,7 +80,15 @@ class DockerBuildError(BuildError):
 
 
 class TransferError(BuildError):
-    """A pull, push or manifest write failed after retries."""
+    """A pull, push or manifest write failed.
+
+    ``transient``: the engine's answer says another try may succeed (the
+    engine's boundary decides; the worker retries only these).
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 def shown_path(path: str) -> str:

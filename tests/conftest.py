@@ -82,7 +82,7 @@ def _reset_structlog() -> None:
     """Each test starts from structlog's defaults (the CLI configures it)."""
     import structlog
 
-    from mzbuild_async import logs
+    from mzbuild_async.support import logs
 
     structlog.reset_defaults()
     logs.reset()

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mzbuild_async.builders.cargo import (
+from mzbuild_async.build.cargo import (
     CargoArtifacts,
     CargoRequest,
     cargo_build,
@@ -21,10 +21,10 @@ from mzbuild_async.builders.cargo import (
     stage_outputs,
     target_triple,
 )
-from mzbuild_async.cargo import load_workspace
-from mzbuild_async.config import Arch, BuildOptions, Profile
 from mzbuild_async.errors import CargoBuildError, CargoError
-from mzbuild_async.manifest import CargoBuild
+from mzbuild_async.model.manifest import CargoBuild
+from mzbuild_async.model.options import Arch, BuildOptions, Profile
+from mzbuild_async.source.cargo import load_workspace
 
 OTHER_ARCH = Arch.AARCH64 if Arch.host() is Arch.X86_64 else Arch.X86_64
 DEV = BuildOptions(profile=Profile.DEV)

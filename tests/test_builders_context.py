@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mzbuild_async.builders import context
-from mzbuild_async.builders.context import (
+from mzbuild_async.build import context
+from mzbuild_async.build.context import (
     DOCKERFILE_NAME,
     DockerIgnore,
     Entry,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mzbuild_async.builders.buildx import BuildxBuilder
-from mzbuild_async.builders.docker import BuildRequest
+from mzbuild_async.engine.buildx import BuildxBuilder
+from mzbuild_async.engine.docker import BuildRequest
 from mzbuild_async.errors import DockerBuildError, UsageError
 
 REQUEST = BuildRequest(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mzbuild_async.cargo import Crate, Workspace, load_crate, load_workspace
 from mzbuild_async.errors import CargoError
+from mzbuild_async.source.cargo import Crate, Workspace, load_crate, load_workspace
 from tests.conftest import write_tree
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mzbuild_async.cli import main
+from mzbuild_async.cli.main import main
 from tests.support.registry import Registry
 
 

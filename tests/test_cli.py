@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mzbuild_async.cli import main
+from mzbuild_async.cli.main import main
 from tests.conftest import VECTORS
 
 EXPECTED = json.loads((VECTORS / "expected.json").read_text())["configs"][0]
@@ -172,3 +172,43 @@ def make_repo_with_warning(make_repo: object) -> Path:
     root = make_repo({"a/mzbuild.yml": "name: a\nextra: 1\n", "a/Dockerfile": "FROM scratch\n"})
     assert isinstance(root, Path)
     return root
+
+
+def test_every_command_has_a_runner() -> None:
+    """Each subcommand of the parser is run by COMMANDS (``cache`` needs no repository)."""
+    import argparse
+
+    from mzbuild_async.cli.main import COMMANDS
+    from mzbuild_async.cli.parser import build_parser
+
+    parser = build_parser()
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(sub.choices) == {*COMMANDS, "cache"}
+
+
+@pytest.mark.parametrize("command", ["list", "spec --all", "fingerprint --all", "describe base"])
+def test_fingerprinting_commands_import_no_network_or_build_code(
+    fixture_repo: Path, command: str
+) -> None:
+    """They load neither httpx, aiodocker, tenacity, structlog nor the build code."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "sys.argv = ['mzbuild-async', *sys.argv[2].split(), '--repo', sys.argv[1]]\n"
+        "from mzbuild_async.cli.main import main\n"
+        "main()\n"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in"
+        " ('httpx', 'aiodocker', 'tenacity', 'structlog')"
+        " or m.startswith(('mzbuild_async.build', 'mzbuild_async.workflow',"
+        " 'mzbuild_async.engine', 'mzbuild_async.lookup', 'mzbuild_async.registry'))]\n"
+        "print(sorted(heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(fixture_repo), command],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.stdout.splitlines()[-1] == "[]", result.stdout + result.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mzbuild_async.cli import main
+from mzbuild_async.cli.main import main
 from tests.conftest import MakeRepo
 
 DOCKER = "FROM scratch\n"

@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from mzbuild_async.config import (
+from mzbuild_async.errors import UsageError
+from mzbuild_async.model.options import (
     DEFAULT_IMAGE_REGISTRY,
     Arch,
     BuildOptions,
@@ -14,7 +15,6 @@ from mzbuild_async.config import (
     Sanitizer,
     env_is_truthy,
 )
-from mzbuild_async.errors import UsageError
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,10 @@ import uuid
 import pytest
 import structlog
 
-from mzbuild_async.lookup import LookupEngine
-from mzbuild_async.registry.client import RegistryClient, Status
-from mzbuild_async.retry import RetryPolicy
+from mzbuild_async.lookup.engine import LookupEngine
+from mzbuild_async.model.status import Status
+from mzbuild_async.registry.client import RegistryClient
+from mzbuild_async.support.retry import RetryPolicy
 from tests.support.engine import build_scratch_image, engine
 
 pytestmark = pytest.mark.anyio
@@ -24,7 +25,9 @@ async def test_image_in_the_engine_is_present() -> None:
     try:
         await build_scratch_image(docker, tag)
         eng = LookupEngine.create(
-            tiers=("memory", "daemon", "registry"), client=RegistryClient(retry=NO_RETRY)
+            tiers=("memory", "daemon", "registry"),
+            client=RegistryClient(retry=NO_RETRY),
+            owns_client=True,
         )
         try:
             answers = await eng.lookup_many([tag, missing])
@@ -42,7 +45,9 @@ async def test_image_in_the_engine_is_present() -> None:
 async def test_no_engine_skips_the_tier_with_one_warning(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without an engine the tier is skipped: one warning, the lookups go on."""
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    eng = LookupEngine.create(tiers=("daemon", "registry"), client=RegistryClient(retry=NO_RETRY))
+    eng = LookupEngine.create(
+        tiers=("daemon", "registry"), client=RegistryClient(retry=NO_RETRY), owns_client=True
+    )
     with structlog.testing.capture_logs() as events:
         try:
             answers = await eng.lookup_many([f"127.0.0.1:1/x/y:t{i}" for i in range(3)])

@@ -13,9 +13,9 @@ import pytest
 import structlog
 
 from mzbuild_async import Arch, BuildOptions, Repository
-from mzbuild_async.cli import main
-from mzbuild_async.digestcache import DB_NAME, DigestCache
-from mzbuild_async.fingerprint import Fingerprint
+from mzbuild_async.cli.main import main
+from mzbuild_async.source.fingerprint import Fingerprint
+from mzbuild_async.store.digests import DB_NAME, DigestCache
 from tests.conftest import MakeRepo
 
 OPTIONS = BuildOptions(arch=Arch.X86_64)

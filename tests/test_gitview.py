@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mzbuild_async.errors import GitError
-from mzbuild_async.gitview import GitView, find_toplevel, load_git_view
+from mzbuild_async.source.gitview import GitView, find_toplevel, load_git_view
 from tests.conftest import MakeRepo, git, write_tree
 
 

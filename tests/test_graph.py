@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mzbuild_async.errors import RepositoryError, UsageError
-from mzbuild_async.graph import Image, ImageGraph, nested_directories, topological_order
-from mzbuild_async.manifest import Manifest, MzFrom
+from mzbuild_async.model.graph import Image, ImageGraph, nested_directories, topological_order
+from mzbuild_async.model.manifest import Manifest, MzFrom
 
 
 def image(name: str, *deps: str, directory: str | None = None) -> Image:

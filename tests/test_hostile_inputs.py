@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mzbuild_async.cli import main
+from mzbuild_async.cli.main import main
 from tests.conftest import MakeRepo, git
 
 IMAGE = {"a/mzbuild.yml": "name: a\n", "a/Dockerfile": "FROM scratch\n"}

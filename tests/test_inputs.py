@@ -9,10 +9,11 @@ import anyio
 import pytest
 
 from mzbuild_async import Arch, BuildOptions, Repository
-from mzbuild_async.cargo import Crate, Workspace
 from mzbuild_async.errors import CargoError
-from mzbuild_async.gitview import GitView, load_git_view
-from mzbuild_async.inputs import (
+from mzbuild_async.model.manifest import CargoBuild, Copy, PreImage
+from mzbuild_async.source.cargo import Crate, Workspace
+from mzbuild_async.source.gitview import GitView, load_git_view
+from mzbuild_async.source.inputs import (
     cargo_crates,
     cargo_shared_files,
     context_files,
@@ -20,7 +21,6 @@ from mzbuild_async.inputs import (
     crate_files,
     image_inputs,
 )
-from mzbuild_async.manifest import CargoBuild, Copy, PreImage
 from tests.conftest import MakeRepo, git, write_tree
 
 PKG = '[package]\nname = "{0}"\nversion = "0.1.0"\n'

@@ -13,13 +13,13 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from mzbuild_async import logs
-from mzbuild_async.config import BuildOptions, Profile
-from mzbuild_async.plan import Workflow
+from mzbuild_async.build.plan import Workflow
+from mzbuild_async.model.options import BuildOptions, Profile
 from mzbuild_async.registry.auth import CredentialStore
 from mzbuild_async.registry.client import RegistryClient
-from mzbuild_async.repository import Repository
-from mzbuild_async.runner import RunOptions, run_workflow
+from mzbuild_async.source.repository import Repository
+from mzbuild_async.support import logs
+from mzbuild_async.workflow.run import RunOptions, run_workflow
 from tests.support.demo import make_demo
 from tests.support.registry import PASSWORD, USER, Registry
 

@@ -16,10 +16,11 @@ import anyio
 import httpx
 import pytest
 
-from mzbuild_async.lookup import LookupEngine
-from mzbuild_async.ratelimit import Limiters, Limits
-from mzbuild_async.registry.client import RegistryClient, Status
-from mzbuild_async.retry import RetryPolicy
+from mzbuild_async.lookup.engine import LookupEngine
+from mzbuild_async.model.status import Status
+from mzbuild_async.registry.client import RegistryClient
+from mzbuild_async.support.ratelimit import Limiters, Limits
+from mzbuild_async.support.retry import RetryPolicy
 from tests.support.faultproxy import FaultProxy, Faults
 from tests.support.registry import Registry
 
@@ -47,6 +48,7 @@ def engine(**client: object) -> LookupEngine:
     return LookupEngine.create(
         tiers=("memory", "registry", "manifest"),
         client=RegistryClient(**options),  # type: ignore[arg-type]
+        owns_client=True,
     )
 
 

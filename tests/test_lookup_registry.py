@@ -11,9 +11,10 @@ import anyio
 import pytest
 import structlog
 
-from mzbuild_async.lookup import LookupEngine
+from mzbuild_async.lookup.engine import LookupEngine
+from mzbuild_async.model.status import Status
 from mzbuild_async.registry.auth import CredentialStore
-from mzbuild_async.registry.client import SCOPES_PER_TOKEN, RegistryClient, Status
+from mzbuild_async.registry.client import SCOPES_PER_TOKEN, RegistryClient
 from tests.support.registry import PASSWORD, USER, Registry
 
 pytestmark = pytest.mark.anyio
@@ -26,7 +27,7 @@ def engine(
     tiers: tuple[str, ...] = ("memory", "registry", "manifest"),
 ) -> LookupEngine:
     client = RegistryClient(credentials=CredentialStore(environ=environ or {}))
-    return LookupEngine.create(tiers=tiers, client=client)
+    return LookupEngine.create(tiers=tiers, client=client, owns_client=True)
 
 
 @pytest.mark.parametrize("auth", ["none", "htpasswd", "token"])
@@ -140,12 +141,16 @@ async def test_disk_tier_keeps_present_only(
     registry = registries["none"]
     wanted, pushed = registry.push_many(4, 2)
     tiers = ("memory", "disk", "registry")
-    first = LookupEngine.create(tiers=tiers, client=RegistryClient(), cache_dir=tmp_path)
+    first = LookupEngine.create(
+        tiers=tiers, client=RegistryClient(), cache_dir=tmp_path, owns_client=True
+    )
     try:
         await first.lookup_many(wanted)
     finally:
         await first.aclose()
-    second = LookupEngine.create(tiers=tiers, client=RegistryClient(), cache_dir=tmp_path)
+    second = LookupEngine.create(
+        tiers=tiers, client=RegistryClient(), cache_dir=tmp_path, owns_client=True
+    )
     try:
         answers = await second.lookup_many(wanted)
     finally:
@@ -166,7 +171,9 @@ async def test_warm_run_with_everything_present_sends_nothing(
     wanted, _ = registry.push_many(5, 5)
     tiers = ("memory", "disk", "registry")
     for _ in range(2):
-        eng = LookupEngine.create(tiers=tiers, client=RegistryClient(), cache_dir=tmp_path)
+        eng = LookupEngine.create(
+            tiers=tiers, client=RegistryClient(), cache_dir=tmp_path, owns_client=True
+        )
         try:
             answers = await eng.lookup_many(wanted)
         finally:
@@ -202,10 +209,10 @@ async def test_secrets_never_logged(registries: dict[str, Registry], tmp_path: P
 )
 async def test_bad_references_and_hosts_are_unknown(spec: str, message: str) -> None:
     """Malformed references and unreachable hosts give unknown with one clear line."""
-    from mzbuild_async.retry import RetryPolicy
+    from mzbuild_async.support.retry import RetryPolicy
 
     client = RegistryClient(retry=RetryPolicy(attempts=2, initial_wait=0.01))
-    eng = LookupEngine.create(tiers=("memory", "registry"), client=client)
+    eng = LookupEngine.create(tiers=("memory", "registry"), client=client, owns_client=True)
     try:
         answer = await eng.lookup(spec)
     finally:
@@ -225,7 +232,7 @@ async def test_remembered_challenge_skips_the_ping(
     registry = registries["token"]
     wanted, pushed = registry.push_many(4, 2)
     first = RegistryClient()
-    eng = LookupEngine.create(tiers=("registry",), client=first)
+    eng = LookupEngine.create(tiers=("registry",), client=first, owns_client=True)
     try:
         await eng.lookup_many(wanted)
     finally:
@@ -239,7 +246,7 @@ async def test_remembered_challenge_skips_the_ping(
             "bearer", {**challenge.params, "realm": "http://127.0.0.1:1/token"}
         )
     client = RegistryClient(remembered=learned)
-    eng = LookupEngine.create(tiers=("registry",), client=client)
+    eng = LookupEngine.create(tiers=("registry",), client=client, owns_client=True)
     try:
         answers = await eng.lookup_many(wanted)
     finally:
@@ -256,7 +263,7 @@ async def test_remembered_no_auth_then_auth_required(registries: dict[str, Regis
     registry = registries["token"]
     wanted, pushed = registry.push_many(2, 1)
     client = RegistryClient(remembered={registry.host: None})
-    eng = LookupEngine.create(tiers=("registry",), client=client)
+    eng = LookupEngine.create(tiers=("registry",), client=client, owns_client=True)
     try:
         answers = await eng.lookup_many(wanted)
     finally:

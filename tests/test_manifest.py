@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mzbuild_async.errors import ManifestError
-from mzbuild_async.manifest import CargoBuild, Copy, MzFrom, parse_dockerfile, parse_manifest
+from mzbuild_async.model.manifest import CargoBuild, Copy, MzFrom, parse_dockerfile, parse_manifest
 
 
 def test_defaults() -> None:

@@ -6,10 +6,10 @@ from collections.abc import Mapping
 
 import pytest
 
-from mzbuild_async.graph import Image
-from mzbuild_async.manifest import CargoBuild, Manifest, MzFrom
-from mzbuild_async.plan import Decision, Found, Workflow, decide, jobs
-from mzbuild_async.scheduler import Action
+from mzbuild_async.build.plan import Decision, Found, Workflow, decide, jobs
+from mzbuild_async.build.scheduler import Action
+from mzbuild_async.model.graph import Image
+from mzbuild_async.model.manifest import CargoBuild, Manifest, MzFrom
 
 # base <- tools <- app ; base <- lib <- app ; base <- pad (publish: false) <- report
 DEPS = {

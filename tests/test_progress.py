@@ -13,8 +13,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mzbuild_async.events import Event
-from mzbuild_async.progress import LineProgress, LiveProgress, make_progress
+from mzbuild_async.report.progress import LineProgress, LiveProgress, make_progress
+from mzbuild_async.support.events import Event
 from tests.support.demo import Cli, make_demo
 from tests.support.registry import Registry
 

@@ -7,7 +7,7 @@ import email.utils
 import anyio
 import pytest
 
-from mzbuild_async.ratelimit import (
+from mzbuild_async.support.ratelimit import (
     HostLimiter,
     Limiters,
     Limits,

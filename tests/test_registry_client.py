@@ -11,9 +11,10 @@ from collections import Counter
 import httpx
 import pytest
 
-from mzbuild_async.registry.client import RegistryClient, Status
+from mzbuild_async.model.status import Status
+from mzbuild_async.registry.client import RegistryClient
 from mzbuild_async.registry.names import parse_reference
-from mzbuild_async.retry import RetryPolicy
+from mzbuild_async.support.retry import RetryPolicy
 
 pytestmark = pytest.mark.anyio
 REF = parse_reference("registry.test/acme/app:mzbuild-X")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from mzbuild_async.errors import UsageError
-from mzbuild_async.ratelimit import DOCKER_HUB_LIMITS, Limits
 from mzbuild_async.registry.config import load_registry_config, parse_limit_flag, with_flags
+from mzbuild_async.support.ratelimit import DOCKER_HUB_LIMITS, Limits
 
 
 def test_file_and_flags(tmp_path: Path) -> None:

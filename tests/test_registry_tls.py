@@ -17,8 +17,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mzbuild_async.lookup import LookupEngine
-from mzbuild_async.registry.client import RegistryClient, Status
+from mzbuild_async.lookup.engine import LookupEngine
+from mzbuild_async.model.status import Status
+from mzbuild_async.registry.client import RegistryClient
 from mzbuild_async.registry.tls import TlsSettings
 from tests.support.demo import Cli, make_demo
 from tests.support.registry import Registry, run_registry
@@ -114,7 +115,9 @@ def test_untrusted_certificate_is_one_line_and_never_retried(
 
     async def go() -> tuple[Status, str, int]:
         client = RegistryClient(tls=TlsSettings(root))
-        engine = LookupEngine.create(tiers=("registry", "manifest"), client=client)
+        engine = LookupEngine.create(
+            tiers=("registry", "manifest"), client=client, owns_client=True
+        )
         try:
             with anyio.fail_after(5):
                 answer = await engine.lookup(spec)

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mzbuild_async.build.scheduler import Action, Job, Limits, Outcome, Scheduler, critical_paths
 from mzbuild_async.errors import BuildError, CargoBuildError
-from mzbuild_async.events import Event
-from mzbuild_async.scheduler import Action, Job, Limits, Outcome, Scheduler, critical_paths
+from mzbuild_async.support.events import Event
 
 REGISTRIES = ("r1.test", "r2.test")
 

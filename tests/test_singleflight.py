@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from mzbuild_async.singleflight import SingleFlight
+from mzbuild_async.support.singleflight import SingleFlight
 
 pytestmark = pytest.mark.anyio
 

@@ -16,17 +16,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mzbuild_async import Arch, BuildOptions, Repository
-from mzbuild_async.cache.disk import DB_NAME as PRESENT_DB
-from mzbuild_async.cache.disk import DiskTier
-from mzbuild_async.cache.hosts import FILE_NAME as HOSTS_FILE
-from mzbuild_async.cache.hosts import load_challenges, save_challenges
-from mzbuild_async.digestcache import DB_NAME as DIGEST_DB
-from mzbuild_async.digestcache import DigestCache
-from mzbuild_async.fingerprint import Fingerprint
-from mzbuild_async.history import HISTORY_FILE, BuildHistory
+from mzbuild_async.lookup.disk import DB_NAME as PRESENT_DB
+from mzbuild_async.lookup.disk import DiskTier
+from mzbuild_async.model.status import Status
 from mzbuild_async.registry.auth import Challenge
-from mzbuild_async.registry.client import Status
 from mzbuild_async.registry.names import parse_reference
+from mzbuild_async.source.fingerprint import Fingerprint
+from mzbuild_async.store.challenges import FILE_NAME as HOSTS_FILE
+from mzbuild_async.store.challenges import load_challenges, save_challenges
+from mzbuild_async.store.digests import DB_NAME as DIGEST_DB
+from mzbuild_async.store.digests import DigestCache
+from mzbuild_async.store.history import HISTORY_FILE, BuildHistory
 from tests.conftest import MakeRepo
 
 OPTIONS = BuildOptions(arch=Arch.X86_64)
@@ -239,7 +239,7 @@ def test_damaged_hosts_file_is_ignored_with_one_warning(tmp_path: Path, damage: 
 
 def test_invalid_challenge_entries_are_dropped(tmp_path: Path) -> None:
     """A checked file whose entries are not challenges keeps only the valid ones."""
-    from mzbuild_async.statefile import write_json
+    from mzbuild_async.store.integrity import write_json
 
     write_json(
         tmp_path / HOSTS_FILE,
@@ -278,7 +278,7 @@ def test_damaged_history_is_defaults_and_one_warning(tmp_path: Path, text: str) 
 
 def test_history_entries_are_validated_inside_a_good_envelope(tmp_path: Path) -> None:
     """A checked history keeps the entries that are seconds and drops the others, warning once."""
-    from mzbuild_async.statefile import write_json
+    from mzbuild_async.store.integrity import write_json
 
     write_json(tmp_path / HISTORY_FILE, {"a": 12.5, "b": 10**400, "c": -1, "d": True, "e": 3})
     with structlog.testing.capture_logs() as events:

@@ -60,7 +60,7 @@ def test_cli_spec_json_matches_original(
     fixture_repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`spec --all --json` prints exactly one object mapping names to the original's specs."""
-    from mzbuild_async.cli import main
+    from mzbuild_async.cli.main import main
 
     o = CONFIGS[-1]["options"]
     argv = ["spec", "--all", "--json", "--repo", str(fixture_repo), "--arch", o["arch"]]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import anyio
 
-from .. import logs
+from ..support import logs
 
 DOCKER_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io")
 HELPER_TIMEOUT = 10.0

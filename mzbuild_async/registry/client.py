@@ -12,7 +12,6 @@ one token for many repositories at once.
 from __future__ import annotations
 
 import contextlib
-import enum
 import json
 import os
 import ssl
@@ -24,10 +23,11 @@ from dataclasses import dataclass, field
 import anyio
 import httpx
 
-from ..deadline import BeyondDeadline, time_left, within
-from ..ratelimit import Clock, Limiters, parse_body_hint, parse_retry_after
-from ..retry import DEFAULT_RETRY, RetryPolicy, Sleep, Transient
-from ..singleflight import SingleFlight
+from ..model.status import Probe, Status
+from ..support.deadline import BeyondDeadline, time_left, within
+from ..support.ratelimit import Clock, Limiters, parse_body_hint, parse_retry_after
+from ..support.retry import DEFAULT_RETRY, RetryPolicy, Sleep, Transient, call_with_retries
+from ..support.singleflight import SingleFlight
 from .auth import Challenge, CredentialStore, parse_challenge
 from .names import Reference, is_loopback
 from .tls import TlsSettings, TlsSetupError, describe_failure, speaks_plain_http
@@ -51,28 +51,6 @@ MAX_HEADER_BYTES = 64 * 1024
 DIAGNOSIS_SECONDS = 5.0
 #: Transport errors after a connection was made: a TLS alert may be behind them.
 _TORN_DOWN = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
-
-
-class Status(enum.Enum):
-    """What a lookup found out."""
-
-    PRESENT = "present"
-    ABSENT = "absent"
-    UNKNOWN = "unknown"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass(frozen=True)
-class Probe:
-    """One registry's answer about one manifest."""
-
-    status: Status
-    #: Why, for ``unknown`` (one line); the digest for ``present`` when known.
-    detail: str = ""
-    #: Whether a GET could answer where the HEAD could not (e.g. HEAD refused).
-    get_may_help: bool = False
 
 
 class _Unknown(Exception):
@@ -183,6 +161,13 @@ class RegistryClient:
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
+
+    async def __aenter__(self) -> RegistryClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.aclose()
 
     async def _send(
         self,
@@ -305,10 +290,9 @@ class RegistryClient:
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
     ) -> httpx.Response:
-        async for attempt in self.retry.retrying(self.sleep):
-            with attempt:
-                return await self._send(host, method, url, headers, content)
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+        return await call_with_retries(
+            self.retry, lambda: self._send(host, method, url, headers, content), self.sleep
+        )
 
     # -- authentication -----------------------------------------------------
 

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..ratelimit import Limiters, Limits
+from ..model.status import parse_tiers
+from ..support.ratelimit import Limiters, Limits
 from .tls import TlsFiles
 
 CONFIG_NAME = "mzbuild-async.toml"
@@ -80,7 +81,7 @@ def _limits(where: str, host: str, table: Mapping[str, Any], base: Limits) -> Li
 
 
 def load_registry_config(root: Path) -> RegistryConfig:
-    """The ``[registry."HOST"]`` tables of ``mzbuild-async.toml`` (none if absent)."""
+    """The ``[lookup]`` and ``[registry."HOST"]`` tables of ``mzbuild-async.toml``."""
     path = root / CONFIG_NAME
     try:
         with open(path, "rb") as f:
@@ -89,7 +90,11 @@ def load_registry_config(root: Path) -> RegistryConfig:
         return RegistryConfig()
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"{CONFIG_NAME}: cannot read: {exc}") from None
-    lookup = data.get("lookup", {})
+    return replace(_hosts(data.get("registry", {}), path.parent), **_lookup(data.get("lookup", {})))
+
+
+def _lookup(lookup: object) -> dict[str, Any]:
+    """The ``[lookup]`` table, checked: ``tiers``, ``retries`` and ``deadline``."""
     if not isinstance(lookup, dict):
         raise UsageError(f"{CONFIG_NAME}: [lookup] must be a table")
     unknown_lookup = set(lookup) - {"tiers", "retries", "deadline"}
@@ -116,7 +121,15 @@ def load_registry_config(root: Path) -> RegistryConfig:
         or deadline <= 0
     ):
         raise UsageError(f"{CONFIG_NAME}: [lookup] deadline must be a positive number of seconds")
-    hosts = data.get("registry", {})
+    return {
+        "tiers": parse_tiers(",".join(tiers)) if tiers is not None else None,
+        "retries": retries,
+        "deadline": float(deadline) if deadline is not None else None,
+    }
+
+
+def _hosts(hosts: object, base: Path) -> RegistryConfig:
+    """The ``[registry."HOST"]`` tables, checked (TLS paths from ``base``)."""
     if not isinstance(hosts, dict):
         raise UsageError(f'{CONFIG_NAME}: [registry] must hold [registry."HOST"] tables')
     limits: dict[str, Limits] = {}
@@ -135,22 +148,12 @@ def load_registry_config(root: Path) -> RegistryConfig:
         limits[host] = _limits(CONFIG_NAME, host, table, Limiters().limits_for(host))
         if table.get("insecure") is True:
             insecure.add(host)
-        files = _tls_files(path.parent, host, table)
+        files = _tls_files(base, host, table)
         if not files.empty:
             tls[host] = files
         if host in ("docker.io", "registry-1.docker.io") and table.get("manifest-get") is True:
             hub_get = True
-    from ..lookup import parse_tiers
-
-    return RegistryConfig(
-        limits,
-        frozenset(insecure),
-        hub_get,
-        tiers=parse_tiers(",".join(tiers)) if tiers is not None else None,
-        retries=retries,
-        deadline=float(deadline) if deadline is not None else None,
-        tls=tls,
-    )
+    return RegistryConfig(limits, frozenset(insecure), hub_get, tls=tls)
 
 
 def _tls_files(base: Path, host: str, table: Mapping[str, Any]) -> TlsFiles:

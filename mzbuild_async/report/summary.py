@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .steps import Step
+from ..workflow.steps import Step
 
 if TYPE_CHECKING:
-    from ..runner import RunResult
+    from ..workflow.run import RunResult
 
 #: Rows in the "slowest steps" part of the summary.
 SLOWEST = 5

@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .steps import Step
+from ..workflow.steps import Step
 
 COLORS = {
     "fingerprint": "#8e8cd8",

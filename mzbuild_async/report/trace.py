@@ -11,8 +11,8 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ..lookup import Span
-from .steps import Step
+from ..lookup.engine import Span
+from ..workflow.steps import Step
 
 
 def _metadata(title: str, tids: dict[str, int]) -> list[dict[str, object]]:

@@ -1,0 +1,179 @@
+"""Deciding what each image needs: nothing, a pull, a build, a push.
+
+Pure logic over lookup answers, so it is tested without any engine. The
+rules, per workflow:
+
+- ``acquire``: each target must be in the local daemon: there already →
+  nothing; published → pull; else → build, which needs its dependencies
+  local (recursively, by the same rule).
+- ``ensure``: each publishable target must be published: published →
+  nothing at all (not even its dependencies); in the daemon but not
+  published → push it; else → build (dependencies local) and push.
+  Dependencies a build needs are acquired, and those that are publishable
+  but not published are pushed too (as the original does), so the next
+  job elsewhere finds them. ``publish: false`` images are acquired (built
+  when missing, never pushed).
+- ``build``: like ``acquire``, but with ``force`` the targets are built
+  even when found.
+
+Each image gets one decision, whatever number of images ask for it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from ..model.graph import Image
+from .scheduler import Action, Job
+
+
+class Workflow(enum.Enum):
+    """What a run makes true of its targets."""
+
+    ACQUIRE = "acquire"
+    ENSURE = "ensure"
+    BUILD = "build"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One image's part in a run, and why."""
+
+    name: str
+    spec: str
+    action: Action
+    push: bool
+    reason: str
+    #: The lookup tier that decided (``daemon`` for the local engine), if any.
+    tier: str | None = None
+
+
+@dataclass(frozen=True)
+class Found:
+    """What the lookups said about one image."""
+
+    local: bool
+    published: bool
+    #: The tier that found it published, or why it could not tell.
+    tier: str | None = None
+    unknown: bool = False
+
+
+def decide(
+    workflow: Workflow,
+    images: Sequence[Image],
+    targets: Sequence[str],
+    specs: Mapping[str, str],
+    found: Mapping[str, Found],
+    *,
+    force: bool = False,
+) -> dict[str, Decision]:
+    """Decisions for the images a run needs, dependencies first.
+
+    ``images`` is the closure of the targets in dependency order (as
+    :meth:`Repository.resolve` returns it); images the run does not need
+    get no decision.
+    """
+    by_name = {image.name: image for image in images}
+    wants_local: set[str] = set()
+    wants_published: set[str] = set()
+    forced: set[str] = set()
+    for name in targets:
+        image = by_name[name]
+        if workflow is Workflow.ENSURE and image.manifest.publish:
+            wants_published.add(name)
+        else:
+            wants_local.add(name)
+        if workflow is Workflow.BUILD and force:
+            forced.add(name)
+    decisions: dict[str, Decision] = {}
+    # Dependents come before their dependencies in reversed order, so every
+    # image's requirements are known when it is decided.
+    for image in reversed(images):
+        name = image.name
+        if name not in wants_local and name not in wants_published:
+            continue
+        if name in forced:
+            decision = Decision(name, specs[name], Action.BUILD, False, "rebuild forced (--force)")
+        else:
+            decision = _decide_one(
+                workflow,
+                image,
+                specs[name],
+                found[name],
+                local=name in wants_local,
+                published=name in wants_published,
+            )
+        decisions[name] = decision
+        if decision.action is Action.BUILD:
+            wants_local.update(image.dependencies)
+    return {image.name: decisions[image.name] for image in images if image.name in decisions}
+
+
+def _decide_one(
+    workflow: Workflow, image: Image, spec: str, state: Found, *, local: bool, published: bool
+) -> Decision:
+    """The decision for one image the run wants ``local`` and/or ``published``."""
+    name = image.name
+    publish = image.manifest.publish
+    if published and state.published:
+        action = Action.PULL if local and not state.local else Action.NONE
+        return Decision(name, spec, action, False, "published", state.tier)
+    if published and state.local:
+        return Decision(
+            name, spec, Action.NONE, True, "in the local daemon, not published", "daemon"
+        )
+    if published:
+        why = "not published" if not state.unknown else "registry could not tell"
+        return Decision(name, spec, Action.BUILD, True, why, state.tier)
+    if state.local:
+        # ensure publishes the dependencies it needs, as the original does.
+        push = workflow is Workflow.ENSURE and publish and not state.published
+        why = "in the local daemon" + (", not published" if push else "")
+        return Decision(name, spec, Action.NONE, push, why, "daemon")
+    if publish and state.published:
+        return Decision(name, spec, Action.PULL, False, "published", state.tier)
+    if not publish:
+        why = "not in the local daemon (never published)"
+    elif state.unknown:
+        why = "not local; registry could not tell"
+    else:
+        why = "not local, not published"
+    return Decision(
+        name, spec, Action.BUILD, workflow is Workflow.ENSURE and publish, why, state.tier
+    )
+
+
+def jobs(
+    decisions: Mapping[str, Decision],
+    images: Mapping[str, Image],
+    *,
+    estimates: Mapping[str, float],
+    registry: str,
+) -> list[Job]:
+    """Scheduler jobs for the decisions (builds wait for deps pulled or built)."""
+    from ..model.manifest import CargoBuild
+
+    out: list[Job] = []
+    for name, decision in decisions.items():
+        image = images[name]
+        after: tuple[str, ...] = ()
+        if decision.action is Action.BUILD:
+            after = tuple(
+                d for d in image.dependencies if decisions[d].action in (Action.PULL, Action.BUILD)
+            )
+        cargo = any(isinstance(p, CargoBuild) for p in image.manifest.pre_images)
+        out.append(
+            Job(
+                name,
+                decision.action,
+                push=decision.push,
+                after=after,
+                cargo=cargo and decision.action is Action.BUILD,
+                estimate=estimates.get(name, 0.0),
+                registry=registry,
+            )
+        )
+    return out

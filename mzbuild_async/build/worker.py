@@ -1,0 +1,294 @@
+"""The real worker: cargo, Docker builds, pulls and pushes for the scheduler.
+
+Implements :class:`mzbuild_async.scheduler.Worker` over the local Docker
+engine (:class:`DockerEngine`), cargo (:mod:`.cargo`) and the registry
+client. Pulls and pushes retry transient failures with the one retry
+policy; before a push the tag is looked up again (another job may have
+published it) and after it the tag is confirmed with a ``HEAD``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+
+from ..engine.buildx import BuildxBuilder
+from ..engine.docker import BuildRequest, registry_auth
+from ..engine.protocol import Engine
+from ..errors import BuildError, CargoBuildError, TransferError
+from ..model.manifest import CargoBuild, Copy
+from ..model.options import Arch
+from ..model.spec import fingerprint_of
+from ..model.status import Status
+from ..registry.client import RegistryClient
+from ..registry.names import parse_reference
+from ..source.repository import Repository
+from ..store.locks import spec_lock
+from ..support import logs
+from ..support.events import Event, Listener, ignore
+from ..support.retry import DEFAULT_RETRY, RetryPolicy, Transient, call_with_retries
+from .cargo import CargoArtifacts, cargo_build, cargo_request, check_profile_and_target
+from .cargo import stage_outputs as stage_cargo_outputs
+from .context import (
+    DOCKERFILE_NAME,
+    context_entries,
+    input_list_digest,
+    rewrite_dockerfile,
+    stream_context,
+)
+
+T = TypeVar("T")
+GO_ARCH = {Arch.X86_64: "amd64", Arch.AARCH64: "arm64"}
+LABEL_FINGERPRINT = "io.mzbuild.fingerprint"
+LABEL_INPUTS = "io.mzbuild.inputs-digest"
+
+
+def build_args(repo: Repository, name: str) -> dict[str, str]:
+    """The manifest's build args plus those the original always passes."""
+    options = repo.options
+    return {
+        **repo.image(name).manifest.build_args,
+        "BUILD_PROFILE": options.profile.name,
+        "ARCH_GCC": str(options.arch),
+        "ARCH_GO": GO_ARCH[options.arch],
+        "CI_SANITIZER": str(options.sanitizer),
+    }
+
+
+def cache_ref(cache_registry: str, name: str) -> str:
+    """The layer-cache tag of image ``name`` under ``--cache-registry``."""
+    return f"{cache_registry.rstrip('/')}/{name}:buildcache"
+
+
+@dataclass
+class EngineWorker:
+    """Does a run's work on the local Docker engine."""
+
+    repo: Repository
+    specs: Mapping[str, str]
+    docker: Engine
+    client: RegistryClient
+    cache_dir: Path
+    cache_registry: str | None = None
+    #: Build with ``docker buildx`` (and its registry cache) instead of the engine API.
+    buildx: BuildxBuilder | None = None
+    retry: RetryPolicy = DEFAULT_RETRY
+    listener: Listener = ignore
+    clock: Callable[[], float] = anyio.current_time
+    #: Images to build although the engine had them when the run was planned
+    #: (``build --force``); any other image found local at build time was
+    #: built by another process meanwhile.
+    rebuild: frozenset[str] = frozenset()
+    #: Measured build seconds, by image (for the history).
+    build_seconds: dict[str, float] = field(default_factory=dict)
+    _artifacts: CargoArtifacts | None = None
+
+    def _line(self, image: str | None, phase: str) -> Callable[[str], None]:
+        fingerprint = fingerprint_of(self.specs[image]) if image else None
+        log = logs.get_logger().bind(image=image, fingerprint=fingerprint, phase=phase)
+
+        def sink(line: str) -> None:
+            if line.strip():
+                log.debug(line)
+                self.listener(Event(0.0, image, phase, "line", line))
+
+        return sink
+
+    async def _retrying(self, what: Callable[[], Awaitable[T]]) -> T:
+        async def attempt() -> T:
+            try:
+                return await what()
+            except TransferError as exc:
+                if exc.transient:  # the engine's boundary decided
+                    raise Transient(str(exc)) from exc
+                raise
+
+        return await call_with_retries(self.retry, attempt)
+
+    async def _auth(self, spec: str) -> str:
+        host = parse_reference(spec).api_host
+        return registry_auth(host, await self.client.credentials.get(host))
+
+    # -- Worker protocol ------------------------------------------------------
+
+    async def cargo(self, names: Sequence[str]) -> None:
+        """One ``cargo build`` for every cargo-build pre-image of ``names``."""
+        pre_images = [
+            (self.repo.image(n).manifest.path, p)
+            for n in names
+            for p in self.repo.image(n).manifest.pre_images
+            if isinstance(p, CargoBuild)
+        ]
+        request = cargo_request(pre_images, self.repo.workspace())
+        await check_profile_and_target(self.repo.root, self.repo.options)
+        self._artifacts = await cargo_build(
+            self.repo.root, request, self.repo.options, on_line=self._line(None, "cargo")
+        )
+
+    async def pull(self, name: str) -> None:
+        """Pull the image's spec, retrying transient failures."""
+        spec = self.specs[name]
+        auth = await self._auth(spec)
+        try:
+            await self._retrying(lambda: self.docker.pull(spec, auth, self._line(name, "pull")))
+        except Transient as exc:
+            raise TransferError(f"pull of {spec} failed after retries: {exc}") from None
+
+    async def build(self, name: str) -> str:
+        """Build the image; "" when we did, else why not (another process built it)."""
+        spec = self.specs[name]
+        async with spec_lock(self.cache_dir, spec):
+            # Planned as missing: if it is there now, another process built it
+            # (while we waited for the lock, or before we got to it).
+            if name not in self.rebuild and await self.docker.exists(spec):
+                logs.get_logger().info(
+                    BUILT_ELSEWHERE,
+                    image=name,
+                    fingerprint=fingerprint_of(spec),
+                    phase="build",
+                )
+                return BUILT_ELSEWHERE
+            start = self.clock()
+            await self._build(name, spec)
+            self.build_seconds[name] = self.clock() - start
+            return ""
+
+    async def _build(self, name: str, spec: str) -> None:
+        image = self.repo.image(name)
+        repo = self.repo
+        staging = Path(tempfile.mkdtemp(prefix=f"mzbuild-{name}-"))
+        try:
+            copies: list[tuple[str, str]] = []
+            for pre_image in image.manifest.pre_images:
+                if isinstance(pre_image, CargoBuild):
+                    if self._artifacts is None:
+                        raise CargoBuildError(f"{name}: the cargo build did not run")
+                    await stage_cargo_outputs(
+                        pre_image,
+                        self._artifacts,
+                        staging,
+                        where=image.manifest.path,
+                        arch=repo.options.arch,
+                    )
+                elif isinstance(pre_image, Copy):
+                    copies += _copy_entries(repo, pre_image)
+            files = repo.context_files(name)
+            ignore_path = repo.root / image.directory / ".dockerignore"
+            ignore_text = ignore_path.read_text() if ignore_path.is_file() else None
+            entries = context_entries(
+                repo.root,
+                image.directory,
+                files,
+                copies=copies,
+                staged=staging,
+                dockerignore=ignore_text,
+            )
+            dockerfile = (repo.root / image.dockerfile).read_bytes()
+            rewritten = rewrite_dockerfile(
+                dockerfile, {d: self.specs[d] for d in image.dependencies}
+            )
+            fingerprint = fingerprint_of(spec)
+            cache_from: list[str] = []
+            cache_tag = cache_ref(self.cache_registry, name) if self.cache_registry else None
+            if cache_tag and self.buildx is None and await self._pull_cache(cache_tag):
+                cache_from.append(cache_tag)
+            request = BuildRequest(
+                tag=spec,
+                dockerfile=DOCKERFILE_NAME,
+                buildargs=build_args(repo, name),
+                labels={
+                    LABEL_FINGERPRINT: fingerprint,
+                    LABEL_INPUTS: input_list_digest(repo.inputs(name)),
+                },
+                platform=f"linux/{GO_ARCH[repo.options.arch]}",
+                cache_from=cache_from,
+            )
+            context = stream_context(entries, rewritten, dockerignore=ignore_text)
+            if self.buildx is not None:
+                await self.buildx.build(
+                    request, context, self._line(name, "build"), cache_ref=cache_tag
+                )
+                return
+            await self.docker.build(request, context, self._line(name, "build"))
+            if cache_tag:
+                await self._push_cache(spec, cache_tag)
+        finally:
+            with anyio.CancelScope(shield=True):  # also when the run is cancelled
+                await anyio.to_thread.run_sync(shutil.rmtree, staging, True)
+
+    def _fields(self, ref: str, phase: str) -> dict[str, str | None]:
+        """The image, fingerprint and phase fields of a log event about ``ref``."""
+        for name, spec in self.specs.items():
+            if spec == ref or ref.endswith(f"/{name}:buildcache"):
+                return {
+                    "image": name,
+                    "fingerprint": fingerprint_of(spec),
+                    "phase": phase,
+                }
+        return {"image": None, "fingerprint": None, "phase": phase}
+
+    async def _pull_cache(self, tag: str) -> bool:
+        probe = await self.client.lookup(parse_reference(tag))
+        if probe.status is not Status.PRESENT:
+            return False
+        try:
+            await self.docker.pull(tag, await self._auth(tag))
+        except BuildError as exc:
+            logs.warning(f"layer cache {tag} not used: {exc}", **self._fields(tag, "build"))
+            return False
+        return True
+
+    async def _push_cache(self, spec: str, tag: str) -> None:
+        try:
+            await self.docker.tag(spec, tag)
+            await self._retrying(lambda: self._push_with_auth(tag))
+        except (BuildError, Transient) as exc:
+            logs.warning(f"layer cache {tag} not updated: {exc}", **self._fields(spec, "push"))
+
+    async def _push_with_auth(self, spec: str) -> str:
+        return await self.docker.push(spec, await self._auth(spec), self._line(None, "push"))
+
+    async def push(self, name: str) -> str:
+        """Push unless already published; confirm the tag with a HEAD afterwards."""
+        spec = self.specs[name]
+        ref = parse_reference(spec)
+        # Another process on this machine pushing the same tag holds this lock:
+        # waiting for it, then asking the registry, pushes each tag once.
+        async with spec_lock(self.cache_dir, f"push {spec}"):
+            before = await self.client.lookup(ref)
+            if before.status is Status.PRESENT:
+                return "already published (by another run)"
+            auth = await self._auth(spec)
+            try:
+                await self._retrying(lambda: self.docker.push(spec, auth, self._line(name, "push")))
+            except Transient as exc:
+                raise TransferError(f"push of {spec} failed after retries: {exc}") from None
+        after = await self.client.lookup(ref)
+        if after.status is not Status.PRESENT:
+            raise TransferError(
+                f"pushed {spec} but the registry does not show it ({after.status}"
+                f"{': ' + after.detail if after.detail else ''})"
+            )
+        return ""
+
+
+#: The note of an image another process built while we waited for its lock.
+BUILT_ELSEWHERE = "built by another process"
+
+
+def _copy_entries(repo: Repository, pre_image: Copy) -> list[tuple[str, str]]:
+    """(repository path, context path) of each file a ``copy`` pre-image brings in."""
+    from ..source.inputs import copy_files
+
+    source = pre_image.source
+    offset = len(source) + 1 if source else 0
+    return [
+        (path, f"{pre_image.destination.rstrip('/')}/{path[offset:]}".lstrip("/"))
+        for path in copy_files(repo.view, pre_image)
+    ]

@@ -1,1 +1,0 @@
-"""What the scheduler runs: the batched cargo build, Docker builds, pulls and pushes."""

@@ -1,0 +1,232 @@
+"""The ``acquire``, ``ensure``, ``build``, ``run`` and ``publish-manifest`` commands.
+
+Turns arguments into a :func:`run_workflow` call, prints progress lines on
+stderr while it runs, and the summary (or ``--json``) on stdout at the end.
+Exit status 0 when every image ended as wanted, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from ..build.plan import Workflow
+from ..errors import UsageError, single_error
+from ..model.options import Arch, default_jobs
+from ..registry.client import RegistryClient
+from ..report.progress import make_progress
+from ..report.summary import markdown_summary, report_document, summary_text, table
+from ..report.timeline import write_timeline
+from ..report.trace import run_trace
+from ..source.repository import Repository
+from ..store.challenges import save_challenges
+from ..support.events import ignore
+from ..workflow.run import RunOptions, RunPlan, RunResult, plan_workflow, run_workflow
+from .parser import WORKFLOW_NAMES
+from .settings import registry_settings
+
+WORKFLOWS = {name: Workflow(name) for name in WORKFLOW_NAMES}
+
+
+def registry_client(repo: Repository, args: argparse.Namespace, cache_dir: Path) -> RegistryClient:
+    """A registry client configured from mzbuild-async.toml and the flags."""
+    return registry_settings(args, repo.root).client(cache_dir)
+
+
+def _options(
+    args: argparse.Namespace, tiers: tuple[str, ...], *, force: bool = False
+) -> RunOptions:
+    jobs = args.jobs if args.jobs is not None else default_jobs()
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, not {jobs}")
+    if args.transfers < 1:
+        raise UsageError(f"--transfers must be at least 1, not {args.transfers}")
+    return RunOptions(
+        tiers=tiers,
+        jobs=jobs,
+        transfers=args.transfers,
+        fail_fast=args.fail_fast,
+        force=force,
+        cache_registry=args.cache_registry,
+        builder=args.builder,
+    )
+
+
+async def run_build_command(
+    args: argparse.Namespace, repo: Repository, targets: list[str], cache_dir: Path
+) -> int:
+    """Run acquire/ensure/build/run; print the summary; the exit status."""
+    command = args.command
+    workflow = WORKFLOWS.get(command, Workflow.ACQUIRE)
+    force = bool(getattr(args, "force", False))
+    options = _options(args, registry_settings(args, repo.root).tiers, force=force)
+    progress = make_progress(sys.stderr, verbose=args.verbose > 0, quiet=args.quiet > 0)
+    try:
+        async with registry_client(repo, args, cache_dir) as client:
+            with single_error():
+                async with anyio.create_task_group() as tg:
+                    if progress is not None:
+                        tg.start_soon(progress.ticker)
+                    result = await run_workflow(
+                        repo,
+                        workflow,
+                        targets,
+                        cache_dir=cache_dir,
+                        options=options,
+                        client=client,
+                        listener=progress or ignore,
+                    )
+                    tg.cancel_scope.cancel()
+            save_challenges(cache_dir, client.challenges)
+    finally:
+        if progress is not None:
+            progress.close()
+    status = 0 if result.ok else 1
+    write_outputs(args, result, status)
+    if command == "run":
+        if not result.ok:
+            sys.stdout.write(summary_text(result, status) + "\n")
+            return 1
+        return await _run_container(result.images[targets[0]].spec, args.args)
+    if args.json:
+        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+    else:
+        sys.stdout.write(summary_text(result, status) + "\n")
+    return status
+
+
+def write_outputs(args: argparse.Namespace, result: RunResult, status: int) -> None:
+    """``--report``, ``--trace``, ``--timeline`` and the GitHub Actions step summary."""
+    title = f"mzbuild-async {result.workflow.value}"
+    if args.report:
+        document = report_document(result, status)
+        Path(args.report).write_text(json.dumps(document, indent=2) + "\n")
+    if args.trace:
+        trace = run_trace(result.steps, result.seconds, title)
+        Path(args.trace).write_text(json.dumps(trace))
+    if args.timeline:
+        counts: dict[str, int] = {}
+        for r in result.images.values():
+            counts[r.action] = counts.get(r.action, 0) + 1
+        facts = {
+            "images": str(len(result.images)),
+            **{action: str(n) for action, n in sorted(counts.items())},
+            "seconds": f"{result.seconds:.2f}",
+            "exit status": str(status),
+        }
+        write_timeline(Path(args.timeline), result.steps, result.seconds, title, facts)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary and os.environ.get("GITHUB_ACTIONS") == "true":
+        with open(step_summary, "a", encoding="utf-8") as out:
+            out.write(markdown_summary(result, status))
+
+
+async def _run_container(spec: str, argv: list[str]) -> int:
+    from ..engine.docker import DockerEngine
+
+    docker = DockerEngine()
+    out = sys.stdout.buffer
+
+    def write(chunk: bytes) -> None:
+        out.write(chunk)
+        out.flush()
+
+    try:
+        return await docker.run(spec, argv, write)
+    finally:
+        await docker.aclose()
+
+
+async def run_publish_manifest(
+    args: argparse.Namespace, repo: Repository, targets: list[str], cache_dir: Path
+) -> int:
+    """Write one multi-arch index per image at TAG; exit 1 if any image failed."""
+    from ..build.multiarch import publish_indexes
+    from ..registry.writer import RegistryWriter
+
+    arches = [Arch.parse(a) for a in (args.arch or [])]
+    if not arches:
+        raise UsageError("publish-manifest: name the architectures with --arch (repeatable)")
+    arches = list(dict.fromkeys(arches))
+    specs_by_image: dict[str, dict[Arch, str]] = {name: {} for name in targets}
+    for arch in arches:
+        other = await Repository.open(repo.root, replace(repo.options, arch=arch))
+        for name, spec in (await other.specs(targets)).items():
+            if name in specs_by_image:
+                specs_by_image[name][arch] = spec
+    client = registry_client(repo, args, cache_dir)
+    writer = RegistryWriter(client)
+    try:
+        results = await publish_indexes(writer, args.tag, specs_by_image)
+    finally:
+        await client.aclose()
+    failed = 0
+    document: dict[str, Any] = {}
+    for name, outcome in results.items():
+        if isinstance(outcome, Exception):
+            failed += 1
+            document[name] = {"error": str(outcome)}
+            if not args.json:
+                sys.stdout.write(f"{name}  failed  {outcome}\n")
+            continue
+        document[name] = outcome.to_json()
+        if not args.json:
+            sys.stdout.write(f"{name}  {outcome.status}  {outcome.target}@{outcome.digest}\n")
+    if args.json:
+        sys.stdout.write(json.dumps({"images": document}, indent=2) + "\n")
+    return 1 if failed else 0
+
+
+def plan_text(plan: RunPlan) -> str:
+    """The ``plan`` table: per image its fingerprint, what the lookups said, the action."""
+    document = plan.to_json()["images"]
+    rows = [("IMAGE", "FINGERPRINT", "LOCAL", "PUBLISHED", "ACTION", "WHY")]
+    for name, image in document.items():
+        why = image["reason"] + (f" [{image['tier']}]" if image["tier"] else "")
+        rows.append(
+            (
+                name,
+                image["fingerprint"],
+                "yes" if image["local"] else "no",
+                image["published"],
+                image["action"],
+                why,
+            )
+        )
+    lines = table(rows)
+    counts: dict[str, int] = {}
+    for image in document.values():
+        counts[image["action"]] = counts.get(image["action"], 0) + 1
+    totals = ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
+    lines.append(f"plan ({plan.workflow.value}): {len(document)} images: {totals}")
+    return "\n".join(lines)
+
+
+async def run_plan_command(
+    args: argparse.Namespace, repo: Repository, targets: list[str], cache_dir: Path
+) -> int:
+    """``plan``: what a run of ``--workflow`` would do and why, doing none of it."""
+    settings = registry_settings(args, repo.root)
+    async with settings.client(cache_dir) as client:
+        plan = await plan_workflow(
+            repo,
+            WORKFLOWS[args.workflow],
+            targets,
+            cache_dir=cache_dir,
+            force=args.force,
+            client=client,
+            tiers=settings.tiers,
+        )
+    save_challenges(cache_dir, client.challenges)
+    if args.json:
+        sys.stdout.write(json.dumps(plan.to_json(), indent=2) + "\n")
+    else:
+        sys.stdout.write(plan_text(plan) + "\n")
+    return 0

@@ -1,0 +1,413 @@
+"""The command line: argument parsing, output, exit statuses.
+
+Results go to stdout, logs to stderr. Exit status 0 on success, 2 for bad
+input (one line on stderr, no traceback), 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from ..errors import MzbuildError, UsageError
+from ..model.options import (
+    DEFAULT_IMAGE_PREFIX,
+    DEFAULT_IMAGE_REGISTRY,
+    Arch,
+    BuildOptions,
+    Profile,
+    Sanitizer,
+    env_is_truthy,
+)
+from ..source.repository import ImageDescription, Repository
+from ..store.digests import DigestCache, default_cache_dir
+from ..support import logs
+from .parser import PROG, build_parser, one_line
+
+#: Allocations between collections of the youngest generation (CPython: 700).
+GC_THRESHOLD = 100_000
+
+
+def options_from_args(args: argparse.Namespace, environ: dict[str, str]) -> BuildOptions:
+    """Build options from flags, falling back to the original's environment defaults."""
+    if args.profile is not None:
+        profile = Profile.parse(args.profile)
+    elif env_is_truthy(environ, "CI_LTO"):
+        profile = Profile.RELEASE
+    else:
+        profile = Profile.OPTIMIZED
+    if args.sanitizer is not None:
+        sanitizer = Sanitizer.parse(args.sanitizer)
+    else:
+        sanitizer = Sanitizer.parse(environ.get("CI_SANITIZER") or "none", source="CI_SANITIZER")
+    return BuildOptions(
+        profile=profile,
+        arch=_single_arch(args),
+        coverage=(
+            args.coverage
+            if args.coverage is not None
+            else env_is_truthy(environ, "CI_COVERAGE_ENABLED")
+        ),
+        sanitizer=sanitizer,
+        image_registry=args.image_registry or DEFAULT_IMAGE_REGISTRY,
+        image_prefix=DEFAULT_IMAGE_PREFIX if args.image_prefix is None else args.image_prefix,
+    )
+
+
+def _single_arch(args: argparse.Namespace) -> Arch:
+    arches: list[str] = args.arch or []
+    if len(arches) > 1 and args.command != "publish-manifest":
+        raise UsageError(f"{args.command}: give --arch once (only publish-manifest takes several)")
+    return Arch.parse(arches[0]) if arches else Arch.host()
+
+
+def _targets(args: argparse.Namespace, repo: Repository) -> list[str]:
+    every = getattr(args, "all", False)  # `run` names one image and has no --all
+    if every and args.images:
+        raise UsageError("give IMAGE names or --all, not both")
+    if every:
+        return list(repo.images)
+    if not args.images:
+        raise UsageError(f"{args.command}: name at least one IMAGE, or pass --all")
+    return [repo.image(name).name for name in args.images]
+
+
+def _emit(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+
+
+def _describe_json(d: ImageDescription) -> dict[str, Any]:
+    image = d.image
+    manifest = image.manifest
+    return {
+        "name": image.name,
+        "directory": image.directory,
+        "fingerprint": str(d.fingerprint),
+        "spec": d.spec,
+        "publish": manifest.publish,
+        "mainline": manifest.mainline,
+        "description": manifest.description,
+        "dependencies": {name: str(fp) for name, fp in d.dependencies.items()},
+        "pre_images": [_pre_image_json(p) for p in manifest.pre_images],
+        "inputs": [
+            {"path": f.path, "mode": f"{f.mode:o}", "sha1": f.sha1.hex(), "size": f.size}
+            for f in d.inputs
+        ],
+    }
+
+
+def _pre_image_json(pre_image: object) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from ..model.manifest import CargoBuild
+
+    kind = "cargo-build" if isinstance(pre_image, CargoBuild) else "copy"
+    fields = asdict(pre_image)  # type: ignore[call-overload]
+    return {"type": kind, **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}}
+
+
+def _text(value: object) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _describe_text(d: ImageDescription) -> str:
+    image = d.image
+    lines = [
+        f"image         {image.name}",
+        f"directory     {image.directory or '.'}",
+        f"fingerprint   {d.fingerprint}",
+        f"spec          {d.spec}",
+        f"publish       {str(image.manifest.publish).lower()}",
+    ]
+    if d.dependencies:
+        deps = ", ".join(f"{n} ({fp})" for n, fp in d.dependencies.items())
+        lines.append(f"dependencies  {deps}")
+    else:
+        lines.append("dependencies  (none)")
+    for pre in image.manifest.pre_images:
+        info = _pre_image_json(pre)
+        kind = info.pop("type")
+        detail = " ".join(f"{k}={_text(v)}" for k, v in info.items() if v not in ([], {}, None))
+        lines.append(f"pre-image     {kind} {detail}")
+    size = sum(f.size for f in d.inputs)
+    lines.append(f"inputs        {len(d.inputs)} files, {size} bytes")
+    lines += [f"  {f.mode:o} {f.sha1.hex()} {f.path}" for f in d.inputs]
+    return "\n".join(lines)
+
+
+async def run_command(args: argparse.Namespace) -> int:
+    """Run the parsed command; returns the exit status."""
+    environ = dict(os.environ)
+    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(environ)
+    if args.command == "cache":
+        from ..lookup.disk import DiskTier
+        from ..store.challenges import FILE_NAME as HOSTS_FILE
+
+        DigestCache(cache_dir, "").clear()
+        DiskTier(cache_dir).clear()
+        (cache_dir / HOSTS_FILE).unlink(missing_ok=True)
+        _emit(f"cleared the caches in {cache_dir}")
+        return 0
+    with contextlib.ExitStack() as stack:
+        if args.command in WRITES_CACHE:
+            cache_dir = usable_cache_dir(cache_dir, stack)
+        return await _run(args, environ, cache_dir)
+
+
+#: Commands that keep state in the cache directory besides the digest cache
+#: (which copes with an unwritable directory on its own).
+WRITES_CACHE = frozenset({"check", "plan", "acquire", "ensure", "build", "run", "publish-manifest"})
+
+
+def usable_cache_dir(cache_dir: Path, stack: contextlib.ExitStack) -> Path:
+    """``cache_dir`` if we can write there, else a private temporary one (one warning).
+
+    A read-only mount, or ``locks`` being a file, must not stop a run: it
+    goes on without the persistent caches, its locks in the private
+    directory (removed when ``stack`` closes).
+    """
+    try:
+        locks = cache_dir / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        for directory in (cache_dir, locks):
+            with tempfile.TemporaryFile(dir=directory):
+                pass
+        return cache_dir
+    except OSError as exc:
+        private = Path(tempfile.mkdtemp(prefix="mzbuild_async-cache-"))
+        stack.callback(shutil.rmtree, private, True)
+        logs.warning(
+            f"{cache_dir}: cannot write the cache directory ({exc.strerror or exc});"
+            f" running without the persistent caches, locks in {private}."
+            " Fix its permissions or pass --cache-dir"
+        )
+        return private
+
+
+async def _run(args: argparse.Namespace, environ: dict[str, str], cache_dir: Path) -> int:
+    options = options_from_args(args, environ)
+    repo = await Repository.open(
+        args.repo,
+        options,
+        strict=args.strict,
+        cache_dir=cache_dir,
+        digest_cache=args.digest_cache
+        and env_is_truthy(environ, "MZBUILD_ASYNC_DIGEST_CACHE", "1"),
+    )
+    return await COMMANDS[args.command](args, repo, cache_dir)
+
+
+async def _list(args: argparse.Namespace, repo: Repository, _cache_dir: Path) -> int:
+    if not args.json:
+        _emit("\n".join(repo.images))
+        return 0
+    listed = {
+        name: {
+            "directory": image.directory,
+            "dependencies": list(image.dependencies),
+            "publish": image.manifest.publish,
+            "mainline": image.manifest.mainline,
+            "description": image.manifest.description,
+        }
+        for name, image in repo.images.items()
+    }
+    _emit(json.dumps(listed, indent=2))
+    return 0
+
+
+async def _fingerprints(args: argparse.Namespace, repo: Repository, _cache_dir: Path) -> int:
+    """``fingerprint`` and ``spec``."""
+    targets = _targets(args, repo)
+    fps = await repo.fingerprints(targets)
+    if args.command == "spec":
+        values = {t: repo.options.spec(t, str(fps[t])) for t in targets}
+    else:
+        values = {t: str(fps[t]) for t in targets}
+    if args.json:
+        _emit(json.dumps(values, indent=2))
+    elif args.command == "spec" or len(args.images) == 1:
+        _emit("\n".join(values.values()))
+    else:
+        _emit("\n".join(f"{name} {value}" for name, value in values.items()))
+    return 0
+
+
+async def _describe(args: argparse.Namespace, repo: Repository, _cache_dir: Path) -> int:
+    name = repo.image(args.images[0]).name
+    names = [i.name for i in repo.resolve([name])] if args.transitive else [name]
+    await repo.fingerprints(names)
+    descriptions = [await repo.describe(n) for n in names]
+    if args.json:
+        _emit(json.dumps({d.image.name: _describe_json(d) for d in descriptions}, indent=2))
+    else:
+        _emit("\n\n".join(_describe_text(d) for d in descriptions))
+    return 0
+
+
+# The commands that talk to registries and engines import their modules
+# (httpx, aiodocker, the build code) only when they run.
+
+
+async def _check(args: argparse.Namespace, repo: Repository, cache_dir: Path) -> int:
+    from .check import run_check
+
+    return await run_check(args, repo, _targets(args, repo), cache_dir)
+
+
+async def _build(args: argparse.Namespace, repo: Repository, cache_dir: Path) -> int:
+    """``acquire``, ``ensure``, ``build`` and ``run``."""
+    from .build import run_build_command
+
+    return await run_build_command(args, repo, _targets(args, repo), cache_dir)
+
+
+async def _explain(args: argparse.Namespace, repo: Repository, _cache_dir: Path) -> int:
+    from .explain import run_explain
+
+    return await run_explain(args, repo)
+
+
+async def _plan(args: argparse.Namespace, repo: Repository, cache_dir: Path) -> int:
+    from .build import run_plan_command
+
+    return await run_plan_command(args, repo, _targets(args, repo), cache_dir)
+
+
+async def _publish_manifest(args: argparse.Namespace, repo: Repository, cache_dir: Path) -> int:
+    from .build import run_publish_manifest
+
+    targets = _targets(args, repo)
+    if args.all:
+        targets = [t for t in targets if repo.image(t).manifest.publish]
+    return await run_publish_manifest(args, repo, targets, cache_dir)
+
+
+Command = Callable[[argparse.Namespace, Repository, Path], Awaitable[int]]
+#: Each command (but ``cache``, which needs no repository) and what runs it.
+COMMANDS: dict[str, Command] = {
+    "list": _list,
+    "fingerprint": _fingerprints,
+    "spec": _fingerprints,
+    "describe": _describe,
+    "check": _check,
+    "acquire": _build,
+    "ensure": _build,
+    "build": _build,
+    "run": _build,
+    "explain": _explain,
+    "plan": _plan,
+    "publish-manifest": _publish_manifest,
+}
+
+
+async def _run_until_terminated(args: argparse.Namespace, terminated: list[int]) -> int:
+    """Run the command; SIGTERM (a CI system's cancel) cancels it as Ctrl-C does.
+
+    Cancellation is what stops cargo's process group, Docker builds and
+    pushes and removes staging directories, so SIGTERM gets all of it. A
+    handler is also what makes SIGTERM work at all as PID 1 of a container.
+    ``terminated`` receives the signal number.
+    """
+    loop = asyncio.get_running_loop()
+    scope = anyio.CancelScope()
+
+    def on_signal() -> None:
+        terminated.append(signal.SIGTERM)
+        scope.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, on_signal)
+    try:
+        with scope:
+            return await run_command(args)
+        return 128 + signal.SIGTERM
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv``); returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after the first `--` goes to the container of `run`, verbatim.
+    passthrough: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1 :]
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse fills a `*` positional from the first run of words only: image
+    # names after options (`publish-manifest TAG --arch a IMAGE`) come back here.
+    unknown = [word for word in extra if word.startswith("-")]
+    takes_many = isinstance(getattr(args, "images", None), list) and args.command not in (
+        "run",
+        "describe",
+        "explain",
+    )
+    if unknown or (extra and not takes_many):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
+    if extra:
+        args.images = [*args.images, *extra]
+    if passthrough and args.command != "run":
+        parser.error(f"{args.command}: arguments after `--` are only for `run`")
+    args.args = passthrough
+    logs.configure(args.verbose - args.quiet, fmt=args.log_format)
+    terminated: list[int] = []
+    try:
+        status = anyio.run(_run_until_terminated, args, terminated)
+    except MzbuildError as exc:
+        if not terminated:
+            print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
+            return exc.exit_status
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; stopped all work, pushed nothing unfinished", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`); nothing left to say.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    if terminated:
+        print(
+            f"{PROG}: terminated (SIGTERM); stopped all work, pushed nothing unfinished",
+            file=sys.stderr,
+        )
+        return 128 + signal.SIGTERM
+    return status
+
+
+def entry() -> None:
+    """The ``mzbuild-async`` console script and ``python -m mzbuild_async``.
+
+    A short command allocates many small objects that the cyclic garbage
+    collector scans for nothing, and then spends ~20 ms tearing down the
+    interpreter. Both are skipped: collection runs rarely (nothing we keep
+    is cyclic garbage), and once the results are flushed and no thread but
+    idle daemon threads are left, the process exits at once.
+    """
+    gc.set_threshold(GC_THRESHOLD)
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    if all(t.daemon for t in others):  # anyio's idle worker threads are daemons
+        os._exit(status)
+    sys.exit(status)

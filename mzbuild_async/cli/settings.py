@@ -1,0 +1,69 @@
+"""Registry and lookup settings: flags over ``mzbuild-async.toml`` over defaults, once.
+
+Every command that talks to registries (``check``, ``plan``, ``acquire``,
+``ensure``, ``build``, ``run``, ``publish-manifest``) takes its client and
+its lookup tiers from :func:`registry_settings`, so the file means the
+same to all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..model.status import TIER_ORDER, parse_tiers
+from ..registry.client import DEFAULT_DEADLINE, RegistryClient
+from ..registry.config import RegistryConfig, load_registry_config, with_flags
+from ..registry.tls import TlsSettings
+from ..store.challenges import load_challenges
+from ..support.retry import DEFAULT_RETRY, RetryPolicy
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """How this run talks to registries and which lookup tiers it consults."""
+
+    config: RegistryConfig
+    tiers: tuple[str, ...]
+    retry: RetryPolicy
+    deadline: float
+    environ: Mapping[str, str]
+
+    def client(self, cache_dir: Path) -> RegistryClient:
+        """A registry client with these settings (the caller closes it: ``async with``)."""
+        return RegistryClient(
+            limiters=self.config.limiters(),
+            insecure=self.config.insecure,
+            remembered=load_challenges(cache_dir),
+            retry=self.retry,
+            deadline=self.deadline,
+            tls=TlsSettings.from_environ(self.environ, self.config.tls),
+        )
+
+
+def registry_settings(
+    args: argparse.Namespace, root: Path, environ: Mapping[str, str] | None = None
+) -> RegistrySettings:
+    """The settings of the repository at ``root`` with the command's flags applied."""
+    config = with_flags(
+        load_registry_config(root),
+        getattr(args, "registry_limit", []),
+        getattr(args, "insecure_registry", []),
+        getattr(args, "manifest_get_docker_hub", False),
+    )
+    flag_tiers = getattr(args, "tiers", None)
+    tiers = parse_tiers(flag_tiers) if flag_tiers else (config.tiers or TIER_ORDER)
+    if getattr(args, "no_disk_cache", False):
+        tiers = tuple(t for t in tiers if t != "disk")
+    attempts = getattr(args, "retries", None) or config.retries
+    retry = DEFAULT_RETRY if attempts is None else replace(DEFAULT_RETRY, attempts=attempts)
+    return RegistrySettings(
+        config=config,
+        tiers=tiers,
+        retry=retry,
+        deadline=getattr(args, "deadline", None) or config.deadline or DEFAULT_DEADLINE,
+        environ=dict(os.environ if environ is None else environ),
+    )

@@ -1,0 +1,1 @@
+"""Docker engines: the engine API (aiodocker) and ``docker buildx``, behind one seam."""

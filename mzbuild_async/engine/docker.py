@@ -1,0 +1,335 @@
+"""The Docker engine, through aiodocker: exists, build, pull, push, tag, run.
+
+Every aiodocker/aiohttp failure is mapped here to :class:`EngineError` (the
+engine is absent or went away) or to a :class:`BuildError` subclass (this
+image's work failed). Progress streams are read line by line and handed to
+``on_line``; a stream that ends without the engine's success marker is a
+failure, never a silent success (aiodocker ends the stream quietly when the
+connection drops).
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import re
+from collections.abc import AsyncIterable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from ..errors import DockerBuildError, EngineError, TransferError
+from ..registry.auth import Credentials
+from ..support.lines import strip_ansi
+from .protocol import LineSink
+
+#: Lines of build output kept to explain a failure.
+TAIL_LINES = 20
+
+
+def _drop(line: str) -> None:
+    """Discard an output line."""
+
+
+def registry_auth(host: str, credentials: Credentials | None) -> str:
+    """The ``X-Registry-Auth`` header value for ``host`` (anonymous when None)."""
+    if credentials is None:
+        payload: dict[str, str] = {}
+    else:
+        payload = {
+            "username": credentials.username,
+            "password": credentials.secret,
+            "serveraddress": host,
+        }
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode("ascii")
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """One ``POST /build``."""
+
+    tag: str
+    dockerfile: str
+    buildargs: Mapping[str, str]
+    labels: Mapping[str, str]
+    platform: str | None = None
+    cache_from: Sequence[str] = ()
+    #: Extra tags to apply after a successful build.
+    also_tag: Sequence[str] = ()
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    return isinstance(exc, OSError | ValueError) or type(exc).__module__.startswith("aiohttp")
+
+
+class DockerEngine:
+    """One connection to the local Docker engine (``DOCKER_HOST`` honoured)."""
+
+    def __init__(self) -> None:
+        self._docker: Any = None
+        self._lock = anyio.Lock()
+
+    async def client(self) -> Any:
+        """The aiodocker client, created (and aiodocker imported) on first use."""
+        async with self._lock:
+            if self._docker is None:
+                module = await anyio.to_thread.run_sync(importlib.import_module, "aiodocker")
+                self._docker = module.Docker()
+        return self._docker
+
+    async def connect(self) -> None:
+        """Import aiodocker and create the client now (a worker thread does the import)."""
+        await self.client()
+
+    async def aclose(self) -> None:
+        """Close the connection."""
+        if self._docker is not None:
+            await self._docker.close()
+            self._docker = None
+
+    def _engine_error(self, exc: BaseException, doing: str) -> EngineError:
+        return EngineError(
+            f"the Docker engine could not be reached while {doing} ({exc}); start dockerd"
+            " (scripts/setup-system) or set DOCKER_HOST"
+        )
+
+    async def ping(self) -> str:
+        """The engine's version; EngineError if there is no engine."""
+        docker = await self.client()
+        try:
+            version = await docker.version()
+        except Exception as exc:
+            if _is_connection_error(exc) or getattr(exc, "status", 0) == 900:
+                raise self._engine_error(exc, "connecting") from None
+            raise EngineError(f"the Docker engine refused a version request: {exc}") from None
+        return str(version.get("Version", "?"))
+
+    async def exists(self, spec: str) -> bool:
+        """Whether the engine has an image tagged ``spec``."""
+        docker = await self.client()
+        import aiodocker
+
+        try:
+            await docker.images.inspect(spec)
+        except aiodocker.exceptions.DockerError as exc:
+            if exc.status == 404:
+                return False
+            if exc.status == 900:
+                raise self._engine_error(exc, f"looking for {spec}") from None
+            raise EngineError(
+                f"the Docker engine answered {exc.status} for {spec}: {exc.message}"
+            ) from None
+        except Exception as exc:
+            if _is_connection_error(exc):
+                raise self._engine_error(exc, f"looking for {spec}") from None
+            raise
+        return True
+
+    async def _stream(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any],
+        headers: Mapping[str, str],
+        data: Any = None,
+        doing: str,
+    ) -> Any:
+        """Yield the JSON lines of a progress stream; connection failures are EngineError."""
+        docker = await self.client()
+        from aiodocker.jsonstream import json_stream_stream
+
+        try:
+            async with docker._query(
+                path,
+                "POST",
+                params=params,
+                headers=headers,
+                data=data,
+                timeout=docker._resolve_long_running_timeout(None),
+            ) as response:
+                async for item in json_stream_stream(response, raise_on_error=False):
+                    yield item
+        except EngineError:
+            raise
+        except Exception as exc:
+            import aiodocker
+
+            if isinstance(exc, aiodocker.exceptions.DockerError) and exc.status != 900:
+                raise TransferError(
+                    f"{doing}: the engine answered {exc.status}: {exc.message}",
+                    transient=exc.status >= 500,
+                ) from None
+            if _is_connection_error(exc) or isinstance(exc, aiodocker.exceptions.DockerError):
+                raise self._engine_error(exc, doing) from None
+            raise
+
+    async def build(
+        self, request: BuildRequest, context: AsyncIterable[bytes], on_line: LineSink = _drop
+    ) -> str:
+        """Build ``request.tag`` from a streamed tar context; returns the image ID."""
+        params: dict[str, Any] = {
+            "t": request.tag,
+            "dockerfile": request.dockerfile,
+            "rm": "1",
+            "forcerm": "1",
+            "buildargs": json.dumps(dict(request.buildargs)),
+            "labels": json.dumps(dict(request.labels)),
+        }
+        if request.platform:
+            params["platform"] = request.platform
+        if request.cache_from:
+            params["cachefrom"] = json.dumps(list(request.cache_from))
+        tail: list[str] = []
+        step = ""
+        image_id = ""
+        pending = ""
+        async for item in self._stream(
+            "build",
+            params=params,
+            headers={"content-type": "application/x-tar"},
+            data=context,
+            doing=f"building {request.tag}",
+        ):
+            if "error" in item or "errorDetail" in item:
+                message = str(item.get("error") or item.get("errorDetail", {}).get("message"))
+                where = f" at {step}" if step else ""
+                raise DockerBuildError(
+                    f"docker build of {request.tag} failed{where}: {message.strip()}",
+                    tuple(tail[-TAIL_LINES:]),
+                )
+            aux = item.get("aux")
+            if isinstance(aux, dict) and "ID" in aux:
+                image_id = str(aux["ID"])
+            text = pending + str(item.get("stream", ""))
+            *lines, pending = text.split("\n")
+            for raw in lines:
+                line = strip_ansi(raw.rstrip("\r"))
+                if line.startswith("Step "):
+                    step = line
+                tail.append(line)
+                del tail[: -TAIL_LINES * 2]
+                on_line(line)
+                if line.startswith("Successfully built ") and not image_id:
+                    image_id = line.split()[-1]
+        if pending:
+            on_line(pending)
+        if not image_id:
+            raise self._engine_error(
+                ConnectionError("the build stream ended without a result"),
+                f"building {request.tag}",
+            )
+        for extra in request.also_tag:
+            await self.tag(request.tag, extra)
+        return image_id
+
+    async def tag(self, source: str, target: str) -> None:
+        """Tag image ``source`` as ``target`` (``repo:tag``)."""
+        docker = await self.client()
+        repo, _, tag = target.rpartition(":")
+        if "/" in tag or not repo:
+            repo, tag = target, "latest"
+        try:
+            await docker.images.tag(source, repo, tag=tag)
+        except Exception as exc:
+            if _is_connection_error(exc):
+                raise self._engine_error(exc, f"tagging {target}") from None
+            raise TransferError(f"could not tag {source} as {target}: {exc}") from None
+
+    async def pull(self, spec: str, auth: str, on_line: LineSink = _drop) -> None:
+        """Pull ``spec`` (``repo:tag``) into the engine."""
+        repo, _, tag = spec.rpartition(":")
+        done = False
+        async for item in self._stream(
+            "images/create",
+            params={"fromImage": repo, "tag": tag},
+            headers={"X-Registry-Auth": auth},
+            doing=f"pulling {spec}",
+        ):
+            if "error" in item or "errorDetail" in item:
+                raise _stream_error(f"pull of {spec}", item)
+            status = str(item.get("status", ""))
+            if status.startswith(("Status: Downloaded", "Status: Image is up to date")):
+                done = True
+            if status and not item.get("progressDetail"):
+                on_line(" ".join(filter(None, [item.get("id", ""), status])))
+        if not done and not await self.exists(spec):
+            raise TransferError(
+                f"pull of {spec} ended without the image; retry the run", transient=True
+            )
+
+    async def push(self, spec: str, auth: str, on_line: LineSink = _drop) -> str:
+        """Push ``spec``; returns the manifest digest the engine reported."""
+        repo, _, tag = spec.rpartition(":")
+        digest = ""
+        async for item in self._stream(
+            f"images/{repo}/push",
+            params={"tag": tag},
+            headers={"X-Registry-Auth": auth},
+            doing=f"pushing {spec}",
+        ):
+            if "error" in item or "errorDetail" in item:
+                raise _stream_error(f"push of {spec}", item)
+            aux = item.get("aux")
+            if isinstance(aux, dict) and "Digest" in aux:
+                digest = str(aux["Digest"])
+            status = str(item.get("status", ""))
+            if status and not item.get("progressDetail"):
+                on_line(" ".join(filter(None, [item.get("id", ""), status])))
+        if not digest:
+            raise TransferError(
+                f"push of {spec} ended without a digest; retry the run", transient=True
+            )
+        return digest
+
+    async def remove(self, spec: str) -> None:
+        """Remove the tag ``spec`` (a missing image is fine)."""
+        docker = await self.client()
+        import aiodocker
+
+        try:
+            await docker.images.delete(spec, force=True)
+        except aiodocker.exceptions.DockerError as exc:
+            if exc.status != 404:
+                raise EngineError(f"could not remove {spec}: {exc.message}") from None
+
+    async def run(self, spec: str, args: Sequence[str], on_output: Callable[[bytes], None]) -> int:
+        """Run ``spec`` with ``args`` in a fresh container, removed afterwards; its exit code."""
+        docker = await self.client()
+        config: dict[str, Any] = {"Image": spec, "AttachStdout": True, "AttachStderr": True}
+        if args:
+            config["Cmd"] = list(args)
+        try:
+            container = await docker.containers.create(config=config)
+        except Exception as exc:
+            if _is_connection_error(exc):
+                raise self._engine_error(exc, f"running {spec}") from None
+            raise EngineError(f"could not create a container from {spec}: {exc}") from None
+        try:
+            await container.start()
+            async for chunk in container.log(stdout=True, stderr=True, follow=True):
+                on_output(chunk.encode() if isinstance(chunk, str) else chunk)
+            result = await container.wait()
+            return int(result.get("StatusCode", 1))
+        finally:
+            with anyio.CancelScope(shield=True):
+                await container.delete(force=True)
+
+
+#: What a pull or push error from the engine's stream says when another try
+#: may succeed. The stream carries only text (``error``/``errorDetail``), so
+#: this boundary reads it once; everything past it sees ``transient``.
+TRANSIENT_STREAM_ERROR = re.compile(
+    r"timeout|timed out|reset by peer|EOF|connection refused|50[0234]|429|toomanyrequests"
+    r"|i/o|temporar",
+    re.IGNORECASE,
+)
+
+
+def _stream_error(what: str, item: Mapping[str, Any]) -> TransferError:
+    """The error an ``error`` item of a pull or push stream stands for."""
+    message = str(item.get("error", "")).strip()
+    return TransferError(
+        f"{what} failed: {message}", transient=bool(TRANSIENT_STREAM_ERROR.search(message))
+    )

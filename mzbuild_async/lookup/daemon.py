@@ -1,0 +1,50 @@
+"""The local-daemon tier: is the image already in the Docker engine?
+
+Asks the engine through :class:`DockerEngine` (``DOCKER_HOST`` honoured). An image
+missing locally is no opinion (the registry may have it). No engine means
+the tier is skipped, with one warning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..engine.docker import DockerEngine
+from ..engine.protocol import Engine
+from ..errors import EngineError
+from ..model.status import Probe, Status
+from ..registry.names import Reference
+from ..support import logs
+
+
+@dataclass
+class DaemonTier:
+    """``GET /images/<spec>/json`` on the local engine."""
+
+    name: str = "daemon"
+    _engine: Engine = field(default_factory=DockerEngine)
+    _disabled: bool = False
+
+    async def warm_up(self) -> None:
+        """Connect now (aiodocker's import takes ~0.1 s), ahead of the first lookup."""
+        await self._engine.connect()
+
+    async def lookup(self, spec: str, ref: Reference) -> Probe | None:
+        """Present if the engine has the image; else no opinion."""
+        if self._disabled:
+            return None
+        try:
+            found = await self._engine.exists(spec)
+        except EngineError as exc:  # the engine's boundary translated aiodocker's errors
+            self._skip(f"no Docker engine: {exc}")
+            return None
+        return Probe(Status.PRESENT, "in the local engine") if found else None
+
+    def _skip(self, why: str) -> None:
+        if not self._disabled:
+            self._disabled = True
+            logs.warning(f"daemon tier skipped: {why}")
+
+    async def aclose(self) -> None:
+        """Close the engine connection."""
+        await self._engine.aclose()

@@ -1,0 +1,268 @@
+"""The lookup engine: is this spec published? Tiers in order, all at once.
+
+``LookupEngine.lookup_many`` answers for many specs concurrently: the cheap
+tiers (memory, disk, daemon) first, then one token prefetch per registry
+host for whatever is left, then the registry tiers. The first definite
+answer wins; concurrent lookups of one spec share one answer; ``unknown``
+is never remembered.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeAlias
+
+import anyio
+
+from ..errors import UsageError
+from ..model.status import TIER_ORDER, Probe, Status
+from ..registry.client import RegistryClient
+from ..registry.names import Reference, parse_reference
+from ..support.deadline import deadline
+from ..support.singleflight import SingleFlight
+from .daemon import DaemonTier
+from .disk import DiskTier
+from .memory import MemoryTier
+from .registry import ManifestTier, RegistryTier
+from .tiers import Tier
+
+CHEAP_TIERS = ("memory", "disk", "daemon")
+#: A tier's answer and the tier's name.
+Decided: TypeAlias = tuple[Probe, str]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the engine found out about one spec."""
+
+    spec: str
+    status: Status
+    #: The tier that decided (None if no tier could).
+    tier: str | None
+    #: Wall time from the start of this spec's lookup to its answer.
+    seconds: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Span:
+    """One tier's part in one lookup, for traces and statistics."""
+
+    spec: str
+    tier: str
+    start: float
+    end: float
+    status: str
+
+
+@dataclass(frozen=True)
+class TierStatistics:
+    """Latency of one tier over a run."""
+
+    count: int
+    p50: float
+    p95: float
+    max: float
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    index = max(0, math.ceil(q * len(ordered)) - 1)
+    return ordered[index]
+
+
+@dataclass
+class LookupEngine:
+    """Finds out, tier by tier, whether image specs exist."""
+
+    client: RegistryClient
+    tiers: Sequence[Tier]
+    clock: Callable[[], float] = time.perf_counter
+    spans: list[Span] = field(default_factory=list)
+    #: Whether :meth:`aclose` closes ``client`` (whoever made it closes it).
+    owns_client: bool = True
+
+    def __post_init__(self) -> None:
+        self._flights: SingleFlight[str, Answer] = SingleFlight()
+        self._origin = self.clock()
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        tiers: Iterable[str] = TIER_ORDER,
+        client: RegistryClient | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        manifest_on_docker_hub: bool = False,
+        owns_client: bool | None = None,
+    ) -> LookupEngine:
+        """An engine with the named tiers (``cache_dir`` is needed for ``disk``).
+
+        The engine closes the registry client only if it owns it: when it
+        made it (no ``client``), or when ``owns_client`` hands it over.
+        """
+        owns = client is None if owns_client is None else owns_client
+        client = client or RegistryClient()
+        chosen: list[Tier] = []
+        for name in tiers:
+            if name == "memory":
+                chosen.append(MemoryTier())
+            elif name == "disk":
+                if cache_dir is None:
+                    continue
+                chosen.append(DiskTier(Path(cache_dir)))
+            elif name == "daemon":
+                chosen.append(DaemonTier())
+            elif name == "registry":
+                chosen.append(RegistryTier(client))
+            elif name == "manifest":
+                chosen.append(ManifestTier(client, allow_docker_hub=manifest_on_docker_hub))
+            else:
+                raise UsageError(f"unknown tier {name!r}")
+        return cls(client=client, tiers=chosen, owns_client=owns)
+
+    async def warm_up(self, hosts: Iterable[str]) -> None:
+        """Prepare ahead of lookups: the hosts' auth challenges, the engine connection."""
+        async with anyio.create_task_group() as tg:
+            if self.tier("registry") or self.tier("manifest"):
+                tg.start_soon(self.client.warm_up, hosts)
+            daemon = self.tier("daemon")
+            if isinstance(daemon, DaemonTier):
+                tg.start_soon(daemon.warm_up)
+
+    def tier(self, name: str) -> Tier | None:
+        """The tier called ``name``, if this engine has it."""
+        return next((t for t in self.tiers if t.name == name), None)
+
+    async def _consult(self, spec: str, ref: Reference, names: Iterable[str]) -> Decided | None:
+        """The first definite answer of the named tiers, else the last unknown one."""
+        wanted = set(names)
+        last: Decided | None = None
+        for tier in self.tiers:
+            if tier.name not in wanted:
+                continue
+            start = self.clock()
+            probe = await tier.lookup(spec, ref)
+            end = self.clock()
+            status = "pass" if probe is None else str(probe.status)
+            self.spans.append(
+                Span(spec, tier.name, start - self._origin, end - self._origin, status)
+            )
+            if probe is None:
+                continue
+            last = (probe, tier.name)
+            if probe.status is not Status.UNKNOWN:
+                break
+        return last
+
+    async def _record(self, spec: str, answer: Answer) -> None:
+        memory = self.tier("memory")
+        if isinstance(memory, MemoryTier):
+            memory.record(spec, answer.status)
+        disk = self.tier("disk")
+        # The disk tier keeps "published" across runs: a daemon hit is only local.
+        if isinstance(disk, DiskTier) and answer.tier not in ("disk", "daemon"):
+            await disk.record(spec, answer.status)
+
+    async def lookup(self, spec: str) -> Answer:
+        """The answer for one spec (through every tier)."""
+        return (await self.lookup_many([spec]))[spec]
+
+    async def lookup_many(self, specs: Iterable[str]) -> dict[str, Answer]:
+        """Answers for every spec, looked up concurrently.
+
+        Each lookup has the client's deadline from here, for every tier,
+        attempt and pause together: what is left when it is undecided is
+        ``unknown``.
+        """
+        with deadline(self.client.deadline):
+            return await self._lookup_many(specs)
+
+    async def _lookup_many(self, specs: Iterable[str]) -> dict[str, Answer]:
+        wanted = list(dict.fromkeys(specs))
+        refs: dict[str, Reference] = {}
+        answers: dict[str, Answer] = {}
+        for spec in wanted:
+            try:
+                refs[spec] = parse_reference(spec)
+            except UsageError as exc:
+                answers[spec] = Answer(spec, Status.UNKNOWN, None, 0.0, str(exc))
+        started: dict[str, float] = {}
+        cheap: dict[str, Decided | None] = {}
+
+        async def first_pass(spec: str) -> None:
+            started[spec] = self.clock()
+            cheap[spec] = await self._consult(spec, refs[spec], CHEAP_TIERS)
+
+        async with anyio.create_task_group() as tg:
+            for spec in refs:
+                tg.start_soon(first_pass, spec)
+        rest = [s for s in refs if _undecided(cheap[s])]
+        if rest and self.tier("registry") is not None:
+            await self.client.prepare(refs[s] for s in rest)
+
+        async def second_pass(spec: str) -> None:
+            probe = cheap[spec]
+            if spec in rest:
+                remote = [t for t in TIER_ORDER if t not in CHEAP_TIERS]
+
+                async def ask() -> Answer:
+                    found = await self._consult(spec, refs[spec], remote)
+                    return self._answer(spec, found or probe, started[spec])
+
+                answer = await self._flights.do(spec, ask)
+            else:
+                answer = self._answer(spec, probe, started[spec])
+            await self._record(spec, answer)
+            answers[spec] = answer
+
+        async with anyio.create_task_group() as tg:
+            for spec in refs:
+                tg.start_soon(second_pass, spec)
+        return {spec: answers[spec] for spec in wanted}
+
+    def _answer(self, spec: str, decided: Decided | None, started: float) -> Answer:
+        seconds = self.clock() - started
+        if decided is None:
+            return Answer(spec, Status.UNKNOWN, None, seconds, "no tier could answer")
+        probe, tier = decided
+        return Answer(spec, probe.status, tier, seconds, probe.detail)
+
+    def statistics(self) -> dict[str, TierStatistics]:
+        """Per tier: how many lookups it took part in and their latencies."""
+        by_tier: dict[str, list[float]] = {}
+        for span in self.spans:
+            by_tier.setdefault(span.tier, []).append(span.end - span.start)
+        return {
+            tier: TierStatistics(len(v), _percentile(v, 0.5), _percentile(v, 0.95), max(v))
+            for tier, v in by_tier.items()
+        }
+
+    @property
+    def requests(self) -> Mapping[str, int]:
+        """HTTP requests actually sent, by host."""
+        return dict(self.client.requests)
+
+    async def aclose(self) -> None:
+        """Close the engine connection, and the registry client if this engine owns it."""
+        daemon = self.tier("daemon")
+        if isinstance(daemon, DaemonTier):
+            await daemon.aclose()
+        if self.owns_client:
+            await self.client.aclose()
+
+    async def __aenter__(self) -> LookupEngine:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.aclose()
+
+
+def _undecided(decided: Decided | None) -> bool:
+    return decided is None or decided[0].status is Status.UNKNOWN

@@ -1,0 +1,30 @@
+"""The memory tier: definite answers already found in this run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..model.status import Probe, Status
+from ..registry.names import Reference
+
+
+@dataclass
+class MemoryTier:
+    """Present and absent answers of this run; unknown is never kept."""
+
+    name: str = "memory"
+    _answers: dict[str, Status] = field(default_factory=dict)
+
+    async def lookup(self, spec: str, ref: Reference) -> Probe | None:
+        """A definite answer remembered for ``spec``."""
+        status = self._answers.get(spec)
+        return Probe(status, "remembered") if status is not None else None
+
+    def record(self, spec: str, status: Status) -> None:
+        """Remember a definite answer (an unknown one is ignored)."""
+        if status is not Status.UNKNOWN:
+            self._answers[spec] = status
+
+    def forget(self, spec: str) -> None:
+        """Drop what is known of ``spec`` (after pushing it, say)."""
+        self._answers.pop(spec, None)

@@ -1,0 +1,1 @@
+"""A run: acquire, ensure, build or run, from fingerprints to results."""

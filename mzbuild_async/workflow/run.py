@@ -1,0 +1,476 @@
+"""One run of a workflow: fingerprints, lookups, decisions, then the scheduler.
+
+``run_workflow`` is the API behind ``acquire``, ``ensure`` and ``build``:
+it fingerprints the targets and their dependencies, asks the local engine
+and the registry about every one of them at once, decides each image's
+work (:mod:`.plan`) and hands the jobs to the :class:`Scheduler` with the
+real :class:`EngineWorker`. The result is a value; the CLI prints it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ..build.plan import Decision, Found, Workflow, decide, jobs
+from ..build.scheduler import (
+    Action,
+    Job,
+    Limits,
+    Outcome,
+    Scheduler,
+    Worker,
+)
+from ..engine.docker import DockerEngine
+from ..engine.protocol import Engine
+
+if TYPE_CHECKING:
+    from ..engine.buildx import BuildxBuilder
+from ..lookup.disk import DiskTier
+from ..lookup.engine import Answer, LookupEngine, TierStatistics
+from ..model.manifest import CargoBuild
+from ..model.options import DEFAULT_TRANSFERS, default_jobs
+from ..model.spec import fingerprint_of
+from ..model.status import TIER_ORDER, Status
+from ..registry.client import RegistryClient
+from ..registry.names import parse_reference
+from ..source.repository import Repository
+from ..store.history import BuildHistory
+from ..support import logs
+from ..support.events import Event, Listener, ignore
+from .steps import Step, StepRecorder
+
+#: Tiers that say "published" (the daemon only says "local").
+PUBLISHED_TIERS = ("memory", "disk", "registry", "manifest")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run goes about its work."""
+
+    jobs: int = field(default_factory=default_jobs)
+    transfers: int = DEFAULT_TRANSFERS
+    fail_fast: bool = False
+    #: ``build --force``: build the targets even when found.
+    force: bool = False
+    #: ``--cache-registry``: where ``NAME:buildcache`` layer caches live.
+    cache_registry: str | None = None
+    #: ``engine`` (the Docker engine API) or ``buildx`` (the ``docker buildx`` CLI).
+    builder: str = "engine"
+    #: Lookup tiers to consult (``[lookup] tiers``); only those that can say
+    #: "published" are used for that (the engine is asked directly).
+    tiers: tuple[str, ...] = TIER_ORDER
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """One image's part in a run, for summaries and ``--json``."""
+
+    name: str
+    spec: str
+    action: str
+    pushed: bool
+    seconds: float
+    reason: str
+    tier: str | None
+    error: str = ""
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` record of this image."""
+        record: dict[str, Any] = {
+            "spec": self.spec,
+            "action": self.action,
+            "pushed": self.pushed,
+            "seconds": round(self.seconds, 3),
+            "reason": self.reason,
+            "tier": self.tier,
+        }
+        if self.error:
+            record["error"] = self.error
+        if self.note:
+            record["note"] = self.note
+        return record
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Every image of a run, dependencies first."""
+
+    workflow: Workflow
+    images: Mapping[str, ImageResult]
+    seconds: float
+    plan: RunPlan | None = None
+    #: Every piece of work with its times since the run started.
+    steps: tuple[Step, ...] = ()
+    #: Per lookup tier: count and latencies (seconds).
+    lookups: Mapping[str, TierStatistics] = field(default_factory=dict)
+    #: HTTP requests sent, by registry host.
+    requests: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every image ended as wanted."""
+        return all(r.action not in ("failed", "skipped") for r in self.images.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` document."""
+        return {
+            "workflow": self.workflow.value,
+            "ok": self.ok,
+            "seconds": round(self.seconds, 3),
+            "images": {name: r.to_json() for name, r in self.images.items()},
+        }
+
+
+async def lookup_all(
+    repo: Repository,
+    names: Iterable[str],
+    specs: Mapping[str, str],
+    docker: Engine,
+    engine: LookupEngine,
+) -> dict[str, Found]:
+    """Local and published state of every image, all asked at once."""
+    names = list(names)
+    local: dict[str, bool] = {}
+    answers: dict[str, Answer] = {}
+    publishable = [specs[n] for n in names if repo.image(n).manifest.publish]
+
+    async def check_local(name: str) -> None:
+        local[name] = await docker.exists(specs[name])
+
+    async def check_published() -> None:
+        answers.update(await engine.lookup_many(publishable))
+
+    async with anyio.create_task_group() as tg:
+        for name in names:
+            tg.start_soon(check_local, name)
+        tg.start_soon(check_published)
+    found: dict[str, Found] = {}
+    for name in names:
+        answer = answers.get(specs[name])
+        if answer is None:
+            found[name] = Found(local[name], False)
+            continue
+        found[name] = Found(
+            local[name],
+            answer.status is Status.PRESENT,
+            answer.tier,
+            unknown=answer.status is Status.UNKNOWN,
+        )
+    return found
+
+
+ACTION_WORDS = {Action.NONE: "none", Action.PULL: "pull", Action.BUILD: "build"}
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run would do and why, decided but not done."""
+
+    workflow: Workflow
+    decisions: Mapping[str, Decision]
+    found: Mapping[str, Found]
+    fingerprints: Mapping[str, str]
+    dependencies: Mapping[str, tuple[str, ...]]
+    #: Whether each image is ever published (``publish: false`` ones are not looked up).
+    publish: Mapping[str, bool]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``plan --json`` document (also the ``plan`` part of a report)."""
+        images: dict[str, Any] = {}
+        for name, decision in self.decisions.items():
+            state = self.found[name]
+            if not self.publish[name]:
+                published = "never (publish: false)"
+            elif state.published:
+                published = "present"
+            elif state.unknown:
+                published = "unknown"
+            else:
+                published = "absent"
+            action = ACTION_WORDS[decision.action]
+            if decision.push:
+                action = "push" if decision.action is Action.NONE else f"{action}+push"
+            images[name] = {
+                "fingerprint": self.fingerprints[name],
+                "spec": decision.spec,
+                "local": state.local,
+                "published": published,
+                "tier": decision.tier,
+                "action": action,
+                "reason": decision.reason,
+                "dependencies": list(self.dependencies[name]),
+            }
+        return {"workflow": self.workflow.value, "images": images}
+
+
+@asynccontextmanager
+async def _services(
+    cache_dir: Path,
+    docker: Engine | None,
+    client: RegistryClient | None,
+    tiers: Iterable[str] = TIER_ORDER,
+) -> AsyncIterator[tuple[Engine, RegistryClient, LookupEngine]]:
+    """The engine connection and lookup engine of a run, closed at the end."""
+    own_docker = docker is None
+    docker = docker or DockerEngine()
+    # Whoever made a resource closes it: the lookup engine closes the
+    # registry client only if it was made here.
+    engine = LookupEngine.create(
+        tiers=[t for t in tiers if t in PUBLISHED_TIERS],
+        client=client,
+        cache_dir=cache_dir,
+        owns_client=client is None,
+    )
+    client = engine.client
+    try:
+        await docker.ping()
+        yield docker, client, engine
+    finally:
+        with anyio.CancelScope(shield=True):
+            await engine.aclose()
+            if own_docker:
+                await docker.aclose()
+
+
+async def _plan(
+    repo: Repository,
+    workflow: Workflow,
+    targets: list[str],
+    docker: Engine,
+    engine: LookupEngine,
+    *,
+    force: bool,
+    listener: Listener = ignore,
+    since: Callable[[], float] = lambda: 0.0,
+) -> RunPlan:
+    images = repo.resolve(targets)
+    listener(Event(since(), None, "fingerprint", "start", f"{len(images)} images"))
+    specs = await repo.specs(targets)
+    listener(Event(since(), None, "fingerprint", "done"))
+    listener(Event(since(), None, "lookup", "start", f"{len(images)} images"))
+    found = await lookup_all(repo, [i.name for i in images], specs, docker, engine)
+    listener(Event(since(), None, "lookup", "done"))
+    decisions = decide(workflow, images, targets, specs, found, force=force)
+    return RunPlan(
+        workflow,
+        decisions,
+        found,
+        {name: fingerprint_of(specs[name]) for name in decisions},
+        {name: repo.image(name).dependencies for name in decisions},
+        {name: repo.image(name).manifest.publish for name in decisions},
+    )
+
+
+async def plan_workflow(
+    repo: Repository,
+    workflow: Workflow,
+    targets: Iterable[str],
+    *,
+    cache_dir: Path,
+    force: bool = False,
+    docker: Engine | None = None,
+    client: RegistryClient | None = None,
+    tiers: Iterable[str] = TIER_ORDER,
+) -> RunPlan:
+    """What :func:`run_workflow` would do, with the same lookups, doing nothing."""
+    async with _services(cache_dir, docker, client, tiers) as (engine_api, _client, engine):
+        return await _plan(
+            repo, workflow, list(dict.fromkeys(targets)), engine_api, engine, force=force
+        )
+
+
+@dataclass
+class _RunEvents:
+    """Where a run's events go: its step recorder, the log, and the caller's listener.
+
+    Scheduler events carry times from the scheduler's own start: ``offset``
+    (seconds since the run started, set when the scheduler starts) moves
+    them onto the run's clock.
+    """
+
+    listener: Listener
+    started: float = field(default_factory=time.perf_counter)
+    recorder: StepRecorder = field(default_factory=StepRecorder)
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    offset: float = 0.0
+
+    def since(self) -> float:
+        """Seconds since the run started."""
+        return time.perf_counter() - self.started
+
+    def tee(self, event: Event) -> None:
+        """One event, on the run's clock, to the recorder, the log and the listener."""
+        self.recorder(event)
+        if event.status != "line":  # the worker logs output lines itself, at debug level
+            # Info level, failures too: at the default level the progress view
+            # reports them; -v adds these structured events.
+            logs.get_logger().info(
+                f"{event.phase} {event.status}",
+                image=event.image,
+                fingerprint=self.fingerprints.get(event.image or ""),
+                phase=event.phase,
+                status=event.status,
+                detail=event.detail or None,
+            )
+        self.listener(event)
+
+    def shifted(self, event: Event) -> None:
+        """A scheduler event, moved onto the run's clock."""
+        self.tee(replace(event, at=event.at + self.offset))
+
+    def record_lookups(self, engine: LookupEngine, origin: float) -> None:
+        """Each lookup span as a step (span times count from ``origin``)."""
+        for span in engine.spans:
+            self.recorder.add(
+                Step(
+                    f"lookup: {span.tier}",
+                    span.spec.rsplit("/", 1)[-1],
+                    "lookup",
+                    span.start + origin,
+                    span.end + origin,
+                    span.status,
+                )
+            )
+
+
+def _jobs(repo: Repository, plan: RunPlan, history: BuildHistory) -> list[Job]:
+    """The scheduler's jobs, estimated from the build history."""
+    decisions = plan.decisions
+    estimates = {
+        name: history.estimate(
+            name,
+            cargo=any(isinstance(p, CargoBuild) for p in repo.image(name).manifest.pre_images),
+        )
+        for name in decisions
+    }
+    specs = [d.spec for d in decisions.values()]
+    registry = parse_reference(specs[0]).api_host if specs else ""
+    return jobs(decisions, repo.images, estimates=estimates, registry=registry)
+
+
+async def _builder(options: RunOptions) -> BuildxBuilder | None:
+    """``docker buildx`` when asked for (checked to be installed), else None."""
+    if options.builder != "buildx":
+        return None
+    from ..engine.buildx import BuildxBuilder
+
+    buildx = BuildxBuilder()
+    await buildx.check()
+    return buildx
+
+
+async def run_workflow(
+    repo: Repository,
+    workflow: Workflow,
+    targets: Iterable[str],
+    *,
+    cache_dir: Path,
+    options: RunOptions | None = None,
+    docker: Engine | None = None,
+    client: RegistryClient | None = None,
+    listener: Listener = ignore,
+    worker_factory: Callable[..., Worker] | None = None,
+) -> RunResult:
+    """Make the targets available (acquire), published (ensure) or rebuilt (build).
+
+    The steps: plan (fingerprints, lookups, decisions), jobs (estimated from
+    the build history), the scheduler over a worker, then the history and
+    the disk tier learn what the run did.
+    """
+    from ..build.worker import EngineWorker
+
+    options = options or RunOptions()
+    targets = list(dict.fromkeys(targets))
+    events = _RunEvents(listener)
+    # The lookup engine is created first thing inside _services: its span
+    # times count from (about) now.
+    engine_origin = events.since()
+    async with _services(cache_dir, docker, client, options.tiers) as services:
+        engine_api, registry_client, engine = services
+        plan = await _plan(
+            repo,
+            workflow,
+            targets,
+            engine_api,
+            engine,
+            force=options.force,
+            listener=events.tee,
+            since=events.since,
+        )
+        events.fingerprints.update(plan.fingerprints)
+        events.record_lookups(engine, engine_origin)
+        history = BuildHistory.load(cache_dir)
+        specs = {name: d.spec for name, d in plan.decisions.items()}
+        worker = (worker_factory or EngineWorker)(
+            repo=repo,
+            specs=specs,
+            docker=engine_api,
+            client=registry_client,
+            cache_dir=cache_dir,
+            cache_registry=options.cache_registry,
+            buildx=await _builder(options),
+            listener=events.shifted,
+            rebuild=frozenset(name for name in plan.decisions if plan.found[name].local),
+        )
+        limits = Limits(jobs=options.jobs, transfers=options.transfers, fail_fast=options.fail_fast)
+        events.offset = events.since()
+        try:
+            scheduler = Scheduler(
+                _jobs(repo, plan, history), worker, limits, listener=events.shifted
+            )
+            outcomes = await scheduler.run()
+        finally:
+            events.recorder.finish(events.since())
+        for name, seconds in getattr(worker, "build_seconds", {}).items():
+            history.record(name, seconds)
+        history.save()
+        await _remember_pushed(engine, outcomes, specs)
+    results = {
+        name: _result(decision, outcomes[name])
+        for name, decision in plan.decisions.items()
+        if name in outcomes
+    }
+    steps = tuple(sorted(events.recorder.steps, key=lambda s: (s.start, s.track)))
+    return RunResult(
+        workflow,
+        results,
+        events.since(),
+        plan,
+        steps,
+        engine.statistics(),
+        dict(engine.requests),
+    )
+
+
+def _result(decision: Decision, outcome: Outcome) -> ImageResult:
+    return ImageResult(
+        name=decision.name,
+        spec=decision.spec,
+        action=outcome.action,
+        pushed=outcome.pushed,
+        seconds=outcome.seconds,
+        reason=decision.reason,
+        tier=decision.tier,
+        error=outcome.error,
+        note=outcome.note,
+    )
+
+
+async def _remember_pushed(
+    engine: LookupEngine, outcomes: Mapping[str, Outcome], specs: Mapping[str, str]
+) -> None:
+    """Record pushed specs as published in the disk tier, for the next run."""
+    disk = engine.tier("disk")
+    if not isinstance(disk, DiskTier):
+        return
+    for name, outcome in outcomes.items():
+        if outcome.pushed:
+            await disk.record(specs[name], Status.PRESENT)

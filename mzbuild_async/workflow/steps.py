@@ -1,0 +1,77 @@
+"""The timeline of a run: one :class:`Step` per piece of work, from events.
+
+The runner feeds every :class:`~mzbuild_async.events.Event` (with times
+since the run started) into a :class:`StepRecorder`, which pairs each
+``start`` with its ``done``/``failed``; lookups arrive as finished spans.
+Traces, timelines and reports are all made from the resulting steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..support.events import Event
+
+
+@dataclass(frozen=True)
+class Step:
+    """One piece of work on one track (an image, ``cargo``, ``run`` or a lookup tier)."""
+
+    track: str
+    name: str
+    phase: str
+    start: float
+    end: float
+    status: str
+    detail: str = ""
+
+    @property
+    def seconds(self) -> float:
+        """How long the step took."""
+        return max(0.0, self.end - self.start)
+
+    def to_json(self) -> dict[str, Any]:
+        """The step as JSON."""
+        record: dict[str, Any] = {
+            "track": self.track,
+            "name": self.name,
+            "phase": self.phase,
+            "start": round(self.start, 6),
+            "end": round(self.end, 6),
+            "status": self.status,
+        }
+        if self.detail:
+            record["detail"] = self.detail
+        return record
+
+
+@dataclass
+class StepRecorder:
+    """A listener that turns start/end event pairs into steps."""
+
+    steps: list[Step] = field(default_factory=list)
+    _open: dict[tuple[str, str], Event] = field(default_factory=dict)
+
+    def __call__(self, event: Event) -> None:
+        track = event.image or event.phase
+        key = (track, event.phase)
+        if event.status == "start":
+            self._open[key] = event
+        elif event.status in ("done", "failed"):
+            started = self._open.pop(key, None)
+            begin = started.at if started else event.at
+            detail = event.detail if event.status == "failed" else ""
+            self.steps.append(
+                Step(track, event.phase, event.phase, begin, event.at, event.status, detail)
+            )
+
+    def add(self, step: Step) -> None:
+        """Record a step that arrived finished (a lookup span)."""
+        self.steps.append(step)
+
+    def finish(self, at: float) -> None:
+        """Close steps still open when the run ended (cancelled)."""
+        for (track, phase), event in self._open.items():
+            self.steps.append(Step(track, phase, phase, event.at, at, "cancelled"))
+        self._open.clear()
