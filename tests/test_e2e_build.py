@@ -150,8 +150,12 @@ def test_acquire_pulls_only_what_the_target_needs(cli: Cli) -> None:
     assert _local(specs["demo-app"])
     assert not _local(specs["demo-base"])
     assert not _local(specs["demo-lib"])
-    again = _json(cli.run("acquire", "demo-app", "--json"))
+    report = cli.repo.parent / "again.json"
+    again = _json(cli.run("acquire", "demo-app", "--json", "--report", str(report)))
     assert _actions(again) == {"demo-app": "none"}
+    # A found target's dependencies are not even looked up: one lookup in all.
+    tiers = json.loads(report.read_text())["lookups"]["tiers"]
+    assert tiers["memory"]["count"] == 1, tiers
 
 
 def test_an_edit_rebuilds_exactly_that_image_and_its_dependents(cli: Cli) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mzbuild_async.build.plan import Decision, Found, Workflow, decide, jobs
 from mzbuild_async.build.scheduler import Action
@@ -171,3 +173,94 @@ def test_jobs_wait_only_for_dependencies_pulled_or_built(workflow: Workflow) -> 
     assert by_name["rusty"].after == ()  # base is local already
     assert not by_name["tools"].cargo
     assert {j.registry for j in by_name.values()} == {"r"}
+
+
+def _waves(
+    workflow: Workflow, targets: list[str], truth: Mapping[str, Found], *, force: bool = False
+) -> tuple[list[list[str]], dict[str, Decision]]:
+    """Decide as a run does: look up what is missing, decide again, until nothing is."""
+    found: dict[str, Found] = {}
+    waves: list[list[str]] = []
+    while True:
+        missing: set[str] = set()
+        decisions = decide(
+            workflow, _closure(targets), targets, SPECS, found, force=force, missing=missing
+        )
+        if not missing:
+            return waves, decisions
+        if found:  # as the run does: after the targets, everything below what they need
+            missing = {i.name for i in _closure(sorted(missing))}.difference(found)
+        waves.append(sorted(missing))
+        found.update({name: truth[name] for name in missing})
+
+
+@pytest.mark.parametrize(
+    ("workflow", "targets", "truth", "expected_waves"),
+    [
+        pytest.param(
+            Workflow.ACQUIRE, ["app"], _found(local={"app"}), [["app"]], id="acquire-found-target"
+        ),
+        pytest.param(
+            Workflow.ACQUIRE,
+            ["app"],
+            _found(published={"app"}),
+            [["app"]],
+            id="acquire-published-target",
+        ),
+        pytest.param(
+            Workflow.ACQUIRE,
+            ["app"],
+            _found(local={"lib"}, published={"base"}),
+            [["app"], ["base", "lib", "tools"]],
+            id="acquire-built-down-the-chain",
+        ),
+        pytest.param(
+            Workflow.ENSURE,
+            ["app"],
+            _found(published={"app"}),
+            [["app"]],
+            id="ensure-published-target",
+        ),
+        pytest.param(
+            Workflow.ENSURE,
+            list(ORDER),
+            _found(published=set(ORDER)),
+            [sorted(ORDER)],
+            id="ensure-all-one-wave",
+        ),
+    ],
+)
+def test_lookups_only_where_the_answer_can_change_the_run(
+    workflow: Workflow,
+    targets: list[str],
+    truth: Mapping[str, Found],
+    expected_waves: list[list[str]],
+) -> None:
+    """A found target's dependencies are never looked up; the decisions are those of one
+    look-up of everything."""
+    waves, decisions = _waves(workflow, targets, truth)
+    assert waves == expected_waves
+    assert decisions == _decide(workflow, targets, truth)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    workflow=st.sampled_from(list(Workflow)),
+    targets=st.lists(st.sampled_from(ORDER), min_size=1, unique=True),
+    local=st.sets(st.sampled_from(ORDER)),
+    published=st.sets(st.sampled_from(ORDER)),
+    unknown=st.booleans(),
+    force=st.booleans(),
+)
+def test_lazy_lookups_decide_as_one_full_lookup(
+    workflow: Workflow,
+    targets: list[str],
+    local: set[str],
+    published: set[str],
+    unknown: bool,
+    force: bool,
+) -> None:
+    """Whatever the states, looking up in waves gives the decisions of looking up all."""
+    truth = _found(local, published, unknown)
+    _, decisions = _waves(workflow, targets, truth, force=force)
+    assert decisions == _decide(workflow, targets, truth, force=force)

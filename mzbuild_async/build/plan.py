@@ -69,12 +69,18 @@ def decide(
     found: Mapping[str, Found],
     *,
     force: bool = False,
+    missing: set[str] | None = None,
 ) -> dict[str, Decision]:
     """Decisions for the images a run needs, dependencies first.
 
     ``images`` is the closure of the targets in dependency order (as
     :meth:`Repository.resolve` returns it); images the run does not need
     get no decision.
+
+    With ``missing``, ``found`` may lack images: a needed image not looked
+    up yet is added to ``missing`` and left undecided (so are the images
+    only it would need). Looking those up and deciding again, until nothing
+    is missing, looks up only images whose state can change the run.
     """
     by_name = {image.name: image for image in images}
     wants_local: set[str] = set()
@@ -94,6 +100,9 @@ def decide(
     for image in reversed(images):
         name = image.name
         if name not in wants_local and name not in wants_published:
+            continue
+        if missing is not None and name not in found:
+            missing.add(name)
             continue
         if name in forced:
             decision = Decision(name, specs[name], Action.BUILD, False, "rebuild forced (--force)")

@@ -256,9 +256,21 @@ async def _plan(
     specs = await repo.specs(targets)
     listener(Event(since(), None, "fingerprint", "done"))
     listener(Event(since(), None, "lookup", "start", f"{len(images)} images"))
-    found = await lookup_all(repo, [i.name for i in images], specs, docker, engine)
-    listener(Event(since(), None, "lookup", "done"))
-    decisions = decide(workflow, images, targets, specs, found, force=force)
+    # Look up only what can change the run: the targets first; then, if some
+    # of them must be built, everything below what they need, in one more
+    # wave (a chain of builds is not a wave per image). A found target's
+    # dependencies are never asked about.
+    found: dict[str, Found] = {}
+    while True:
+        missing: set[str] = set()
+        decisions = decide(workflow, images, targets, specs, found, force=force, missing=missing)
+        if not missing:
+            break
+        if found:
+            missing = {i.name for i in repo.resolve(missing)}.difference(found)
+        wave = [i.name for i in images if i.name in missing]
+        found.update(await lookup_all(repo, wave, specs, docker, engine))
+    listener(Event(since(), None, "lookup", "done", f"{len(found)} looked up"))
     return RunPlan(
         workflow,
         decisions,
