@@ -19,6 +19,14 @@ line and exits with status 2; it never shows a traceback for these.
         ├── CargoBuildError     ``cargo build`` failed (crate and first error)
         ├── DockerBuildError    ``docker build`` failed (step and last lines)
         └── TransferError       a pull, push or manifest write failed
+
+Third-party exceptions are translated at one boundary per external system,
+from their types (status codes, exception classes), never elsewhere:
+httpx in ``registry/client.py`` (a lookup answer is then a ``Status``, a
+write a ``RegistryUnavailable``), aiodocker and aiohttp in
+``engine/docker.py`` (``EngineError``, ``DockerBuildError``,
+``TransferError`` with ``transient`` set there), subprocesses in
+``build/cargo.py`` and ``source/gitview.py``.
 """
 
 from __future__ import annotations

@@ -168,3 +168,19 @@ async def test_https_first_plain_http_only_as_a_fallback(
     else:
         assert all(u.startswith("https:") for u in urls)
         assert first.status is Status.ABSENT
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        pytest.param("127.0.0.1:5000", ("127.0.0.1", 5000), id="ipv4-port"),
+        pytest.param("[::1]:5000", ("::1", 5000), id="ipv6-port"),
+        pytest.param("[::1]", ("::1", 443), id="ipv6"),
+        pytest.param("registry.test", ("registry.test", 443), id="name"),
+    ],
+)
+def test_host_and_port_for_the_tls_diagnosis(host: str, expected: tuple[str, int]) -> None:
+    """The TLS diagnosis connects where the registry host says, 443 by default."""
+    from mzbuild_async.registry.client import _host_and_port
+
+    assert _host_and_port(host) == expected

@@ -261,12 +261,12 @@ class RegistryClient:
         if host in self._diagnoses:
             return self._diagnoses[host]
         found: ssl.SSLError | None = None
-        name, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "443")
+        name, port = _host_and_port(host)
         try:
             verify = self.tls.verify(host, insecure=host in self.insecure)
             context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context()
             with anyio.fail_after(DIAGNOSIS_SECONDS):
-                stream = await anyio.connect_tcp(name.strip("[]"), int(port), ssl_context=context)
+                stream = await anyio.connect_tcp(name, port, ssl_context=context)
                 try:
                     await stream.send(f"GET /v2/ HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
                     await stream.receive()
@@ -596,6 +596,15 @@ def _is_manifest(response: httpx.Response, method: str) -> bool:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return False
     return isinstance(data, dict) and ("schemaVersion" in data or "mediaType" in data)
+
+
+def _host_and_port(host: str) -> tuple[str, int]:
+    """``HOST[:PORT]`` or ``[V6]:PORT`` as a name and a port (443 when none is given)."""
+    if host.startswith("["):
+        name, _, rest = host[1:].partition("]")
+        return name, int(rest[1:]) if rest.startswith(":") else 443
+    name, sep, port = host.rpartition(":")
+    return (name, int(port)) if sep and port.isdigit() else (host, 443)
 
 
 def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
