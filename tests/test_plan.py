@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 
 import pytest
@@ -264,3 +265,55 @@ def test_lazy_lookups_decide_as_one_full_lookup(
     truth = _found(local, published, unknown)
     _, decisions = _waves(workflow, targets, truth, force=force)
     assert decisions == _decide(workflow, targets, truth, force=force)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    workflow=st.sampled_from(list(Workflow)),
+    targets=st.lists(st.sampled_from(ORDER), min_size=1, unique=True),
+    local=st.sets(st.sampled_from(ORDER)),
+    published=st.sets(st.sampled_from(ORDER)),
+    force=st.booleans(),
+    arrival=st.randoms(use_true_random=False),
+)
+def test_released_decisions_never_change(
+    workflow: Workflow,
+    targets: list[str],
+    local: set[str],
+    published: set[str],
+    force: bool,
+    arrival: random.Random,
+) -> None:
+    """Answers arrive one at a time in any order; what is released as settled is the final
+    decision, everything is released by the end, and a build after what it needs."""
+    from mzbuild_async.build.plan import settled_decisions
+    from mzbuild_async.model.graph import ImageGraph
+
+    graph = ImageGraph.build(IMAGES)
+    images = _closure(targets)
+    order = [i.name for i in images]
+    truth = _found(local, published)
+    found: dict[str, Found] = {}
+    released: dict[str, Decision] = {}
+    sequence: list[str] = []
+    requested: set[str] = set()
+    while True:
+        missing: set[str] = set()
+        decisions = decide(workflow, images, targets, SPECS, found, force=force, missing=missing)
+        for name in settled_decisions(graph, order, decisions, found, missing, set(released)):
+            released[name] = decisions[name]
+            sequence.append(name)
+        if not missing:
+            break
+        requested |= missing
+        pending = sorted(requested - found.keys())
+        name = arrival.choice(pending)
+        found[name] = truth[name]
+    final = decide(workflow, images, targets, SPECS, truth, force=force)
+    assert released == final
+    for name in sequence:
+        decision = released[name]
+        if decision.action is Action.BUILD:
+            for dep in IMAGES[name].dependencies:
+                if released[dep].action is not Action.NONE:
+                    assert sequence.index(dep) < sequence.index(name)

@@ -324,3 +324,81 @@ def test_a_job_waiting_for_an_image_without_work_is_refused() -> None:
 def test_limits_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Limits(jobs=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(scenarios(), st.lists(st.integers(1, 5), min_size=1, max_size=25))
+def test_jobs_added_while_running_keep_the_invariants(
+    scenario: tuple[list[Job], frozenset[str], Limits], chunks: list[int]
+) -> None:
+    """Jobs handed over in chunks (dependencies first) while the scheduler runs, as a run
+    releases decisions while lookups go on: the same outcomes as all at once; cargo
+    once, after close(), for all its images; no build before what it needs."""
+    jobs, failing, limits = scenario
+    by_name = {j.name: j for j in jobs}
+    worker = FakeWorker(by_name, limits, failing=failing)
+
+    async def main() -> dict[str, Outcome]:
+        scheduler = Scheduler([], worker, limits, clock=worker.clock, open_ended=True)
+        outcomes: dict[str, Outcome] = {}
+
+        async def run_it() -> None:
+            outcomes.update(await scheduler.run())
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run_it)
+            rest = list(jobs)
+            for size in [*chunks, len(rest)]:
+                batch, rest = rest[:size], rest[size:]
+                scheduler.add(batch)
+                await anyio.sleep(worker.sleep)
+                if not rest:
+                    break
+            scheduler.close()
+        return outcomes
+
+    outcomes = anyio.run(main)
+    assert worker.violations == []
+    assert all(n == 1 for n in worker.calls.values()), worker.calls
+    cargo_jobs = sorted(j.name for j in jobs if j.cargo and j.action is Action.BUILD)
+    assert worker.cargo_names == ([cargo_jobs] if cargo_jobs else [])
+    assert worker.max_builds <= limits.jobs
+    expected = expected_outcomes(jobs, failing)
+    assert {n: (o.action, o.pushed) for n, o in outcomes.items()} == expected
+
+
+def test_add_checks_what_a_job_waits_for() -> None:
+    """A job may only wait for jobs added before or with it, and names are unique."""
+    worker = FakeWorker({}, Limits())
+    scheduler = Scheduler([], worker, Limits(), open_ended=True)
+    with pytest.raises(ValueError, match="waits for base"):
+        scheduler.add([Job("app", Action.BUILD, after=("base",))])
+    scheduler.add([Job("base", Action.BUILD)])
+    with pytest.raises(ValueError, match="added twice"):
+        scheduler.add([Job("base", Action.PULL)])
+    scheduler.close()
+    with pytest.raises(RuntimeError):
+        scheduler.add([Job("late", Action.BUILD)])
+
+
+def test_jobs_added_after_a_fail_fast_stop_are_skipped() -> None:
+    """With --fail-fast, a failure stops the run; jobs that arrive later never start."""
+    first = Job("first", Action.BUILD)
+    late = Job("late", Action.BUILD)
+    limits = Limits(jobs=1, fail_fast=True)
+    worker = FakeWorker({"first": first, "late": late}, limits, failing=frozenset({"first"}))
+
+    async def main() -> dict[str, Outcome]:
+        scheduler = Scheduler([first], worker, limits, clock=worker.clock, open_ended=True)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(scheduler.run)
+            while not scheduler._stopped:
+                await anyio.sleep(0.001)
+            scheduler.add([late])
+            scheduler.close()
+        return scheduler.outcomes()
+
+    outcomes = anyio.run(main)
+    assert outcomes["first"].action == "failed"
+    assert outcomes["late"].action == "skipped"
+    assert worker.calls[("build", "late")] == 0

@@ -22,10 +22,10 @@ Each image gets one decision, whatever number of images ask for it.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..model.graph import Image
+from ..model.graph import Image, ImageGraph
 from .scheduler import Action, Job
 
 
@@ -155,18 +155,64 @@ def _decide_one(
     )
 
 
+def settled_decisions(
+    graph: ImageGraph,
+    order: Sequence[str],
+    decisions: Mapping[str, Decision],
+    found: Mapping[str, Found],
+    missing: set[str],
+    released: set[str],
+) -> list[str]:
+    """Decided images not released yet whose decision cannot change, dependencies first.
+
+    Later answers can only make more images needed locally, and that changes
+    one kind of decision: "published, not local, nothing to do" becomes a
+    pull if an image still to be looked up (one above it) turns out to be
+    built. Every other decision is final when made. A build is released
+    once what it needs is final and, where that needs work, released.
+    """
+    unsettled = {i.name for i in graph.resolve(missing)} if missing else set()
+
+    def settled(name: str) -> bool:
+        decision = decisions.get(name)
+        if decision is None:
+            return False
+        may_need_pull = decision.action is Action.NONE and not found[name].local
+        return not may_need_pull or name not in unsettled
+
+    final: list[str] = []
+    ready = set(released)
+    for name in order:
+        decision = decisions.get(name)
+        if decision is None or name in released or not settled(name):
+            continue
+        if decision.action is Action.BUILD and not all(
+            settled(dep) and (decisions[dep].action is Action.NONE or dep in ready)
+            for dep in graph.images[name].dependencies
+        ):
+            continue
+        final.append(name)
+        ready.add(name)
+    return final
+
+
 def jobs(
     decisions: Mapping[str, Decision],
     images: Mapping[str, Image],
     *,
     estimates: Mapping[str, float],
     registry: str,
+    names: Iterable[str] | None = None,
 ) -> list[Job]:
-    """Scheduler jobs for the decisions (builds wait for deps pulled or built)."""
+    """Scheduler jobs for the decisions (builds wait for deps pulled or built).
+
+    ``names``: only these images' jobs (their dependencies must be decided).
+    """
     from ..model.manifest import CargoBuild
 
     out: list[Job] = []
-    for name, decision in decisions.items():
+    for name in decisions if names is None else names:
+        decision = decisions[name]
         image = images[name]
         after: tuple[str, ...] = ()
         if decision.action is Action.BUILD:

@@ -139,6 +139,10 @@ def critical_paths(jobs: Mapping[str, Job]) -> dict[str, float]:
     return paths
 
 
+#: Outcomes after which an image is not there for its dependents.
+_GONE = ("failed", "skipped")
+
+
 class Scheduler:
     """Runs one set of jobs to completion (see the module docstring)."""
 
@@ -150,41 +154,87 @@ class Scheduler:
         *,
         clock: Callable[[], float] = time.perf_counter,
         listener: Listener = ignore,
+        open_ended: bool = False,
     ) -> None:
-        self.jobs = {job.name: job for job in jobs}
+        """``open_ended``: more jobs come with :meth:`add` while it runs, until :meth:`close`."""
+        self.jobs: dict[str, Job] = {}
         self.worker = worker
         self.limits = limits or Limits()
         self.clock = clock
         self.listener = listener
-        self._dependents: dict[str, list[str]] = {name: [] for name in self.jobs}
-        for job in self.jobs.values():
-            for dep in job.after:
-                if dep not in self.jobs or self.jobs[dep].action is Action.NONE:
-                    raise ValueError(f"{job.name} waits for {dep}, which has no pull or build")
-                self._dependents[dep].append(job.name)
-        self.priority = critical_paths(self.jobs)
-        self._waiting = {name: len(job.after) for name, job in self.jobs.items()}
-        self._cargo_done = not any(j.cargo and j.action is Action.BUILD for j in self.jobs.values())
+        self._dependents: dict[str, list[str]] = {}
+        self._waiting: dict[str, int] = {}
+        self.priority: dict[str, float] = {}
+        self._cargo_done = False
         self._ready: list[tuple[float, int, str]] = []
         self._sequence = 0
         self._running = 0
         self._outcomes: dict[str, Outcome] = {}
         self._started: dict[str, float] = {}
+        self._available_now: set[str] = set()
         self._limiters: dict[str, anyio.CapacityLimiter] = {}
         self._origin = 0.0
         self._tg: anyio.abc.TaskGroup | None = None
+        self._closed = anyio.Event()
+        self._stopped = False
+        self._pending: list[Job] = self._register(list(jobs))
+        if not open_ended:
+            self._closed.set()
 
     @property
     def running_builds(self) -> int:
         """Builds in progress right now."""
         return self._running
 
+    def add(self, jobs: Iterable[Job]) -> None:
+        """More jobs (open-ended runs). A job's ``after`` must name jobs already added
+        or added with it."""
+        if self._closed.is_set():
+            raise RuntimeError("add() after close()")
+        new = self._register(list(jobs))
+        if self._stopped:  # --fail-fast stopped the run: nothing more starts
+            self.outcomes()
+        elif self._tg is not None:
+            self._start(new)
+        else:
+            self._pending += new
+
+    def close(self) -> None:
+        """No more jobs: the batched cargo build can start, and the run can end."""
+        self._closed.set()
+
+    def _register(self, jobs: list[Job]) -> list[Job]:
+        known = {**self.jobs, **{job.name: job for job in jobs}}
+        for i, job in enumerate(jobs):  # checked before anything changes
+            if job.name in self.jobs or any(j.name == job.name for j in jobs[:i]):
+                raise ValueError(f"{job.name} was added twice")
+            for dep in job.after:
+                if dep not in known or known[dep].action is Action.NONE:
+                    raise ValueError(f"{job.name} waits for {dep}, which has no pull or build")
+        for job in jobs:
+            self.jobs[job.name] = job
+            self._dependents[job.name] = []
+        for job in jobs:
+            for dep in job.after:
+                self._dependents[dep].append(job.name)
+            self._waiting[job.name] = sum(d not in self._available_now for d in job.after)
+        self.priority = critical_paths(self.jobs)
+        return jobs
+
     async def run(self) -> dict[str, Outcome]:
-        """Run every job; outcomes in the jobs' order."""
+        """Run every job (until :meth:`close`, if open-ended); outcomes in the jobs' order."""
         self._origin = self.clock()
         # An engine that went away stops the whole run with its one clear error.
-        with single_error():
-            await self._run_all()
+        try:
+            with single_error():
+                await self._run_all()
+        finally:
+            self._stopped = True
+        return self.outcomes()
+
+    def outcomes(self) -> dict[str, Outcome]:
+        """Every job's outcome, in the jobs' order (after the run: what never started
+        was skipped, since the run stopped early)."""
         for name in self.jobs:
             if name not in self._outcomes:
                 self._finish(name, "skipped", error="not started: the run stopped (--fail-fast)")
@@ -193,21 +243,45 @@ class Scheduler:
     async def _run_all(self) -> None:
         async with anyio.create_task_group() as tg:
             self._tg = tg
-            cargo = [n for n, j in self.jobs.items() if j.cargo and j.action is Action.BUILD]
-            if cargo:
-                tg.start_soon(self._cargo, cargo)
-            for name in sorted(self.jobs, key=lambda n: -self.priority[n]):
-                job = self.jobs[name]
-                if job.action is Action.PULL:
-                    tg.start_soon(self._pull, job)
-                elif job.action is Action.NONE:
-                    if job.push:
-                        tg.start_soon(self._push_local, job)
-                    else:
-                        self._finish(name, "none")
-                elif self._waiting[name] == 0 and (self._cargo_done or not job.cargo):
-                    self._enqueue(name)
-            self._dispatch()
+            tg.start_soon(self._cargo_when_closed)
+            pending, self._pending = self._pending, []
+            self._start(pending)
+
+    def _start(self, jobs: list[Job]) -> None:
+        """Start what the new jobs can start now (pulls, local pushes, ready builds)."""
+        assert self._tg is not None
+        for job in sorted(jobs, key=lambda j: -self.priority[j.name]):
+            name = job.name
+            failed = [
+                d
+                for d in job.after
+                if d not in self._available_now
+                and d in self._outcomes
+                and self._outcomes[d].action in _GONE
+            ]
+            if failed:
+                why = f"dependency {failed[0]} failed"
+                self._finish(name, "skipped", error=why)
+                self._emit(name, "build", "skipped", why)
+            elif job.action is Action.PULL:
+                self._tg.start_soon(self._pull, job)
+            elif job.action is Action.NONE:
+                if job.push:
+                    self._tg.start_soon(self._push_local, job)
+                else:
+                    self._finish(name, "none")
+            elif self._waiting[name] == 0 and (self._cargo_done or not job.cargo):
+                self._enqueue(name)
+        self._dispatch()
+
+    async def _cargo_when_closed(self) -> None:
+        """The one batched cargo build, once every job is known."""
+        await self._closed.wait()
+        cargo = [n for n, j in self.jobs.items() if j.cargo and j.action is Action.BUILD]
+        if cargo:
+            await self._cargo(cargo)
+        else:
+            self._cargo_done = True
 
     # -- bookkeeping -----------------------------------------------------
 
@@ -242,6 +316,7 @@ class Scheduler:
 
     def _available(self, name: str) -> None:
         """``name`` is in the local daemon: release the builds waiting for it."""
+        self._available_now.add(name)
         for dependent in self._dependents[name]:
             self._waiting[dependent] -= 1
             if dependent in self._outcomes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -84,7 +85,7 @@ class EngineWorker:
     #: Images to build although the engine had them when the run was planned
     #: (``build --force``); any other image found local at build time was
     #: built by another process meanwhile.
-    rebuild: frozenset[str] = frozenset()
+    rebuild: AbstractSet[str] = frozenset()
     #: Measured build seconds, by image (for the history).
     build_seconds: dict[str, float] = field(default_factory=dict)
     _artifacts: CargoArtifacts | None = None

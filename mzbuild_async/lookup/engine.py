@@ -173,17 +173,22 @@ class LookupEngine:
         """The answer for one spec (through every tier)."""
         return (await self.lookup_many([spec]))[spec]
 
-    async def lookup_many(self, specs: Iterable[str]) -> dict[str, Answer]:
+    async def lookup_many(
+        self, specs: Iterable[str], on_answer: Callable[[Answer], None] | None = None
+    ) -> dict[str, Answer]:
         """Answers for every spec, looked up concurrently.
 
         Each lookup has the client's deadline from here, for every tier,
         attempt and pause together: what is left when it is undecided is
-        ``unknown``.
+        ``unknown``. ``on_answer`` hears each answer the moment it is known
+        (a run acts on it without waiting for the others).
         """
         with deadline(self.client.deadline):
-            return await self._lookup_many(specs)
+            return await self._lookup_many(specs, on_answer or (lambda _answer: None))
 
-    async def _lookup_many(self, specs: Iterable[str]) -> dict[str, Answer]:
+    async def _lookup_many(
+        self, specs: Iterable[str], on_answer: Callable[[Answer], None]
+    ) -> dict[str, Answer]:
         wanted = list(dict.fromkeys(specs))
         refs: dict[str, Reference] = {}
         answers: dict[str, Answer] = {}
@@ -192,12 +197,20 @@ class LookupEngine:
                 refs[spec] = parse_reference(spec)
             except UsageError as exc:
                 answers[spec] = Answer(spec, Status.UNKNOWN, None, 0.0, str(exc))
+                on_answer(answers[spec])
         started: dict[str, float] = {}
         cheap: dict[str, Decided | None] = {}
+
+        async def settle(spec: str, answer: Answer) -> None:
+            await self._record(spec, answer)
+            answers[spec] = answer
+            on_answer(answer)
 
         async def first_pass(spec: str) -> None:
             started[spec] = self.clock()
             cheap[spec] = await self._consult(spec, refs[spec], CHEAP_TIERS)
+            if not _undecided(cheap[spec]):  # decided here: no need to wait for the rest
+                await settle(spec, self._answer(spec, cheap[spec], started[spec]))
 
         async with anyio.create_task_group() as tg:
             for spec in refs:
@@ -208,21 +221,16 @@ class LookupEngine:
 
         async def second_pass(spec: str) -> None:
             probe = cheap[spec]
-            if spec in rest:
-                remote = [t for t in TIER_ORDER if t not in CHEAP_TIERS]
+            remote = [t for t in TIER_ORDER if t not in CHEAP_TIERS]
 
-                async def ask() -> Answer:
-                    found = await self._consult(spec, refs[spec], remote)
-                    return self._answer(spec, found or probe, started[spec])
+            async def ask() -> Answer:
+                found = await self._consult(spec, refs[spec], remote)
+                return self._answer(spec, found or probe, started[spec])
 
-                answer = await self._flights.do(spec, ask)
-            else:
-                answer = self._answer(spec, probe, started[spec])
-            await self._record(spec, answer)
-            answers[spec] = answer
+            await settle(spec, await self._flights.do(spec, ask))
 
         async with anyio.create_task_group() as tg:
-            for spec in refs:
+            for spec in rest:
                 tg.start_soon(second_pass, spec)
         return {spec: answers[spec] for spec in wanted}
 

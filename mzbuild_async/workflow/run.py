@@ -10,7 +10,7 @@ real :class:`EngineWorker`. The result is a value; the CLI prints it.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,10 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..build.plan import Decision, Found, Workflow, decide, jobs
+from ..build.plan import Decision, Found, Workflow, decide, jobs, settled_decisions
 from ..build.scheduler import (
     Action,
-    Job,
     Limits,
     Outcome,
     Scheduler,
@@ -29,6 +28,7 @@ from ..build.scheduler import (
 )
 from ..engine.docker import DockerEngine
 from ..engine.protocol import Engine
+from ..errors import single_error
 
 if TYPE_CHECKING:
     from ..engine.buildx import BuildxBuilder
@@ -152,19 +152,19 @@ async def lookup_all(
         for name in names:
             tg.start_soon(check_local, name)
         tg.start_soon(check_published)
-    found: dict[str, Found] = {}
-    for name in names:
-        answer = answers.get(specs[name])
-        if answer is None:
-            found[name] = Found(local[name], False)
-            continue
-        found[name] = Found(
-            local[name],
-            answer.status is Status.PRESENT,
-            answer.tier,
-            unknown=answer.status is Status.UNKNOWN,
-        )
-    return found
+    return {name: _found(local[name], answers.get(specs[name])) for name in names}
+
+
+def _found(local: bool, answer: Answer | None) -> Found:
+    """One image's state: in the engine or not, and the registry's answer (if asked)."""
+    if answer is None:
+        return Found(local, False)
+    return Found(
+        local,
+        answer.status is Status.PRESENT,
+        answer.tier,
+        unknown=answer.status is Status.UNKNOWN,
+    )
 
 
 ACTION_WORDS = {Action.NONE: "none", Action.PULL: "pull", Action.BUILD: "build"}
@@ -240,6 +240,56 @@ async def _services(
                 await docker.aclose()
 
 
+class _Answers:
+    """Local and published state of images, each recorded the moment both are known."""
+
+    def __init__(
+        self, repo: Repository, specs: Mapping[str, str], docker: Engine, engine: LookupEngine
+    ) -> None:
+        self.repo = repo
+        self.specs = specs
+        self.docker = docker
+        self.engine = engine
+        self.found: dict[str, Found] = {}
+        self._changed = anyio.Event()
+
+    async def changed(self) -> None:
+        """Wait until some state was recorded since the last call."""
+        await self._changed.wait()
+        self._changed = anyio.Event()
+
+    async def look_up(self, names: list[str]) -> None:
+        """Ask the engine and the registry about ``names``, all at once."""
+        local: dict[str, bool] = {}
+        answers: dict[str, Answer] = {}
+        publishable = {self.specs[n]: n for n in names if self.repo.image(n).manifest.publish}
+
+        def settle(name: str) -> None:
+            if name in local and (name in answers or self.specs[name] not in publishable):
+                self.found[name] = _found(local[name], answers.get(name))
+                self._changed.set()
+
+        async def check_local(name: str) -> None:
+            local[name] = await self.docker.exists(self.specs[name])
+            settle(name)
+
+        def answered(answer: Answer) -> None:
+            name = publishable[answer.spec]
+            answers[name] = answer
+            settle(name)
+
+        async with anyio.create_task_group() as tg:
+            for name in names:
+                tg.start_soon(check_local, name)
+            if publishable:
+                tg.start_soon(self.engine.lookup_many, list(publishable), answered)
+
+
+#: Receives, as they become final, the names of images whose decision can no
+#: longer change (dependencies first), with every decision and state so far.
+Release = Callable[[Sequence[str], Mapping[str, Decision], Mapping[str, Found]], None]
+
+
 async def _plan(
     repo: Repository,
     workflow: Workflow,
@@ -250,26 +300,54 @@ async def _plan(
     force: bool,
     listener: Listener = ignore,
     since: Callable[[], float] = lambda: 0.0,
+    release: Release | None = None,
+    fingerprinted: bool = False,
 ) -> RunPlan:
+    """Fingerprints, lookups and decisions, each image released as soon as it is final.
+
+    Lookups go out for the targets first; then, if some must be built, for
+    everything below what those builds need, in one more round (a chain of
+    builds is not a round per image; a found target's dependencies are
+    never asked about). Each answer is acted on as it comes: an image whose
+    decision no later answer can change (it is below no image still being
+    looked up), and whose build's inputs are released too, goes to
+    ``release`` at once, so its work can start while other lookups go on.
+    """
     images = repo.resolve(targets)
-    listener(Event(since(), None, "fingerprint", "start", f"{len(images)} images"))
+    order = [i.name for i in images]
+    if not fingerprinted:  # (else the caller did, and said so)
+        listener(Event(since(), None, "fingerprint", "start", f"{len(images)} images"))
     specs = await repo.specs(targets)
-    listener(Event(since(), None, "fingerprint", "done"))
+    if not fingerprinted:
+        listener(Event(since(), None, "fingerprint", "done"))
     listener(Event(since(), None, "lookup", "start", f"{len(images)} images"))
-    # Look up only what can change the run: the targets first; then, if some
-    # of them must be built, everything below what they need, in one more
-    # wave (a chain of builds is not a wave per image). A found target's
-    # dependencies are never asked about.
-    found: dict[str, Found] = {}
-    while True:
-        missing: set[str] = set()
-        decisions = decide(workflow, images, targets, specs, found, force=force, missing=missing)
-        if not missing:
-            break
-        if found:
-            missing = {i.name for i in repo.resolve(missing)}.difference(found)
-        wave = [i.name for i in images if i.name in missing]
-        found.update(await lookup_all(repo, wave, specs, docker, engine))
+    answers = _Answers(repo, specs, docker, engine)
+    found = answers.found
+    requested: set[str] = set()
+    released: set[str] = set()
+
+    with single_error():
+        async with anyio.create_task_group() as tg:
+            while True:
+                missing: set[str] = set()
+                decisions = decide(
+                    workflow, images, targets, specs, found, force=force, missing=missing
+                )
+                final = settled_decisions(repo.graph, order, decisions, found, missing, released)
+                if final:
+                    released.update(final)
+                    if release is not None:
+                        release(final, decisions, found)
+                if not missing:
+                    break
+                ask = missing - requested
+                if ask and requested:  # after the targets: all below what builds need
+                    ask = {i.name for i in repo.resolve(ask)} - requested - found.keys()
+                if ask:
+                    requested.update(ask)
+                    tg.start_soon(answers.look_up, [n for n in order if n in ask])
+                await answers.changed()
+            tg.cancel_scope.cancel()  # lookups nothing needs any more
     listener(Event(since(), None, "lookup", "done", f"{len(found)} looked up"))
     return RunPlan(
         workflow,
@@ -353,19 +431,17 @@ class _RunEvents:
             )
 
 
-def _jobs(repo: Repository, plan: RunPlan, history: BuildHistory) -> list[Job]:
-    """The scheduler's jobs, estimated from the build history."""
-    decisions = plan.decisions
-    estimates = {
+def _estimates(
+    repo: Repository, specs: Mapping[str, str], history: BuildHistory
+) -> dict[str, float]:
+    """Expected build seconds of each image, from the build history."""
+    return {
         name: history.estimate(
             name,
             cargo=any(isinstance(p, CargoBuild) for p in repo.image(name).manifest.pre_images),
         )
-        for name in decisions
+        for name in specs
     }
-    specs = [d.spec for d in decisions.values()]
-    registry = parse_reference(specs[0]).api_host if specs else ""
-    return jobs(decisions, repo.images, estimates=estimates, registry=registry)
 
 
 async def _builder(options: RunOptions) -> BuildxBuilder | None:
@@ -407,20 +483,12 @@ async def run_workflow(
     engine_origin = events.since()
     async with _services(cache_dir, docker, client, options.tiers) as services:
         engine_api, registry_client, engine = services
-        plan = await _plan(
-            repo,
-            workflow,
-            targets,
-            engine_api,
-            engine,
-            force=options.force,
-            listener=events.tee,
-            since=events.since,
-        )
-        events.fingerprints.update(plan.fingerprints)
-        events.record_lookups(engine, engine_origin)
+        events.tee(Event(events.since(), None, "fingerprint", "start", f"{len(targets)} targets"))
+        specs = await repo.specs(targets)
+        events.tee(Event(events.since(), None, "fingerprint", "done"))
+        events.fingerprints.update((n, fingerprint_of(spec)) for n, spec in specs.items())
         history = BuildHistory.load(cache_dir)
-        specs = {name: d.spec for name, d in plan.decisions.items()}
+        rebuild: set[str] = set()
         worker = (worker_factory or EngineWorker)(
             repo=repo,
             specs=specs,
@@ -430,17 +498,47 @@ async def run_workflow(
             cache_registry=options.cache_registry,
             buildx=await _builder(options),
             listener=events.shifted,
-            rebuild=frozenset(name for name in plan.decisions if plan.found[name].local),
+            rebuild=rebuild,
         )
         limits = Limits(jobs=options.jobs, transfers=options.transfers, fail_fast=options.fail_fast)
+        scheduler = Scheduler([], worker, limits, listener=events.shifted, open_ended=True)
+        estimates = _estimates(repo, specs, history)
+        registry = parse_reference(next(iter(specs.values()))).api_host if specs else ""
+
+        def release(
+            names: Sequence[str], decisions: Mapping[str, Decision], found: Mapping[str, Found]
+        ) -> None:
+            # A build of an image the engine has is a forced rebuild (build --force).
+            rebuild.update(n for n in names if found[n].local)
+            scheduler.add(
+                jobs(decisions, repo.images, estimates=estimates, registry=registry, names=names)
+            )
+
+        # The work starts as decisions become final, while lookups go on.
         events.offset = events.since()
         try:
-            scheduler = Scheduler(
-                _jobs(repo, plan, history), worker, limits, listener=events.shifted
-            )
-            outcomes = await scheduler.run()
+            with single_error():
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(scheduler.run)
+                    try:
+                        plan = await _plan(
+                            repo,
+                            workflow,
+                            targets,
+                            engine_api,
+                            engine,
+                            force=options.force,
+                            listener=events.tee,
+                            since=events.since,
+                            release=release,
+                            fingerprinted=True,
+                        )
+                    finally:
+                        scheduler.close()
         finally:
             events.recorder.finish(events.since())
+        outcomes = scheduler.outcomes()
+        events.record_lookups(engine, engine_origin)
         for name, seconds in getattr(worker, "build_seconds", {}).items():
             history.record(name, seconds)
         history.save()
