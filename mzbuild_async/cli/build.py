@@ -20,7 +20,6 @@ import anyio
 from ..build.plan import Workflow
 from ..errors import UsageError, single_error
 from ..model.options import Arch, default_jobs
-from ..registry.client import RegistryClient
 from ..report.progress import make_progress
 from ..report.summary import markdown_summary, report_document, summary_text, table
 from ..report.timeline import write_timeline
@@ -33,11 +32,6 @@ from .parser import WORKFLOW_NAMES
 from .settings import registry_settings
 
 WORKFLOWS = {name: Workflow(name) for name in WORKFLOW_NAMES}
-
-
-def registry_client(repo: Repository, args: argparse.Namespace, cache_dir: Path) -> RegistryClient:
-    """A registry client configured from mzbuild-async.toml and the flags."""
-    return registry_settings(args, repo.root).client(cache_dir)
 
 
 def _options(
@@ -66,10 +60,11 @@ async def run_build_command(
     command = args.command
     workflow = WORKFLOWS.get(command, Workflow.ACQUIRE)
     force = bool(getattr(args, "force", False))
-    options = _options(args, registry_settings(args, repo.root).tiers, force=force)
+    settings = registry_settings(args, repo.root)
+    options = _options(args, settings.tiers, force=force)
     progress = make_progress(sys.stderr, verbose=args.verbose > 0, quiet=args.quiet > 0)
     try:
-        async with registry_client(repo, args, cache_dir) as client:
+        async with settings.client(cache_dir) as client:
             with single_error():
                 async with anyio.create_task_group() as tg:
                     if progress is not None:
@@ -161,7 +156,7 @@ async def run_publish_manifest(
         for name, spec in (await other.specs(targets)).items():
             if name in specs_by_image:
                 specs_by_image[name][arch] = spec
-    client = registry_client(repo, args, cache_dir)
+    client = registry_settings(args, repo.root).client(cache_dir)
     writer = RegistryWriter(client)
     try:
         results = await publish_indexes(writer, args.tag, specs_by_image)

@@ -35,6 +35,7 @@ from ..model.options import (
 )
 from ..source.repository import ImageDescription, Repository
 from ..store.digests import DigestCache, default_cache_dir
+from ..store.locks import LOCKS_DIR
 from ..support import logs
 from .parser import PROG, build_parser, one_line
 
@@ -187,7 +188,7 @@ def usable_cache_dir(cache_dir: Path, stack: contextlib.ExitStack) -> Path:
     directory (removed when ``stack`` closes).
     """
     try:
-        locks = cache_dir / "locks"
+        locks = cache_dir / LOCKS_DIR
         locks.mkdir(parents=True, exist_ok=True)
         for directory in (cache_dir, locks):
             with tempfile.TemporaryFile(dir=directory):

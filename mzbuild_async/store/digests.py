@@ -140,8 +140,6 @@ class DigestCache:
         self._key = _keyed(self._root)
         self.racy_ns = int(racy_seconds * 1e9)
         self._broken = False
-        #: Rows that failed validation in the last :meth:`load`.
-        self.rejected = 0
 
     def _warn(self, action: str, exc: Exception) -> None:
         self._broken = True
@@ -176,7 +174,6 @@ class DigestCache:
                         bad.append(row[0])
                     else:
                         found[entry[0]] = entry[1]
-                self.rejected = len(bad)
                 if bad:
                     self._forget(db, bad)
             finally:

@@ -129,32 +129,6 @@ class RunResult:
         }
 
 
-async def lookup_all(
-    repo: Repository,
-    names: Iterable[str],
-    specs: Mapping[str, str],
-    docker: Engine,
-    engine: LookupEngine,
-) -> dict[str, Found]:
-    """Local and published state of every image, all asked at once."""
-    names = list(names)
-    local: dict[str, bool] = {}
-    answers: dict[str, Answer] = {}
-    publishable = [specs[n] for n in names if repo.image(n).manifest.publish]
-
-    async def check_local(name: str) -> None:
-        local[name] = await docker.exists(specs[name])
-
-    async def check_published() -> None:
-        answers.update(await engine.lookup_many(publishable))
-
-    async with anyio.create_task_group() as tg:
-        for name in names:
-            tg.start_soon(check_local, name)
-        tg.start_soon(check_published)
-    return {name: _found(local[name], answers.get(specs[name])) for name in names}
-
-
 def _found(local: bool, answer: Answer | None) -> Found:
     """One image's state: in the engine or not, and the registry's answer (if asked)."""
     if answer is None:
