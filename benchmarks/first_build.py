@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from mzbuild_async import BuildOptions, Repository  # noqa: E402
 from mzbuild_async.build.plan import Workflow  # noqa: E402
+from mzbuild_async.build.scheduler import OneEngine  # noqa: E402
 from mzbuild_async.registry.client import RegistryClient  # noqa: E402
 from mzbuild_async.support.ratelimit import Limiters, Limits  # noqa: E402
 from mzbuild_async.workflow.run import RunOptions, run_workflow  # noqa: E402
@@ -76,7 +77,7 @@ class RecordingEngine:
         """Nothing to close."""
 
 
-class RecordingWorker:
+class RecordingWorker(OneEngine):
     """Records when each build starts; does no work."""
 
     started: ClassVar[list[float]] = []
@@ -87,15 +88,15 @@ class RecordingWorker:
     async def cargo(self, names: Sequence[str]) -> None:
         """No cargo images here."""
 
-    async def pull(self, name: str) -> None:
+    async def pull(self, name: str, engine: str = "") -> None:
         """A pull takes no time."""
 
-    async def build(self, name: str) -> str:
+    async def build(self, name: str, engine: str = "") -> str:
         """Record the start."""
         RecordingWorker.started.append(time.perf_counter())
         return ""
 
-    async def push(self, name: str) -> str:
+    async def push(self, name: str, engine: str = "") -> str:
         """A push takes no time."""
         return ""
 

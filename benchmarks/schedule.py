@@ -42,7 +42,7 @@ import anyio.lowlevel
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mzbuild_async.build.scheduler import Action, Job, Limits, Scheduler  # noqa: E402
+from mzbuild_async.build.scheduler import Action, Job, Limits, OneEngine, Scheduler  # noqa: E402
 
 CORPUS = ROOT / "tests" / "corpus" / "materialize"
 #: Seconds of the one batched cargo build (an optimized build of the workspace).
@@ -172,7 +172,7 @@ def one_at_a_time(dag: Dag) -> float:
 
 
 @dataclass
-class SleepingWorker:
+class SleepingWorker(OneEngine):
     """Sleeps each image's scaled duration."""
 
     dag: Dag
@@ -181,17 +181,17 @@ class SleepingWorker:
     async def cargo(self, names: Sequence[str]) -> None:
         await anyio.sleep(self.dag.cargo_seconds * self.scale)
 
-    async def pull(self, name: str) -> None:
+    async def pull(self, name: str, engine: str = "") -> None:
         await anyio.lowlevel.checkpoint()
 
-    async def build(self, name: str) -> None:
+    async def build(self, name: str, engine: str = "") -> None:
         seconds = self.dag.seconds[name] * self.scale
         if seconds:
             await anyio.sleep(seconds)
         else:
             await anyio.lowlevel.checkpoint()
 
-    async def push(self, name: str) -> str:
+    async def push(self, name: str, engine: str = "") -> str:
         await anyio.lowlevel.checkpoint()
         return ""
 

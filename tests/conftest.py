@@ -134,3 +134,10 @@ def demo_cli(tmp_path: Path, registries: dict[str, Registry]) -> Iterator[object
     mine = [i for i in listed if i.startswith(prefix)]
     if mine:
         subprocess.run(["docker", "rmi", "-f", *mine], capture_output=True, check=False)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop the extra Docker engines the pool tests started (only those)."""
+    from tests.support.pool import stop_started
+
+    stop_started()

@@ -17,7 +17,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mzbuild_async.build.scheduler import Action, Job, Limits, Outcome, Scheduler, critical_paths
+from mzbuild_async.build.scheduler import (
+    Action,
+    Job,
+    Limits,
+    OneEngine,
+    Outcome,
+    Scheduler,
+    critical_paths,
+)
 from mzbuild_async.errors import BuildError, CargoBuildError
 from mzbuild_async.support.events import Event
 
@@ -35,7 +43,7 @@ class FakeClock:
 
 
 @dataclass
-class FakeWorker:
+class FakeWorker(OneEngine):
     """Records every call and checks the scheduler's promises as it goes."""
 
     jobs: dict[str, Job]
@@ -88,7 +96,7 @@ class FakeWorker:
         finally:
             self.transfers_now[registry] -= 1
 
-    async def pull(self, name: str) -> None:
+    async def pull(self, name: str, engine: str = "") -> None:
         self.calls[("pull", name)] += 1
         self.order.append(("pull", name))
         await self._transfer("pull", name)
@@ -96,7 +104,7 @@ class FakeWorker:
             raise BuildError(f"pull of {name} failed")
         self.available.add(name)
 
-    async def build(self, name: str) -> None:
+    async def build(self, name: str, engine: str = "") -> None:
         self.calls[("build", name)] += 1
         self.order.append(("build", name))
         job = self.jobs[name]
@@ -115,7 +123,7 @@ class FakeWorker:
             raise BuildError(f"build of {name} failed")
         self.available.add(name)
 
-    async def push(self, name: str) -> str:
+    async def push(self, name: str, engine: str = "") -> str:
         self.calls[("push", name)] += 1
         if name not in self.available and self.jobs[name].action is not Action.NONE:
             self.violations.append(f"{name} pushed before it was built")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from ..model.graph import Image, ImageGraph
@@ -203,10 +204,18 @@ def jobs(
     estimates: Mapping[str, float],
     registry: str,
     names: Iterable[str] | None = None,
+    found: Mapping[str, Found] | None = None,
+    homes: AbstractSet[str] = frozenset(),
+    platform: str | None = None,
+    transfer: bool = False,
 ) -> list[Job]:
     """Scheduler jobs for the decisions (builds wait for deps pulled or built).
 
     ``names``: only these images' jobs (their dependencies must be decided).
+    For a pool of engines: ``found`` (where each image is at the start),
+    ``homes`` (images that must end in the home engine), the ``platform``
+    builds need, and whether ``publish: false`` images may travel through a
+    ``transfer`` registry.
     """
     from ..model.manifest import CargoBuild
 
@@ -215,11 +224,14 @@ def jobs(
         decision = decisions[name]
         image = images[name]
         after: tuple[str, ...] = ()
+        needs: tuple[str, ...] = ()
         if decision.action is Action.BUILD:
             after = tuple(
                 d for d in image.dependencies if decisions[d].action in (Action.PULL, Action.BUILD)
             )
+            needs = tuple(image.dependencies)
         cargo = any(isinstance(p, CargoBuild) for p in image.manifest.pre_images)
+        state = found.get(name) if found is not None else None
         out.append(
             Job(
                 name,
@@ -229,6 +241,12 @@ def jobs(
                 cargo=cargo and decision.action is Action.BUILD,
                 estimate=estimates.get(name, 0.0),
                 registry=registry,
+                needs=needs,
+                platform=platform,
+                portable=image.manifest.publish or transfer,
+                local=state is not None and state.local and decision.action is not Action.BUILD,
+                published=state is not None and state.published and image.manifest.publish,
+                home=name in homes,
             )
         )
     return out

@@ -23,13 +23,14 @@ import enum
 import heapq
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Protocol
 
 import anyio
 import anyio.abc
 
-from ..errors import EngineError, MzbuildError, single_error
+from ..errors import EngineError, MzbuildError, TransferError, single_error
 from ..model.options import DEFAULT_TRANSFERS
 from ..store.history import DEFAULT_ESTIMATE
 from ..support.events import Event, Listener, ignore
@@ -59,6 +60,20 @@ class Job:
     estimate: float = DEFAULT_ESTIMATE
     #: Registry host of the image, for the per-registry transfer limit.
     registry: str = ""
+    #: Every image the build needs on its engine (``after`` plus those there
+    #: from the start); only a pool of engines moves them.
+    needs: tuple[str, ...] = ()
+    #: The platform the build needs (``linux/amd64``); None: any engine.
+    platform: str | None = None
+    #: Whether the image may travel between engines through a registry
+    #: (``publish: false`` images do only with ``--transfer-registry``).
+    portable: bool = True
+    #: In the home engine (the first of the pool) when the run starts.
+    local: bool = False
+    #: In the registry, under its spec, when the run starts.
+    published: bool = False
+    #: Must end in the home engine (``acquire``/``run`` targets).
+    home: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,30 +103,93 @@ class Outcome:
     error: str = ""
     #: Why nothing was pushed although a push was wanted (e.g. published meanwhile).
     note: str = ""
+    #: The engine that built (or pulled) it.
+    engine: str = ""
+
+
+@dataclass(frozen=True)
+class Slots:
+    """One engine of the pool, as the scheduler sees it."""
+
+    name: str
+    slots: int
+    #: What it builds (``linux/amd64``); None: whatever it is asked to.
+    platform: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.slots < 1:
+            raise ValueError(f"engine {self.name}: slots must be at least 1")
+
+
+@dataclass
+class EngineLoad:
+    """What one engine did in a run."""
+
+    builds: int = 0
+    #: Seconds its build slots were taken (builds and the fetches before them).
+    busy_seconds: float = 0.0
+    #: Images brought into it from the registry for builds (or as results).
+    transfers: int = 0
+    #: Why it was dropped from the run, if it was.
+    lost: str = ""
+    #: Builds in progress right now.
+    running: int = 0
 
 
 class Worker(Protocol):
-    """Does the work; the seam between the scheduler and Docker/cargo."""
+    """Does the work; the seam between the scheduler and Docker/cargo.
+
+    ``engine`` names the pool engine the work happens on (see :class:`Slots`).
+    """
 
     async def cargo(self, names: Sequence[str]) -> None:
         """Build the Rust binaries of ``names`` in one batch."""
         ...
 
-    async def pull(self, name: str) -> None:
-        """Pull image ``name`` into the local daemon."""
+    async def pull(self, name: str, engine: str) -> None:
+        """Pull image ``name`` (published) into ``engine``."""
         ...
 
-    async def build(self, name: str) -> str | None:
-        """Build image ``name`` (its dependencies are local).
+    async def build(self, name: str, engine: str) -> str | None:
+        """Build image ``name`` on ``engine`` (its dependencies are there).
 
         Returns "" (or None) when it built the image, else why it did not
         need to (another process built it meanwhile).
         """
         ...
 
-    async def push(self, name: str) -> str:
-        """Push image ``name``; return "" when pushed, else why it was not needed."""
+    async def push(self, name: str, engine: str) -> str:
+        """Push image ``name`` from ``engine``; "" when pushed, else why it was not needed."""
         ...
+
+    async def send(self, name: str, engine: str) -> None:
+        """Push image ``name`` from ``engine`` to where other engines fetch it."""
+        ...
+
+    async def fetch(self, name: str, engine: str) -> None:
+        """Bring image ``name`` (sent or published) into ``engine``, tagged with its spec."""
+        ...
+
+    async def alive(self, engine: str) -> bool:
+        """Whether ``engine`` still answers."""
+        ...
+
+
+class OneEngine:
+    """The pool half of :class:`Worker` for workers of one engine (the scheduler
+    moves images only between engines of a pool, so these are never called)."""
+
+    async def send(self, name: str, engine: str) -> None:
+        """Refused: one engine has nowhere to send to."""
+        raise RuntimeError(f"send({name}) on a one-engine worker")
+
+    async def fetch(self, name: str, engine: str) -> None:
+        """Refused: one engine has nowhere to fetch from."""
+        raise RuntimeError(f"fetch({name}) on a one-engine worker")
+
+    async def alive(self, engine: str) -> bool:
+        """Always: a lost engine shows as EngineError."""
+        return True
 
 
 def critical_paths(jobs: Mapping[str, Job]) -> dict[str, float]:
@@ -142,6 +220,51 @@ def critical_paths(jobs: Mapping[str, Job]) -> dict[str, float]:
 #: Outcomes after which an image is not there for its dependents.
 _GONE = ("failed", "skipped")
 
+#: Engines a build may be lost with before it is given up.
+DEFAULT_ATTEMPTS = 3
+
+#: The name of the one engine of a run without a pool.
+LOCAL_ENGINE = "local"
+
+#: Seconds to wait for a ping when telling a build's own failure from its engine's.
+PING_SECONDS = 10.0
+
+#: How long an engine whose build failed is watched before the failure counts as
+#: the build's own: a ``dockerd`` that is shutting down still answers for a
+#: moment while it kills the builds it runs.
+WATCH_SECONDS = 6.0
+
+
+def _fits(job: Job, slots: Slots) -> bool:
+    return job.platform is None or slots.platform is None or job.platform == slots.platform
+
+
+def choose_engine(
+    job: Job, free: Sequence[str], held: Mapping[str, AbstractSet[str]], spare: Mapping[str, int]
+) -> str:
+    """The engine with a free slot that holds the most of what ``job`` needs
+    (then the one with the most free slots, then the first)."""
+    needs = set(job.needs) | set(job.after)
+    return max(
+        free,
+        key=lambda e: (sum(e in held.get(n, ()) for n in needs), spare[e], -free.index(e)),
+    )
+
+
+class _Copy:
+    """An image on its way into the registry for other engines: pending, there, or failed."""
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.there = False
+        self.error = ""
+        self.sending = False
+
+    def done(self, error: str = "") -> None:
+        self.there = not error
+        self.error = error
+        self.event.set()
+
 
 class Scheduler:
     """Runs one set of jobs to completion (see the module docstring)."""
@@ -152,23 +275,51 @@ class Scheduler:
         worker: Worker,
         limits: Limits | None = None,
         *,
+        engines: Sequence[Slots] | None = None,
+        attempts: int = DEFAULT_ATTEMPTS,
+        watch: float = WATCH_SECONDS,
         clock: Callable[[], float] = time.perf_counter,
         listener: Listener = ignore,
         open_ended: bool = False,
     ) -> None:
-        """``open_ended``: more jobs come with :meth:`add` while it runs, until :meth:`close`."""
+        """``engines``: the pool, home engine first (default: one engine with
+        ``limits.jobs`` slots); ``attempts``: engines a build may be lost with;
+        ``watch``: seconds an engine is watched after a build failed on it.
+        ``open_ended``: more jobs come with :meth:`add` while it runs, until
+        :meth:`close`."""
         self.jobs: dict[str, Job] = {}
         self.worker = worker
         self.limits = limits or Limits()
+        self.engines = list(engines) if engines else [Slots(LOCAL_ENGINE, self.limits.jobs)]
+        if len({e.name for e in self.engines}) != len(self.engines):
+            raise ValueError("engine names must be unique")
+        self.home = self.engines[0].name
+        self.attempts = attempts
         self.clock = clock
         self.listener = listener
+        self.load = {e.name: EngineLoad() for e in self.engines}
+        self._live = [e.name for e in self.engines]
+        self._slots = {e.name: e for e in self.engines}
+        self._free = {e.name: e.slots for e in self.engines}
+        self._held: dict[str, set[str]] = {}
+        self._copies: dict[str, _Copy] = {}
+        self._fetches: dict[tuple[str, str], anyio.Event] = {}
+        self._tries: dict[str, int] = {}
+        self._queued: set[str] = set()
+        self._watches: dict[str, anyio.Event] = {}
+        self.watch_seconds = watch
+        self._where: dict[str, str] = {}
+        #: ``publish: false`` images that must share an engine (a common
+        #: dependent needs them all), as a union-find forest; and the engine
+        #: each group went to.
+        self._group: dict[str, str] = {}
+        self._pinned: dict[str, str] = {}
         self._dependents: dict[str, list[str]] = {}
         self._waiting: dict[str, int] = {}
         self.priority: dict[str, float] = {}
         self._cargo_done = False
         self._ready: list[tuple[float, int, str]] = []
         self._sequence = 0
-        self._running = 0
         self._outcomes: dict[str, Outcome] = {}
         self._started: dict[str, float] = {}
         self._available_now: set[str] = set()
@@ -182,9 +333,14 @@ class Scheduler:
             self._closed.set()
 
     @property
+    def pooled(self) -> bool:
+        """Whether work is spread over more than one engine."""
+        return len(self.engines) > 1
+
+    @property
     def running_builds(self) -> int:
         """Builds in progress right now."""
-        return self._running
+        return sum(load.running for load in self.load.values())
 
     def add(self, jobs: Iterable[Job]) -> None:
         """More jobs (open-ended runs). A job's ``after`` must name jobs already added
@@ -211,20 +367,30 @@ class Scheduler:
             for dep in job.after:
                 if dep not in known or known[dep].action is Action.NONE:
                     raise ValueError(f"{job.name} waits for {dep}, which has no pull or build")
+            for dep in job.needs:
+                if dep not in known:
+                    raise ValueError(f"{job.name} needs {dep}, which is not in the run")
         for job in jobs:
             self.jobs[job.name] = job
             self._dependents[job.name] = []
+            self._held[job.name] = {self.home} if job.local else set()
+            if job.published:
+                self._copy(job.name).done()
         for job in jobs:
             for dep in job.after:
                 self._dependents[dep].append(job.name)
             self._waiting[job.name] = sum(d not in self._available_now for d in job.after)
+            stuck = [n for n in (job.name, *job.needs) if not known[n].portable]
+            for other in stuck[1:]:
+                self._join(stuck[0], other)
         self.priority = critical_paths(self.jobs)
         return jobs
 
     async def run(self) -> dict[str, Outcome]:
         """Run every job (until :meth:`close`, if open-ended); outcomes in the jobs' order."""
         self._origin = self.clock()
-        # An engine that went away stops the whole run with its one clear error.
+        # An engine that went away stops the whole run with its one clear error
+        # (in a pool: the last engine).
         try:
             with single_error():
                 await self._run_all()
@@ -263,6 +429,11 @@ class Scheduler:
                 why = f"dependency {failed[0]} failed"
                 self._finish(name, "skipped", error=why)
                 self._emit(name, "build", "skipped", why)
+            elif job.action is Action.PULL and self.pooled and not job.home:
+                # In a pool, each engine that builds on it fetches it (the
+                # registry has it); nothing goes to the home engine for it.
+                self._finish(name, "pulled", note="fetched by the engines that build on it")
+                self._available(name)
             elif job.action is Action.PULL:
                 self._tg.start_soon(self._pull, job)
             elif job.action is Action.NONE:
@@ -285,28 +456,93 @@ class Scheduler:
 
     # -- bookkeeping -----------------------------------------------------
 
-    def _emit(self, image: str | None, phase: str, status: str, detail: str = "") -> None:
-        self.listener(Event(self.clock() - self._origin, image, phase, status, detail))
+    def _emit(
+        self, image: str | None, phase: str, status: str, detail: str = "", engine: str = ""
+    ) -> None:
+        self.listener(Event(self.clock() - self._origin, image, phase, status, detail, engine))
 
     def _finish(
         self, name: str, action: str, *, pushed: bool = False, error: str = "", note: str = ""
     ) -> None:
         started = self._started.get(name)
         seconds = 0.0 if started is None else self.clock() - started
-        self._outcomes[name] = Outcome(name, action, pushed, seconds, error, note)
+        engine = self._where.get(name, "")
+        self._outcomes[name] = Outcome(name, action, pushed, seconds, error, note, engine)
 
     def _enqueue(self, name: str) -> None:
+        if name in self._queued:
+            return  # (released twice: by _start and by a dependency made available)
+        self._queued.add(name)
         self._sequence += 1
         heapq.heappush(self._ready, (-self.priority[name], self._sequence, name))
 
+    def _copy(self, name: str) -> _Copy:
+        copy = self._copies.get(name)
+        if copy is None:
+            copy = self._copies[name] = _Copy()
+        return copy
+
+    def _root(self, name: str) -> str:
+        while self._group.get(name, name) != name:
+            name = self._group[name]
+        return name
+
+    def _join(self, a: str, b: str) -> None:
+        self._group[self._root(b)] = self._root(a)
+
+    def _usable(self, job: Job) -> list[str]:
+        """The live engines ``job`` could be built on (free or not)."""
+        usable = [e for e in self._live if _fits(job, self._slots[e])]
+        pinned = self._pinned.get(self._root(job.name)) if not job.portable else None
+        if pinned is not None and pinned in self._live:
+            usable = [e for e in usable if e == pinned]
+        for need in {*job.needs, *job.after}:
+            if not self.jobs[need].portable and not self._copy(need).there:
+                usable = [e for e in usable if e in self._held[need]]
+        if job.home and not job.portable:
+            usable = [e for e in usable if e == self.home]
+        return usable
+
+    def _unplaceable(self, job: Job) -> str:
+        if not any(_fits(job, self._slots[e]) for e in self._live):
+            return f"no engine of the pool builds {job.platform}"
+        for need in {*job.needs, *job.after}:
+            if not self.jobs[need].portable and not self._held[need]:
+                return (
+                    f"{need} (publish: false) was on an engine that was lost; name a"
+                    " --transfer-registry to let such images move between engines"
+                )
+        return "no engine can build it (its publish: false parents are on different engines)"
+
     def _dispatch(self) -> None:
         assert self._tg is not None
-        while self._ready and self._running < self.limits.jobs:
-            _, _, name = heapq.heappop(self._ready)
+        deferred: list[tuple[float, int, str]] = []
+        while self._ready and any(self._free[e] > 0 for e in self._open_engines()):
+            item = heapq.heappop(self._ready)
+            name = item[2]
             if name in self._outcomes:
                 continue
-            self._running += 1
-            self._tg.start_soon(self._build, self.jobs[name])
+            job = self.jobs[name]
+            usable = self._usable(job)
+            if not usable:
+                self._fail(name, self._unplaceable(job))
+                continue
+            free = [e for e in usable if self._free[e] > 0 and e not in self._watches]
+            if not free:
+                deferred.append(item)
+                continue
+            engine = choose_engine(job, free, self._held, self._free)
+            if not job.portable and self._pinned.get(self._root(name)) not in self._live:
+                self._pinned[self._root(name)] = engine
+            self._free[engine] -= 1
+            self.load[engine].running += 1
+            self._tg.start_soon(self._build, job, engine)
+        for item in deferred:
+            heapq.heappush(self._ready, item)
+
+    def _open_engines(self) -> list[str]:
+        """Live engines taking builds (not being watched after a failure)."""
+        return [e for e in self._live if e not in self._watches]
 
     def _limiter(self, registry: str) -> anyio.CapacityLimiter:
         limiter = self._limiters.get(registry)
@@ -315,7 +551,9 @@ class Scheduler:
         return limiter
 
     def _available(self, name: str) -> None:
-        """``name`` is in the local daemon: release the builds waiting for it."""
+        """``name`` is there for its dependents: release the builds waiting for it."""
+        if name in self._available_now:
+            return  # (rebuilt after its engine was lost)
         self._available_now.add(name)
         for dependent in self._dependents[name]:
             self._waiting[dependent] -= 1
@@ -329,7 +567,7 @@ class Scheduler:
 
     def _fail(self, name: str, error: str, *, action: str = "failed", phase: str = "") -> None:
         self._finish(name, action, error=error)
-        self._emit(name, phase or "build", "failed", error)
+        self._emit(name, phase or "build", "failed", error, self._where.get(name, ""))
         if self.limits.fail_fast and self._tg is not None:
             self._tg.cancel_scope.cancel()
         self._skip_dependents(name, f"dependency {name} failed")
@@ -343,6 +581,70 @@ class Scheduler:
             self._finish(dependent, "skipped", error=why)
             self._emit(dependent, "build", "skipped", why)
             stack.extend(self._dependents[dependent])
+
+    # -- engines that go away ------------------------------------------------
+
+    def _lose(self, engine: str, error: EngineError) -> None:
+        """Drop ``engine`` from the run; raise when it was the last one."""
+        if not self.pooled:
+            raise error
+        if engine not in self._live:
+            return
+        self._live.remove(engine)
+        self.load[engine].lost = str(error)
+        for holders in self._held.values():
+            holders.discard(engine)
+        self._emit(None, "engine", "lost", str(error), engine)
+        if not self._live:
+            raise EngineError(f"every engine of the pool was lost; the last: {error}")
+
+    async def _gone(self, engine: str, why: str) -> bool:
+        """Whether ``engine``, where a build just failed, is going away (pools only).
+
+        While it is watched it takes no new builds; builds failing on it at the
+        same time share the one watch.
+        """
+        watch = self._watches.get(engine)
+        if watch is None:
+            watch = self._watches[engine] = anyio.Event()
+            deadline = anyio.current_time() + self.watch_seconds
+            try:
+                while engine in self._live:
+                    if not await self._answers(engine):
+                        self._lose(engine, EngineError(f"engine {engine} stopped answering: {why}"))
+                        break
+                    if anyio.current_time() >= deadline:
+                        break
+                    await anyio.sleep(min(0.5, self.watch_seconds))
+            finally:
+                del self._watches[engine]
+                watch.set()
+                self._dispatch()
+            return engine not in self._live
+        await watch.wait()
+        return engine not in self._live
+
+    async def _answers(self, engine: str) -> bool:
+        """Whether ``engine`` still answers a ping (pools only)."""
+        with anyio.move_on_after(PING_SECONDS):
+            try:
+                return await self.worker.alive(engine)
+            except MzbuildError:
+                return False
+        return False
+
+    def _requeue(self, job: Job, engine: str, phase: str, why: str) -> None:
+        """``job``'s build went with a lost engine: run it elsewhere, a bounded number of times."""
+        name = job.name
+        self._tries[name] = tries = self._tries.get(name, 0) + 1
+        self._where.pop(name, None)
+        if tries >= self.attempts:
+            self._fail(name, f"{why} (its engine was lost {tries} times; gave up)", phase=phase)
+            return
+        self._emit(name, phase, "requeued", f"engine {engine} lost: {why}", engine)
+        self._queued.discard(name)
+        self._enqueue(name)
+        self._dispatch()
 
     # -- the work ----------------------------------------------------------
 
@@ -366,60 +668,239 @@ class Scheduler:
         self._dispatch()
 
     async def _pull(self, job: Job) -> None:
+        engine = self.home
         async with self._limiter(job.registry):
             self._started[job.name] = self.clock()
-            self._emit(job.name, "pull", "start")
+            self._where[job.name] = engine
+            self._emit(job.name, "pull", "start", engine=engine)
             try:
-                await self.worker.pull(job.name)
-            except EngineError:
-                raise
+                await self.worker.pull(job.name, engine)
+            except EngineError as exc:
+                self._lose(engine, exc)
+                self._fail(job.name, f"the home engine {engine} was lost: {exc}", phase="pull")
+                return
             except MzbuildError as exc:
                 self._fail(job.name, str(exc), phase="pull")
                 return
-        self._emit(job.name, "pull", "done")
+        self._held[job.name].add(engine)
+        self._emit(job.name, "pull", "done", engine=engine)
         self._finish(job.name, "pulled")
         self._available(job.name)
 
-    async def _build(self, job: Job) -> None:
-        self._started[job.name] = self.clock()
-        self._emit(job.name, "build", "start")
+    async def _build(self, job: Job, engine: str) -> None:
+        name = job.name
+        start = self.clock()
+        self._started.setdefault(name, start)
+        self._where[name] = engine
+        self._emit(name, "build", "start", engine=engine)
         try:
-            elsewhere = await self.worker.build(job.name)
-        except EngineError:
-            raise
+            try:
+                for need in sorted({*job.needs, *job.after}):
+                    await self._bring(need, engine, name)
+                elsewhere = await self.worker.build(name, engine)
+            finally:
+                self._free[engine] += 1
+                self.load[engine].running -= 1
+                self.load[engine].busy_seconds += self.clock() - start
+        except EngineError as exc:
+            self._lose(engine, exc)
+            self._requeue(job, engine, "build", str(exc))
+            return
         except MzbuildError as exc:
-            self._running -= 1
-            self._fail(job.name, str(exc))
+            if self.pooled and await self._gone(engine, str(exc)):
+                self._requeue(job, engine, "build", str(exc))
+                return
+            self._fail(name, str(exc))
             self._dispatch()
             return
-        except BaseException:
-            self._running -= 1
-            raise
-        self._running -= 1
-        self._emit(job.name, "build", "done", elsewhere or "")
+        if not elsewhere:
+            self.load[engine].builds += 1
+        self._held[name].add(engine)
+        self._emit(name, "build", "done", elsewhere or "", engine)
         action = "built-elsewhere" if elsewhere else "built"
-        if not job.push:
-            self._finish(job.name, action, note=elsewhere or "")
-        self._available(job.name)
+        home = job.home and engine != self.home
+        if not job.push and not home:
+            self._finish(name, action, note=elsewhere or "")
+        self._available(name)
         if job.push:
-            await self._push(job, action)
+            pushed = await self._push(job, action, engine, finish=not home)
+            if pushed is not None and home:
+                await self._come_home(job, action, pushed, pushed=not pushed)
+        elif home:
+            await self._come_home(job, action, elsewhere or "")
+
+    async def _come_home(self, job: Job, action: str, note: str, *, pushed: bool = False) -> None:
+        """Bring a target built on another engine into the home engine."""
+        try:
+            await self._bring(job.name, self.home, job.name)
+        except EngineError as exc:
+            self._lose(self.home, exc)
+            self._fail(job.name, f"the home engine {self.home} was lost: {exc}")
+            return
+        except MzbuildError as exc:
+            self._fail(job.name, f"built, but could not reach the home engine: {exc}")
+            return
+        self._finish(job.name, action, pushed=pushed, note=note)
+
+    async def _bring(self, image: str, engine: str, job: str) -> None:
+        """Make ``image`` be on ``engine`` (through the registry), once per pair."""
+        key = (image, engine)
+        while engine not in self._held[image]:
+            pending = self._fetches.get(key)
+            if pending is not None:
+                await pending.wait()
+                continue
+            self._fetches[key] = done = anyio.Event()
+            try:
+                await self._in_registry(image)
+                async with self._limiter(self.jobs[image].registry):
+                    self._emit(job, "transfer", "start", image, engine)
+                    try:
+                        await self.worker.fetch(image, engine)
+                    except BaseException:
+                        self._emit(job, "transfer", "failed", image, engine)
+                        raise
+                    self._emit(job, "transfer", "done", image, engine)
+                self._held[image].add(engine)
+                self.load[engine].transfers += 1
+            finally:
+                del self._fetches[key]
+                done.set()
+
+    async def _in_registry(self, image: str) -> None:
+        """Wait until ``image`` can be fetched from the registry (sending it if need be)."""
+        copy = self._copy(image)
+        job = self.jobs[image]
+        pushes_anyway = job.push and self._outcomes.get(image) is None
+        if not copy.there and not copy.error and not pushes_anyway and not copy.sending:
+            copy.sending = True
+            assert self._tg is not None
+            self._tg.start_soon(self._send, image)
+        await copy.event.wait()
+        if copy.error:
+            raise TransferError(f"{image} could not reach the registry: {copy.error}")
+
+    async def _send(self, image: str) -> None:
+        """Push ``image`` from an engine that has it to where the others fetch it."""
+        copy = self._copy(image)
+        job = self.jobs[image]
+        while not copy.event.is_set():
+            holders = [e for e in self._live if e in self._held[image]]
+            if not holders:
+                copy.done(f"it was only on an engine that was lost ({self._lost_names()})")
+                return
+            engine = holders[0]
+            async with self._limiter(job.registry):
+                self._emit(image, "send", "start", engine=engine)
+                try:
+                    await self.worker.send(image, engine)
+                except EngineError as exc:
+                    self._emit(image, "send", "failed", str(exc), engine)
+                    self._lose(engine, exc)
+                    continue
+                except MzbuildError as exc:
+                    self._emit(image, "send", "failed", str(exc), engine)
+                    copy.done(str(exc))
+                    return
+                self._emit(image, "send", "done", engine=engine)
+            copy.done()
+
+    def _lost_names(self) -> str:
+        return ", ".join(name for name, load in self.load.items() if load.lost)
 
     async def _push_local(self, job: Job) -> None:
         self._started[job.name] = self.clock()
-        await self._push(job, "none")
+        self._where[job.name] = self.home
+        await self._push(job, "none", self.home)
 
-    async def _push(self, job: Job, action: str) -> None:
+    async def _push(self, job: Job, action: str, engine: str, *, finish: bool = True) -> str | None:
+        """Push ``job``'s image from ``engine``; its note ("" when pushed), None when
+        it failed. ``finish``: record the outcome (else the caller does)."""
         async with self._limiter(job.registry):
-            self._emit(job.name, "push", "start")
+            self._emit(job.name, "push", "start", engine=engine)
             try:
-                note = await self.worker.push(job.name)
-            except EngineError:
-                raise
+                note = await self.worker.push(job.name, engine)
+            except EngineError as exc:
+                self._lose(engine, exc)
+                if job.action is Action.BUILD:
+                    self._requeue(job, engine, "push", str(exc))
+                else:
+                    self._fail(job.name, f"its engine {engine} was lost: {exc}", phase="push")
+                return None
             except MzbuildError as exc:
                 self._finish(job.name, "failed", error=f"push failed: {exc}")
-                self._emit(job.name, "push", "failed", str(exc))
+                self._emit(job.name, "push", "failed", str(exc), engine)
+                self._copy(job.name).done(str(exc))
                 if self.limits.fail_fast and self._tg is not None:
                     self._tg.cancel_scope.cancel()
-                return
-        self._emit(job.name, "push", "done", note)
-        self._finish(job.name, action, pushed=not note, note=note)
+                return None
+        self._emit(job.name, "push", "done", note, engine)
+        self._copy(job.name).done()
+        if finish:
+            self._finish(job.name, action, pushed=not note, note=note)
+        return note
+
+
+def predict_placement(jobs: Sequence[Job], engines: Sequence[Slots]) -> dict[str, str]:
+    """The engine each build would go to (``plan``): the scheduler's placement rule,
+    run in virtual time on the estimates (transfers and pulls taking none)."""
+    by_name = {job.name: job for job in jobs}
+    priority = critical_paths(by_name)
+    home = engines[0].name
+    held = {
+        job.name: {home} if job.local or (job.action is Action.PULL and job.home) else set()
+        for job in jobs
+    }
+    builds = [job for job in jobs if job.action is Action.BUILD]
+    waiting = {
+        job.name: {d for d in job.after if by_name[d].action is Action.BUILD} for job in builds
+    }
+    dependents: dict[str, list[str]] = {job.name: [] for job in builds}
+    for name, deps in waiting.items():
+        for dep in deps:
+            dependents[dep].append(name)
+    ready = [(-priority[name], name) for name, deps in waiting.items() if not deps]
+    heapq.heapify(ready)
+    free = {e.name: e.slots for e in engines}
+    running: list[tuple[float, str, str]] = []
+    placement: dict[str, str] = {}
+    now = 0.0
+
+    def finished(name: str) -> None:
+        for dependent in dependents[name]:
+            waiting[dependent].discard(name)
+            if not waiting[dependent]:
+                heapq.heappush(ready, (-priority[dependent], dependent))
+
+    while ready or running:
+        deferred: list[tuple[float, str]] = []
+        while ready and any(free.values()):
+            item = heapq.heappop(ready)
+            job = by_name[item[1]]
+            usable = [
+                e.name
+                for e in engines
+                if _fits(job, e)
+                and all(by_name[n].portable or e.name in held[n] for n in {*job.needs, *job.after})
+                and (job.portable or not job.home or e.name == home)
+            ]
+            if not usable:
+                finished(job.name)  # it would fail; what waits for it is skipped
+                continue
+            candidates = [e for e in usable if free[e] > 0]
+            if not candidates:
+                deferred.append(item)
+                continue
+            engine = choose_engine(job, candidates, held, free)
+            free[engine] -= 1
+            placement[job.name] = engine
+            heapq.heappush(running, (now + job.estimate, job.name, engine))
+        for item in deferred:
+            heapq.heappush(ready, item)
+        if not running:
+            break
+        now, name, engine = heapq.heappop(running)
+        free[engine] += 1
+        held[name].add(engine)
+        finished(name)
+    return placement

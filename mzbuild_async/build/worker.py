@@ -22,7 +22,7 @@ import anyio
 from ..engine.buildx import BuildxBuilder
 from ..engine.docker import BuildRequest, registry_auth
 from ..engine.protocol import Engine
-from ..errors import BuildError, CargoBuildError, TransferError
+from ..errors import BuildError, CargoBuildError, EngineError, TransferError
 from ..model.manifest import CargoBuild, Copy
 from ..model.options import Arch
 from ..model.spec import fingerprint_of
@@ -69,10 +69,11 @@ def cache_ref(cache_registry: str, name: str) -> str:
 
 @dataclass
 class EngineWorker:
-    """Does a run's work on the local Docker engine."""
+    """Does a run's work on the local Docker engine, or on the engines of a pool."""
 
     repo: Repository
     specs: Mapping[str, str]
+    #: The home engine (the only one without a pool).
     docker: Engine
     client: RegistryClient
     cache_dir: Path
@@ -88,7 +89,14 @@ class EngineWorker:
     rebuild: AbstractSet[str] = frozenset()
     #: Measured build seconds, by image (for the history).
     build_seconds: dict[str, float] = field(default_factory=dict)
+    #: The engines of a pool, by name (empty: ``docker`` does everything).
+    pool: Mapping[str, Engine] = field(default_factory=dict)
+    #: ``--transfer-registry``: where ``publish: false`` images travel between engines.
+    transfer_registry: str | None = None
     _artifacts: CargoArtifacts | None = None
+
+    def _engine(self, engine: str) -> Engine:
+        return self.pool.get(engine, self.docker)
 
     def _line(self, image: str | None, phase: str) -> Callable[[str], None]:
         fingerprint = fingerprint_of(self.specs[image]) if image else None
@@ -132,22 +140,27 @@ class EngineWorker:
             self.repo.root, request, self.repo.options, on_line=self._line(None, "cargo")
         )
 
-    async def pull(self, name: str) -> None:
-        """Pull the image's spec, retrying transient failures."""
-        spec = self.specs[name]
-        auth = await self._auth(spec)
-        try:
-            await self._retrying(lambda: self.docker.pull(spec, auth, self._line(name, "pull")))
-        except Transient as exc:
-            raise TransferError(f"pull of {spec} failed after retries: {exc}") from None
+    async def pull(self, name: str, engine: str = "") -> None:
+        """Pull the image's spec into ``engine``, retrying transient failures."""
+        await self._pull(name, self.specs[name], engine)
 
-    async def build(self, name: str) -> str:
-        """Build the image; "" when we did, else why not (another process built it)."""
+    async def _pull(self, name: str, ref: str, engine: str) -> None:
+        docker = self._engine(engine)
+        auth = await self._auth(ref)
+        try:
+            await self._retrying(lambda: docker.pull(ref, auth, self._line(name, "pull")))
+        except Transient as exc:
+            raise TransferError(f"pull of {ref} failed after retries: {exc}") from None
+
+    async def build(self, name: str, engine: str = "") -> str:
+        """Build the image on ``engine``; "" when we did, else why not (another
+        process built it)."""
         spec = self.specs[name]
+        docker = self._engine(engine)
         async with spec_lock(self.cache_dir, spec):
             # Planned as missing: if it is there now, another process built it
             # (while we waited for the lock, or before we got to it).
-            if name not in self.rebuild and await self.docker.exists(spec):
+            if name not in self.rebuild and await docker.exists(spec):
                 logs.get_logger().info(
                     BUILT_ELSEWHERE,
                     image=name,
@@ -156,11 +169,53 @@ class EngineWorker:
                 )
                 return BUILT_ELSEWHERE
             start = self.clock()
-            await self._build(name, spec)
+            await self._build(name, spec, docker)
             self.build_seconds[name] = self.clock() - start
             return ""
 
-    async def _build(self, name: str, spec: str) -> None:
+    def transfer_ref(self, name: str) -> str:
+        """Where image ``name`` travels between engines: its own spec when it is
+        published, else under ``--transfer-registry``."""
+        spec = self.specs[name]
+        if self.repo.image(name).manifest.publish or not self.transfer_registry:
+            return spec
+        return f"{self.transfer_registry.rstrip('/')}/{name}:mzbuild-{fingerprint_of(spec)}"
+
+    async def send(self, name: str, engine: str) -> None:
+        """Push image ``name`` from ``engine`` to its transfer reference (once: a
+        reference the registry has is not pushed again)."""
+        spec, ref = self.specs[name], self.transfer_ref(name)
+        docker = self._engine(engine)
+        if ref != spec:
+            await docker.tag(spec, ref)
+        async with spec_lock(self.cache_dir, f"push {ref}"):
+            if (await self.client.lookup(parse_reference(ref))).status is Status.PRESENT:
+                return
+            auth = await self._auth(ref)
+            try:
+                await self._retrying(lambda: docker.push(ref, auth, self._line(name, "send")))
+            except Transient as exc:
+                raise TransferError(f"push of {ref} failed after retries: {exc}") from None
+
+    async def fetch(self, name: str, engine: str) -> None:
+        """Bring image ``name`` into ``engine`` from the registry, tagged with its spec."""
+        spec, ref = self.specs[name], self.transfer_ref(name)
+        docker = self._engine(engine)
+        if await docker.exists(spec):
+            return
+        await self._pull(name, ref, engine)
+        if ref != spec:
+            await docker.tag(ref, spec)
+
+    async def alive(self, engine: str) -> bool:
+        """Whether ``engine`` answers a ping."""
+        try:
+            await self._engine(engine).ping()
+        except EngineError:
+            return False
+        return True
+
+    async def _build(self, name: str, spec: str, docker: Engine) -> None:
         image = self.repo.image(name)
         repo = self.repo
         staging = Path(tempfile.mkdtemp(prefix=f"mzbuild-{name}-"))
@@ -197,7 +252,7 @@ class EngineWorker:
             fingerprint = fingerprint_of(spec)
             cache_from: list[str] = []
             cache_tag = cache_ref(self.cache_registry, name) if self.cache_registry else None
-            if cache_tag and self.buildx is None and await self._pull_cache(cache_tag):
+            if cache_tag and self.buildx is None and await self._pull_cache(cache_tag, docker):
                 cache_from.append(cache_tag)
             request = BuildRequest(
                 tag=spec,
@@ -216,9 +271,9 @@ class EngineWorker:
                     request, context, self._line(name, "build"), cache_ref=cache_tag
                 )
                 return
-            await self.docker.build(request, context, self._line(name, "build"))
+            await docker.build(request, context, self._line(name, "build"))
             if cache_tag:
-                await self._push_cache(spec, cache_tag)
+                await self._push_cache(spec, cache_tag, docker)
         finally:
             with anyio.CancelScope(shield=True):  # also when the run is cancelled
                 await anyio.to_thread.run_sync(shutil.rmtree, staging, True)
@@ -234,30 +289,30 @@ class EngineWorker:
                 }
         return {"image": None, "fingerprint": None, "phase": phase}
 
-    async def _pull_cache(self, tag: str) -> bool:
+    async def _pull_cache(self, tag: str, docker: Engine) -> bool:
         probe = await self.client.lookup(parse_reference(tag))
         if probe.status is not Status.PRESENT:
             return False
         try:
-            await self.docker.pull(tag, await self._auth(tag))
+            await docker.pull(tag, await self._auth(tag))
         except BuildError as exc:
             logs.warning(f"layer cache {tag} not used: {exc}", **self._fields(tag, "build"))
             return False
         return True
 
-    async def _push_cache(self, spec: str, tag: str) -> None:
+    async def _push_cache(self, spec: str, tag: str, docker: Engine) -> None:
         try:
-            await self.docker.tag(spec, tag)
-            await self._retrying(lambda: self._push_with_auth(tag))
+            await docker.tag(spec, tag)
+            auth = await self._auth(tag)
+            await self._retrying(lambda: docker.push(tag, auth, self._line(None, "push")))
         except (BuildError, Transient) as exc:
             logs.warning(f"layer cache {tag} not updated: {exc}", **self._fields(spec, "push"))
 
-    async def _push_with_auth(self, spec: str) -> str:
-        return await self.docker.push(spec, await self._auth(spec), self._line(None, "push"))
-
-    async def push(self, name: str) -> str:
-        """Push unless already published; confirm the tag with a HEAD afterwards."""
+    async def push(self, name: str, engine: str = "") -> str:
+        """Push from ``engine`` unless already published; confirm the tag with a HEAD
+        afterwards."""
         spec = self.specs[name]
+        docker = self._engine(engine)
         ref = parse_reference(spec)
         # Another process on this machine pushing the same tag holds this lock:
         # waiting for it, then asking the registry, pushes each tag once.
@@ -267,7 +322,7 @@ class EngineWorker:
                 return "already published (by another run)"
             auth = await self._auth(spec)
             try:
-                await self._retrying(lambda: self.docker.push(spec, auth, self._line(name, "push")))
+                await self._retrying(lambda: docker.push(spec, auth, self._line(name, "push")))
             except Transient as exc:
                 raise TransferError(f"push of {spec} failed after retries: {exc}") from None
         after = await self.client.lookup(ref)

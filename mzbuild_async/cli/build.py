@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 
 from ..build.plan import Workflow
+from ..engine.endpoints import Endpoint
 from ..errors import UsageError, single_error
 from ..model.options import Arch, default_jobs
 from ..report.progress import make_progress
@@ -29,13 +30,13 @@ from ..store.challenges import save_challenges
 from ..support.events import ignore
 from ..workflow.run import RunOptions, RunPlan, RunResult, plan_workflow, run_workflow
 from .parser import WORKFLOW_NAMES
-from .settings import registry_settings
+from .settings import engine_settings, registry_settings
 
 WORKFLOWS = {name: Workflow(name) for name in WORKFLOW_NAMES}
 
 
 def _options(
-    args: argparse.Namespace, tiers: tuple[str, ...], *, force: bool = False
+    args: argparse.Namespace, root: Path, tiers: tuple[str, ...], *, force: bool = False
 ) -> RunOptions:
     jobs = args.jobs if args.jobs is not None else default_jobs()
     if jobs < 1:
@@ -50,6 +51,9 @@ def _options(
         force=force,
         cache_registry=args.cache_registry,
         builder=args.builder,
+        engines=engine_settings(args, root),
+        slots=args.jobs,
+        transfer_registry=args.transfer_registry,
     )
 
 
@@ -61,7 +65,7 @@ async def run_build_command(
     workflow = WORKFLOWS.get(command, Workflow.ACQUIRE)
     force = bool(getattr(args, "force", False))
     settings = registry_settings(args, repo.root)
-    options = _options(args, settings.tiers, force=force)
+    options = _options(args, repo.root, settings.tiers, force=force)
     progress = make_progress(sys.stderr, verbose=args.verbose > 0, quiet=args.quiet > 0)
     try:
         async with settings.client(cache_dir) as client:
@@ -89,7 +93,9 @@ async def run_build_command(
         if not result.ok:
             sys.stdout.write(summary_text(result, status) + "\n")
             return 1
-        return await _run_container(result.images[targets[0]].spec, args.args)
+        home = next(iter(result.engines), "")
+        endpoint = next((e for e in options.engines if e.name == home), None)
+        return await _run_container(result.images[targets[0]].spec, args.args, endpoint)
     if args.json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
     else:
@@ -104,7 +110,7 @@ def write_outputs(args: argparse.Namespace, result: RunResult, status: int) -> N
         document = report_document(result, status)
         Path(args.report).write_text(json.dumps(document, indent=2) + "\n")
     if args.trace:
-        trace = run_trace(result.steps, result.seconds, title)
+        trace = run_trace(result.steps, result.seconds, title, by_engine=result.pooled)
         Path(args.trace).write_text(json.dumps(trace))
     if args.timeline:
         counts: dict[str, int] = {}
@@ -116,17 +122,25 @@ def write_outputs(args: argparse.Namespace, result: RunResult, status: int) -> N
             "seconds": f"{result.seconds:.2f}",
             "exit status": str(status),
         }
-        write_timeline(Path(args.timeline), result.steps, result.seconds, title, facts)
+        if result.pooled:
+            facts["engines"] = ", ".join(
+                f"{name} ({engine.builds} builds{', LOST' if engine.lost else ''})"
+                for name, engine in result.engines.items()
+            )
+        write_timeline(
+            Path(args.timeline), result.steps, result.seconds, title, facts, by_engine=result.pooled
+        )
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary and os.environ.get("GITHUB_ACTIONS") == "true":
         with open(step_summary, "a", encoding="utf-8") as out:
             out.write(markdown_summary(result, status))
 
 
-async def _run_container(spec: str, argv: list[str]) -> int:
+async def _run_container(spec: str, argv: list[str], home: Endpoint | None) -> int:
+    """Run ``spec`` where acquire left it: the home engine (the local one without a pool)."""
     from ..engine.docker import DockerEngine
 
-    docker = DockerEngine()
+    docker = DockerEngine(home)
     out = sys.stdout.buffer
 
     def write(chunk: bytes) -> None:
@@ -182,7 +196,9 @@ async def run_publish_manifest(
 def plan_text(plan: RunPlan) -> str:
     """The ``plan`` table: per image its fingerprint, what the lookups said, the action."""
     document = plan.to_json()["images"]
-    rows = [("IMAGE", "FINGERPRINT", "LOCAL", "PUBLISHED", "ACTION", "WHY")]
+    pooled = bool(plan.placement)
+    engine = ("ENGINE",) if pooled else ()
+    rows = [("IMAGE", "FINGERPRINT", "LOCAL", "PUBLISHED", "ACTION", *engine, "WHY")]
     for name, image in document.items():
         why = image["reason"] + (f" [{image['tier']}]" if image["tier"] else "")
         rows.append(
@@ -192,6 +208,7 @@ def plan_text(plan: RunPlan) -> str:
                 "yes" if image["local"] else "no",
                 image["published"],
                 image["action"],
+                *((image.get("engine") or "-",) if pooled else ()),
                 why,
             )
         )
@@ -218,6 +235,11 @@ async def run_plan_command(
             force=args.force,
             client=client,
             tiers=settings.tiers,
+            options=RunOptions(
+                engines=engine_settings(args, repo.root),
+                slots=args.jobs,
+                transfer_registry=args.transfer_registry,
+            ),
         )
     save_challenges(cache_dir, client.challenges)
     if args.json:

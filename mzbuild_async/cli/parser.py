@@ -216,6 +216,10 @@ def _add_run_commands(sub: argparse._SubParsersAction[_Parser], common: _Parser)
         help="the run to plan (default: ensure)",
     )
     p.add_argument("--force", action="store_true", help="plan `build --force`")
+    p.add_argument(
+        "--jobs", "-j", type=int, metavar="N", help="with --engine: builds at once per engine"
+    )
+    add_engine_arguments(p)
     add_registry_arguments(p)
     p = sub.add_parser(
         "run",
@@ -242,7 +246,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "-j",
         type=int,
         metavar="N",
-        help=f"Docker builds at once (default: {default_jobs()} on this machine)",
+        help=f"Docker builds at once (default: {default_jobs()} on this machine; with"
+        " --engine: per engine, else each engine's CPU count)",
     )
     p.add_argument(
         "--transfers",
@@ -274,7 +279,26 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         default="engine",
         help="build through the engine API (default) or `docker buildx` (BuildKit's cache)",
     )
+    add_engine_arguments(p)
     add_registry_arguments(p)
+
+
+def add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    """The pool of engines builds are spread over."""
+    p.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="build on this Docker engine too: unix://, tcp:// (TLS from DOCKER_CERT_PATH),"
+        " ssh://, or a Docker context name; repeatable, the first is the home engine"
+        " (default: [[engine]] tables of mzbuild-async.toml, else the local engine)",
+    )
+    p.add_argument(
+        "--transfer-registry",
+        metavar="REF",
+        help="where publish: false images travel between engines (default: they stay on one)",
+    )
 
 
 def add_registry_arguments(p: argparse.ArgumentParser) -> None:

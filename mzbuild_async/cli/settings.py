@@ -1,5 +1,6 @@
 """Registry and lookup settings: flags over ``mzbuild-async.toml`` over defaults, once.
 
+:func:`engine_settings` is the pool of engines of the commands that build.
 Every command that talks to registries (``check``, ``plan``, ``acquire``,
 ``ensure``, ``build``, ``run``, ``publish-manifest``) takes its client and
 its lookup tiers from :func:`registry_settings`, so the file means the
@@ -14,9 +15,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..engine.endpoints import Endpoint, engine_tables, parse_engine_flag, resolve_engines
 from ..model.status import TIER_ORDER, parse_tiers
 from ..registry.client import DEFAULT_DEADLINE, RegistryClient
-from ..registry.config import RegistryConfig, load_registry_config, with_flags
+from ..registry.config import (
+    CONFIG_NAME,
+    RegistryConfig,
+    load_registry_config,
+    read_config_file,
+    with_flags,
+)
 from ..registry.tls import TlsSettings
 from ..store.challenges import load_challenges
 from ..support.retry import DEFAULT_RETRY, RetryPolicy
@@ -67,3 +75,15 @@ def registry_settings(
         deadline=getattr(args, "deadline", None) or config.deadline or DEFAULT_DEADLINE,
         environ=dict(os.environ if environ is None else environ),
     )
+
+
+def engine_settings(
+    args: argparse.Namespace, root: Path, environ: Mapping[str, str] | None = None
+) -> tuple[Endpoint, ...]:
+    """The pool: ``--engine`` flags, else the ``[[engine]]`` tables (none: the local engine)."""
+    flags = getattr(args, "engine", None) or []
+    if flags:
+        configs = [parse_engine_flag(flag) for flag in flags]
+    else:
+        configs = engine_tables(read_config_file(root).get("engine", []), root, CONFIG_NAME)
+    return tuple(resolve_engines(configs, dict(os.environ if environ is None else environ)))

@@ -23,6 +23,7 @@ import anyio
 from ..errors import DockerBuildError, EngineError, TransferError
 from ..registry.auth import Credentials
 from ..support.lines import strip_ansi
+from .endpoints import Endpoint, cpu_count, docker_platform
 from .protocol import LineSink
 
 #: Lines of build output kept to explain a failure.
@@ -64,19 +65,42 @@ def _is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError | ValueError) or type(exc).__module__.startswith("aiohttp")
 
 
-class DockerEngine:
-    """One connection to the local Docker engine (``DOCKER_HOST`` honoured)."""
+@dataclass(frozen=True)
+class EngineInfo:
+    """What an engine says of itself (``GET /info``)."""
 
-    def __init__(self) -> None:
+    platform: str
+    cpus: int
+    version: str = ""
+
+
+class DockerEngine:
+    """One connection to a Docker engine: the local one (``DOCKER_HOST``
+    honoured), or the one at ``endpoint`` (a pool member)."""
+
+    def __init__(self, endpoint: Endpoint | None = None) -> None:
+        self.endpoint = endpoint
         self._docker: Any = None
         self._lock = anyio.Lock()
+
+    @property
+    def label(self) -> str:
+        """How messages name this engine."""
+        if self.endpoint is None:
+            return "the Docker engine"
+        return f"engine {self.endpoint.name} ({self.endpoint.url})"
 
     async def client(self) -> Any:
         """The aiodocker client, created (and aiodocker imported) on first use."""
         async with self._lock:
             if self._docker is None:
                 module = await anyio.to_thread.run_sync(importlib.import_module, "aiodocker")
-                self._docker = module.Docker()
+                if self.endpoint is None:
+                    self._docker = module.Docker()
+                else:
+                    self._docker = module.Docker(
+                        url=self.endpoint.url, ssl_context=self.endpoint.ssl_context()
+                    )
         return self._docker
 
     async def connect(self) -> None:
@@ -90,6 +114,8 @@ class DockerEngine:
             self._docker = None
 
     def _engine_error(self, exc: BaseException, doing: str) -> EngineError:
+        if self.endpoint is not None:
+            return EngineError(f"{self.label} could not be reached while {doing} ({exc})")
         return EngineError(
             f"the Docker engine could not be reached while {doing} ({exc}); start dockerd"
             " (scripts/setup-system) or set DOCKER_HOST"
@@ -103,8 +129,21 @@ class DockerEngine:
         except Exception as exc:
             if _is_connection_error(exc) or getattr(exc, "status", 0) == 900:
                 raise self._engine_error(exc, "connecting") from None
-            raise EngineError(f"the Docker engine refused a version request: {exc}") from None
+            raise EngineError(f"{self.label} refused a version request: {exc}") from None
         return str(version.get("Version", "?"))
+
+    async def info(self) -> EngineInfo:
+        """Platform, CPU count and version, from ``GET /info``."""
+        docker = await self.client()
+        try:
+            info = await docker.system.info()
+        except Exception as exc:
+            if _is_connection_error(exc) or getattr(exc, "status", 0) == 900:
+                raise self._engine_error(exc, "connecting") from None
+            raise EngineError(f"{self.label} refused an info request: {exc}") from None
+        return EngineInfo(
+            docker_platform(info), cpu_count(info), str(info.get("ServerVersion", ""))
+        )
 
     async def exists(self, spec: str) -> bool:
         """Whether the engine has an image tagged ``spec``."""
@@ -119,7 +158,7 @@ class DockerEngine:
             if exc.status == 900:
                 raise self._engine_error(exc, f"looking for {spec}") from None
             raise EngineError(
-                f"the Docker engine answered {exc.status} for {spec}: {exc.message}"
+                f"{self.label} answered {exc.status} for {spec}: {exc.message}"
             ) from None
         except Exception as exc:
             if _is_connection_error(exc):
@@ -272,9 +311,11 @@ class DockerEngine:
             if "error" in item or "errorDetail" in item:
                 raise _stream_error(f"push of {spec}", item)
             aux = item.get("aux")
+            status = str(item.get("status", ""))
             if isinstance(aux, dict) and "Digest" in aux:
                 digest = str(aux["Digest"])
-            status = str(item.get("status", ""))
+            elif match := PUSHED_DIGEST.search(status):
+                digest = digest or match.group(1)  # podman says it only in the text
             if status and not item.get("progressDetail"):
                 on_line(" ".join(filter(None, [item.get("id", ""), status])))
         if not digest:
@@ -316,6 +357,9 @@ class DockerEngine:
             with anyio.CancelScope(shield=True):
                 await container.delete(force=True)
 
+
+#: The digest in a push's last status line (``TAG: digest: sha256:... size: N``).
+PUSHED_DIGEST = re.compile(r"\bdigest: (sha256:[0-9a-f]{64})\b")
 
 #: What a pull or push error from the engine's stream says when another try
 #: may succeed. The stream carries only text (``error``/``errorDetail``), so

@@ -2,7 +2,7 @@
 
 The worker, the daemon lookup tier and the workflow talk to an
 :class:`Engine`; :class:`~.docker.DockerEngine` (the engine API over
-aiodocker) is the one there is today, and a pool of engines is the next.
+aiodocker) is the one there is; a pool (:mod:`.pool`) is several of them.
 Unit tests put a fake behind this protocol; end-to-end tests use the real
 engine.
 """
@@ -13,7 +13,7 @@ from collections.abc import AsyncIterable, Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from .docker import BuildRequest
+    from .docker import BuildRequest, EngineInfo
 
 #: Receives each line of a build's, pull's or push's output.
 LineSink = Callable[[str], None]
@@ -33,6 +33,10 @@ class Engine(Protocol):
 
     async def ping(self) -> str:
         """The engine's version."""
+        ...
+
+    async def info(self) -> EngineInfo:
+        """The engine's platform, CPU count and version."""
         ...
 
     async def exists(self, spec: str) -> bool:

@@ -80,17 +80,23 @@ def _limits(where: str, host: str, table: Mapping[str, Any], base: Limits) -> Li
     return replace(base, **values)
 
 
-def load_registry_config(root: Path) -> RegistryConfig:
-    """The ``[lookup]`` and ``[registry."HOST"]`` tables of ``mzbuild-async.toml``."""
-    path = root / CONFIG_NAME
+def read_config_file(root: Path) -> dict[str, Any]:
+    """The parsed ``mzbuild-async.toml`` at ``root`` (empty when there is none)."""
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        with open(root / CONFIG_NAME, "rb") as f:
+            return tomllib.load(f)
     except FileNotFoundError:
-        return RegistryConfig()
+        return {}
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"{CONFIG_NAME}: cannot read: {exc}") from None
-    return replace(_hosts(data.get("registry", {}), path.parent), **_lookup(data.get("lookup", {})))
+
+
+def load_registry_config(root: Path) -> RegistryConfig:
+    """The ``[lookup]`` and ``[registry."HOST"]`` tables of ``mzbuild-async.toml``."""
+    data = read_config_file(root)
+    if not data:
+        return RegistryConfig()
+    return replace(_hosts(data.get("registry", {}), root), **_lookup(data.get("lookup", {})))
 
 
 def _lookup(lookup: object) -> dict[str, Any]:

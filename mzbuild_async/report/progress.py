@@ -51,6 +51,7 @@ def ci_folding(environ: Mapping[str, str]) -> str | None:
 @dataclass
 class _Image:
     phase: str = ""
+    engine: str = ""
     since: float = 0.0
     last: str = ""
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL))
@@ -68,6 +69,9 @@ class _Progress:
     images: dict[str, _Image] = field(default_factory=dict)
     done: dict[str, int] = field(default_factory=dict)
     started: float = field(default=0.0)
+    #: Engines of a pool seen so far, and those lost.
+    engines: dict[str, None] = field(default_factory=dict)
+    lost: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.started = self.clock()
@@ -77,6 +81,11 @@ class _Progress:
 
     def observe(self, event: Event) -> None:
         """Update the state from one event."""
+        if event.engine:
+            self.engines.setdefault(event.engine)
+        if event.phase == "engine":
+            self.lost.add(event.engine)
+            return
         image = self.images.setdefault(event.image or event.phase, _Image())
         if event.status == "line":
             image.last = event.detail
@@ -85,6 +94,7 @@ class _Progress:
                 image.log.append(event.detail)
         elif event.status == "start":
             image.phase = event.phase
+            image.engine = event.engine
             image.since = self.clock()
             image.last = ""
         else:
@@ -102,7 +112,20 @@ class _Progress:
             )
         parts = [f"{n} {what}" for what, n in sorted(active.items())]
         parts += [f"{n} {status}" for status, n in sorted(self.done.items())]
-        return f"[{self.elapsed():7.1f}s] " + (", ".join(parts) if parts else "starting")
+        line = f"[{self.elapsed():7.1f}s] " + (", ".join(parts) if parts else "starting")
+        return line + self.load()
+
+    def load(self) -> str:
+        """`` | engines: a 2, b 1, c lost`` (builds in flight per engine), for a pool."""
+        if len(self.engines) < 2:
+            return ""
+        busy = dict.fromkeys(self.engines, 0)
+        for _name, image in self.in_flight():
+            if image.phase == "build" and image.engine in busy:
+                busy[image.engine] += 1
+        return " | engines: " + ", ".join(
+            f"{name} {'lost' if name in self.lost else n}" for name, n in busy.items()
+        )
 
     def fold(self, name: str, event: Event) -> None:
         """Print an image's finished build output as a folded CI group."""
@@ -134,10 +157,17 @@ class LineProgress(_Progress):
                 self.out.write(f"    {name} | {event.detail}\n")
                 self.out.flush()
             return
+        if event.phase == "engine":
+            self.out.write(f"[{self.elapsed():7.1f}s] engine {event.engine} {event.status}:")
+            self.out.write(f" {event.detail}\n")
+            self.out.flush()
+            return
         self.fold(name, event)
         detail = f": {event.detail}" if event.detail else ""
         if event.status == "start":
             detail = f" ({event.detail})" if event.detail else ""
+        if event.engine and len(self.engines) > 1:
+            detail += f" [{event.engine}]"
         label = f"{name}: {event.phase}" if event.image else event.phase
         self.out.write(f"[{self.elapsed():7.1f}s] {label} {event.status}{detail}\n")
         if event.status == "failed" and not self.verbose and not self.folding:
@@ -165,15 +195,15 @@ class LiveProgress(_Progress):
 
     def __call__(self, event: Event) -> None:
         self.observe(event)
-        if event.status in ("failed", "skipped"):
+        if event.status in ("failed", "skipped", "lost", "requeued"):
             name = event.image or event.phase
             self._clear()
-            label = f"{name}: {event.phase}" if event.image else event.phase
+            label = f"{name}: {event.phase}" if event.image else f"engine {event.engine}"
             self.out.write(f"[{self.elapsed():7.1f}s] {label} {event.status}: {event.detail}\n")
-            if event.status == "failed":
+            if event.status == "failed" and name in self.images:
                 for line in self.images[name].tail:
                     self.out.write(f"    {name} | {line}\n")
-        if event.status in ("done", "failed") and self.folding:
+        if event.status in ("done", "failed") and self.folding and event.phase != "engine":
             self._clear()
             self.fold(event.image or event.phase, event)
         self.draw(force=event.status != "line")

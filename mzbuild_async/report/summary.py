@@ -52,9 +52,25 @@ def totals_line(result: RunResult, status: int) -> str:
     )
 
 
+def engines_line(result: RunResult) -> str:
+    """``engines: e1 3 builds, 9.5 s busy, 2 transfers; e2 LOST (why)``."""
+    parts = []
+    for name, engine in result.engines.items():
+        part = (
+            f"{name} {engine.builds} builds, {engine.busy_seconds:.1f} s busy of"
+            f" {engine.slots} slots, {engine.transfers} transfers"
+        )
+        parts.append(part + (f", LOST ({engine.lost})" if engine.lost else ""))
+    return "engines: " + "; ".join(parts)
+
+
 def summary_text(result: RunResult, status: int) -> str:
-    """The human summary: one row per image, the slowest steps, the totals."""
-    rows = [("IMAGE", "ACTION", "PUSHED", "TIER", "SECONDS", "WHY")]
+    """The human summary: one row per image (with its engine, for a pool), the
+    slowest steps, the engines' load, the totals."""
+    pooled = result.pooled
+    rows = [
+        ("IMAGE", "ACTION", "PUSHED", "TIER", *(("ENGINE",) if pooled else ()), "SECONDS", "WHY")
+    ]
     for r in result.images.values():
         rows.append(
             (
@@ -62,6 +78,7 @@ def summary_text(result: RunResult, status: int) -> str:
                 r.action,
                 "yes" if r.pushed else "no",
                 r.tier or "-",
+                *((r.engine or "-",) if pooled else ()),
                 f"{r.seconds:.1f}",
                 r.error or r.note or r.reason,
             )
@@ -70,6 +87,8 @@ def summary_text(result: RunResult, status: int) -> str:
     slow = [s for s in slowest_steps(result.steps) if s.seconds >= 0.05]
     if slow:
         lines.append("slowest: " + ", ".join(f"{step_label(s)} {s.seconds:.1f} s" for s in slow))
+    if pooled:
+        lines.append(engines_line(result))
     lines.append(totals_line(result, status))
     return "\n".join(lines)
 
@@ -80,16 +99,19 @@ def markdown_summary(result: RunResult, status: int) -> str:
     def cell(text: str) -> str:
         return text.replace("|", "\\|").replace("\n", " ")
 
+    pooled = result.pooled
     lines = [
         f"### mzbuild-async {result.workflow.value}: {'ok' if result.ok else 'FAILED'}",
         "",
-        "| image | action | pushed | tier | seconds | why |",
-        "| --- | --- | --- | --- | ---: | --- |",
+        "| image | action | pushed | tier |" + (" engine |" if pooled else "") + " seconds | why |",
+        "| --- | --- | --- | --- |" + (" --- |" if pooled else "") + " ---: | --- |",
     ]
     for r in result.images.values():
+        why = cell(r.error or r.note or r.reason)
+        engine = f" {cell(r.engine or '-')} |" if pooled else ""
         lines.append(
-            f"| `{cell(r.name)}` | {r.action} | {'yes' if r.pushed else 'no'} | {r.tier or '-'}"
-            f" | {r.seconds:.1f} | {cell(r.error or r.note or r.reason)} |"
+            f"| `{cell(r.name)}` | {r.action} | {'yes' if r.pushed else 'no'} | {r.tier or '-'} |"
+            f"{engine} {r.seconds:.1f} | {why} |"
         )
     slow = slowest_steps(result.steps)
     if slow:
@@ -98,6 +120,8 @@ def markdown_summary(result: RunResult, status: int) -> str:
             "Slowest steps: "
             + ", ".join(f"`{cell(step_label(s))}` {s.seconds:.1f} s" for s in slow),
         ]
+    if result.pooled:
+        lines += ["", engines_line(result)]
     lines += ["", totals_line(result, status), ""]
     return "\n".join(lines)
 
@@ -118,6 +142,7 @@ def report_document(result: RunResult, status: int) -> dict[str, Any]:
             },
             "requests": dict(result.requests),
         },
+        "engines": {name: engine.to_json() for name, engine in result.engines.items()},
         "steps": [s.to_json() for s in result.steps],
         "slowest": [s.to_json() for s in slowest_steps(result.steps)],
     }

@@ -23,6 +23,8 @@ COLORS = {
     "pull": "#4c9aff",
     "build": "#36b37e",
     "push": "#6554c0",
+    "transfer": "#00b8d9",
+    "send": "#8777d9",
 }
 FAILED = "#de350b"
 
@@ -33,6 +35,7 @@ h1{font-size:18px;margin:0 0 4px}
 .chart{display:grid;grid-template-columns:max-content 1fr;gap:2px 8px;align-items:center}
 .label{white-space:nowrap;text-align:right;font-family:monospace}
 .lane{position:relative;height:18px;background:#f4f5f7}
+.group{grid-column:1/3;font-weight:600;margin-top:8px;border-bottom:1px solid #c1c7d0}
 .bar{position:absolute;top:2px;height:14px;border-radius:2px;min-width:1px}
 .bar.failed{background:#de350b !important}
 .axis{position:relative;height:16px;color:#5e6c84;font-size:11px}
@@ -77,16 +80,44 @@ def _track_order(steps: Sequence[Step]) -> list[str]:
     return fixed + tiers + cargo + rest
 
 
+def _lanes(steps: Sequence[Step], by_engine: bool) -> list[tuple[str, str]]:
+    """(engine, track) per lane: the run's own tracks, then each engine's in turn."""
+    order = _track_order(steps)
+    if not by_engine:
+        return [("", track) for track in order]
+    engines = list(dict.fromkeys(s.engine for s in steps if s.engine))
+    lanes = [("", t) for t in order if any(s.track == t and not s.engine for s in steps)]
+    for engine in engines:
+        lanes += [
+            (engine, t) for t in order if any(s.track == t and s.engine == engine for s in steps)
+        ]
+    return lanes
+
+
 def timeline_html(
-    steps: Sequence[Step], seconds: float, title: str, summary: Mapping[str, str] | None = None
+    steps: Sequence[Step],
+    seconds: float,
+    title: str,
+    summary: Mapping[str, str] | None = None,
+    *,
+    by_engine: bool = False,
 ) -> str:
-    """The page: header, legend, time axis, one lane per track, the slowest steps."""
+    """The page: header, legend, time axis, one lane per track (with ``by_engine``,
+    a group of lanes per engine of the pool), the slowest steps."""
     total = max([seconds, *(s.end for s in steps)], default=seconds) or 1.0
     esc = html.escape
     rows: list[str] = []
-    for track in _track_order(steps):
+    group = ""
+    for engine, track in _lanes(steps, by_engine):
+        if engine != group:
+            group = engine
+            rows.append(
+                f'<div class="group" data-engine="{esc(engine)}">engine {esc(engine)}</div>'
+            )
         bars = []
-        for step in (s for s in steps if s.track == track):
+        for step in (
+            s for s in steps if s.track == track and (not by_engine or s.engine == engine)
+        ):
             left = 100.0 * step.start / total
             width = 100.0 * step.seconds / total
             color = COLORS.get(step.phase, "#97a0af")
@@ -134,6 +165,9 @@ def write_timeline(
     seconds: float,
     title: str,
     summary: Mapping[str, str] | None = None,
+    *,
+    by_engine: bool = False,
 ) -> None:
     """Write the timeline page to ``path``."""
-    path.write_text(timeline_html(steps, seconds, title, summary), encoding="utf-8")
+    page = timeline_html(steps, seconds, title, summary, by_engine=by_engine)
+    path.write_text(page, encoding="utf-8")

@@ -62,47 +62,92 @@ def write_trace(path: Path, spans: Iterable[Span], tracks: Sequence[str]) -> Non
     path.write_text(json.dumps(trace_events(spans, tracks)))
 
 
-def run_trace(steps: Sequence[Step], seconds: float, title: str) -> dict[str, object]:
+def run_trace(
+    steps: Sequence[Step], seconds: float, title: str, *, by_engine: bool = False
+) -> dict[str, object]:
     """The trace document of a whole run.
 
     Track 1 holds the run, with fingerprinting and the lookups inside it;
     then one track per lookup tier, ``cargo``, and one per image whose
     work (pull, build, push) nests inside a span named after the image.
+    ``by_engine`` (a pool): each engine is a process of its own, holding the
+    tracks of the images' work on it.
     """
-    tracks: list[str] = ["run"]
+    engines = list(dict.fromkeys(s.engine for s in steps if s.engine)) if by_engine else []
+    pids = {"": 1, **{engine: i + 2 for i, engine in enumerate(engines)}}
+    tracks: list[tuple[str, str]] = [("", "run")]
     for step in steps:
-        if step.track not in tracks and step.track not in ("fingerprint", "lookup"):
-            tracks.append(step.track)
-    tids = {name: i + 1 for i, name in enumerate(tracks)}
-    events = _metadata(title, tids)
+        key = (step.engine if by_engine else "", step.track)
+        if key not in tracks and step.track not in ("fingerprint", "lookup"):
+            tracks.append(key)
+    tids = {key: i + 1 for i, key in enumerate(tracks)}
+    events = _metadata(
+        title, {track: tids[key] for key in tracks if not key[0] for track in [key[1]]}
+    )
+    for engine in engines:
+        pid = pids[engine]
+        events.append(
+            {
+                "ph": "M",
+                "name": "process_name",
+                "pid": pid,
+                "tid": 0,
+                "args": {"name": f"engine {engine}"},
+            }
+        )
+        events.append(
+            {
+                "ph": "M",
+                "name": "process_sort_index",
+                "pid": pid,
+                "tid": 0,
+                "args": {"sort_index": pid},
+            }
+        )
+        for (owner, track), tid in tids.items():
+            if owner == engine:
+                events.append(
+                    {
+                        "ph": "M",
+                        "name": "thread_name",
+                        "pid": pid,
+                        "tid": tid,
+                        "args": {"name": track},
+                    }
+                )
 
-    def span(tid: int, name: str, cat: str, start: float, end: float, args: object) -> None:
+    def span(
+        key: tuple[str, str], name: str, cat: str, start: float, end: float, args: object
+    ) -> None:
         events.append(
             {
                 "name": name,
                 "cat": cat,
                 "ph": "X",
-                "pid": 1,
-                "tid": tid,
+                "pid": pids[key[0]],
+                "tid": tids[key],
                 "ts": round(start * 1e6, 3),
                 "dur": round(max(0.0, end - start) * 1e6, 3),
                 "args": args,
             }
         )
 
-    span(tids["run"], title, "run", 0.0, seconds, {})
-    by_track: dict[str, list[Step]] = {}
+    run = ("", "run")
+    span(run, title, "run", 0.0, seconds, {})
+    by_track: dict[tuple[str, str], list[Step]] = {}
     for step in steps:
         if step.track in ("fingerprint", "lookup"):
-            span(tids["run"], step.name, step.phase, step.start, step.end, {"detail": step.detail})
+            span(run, step.name, step.phase, step.start, step.end, {"detail": step.detail})
             continue
-        by_track.setdefault(step.track, []).append(step)
-    for track, own in by_track.items():
-        tid = tids[track]
+        by_track.setdefault((step.engine if by_engine else "", step.track), []).append(step)
+    for key, own in by_track.items():
+        track = key[1]
         image = not track.startswith("lookup: ") and track != "cargo"
         if image:
-            span(tid, track, "image", min(s.start for s in own), max(s.end for s in own), {})
+            span(key, track, "image", min(s.start for s in own), max(s.end for s in own), {})
         for step in own:
             args = {"status": step.status, **({"detail": step.detail} if step.detail else {})}
-            span(tid, step.name, step.phase, step.start, step.end, args)
+            if step.engine:
+                args["engine"] = step.engine
+            span(key, step.name, step.phase, step.start, step.end, args)
     return {"traceEvents": events, "displayTimeUnit": "ms"}

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 #: The phases of one image's work, in the order they can happen.
-PHASES = ("lookup", "cargo", "pull", "build", "push")
+PHASES = ("lookup", "cargo", "pull", "transfer", "build", "push", "send")
 
 
 @dataclass(frozen=True)
@@ -17,9 +17,12 @@ class Event:
     at: float
     image: str | None
     phase: str
-    #: ``start``, ``done``, ``failed``, ``skipped`` or ``line`` (one output line).
+    #: ``start``, ``done``, ``failed``, ``skipped``, ``requeued`` (its engine was
+    #: lost; it runs again elsewhere), ``lost`` (phase ``engine``) or ``line``.
     status: str
     detail: str = ""
+    #: The engine of the pool the work ran on ("" when it does not say).
+    engine: str = ""
 
 
 Listener = Callable[[Event], None]

@@ -9,6 +9,7 @@ real :class:`EngineWorker`. The result is a value; the CLI prints it.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -20,15 +21,20 @@ import anyio
 
 from ..build.plan import Decision, Found, Workflow, decide, jobs, settled_decisions
 from ..build.scheduler import (
+    LOCAL_ENGINE,
     Action,
     Limits,
     Outcome,
     Scheduler,
+    Slots,
     Worker,
+    predict_placement,
 )
 from ..engine.docker import DockerEngine
+from ..engine.endpoints import Endpoint, default_endpoint
+from ..engine.pool import Member, close_pool, open_pool
 from ..engine.protocol import Engine
-from ..errors import single_error
+from ..errors import UsageError, single_error
 
 if TYPE_CHECKING:
     from ..engine.buildx import BuildxBuilder
@@ -66,6 +72,12 @@ class RunOptions:
     #: Lookup tiers to consult (``[lookup] tiers``); only those that can say
     #: "published" are used for that (the engine is asked directly).
     tiers: tuple[str, ...] = TIER_ORDER
+    #: The engines of a pool, home engine first (empty: the local engine alone).
+    engines: tuple[Endpoint, ...] = ()
+    #: ``--jobs`` given: builds at once on every engine of a pool.
+    slots: int | None = None
+    #: ``--transfer-registry``: where ``publish: false`` images travel between engines.
+    transfer_registry: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,8 @@ class ImageResult:
     tier: str | None
     error: str = ""
     note: str = ""
+    #: The engine that built or pulled it ("" when nothing was done).
+    engine: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` record of this image."""
@@ -91,6 +105,7 @@ class ImageResult:
             "seconds": round(self.seconds, 3),
             "reason": self.reason,
             "tier": self.tier,
+            "engine": self.engine or None,
         }
         if self.error:
             record["error"] = self.error
@@ -113,6 +128,13 @@ class RunResult:
     lookups: Mapping[str, TierStatistics] = field(default_factory=dict)
     #: HTTP requests sent, by registry host.
     requests: Mapping[str, int] = field(default_factory=dict)
+    #: What each engine did, by name (the home engine first).
+    engines: Mapping[str, EngineReport] = field(default_factory=dict)
+
+    @property
+    def pooled(self) -> bool:
+        """Whether the run had engines other than the local one alone."""
+        return len(self.engines) > 1 or any(e.configured for e in self.engines.values())
 
     @property
     def ok(self) -> bool:
@@ -126,6 +148,33 @@ class RunResult:
             "ok": self.ok,
             "seconds": round(self.seconds, 3),
             "images": {name: r.to_json() for name, r in self.images.items()},
+        }
+
+
+@dataclass(frozen=True)
+class EngineReport:
+    """One engine of a run, for reports."""
+
+    url: str
+    platform: str
+    slots: int
+    builds: int = 0
+    busy_seconds: float = 0.0
+    transfers: int = 0
+    lost: str = ""
+    #: From ``--engine``/``[[engine]]`` (not the local engine by default).
+    configured: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--report`` record of this engine."""
+        return {
+            "url": self.url,
+            "platform": self.platform,
+            "slots": self.slots,
+            "builds": self.builds,
+            "busy_seconds": round(self.busy_seconds, 3),
+            "transfers": self.transfers,
+            "lost": self.lost or None,
         }
 
 
@@ -155,6 +204,8 @@ class RunPlan:
     dependencies: Mapping[str, tuple[str, ...]]
     #: Whether each image is ever published (``publish: false`` ones are not looked up).
     publish: Mapping[str, bool]
+    #: The engine each build would go to (a pool only).
+    placement: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The ``plan --json`` document (also the ``plan`` part of a report)."""
@@ -182,7 +233,25 @@ class RunPlan:
                 "reason": decision.reason,
                 "dependencies": list(self.dependencies[name]),
             }
+            if self.placement:
+                images[name]["engine"] = self.placement.get(name)
         return {"workflow": self.workflow.value, "images": images}
+
+
+@dataclass(frozen=True)
+class _Services:
+    """A run's engines (home first), registry client and lookup engine."""
+
+    members: list[Member]
+    client: RegistryClient
+    lookups: LookupEngine
+    #: From ``--engine``/``[[engine]]``.
+    configured: bool
+
+    @property
+    def home(self) -> Engine:
+        """The engine the daemon tier asks, and where acquire leaves its targets."""
+        return self.members[0].engine
 
 
 @asynccontextmanager
@@ -191,10 +260,12 @@ async def _services(
     docker: Engine | None,
     client: RegistryClient | None,
     tiers: Iterable[str] = TIER_ORDER,
-) -> AsyncIterator[tuple[Engine, RegistryClient, LookupEngine]]:
-    """The engine connection and lookup engine of a run, closed at the end."""
+    options: RunOptions | None = None,
+    platform: str = "",
+) -> AsyncIterator[_Services]:
+    """The engine connections and lookup engine of a run, closed at the end."""
+    options = options or RunOptions()
     own_docker = docker is None
-    docker = docker or DockerEngine()
     # Whoever made a resource closes it: the lookup engine closes the
     # registry client only if it was made here.
     engine = LookupEngine.create(
@@ -203,15 +274,40 @@ async def _services(
         cache_dir=cache_dir,
         owns_client=client is None,
     )
-    client = engine.client
+    members: list[Member] = []
     try:
-        await docker.ping()
-        yield docker, client, engine
+        if options.engines and docker is None:
+            members = await open_pool(options.engines, slots=options.slots)
+            members = _usable_members(members, platform)
+        else:
+            docker = docker or DockerEngine()
+            await docker.ping()
+            url = default_endpoint(os.environ) if own_docker else "(given)"
+            members = [Member(LOCAL_ENGINE, url, docker, platform, options.jobs)]
+        yield _Services(members, engine.client, engine, bool(options.engines))
     finally:
         with anyio.CancelScope(shield=True):
             await engine.aclose()
             if own_docker:
-                await docker.aclose()
+                await close_pool([m.engine for m in members] or ([docker] if docker else []))
+
+
+def _usable_members(members: list[Member], platform: str) -> list[Member]:
+    """The members that build ``platform`` (one warning per other one)."""
+    usable = [m for m in members if not platform or m.platform == platform]
+    for member in members:
+        if member not in usable:
+            logs.warning(
+                f"engine {member.name} ({member.url}) is {member.platform}; this run builds"
+                f" {platform}, so it gets no builds"
+            )
+    if not usable:
+        raise UsageError(
+            f"no engine of the pool builds {platform} (they are"
+            f" {', '.join(sorted({m.platform for m in members}))}); add one, or set"
+            " platform in its [[engine]] table"
+        )
+    return usable
 
 
 class _Answers:
@@ -343,12 +439,31 @@ async def plan_workflow(
     docker: Engine | None = None,
     client: RegistryClient | None = None,
     tiers: Iterable[str] = TIER_ORDER,
+    options: RunOptions | None = None,
 ) -> RunPlan:
-    """What :func:`run_workflow` would do, with the same lookups, doing nothing."""
-    async with _services(cache_dir, docker, client, tiers) as (engine_api, _client, engine):
-        return await _plan(
-            repo, workflow, list(dict.fromkeys(targets)), engine_api, engine, force=force
+    """What :func:`run_workflow` would do, with the same lookups, doing nothing
+    (with a pool: also the engine each build would go to)."""
+    options = options or RunOptions()
+    targets = list(dict.fromkeys(targets))
+    platform = run_platform(repo)
+    async with _services(cache_dir, docker, client, tiers, options, platform) as services:
+        plan = await _plan(repo, workflow, targets, services.home, services.lookups, force=force)
+        if not services.configured:
+            return plan
+        history = BuildHistory.load(cache_dir)
+        specs = {name: decision.spec for name, decision in plan.decisions.items()}
+        planned = jobs(
+            plan.decisions,
+            repo.images,
+            estimates=_estimates(repo, specs, history),
+            registry="",
+            found=plan.found,
+            homes=_homes(repo, workflow, targets),
+            platform=platform,
+            transfer=options.transfer_registry is not None,
         )
+        slots = [Slots(m.name, m.slots, m.platform) for m in services.members]
+        return replace(plan, placement=predict_placement(planned, slots))
 
 
 @dataclass
@@ -418,10 +533,12 @@ def _estimates(
     }
 
 
-async def _builder(options: RunOptions) -> BuildxBuilder | None:
+async def _builder(options: RunOptions, pooled: bool) -> BuildxBuilder | None:
     """``docker buildx`` when asked for (checked to be installed), else None."""
     if options.builder != "buildx":
         return None
+    if pooled:
+        raise UsageError("--builder buildx drives the local docker CLI; it takes no --engine")
     from ..engine.buildx import BuildxBuilder
 
     buildx = BuildxBuilder()
@@ -455,8 +572,9 @@ async def run_workflow(
     # The lookup engine is created first thing inside _services: its span
     # times count from (about) now.
     engine_origin = events.since()
-    async with _services(cache_dir, docker, client, options.tiers) as services:
-        engine_api, registry_client, engine = services
+    platform = run_platform(repo)
+    async with _services(cache_dir, docker, client, options.tiers, options, platform) as services:
+        home, registry_client, engine = services.home, services.client, services.lookups
         events.tee(Event(events.since(), None, "fingerprint", "start", f"{len(targets)} targets"))
         specs = await repo.specs(targets)
         events.tee(Event(events.since(), None, "fingerprint", "done"))
@@ -466,26 +584,42 @@ async def run_workflow(
         worker = (worker_factory or EngineWorker)(
             repo=repo,
             specs=specs,
-            docker=engine_api,
+            docker=home,
             client=registry_client,
             cache_dir=cache_dir,
             cache_registry=options.cache_registry,
-            buildx=await _builder(options),
+            buildx=await _builder(options, services.configured),
             listener=events.shifted,
             rebuild=rebuild,
+            **_pool_arguments(services, options),
         )
         limits = Limits(jobs=options.jobs, transfers=options.transfers, fail_fast=options.fail_fast)
-        scheduler = Scheduler([], worker, limits, listener=events.shifted, open_ended=True)
+        slots = [Slots(m.name, m.slots, m.platform or None) for m in services.members]
+        scheduler = Scheduler(
+            [], worker, limits, engines=slots, listener=events.shifted, open_ended=True
+        )
         estimates = _estimates(repo, specs, history)
         registry = parse_reference(next(iter(specs.values()))).api_host if specs else ""
+        homes = _homes(repo, workflow, targets)
+        forced = set(targets) if options.force else set()
 
         def release(
             names: Sequence[str], decisions: Mapping[str, Decision], found: Mapping[str, Found]
         ) -> None:
-            # A build of an image the engine has is a forced rebuild (build --force).
-            rebuild.update(n for n in names if found[n].local)
+            # A build of an image an engine has is a forced rebuild (build --force).
+            rebuild.update(n for n in names if found[n].local or n in forced)
             scheduler.add(
-                jobs(decisions, repo.images, estimates=estimates, registry=registry, names=names)
+                jobs(
+                    decisions,
+                    repo.images,
+                    estimates=estimates,
+                    registry=registry,
+                    names=names,
+                    found=found,
+                    homes=homes,
+                    platform=platform,
+                    transfer=options.transfer_registry is not None,
+                )
             )
 
         # The work starts as decisions become final, while lookups go on.
@@ -499,7 +633,7 @@ async def run_workflow(
                             repo,
                             workflow,
                             targets,
-                            engine_api,
+                            home,
                             engine,
                             force=options.force,
                             listener=events.tee,
@@ -517,6 +651,7 @@ async def run_workflow(
             history.record(name, seconds)
         history.save()
         await _remember_pushed(engine, outcomes, specs)
+        engines = _engine_reports(services, scheduler, platform)
     results = {
         name: _result(decision, outcomes[name])
         for name, decision in plan.decisions.items()
@@ -531,6 +666,51 @@ async def run_workflow(
         steps,
         engine.statistics(),
         dict(engine.requests),
+        engines,
+    )
+
+
+def _pool_arguments(services: _Services, options: RunOptions) -> dict[str, Any]:
+    """The worker's pool arguments (none without a pool: fakes of one engine take none)."""
+    if not services.configured:
+        return {}
+    return {
+        "pool": {m.name: m.engine for m in services.members},
+        "transfer_registry": options.transfer_registry,
+    }
+
+
+def _engine_reports(
+    services: _Services, scheduler: Scheduler, platform: str
+) -> dict[str, EngineReport]:
+    return {
+        m.name: EngineReport(
+            m.url,
+            m.platform or platform,
+            m.slots,
+            scheduler.load[m.name].builds,
+            scheduler.load[m.name].busy_seconds,
+            scheduler.load[m.name].transfers,
+            scheduler.load[m.name].lost,
+            services.configured,
+        )
+        for m in services.members
+    }
+
+
+def run_platform(repo: Repository) -> str:
+    """The platform every build of the run is for (``linux/amd64``)."""
+    from ..build.worker import GO_ARCH
+
+    return f"linux/{GO_ARCH[repo.options.arch]}"
+
+
+def _homes(repo: Repository, workflow: Workflow, targets: Sequence[str]) -> frozenset[str]:
+    """Targets that must end in the home engine: all but the ones ``ensure`` publishes."""
+    return frozenset(
+        name
+        for name in targets
+        if workflow is not Workflow.ENSURE or not repo.image(name).manifest.publish
     )
 
 
@@ -545,6 +725,7 @@ def _result(decision: Decision, outcome: Outcome) -> ImageResult:
         tier=decision.tier,
         error=outcome.error,
         note=outcome.note,
+        engine=outcome.engine,
     )
 
 

@@ -25,6 +25,8 @@ class Step:
     end: float
     status: str
     detail: str = ""
+    #: The engine of the pool it ran on ("" when it does not say).
+    engine: str = ""
 
     @property
     def seconds(self) -> float:
@@ -43,6 +45,8 @@ class Step:
         }
         if self.detail:
             record["detail"] = self.detail
+        if self.engine:
+            record["engine"] = self.engine
         return record
 
 
@@ -58,12 +62,13 @@ class StepRecorder:
         key = (track, event.phase)
         if event.status == "start":
             self._open[key] = event
-        elif event.status in ("done", "failed"):
+        elif event.status in ("done", "failed", "requeued"):
             started = self._open.pop(key, None)
             begin = started.at if started else event.at
-            detail = event.detail if event.status == "failed" else ""
+            detail = event.detail if event.status != "done" or event.phase == "transfer" else ""
+            engine = event.engine or (started.engine if started else "")
             self.steps.append(
-                Step(track, event.phase, event.phase, begin, event.at, event.status, detail)
+                Step(track, event.phase, event.phase, begin, event.at, event.status, detail, engine)
             )
 
     def add(self, step: Step) -> None:
@@ -73,5 +78,7 @@ class StepRecorder:
     def finish(self, at: float) -> None:
         """Close steps still open when the run ended (cancelled)."""
         for (track, phase), event in self._open.items():
-            self.steps.append(Step(track, phase, phase, event.at, at, "cancelled"))
+            self.steps.append(
+                Step(track, phase, phase, event.at, at, "cancelled", engine=event.engine)
+            )
         self._open.clear()

@@ -1,0 +1,117 @@
+"""Extra real Docker engines (``scripts/engines``) and repositories of sleeping images.
+
+The engines are Debian's ``dockerd`` started next to the main one, each with
+its own data root, exec root, pid file, socket and bridge: ``e2`` on a unix
+socket, ``e3`` over TCP with mutual TLS, ``e4`` (stopped by tests mid-build)
+and an ``sshd`` whose sessions reach ``e2``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.conftest import git
+from tests.support.engine import BUSYBOX, _fail_or_skip
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "engines"
+
+#: Engines this test session started (stopped again when it ends).
+STARTED: set[str] = set()
+
+
+def engines(*names: str) -> dict[str, str]:
+    """Start the named extra engines (idempotent); what ``scripts/engines env`` says.
+
+    Fails under CI=true (skips elsewhere) when they cannot be started.
+    """
+    if os.geteuid() != 0 or shutil.which("dockerd") is None:
+        _fail_or_skip("extra engines need root and dockerd; run scripts/setup-system as root")
+    up = subprocess.run(
+        [str(SCRIPT), "up", *names], capture_output=True, text=True, check=False, timeout=180
+    )
+    STARTED.update(
+        line.split()[1] for line in up.stdout.splitlines() if line.startswith("started ")
+    )
+    if up.returncode != 0:
+        _fail_or_skip(f"scripts/engines up {' '.join(names)} failed: {up.stderr.strip()}")
+    env = subprocess.run(
+        [str(SCRIPT), "env"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    return dict(line.split("=", 1) for line in env.splitlines() if "=" in line)
+
+
+def stop_started() -> None:
+    """Stop the engines this session started (the session's end)."""
+    if STARTED:
+        subprocess.run(
+            [str(SCRIPT), "down", *sorted(STARTED)], capture_output=True, check=False, timeout=180
+        )
+        STARTED.clear()
+
+
+def stop_engine(name: str) -> None:
+    """Stop one extra engine by its pid file (its running builds die)."""
+    subprocess.run([str(SCRIPT), "down", name], capture_output=True, check=True, timeout=120)
+
+
+def docker_on(host: str, *args: str, env: Mapping[str, str] | None = None) -> str:
+    """``docker -H host ARGS`` (stdout); a tcp:// host uses the e3 certificates."""
+    command = ["docker", "-H", host, *args]
+    result = subprocess.run(
+        command, capture_output=True, text=True, check=False, timeout=120, env=env
+    )
+    return result.stdout
+
+
+@dataclass(frozen=True)
+class Sleepy:
+    """One image of a generated repository: what it builds on and how long its RUN sleeps."""
+
+    name: str
+    parents: Sequence[str] = ()
+    seconds: float = 1.0
+    publish: bool = True
+
+
+def make_sleepy_repo(dest: Path, images: Sequence[Sleepy], token: str | None = None) -> Path:
+    """A git repository of ``FROM scratch`` images whose builds are ``RUN sleep`` steps.
+
+    Each image writes ``/out/NAME.txt`` and copies its parents' ``/out``, so
+    running the top image (``cat /out/*``) prints what every image below it
+    contributed. ``token`` (random by default) makes every fingerprint new.
+    """
+    if not BUSYBOX.exists():
+        _fail_or_skip("busybox-static is not installed; run scripts/setup-system")
+    token = token or uuid.uuid4().hex[:12]
+    for image in images:
+        directory = dest / "images" / image.name
+        directory.mkdir(parents=True)
+        (directory / "mzbuild.yml").write_text(
+            f"name: {image.name}\n" + ("" if image.publish else "publish: false\n")
+        )
+        lines: list[str] = []
+        if not image.parents:
+            shutil.copy2(BUSYBOX, directory / "busybox")
+            (directory / "token").write_text(token + "\n")
+            lines += ["FROM scratch", "COPY busybox /bin/busybox", "COPY token /token"]
+        else:
+            first, *rest = image.parents
+            lines += [f"MZFROM {parent} AS {parent}" for parent in rest]
+            lines.append(f"MZFROM {first}")
+            lines += [f"COPY --from={parent} /out/ /out/" for parent in rest]
+        script = (
+            f"mkdir -p /out && sleep {image.seconds:g} && echo {image.name} > /out/{image.name}.txt"
+        )
+        lines.append(f'RUN ["/bin/busybox", "sh", "-c", "{script}"]')
+        lines.append('CMD ["/bin/busybox", "sh", "-c", "cat /out/*.txt"]')
+        (directory / "Dockerfile").write_text("\n".join(lines) + "\n")
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-q", "-m", "sleepy")
+    return dest

@@ -1,0 +1,321 @@
+"""A pool of real Docker engines: the main one, one over mutual-TLS TCP, one over SSH.
+
+End to end through ``python -m mzbuild_async`` against real ``dockerd``
+engines (``scripts/engines``), a real ``sshd`` and a real registry: builds
+spread over the engines, parents travel through the registry, ``publish:
+false`` chains stay on one engine, an engine stopped mid-build is survived.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.demo import Cli
+from tests.support.pool import Sleepy, docker_on, engines, make_sleepy_repo, stop_engine
+from tests.support.registry import Registry
+
+pytestmark = pytest.mark.slow
+
+MAIN = "unix:///var/run/docker.sock"
+
+#: root -> four middles -> top, plus a publish: false chain under top.
+DAG = [
+    Sleepy("root", (), 1),
+    *(Sleepy(f"mid{i}", ("root",), 2) for i in range(1, 5)),
+    Sleepy("priv", ("root",), 1, publish=False),
+    Sleepy("privtop", ("priv",), 1, publish=False),
+    Sleepy("top", ("mid1", "mid2", "mid3", "mid4", "privtop"), 1),
+]
+
+
+def _tags(spec: str) -> list[str]:
+    host, _, rest = spec.partition("/")
+    response = httpx.get(f"http://{host}/v2/{rest.rsplit(':', 1)[0]}/tags/list", timeout=10)
+    if response.status_code == 404:
+        return []
+    response.raise_for_status()
+    return list(response.json().get("tags") or [])
+
+
+def _report(path: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(path.read_text())
+    return document
+
+
+def _builds(report: dict[str, Any]) -> Counter[str]:
+    """Finished builds per image, from the report's steps."""
+    return Counter(
+        s["track"] for s in report["steps"] if s["phase"] == "build" and s["status"] == "done"
+    )
+
+
+def test_three_engines_build_each_image_once_and_move_parents_through_the_registry(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    env = engines("e2", "e3", "ssh")
+    repo = make_sleepy_repo(tmp_path / "repo", DAG)
+    cli = Cli(
+        repo,
+        f"{registries['none'].host}/pool",
+        tmp_path / "cache",
+        env={
+            "HOME": env["SSH_HOME"],  # the client key and known_hosts of the ssh engine
+            "DOCKER_CERT_PATH": env["E3_CERTS"],  # TLS for tcp:// as the docker CLI does it
+            "DOCKER_TLS_VERIFY": "1",
+        },
+    )
+    pool = ["--engine", MAIN, "--engine", env["E3"], "--engine", env["SSH"], "--jobs", "1"]
+
+    planned = cli.run("plan", "--all", "--json", *pool)
+    assert planned.returncode == 0, planned.stderr
+    placement = {n: i.get("engine") for n, i in json.loads(planned.stdout)["images"].items()}
+    assert set(placement.values()) <= {"docker", "127.0.0.1:23763", "127.0.0.1:22022"}
+    assert len(set(placement.values())) > 1
+
+    report_path = tmp_path / "report.json"
+    result = cli.run("ensure", "--all", "--json", "--report", str(report_path), *pool, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    images = json.loads(result.stdout)["images"]
+    report = _report(report_path)
+
+    # Every image built exactly once, on more than one engine.
+    assert {n: i["action"] for n, i in images.items()} == {s.name: "built" for s in DAG}
+    assert _builds(report) == Counter({s.name: 1 for s in DAG})
+    where = {n: i["engine"] for n, i in images.items()}
+    assert len(set(where.values())) > 1, where
+    assert set(report["engines"]) == {"docker", "127.0.0.1:23763", "127.0.0.1:22022"}
+    assert sum(e["builds"] for e in report["engines"].values()) == len(DAG)
+    assert all(e["lost"] is None for e in report["engines"].values())
+
+    # Parents reached their children's engines through the registry.
+    transfers = {
+        (s["detail"], s["engine"])
+        for s in report["steps"]
+        if s["phase"] == "transfer" and s["status"] == "done"
+    }
+    for image in DAG:
+        for parent in image.parents:
+            if where[parent] != where[image.name]:
+                assert (parent, where[image.name]) in transfers, (parent, image.name)
+    assert sum(e["transfers"] for e in report["engines"].values()) == len(transfers) > 0
+
+    # publish: false chains stay on one engine (with what needs them), never pushed.
+    assert where["priv"] == where["privtop"] == where["top"]
+    for name in ("priv", "privtop"):
+        assert images[name]["pushed"] is False
+        assert _tags(images[name]["spec"]) == []
+    for image in DAG:
+        if image.publish:
+            assert images[image.name]["pushed"] is True
+            assert images[image.name]["spec"].rsplit(":", 1)[1] in _tags(images[image.name]["spec"])
+
+    # The result is right: the top image prints what every image below it wrote.
+    top = images["top"]["spec"]
+    subprocess.run(["docker", "pull", top], capture_output=True, check=True, timeout=120)
+    out = subprocess.run(
+        ["docker", "run", "--rm", top], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    assert sorted(out.split()) == sorted(s.name for s in DAG)
+
+    # The summary names each image's engine; a second run finds everything.
+    again = cli.run("ensure", "--all", *pool)
+    assert again.returncode == 0, again.stderr
+    assert "ENGINE" in again.stdout.splitlines()[0]
+
+
+def test_an_engine_stopped_mid_build_is_survived(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    env = engines("e4")
+    wide = [Sleepy("base", (), 1), *(Sleepy(f"leaf{i}", ("base",), 8) for i in range(6))]
+    repo = make_sleepy_repo(tmp_path / "repo", wide)
+    (repo / "mzbuild-async.toml").write_text(
+        f'[[engine]]\nurl = "{MAIN}"\nname = "main"\nslots = 2\n\n'
+        f'[[engine]]\nurl = "{env["E4"]}"\nname = "victim"\nslots = 2\n'
+    )
+    cli = Cli(repo, f"{registries['none'].host}/lost", tmp_path / "cache")
+    report_path = tmp_path / "report.json"
+    process = subprocess.Popen(
+        cli.args("ensure", "--all", "--json", "--report", str(report_path)),
+        env=cli.environ(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stopped = threading.Event()
+
+    def stop_when_it_builds() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            if docker_on(env["E4"], "ps", "-q").strip():  # a RUN step is running there
+                stop_engine("e4")
+                stopped.set()
+                return
+            time.sleep(0.2)
+
+    stopper = threading.Thread(target=stop_when_it_builds)
+    stopper.start()
+    try:
+        out, err = process.communicate(timeout=600)
+    finally:
+        stopper.join()
+        engines("e4")  # back up for whoever comes next
+    assert stopped.is_set(), "the victim engine never ran a build"
+    assert process.returncode == 0, out + err
+    images = json.loads(out)["images"]
+    assert {n: i["action"] for n, i in images.items()} == {s.name: "built" for s in wide}
+    assert all(i["pushed"] and i["engine"] == "main" for n, i in images.items() if n != "base")
+    report = _report(report_path)
+    assert report["engines"]["victim"]["lost"], report["engines"]
+    assert report["engines"]["main"]["lost"] is None
+    requeued = [s for s in report["steps"] if s["status"] == "requeued"]
+    assert requeued
+    assert all(s["engine"] == "victim" for s in requeued)
+    assert "engine victim lost" in err
+
+
+def test_unreachable_engines(tmp_path: Path, registries: dict[str, Registry]) -> None:
+    """One engine down: a warning and the run goes on; none up: one line, exit 2."""
+    repo = make_sleepy_repo(tmp_path / "repo", [Sleepy("solo", (), 0)])
+    cli = Cli(repo, f"{registries['none'].host}/unreach", tmp_path / "cache")
+    gone = f"unix://{tmp_path}/no-such.sock"
+    result = cli.run("ensure", "--all", "--engine", gone, "--engine", MAIN)
+    assert result.returncode == 0, result.stderr
+    assert f"engine no-such ({gone}) could not be reached" in result.stderr
+    assert "left out of this run" in result.stderr
+
+    result = cli.run("ensure", "--all", "--engine", gone)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("mzbuild-async")]
+    assert len(lines) == 1, result.stderr
+    assert "none of the 1 engines answered" in lines[0]
+    assert "Traceback" not in result.stderr
+
+    result = cli.run("ensure", "--all", "--engine", "no-such-context")
+    assert result.returncode == 2
+    assert "is not a URL" in result.stderr
+    assert "Docker context" in result.stderr
+
+
+def test_engine_tables_are_checked(tmp_path: Path, registries: dict[str, Registry]) -> None:
+    repo = make_sleepy_repo(tmp_path / "repo", [Sleepy("solo", (), 0)])
+    cli = Cli(repo, f"{registries['none'].host}/tables", tmp_path / "cache")
+    for table, message in (
+        ('[[engine]]\nurl = "ftp://x"\n', "unknown scheme 'ftp'"),
+        ('[[engine]]\nurl = "unix:///x.sock"\nslots = 0\n', "slots must be a positive integer"),
+        ('[[engine]]\nurl = "unix:///x.sock"\ncolour = 1\n', "unknown setting 'colour'"),
+        ('[[engine]]\nurl = "tcp://h:1"\ntls-dir = "nowhere"\n', "tls-dir"),
+        ('[engine]\nurl = "unix:///x.sock"\n', "array of tables"),
+    ):
+        (repo / "mzbuild-async.toml").write_text(table)
+        result = cli.run("ensure", "--all")
+        assert result.returncode == 2, (table, result.stderr)
+        assert message in result.stderr, (table, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+def test_a_docker_context_names_an_engine(tmp_path: Path, registries: dict[str, Registry]) -> None:
+    """``docker context create`` contexts work as engine names (their TLS files too)."""
+    env = engines("e3")
+    home = tmp_path / "home"
+    certs = env["E3_CERTS"]
+    subprocess.run(
+        [
+            "docker",
+            "context",
+            "create",
+            "pool-e3",
+            "--docker",
+            f"host={env['E3']},ca={certs}/ca.pem,cert={certs}/cert.pem,key={certs}/key.pem",
+        ],
+        env={"HOME": str(home), "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    repo = make_sleepy_repo(tmp_path / "repo", [Sleepy("solo", (), 0)])
+    cli = Cli(repo, f"{registries['none'].host}/ctx", tmp_path / "cache", env={"HOME": str(home)})
+    result = cli.run("ensure", "--all", "--json", "--engine", "pool-e3")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["images"]["solo"]["engine"] == "pool-e3"
+
+
+def test_sigterm_stops_the_work_on_every_engine(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    """SIGTERM with builds running on two engines: exit 143, no build left running on
+    either, nothing pushed for the unfinished images."""
+    env = engines("e2")
+    slow = [Sleepy("base", (), 0), *(Sleepy(f"slow{i}", ("base",), 60) for i in range(4))]
+    repo = make_sleepy_repo(tmp_path / "repo", slow)
+    cli = Cli(repo, f"{registries['none'].host}/term", tmp_path / "cache")
+    proc = subprocess.Popen(
+        cli.args("ensure", "--all", "--jobs", "2", "--engine", MAIN, "--engine", env["E2"]),
+        env=cli.environ(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    hosts = (MAIN, env["E2"])
+
+    def running() -> list[str]:
+        return [docker_on(host, "ps", "-q", "--filter", "status=running").strip() for host in hosts]
+
+    before = running()
+    deadline = time.monotonic() + 120
+    while not all(now and now != was for now, was in zip(running(), before, strict=True)):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "builds never ran on both engines"
+        time.sleep(0.2)
+    proc.send_signal(15)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "terminated (SIGTERM)" in err
+    deadline = time.monotonic() + 30
+    while running() != before:  # the engines stop the builds whose client went away
+        assert time.monotonic() < deadline, f"builds still running: {running()} (was {before})"
+        time.sleep(0.5)
+    spec_of = f"{registries['none'].host}/term/slow0:x"
+    assert _tags(spec_of) == []
+
+
+def test_a_transfer_registry_lets_publish_false_images_move(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    env = engines("e2")
+    dag = [
+        Sleepy("hidden", (), 1, publish=False),
+        *(Sleepy(f"user{i}", ("hidden",), 3) for i in range(2)),
+    ]
+    repo = make_sleepy_repo(tmp_path / "repo", dag)
+    host = registries["none"].host
+    cli = Cli(repo, f"{host}/moving", tmp_path / "cache")
+    result = cli.run(
+        "ensure",
+        "--all",
+        "--json",
+        "--jobs",
+        "1",
+        "--engine",
+        MAIN,
+        "--engine",
+        env["E2"],
+        "--transfer-registry",
+        f"{host}/transfer",
+    )
+    assert result.returncode == 0, result.stderr
+    images = json.loads(result.stdout)["images"]
+    assert images["user0"]["engine"] != images["user1"]["engine"]
+    fingerprint = images["hidden"]["spec"].rsplit(":mzbuild-", 1)[1]
+    assert _tags(f"{host}/transfer/hidden:x") == [f"mzbuild-{fingerprint}"]
+    assert _tags(images["hidden"]["spec"]) == []  # never in the image registry
