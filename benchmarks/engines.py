@@ -11,8 +11,10 @@ Per pool it prints the makespan (the ``ensure`` process, wall clock), the
 lower bound max(critical path, work / total slots) from the build seconds
 measured in that same run (so Docker's own per-build overhead is in both),
 their ratio, the transfers between engines, and the speed-up over one
-engine. Targets (issue 12): <= 1.25x the bound with 3 engines, >= 2.4x
-faster than one engine.
+engine. All runs share one cache directory, as CI keeps it: a first,
+unmeasured run records the build history the scheduler's critical-path
+priorities come from. Targets (issue 12): <= 1.25x the bound with 3
+engines, >= 2.4x faster than one engine.
 
 Usage: ``python benchmarks/engines.py [--images 24] [--jobs 2] [--seed 1]`` (root: it
 starts engines).
@@ -39,10 +41,12 @@ from tests.support.registry import run_registry  # noqa: E402
 
 
 def wide_dag(count: int, seed: int) -> list[Sleepy]:
-    """A root, a wide first layer, then images on one or two earlier images (shallow)."""
+    """A wide DAG: a sixth of the images are roots, each other image builds on one or
+    two images of the first half before it (so chains stay short and levels wide)."""
     rng = random.Random(seed)
-    images = [Sleepy("img00", (), rng.randint(1, 4))]
-    for i in range(1, count):
+    roots = max(1, count // 6)
+    images = [Sleepy(f"img{i:02d}", (), rng.randint(1, 4)) for i in range(roots)]
+    for i in range(roots, count):
         earlier = [image.name for image in images[: max(1, i // 2)]]
         parents = tuple(sorted(rng.sample(earlier, min(len(earlier), rng.choice((1, 1, 2))))))
         images.append(Sleepy(f"img{i:02d}", parents, rng.randint(1, 4)))
@@ -62,7 +66,8 @@ def bound(images: Sequence[Sleepy], seconds: Mapping[str, float], slots: int) ->
 def run_pool(
     images: Sequence[Sleepy], pool: Sequence[str], env: Mapping[str, str], args: argparse.Namespace
 ) -> dict[str, Any]:
-    """One fresh ``ensure --all`` on ``pool``; its figures."""
+    """One ``ensure --all`` on ``pool`` of a fresh repository (new fingerprints, the
+    build history of the earlier runs); its figures."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         repo = make_sleepy_repo(work / "repo", images)
@@ -78,7 +83,7 @@ def run_pool(
             "--image-registry",
             f"{args.registry}/bench",
             "--cache-dir",
-            str(work / "cache"),
+            str(args.cache_dir),
             "--jobs",
             str(args.jobs),
             "--report",
@@ -109,6 +114,7 @@ def run_pool(
         "slots": slots,
         "makespan": makespan,
         "bound": bound(images, seconds, slots),
+        "work": sum(seconds.values()),
         "nominal_bound": bound(images, nominal, slots),
         "transfers": sum(e["transfers"] for e in document["engines"].values()),
         "builds": {name: e["builds"] for name, e in document["engines"].items()},
@@ -135,6 +141,10 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp, run_registry(Path(tmp) / "registry") as registry:
         args.registry = registry.host
+        args.cache_dir = Path(tmp) / "cache"
+        # As in CI, the cache directory (and its build history: critical paths
+        # from measured seconds) is kept between runs: one run to learn it.
+        run_pool(images, pools[-1], tls, args)
         for pool in pools:
             rows.append(run_pool(images, pool, tls, args))
     one = rows[0]["makespan"]
@@ -148,20 +158,35 @@ def main() -> int:
         f"{len(images)} images, RUN sleep 1-4 s (seed {args.seed}, {work} s of sleep in all),"
         f" {args.jobs} slots per engine"
     )
-    print("engines  slots  makespan  bound    ratio  speed-up  transfers  builds per engine")
+    print(
+        "engines  slots  makespan  bound    ratio  speed-up  transfers  build work"
+        "  builds per engine"
+    )
     for row in rows:
         builds = ", ".join(f"{n} {b}" for n, b in row["builds"].items())
         print(
             f"{row['engines']:7d}  {row['slots']:5d}  {row['makespan']:7.1f}s"
             f"  {row['bound']:6.1f}s  {row['ratio']:5.2f}x  {row['speedup']:7.2f}x"
-            f"  {row['transfers']:9d}  {builds}"
+            f"  {row['transfers']:9d}  {row['work']:8.1f}s   {builds}"
         )
     nominal = ", ".join(f"{row['nominal_bound']:.1f}s" for row in rows)
     print(
         "bound: max(critical path, work / slots) of the build seconds measured in that run"
         f" (from the sleeps alone: {nominal})"
     )
-    print("targets: 3 engines <= 1.25x the bound; >= 2.4x faster than one engine")
+    growth = rows[-1]["work"] / rows[0]["work"]
+    print(
+        "build work: the measured build seconds summed; the engines of this benchmark share"
+        f" this machine's cores, so it grows with the pool ({growth:.2f}x at"
+        f" {rows[-1]['engines']} engines): the speed-up such work allows is"
+        f" {rows[-1]['engines'] / growth:.2f}x"
+    )
+    ratio_ok = "met" if rows[-1]["ratio"] <= 1.25 else "NOT met"
+    speed_ok = "met" if rows[-1]["speedup"] >= 2.4 else "NOT met"
+    print(
+        f"targets: 3 engines <= 1.25x the bound ({ratio_ok}); >= 2.4x faster than one engine"
+        f" ({speed_ok})"
+    )
     return 0
 
 

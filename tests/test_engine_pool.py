@@ -20,7 +20,14 @@ import httpx
 import pytest
 
 from tests.support.demo import Cli
-from tests.support.pool import Sleepy, docker_on, engines, make_sleepy_repo, stop_engine
+from tests.support.pool import (
+    SHOW,
+    Sleepy,
+    docker_on,
+    engines,
+    make_sleepy_repo,
+    stop_engine,
+)
 from tests.support.registry import Registry
 
 pytestmark = pytest.mark.slow
@@ -122,7 +129,11 @@ def test_three_engines_build_each_image_once_and_move_parents_through_the_regist
     top = images["top"]["spec"]
     subprocess.run(["docker", "pull", top], capture_output=True, check=True, timeout=120)
     out = subprocess.run(
-        ["docker", "run", "--rm", top], capture_output=True, text=True, check=True, timeout=120
+        ["docker", "run", "--rm", top, *SHOW],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     ).stdout
     assert sorted(out.split()) == sorted(s.name for s in DAG)
 

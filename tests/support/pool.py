@@ -69,6 +69,10 @@ def docker_on(host: str, *args: str, env: Mapping[str, str] | None = None) -> st
     return result.stdout
 
 
+#: The command that prints what every image below contributed.
+SHOW = ("/bin/busybox", "sh", "-c", "cat /out/*.txt")
+
+
 @dataclass(frozen=True)
 class Sleepy:
     """One image of a generated repository: what it builds on and how long its RUN sleeps."""
@@ -83,8 +87,8 @@ def make_sleepy_repo(dest: Path, images: Sequence[Sleepy], token: str | None = N
     """A git repository of ``FROM scratch`` images whose builds are ``RUN sleep`` steps.
 
     Each image writes ``/out/NAME.txt`` and copies its parents' ``/out``, so
-    running the top image (``cat /out/*``) prints what every image below it
-    contributed. ``token`` (random by default) makes every fingerprint new.
+    ``cat /out/*`` in the top image (:data:`SHOW`) prints what every image
+    below it contributed. ``token`` (random by default) makes every fingerprint new.
     """
     if not BUSYBOX.exists():
         _fail_or_skip("busybox-static is not installed; run scripts/setup-system")
@@ -109,7 +113,6 @@ def make_sleepy_repo(dest: Path, images: Sequence[Sleepy], token: str | None = N
             f"mkdir -p /out && sleep {image.seconds:g} && echo {image.name} > /out/{image.name}.txt"
         )
         lines.append(f'RUN ["/bin/busybox", "sh", "-c", "{script}"]')
-        lines.append('CMD ["/bin/busybox", "sh", "-c", "cat /out/*.txt"]')
         (directory / "Dockerfile").write_text("\n".join(lines) + "\n")
     git(dest, "init", "-q", "-b", "main")
     git(dest, "add", "-A")
