@@ -330,3 +330,36 @@ def test_a_transfer_registry_lets_publish_false_images_move(
     fingerprint = images["hidden"]["spec"].rsplit(":mzbuild-", 1)[1]
     assert _tags(f"{host}/transfer/hidden:x") == [f"mzbuild-{fingerprint}"]
     assert _tags(images["hidden"]["spec"]) == []  # never in the image registry
+
+
+def test_podman_serves_as_an_engine_of_the_pool(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    """Debian's podman (``podman system service``) next to dockerd: it builds, pushes
+    (its push stream names the digest only in text) and fetches parents."""
+    host = registries["none"].host
+    env = engines("podman", insecure=[host])
+    dag = [
+        Sleepy("root", (), 1),
+        *(Sleepy(f"mid{i}", ("root",), 2) for i in range(3)),
+        Sleepy("top", ("mid0", "mid1", "mid2"), 1),
+    ]
+    repo = make_sleepy_repo(tmp_path / "repo", dag)
+    cli = Cli(repo, f"{host}/podman", tmp_path / "cache")
+    result = cli.run(
+        "ensure", "--all", "--json", "--jobs", "1", "--engine", MAIN, "--engine", env["PODMAN"]
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    images = json.loads(result.stdout)["images"]
+    assert {i["engine"] for i in images.values()} == {"docker", "mzbuild-async-podman"}
+    assert all(i["action"] == "built" and i["pushed"] for i in images.values())
+    top = images["top"]["spec"]
+    subprocess.run(["docker", "pull", top], capture_output=True, check=True, timeout=120)
+    out = subprocess.run(
+        ["docker", "run", "--rm", top, *SHOW],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    assert sorted(out.split()) == sorted(s.name for s in dag)

@@ -25,15 +25,21 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "engines"
 STARTED: set[str] = set()
 
 
-def engines(*names: str) -> dict[str, str]:
+def engines(*names: str, insecure: Sequence[str] = ()) -> dict[str, str]:
     """Start the named extra engines (idempotent); what ``scripts/engines env`` says.
 
-    Fails under CI=true (skips elsewhere) when they cannot be started.
+    ``insecure``: plain-HTTP registries podman may use. Fails under CI=true
+    (skips elsewhere) when they cannot be started.
     """
     if os.geteuid() != 0 or shutil.which("dockerd") is None:
         _fail_or_skip("extra engines need root and dockerd; run scripts/setup-system as root")
     up = subprocess.run(
-        [str(SCRIPT), "up", *names], capture_output=True, text=True, check=False, timeout=180
+        [str(SCRIPT), "up", *names],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,  # (podman is installed on first use)
+        env={**os.environ, "MZBUILD_ASYNC_INSECURE": " ".join(insecure)},
     )
     STARTED.update(
         line.split()[1] for line in up.stdout.splitlines() if line.startswith("started ")
