@@ -53,6 +53,18 @@ def _tags(spec: str) -> list[str]:
     return list(response.json().get("tags") or [])
 
 
+def _show(spec: str) -> list[str]:
+    """What every image below ``spec`` wrote: pulled into the main engine and run there."""
+    subprocess.run(["docker", "pull", spec], capture_output=True, check=True, timeout=120)
+    return subprocess.run(
+        ["docker", "run", "--rm", spec, *SHOW],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.split()
+
+
 def _report(path: Path) -> dict[str, Any]:
     document: dict[str, Any] = json.loads(path.read_text())
     return document
@@ -126,16 +138,7 @@ def test_three_engines_build_each_image_once_and_move_parents_through_the_regist
             assert images[image.name]["spec"].rsplit(":", 1)[1] in _tags(images[image.name]["spec"])
 
     # The result is right: the top image prints what every image below it wrote.
-    top = images["top"]["spec"]
-    subprocess.run(["docker", "pull", top], capture_output=True, check=True, timeout=120)
-    out = subprocess.run(
-        ["docker", "run", "--rm", top, *SHOW],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    assert sorted(out.split()) == sorted(s.name for s in DAG)
+    assert sorted(_show(images["top"]["spec"])) == sorted(s.name for s in DAG)
 
     # The summary names each image's engine; a second run finds everything.
     again = cli.run("ensure", "--all", *pool)
@@ -353,13 +356,27 @@ def test_podman_serves_as_an_engine_of_the_pool(
     images = json.loads(result.stdout)["images"]
     assert {i["engine"] for i in images.values()} == {"docker", "mzbuild-async-podman"}
     assert all(i["action"] == "built" and i["pushed"] for i in images.values())
-    top = images["top"]["spec"]
-    subprocess.run(["docker", "pull", top], capture_output=True, check=True, timeout=120)
-    out = subprocess.run(
-        ["docker", "run", "--rm", top, *SHOW],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    assert sorted(out.split()) == sorted(s.name for s in dag)
+    assert sorted(_show(images["top"]["spec"])) == sorted(s.name for s in dag)
+
+
+def test_run_over_a_pool_leaves_its_target_in_the_home_engine(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    """``run`` (acquire, then run): built across the pool, the target comes home
+    (the first engine) through the registry and runs there."""
+    env = engines("e2")
+    dag = [Sleepy("root", (), 1), *(Sleepy(f"mid{i}", ("root",), 2) for i in range(3))]
+    dag.append(Sleepy("top", ("mid0", "mid1", "mid2"), 1))
+    repo = make_sleepy_repo(tmp_path / "repo", dag)
+    cli = Cli(repo, f"{registries['none'].host}/home", tmp_path / "cache")
+    # e2 first: it is the home engine; the main engine helps.
+    pool = ["--jobs", "1", "--engine", env["E2"], "--engine", MAIN]
+    report = tmp_path / "report.json"
+    result = cli.run("run", "top", "--report", str(report), *pool, "--", *SHOW)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(result.stdout.split()) == sorted(s.name for s in dag)
+    document = _report(report)
+    assert list(document["engines"]) == ["mzbuild-async-e2", "docker"]
+    assert all(e["builds"] > 0 for e in document["engines"].values())
+    spec = document["images"]["top"]["spec"]
+    assert docker_on(env["E2"], "image", "inspect", "--format", "{{.Id}}", spec).strip()

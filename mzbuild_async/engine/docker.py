@@ -98,9 +98,12 @@ class DockerEngine:
                 if self.endpoint is None:
                     self._docker = module.Docker()
                 else:
-                    self._docker = module.Docker(
-                        url=self.endpoint.url, ssl_context=self.endpoint.ssl_context()
-                    )
+                    context = self.endpoint.ssl_context()
+                    try:
+                        self._docker = module.Docker(url=self.endpoint.url, ssl_context=context)
+                    except Exception as exc:  # e.g. ssh://: no known_hosts entry, no key
+                        message = getattr(exc, "message", None) or str(exc)
+                        raise EngineError(f"{self.label}: cannot connect: {message}") from None
         return self._docker
 
     async def connect(self) -> None:

@@ -198,7 +198,9 @@ class LiveProgress(_Progress):
         if event.status in ("failed", "skipped", "lost", "requeued"):
             name = event.image or event.phase
             self._clear()
-            label = f"{name}: {event.phase}" if event.image else f"engine {event.engine}"
+            label = f"{name}: {event.phase}" if event.image else event.phase
+            if event.phase == "engine":
+                label = f"engine {event.engine}"
             self.out.write(f"[{self.elapsed():7.1f}s] {label} {event.status}: {event.detail}\n")
             if event.status == "failed" and name in self.images:
                 for line in self.images[name].tail:
