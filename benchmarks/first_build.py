@@ -24,7 +24,7 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -85,7 +85,7 @@ class RecordingWorker(OneEngine):
     def __init__(self, **_kwargs: Any) -> None:
         RecordingWorker.started = []
 
-    async def cargo(self, names: Sequence[str]) -> None:
+    async def cargo(self, names: Sequence[str], landed: Callable[[str], None]) -> None:
         """No cargo images here."""
 
     async def pull(self, name: str, engine: str = "") -> None:

@@ -32,7 +32,7 @@ import json
 import random
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +47,8 @@ from mzbuild_async.build.scheduler import Action, Job, Limits, OneEngine, Schedu
 CORPUS = ROOT / "tests" / "corpus" / "materialize"
 #: Seconds of the one batched cargo build (an optimized build of the workspace).
 CARGO_SECONDS = 600.0
+#: Materialize images whose binaries take most of the workspace: they link last.
+BIG_BINARIES = frozenset({"materialized", "environmentd", "clusterd", "sqllogictest", "testdrive"})
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class Dag:
     seconds: Mapping[str, float]
     cargo: frozenset[str]
     cargo_seconds: float
+    #: Seconds into the cargo build when each cargo image's binaries are linked.
+    landing: Mapping[str, float]
 
 
 def materialize_dag(rng: random.Random) -> Dag:
@@ -80,7 +84,14 @@ def materialize_dag(rng: random.Random) -> Dag:
             seconds[name] = rng.uniform(30.0, 90.0)
         else:
             seconds[name] = rng.uniform(5.0, 60.0)
-    return Dag(names, deps, seconds, cargo, CARGO_SECONDS)
+    # The big binaries (most of the workspace below them) link last; the
+    # small tools are spread over the build.
+    landing = {
+        name: CARGO_SECONDS
+        * (rng.uniform(0.9, 1.0) if name in BIG_BINARIES else rng.uniform(0.25, 0.85))
+        for name in cargo
+    }
+    return Dag(names, deps, seconds, cargo, CARGO_SECONDS, landing)
 
 
 def random_dag(count: int, rng: random.Random, *, durations: bool) -> Dag:
@@ -92,7 +103,8 @@ def random_dag(count: int, rng: random.Random, *, durations: bool) -> Dag:
     }
     seconds = {n: rng.uniform(5.0, 120.0) if durations else 0.0 for n in names}
     cargo = frozenset(n for n in names if durations and rng.random() < 0.1)
-    return Dag(names, deps, seconds, cargo, CARGO_SECONDS if cargo else 0.0)
+    landing = {n: CARGO_SECONDS * rng.uniform(0.2, 1.0) for n in sorted(cargo)}
+    return Dag(names, deps, seconds, cargo, CARGO_SECONDS if cargo else 0.0, landing)
 
 
 def _topological(deps: Mapping[str, Sequence[str]]) -> list[str]:
@@ -115,23 +127,29 @@ def _topological(deps: Mapping[str, Sequence[str]]) -> list[str]:
 # -- bounds and peers (simulated) -------------------------------------------------
 
 
-def critical_path(dag: Dag) -> float:
-    """Earliest finish of the last image with unlimited slots (cargo gate included)."""
+def critical_path(dag: Dag, *, gated: bool = True) -> float:
+    """Earliest finish of the last image with unlimited slots: cargo images start
+    after the whole cargo build (``gated``) or when their binaries land."""
     finish: dict[str, float] = {}
     for name in dag.names:
         start = max((finish[d] for d in dag.deps[name]), default=0.0)
         if name in dag.cargo:
-            start = max(start, dag.cargo_seconds)
+            start = max(start, dag.cargo_seconds if gated else dag.landing[name])
         finish[name] = start + dag.seconds[name]
     return max(finish.values(), default=0.0)
 
 
 def bounds(dag: Dag, slots: int) -> tuple[float, float]:
-    """The issue's bound, and a tighter one that counts the cargo gate."""
+    """The simple bound (cargo images released as their binaries land), and the
+    cargo-gated bound (every cargo image after the whole cargo build)."""
     work = sum(dag.seconds.values())
-    simple = max(critical_path(dag), work / slots)
+    simple = max(critical_path(dag, gated=False), work / slots)
     after_cargo = sum(dag.seconds[n] for n in dag.cargo)
-    gated = max(simple, dag.cargo_seconds + after_cargo / slots if dag.cargo else 0.0)
+    gated = max(
+        critical_path(dag),
+        work / slots,
+        dag.cargo_seconds + after_cargo / slots if dag.cargo else 0.0,
+    )
     return simple, gated
 
 
@@ -177,9 +195,17 @@ class SleepingWorker(OneEngine):
 
     dag: Dag
     scale: float
+    #: Report every image at the end of cargo (as one cargo gate would).
+    gated: bool = False
 
-    async def cargo(self, names: Sequence[str]) -> None:
-        await anyio.sleep(self.dag.cargo_seconds * self.scale)
+    async def cargo(self, names: Sequence[str], landed: Callable[[str], None]) -> None:
+        now = 0.0
+        if not self.gated:
+            for name in sorted(names, key=lambda n: self.dag.landing[n]):
+                await anyio.sleep((self.dag.landing[name] - now) * self.scale)
+                now = self.dag.landing[name]
+                landed(name)
+        await anyio.sleep((self.dag.cargo_seconds - now) * self.scale)
 
     async def pull(self, name: str, engine: str = "") -> None:
         await anyio.lowlevel.checkpoint()
@@ -217,7 +243,8 @@ def ours(dag: Dag, slots: int, scale: float) -> tuple[float, float]:
 
     async def main() -> float:
         started = time.perf_counter()
-        outcomes = await Scheduler(jobs, SleepingWorker(dag, scale), Limits(jobs=slots)).run()
+        worker = SleepingWorker(dag, scale)
+        outcomes = await Scheduler(jobs, worker, Limits(jobs=slots)).run()
         assert all(o.action == "built" for o in outcomes.values())
         return time.perf_counter() - started
 
@@ -225,15 +252,16 @@ def ours(dag: Dag, slots: int, scale: float) -> tuple[float, float]:
     return wall / scale if scale else wall, wall
 
 
-def ours_virtual(dag: Dag, slots: int) -> float:
-    """Makespan of the real scheduler in virtual time (trio's autojumping clock)."""
+def ours_virtual(dag: Dag, slots: int, *, gated: bool = False) -> float:
+    """Makespan of the real scheduler in virtual time (trio's autojumping clock);
+    ``gated``: cargo reports every image at its end (the scheduler before issue 13)."""
     from trio.testing import MockClock
 
     jobs = jobs_of(dag)
 
     async def main() -> float:
         started = anyio.current_time()
-        await Scheduler(jobs, SleepingWorker(dag, 1.0), Limits(jobs=slots)).run()
+        await Scheduler(jobs, SleepingWorker(dag, 1.0, gated), Limits(jobs=slots)).run()
         return anyio.current_time() - started
 
     return anyio.run(
@@ -248,24 +276,29 @@ def overhead(count: int, rng: random.Random, repeat: int = 3) -> float:
     return best / count * 1e6
 
 
-def report(title: str, dag: Dag, slots: int, scale: float | None) -> float:
-    """Print one DAG's figures; returns our (virtual-time) ratio to the issue's bound."""
+def report(title: str, dag: Dag, slots: int, scale: float | None) -> tuple[float, bool]:
+    """Print one DAG's figures; returns our (virtual-time) ratio to the simple bound and
+    whether we finished below the cargo-gated bound."""
     makespan = ours_virtual(dag, slots)
+    at_the_end = ours_virtual(dag, slots, gated=True)
     real = ours(dag, slots, scale)[0] if scale else None
     simple, gated = bounds(dag, slots)
     levelled = level_by_level(dag, slots)
     serial = one_at_a_time(dag)
     print(f"\n{title}: {len(dag.names)} images, {len(dag.cargo)} behind cargo, --jobs {slots}")
-    print(f"  lower bound max(critical path, work/slots)   {simple:9.1f} s")
-    print(f"  tighter bound (cargo gate counted)           {gated:9.1f} s")
-    print(f"  {'schedule':<44} {'makespan':>9}   {'/bound':>6}  {'/tighter':>8}")
+    print(
+        f"  lower bound max(critical path, work/slots)   {simple:9.1f} s  (binaries as they land)"
+    )
+    print(f"  cargo-gated bound (all after cargo's end)    {gated:9.1f} s")
+    print(f"  {'schedule':<44} {'makespan':>9}   {'/bound':>6}  {'/gated':>8}")
     rows = [("mzbuild_async (virtual time)", makespan)]
     if real is not None:
         rows.append(("mzbuild_async (real time, scaled sleeps)", real))
+    rows.append(("mzbuild_async, cargo images after cargo's end", at_the_end))
     rows += [("level by level (werf)", levelled), ("one at a time (original mzbuild)", serial)]
     for name, value in rows:
         print(f"  {name:<44} {value:9.1f} s {value / simple:6.3f}x {value / gated:8.3f}x")
-    return makespan / simple
+    return makespan / simple, makespan < gated
 
 
 def main() -> None:
@@ -276,8 +309,9 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(args.seed)
 
-    ratio = report("Materialize shape", materialize_dag(rng), args.jobs, args.scale)
+    ratio, below_gate = report("Materialize shape", materialize_dag(rng), args.jobs, args.scale)
     print(f"  target: <= 1.05x the bound: {'met' if ratio <= 1.05 else 'NOT met'} ({ratio:.3f}x)")
+    print(f"  target: below the cargo-gated bound: {'met' if below_gate else 'NOT met'}")
     for count in (1_000, 10_000):
         report("Random DAG", random_dag(count, rng, durations=True), args.jobs, None)
 

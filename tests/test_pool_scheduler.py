@@ -11,6 +11,7 @@ re-queued when an engine dies completes exactly once.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import anyio
@@ -61,8 +62,10 @@ class PoolWorker:
         if engine in self.dead:
             raise EngineError(f"engine {engine} is gone")
 
-    async def cargo(self, names: object) -> None:
+    async def cargo(self, names: Sequence[str], landed: Callable[[str], None]) -> None:
         await anyio.sleep(0)
+        for name in names:
+            landed(name)
 
     async def pull(self, name: str, engine: str) -> None:
         self._check_alive(engine)

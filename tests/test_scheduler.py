@@ -8,8 +8,9 @@ are deterministic and the suite is fast.
 
 from __future__ import annotations
 
+import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import anyio
@@ -51,6 +52,11 @@ class FakeWorker(OneEngine):
     clock: FakeClock = field(default_factory=FakeClock)
     failing: frozenset[str] = frozenset()
     cargo_fails: bool = False
+    #: Images whose artifacts land before cargo fails (with ``cargo_fails``).
+    cargo_fails_after: int = 0
+    #: The order cargo reports images' artifacts in (default: reversed names).
+    landing: list[str] = field(default_factory=list)
+    landed: list[str] = field(default_factory=list)
     #: Checkpoints each call takes (a large number keeps calls in flight).
     steps: int = 3
     #: Real seconds each call sleeps (for cancellation tests).
@@ -77,9 +83,18 @@ class FakeWorker(OneEngine):
         finally:
             self.in_flight -= 1
 
-    async def cargo(self, names: Sequence[str]) -> None:
+    async def cargo(self, names: Sequence[str], landed: Callable[[str], None]) -> None:
+        """Report the images' artifacts one by one (in ``landing`` order, else
+        reversed), working between them; fail after ``cargo_fails_after`` landed."""
         self.calls[("cargo", "")] += 1
         self.cargo_names.append(sorted(names))
+        order = [n for n in self.landing if n in names] or sorted(names, reverse=True)
+        for count, name in enumerate(order):
+            if self.cargo_fails and count >= self.cargo_fails_after:
+                break
+            await self._work()
+            self.landed.append(name)
+            landed(name)
         await self._work()
         if self.cargo_fails:
             raise CargoBuildError("cargo build failed: crate x: error: boom")
@@ -111,8 +126,8 @@ class FakeWorker(OneEngine):
         missing = [d for d in job.after if d not in self.available]
         if missing:
             self.violations.append(f"{name} built before {missing} were available")
-        if job.cargo and not self.cargo_finished:
-            self.violations.append(f"{name} built before cargo finished")
+        if job.cargo and name not in self.landed:
+            self.violations.append(f"{name} built before its cargo artifacts landed")
         self.builds_now += 1
         self.max_builds = max(self.max_builds, self.builds_now)
         try:
@@ -410,3 +425,54 @@ def test_jobs_added_after_a_fail_fast_stop_are_skipped() -> None:
     assert outcomes["first"].action == "failed"
     assert outcomes["late"].action == "skipped"
     assert worker.calls[("build", "late")] == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(scenarios(), st.randoms(use_true_random=False), st.booleans(), st.integers(0, 25))
+def test_cargo_images_start_as_their_artifacts_land(
+    scenario: tuple[list[Job], frozenset[str], Limits],
+    rng: random.Random,
+    fails: bool,
+    fails_after: int,
+) -> None:
+    """Cargo reports images' artifacts in any order, maybe failing part way: no cargo
+    image starts before its artifacts landed, each is released once, those that
+    landed go on after a cargo failure and the others fail with it."""
+    jobs, _failing, limits = scenario
+    by_name = {j.name: j for j in jobs}
+    cargo = [j.name for j in jobs if j.cargo and j.action is Action.BUILD]
+    landing = rng.sample(cargo, len(cargo))
+    worker = FakeWorker(
+        by_name, limits, cargo_fails=fails, cargo_fails_after=fails_after, landing=landing
+    )
+    events: list[Event] = []
+    outcomes = run(Scheduler(jobs, worker, limits, clock=worker.clock, listener=events.append))
+    assert worker.violations == []
+    released = [e.detail for e in events if e.phase == "cargo" and e.status == "landed"]
+    assert len(released) == len(set(released))
+    landed = set(landing[:fails_after]) if fails else set(cargo)
+    assert set(released) == landed
+    for name in cargo:
+        outcome = outcomes[name]
+        if name in landed:
+            assert outcome.landed is not None
+            assert outcome.action in ("built", "skipped"), outcome
+        elif outcome.action != "skipped":  # (skipped: something it builds on failed)
+            assert outcome.action == "failed"
+            assert "crate x" in outcome.error
+    # Dependents of what failed are skipped, everything else is done.
+    for outcome in outcomes.values():
+        if outcome.action == "skipped":
+            assert outcome.error.startswith("dependency ")
+
+
+def test_a_cargo_image_builds_while_cargo_goes_on() -> None:
+    """The first image whose artifacts land is built before cargo ends."""
+    jobs = [Job("fast", Action.BUILD, cargo=True), Job("slow", Action.BUILD, cargo=True)]
+    limits = Limits(jobs=2)
+    worker = FakeWorker({j.name: j for j in jobs}, limits, landing=["fast", "slow"], steps=5)
+    events: list[Event] = []
+    outcomes = run(Scheduler(jobs, worker, limits, clock=worker.clock, listener=events.append))
+    assert {n: o.action for n, o in outcomes.items()} == {"fast": "built", "slow": "built"}
+    done = [(e.image, e.phase, e.status) for e in events if e.status in ("done", "landed")]
+    assert done.index(("fast", "build", "done")) < done.index((None, "cargo", "done"))

@@ -167,6 +167,10 @@ def _package_name(package_id: str) -> str:
     return package_id.rsplit("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
+def _ignore(artifacts: CargoArtifacts) -> None:
+    """Take no notice of a new artifact."""
+
+
 @dataclass
 class _Reader:
     """Folds cargo's JSON messages into artifacts and a first error."""
@@ -175,6 +179,8 @@ class _Reader:
     artifacts: CargoArtifacts = field(default_factory=CargoArtifacts)
     first_error: str | None = None
     tail: list[str] = field(default_factory=list)
+    #: Called after each artifact or build-script output cargo reports.
+    on_artifact: Callable[[CargoArtifacts], None] = _ignore
 
     def message(self, line: str) -> None:
         try:
@@ -188,8 +194,10 @@ class _Reader:
             for kind in target.get("kind", ()):
                 if kind in ("bin", "example"):
                     self.artifacts.executables[(kind, target["name"])] = Path(msg["executable"])
+            self.on_artifact(self.artifacts)
         elif reason == "build-script-executed" and msg.get("out_dir"):
             self.artifacts.out_dirs[_package_name(msg["package_id"])] = Path(msg["out_dir"])
+            self.on_artifact(self.artifacts)
         elif reason == "compiler-message":
             diagnostic = msg.get("message", {})
             rendered = str(diagnostic.get("rendered") or diagnostic.get("message") or "")
@@ -225,10 +233,17 @@ async def _stop(process: anyio.abc.Process) -> None:
 
 
 async def cargo_build(
-    root: Path, request: CargoRequest, options: BuildOptions, *, on_line: LineSink = _drop
+    root: Path,
+    request: CargoRequest,
+    options: BuildOptions,
+    *,
+    on_line: LineSink = _drop,
+    on_artifact: Callable[[CargoArtifacts], None] = _ignore,
 ) -> CargoArtifacts:
     """Run the one ``cargo build`` and return where its outputs are.
 
+    ``on_artifact`` sees the artifacts so far each time cargo reports one (a
+    binary linked, or fresh; a build script run), from cargo's own messages.
     Cancellation terminates cargo and its compilers; a failure raises
     :class:`CargoBuildError` naming the crate and its first error.
     """
@@ -240,7 +255,7 @@ async def cargo_build(
     if flags:
         env["RUSTFLAGS"] = " ".join(filter(None, [env.get("RUSTFLAGS", ""), *flags]))
     command = cargo_command(request, options)
-    reader = _Reader(on_line)
+    reader = _Reader(on_line, on_artifact=on_artifact)
     process = await anyio.open_process(
         command, cwd=root, env=env, stdin=subprocess.DEVNULL, start_new_session=True
     )
@@ -282,6 +297,17 @@ def _strip_program(arch: Arch) -> str:
         f"--arch {arch}: {cross} not found to strip binaries; install binutils for {arch}"
         " or set strip: false"
     )
+
+
+def needs_landed(pre_images: Sequence[CargoBuild], artifacts: CargoArtifacts) -> bool:
+    """Whether cargo has reported every binary, example and build-script output
+    (for ``extract``) that these pre-images take."""
+    return all(
+        (kind, name) in artifacts.executables
+        for pre_image in pre_images
+        for kind, names in (("bin", pre_image.bins), ("example", pre_image.examples))
+        for name in names
+    ) and all(package in artifacts.out_dirs for p in pre_images for package in p.extract)
 
 
 async def stage_outputs(

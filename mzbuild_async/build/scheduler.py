@@ -7,7 +7,8 @@ nothing about Docker or cargo, so tests drive it with fakes. It runs:
 - the one batched cargo build (if any job needs it) as soon as it starts;
 - every pull at once, under a per-registry transfer limit;
 - each build once the images it needs are local (pulled, built, or there
-  already) and, for cargo images, once cargo is done; at most
+  already) and, for cargo images, once cargo has reported every artifact
+  the image needs (its binaries land while cargo goes on); at most
   ``Limits.jobs`` builds at a time, the ready build with the longest
   remaining critical path first;
 - each push right after its build, under the same per-registry limit.
@@ -105,6 +106,8 @@ class Outcome:
     note: str = ""
     #: The engine that built (or pulled) it.
     engine: str = ""
+    #: Seconds after the run started when cargo had built all it needs (cargo images).
+    landed: float | None = None
 
 
 @dataclass(frozen=True)
@@ -142,8 +145,10 @@ class Worker(Protocol):
     ``engine`` names the pool engine the work happens on (see :class:`Slots`).
     """
 
-    async def cargo(self, names: Sequence[str]) -> None:
-        """Build the Rust binaries of ``names`` in one batch."""
+    async def cargo(self, names: Sequence[str], landed: Callable[[str], None]) -> None:
+        """Build the Rust binaries of ``names`` in one batch, calling ``landed(name)``
+        the moment every artifact image ``name`` needs is there (staged for its
+        build), while cargo goes on."""
         ...
 
     async def pull(self, name: str, engine: str) -> None:
@@ -317,7 +322,8 @@ class Scheduler:
         self._dependents: dict[str, list[str]] = {}
         self._waiting: dict[str, int] = {}
         self.priority: dict[str, float] = {}
-        self._cargo_done = False
+        #: Cargo images whose artifacts have landed, and when.
+        self._landed: dict[str, float] = {}
         self._ready: list[tuple[float, int, str]] = []
         self._sequence = 0
         self._outcomes: dict[str, Outcome] = {}
@@ -441,7 +447,7 @@ class Scheduler:
                     self._tg.start_soon(self._push_local, job)
                 else:
                     self._finish(name, "none")
-            elif self._waiting[name] == 0 and (self._cargo_done or not job.cargo):
+            elif self._waiting[name] == 0 and self._cargo_ready(job):
                 self._enqueue(name)
         self._dispatch()
 
@@ -451,8 +457,10 @@ class Scheduler:
         cargo = [n for n, j in self.jobs.items() if j.cargo and j.action is Action.BUILD]
         if cargo:
             await self._cargo(cargo)
-        else:
-            self._cargo_done = True
+
+    def _cargo_ready(self, job: Job) -> bool:
+        """Whether cargo has built what ``job`` needs (always, for other images)."""
+        return not job.cargo or job.name in self._landed
 
     # -- bookkeeping -----------------------------------------------------
 
@@ -467,7 +475,8 @@ class Scheduler:
         started = self._started.get(name)
         seconds = 0.0 if started is None else self.clock() - started
         engine = self._where.get(name, "")
-        self._outcomes[name] = Outcome(name, action, pushed, seconds, error, note, engine)
+        landed = self._landed.get(name)
+        self._outcomes[name] = Outcome(name, action, pushed, seconds, error, note, engine, landed)
 
     def _enqueue(self, name: str) -> None:
         if name in self._queued:
@@ -559,9 +568,7 @@ class Scheduler:
             self._waiting[dependent] -= 1
             if dependent in self._outcomes:
                 continue  # skipped: another of its dependencies failed
-            if self._waiting[dependent] == 0 and (
-                self._cargo_done or not self.jobs[dependent].cargo
-            ):
+            if self._waiting[dependent] == 0 and self._cargo_ready(self.jobs[dependent]):
                 self._enqueue(dependent)
         self._dispatch()
 
@@ -651,20 +658,28 @@ class Scheduler:
     async def _cargo(self, names: list[str]) -> None:
         self._emit(None, "cargo", "start", ", ".join(names))
         try:
-            await self.worker.cargo(names)
+            await self.worker.cargo(names, self._artifacts_landed)
         except EngineError:
             raise
         except MzbuildError as exc:
+            # Images whose artifacts landed go on; the others never get them.
             self._emit(None, "cargo", "failed", str(exc))
             for name in names:
-                if name not in self._outcomes:
+                if name not in self._outcomes and name not in self._landed:
                     self._fail(name, str(exc), phase="cargo")
             return
         self._emit(None, "cargo", "done")
-        self._cargo_done = True
-        for name in names:
-            if self._waiting[name] == 0 and name not in self._outcomes:
-                self._enqueue(name)
+        for name in names:  # (one not reported: its build says what is missing)
+            self._artifacts_landed(name)
+
+    def _artifacts_landed(self, name: str) -> None:
+        """Cargo has built what ``name`` needs: its build may start (once)."""
+        if name in self._landed or name not in self.jobs:
+            return
+        self._landed[name] = self.clock() - self._origin
+        self._emit(None, "cargo", "landed", name)
+        if self._waiting[name] == 0 and name not in self._outcomes:
+            self._enqueue(name)
         self._dispatch()
 
     async def _pull(self, job: Job) -> None:

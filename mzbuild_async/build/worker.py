@@ -34,7 +34,13 @@ from ..store.locks import spec_lock
 from ..support import logs
 from ..support.events import Event, Listener, ignore
 from ..support.retry import DEFAULT_RETRY, RetryPolicy, Transient, call_with_retries
-from .cargo import CargoArtifacts, cargo_build, cargo_request, check_profile_and_target
+from .cargo import (
+    CargoArtifacts,
+    cargo_build,
+    cargo_request,
+    check_profile_and_target,
+    needs_landed,
+)
 from .cargo import stage_outputs as stage_cargo_outputs
 from .context import (
     DOCKERFILE_NAME,
@@ -94,6 +100,10 @@ class EngineWorker:
     #: ``--transfer-registry``: where ``publish: false`` images travel between engines.
     transfer_registry: str | None = None
     _artifacts: CargoArtifacts | None = None
+    #: The run's directory of cargo outputs staged as they landed, one folder per image.
+    _cargo_dir: Path | None = None
+    _staged: dict[str, Path] = field(default_factory=dict)
+    _stage_errors: dict[str, str] = field(default_factory=dict)
 
     def _engine(self, engine: str) -> Engine:
         return self.pool.get(engine, self.docker)
@@ -126,19 +136,81 @@ class EngineWorker:
 
     # -- Worker protocol ------------------------------------------------------
 
-    async def cargo(self, names: Sequence[str]) -> None:
-        """One ``cargo build`` for every cargo-build pre-image of ``names``."""
-        pre_images = [
-            (self.repo.image(n).manifest.path, p)
+    async def cargo(
+        self, names: Sequence[str], landed: Callable[[str], None] = lambda name: None
+    ) -> None:
+        """One ``cargo build`` for every cargo-build pre-image of ``names``.
+
+        The moment cargo has reported every artifact an image takes, that
+        image's files are copied, stripped and extracted (from the paths in
+        cargo's messages) and ``landed(name)`` lets its build start, while
+        cargo goes on. A cargo failure is raised after the images that
+        landed are staged.
+        """
+        pre_images = {
+            n: [p for p in self.repo.image(n).manifest.pre_images if isinstance(p, CargoBuild)]
             for n in names
-            for p in self.repo.image(n).manifest.pre_images
-            if isinstance(p, CargoBuild)
-        ]
-        request = cargo_request(pre_images, self.repo.workspace())
-        await check_profile_and_target(self.repo.root, self.repo.options)
-        self._artifacts = await cargo_build(
-            self.repo.root, request, self.repo.options, on_line=self._line(None, "cargo")
+        }
+        request = cargo_request(
+            [(self.repo.image(n).manifest.path, p) for n, ps in pre_images.items() for p in ps],
+            self.repo.workspace(),
         )
+        await check_profile_and_target(self.repo.root, self.repo.options)
+        if self._cargo_dir is None:
+            self._cargo_dir = Path(tempfile.mkdtemp(prefix="mzbuild-cargo-"))
+        waiting = {n: ps for n, ps in pre_images.items() if ps}
+        failure: CargoBuildError | None = None
+        async with anyio.create_task_group() as tg:
+
+            def arrived(artifacts: CargoArtifacts) -> None:
+                for name, pres in list(waiting.items()):
+                    if needs_landed(pres, artifacts):
+                        del waiting[name]
+                        now = CargoArtifacts(dict(artifacts.executables), dict(artifacts.out_dirs))
+                        tg.start_soon(self._stage_landed, name, pres, now, landed)
+
+            try:
+                self._artifacts = await cargo_build(
+                    self.repo.root,
+                    request,
+                    self.repo.options,
+                    on_line=self._line(None, "cargo"),
+                    on_artifact=arrived,
+                )
+            except CargoBuildError as exc:
+                failure = exc  # (raised once what landed is staged)
+        if failure is not None:
+            raise failure
+
+    async def _stage_landed(
+        self,
+        name: str,
+        pre_images: Sequence[CargoBuild],
+        artifacts: CargoArtifacts,
+        landed: Callable[[str], None],
+    ) -> None:
+        """Stage the cargo outputs of an image whose artifacts all landed; release it."""
+        assert self._cargo_dir is not None
+        directory = self._cargo_dir / name
+        directory.mkdir()
+        where = self.repo.image(name).manifest.path
+        try:
+            for pre_image in pre_images:
+                await stage_cargo_outputs(
+                    pre_image, artifacts, directory, where=where, arch=self.repo.options.arch
+                )
+        except CargoBuildError as exc:
+            self._stage_errors[name] = str(exc)  # (its build reports it)
+        else:
+            self._staged[name] = directory
+        landed(name)
+
+    async def aclose(self) -> None:
+        """Remove what the run staged (also when it was cancelled)."""
+        if self._cargo_dir is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(shutil.rmtree, self._cargo_dir, True)
+            self._cargo_dir = None
 
     async def pull(self, name: str, engine: str = "") -> None:
         """Pull the image's spec into ``engine``, retrying transient failures."""
@@ -218,11 +290,16 @@ class EngineWorker:
     async def _build(self, name: str, spec: str, docker: Engine) -> None:
         image = self.repo.image(name)
         repo = self.repo
-        staging = Path(tempfile.mkdtemp(prefix=f"mzbuild-{name}-"))
+        if name in self._stage_errors:
+            raise CargoBuildError(self._stage_errors[name])
+        # Cargo outputs staged when they landed stay until the run ends (a
+        # build re-queued to another engine takes them again).
+        own = name not in self._staged
+        staging = Path(tempfile.mkdtemp(prefix=f"mzbuild-{name}-")) if own else self._staged[name]
         try:
             copies: list[tuple[str, str]] = []
             for pre_image in image.manifest.pre_images:
-                if isinstance(pre_image, CargoBuild):
+                if isinstance(pre_image, CargoBuild) and own:
                     if self._artifacts is None:
                         raise CargoBuildError(f"{name}: the cargo build did not run")
                     await stage_cargo_outputs(
@@ -275,8 +352,9 @@ class EngineWorker:
             if cache_tag:
                 await self._push_cache(spec, cache_tag, docker)
         finally:
-            with anyio.CancelScope(shield=True):  # also when the run is cancelled
-                await anyio.to_thread.run_sync(shutil.rmtree, staging, True)
+            if own:
+                with anyio.CancelScope(shield=True):  # also when the run is cancelled
+                    await anyio.to_thread.run_sync(shutil.rmtree, staging, True)
 
     def _fields(self, ref: str, phase: str) -> dict[str, str | None]:
         """The image, fingerprint and phase fields of a log event about ``ref``."""

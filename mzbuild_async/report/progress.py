@@ -86,6 +86,8 @@ class _Progress:
         if event.phase == "engine":
             self.lost.add(event.engine)
             return
+        if event.status == "landed":  # (cargo goes on)
+            return
         image = self.images.setdefault(event.image or event.phase, _Image())
         if event.status == "line":
             image.last = event.detail

@@ -38,6 +38,7 @@ h1{font-size:18px;margin:0 0 4px}
 .group{grid-column:1/3;font-weight:600;margin-top:8px;border-bottom:1px solid #c1c7d0}
 .bar{position:absolute;top:2px;height:14px;border-radius:2px;min-width:1px}
 .bar.failed{background:#de350b !important}
+.bar.mark{width:2px !important;top:0;height:18px;background:#172b4d !important}
 .axis{position:relative;height:16px;color:#5e6c84;font-size:11px}
 .tick{position:absolute;transform:translateX(-50%)}
 .legend span{display:inline-block;margin-right:12px}
@@ -124,7 +125,7 @@ def timeline_html(
             tip = f"{track} {step.name}: {step.seconds:.3f} s ({step.status})"
             if step.detail:
                 tip += f" — {step.detail}"
-            failed = " failed" if step.status == "failed" else ""
+            failed = {"failed": " failed", "landed": " mark"}.get(step.status, "")
             bars.append(
                 f'<div class="bar{failed}" data-track="{esc(track)}" data-phase="{esc(step.phase)}"'
                 f' style="left:{left:.4f}%;width:{width:.4f}%;background:{color}"'

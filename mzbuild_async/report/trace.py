@@ -149,5 +149,19 @@ def run_trace(
             args = {"status": step.status, **({"detail": step.detail} if step.detail else {})}
             if step.engine:
                 args["engine"] = step.engine
+            if step.status == "landed":  # a moment: an image's cargo artifacts are there
+                events.append(
+                    {
+                        "name": step.name,
+                        "cat": "artifacts",
+                        "ph": "i",
+                        "s": "t",
+                        "pid": pids[key[0]],
+                        "tid": tids[key],
+                        "ts": round(step.start * 1e6, 3),
+                        "args": args,
+                    }
+                )
+                continue
             span(key, step.name, step.phase, step.start, step.end, args)
     return {"traceEvents": events, "displayTimeUnit": "ms"}

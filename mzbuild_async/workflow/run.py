@@ -95,6 +95,8 @@ class ImageResult:
     note: str = ""
     #: The engine that built or pulled it ("" when nothing was done).
     engine: str = ""
+    #: Seconds into the run when cargo had built all it takes (cargo images built).
+    landed: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` record of this image."""
@@ -111,6 +113,8 @@ class ImageResult:
             record["error"] = self.error
         if self.note:
             record["note"] = self.note
+        if self.landed is not None:
+            record["artifacts_landed"] = round(self.landed, 3)
         return record
 
 
@@ -645,6 +649,9 @@ async def run_workflow(
                         scheduler.close()
         finally:
             events.recorder.finish(events.since())
+            closing = getattr(worker, "aclose", None)
+            if closing is not None:
+                await closing()
         outcomes = scheduler.outcomes()
         events.record_lookups(engine, engine_origin)
         for name, seconds in getattr(worker, "build_seconds", {}).items():
@@ -653,7 +660,7 @@ async def run_workflow(
         await _remember_pushed(engine, outcomes, specs)
         engines = _engine_reports(services, scheduler, platform)
     results = {
-        name: _result(decision, outcomes[name])
+        name: _result(decision, outcomes[name], events.offset)
         for name, decision in plan.decisions.items()
         if name in outcomes
     }
@@ -714,7 +721,8 @@ def _homes(repo: Repository, workflow: Workflow, targets: Sequence[str]) -> froz
     )
 
 
-def _result(decision: Decision, outcome: Outcome) -> ImageResult:
+def _result(decision: Decision, outcome: Outcome, offset: float) -> ImageResult:
+    """One image's result (``offset``: the scheduler's start on the run's clock)."""
     return ImageResult(
         name=decision.name,
         spec=decision.spec,
@@ -726,6 +734,7 @@ def _result(decision: Decision, outcome: Outcome) -> ImageResult:
         error=outcome.error,
         note=outcome.note,
         engine=outcome.engine,
+        landed=None if outcome.landed is None else outcome.landed + offset,
     )
 
 

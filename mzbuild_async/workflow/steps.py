@@ -60,7 +60,19 @@ class StepRecorder:
     def __call__(self, event: Event) -> None:
         track = event.image or event.phase
         key = (track, event.phase)
-        if event.status == "start":
+        if event.status == "landed":  # an image's cargo artifacts: a moment on cargo's track
+            self.steps.append(
+                Step(
+                    track,
+                    f"{event.detail} artifacts",
+                    event.phase,
+                    event.at,
+                    event.at,
+                    "landed",
+                    event.detail,
+                )
+            )
+        elif event.status == "start":
             self._open[key] = event
         elif event.status in ("done", "failed", "requeued"):
             started = self._open.pop(key, None)

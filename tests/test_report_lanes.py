@@ -1,5 +1,6 @@
-"""What a pooled run shows: lane groups per engine in the trace and the timeline,
-the engines' load in the progress view."""
+"""Lanes and marks: a pooled run's lane groups per engine in the trace and the
+timeline, the engines' load in the progress view; the moments cargo images'
+artifacts landed, on the cargo track."""
 
 from __future__ import annotations
 
@@ -68,3 +69,28 @@ def test_the_progress_line_shows_each_engines_load() -> None:
     assert "engine b lost: engine b went away" in out.getvalue()
     assert progress.totals().endswith(" | engines: a 2, b lost")
     assert "[b]" in out.getvalue()  # step lines name the engine in a pool
+
+
+def test_landed_artifacts_are_marks_on_the_cargo_track() -> None:
+    recorder = StepRecorder()
+    recorder(Event(0.0, None, "cargo", "start", "fast, slow"))
+    recorder(Event(1.0, None, "cargo", "landed", "fast"))
+    recorder(Event(1.5, "fast", "build", "start"))
+    recorder(Event(3.0, None, "cargo", "landed", "slow"))
+    recorder(Event(3.0, None, "cargo", "done"))
+    marks = [(s.track, s.detail, s.start, s.end) for s in recorder.steps if s.status == "landed"]
+    assert marks == [("cargo", "fast", 1.0, 1.0), ("cargo", "slow", 3.0, 3.0)]
+    trace: Any = run_trace(recorder.steps, 4.0, "ensure")
+    instants = [e for e in trace["traceEvents"] if e["ph"] == "i"]
+    assert [(e["name"], e["ts"]) for e in instants] == [
+        ("fast artifacts", 1e6),
+        ("slow artifacts", 3e6),
+    ]
+    page = timeline_html(recorder.steps, 4.0, "ensure")
+    assert page.count('class="bar mark"') == 2
+    out = io.StringIO()
+    progress = LineProgress(out)
+    progress(Event(0.0, None, "cargo", "start"))
+    progress(Event(1.0, None, "cargo", "landed", "fast"))
+    assert "cargo landed: fast" in out.getvalue()
+    assert progress.in_flight()[0][0] == "cargo"  # cargo goes on
