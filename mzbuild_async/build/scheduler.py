@@ -367,9 +367,11 @@ class Scheduler:
 
     def _register(self, jobs: list[Job]) -> list[Job]:
         known = {**self.jobs, **{job.name: job for job in jobs}}
-        for i, job in enumerate(jobs):  # checked before anything changes
-            if job.name in self.jobs or any(j.name == job.name for j in jobs[:i]):
+        seen: set[str] = set()
+        for job in jobs:  # checked before anything changes
+            if job.name in self.jobs or job.name in seen:
                 raise ValueError(f"{job.name} was added twice")
+            seen.add(job.name)
             for dep in job.after:
                 if dep not in known or known[dep].action is Action.NONE:
                     raise ValueError(f"{job.name} waits for {dep}, which has no pull or build")
