@@ -1,0 +1,316 @@
+"""Cutting the images a run must build into CI steps: pure logic, no I/O.
+
+Each step is a set of images in dependency order that one agent builds
+with one ``ensure``; a step waits (``depends_on``/``needs``) for the steps
+that build the images it builds on. The cut:
+
+1. ``publish: false`` images never reach a registry, so each is in the
+   step of every image that needs it (a union-find over those edges; a
+   cycle between the resulting groups is merged away, so the steps form a
+   DAG).
+2. Steps are formed by simulating the pipeline: ``agents`` agents (or as
+   many as there is work for, with only ``max_step_seconds``), each step
+   costing ``startup`` seconds before its first build and running its
+   images on ``jobs`` slots. When an agent is free it starts a step with
+   the ready group on the longest remaining path (estimated seconds), then
+   adds other ready groups and the groups that only wait for the step
+   itself (so a chain stays together) while the step's work stays within
+   its share (the total work / agents, or ``max_step_seconds``).
+
+Because a step only takes groups whose other predecessors' steps have
+finished when it starts, every ``depends_on`` points at an earlier step:
+there is no cycle, and the simulated makespan is what the pipeline takes
+when each image's build takes its estimate.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+
+#: Seconds an agent spends on a step before its first build (checkout, start-up).
+DEFAULT_STARTUP = 30.0
+#: Builds at once within one step (``ensure --jobs``).
+DEFAULT_AGENT_JOBS = 4
+
+
+@dataclass(frozen=True)
+class Step:
+    """One CI step: its key, its images in dependency order, the steps it waits for."""
+
+    key: str
+    images: tuple[str, ...]
+    depends_on: tuple[str, ...]
+    #: Estimated seconds of its builds (without start-up).
+    work: float
+    #: When the simulation started and finished it.
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Partition:
+    """The steps, dependencies first, and the simulated makespan."""
+
+    steps: tuple[Step, ...]
+    makespan: float
+
+    def step_of(self) -> dict[str, str]:
+        """The key of the step that builds each image."""
+        return {image: step.key for step in self.steps for image in step.images}
+
+
+def _groups(
+    images: Sequence[str],
+    deps: Mapping[str, AbstractSet[str]],
+    sticky: AbstractSet[str],
+    together: AbstractSet[str] = frozenset(),
+) -> dict[str, str]:
+    """Each image's group: ``publish: false`` images with what needs them, cycles merged."""
+    parent = {name: name for name in images}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    def join(a: str, b: str) -> None:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[rb] = ra
+
+    for name in images:
+        for dep in deps[name]:
+            if dep in sticky:
+                join(dep, name)
+    first_together = next((name for name in images if name in together), None)
+    for name in images:
+        if name in together and first_together is not None:
+            join(first_together, name)
+    while True:  # merge cycles between groups until the groups form a DAG
+        cycle = _a_cycle(images, deps, root)
+        if not cycle:
+            return {name: root(name) for name in images}
+        first, *rest = cycle
+        for other in rest:
+            join(first, other)
+
+
+def _a_cycle(
+    images: Sequence[str], deps: Mapping[str, AbstractSet[str]], root: object
+) -> list[str]:
+    """The groups of one cycle in the graph between groups (none: empty)."""
+    assert callable(root)
+    edges: dict[str, set[str]] = {}
+    for name in images:
+        group = root(name)
+        edges.setdefault(group, set())
+        for dep in deps[name]:
+            other = root(dep)
+            if other != group:
+                edges[group].add(other)
+    state: dict[str, int] = {}
+    for start, targets in edges.items():
+        if start in state:
+            continue
+        stack: list[tuple[str, list[str]]] = [(start, sorted(targets))]
+        path = [start]
+        state[start] = 1
+        while stack:
+            node, todo = stack[-1]
+            if not todo:
+                stack.pop()
+                path.pop()
+                state[node] = 2
+                continue
+            nxt = todo.pop()
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :]
+            if nxt not in state:
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append((nxt, sorted(edges[nxt])))
+    return []
+
+
+def _topological(
+    groups: Mapping[str, object], preds: Mapping[str, set[str]], succs: Mapping[str, set[str]]
+) -> list[str]:
+    """The groups, each after its predecessors (Kahn's algorithm)."""
+    left = {g: len(preds[g]) for g in groups}
+    todo = [g for g in groups if not left[g]]
+    out: list[str] = []
+    while todo:
+        g = todo.pop()
+        out.append(g)
+        for s in succs[g]:
+            left[s] -= 1
+            if not left[s]:
+                todo.append(s)
+    return out
+
+
+def _inside(
+    images: Sequence[str],
+    deps: Mapping[str, AbstractSet[str]],
+    seconds: Mapping[str, float],
+    jobs: int,
+) -> float:
+    """Seconds ``images`` (dependency order) take on ``jobs`` slots, critical path first."""
+    chosen = set(images)
+    finish: dict[str, float] = {}
+    slots = [0.0] * jobs
+    for name in images:  # (dependency order is a fine priority inside one step)
+        ready = max((finish[d] for d in deps[name] if d in chosen), default=0.0)
+        slot = min(range(jobs), key=lambda i: max(slots[i], ready))
+        start = max(slots[slot], ready)
+        finish[name] = slots[slot] = start + seconds[name]
+    return max(finish.values(), default=0.0)
+
+
+def partition(
+    images: Sequence[str],
+    deps: Mapping[str, AbstractSet[str]],
+    seconds: Mapping[str, float],
+    *,
+    sticky: AbstractSet[str] = frozenset(),
+    together: AbstractSet[str] = frozenset(),
+    agents: int | None = None,
+    max_step_seconds: float | None = None,
+    startup: float = DEFAULT_STARTUP,
+    jobs: int = DEFAULT_AGENT_JOBS,
+) -> Partition:
+    """Cut ``images`` (dependency order; ``deps`` within them) into steps (see the
+    module docstring). ``agents`` or ``max_step_seconds`` (or both) size them;
+    ``sticky``: images that never leave their step; ``together``: images that
+    share one step (the cargo images: one cargo build)."""
+    if not images:
+        return Partition((), 0.0)
+    if agents is not None and agents < 1:
+        raise ValueError("agents must be at least 1")
+    cutter = _Cutter(images, deps, seconds, sticky, together, startup, jobs)
+    share = max_step_seconds if max_step_seconds is not None else float("inf")
+    if agents is not None:
+        total = sum(cutter.work.values())
+        share = min(share, max(total / agents, *cutter.work.values()))
+    return cutter.run(agents if agents is not None else len(cutter.members), share)
+
+
+Item = tuple[float, int, str]
+
+
+class _Cutter:
+    """The groups' graph and the simulation that forms the steps."""
+
+    def __init__(
+        self,
+        images: Sequence[str],
+        deps: Mapping[str, AbstractSet[str]],
+        seconds: Mapping[str, float],
+        sticky: AbstractSet[str],
+        together: AbstractSet[str],
+        startup: float,
+        jobs: int,
+    ) -> None:
+        self.deps, self.seconds, self.startup, self.jobs = deps, seconds, startup, jobs
+        self.order = {name: i for i, name in enumerate(images)}
+        group_of = _groups(images, deps, sticky, together)
+        self.members: dict[str, list[str]] = {}
+        for name in images:
+            self.members.setdefault(group_of[name], []).append(name)
+        self.work = {g: sum(seconds[n] for n in names) for g, names in self.members.items()}
+        self.preds = {
+            g: {group_of[d] for n in names for d in deps[n]} - {g}
+            for g, names in self.members.items()
+        }
+        self.succs: dict[str, set[str]] = {g: set() for g in self.members}
+        for g, ps in self.preds.items():
+            for p in ps:
+                self.succs[p].add(g)
+        # Longest remaining path of each group (its work and what waits for it).
+        self.path: dict[str, float] = {}
+        for g in reversed(_topological(self.members, self.preds, self.succs)):
+            self.path[g] = self.work[g] + max((self.path[s] for s in self.succs[g]), default=0.0)
+        self.done: set[str] = set()  # groups whose step has ended
+        self.step_of: dict[str, int] = {}
+        self.steps: list[Step] = []
+        self.queued: set[str] = set()
+        self.ready: list[Item] = []
+
+    def item(self, group: str) -> Item:
+        return (-self.path[group], self.order[self.members[group][0]], group)
+
+    def link(self, group: str) -> bool:
+        """A link of a chain: its one predecessor has it as its one successor."""
+        preds = self.preds[group]
+        return len(preds) == 1 and all(len(self.succs[p]) == 1 for p in preds)
+
+    def run(self, lanes: int, share: float) -> Partition:
+        for g in self.members:
+            if not self.preds[g]:
+                self.queued.add(g)
+                heapq.heappush(self.ready, self.item(g))
+        free = [0.0] * lanes  # when each agent is free
+        running: list[tuple[float, int]] = []  # (end, step index)
+        now = 0.0
+        while len(self.step_of) < len(self.members):
+            while self.ready and min(free) <= now:
+                agent = free.index(min(free))
+                free[agent] = self.form_step(now, share)
+                heapq.heappush(running, (free[agent], len(self.steps) - 1))
+            if len(self.step_of) >= len(self.members):
+                break
+            if not running:
+                raise RuntimeError("partition: groups that never become ready (a cycle)")
+            end, index = heapq.heappop(running)
+            now = max(now, end)
+            self.done.update(g for g, i in self.step_of.items() if i == index)
+            for g in self.members:
+                if g not in self.queued and self.preds[g] <= self.done:
+                    self.queued.add(g)
+                    heapq.heappush(self.ready, self.item(g))
+        return Partition(tuple(self.steps), max(step.end for step in self.steps))
+
+    def form_step(self, now: float, share: float) -> float:
+        """Start one step at ``now`` with what is ready (within ``share``); its end."""
+        taken: list[str] = []
+        taken_work = 0.0
+        # What waits only for this step and finished steps may join it, but no
+        # other step: it is ready only once this one has ended.
+        joining: list[Item] = []
+        while self.ready or joining:
+            first = joining and (
+                self.link(joining[0][2]) or not self.ready or joining[0] < self.ready[0]
+            )
+            source = joining if first else self.ready
+            item = heapq.heappop(source)
+            group = item[2]
+            # A chain's link stays with it: a new step could not start it sooner.
+            if (
+                taken
+                and taken_work + self.work[group] > share
+                and not (source is joining and self.link(group))
+            ):
+                heapq.heappush(source, item)
+                break
+            taken.append(group)
+            taken_work += self.work[group]
+            self.step_of[group] = len(self.steps)
+            for s in self.succs[group]:
+                if s not in self.queued and all(
+                    p in self.done or p in taken for p in self.preds[s]
+                ):
+                    self.queued.add(s)
+                    heapq.heappush(joining, self.item(s))
+        self.queued.difference_update(item[2] for item in joining)
+        names = sorted((n for g in taken for n in self.members[g]), key=self.order.__getitem__)
+        end = now + self.startup + _inside(names, self.deps, self.seconds, self.jobs)
+        depends = {
+            self.steps[self.step_of[p]].key for g in taken for p in self.preds[g] if p not in taken
+        }
+        key = f"build-{len(self.steps) + 1}"
+        self.steps.append(Step(key, tuple(names), tuple(sorted(depends)), taken_work, now, end))
+        return end
