@@ -15,7 +15,11 @@ that build the images it builds on. The cut:
    the ready group on the longest remaining path (estimated seconds), then
    adds other ready groups and the groups that only wait for the step
    itself (so a chain stays together) while the step's work stays within
-   its share (the total work / agents, or ``max_step_seconds``).
+   its share (a quarter of the total work / agents, at least ten start-ups
+   of its slots, or ``max_step_seconds``).
+
+Not yet wired into a command: ``benchmarks/pipeline.py`` measures this cut
+against its bound and against one build step (issue 14 is open).
 
 Because a step only takes groups whose other predecessors' steps have
 finished when it starts, every ``depends_on`` points at an earlier step:
@@ -153,22 +157,57 @@ def _topological(
     return out
 
 
-def _inside(
+def step_seconds(
     images: Sequence[str],
     deps: Mapping[str, AbstractSet[str]],
     seconds: Mapping[str, float],
     jobs: int,
+    released: Mapping[str, float],
 ) -> float:
-    """Seconds ``images`` (dependency order) take on ``jobs`` slots, critical path first."""
+    """Seconds ``images`` (dependency order) take within one step on ``jobs`` slots,
+    the longest remaining path first (``released``: an image's earliest start in
+    its step, e.g. after the step's cargo build)."""
     chosen = set(images)
-    finish: dict[str, float] = {}
-    slots = [0.0] * jobs
-    for name in images:  # (dependency order is a fine priority inside one step)
-        ready = max((finish[d] for d in deps[name] if d in chosen), default=0.0)
-        slot = min(range(jobs), key=lambda i: max(slots[i], ready))
-        start = max(slots[slot], ready)
-        finish[name] = slots[slot] = start + seconds[name]
-    return max(finish.values(), default=0.0)
+    after: dict[str, list[str]] = {name: [] for name in images}
+    for name in images:
+        for dep in deps[name]:
+            if dep in chosen:
+                after[dep].append(name)
+    rest: dict[str, float] = {}
+    for name in reversed(images):
+        rest[name] = seconds[name] + max((rest[n] for n in after[name]), default=0.0)
+    waiting = {n: sum(d in chosen for d in deps[n]) for n in images}
+    ready: list[tuple[float, str]] = []
+    later: list[tuple[float, str]] = []  # ready, not released yet: (release, name)
+    running: list[tuple[float, str]] = []
+    now = 0.0
+
+    def arrive(name: str) -> None:
+        if released.get(name, 0.0) <= now:
+            heapq.heappush(ready, (-rest[name], name))
+        else:
+            heapq.heappush(later, (released[name], name))
+
+    for name in images:
+        if not waiting[name]:
+            arrive(name)
+    finished = 0
+    while finished < len(images):
+        while later and later[0][0] <= now:
+            heapq.heappush(ready, (-rest[later[0][1]], heapq.heappop(later)[1]))
+        while ready and len(running) < jobs:
+            name = heapq.heappop(ready)[1]
+            heapq.heappush(running, (now + seconds[name], name))
+        if not running or (later and later[0][0] < running[0][0]):
+            now = later[0][0]
+            continue
+        now, name = heapq.heappop(running)
+        finished += 1
+        for other in after[name]:
+            waiting[other] -= 1
+            if not waiting[other]:
+                arrive(other)
+    return now
 
 
 def partition(
@@ -178,6 +217,7 @@ def partition(
     *,
     sticky: AbstractSet[str] = frozenset(),
     together: AbstractSet[str] = frozenset(),
+    released: Mapping[str, float] | None = None,
     agents: int | None = None,
     max_step_seconds: float | None = None,
     startup: float = DEFAULT_STARTUP,
@@ -186,16 +226,21 @@ def partition(
     """Cut ``images`` (dependency order; ``deps`` within them) into steps (see the
     module docstring). ``agents`` or ``max_step_seconds`` (or both) size them;
     ``sticky``: images that never leave their step; ``together``: images that
-    share one step (the cargo images: one cargo build)."""
+    share one step; ``released``: seconds into its step before an image can
+    start (a cargo image: the step's cargo build, run once per step)."""
     if not images:
         return Partition((), 0.0)
     if agents is not None and agents < 1:
         raise ValueError("agents must be at least 1")
     cutter = _Cutter(images, deps, seconds, sticky, together, startup, jobs)
+    cutter.released = released or {}
     share = max_step_seconds if max_step_seconds is not None else float("inf")
     if agents is not None:
         total = sum(cutter.work.values())
-        share = min(share, max(total / agents, *cutter.work.values()))
+        # Several steps per agent (a quarter of its share of the work each), none
+        # shorter than ten start-ups' worth of its slots' time.
+        floor = startup * jobs * 10
+        share = min(share, max(floor, total / (agents * 4), *cutter.work.values()))
     return cutter.run(agents if agents is not None else len(cutter.members), share)
 
 
@@ -239,6 +284,7 @@ class _Cutter:
         self.steps: list[Step] = []
         self.queued: set[str] = set()
         self.ready: list[Item] = []
+        self.released: Mapping[str, float] = {}
 
     def item(self, group: str) -> Item:
         return (-self.path[group], self.order[self.members[group][0]], group)
@@ -307,7 +353,8 @@ class _Cutter:
                     heapq.heappush(joining, self.item(s))
         self.queued.difference_update(item[2] for item in joining)
         names = sorted((n for g in taken for n in self.members[g]), key=self.order.__getitem__)
-        end = now + self.startup + _inside(names, self.deps, self.seconds, self.jobs)
+        inside = step_seconds(names, self.deps, self.seconds, self.jobs, self.released)
+        end = now + self.startup + inside
         depends = {
             self.steps[self.step_of[p]].key for g in taken for p in self.preds[g] if p not in taken
         }
