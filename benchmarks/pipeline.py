@@ -3,7 +3,7 @@
 In virtual time, on the Materialize shape (the 49 real images and their
 MZFROM edges, seeded durations; the 17 cargo images wait for a 600 s cargo
 build, which each step holding any of them runs once, at its start) and on
-random DAGs of 1,000 images, for 2, 4, 8 and 16 agents (each step costs
+random DAGs of 1,000 images (without cargo images), for 2, 4, 8 and 16 agents (each step costs
 ``--startup`` seconds before its first build and runs its images on
 ``--jobs`` slots), it prints:
 
@@ -26,6 +26,7 @@ import argparse
 import random
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,7 +134,9 @@ def main() -> int:
     report("Materialize shape", materialize_dag(rng), args)
     worst = 0.0
     for i in range(3):
-        ratios = report(f"Random DAG #{i + 1}", random_dag(1000, rng, durations=True), args)
+        dag = random_dag(1000, rng, durations=True)
+        dag = replace(dag, cargo=frozenset(), landing={})  # (cargo: the Materialize shape's)
+        ratios = report(f"Random DAG #{i + 1}", dag, args)
         worst = max(worst, ratios[8])
     met = "met" if worst <= 1.3 else "NOT met"
     print(

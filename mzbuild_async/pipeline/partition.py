@@ -234,17 +234,35 @@ def partition(
         raise ValueError("agents must be at least 1")
     cutter = _Cutter(images, deps, seconds, sticky, together, startup, jobs)
     cutter.released = released or {}
-    share = max_step_seconds if max_step_seconds is not None else float("inf")
+    lanes = agents if agents is not None else len(cutter.members)
+    limit = max_step_seconds if max_step_seconds is not None else float("inf")
+    share = limit
     if agents is not None:
         total = sum(cutter.work.values())
         # Several steps per agent (a quarter of its share of the work each), none
         # shorter than ten start-ups' worth of its slots' time.
         floor = startup * jobs * 10
         share = min(share, max(floor, total / (agents * 4), *cutter.work.values()))
-    return cutter.run(agents if agents is not None else len(cutter.members), share)
+    # Candidates: the greedy cut, rounds of several widths, one step for all;
+    # the one whose simulated pipeline ends first (within the step limit) wins.
+    candidates = [[list(step.images) for step in cutter.run(lanes, share).steps]]
+    mean = sum(cutter.work.values()) / len(cutter.members)
+    for width in (1, 2, 3, 5, 8, 13, 21):
+        candidates.append(cutter.rounds(width * max(mean, 1e-9), lanes, limit))
+    candidates.append([list(images)])
+    scored = [cutter.simulate(steps, lanes) for steps in candidates]
+    fitting = [c for c in scored if all(s.work <= limit for s in c.steps)] or scored
+    return min(fitting, key=lambda c: (c.makespan, len(c.steps)))
 
 
 Item = tuple[float, int, str]
+
+
+def _root(parent: dict[str, str], name: str) -> str:
+    """The representative of ``name`` in a union-find forest."""
+    while parent[name] != name:
+        name = parent[name]
+    return name
 
 
 class _Cutter:
@@ -293,6 +311,91 @@ class _Cutter:
         """A link of a chain: its one predecessor has it as its one successor."""
         preds = self.preds[group]
         return len(preds) == 1 and all(len(self.succs[p]) == 1 for p in preds)
+
+    def simulate(self, sets: Sequence[Sequence[str]], lanes: int) -> Partition:
+        """The pipeline of these image sets (each after those it needs) on ``lanes``
+        agents: each step in turn on the agent free first, once its dependencies end."""
+        step_of = {name: i for i, names in enumerate(sets) for name in names}
+        steps: list[Step] = []
+        free = [0.0] * lanes
+        for i, names in enumerate(sets):
+            ordered = sorted(names, key=self.order.__getitem__)
+            needs = sorted({step_of[d] for n in ordered for d in self.deps[n]} - {i})
+            agent = min(range(lanes), key=free.__getitem__)
+            start = max([free[agent], *(steps[j].end for j in needs)])
+            inside = step_seconds(ordered, self.deps, self.seconds, self.jobs, self.released)
+            free[agent] = end = start + self.startup + inside
+            work = sum(self.seconds[n] for n in ordered)
+            key = f"build-{i + 1}"
+            steps.append(
+                Step(key, tuple(ordered), tuple(steps[j].key for j in needs), work, start, end)
+            )
+        return Partition(tuple(steps), max(step.end for step in steps))
+
+    def rounds(self, width: float, lanes: int, limit: float) -> list[list[str]]:
+        """Steps in rounds: each group goes to the round of its start in an ideal
+        schedule (``width`` seconds per round, never before its predecessors'
+        rounds); within a round, groups joined by an edge share a step, and the
+        rest are packed into as many steps as there are agents (or as the limit
+        needs), the biggest first onto the lightest."""
+        start = self.ideal_starts(lanes)
+        round_of: dict[str, int] = {}
+        for g in _topological(self.members, self.preds, self.succs):
+            own = int(min(start[n] for n in self.members[g]) // width)
+            round_of[g] = max([own, *(round_of[p] for p in self.preds[g])])
+        out: list[list[str]] = []
+        for r in sorted(set(round_of.values())):
+            groups = [g for g in self.members if round_of[g] == r]
+            parent = {g: g for g in groups}
+            for g in groups:
+                for p in self.preds[g]:
+                    if round_of[p] == r:
+                        parent[_root(parent, g)] = _root(parent, p)
+            parts: dict[str, list[str]] = {}
+            for g in groups:
+                parts.setdefault(_root(parent, g), []).extend(self.members[g])
+            pieces = sorted(parts.values(), key=lambda n: -sum(self.seconds[x] for x in n))
+            work = sum(self.seconds[n] for piece in pieces for n in piece)
+            count = max(1, min(len(pieces), max(lanes, int(work // limit) + 1 if limit else 1)))
+            bins: list[list[str]] = [[] for _ in range(count)]
+            load = [0.0] * count
+            for piece in pieces:
+                i = min(range(count), key=load.__getitem__)
+                bins[i].extend(piece)
+                load[i] += sum(self.seconds[n] for n in piece)
+            out.extend(b for b in bins if b)
+        return out
+
+    def ideal_starts(self, lanes: int) -> dict[str, float]:
+        """When each image would start with ``lanes`` x ``jobs`` slots and no steps."""
+        images = sorted(self.order, key=self.order.__getitem__)
+        slots = lanes * self.jobs
+        after: dict[str, list[str]] = {n: [] for n in images}
+        for n in images:
+            for d in self.deps[n]:
+                after[d].append(n)
+        rest: dict[str, float] = {}
+        for n in reversed(images):
+            rest[n] = self.seconds[n] + max((rest[a] for a in after[n]), default=0.0)
+        waiting = {n: len(self.deps[n]) for n in images}
+        ready = [(-rest[n], n) for n in images if not waiting[n]]
+        heapq.heapify(ready)
+        running: list[tuple[float, str]] = []
+        start: dict[str, float] = {}
+        now = 0.0
+        while len(start) < len(images) or running:
+            while ready and len(running) < slots:
+                n = heapq.heappop(ready)[1]
+                start[n] = now
+                heapq.heappush(running, (now + self.seconds[n], n))
+            if not running:
+                break
+            now, n = heapq.heappop(running)
+            for a in after[n]:
+                waiting[a] -= 1
+                if not waiting[a]:
+                    heapq.heappush(ready, (-rest[a], a))
+        return start
 
     def run(self, lanes: int, share: float) -> Partition:
         for g in self.members:
