@@ -51,6 +51,10 @@ class Decision:
     tier: str | None = None
 
 
+#: The reason of an image another CI step builds, awaited in the registry.
+AWAITED = "built by another step: awaited in the registry"
+
+
 @dataclass(frozen=True)
 class Found:
     """What the lookups said about one image."""
@@ -71,6 +75,7 @@ def decide(
     *,
     force: bool = False,
     missing: set[str] | None = None,
+    only: AbstractSet[str] | None = None,
 ) -> dict[str, Decision]:
     """Decisions for the images a run needs, dependencies first.
 
@@ -82,6 +87,10 @@ def decide(
     up yet is added to ``missing`` and left undecided (so are the images
     only it would need). Looking those up and deciding again, until nothing
     is missing, looks up only images whose state can change the run.
+
+    ``only`` (a CI step): the images this run may build; any other image it
+    would build is another step's, awaited in the registry and pulled
+    instead (and nothing below it is needed here).
     """
     by_name = {image.name: image for image in images}
     wants_local: set[str] = set()
@@ -116,6 +125,8 @@ def decide(
                 local=name in wants_local,
                 published=name in wants_published,
             )
+        if only is not None and decision.action is Action.BUILD and name not in only:
+            decision = Decision(name, specs[name], Action.PULL, False, AWAITED, decision.tier)
         decisions[name] = decision
         if decision.action is Action.BUILD:
             wants_local.update(image.dependencies)

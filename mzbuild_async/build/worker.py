@@ -99,6 +99,12 @@ class EngineWorker:
     pool: Mapping[str, Engine] = field(default_factory=dict)
     #: ``--transfer-registry``: where ``publish: false`` images travel between engines.
     transfer_registry: str | None = None
+    #: Images another CI step builds: awaited in the registry before they are pulled.
+    awaited: AbstractSet[str] = frozenset()
+    #: ``--wait``: how long to await each of them.
+    wait: float = 3600.0
+    #: Seconds waited for each awaited image.
+    waited: dict[str, float] = field(default_factory=dict)
     _artifacts: CargoArtifacts | None = None
     #: The run's directory of cargo outputs staged as they landed, one folder per image.
     _cargo_dir: Path | None = None
@@ -213,8 +219,32 @@ class EngineWorker:
             self._cargo_dir = None
 
     async def pull(self, name: str, engine: str = "") -> None:
-        """Pull the image's spec into ``engine``, retrying transient failures."""
+        """Pull the image's spec into ``engine``, retrying transient failures (an
+        image another CI step builds: once the registry has it)."""
+        if name in self.awaited:
+            await self._await_published(name)
         await self._pull(name, self.specs[name], engine)
+
+    async def _await_published(self, name: str) -> None:
+        """HEAD the image's tag with backoff until the registry has it or ``wait`` ends."""
+        spec = self.specs[name]
+        ref = parse_reference(spec)
+        start = self.clock()
+        pause = 0.5
+        while True:
+            probe = await self.client.lookup(ref)
+            waited = self.clock() - start
+            if probe.status is Status.PRESENT:
+                self.waited[name] = waited
+                return
+            if waited + pause > self.wait:
+                self.waited[name] = waited
+                raise TransferError(
+                    f"{name} was not published within {self.wait:g} s: the step that builds it"
+                    " failed or has not run (--wait)"
+                )
+            await anyio.sleep(pause)
+            pause = min(pause * 2, 15.0)
 
     async def _pull(self, name: str, ref: str, engine: str) -> None:
         docker = self._engine(engine)

@@ -54,7 +54,22 @@ def _options(
         engines=engine_settings(args, root),
         slots=args.jobs,
         transfer_registry=args.transfer_registry,
+        **step_options(args),
     )
+
+
+def step_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--only``/``--wait``/``--step`` as RunOptions fields (a CI step), if given."""
+    only = getattr(args, "only", None)
+    if only is None:
+        return {}
+    expected: dict[str, str] = {}
+    for item in only:
+        name, _, fingerprint = item.partition("=")
+        if not name:
+            raise UsageError(f"--only {item!r}: give IMAGE or IMAGE=FINGERPRINT")
+        expected[name] = fingerprint
+    return {"only": expected, "wait": args.wait, "step": args.step}
 
 
 async def run_build_command(
@@ -239,6 +254,7 @@ async def run_plan_command(
                 engines=engine_settings(args, repo.root),
                 slots=args.jobs,
                 transfer_registry=args.transfer_registry,
+                **step_options(args),
             ),
         )
     save_challenges(cache_dir, client.challenges)

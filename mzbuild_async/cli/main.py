@@ -82,6 +82,9 @@ def _targets(args: argparse.Namespace, repo: Repository) -> list[str]:
         raise UsageError("give IMAGE names or --all, not both")
     if every:
         return list(repo.images)
+    only = getattr(args, "only", None)
+    if not args.images and only:  # a CI step: its own images are the targets
+        return [repo.image(item.partition("=")[0]).name for item in only]
     if not args.images:
         raise UsageError(f"{args.command}: name at least one IMAGE, or pass --all")
     return [repo.image(name).name for name in args.images]
@@ -177,7 +180,9 @@ async def run_command(args: argparse.Namespace) -> int:
 
 #: Commands that keep state in the cache directory besides the digest cache
 #: (which copes with an unwritable directory on its own).
-WRITES_CACHE = frozenset({"check", "plan", "acquire", "ensure", "build", "run", "publish-manifest"})
+WRITES_CACHE = frozenset(
+    {"check", "plan", "pipeline", "acquire", "ensure", "build", "run", "publish-manifest"}
+)
 
 
 def usable_cache_dir(cache_dir: Path, stack: contextlib.ExitStack) -> Path:
@@ -294,6 +299,12 @@ async def _plan(args: argparse.Namespace, repo: Repository, cache_dir: Path) -> 
     return await run_plan_command(args, repo, _targets(args, repo), cache_dir)
 
 
+async def _pipeline(args: argparse.Namespace, repo: Repository, cache_dir: Path) -> int:
+    from .pipeline import run_pipeline_command
+
+    return await run_pipeline_command(args, repo, _targets(args, repo), cache_dir)
+
+
 async def _publish_manifest(args: argparse.Namespace, repo: Repository, cache_dir: Path) -> int:
     from .build import run_publish_manifest
 
@@ -317,6 +328,7 @@ COMMANDS: dict[str, Command] = {
     "run": _build,
     "explain": _explain,
     "plan": _plan,
+    "pipeline": _pipeline,
     "publish-manifest": _publish_manifest,
 }
 

@@ -199,6 +199,8 @@ def _add_run_commands(sub: argparse._SubParsersAction[_Parser], common: _Parser)
         p = sub.add_parser(name, parents=[common], help=what)
         _targets(p)
         add_run_arguments(p)
+        if name == "ensure":
+            add_step_arguments(p)
         if name == "build":
             p.add_argument(
                 "--force", action="store_true", help="rebuild the images even when found"
@@ -216,10 +218,55 @@ def _add_run_commands(sub: argparse._SubParsersAction[_Parser], common: _Parser)
         help="the run to plan (default: ensure)",
     )
     p.add_argument("--force", action="store_true", help="plan `build --force`")
+    add_step_arguments(p)
     p.add_argument(
         "--jobs", "-j", type=int, metavar="N", help="with --engine: builds at once per engine"
     )
     add_engine_arguments(p)
+    add_registry_arguments(p)
+    p = sub.add_parser(
+        "pipeline",
+        parents=[common],
+        help="a Buildkite or GitHub Actions pipeline whose steps build what is missing",
+    )
+    _targets(p)
+    p.add_argument("--format", choices=["buildkite", "github"], default="buildkite")
+    p.add_argument(
+        "--agents", type=int, metavar="N", help="agents to spread the steps over (default: 4)"
+    )
+    p.add_argument(
+        "--max-step-seconds",
+        type=positive_seconds,
+        metavar="S",
+        help="estimated build seconds one step may take at most",
+    )
+    p.add_argument(
+        "--startup",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds a step costs before its first build (default: 30)",
+    )
+    p.add_argument(
+        "--step-jobs", type=int, default=4, metavar="N", help="builds at once within a step"
+    )
+    p.add_argument(
+        "--wait",
+        type=positive_seconds,
+        default=3600.0,
+        metavar="SECONDS",
+        help="how long a step awaits images other steps build (default: 3600)",
+    )
+    p.add_argument("--queue", default="builder", help="Buildkite agent queue (arch appended)")
+    p.add_argument(
+        "--runs-on", action="append", metavar="LABEL", help="GitHub Actions runner labels"
+    )
+    p.add_argument("--jobs-only", action="store_true", help="GitHub: only the jobs: mapping")
+    p.add_argument(
+        "--program",
+        default="mzbuild-async",
+        help="how the steps start mzbuild-async (default: mzbuild-async)",
+    )
     add_registry_arguments(p)
     p = sub.add_parser(
         "run",
@@ -281,6 +328,26 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_engine_arguments(p)
     add_registry_arguments(p)
+
+
+def add_step_arguments(p: argparse.ArgumentParser) -> None:
+    """A CI step's own images; what other steps build is awaited in the registry."""
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="IMAGE[=FINGERPRINT]",
+        help="build only these images (a CI step; the targets when no IMAGE is named);"
+        " others this run needs are awaited in the registry. With =FINGERPRINT, the"
+        " checkout must fingerprint the image so (repeatable)",
+    )
+    p.add_argument(
+        "--wait",
+        type=positive_seconds,
+        default=3600.0,
+        metavar="SECONDS",
+        help="how long to await an image another step builds (default: 3600)",
+    )
+    p.add_argument("--step", metavar="KEY", help="the CI step this run is (in --json and --report)")
 
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:

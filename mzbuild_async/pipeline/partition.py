@@ -18,8 +18,8 @@ that build the images it builds on. The cut:
    its share (a quarter of the total work / agents, at least ten start-ups
    of its slots, or ``max_step_seconds``).
 
-Not yet wired into a command: ``benchmarks/pipeline.py`` measures this cut
-against its bound and against one build step (issue 14 is open).
+``benchmarks/pipeline.py`` measures this cut against its bound and against
+one build step.
 
 Because a step only takes groups whose other predecessors' steps have
 finished when it starts, every ``depends_on`` points at an earlier step:
@@ -245,14 +245,17 @@ def partition(
         share = min(share, max(floor, total / (agents * 4), *cutter.work.values()))
     # Candidates: the greedy cut, rounds of several widths, one step for all;
     # the one whose simulated pipeline ends first (within the step limit) wins.
-    candidates = [[list(step.images) for step in cutter.run(lanes, share).steps]]
+    candidates = [[list(step.images) for step in cutter.run(lanes, share, limit).steps]]
     mean = sum(cutter.work.values()) / len(cutter.members)
     for width in (1, 2, 3, 5, 8, 13, 21):
         candidates.append(cutter.rounds(width * max(mean, 1e-9), lanes, limit))
     candidates.append([list(images)])
     scored = [cutter.simulate(steps, lanes) for steps in candidates]
-    fitting = [c for c in scored if all(s.work <= limit for s in c.steps)] or scored
-    return min(fitting, key=lambda c: (c.makespan, len(c.steps)))
+
+    def excess(cut: Partition) -> float:  # work beyond --max-step-seconds
+        return sum(max(0.0, step.work - limit) for step in cut.steps)
+
+    return min(scored, key=lambda c: (excess(c), c.makespan, len(c.steps)))
 
 
 Item = tuple[float, int, str]
@@ -397,7 +400,7 @@ class _Cutter:
                     heapq.heappush(ready, (-rest[a], a))
         return start
 
-    def run(self, lanes: int, share: float) -> Partition:
+    def run(self, lanes: int, share: float, limit: float = float("inf")) -> Partition:
         for g in self.members:
             if not self.preds[g]:
                 self.queued.add(g)
@@ -408,7 +411,7 @@ class _Cutter:
         while len(self.step_of) < len(self.members):
             while self.ready and min(free) <= now:
                 agent = free.index(min(free))
-                free[agent] = self.form_step(now, share)
+                free[agent] = self.form_step(now, share, limit)
                 heapq.heappush(running, (free[agent], len(self.steps) - 1))
             if len(self.step_of) >= len(self.members):
                 break
@@ -423,7 +426,7 @@ class _Cutter:
                     heapq.heappush(self.ready, self.item(g))
         return Partition(tuple(self.steps), max(step.end for step in self.steps))
 
-    def form_step(self, now: float, share: float) -> float:
+    def form_step(self, now: float, share: float, limit: float) -> float:
         """Start one step at ``now`` with what is ready (within ``share``); its end."""
         taken: list[str] = []
         taken_work = 0.0
@@ -438,11 +441,9 @@ class _Cutter:
             item = heapq.heappop(source)
             group = item[2]
             # A chain's link stays with it: a new step could not start it sooner.
-            if (
-                taken
-                and taken_work + self.work[group] > share
-                and not (source is joining and self.link(group))
-            ):
+            over = taken_work + self.work[group]
+            chained = source is joining and self.link(group)
+            if taken and (over > limit or (over > share and not chained)):
                 heapq.heappush(source, item)
                 break
             taken.append(group)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..workflow.steps import Step
 
 if TYPE_CHECKING:
-    from ..workflow.run import RunResult
+    from ..workflow.run import ImageResult, RunResult
 
 #: Rows in the "slowest steps" part of the summary.
 SLOWEST = 5
@@ -52,6 +52,14 @@ def totals_line(result: RunResult, status: int) -> str:
     )
 
 
+def why_of(result: ImageResult) -> str:
+    """The WHY column: the error, the note or the reason (with the wait, if awaited)."""
+    why = result.error or result.note or result.reason
+    if result.awaited is not None:
+        why += f" (waited {result.awaited:.1f} s)"
+    return why
+
+
 def engines_line(result: RunResult) -> str:
     """``engines: e1 3 builds, 9.5 s busy, 2 transfers; e2 LOST (why)``."""
     parts = []
@@ -80,7 +88,7 @@ def summary_text(result: RunResult, status: int) -> str:
                 r.tier or "-",
                 *((r.engine or "-",) if pooled else ()),
                 f"{r.seconds:.1f}",
-                r.error or r.note or r.reason,
+                why_of(r),
             )
         )
     lines = table(rows)
@@ -107,7 +115,7 @@ def markdown_summary(result: RunResult, status: int) -> str:
         "| --- | --- | --- | --- |" + (" --- |" if pooled else "") + " ---: | --- |",
     ]
     for r in result.images.values():
-        why = cell(r.error or r.note or r.reason)
+        why = cell(why_of(r))
         engine = f" {cell(r.engine or '-')} |" if pooled else ""
         lines.append(
             f"| `{cell(r.name)}` | {r.action} | {'yes' if r.pushed else 'no'} | {r.tier or '-'} |"
@@ -128,7 +136,7 @@ def markdown_summary(result: RunResult, status: int) -> str:
 
 def report_document(result: RunResult, status: int) -> dict[str, Any]:
     """The ``--report`` JSON: plan, results, lookup statistics, steps."""
-    return {
+    document: dict[str, Any] = {
         "workflow": result.workflow.value,
         "ok": result.ok,
         "exit_status": status,
@@ -146,3 +154,6 @@ def report_document(result: RunResult, status: int) -> dict[str, Any]:
         "steps": [s.to_json() for s in result.steps],
         "slowest": [s.to_json() for s in slowest_steps(result.steps)],
     }
+    if result.step is not None:
+        document["step"] = result.step
+    return document

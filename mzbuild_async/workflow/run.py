@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..build.plan import Decision, Found, Workflow, decide, jobs, settled_decisions
+from ..build.plan import AWAITED, Decision, Found, Workflow, decide, jobs, settled_decisions
 from ..build.scheduler import (
     LOCAL_ENGINE,
     Action,
@@ -78,6 +79,14 @@ class RunOptions:
     slots: int | None = None
     #: ``--transfer-registry``: where ``publish: false`` images travel between engines.
     transfer_registry: str | None = None
+    #: A CI step (``--only``): the images this run may build, with the fingerprints
+    #: the pipeline expects of them ("" when it does not say); others it would
+    #: build are awaited in the registry. None: any image.
+    only: Mapping[str, str] | None = None
+    #: ``--wait``: seconds to await an image another step builds.
+    wait: float = 3600.0
+    #: ``--step``: the name of the CI step this run is.
+    step: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,8 @@ class ImageResult:
     engine: str = ""
     #: Seconds into the run when cargo had built all it takes (cargo images built).
     landed: float | None = None
+    #: Seconds this run waited for the image to be published by another step.
+    awaited: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` record of this image."""
@@ -115,6 +126,8 @@ class ImageResult:
             record["note"] = self.note
         if self.landed is not None:
             record["artifacts_landed"] = round(self.landed, 3)
+        if self.awaited is not None:
+            record["awaited_seconds"] = round(self.awaited, 3)
         return record
 
 
@@ -134,6 +147,8 @@ class RunResult:
     requests: Mapping[str, int] = field(default_factory=dict)
     #: What each engine did, by name (the home engine first).
     engines: Mapping[str, EngineReport] = field(default_factory=dict)
+    #: The CI step this run was (``--step``).
+    step: str | None = None
 
     @property
     def pooled(self) -> bool:
@@ -147,12 +162,15 @@ class RunResult:
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` document."""
-        return {
+        document: dict[str, Any] = {
             "workflow": self.workflow.value,
             "ok": self.ok,
             "seconds": round(self.seconds, 3),
             "images": {name: r.to_json() for name, r in self.images.items()},
         }
+        if self.step is not None:
+            document["step"] = self.step
+        return document
 
 
 @dataclass(frozen=True)
@@ -210,6 +228,8 @@ class RunPlan:
     publish: Mapping[str, bool]
     #: The engine each build would go to (a pool only).
     placement: Mapping[str, str] = field(default_factory=dict)
+    #: The CI step planned (``--step``).
+    step: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The ``plan --json`` document (also the ``plan`` part of a report)."""
@@ -239,7 +259,10 @@ class RunPlan:
             }
             if self.placement:
                 images[name]["engine"] = self.placement.get(name)
-        return {"workflow": self.workflow.value, "images": images}
+        document: dict[str, Any] = {"workflow": self.workflow.value, "images": images}
+        if self.step is not None:
+            document["step"] = self.step
+        return document
 
 
 @dataclass(frozen=True)
@@ -376,6 +399,7 @@ async def _plan(
     since: Callable[[], float] = lambda: 0.0,
     release: Release | None = None,
     fingerprinted: bool = False,
+    only: AbstractSet[str] | None = None,
 ) -> RunPlan:
     """Fingerprints, lookups and decisions, each image released as soon as it is final.
 
@@ -405,7 +429,7 @@ async def _plan(
             while True:
                 missing: set[str] = set()
                 decisions = decide(
-                    workflow, images, targets, specs, found, force=force, missing=missing
+                    workflow, images, targets, specs, found, force=force, missing=missing, only=only
                 )
                 final = settled_decisions(repo.graph, order, decisions, found, missing, released)
                 if final:
@@ -451,7 +475,17 @@ async def plan_workflow(
     targets = list(dict.fromkeys(targets))
     platform = run_platform(repo)
     async with _services(cache_dir, docker, client, tiers, options, platform) as services:
-        plan = await _plan(repo, workflow, targets, services.home, services.lookups, force=force)
+        await _check_fingerprints(repo, options)
+        plan = await _plan(
+            repo,
+            workflow,
+            targets,
+            services.home,
+            services.lookups,
+            force=force,
+            only=None if options.only is None else frozenset(options.only),
+        )
+        plan = replace(plan, step=options.step)
         if not services.configured:
             return plan
         history = BuildHistory.load(cache_dir)
@@ -488,6 +522,14 @@ class _RunEvents:
     def since(self) -> float:
         """Seconds since the run started."""
         return time.perf_counter() - self.started
+
+    async def fingerprint(self, repo: Repository, targets: list[str]) -> dict[str, str]:
+        """The specs of the targets and their dependencies, the work shown as a step."""
+        self.tee(Event(self.since(), None, "fingerprint", "start", f"{len(targets)} targets"))
+        specs = await repo.specs(targets)
+        self.tee(Event(self.since(), None, "fingerprint", "done"))
+        self.fingerprints.update((n, fingerprint_of(spec)) for n, spec in specs.items())
+        return specs
 
     def tee(self, event: Event) -> None:
         """One event, on the run's clock, to the recorder, the log and the listener."""
@@ -579,12 +621,11 @@ async def run_workflow(
     platform = run_platform(repo)
     async with _services(cache_dir, docker, client, options.tiers, options, platform) as services:
         home, registry_client, engine = services.home, services.client, services.lookups
-        events.tee(Event(events.since(), None, "fingerprint", "start", f"{len(targets)} targets"))
-        specs = await repo.specs(targets)
-        events.tee(Event(events.since(), None, "fingerprint", "done"))
-        events.fingerprints.update((n, fingerprint_of(spec)) for n, spec in specs.items())
+        specs = await events.fingerprint(repo, targets)
+        await _check_fingerprints(repo, options)
         history = BuildHistory.load(cache_dir)
-        rebuild: set[str] = set()
+        # Filled as decisions are released: forced rebuilds, images other steps build.
+        rebuild, awaited = set[str](), set[str]()
         worker = (worker_factory or EngineWorker)(
             repo=repo,
             specs=specs,
@@ -595,7 +636,7 @@ async def run_workflow(
             buildx=await _builder(options, services.configured),
             listener=events.shifted,
             rebuild=rebuild,
-            **_pool_arguments(services, options),
+            **_worker_arguments(services, options, awaited),
         )
         limits = Limits(jobs=options.jobs, transfers=options.transfers, fail_fast=options.fail_fast)
         slots = [Slots(m.name, m.slots, m.platform or None) for m in services.members]
@@ -612,6 +653,7 @@ async def run_workflow(
         ) -> None:
             # A build of an image an engine has is a forced rebuild (build --force).
             rebuild.update(n for n in names if found[n].local or n in forced)
+            awaited.update(n for n in names if decisions[n].reason == AWAITED)
             scheduler.add(
                 jobs(
                     decisions,
@@ -644,6 +686,7 @@ async def run_workflow(
                             since=events.since,
                             release=release,
                             fingerprinted=True,
+                            only=None if options.only is None else frozenset(options.only),
                         )
                     finally:
                         scheduler.close()
@@ -659,8 +702,9 @@ async def run_workflow(
         history.save()
         await _remember_pushed(engine, outcomes, specs)
         engines = _engine_reports(services, scheduler, platform)
+    waits: Mapping[str, float] = getattr(worker, "waited", {})
     results = {
-        name: _result(decision, outcomes[name], events.offset)
+        name: replace(_result(decision, outcomes[name], events.offset), awaited=waits.get(name))
         for name, decision in plan.decisions.items()
         if name in outcomes
     }
@@ -674,17 +718,22 @@ async def run_workflow(
         engine.statistics(),
         dict(engine.requests),
         engines,
+        options.step,
     )
 
 
-def _pool_arguments(services: _Services, options: RunOptions) -> dict[str, Any]:
-    """The worker's pool arguments (none without a pool: fakes of one engine take none)."""
-    if not services.configured:
-        return {}
-    return {
-        "pool": {m.name: m.engine for m in services.members},
-        "transfer_registry": options.transfer_registry,
-    }
+def _worker_arguments(
+    services: _Services, options: RunOptions, awaited: AbstractSet[str]
+) -> dict[str, Any]:
+    """The worker's pool and CI-step arguments (only when used: fakes take neither)."""
+    arguments: dict[str, Any] = {}
+    if services.configured:
+        arguments["pool"] = {m.name: m.engine for m in services.members}
+        arguments["transfer_registry"] = options.transfer_registry
+    if options.only is not None:
+        arguments["awaited"] = awaited
+        arguments["wait"] = options.wait
+    return arguments
 
 
 def _engine_reports(
@@ -703,6 +752,23 @@ def _engine_reports(
         )
         for m in services.members
     }
+
+
+async def _check_fingerprints(repo: Repository, options: RunOptions) -> None:
+    """A CI step's images must fingerprint as the pipeline expects (same commit)."""
+    if not options.only:
+        return
+    unknown = sorted(set(options.only) - set(repo.images))
+    if unknown:
+        raise UsageError(f"--only {unknown[0]}: no such image in {repo.root}")
+    specs = await repo.specs(list(options.only))
+    for name, expected in options.only.items():
+        actual = fingerprint_of(specs[name])
+        if expected and actual != expected:
+            raise UsageError(
+                f"image {name}: this checkout fingerprints it as {actual}, the pipeline expects"
+                f" {expected}; the agents are on different commits (regenerate the pipeline)"
+            )
 
 
 def run_platform(repo: Repository) -> str:

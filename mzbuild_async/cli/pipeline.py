@@ -1,0 +1,86 @@
+"""The ``pipeline`` command: a CI pipeline of steps that build what is missing.
+
+Fingerprints and lookups as ``plan --workflow ensure``; the images that must
+be built are cut into steps (:mod:`..pipeline.partition`, estimates from the
+build history) and written as a Buildkite pipeline or a GitHub Actions
+workflow on stdout (:mod:`..pipeline.emit`). Nothing to build: a pipeline
+with no build step, and a line on stderr saying so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..build.plan import Workflow
+from ..build.scheduler import Action
+from ..errors import UsageError
+from ..model.manifest import CargoBuild
+from ..pipeline.emit import StepSettings, buildkite_pipeline, carried_flags, github_workflow
+from ..pipeline.partition import partition
+from ..source.repository import Repository
+from ..store.challenges import save_challenges
+from ..store.history import BuildHistory
+from ..workflow.run import plan_workflow
+from .settings import registry_settings
+
+
+async def run_pipeline_command(
+    args: argparse.Namespace, repo: Repository, targets: list[str], cache_dir: Path
+) -> int:
+    """Plan, cut, print the pipeline; exit status 0."""
+    if args.agents is not None and args.agents < 1:
+        raise UsageError(f"--agents must be at least 1, not {args.agents}")
+    settings = registry_settings(args, repo.root)
+    async with settings.client(cache_dir) as client:
+        plan = await plan_workflow(
+            repo, Workflow.ENSURE, targets, cache_dir=cache_dir, client=client, tiers=settings.tiers
+        )
+    save_challenges(cache_dir, client.challenges)
+    builds = [n for n, d in plan.decisions.items() if d.action is Action.BUILD]
+    chosen = set(builds)
+    history = BuildHistory.load(cache_dir)
+    deps = {n: {d for d in repo.image(n).dependencies if d in chosen} for n in builds}
+    seconds = {
+        n: history.estimate(
+            n, cargo=any(isinstance(p, CargoBuild) for p in repo.image(n).manifest.pre_images)
+        )
+        for n in builds
+    }
+    agents = args.agents if args.agents is not None or args.max_step_seconds else 4
+    cut = partition(
+        builds,
+        deps,
+        seconds,
+        sticky={n for n in builds if not repo.image(n).manifest.publish},
+        agents=agents,
+        max_step_seconds=args.max_step_seconds,
+        startup=args.startup,
+        jobs=args.step_jobs,
+    )
+    specs = {n: d.spec for n, d in plan.decisions.items()}
+    step = StepSettings(
+        program=args.program,
+        flags=carried_flags(repo.options),
+        wait=args.wait,
+        queue=args.queue,
+        runs_on=tuple(args.runs_on or ["ubuntu-latest"]),
+        arch=str(repo.options.arch),
+    )
+    if args.format == "buildkite":
+        document = buildkite_pipeline(cut, specs, plan.fingerprints, step)
+    else:
+        document = github_workflow(cut, specs, plan.fingerprints, step, jobs_only=args.jobs_only)
+    if not builds:
+        sys.stderr.write(
+            f"mzbuild-async: nothing to build: all {len(plan.decisions)} images are published\n"
+        )
+    if args.json:
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    else:
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(document, sort_keys=False, width=1000))
+    return 0

@@ -1,0 +1,108 @@
+"""CI steps: ``ensure --only`` builds its own images and awaits the others in the registry.
+
+Real engine, real registry, real processes: a step started before the step
+that builds its parents waits for them (HEAD with backoff) and pulls them,
+never builds them; fingerprints from another commit stop it with one line;
+a parent's step that failed stops it once ``--wait`` runs out, naming the
+parent; a step re-run after success does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.demo import Cli
+from tests.support.pool import Sleepy, make_sleepy_repo
+from tests.support.registry import Registry
+
+pytestmark = pytest.mark.slow
+
+DAG = [
+    Sleepy("root", (), 1),
+    Sleepy("mid1", ("root",), 1),
+    Sleepy("mid2", ("root",), 1),
+    Sleepy("top", ("mid1", "mid2"), 1),
+]
+
+
+def _cli(tmp_path: Path, registries: dict[str, Registry], name: str) -> Cli:
+    repo = make_sleepy_repo(tmp_path / name, DAG)
+    return Cli(repo, f"{registries['none'].host}/{name}", tmp_path / f"cache-{name}")
+
+
+def _fingerprints(cli: Cli) -> dict[str, str]:
+    out = cli.run("fingerprint", "--all", "--json").stdout
+    document: dict[str, Any] = json.loads(out)
+    return {name: str(value) for name, value in document.items()}
+
+
+def _only(fingerprints: dict[str, str], *names: str) -> list[str]:
+    return [arg for name in names for arg in ("--only", f"{name}={fingerprints[name]}")]
+
+
+def test_a_step_awaits_what_an_earlier_step_builds(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    cli = _cli(tmp_path, registries, "steps")
+    fps = _fingerprints(cli)
+    # Step B first: it needs root and mid1, which step A builds.
+    second = subprocess.Popen(
+        cli.args("ensure", "--json", "--step", "B", *_only(fps, "mid2", "top"), "--wait", "300"),
+        env=cli.environ(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2.0)
+    assert second.poll() is None  # waiting in the registry
+    first = cli.run("ensure", "--json", "--step", "A", *_only(fps, "root", "mid1"))
+    assert first.returncode == 0, first.stderr
+    out, err = second.communicate(timeout=300)
+    assert second.returncode == 0, err
+    a = json.loads(first.stdout)
+    b = json.loads(out)
+    assert a["step"] == "A"
+    assert b["step"] == "B"
+    assert {n: i["action"] for n, i in a["images"].items()} == {"root": "built", "mid1": "built"}
+    actions_b = {n: i["action"] for n, i in b["images"].items()}
+    assert actions_b == {"root": "pulled", "mid1": "pulled", "mid2": "built", "top": "built"}
+    assert b["images"]["root"]["awaited_seconds"] > 1.0
+    assert "awaited in the registry" in b["images"]["mid1"]["reason"]
+    # Re-running a step after success does nothing.
+    again = cli.run("ensure", "--json", "--step", "A", *_only(fps, "root", "mid1"))
+    assert again.returncode == 0
+    assert {i["action"] for i in json.loads(again.stdout)["images"].values()} == {"none"}
+
+
+def test_a_step_on_another_commit_stops_with_one_line(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    cli = _cli(tmp_path, registries, "commit")
+    result = cli.run("ensure", "--only", "top=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("mzbuild-async")]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "image top" in lines[0]
+    assert "different commits" in lines[0]
+
+
+def test_a_parent_that_never_comes_stops_the_step_naming_it(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    cli = _cli(tmp_path, registries, "orphan")
+    fps = _fingerprints(cli)
+    result = cli.run("ensure", "--json", *_only(fps, "top"), "--wait", "3")
+    assert result.returncode == 1
+    images = json.loads(result.stdout)["images"]
+    assert images["top"]["action"] == "skipped"
+    failed = {n: i["error"] for n, i in images.items() if i["action"] == "failed"}
+    assert set(failed) == {"mid1", "mid2"}
+    assert all("was not published within 3 s" in e for e in failed.values())
+    assert all(i["action"] != "built" for i in images.values())

@@ -1,0 +1,266 @@
+"""``pipeline``: Buildkite and GitHub Actions pipelines, checked and executed for real.
+
+The emitted YAML is validated against the published schemas that
+``check-jsonschema`` ships (offline). Then a small runner executes a
+Buildkite pipeline the way Buildkite would: each step as its own process
+with its own Docker engine (the main one and the extra ``dockerd``s), all
+against one registry, honouring ``depends_on`` and ``concurrency_group``;
+in dependency order, and all at once (so steps await parents in the
+registry).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import threading
+from collections import Counter
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.support.demo import Cli
+from tests.support.pool import Sleepy, engines, make_sleepy_repo
+from tests.support.registry import Registry
+
+pytestmark = pytest.mark.slow
+
+WIDE = [
+    Sleepy("base", (), 1),
+    *(Sleepy(f"lib{i}", ("base",), 1) for i in range(4)),
+    Sleepy("hidden", ("base",), 1, publish=False),
+    Sleepy("app", ("lib0", "lib1", "hidden"), 1),
+    Sleepy("tool", ("lib2", "lib3"), 1),
+]
+PROGRAM = f"{sys.executable} -m mzbuild_async"
+
+
+def _schema(name: str) -> dict[str, Any]:
+    text = files("check_jsonschema.builtin_schemas.vendor").joinpath(f"{name}.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def _pipeline(cli: Cli, *flags: str) -> tuple[str, str]:
+    result = cli.run("pipeline", "--all", "--program", PROGRAM, *flags)
+    assert result.returncode == 0, result.stderr
+    return result.stdout, result.stderr
+
+
+def _fingerprints(cli: Cli) -> dict[str, str]:
+    document: dict[str, Any] = json.loads(cli.run("fingerprint", "--all", "--json").stdout)
+    return {name: str(value) for name, value in document.items()}
+
+
+def _only(command: str) -> dict[str, str]:
+    words = shlex.split(command)
+    return dict(words[i + 1].split("=", 1) for i, w in enumerate(words) if w == "--only")
+
+
+@pytest.fixture
+def cli(tmp_path: Path, registries: dict[str, Registry]) -> Cli:
+    repo = make_sleepy_repo(tmp_path / "repo", WIDE)
+    return Cli(repo, f"{registries['none'].host}/pipe", tmp_path / "cache")
+
+
+def test_pipelines_validate_against_the_published_schemas(cli: Cli) -> None:
+    fingerprints = _fingerprints(cli)
+    small = ("--max-step-seconds", "20", "--startup", "0")
+    text, _ = _pipeline(cli, *small)
+    buildkite = yaml.safe_load(text)
+    jsonschema.Draft7Validator(_schema("buildkite")).validate(buildkite)
+    steps = buildkite["steps"]
+    assert len(steps) > 1
+    # Every image in exactly one step, with the fingerprint of this checkout.
+    owned = [_only(s["command"]) for s in steps]
+    assert Counter(n for o in owned for n in o) == Counter(dict.fromkeys(fingerprints, 1))
+    assert {n: fp for o in owned for n, fp in o.items()} == fingerprints
+    step_of = {n: s["key"] for s, o in zip(steps, owned, strict=True) for n in o}
+    deps = {s.name: set(s.parents) for s in WIDE}
+    for step, own in zip(steps, owned, strict=True):
+        awaited = {step_of[d] for n in own for d in deps[n]} - {step["key"]}
+        assert set(step.get("depends_on") or []) == awaited
+        assert step["concurrency"] == 1
+        assert step["concurrency_group"].startswith("mzbuild-async/")
+        assert step["agents"] == {"queue": "builder-x86_64"}
+        assert {r["exit_status"] for r in step["retry"]["automatic"]} == {-1, 255}
+    # publish: false images share the step of what needs them.
+    assert step_of["hidden"] == step_of["app"]
+    # GitHub Actions: a reusable workflow, and its jobs alone.
+    text, _ = _pipeline(cli, *small, "--format", "github")
+    (cli.repo.parent / "workflow.yml").write_text(text)
+    checked = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.github-workflows",
+            str(cli.repo.parent / "workflow.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"},
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    workflow = yaml.safe_load(text)
+    jobs = workflow["jobs"]
+    assert set(jobs) == {s["key"] for s in steps}
+    for step in steps:
+        assert set(jobs[step["key"]].get("needs", [])) == set(step.get("depends_on") or [])
+        assert jobs[step["key"]]["concurrency"]["group"] == step["concurrency_group"]
+    text, _ = _pipeline(cli, *small, "--format", "github", "--jobs-only")
+    assert set(yaml.safe_load(text)) == {"jobs"}
+
+
+def _run_step(
+    step: dict[str, Any], cwd: Path, env: dict[str, str], cache: Path, out: dict[str, Any]
+) -> None:
+    result = subprocess.run(
+        [*shlex.split(step["command"]), "--json", "--cache-dir", str(cache)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    out[step["key"]] = result
+
+
+class Runner:
+    """Runs a Buildkite pipeline's steps as Buildkite would, on several engines."""
+
+    def __init__(self, cli: Cli, hosts: list[dict[str, str]], tmp: Path) -> None:
+        self.cli, self.hosts, self.tmp = cli, hosts, tmp
+        self.groups: dict[str, threading.Lock] = {}
+
+    def environ(self, index: int) -> dict[str, str]:
+        env = {k: v for k, v in self.cli.environ().items() if not k.startswith("DOCKER_")}
+        return {**env, **self.hosts[index % len(self.hosts)]}
+
+    def run(self, steps: list[dict[str, Any]], *, all_at_once: bool) -> dict[str, Any]:
+        results: dict[str, Any] = {}
+        threads: dict[str, threading.Thread] = {}
+
+        def one(i: int, step: dict[str, Any]) -> None:
+            if not all_at_once:
+                for key in step.get("depends_on") or []:
+                    threads[key].join()
+                    if results[key].returncode != 0:  # Buildkite: dependents do not run
+                        results[step["key"]] = None
+                        return
+            lock = self.groups.setdefault(step["concurrency_group"], threading.Lock())
+            with lock:  # concurrency: 1 per concurrency_group
+                _run_step(step, self.cli.repo, self.environ(i), self.tmp / f"c{i}", results)
+
+        for i, step in enumerate(steps):
+            threads[step["key"]] = threading.Thread(target=one, args=(i, step))
+        for thread in threads.values():
+            thread.start()
+        for thread in threads.values():
+            thread.join()
+        return results
+
+
+def _built(results: dict[str, Any]) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for result in results.values():
+        if result is not None and result.stdout:
+            for name, image in json.loads(result.stdout)["images"].items():
+                if image["action"] == "built":
+                    counts[name] += 1
+    return counts
+
+
+def test_a_pipeline_runs_on_several_engines_and_builds_each_image_once(
+    cli: Cli, tmp_path: Path
+) -> None:
+    env = engines("e2", "e4")
+    hosts = [{}, {"DOCKER_HOST": env["E2"]}, {"DOCKER_HOST": env["E4"]}]
+    fingerprints = _fingerprints(cli)
+    text, _ = _pipeline(cli, "--max-step-seconds", "20", "--startup", "0")
+    steps = yaml.safe_load(text)["steps"]
+    assert len(steps) >= 3
+    runner = Runner(cli, hosts, tmp_path)
+    results = runner.run(steps, all_at_once=False)
+    assert all(r.returncode == 0 for r in results.values()), {
+        k: r.stderr[-2000:] for k, r in results.items() if r.returncode
+    }
+    assert _built(results) == Counter(dict.fromkeys(fingerprints, 1))
+    # The same fingerprints as one `ensure --all` computes; everything published.
+    planned = json.loads(cli.run("plan", "--all", "--json").stdout)["images"]
+    assert {n: i["fingerprint"] for n, i in planned.items()} == fingerprints
+    assert all(i["published"] in ("present", "never (publish: false)") for i in planned.values())
+    # Re-running the pipeline: nothing to build, no step.
+    text, err = _pipeline(cli)
+    assert yaml.safe_load(text)["steps"] == []
+    assert "nothing to build" in err
+
+
+def test_steps_started_all_at_once_await_each_other_in_the_registry(
+    cli: Cli, tmp_path: Path
+) -> None:
+    env = engines("e2", "e4")
+    hosts = [{}, {"DOCKER_HOST": env["E2"]}, {"DOCKER_HOST": env["E4"]}]
+    text, _ = _pipeline(cli, "--max-step-seconds", "20", "--startup", "0")
+    steps = yaml.safe_load(text)["steps"]
+    results = Runner(cli, hosts, tmp_path).run(steps, all_at_once=True)
+    assert all(r.returncode == 0 for r in results.values()), {
+        k: r.stderr[-2000:] for k, r in results.items() if r.returncode
+    }
+    assert _built(results) == Counter({s.name: 1 for s in WIDE})
+    waited = [
+        i
+        for r in results.values()
+        for i in json.loads(r.stdout)["images"].values()
+        if "awaited_seconds" in i
+    ]
+    assert waited  # some step did wait for another's images
+
+
+def test_two_pipelines_at_once_share_concurrency_groups(cli: Cli, tmp_path: Path) -> None:
+    """Two pipelines of one commit, run together: their concurrency groups make each
+    image built once."""
+    env = engines("e2", "e4")
+    hosts = [{}, {"DOCKER_HOST": env["E2"]}, {"DOCKER_HOST": env["E4"]}]
+    text, _ = _pipeline(cli, "--max-step-seconds", "20", "--startup", "0")
+    steps = yaml.safe_load(text)["steps"]
+    runner = Runner(cli, hosts, tmp_path)  # one runner: its locks are the groups
+    results: list[dict[str, Any]] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(runner.run(steps, all_at_once=False)))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    built = _built(results[0]) + _built(results[1])
+    assert built == Counter({s.name: 1 for s in WIDE})
+
+
+def test_a_failed_step_stops_its_dependents_with_one_line(cli: Cli, tmp_path: Path) -> None:
+    broken = cli.repo / "images" / "base" / "Dockerfile"
+    broken.write_text(broken.read_text() + 'RUN ["/bin/busybox", "sh", "-c", "exit 3"]\n')
+    subprocess.run(["git", "-C", str(cli.repo), "commit", "-qam", "break base"], check=True)
+    text, _ = _pipeline(cli, "--max-step-seconds", "20", "--startup", "0", "--wait", "3")
+    steps = yaml.safe_load(text)["steps"]
+    results = Runner(cli, [{}], tmp_path).run(steps, all_at_once=True)
+    first = next(r for r in results.values() if "base" in json.loads(r.stdout)["images"])
+    assert json.loads(first.stdout)["images"]["base"]["action"] == "failed"
+    for key, result in results.items():
+        images = json.loads(result.stdout)["images"]
+        if "base" not in images or images["base"]["action"] != "failed":
+            # A step that awaited base (or what needs it) stopped, naming it.
+            errors = [i.get("error", "") for i in images.values()]
+            assert any("was not published within 3 s" in e for e in errors), key
+            assert result.returncode == 1
