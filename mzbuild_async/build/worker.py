@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from ..model.spec import fingerprint_of
 from ..model.status import Status
 from ..registry.client import RegistryClient
 from ..registry.names import parse_reference
+from ..registry.writer import RegistryWriter
 from ..source.repository import Repository
 from ..store.locks import spec_lock
 from ..support import logs
@@ -49,6 +51,7 @@ from .context import (
     rewrite_dockerfile,
     stream_context,
 )
+from .markers import failure_of
 
 T = TypeVar("T")
 GO_ARCH = {Arch.X86_64: "amd64", Arch.AARCH64: "arm64"}
@@ -105,6 +108,8 @@ class EngineWorker:
     wait: float = 3600.0
     #: Seconds waited for each awaited image.
     waited: dict[str, float] = field(default_factory=dict)
+    #: When this run started (UNIX time): older failure markers are ignored.
+    _since: float = field(default_factory=time.time)
     _artifacts: CargoArtifacts | None = None
     #: The run's directory of cargo outputs staged as they landed, one folder per image.
     _cargo_dir: Path | None = None
@@ -237,6 +242,12 @@ class EngineWorker:
             if probe.status is Status.PRESENT:
                 self.waited[name] = waited
                 return
+            failure = await failure_of(RegistryWriter(self.client), spec, self._since)
+            if failure is not None:
+                self.waited[name] = waited
+                raise TransferError(
+                    f"{name} will not come: the step that builds it failed ({failure})"
+                )
             if waited + pause > self.wait:
                 self.waited[name] = waited
                 raise TransferError(

@@ -35,7 +35,7 @@ from ..engine.docker import DockerEngine
 from ..engine.endpoints import Endpoint, default_endpoint
 from ..engine.pool import Member, close_pool, open_pool
 from ..engine.protocol import Engine
-from ..errors import UsageError, single_error
+from ..errors import MzbuildError, UsageError, single_error
 
 if TYPE_CHECKING:
     from ..engine.buildx import BuildxBuilder
@@ -697,10 +697,9 @@ async def run_workflow(
                 await closing()
         outcomes = scheduler.outcomes()
         events.record_lookups(engine, engine_origin)
-        for name, seconds in getattr(worker, "build_seconds", {}).items():
-            history.record(name, seconds)
-        history.save()
+        _learn(history, getattr(worker, "build_seconds", {}))
         await _remember_pushed(engine, outcomes, specs)
+        await _mark_failures(registry_client, options, outcomes, specs)
         engines = _engine_reports(services, scheduler, platform)
     waits: Mapping[str, float] = getattr(worker, "waited", {})
     results = {
@@ -802,6 +801,37 @@ def _result(decision: Decision, outcome: Outcome, offset: float) -> ImageResult:
         engine=outcome.engine,
         landed=None if outcome.landed is None else outcome.landed + offset,
     )
+
+
+def _learn(history: BuildHistory, seconds: Mapping[str, float]) -> None:
+    """Fold the run's measured build seconds into the history and save it."""
+    for name, value in seconds.items():
+        history.record(name, value)
+    history.save()
+
+
+async def _mark_failures(
+    client: RegistryClient,
+    options: RunOptions,
+    outcomes: Mapping[str, Outcome],
+    specs: Mapping[str, str],
+) -> None:
+    """A CI step's own images that failed get a failure marker in the registry, so the
+    steps awaiting them stop at once (best effort: a warning when it cannot)."""
+    if not options.only:
+        return
+    from ..build.markers import mark_failed
+    from ..registry.writer import RegistryWriter
+
+    writer = RegistryWriter(client)
+    for name in options.only:
+        outcome = outcomes.get(name)
+        if outcome is None or outcome.action not in ("failed", "skipped"):
+            continue
+        try:
+            await mark_failed(writer, specs[name], options.step or "?", outcome.error)
+        except MzbuildError as exc:
+            logs.warning(f"{name}: could not mark it failed for the steps awaiting it: {exc}")
 
 
 async def _remember_pushed(
