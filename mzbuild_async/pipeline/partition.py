@@ -247,7 +247,7 @@ def partition(
     # the one whose simulated pipeline ends first (within the step limit) wins.
     candidates = [[list(step.images) for step in cutter.run(lanes, share, limit).steps]]
     mean = sum(cutter.work.values()) / len(cutter.members)
-    for width in (1, 2, 3, 5, 8, 13, 21):
+    for width in (1, 1.5, 2, 2.5, 3, 4, 5, 8, 13, 21):
         candidates.append(cutter.rounds(width * max(mean, 1e-9), lanes, limit))
     candidates.append([list(images)])
     scored = [cutter.simulate(steps, lanes) for steps in candidates]
