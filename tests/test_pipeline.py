@@ -268,3 +268,19 @@ def test_a_failed_step_stops_its_dependents_with_one_line(cli: Cli, tmp_path: Pa
             assert any("the step that builds it failed (step build-" in e for e in errors), key
             assert result.returncode == 1
     assert max(json.loads(r.stdout)["seconds"] for r in results.values()) < 300
+
+
+def test_a_pipeline_for_any_commit_covers_every_image_without_fingerprints(cli: Cli) -> None:
+    """--any-commit (a workflow kept in the repository): every image in a step, even the
+    published ones, and no fingerprint pinned to this commit."""
+    built = cli.run("ensure", "base")  # one image published already
+    assert built.returncode == 0, built.stderr
+    text, _ = _pipeline(cli, "--format", "github", "--any-commit", "--max-step-seconds", "20")
+    workflow = yaml.safe_load(text)
+    jsonschema.Draft7Validator(_schema("github-workflows")).validate(
+        {**workflow, "on": workflow[True]} if True in workflow else workflow
+    )
+    commands = [s["run"] for j in workflow["jobs"].values() for s in j["steps"] if "run" in s]
+    words = [w for c in commands for w in shlex.split(c)]
+    only = [words[i + 1] for i, w in enumerate(words) if w == "--only"]
+    assert sorted(only) == sorted(s.name for s in WIDE)  # base too; bare names, no =FP

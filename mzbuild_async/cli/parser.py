@@ -263,6 +263,11 @@ def _add_run_commands(sub: argparse._SubParsersAction[_Parser], common: _Parser)
     )
     p.add_argument("--jobs-only", action="store_true", help="GitHub: only the jobs: mapping")
     p.add_argument(
+        "--any-commit",
+        action="store_true",
+        help="a pipeline kept in the repository: steps for every image, no fingerprints",
+    )
+    p.add_argument(
         "--program",
         default="mzbuild-async",
         help="how the steps start mzbuild-async (default: mzbuild-async)",

@@ -39,7 +39,8 @@ async def run_pipeline_command(
             repo, Workflow.ENSURE, targets, cache_dir=cache_dir, client=client, tiers=settings.tiers
         )
     save_challenges(cache_dir, client.challenges)
-    builds = [n for n, d in plan.decisions.items() if d.action is Action.BUILD]
+    # --any-commit (a pipeline kept in the repository): every image, no fingerprints.
+    builds = [n for n, d in plan.decisions.items() if args.any_commit or d.action is Action.BUILD]
     chosen = set(builds)
     history = BuildHistory.load(cache_dir)
     deps = {n: {d for d in repo.image(n).dependencies if d in chosen} for n in builds}
@@ -69,10 +70,11 @@ async def run_pipeline_command(
         runs_on=tuple(args.runs_on or ["ubuntu-latest"]),
         arch=str(repo.options.arch),
     )
+    fingerprints = {} if args.any_commit else plan.fingerprints
     if args.format == "buildkite":
-        document = buildkite_pipeline(cut, specs, plan.fingerprints, step)
+        document = buildkite_pipeline(cut, specs, fingerprints, step)
     else:
-        document = github_workflow(cut, specs, plan.fingerprints, step, jobs_only=args.jobs_only)
+        document = github_workflow(cut, specs, fingerprints, step, jobs_only=args.jobs_only)
     if not builds:
         sys.stderr.write(
             f"mzbuild-async: nothing to build: all {len(plan.decisions)} images are published\n"

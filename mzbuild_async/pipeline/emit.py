@@ -69,7 +69,8 @@ def step_command(step: Step, fingerprints: Mapping[str, str], settings: StepSett
     words = [*shlex.split(settings.program), "ensure", "--step", step.key, *settings.flags]
     words += ["--wait", f"{settings.wait:g}"]
     for name in step.images:
-        words += ["--only", f"{name}={fingerprints[name]}"]
+        fingerprint = fingerprints.get(name, "")
+        words += ["--only", f"{name}={fingerprint}" if fingerprint else name]
     return shlex.join(words)
 
 
