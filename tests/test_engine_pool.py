@@ -384,3 +384,32 @@ def test_run_over_a_pool_leaves_its_target_in_the_home_engine(
     assert all(e["builds"] > 0 for e in document["engines"].values())
     spec = document["images"]["top"]["spec"]
     assert docker_on(env["E2"], "image", "inspect", "--format", "{{.Id}}", spec).strip()
+
+
+def test_slots_and_platforms_come_from_each_engine_unless_configured(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    """Slots default to the engine's CPU count (/info), --jobs sets them; an engine of
+    another platform gets no builds (one warning); none of the run's platform: exit 2."""
+    repo = make_sleepy_repo(tmp_path / "repo", [Sleepy("solo", (), 0)])
+    cli = Cli(repo, f"{registries['none'].host}/slots", tmp_path / "cache")
+    cpus = int(
+        subprocess.run(
+            ["docker", "info", "--format", "{{.NCPU}}"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    report = tmp_path / "report.json"
+    result = cli.run("ensure", "--all", "--engine", MAIN, "--report", str(report))
+    assert result.returncode == 0, result.stderr
+    engines_seen = _report(report)["engines"]
+    assert engines_seen["docker"]["slots"] == cpus
+    assert engines_seen["docker"]["platform"] == "linux/amd64"
+    result = cli.run("plan", "--all", "--json", "--engine", MAIN, "--jobs", "3")
+    assert result.returncode == 0, result.stderr
+    (repo / "mzbuild-async.toml").write_text(
+        f'[[engine]]\nurl = "{MAIN}"\nname = "arm"\nplatform = "linux/arm64"\n'
+    )
+    result = cli.run("plan", "--all")
+    assert result.returncode == 2
+    assert "no engine of the pool builds linux/amd64" in result.stderr
+    assert "Traceback" not in result.stderr
