@@ -39,4 +39,6 @@ def bench(session: nox.Session) -> None:
     session.run("scripts/setup-system", external=True)
     session.run("python", "benchmarks/lookup.py")
     session.run("python", "benchmarks/schedule.py")
+    session.run("python", "benchmarks/pipeline.py")
     session.run("python", "benchmarks/e2e.py")
+    session.run("python", "benchmarks/engines.py")  # (root: starts extra engines)
