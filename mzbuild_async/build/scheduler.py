@@ -9,9 +9,18 @@ nothing about Docker or cargo, so tests drive it with fakes. It runs:
 - each build once the images it needs are local (pulled, built, or there
   already) and, for cargo images, once cargo has reported every artifact
   the image needs (its binaries land while cargo goes on); at most
-  ``Limits.jobs`` builds at a time, the ready build with the longest
-  remaining critical path first;
+  ``Limits.jobs`` builds at a time (per engine of a pool: its slots), the
+  ready build with the longest remaining critical path first;
 - each push right after its build, under the same per-registry limit.
+
+Over a pool of engines (:class:`Slots`, the home engine first) the one
+ready queue stays critical path first; each build goes to an engine of its
+platform with a free slot, the one holding most of what it builds on
+first (:func:`choose_engine`). An image it needs from another engine comes
+through the registry (its push, or a ``send``, then a ``fetch``);
+``publish: false`` images stay on their engine. An engine that goes away
+(its connection fails, or it stops answering right after a build failed
+on it) is dropped and its builds run elsewhere, a bounded number of times.
 
 A failure is a value: the failed image's dependents are skipped and
 independent work goes on (or, with ``fail_fast``, everything stops).

@@ -1,10 +1,14 @@
 """The real worker: cargo, Docker builds, pulls and pushes for the scheduler.
 
-Implements :class:`mzbuild_async.scheduler.Worker` over the local Docker
-engine (:class:`DockerEngine`), cargo (:mod:`.cargo`) and the registry
-client. Pulls and pushes retry transient failures with the one retry
-policy; before a push the tag is looked up again (another job may have
-published it) and after it the tag is confirmed with a ``HEAD``.
+Implements :class:`mzbuild_async.build.scheduler.Worker` over a Docker
+engine or the engines of a pool (:class:`~..engine.protocol.Engine`),
+cargo (:mod:`.cargo`: each image's outputs staged as they land) and the
+registry client. Pulls and pushes retry transient failures with the one
+retry policy; before a push the tag is looked up again (another job may
+have published it) and after it the tag is confirmed with a ``HEAD``.
+Images another CI step builds are awaited in the registry (or its failure
+marker, :mod:`.markers`) before they are pulled; images move between the
+engines of a pool through the registry (``send``, ``fetch``).
 """
 
 from __future__ import annotations
