@@ -26,6 +26,7 @@ import jsonschema
 import pytest
 import yaml
 
+from tests.conftest import git
 from tests.support.demo import Cli
 from tests.support.pool import Sleepy, engines, make_sleepy_repo
 from tests.support.registry import Registry
@@ -253,7 +254,7 @@ def test_a_failed_step_stops_its_dependents_with_one_line(cli: Cli, tmp_path: Pa
     the steps awaiting base (or what needs it) stop at once, naming the failed step."""
     broken = cli.repo / "images" / "base" / "Dockerfile"
     broken.write_text(broken.read_text() + 'RUN ["/bin/busybox", "sh", "-c", "exit 3"]\n')
-    subprocess.run(["git", "-C", str(cli.repo), "commit", "-qam", "break base"], check=True)
+    git(cli.repo, "commit", "-qam", "break base")
     text, _ = _pipeline(cli, "--max-step-seconds", "20", "--startup", "0", "--wait", "600")
     steps = yaml.safe_load(text)["steps"]
     results = Runner(cli, [{}], tmp_path).run(steps, all_at_once=True)
@@ -268,6 +269,14 @@ def test_a_failed_step_stops_its_dependents_with_one_line(cli: Cli, tmp_path: Pa
             assert any("the step that builds it failed (step build-" in e for e in errors), key
             assert result.returncode == 1
     assert max(json.loads(r.stdout)["seconds"] for r in results.values()) < 300
+    # Fixed and re-run (a new commit, new fingerprints): the pipeline completes.
+    git(cli.repo, "revert", "--no-edit", "HEAD")
+    text, _ = _pipeline(cli, "--max-step-seconds", "20", "--startup", "0")
+    again = Runner(cli, [{}], tmp_path / "again").run(
+        yaml.safe_load(text)["steps"], all_at_once=True
+    )
+    assert all(r.returncode == 0 for r in again.values())
+    assert _built(again) == Counter({s.name: 1 for s in WIDE})
 
 
 def test_a_pipeline_for_any_commit_covers_every_image_without_fingerprints(cli: Cli) -> None:

@@ -8,23 +8,32 @@ that build the images it builds on. The cut:
    step of every image that needs it (a union-find over those edges; a
    cycle between the resulting groups is merged away, so the steps form a
    DAG).
-2. Steps are formed by simulating the pipeline: ``agents`` agents (or as
-   many as there is work for, with only ``max_step_seconds``), each step
-   costing ``startup`` seconds before its first build and running its
-   images on ``jobs`` slots. When an agent is free it starts a step with
-   the ready group on the longest remaining path (estimated seconds), then
-   adds other ready groups and the groups that only wait for the step
-   itself (so a chain stays together) while the step's work stays within
-   its share (a quarter of the total work / agents, at least ten start-ups
-   of its slots, or ``max_step_seconds``).
+2. Candidate cuts are judged by simulating the pipeline each makes: every
+   step after the steps it depends on, on the first free of ``agents``
+   agents (or as many as there is work for, with only
+   ``max_step_seconds``), costing ``startup`` seconds before its first
+   build and running its images on ``jobs`` slots. The candidates:
 
-``benchmarks/pipeline.py`` measures this cut against its bound and against
-one build step.
+   - rounds over an ideal schedule (no steps, all slots), at several
+     widths: a group goes to the round of its ideal start, never before
+     its predecessors'; groups of a round joined by an edge share a step
+     (or, capped, a group that would make its piece outgrow a step moves
+     to the next round), and the pieces are packed onto as many steps as
+     agents, the biggest first onto the lightest;
+   - a greedy cut formed while simulating: a free agent starts a step with
+     the ready group on the longest remaining path, then adds other ready
+     groups and those that only wait for this step (a chain stays
+     together) while the step's work stays within a share (a quarter of
+     the work per agent, at least ten start-ups of its slots, or
+     ``max_step_seconds``);
+   - one step for everything (Materialize's way).
 
-Because a step only takes groups whose other predecessors' steps have
-finished when it starts, every ``depends_on`` points at an earlier step:
-there is no cycle, and the simulated makespan is what the pipeline takes
-when each image's build takes its estimate.
+   The one that ends first wins (within ``max_step_seconds``, if given).
+
+Every ``depends_on`` points at an earlier step, so the steps form a DAG,
+and the simulated makespan is what the pipeline takes when each image's
+build takes its estimate. ``benchmarks/pipeline.py`` measures the cut
+against its bound and against one build step.
 """
 
 from __future__ import annotations
@@ -141,19 +150,24 @@ def _a_cycle(
 
 
 def _topological(
-    groups: Mapping[str, object], preds: Mapping[str, set[str]], succs: Mapping[str, set[str]]
+    groups: Mapping[str, Sequence[str]],
+    preds: Mapping[str, set[str]],
+    succs: Mapping[str, set[str]],
+    order: Mapping[str, int],
 ) -> list[str]:
-    """The groups, each after its predecessors (Kahn's algorithm)."""
+    """The groups, each after its predecessors, ties by their first image's order
+    (Kahn's algorithm; the same order in every process, whatever the hashing)."""
     left = {g: len(preds[g]) for g in groups}
-    todo = [g for g in groups if not left[g]]
+    todo = [(order[groups[g][0]], g) for g in groups if not left[g]]
+    heapq.heapify(todo)
     out: list[str] = []
     while todo:
-        g = todo.pop()
+        g = heapq.heappop(todo)[1]
         out.append(g)
         for s in succs[g]:
             left[s] -= 1
             if not left[s]:
-                todo.append(s)
+                heapq.heappush(todo, (order[groups[s][0]], s))
     return out
 
 
@@ -247,8 +261,9 @@ def partition(
     # the one whose simulated pipeline ends first (within the step limit) wins.
     candidates = [[list(step.images) for step in cutter.run(lanes, share, limit).steps]]
     mean = sum(cutter.work.values()) / len(cutter.members)
-    for width in (1, 1.5, 2, 2.5, 3, 4, 5, 8, 13, 21):
-        candidates.append(cutter.rounds(width * max(mean, 1e-9), lanes, limit))
+    for width in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 13, 16, 21):
+        for cap in (None, 0.25, 1.0, 1.25):
+            candidates.append(cutter.rounds(width * max(mean, 1e-9), lanes, limit, cap))
     candidates.append([list(images)])
     scored = [cutter.simulate(steps, lanes) for steps in candidates]
 
@@ -298,7 +313,7 @@ class _Cutter:
                 self.succs[p].add(g)
         # Longest remaining path of each group (its work and what waits for it).
         self.path: dict[str, float] = {}
-        for g in reversed(_topological(self.members, self.preds, self.succs)):
+        for g in reversed(_topological(self.members, self.preds, self.succs, self.order)):
             self.path[g] = self.work[g] + max((self.path[s] for s in self.succs[g]), default=0.0)
         self.done: set[str] = set()  # groups whose step has ended
         self.step_of: dict[str, int] = {}
@@ -306,6 +321,7 @@ class _Cutter:
         self.queued: set[str] = set()
         self.ready: list[Item] = []
         self.released: Mapping[str, float] = {}
+        self._ideal: dict[int, dict[str, float]] = {}
 
     def item(self, group: str) -> Item:
         return (-self.path[group], self.order[self.members[group][0]], group)
@@ -335,28 +351,38 @@ class _Cutter:
             )
         return Partition(tuple(steps), max(step.end for step in steps))
 
-    def rounds(self, width: float, lanes: int, limit: float) -> list[list[str]]:
+    def rounds(
+        self, width: float, lanes: int, limit: float, cap: float | None = None
+    ) -> list[list[str]]:
         """Steps in rounds: each group goes to the round of its start in an ideal
         schedule (``width`` seconds per round, never before its predecessors'
         rounds); within a round, groups joined by an edge share a step, and the
-        rest are packed into as many steps as there are agents (or as the limit
-        needs), the biggest first onto the lightest."""
+        pieces are packed into as many steps as there are agents (or as the limit
+        needs), the biggest first onto the lightest. With ``cap`` (a fraction of
+        one step's slot time in a round), a group whose joining would make its
+        piece bigger than that goes to the next round instead, so no piece
+        outgrows a step."""
         start = self.ideal_starts(lanes)
         round_of: dict[str, int] = {}
-        for g in _topological(self.members, self.preds, self.succs):
+        parent: dict[str, str] = {}
+        size: dict[str, float] = {}
+        for g in _topological(self.members, self.preds, self.succs, self.order):
             own = int(min(start[n] for n in self.members[g]) // width)
-            round_of[g] = max([own, *(round_of[p] for p in self.preds[g])])
+            r = max([own, *(round_of[p] for p in self.preds[g])])
+            joined = {_root(parent, p) for p in self.preds[g] if round_of[p] == r}
+            grown = self.work[g] + sum(size[j] for j in joined)
+            if cap is not None and joined and grown > cap * width * self.jobs:
+                r, joined = r + 1, set()
+            round_of[g], parent[g] = r, g
+            size[g] = self.work[g] + sum(size[j] for j in joined)
+            for j in joined:
+                parent[j] = g
         out: list[list[str]] = []
         for r in sorted(set(round_of.values())):
-            groups = [g for g in self.members if round_of[g] == r]
-            parent = {g: g for g in groups}
-            for g in groups:
-                for p in self.preds[g]:
-                    if round_of[p] == r:
-                        parent[_root(parent, g)] = _root(parent, p)
             parts: dict[str, list[str]] = {}
-            for g in groups:
-                parts.setdefault(_root(parent, g), []).extend(self.members[g])
+            for g in self.members:
+                if round_of[g] == r:
+                    parts.setdefault(_root(parent, g), []).extend(self.members[g])
             pieces = sorted(parts.values(), key=lambda n: -sum(self.seconds[x] for x in n))
             work = sum(self.seconds[n] for piece in pieces for n in piece)
             count = max(1, min(len(pieces), max(lanes, int(work // limit) + 1 if limit else 1)))
@@ -371,6 +397,12 @@ class _Cutter:
 
     def ideal_starts(self, lanes: int) -> dict[str, float]:
         """When each image would start with ``lanes`` x ``jobs`` slots and no steps."""
+        cached = self._ideal.get(lanes)
+        if cached is None:
+            cached = self._ideal[lanes] = self._ideal_starts(lanes)
+        return cached
+
+    def _ideal_starts(self, lanes: int) -> dict[str, float]:
         images = sorted(self.order, key=self.order.__getitem__)
         slots = lanes * self.jobs
         after: dict[str, list[str]] = {n: [] for n in images}
