@@ -302,7 +302,10 @@ async def _plan(args: argparse.Namespace, repo: Repository, cache_dir: Path) -> 
 async def _pipeline(args: argparse.Namespace, repo: Repository, cache_dir: Path) -> int:
     from .pipeline import run_pipeline_command
 
-    return await run_pipeline_command(args, repo, _targets(args, repo), cache_dir)
+    targets = _targets(args, repo)
+    if args.all:  # a publish: false image is built in a step only where a build needs it
+        targets = [t for t in targets if repo.image(t).manifest.publish]
+    return await run_pipeline_command(args, repo, targets, cache_dir)
 
 
 async def _publish_manifest(args: argparse.Namespace, repo: Repository, cache_dir: Path) -> int:

@@ -229,7 +229,7 @@ def _add_run_commands(sub: argparse._SubParsersAction[_Parser], common: _Parser)
         parents=[common],
         help="a Buildkite or GitHub Actions pipeline whose steps build what is missing",
     )
-    _targets(p)
+    _targets(p, "every publishable image (and what their builds need)")
     p.add_argument("--format", choices=["buildkite", "github"], default="buildkite")
     p.add_argument(
         "--agents", type=int, metavar="N", help="agents to spread the steps over (default: 4)"
