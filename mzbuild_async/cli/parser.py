@@ -250,13 +250,7 @@ def _add_run_commands(sub: argparse._SubParsersAction[_Parser], common: _Parser)
     p.add_argument(
         "--step-jobs", type=int, default=4, metavar="N", help="builds at once within a step"
     )
-    p.add_argument(
-        "--wait",
-        type=positive_seconds,
-        default=3600.0,
-        metavar="SECONDS",
-        help="how long a step awaits images other steps build (default: 3600)",
-    )
+    add_wait_argument(p, "how long a step awaits images other steps build")
     p.add_argument("--queue", default="builder", help="Buildkite agent queue (arch appended)")
     p.add_argument(
         "--runs-on", action="append", metavar="LABEL", help="GitHub Actions runner labels"
@@ -335,6 +329,17 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     add_registry_arguments(p)
 
 
+def add_wait_argument(p: argparse.ArgumentParser, what: str) -> None:
+    """``--wait SECONDS``: how long a CI step awaits images other steps build."""
+    p.add_argument(
+        "--wait",
+        type=positive_seconds,
+        default=3600.0,
+        metavar="SECONDS",
+        help=f"{what} (default: 3600)",
+    )
+
+
 def add_step_arguments(p: argparse.ArgumentParser) -> None:
     """A CI step's own images; what other steps build is awaited in the registry."""
     p.add_argument(
@@ -345,13 +350,7 @@ def add_step_arguments(p: argparse.ArgumentParser) -> None:
         " others this run needs are awaited in the registry. With =FINGERPRINT, the"
         " checkout must fingerprint the image so (repeatable)",
     )
-    p.add_argument(
-        "--wait",
-        type=positive_seconds,
-        default=3600.0,
-        metavar="SECONDS",
-        help="how long to await an image another step builds (default: 3600)",
-    )
+    add_wait_argument(p, "how long to await an image another step builds")
     p.add_argument("--step", metavar="KEY", help="the CI step this run is (in --json and --report)")
 
 
