@@ -228,8 +228,6 @@ def jobs(
     builds need, and whether ``publish: false`` images may travel through a
     ``transfer`` registry.
     """
-    from ..model.manifest import CargoBuild
-
     out: list[Job] = []
     for name in decisions if names is None else names:
         decision = decisions[name]
@@ -241,7 +239,7 @@ def jobs(
                 d for d in image.dependencies if decisions[d].action in (Action.PULL, Action.BUILD)
             )
             needs = tuple(image.dependencies)
-        cargo = any(isinstance(p, CargoBuild) for p in image.manifest.pre_images)
+        cargo = bool(image.manifest.cargo_builds)
         state = found.get(name) if found is not None else None
         out.append(
             Job(

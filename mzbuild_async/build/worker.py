@@ -162,10 +162,7 @@ class EngineWorker:
         cargo goes on. A cargo failure is raised after the images that
         landed are staged.
         """
-        pre_images = {
-            n: [p for p in self.repo.image(n).manifest.pre_images if isinstance(p, CargoBuild)]
-            for n in names
-        }
+        pre_images = {n: self.repo.image(n).manifest.cargo_builds for n in names}
         request = cargo_request(
             [(self.repo.image(n).manifest.path, p) for n, ps in pre_images.items() for p in ps],
             self.repo.workspace(),

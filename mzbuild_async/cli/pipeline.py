@@ -17,13 +17,12 @@ from pathlib import Path
 from ..build.plan import Workflow
 from ..build.scheduler import Action
 from ..errors import UsageError
-from ..model.manifest import CargoBuild
 from ..pipeline.emit import StepSettings, buildkite_pipeline, carried_flags, github_workflow
 from ..pipeline.partition import partition
 from ..source.repository import Repository
 from ..store.challenges import save_challenges
 from ..store.history import BuildHistory
-from ..workflow.run import plan_workflow
+from ..workflow.run import build_estimates, plan_workflow
 from .settings import registry_settings
 
 
@@ -42,14 +41,8 @@ async def run_pipeline_command(
     # --any-commit (a pipeline kept in the repository): every image, no fingerprints.
     builds = [n for n, d in plan.decisions.items() if args.any_commit or d.action is Action.BUILD]
     chosen = set(builds)
-    history = BuildHistory.load(cache_dir)
     deps = {n: {d for d in repo.image(n).dependencies if d in chosen} for n in builds}
-    seconds = {
-        n: history.estimate(
-            n, cargo=any(isinstance(p, CargoBuild) for p in repo.image(n).manifest.pre_images)
-        )
-        for n in builds
-    }
+    seconds = build_estimates(repo, builds, BuildHistory.load(cache_dir))
     agents = args.agents if args.agents is not None or args.max_step_seconds else 4
     cut = partition(
         builds,

@@ -71,6 +71,11 @@ class Manifest:
     #: Unknown keys, one message each (``FILE:LINE:COL: unknown key ...``).
     warnings: tuple[str, ...] = ()
 
+    @property
+    def cargo_builds(self) -> tuple[CargoBuild, ...]:
+        """The ``cargo-build`` pre-images (none: the image needs no Rust)."""
+        return tuple(p for p in self.pre_images if isinstance(p, CargoBuild))
+
 
 @dataclass(frozen=True)
 class MzFrom:

@@ -19,7 +19,7 @@ import anyio
 
 from ..errors import CargoError, ManifestError, RepositoryError, shown_path, single_error
 from ..model.graph import DOCKERFILE_NAME, Image, ImageGraph, nested_directories
-from ..model.manifest import CargoBuild, parse_dockerfile, parse_manifest
+from ..model.manifest import parse_dockerfile, parse_manifest
 from ..model.options import BuildOptions
 from ..store.digests import DigestCache, default_cache_dir
 from ..support import logs
@@ -299,7 +299,7 @@ class Repository:
         the workspace (a TOML parse per crate) loads in a worker thread.
         """
         needs_cargo = self._workspace is None and any(
-            isinstance(p, CargoBuild) for n in names for p in self.images[n].manifest.pre_images
+            self.images[n].manifest.cargo_builds for n in names
         )
         with single_error():
             async with anyio.create_task_group() as tg:

@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from ..engine.buildx import BuildxBuilder
 from ..lookup.disk import DiskTier
 from ..lookup.engine import Answer, LookupEngine, TierStatistics
-from ..model.manifest import CargoBuild
 from ..model.options import DEFAULT_TRANSFERS, default_jobs
 from ..model.spec import fingerprint_of
 from ..model.status import TIER_ORDER, Status
@@ -280,6 +279,10 @@ class _Services:
         """The engine the daemon tier asks, and where acquire leaves its targets."""
         return self.members[0].engine
 
+    def slots(self) -> list[Slots]:
+        """The engines as the scheduler sees them."""
+        return [Slots(m.name, m.slots, m.platform or None) for m in self.members]
+
 
 @asynccontextmanager
 async def _services(
@@ -493,15 +496,12 @@ async def plan_workflow(
         planned = jobs(
             plan.decisions,
             repo.images,
-            estimates=_estimates(repo, specs, history),
+            estimates=build_estimates(repo, specs, history),
             registry="",
             found=plan.found,
-            homes=_homes(repo, workflow, targets),
-            platform=platform,
-            transfer=options.transfer_registry is not None,
+            **_job_settings(repo, workflow, targets, options, platform),
         )
-        slots = [Slots(m.name, m.slots, m.platform) for m in services.members]
-        return replace(plan, placement=predict_placement(planned, slots))
+        return replace(plan, placement=predict_placement(planned, services.slots()))
 
 
 @dataclass
@@ -566,16 +566,24 @@ class _RunEvents:
             )
 
 
-def _estimates(
-    repo: Repository, specs: Mapping[str, str], history: BuildHistory
+def build_estimates(
+    repo: Repository, names: Iterable[str], history: BuildHistory
 ) -> dict[str, float]:
     """Expected build seconds of each image, from the build history."""
     return {
-        name: history.estimate(
-            name,
-            cargo=any(isinstance(p, CargoBuild) for p in repo.image(name).manifest.pre_images),
-        )
-        for name in specs
+        name: history.estimate(name, cargo=bool(repo.image(name).manifest.cargo_builds))
+        for name in names
+    }
+
+
+def _job_settings(
+    repo: Repository, workflow: Workflow, targets: Sequence[str], options: RunOptions, platform: str
+) -> dict[str, Any]:
+    """What jobs() needs to know of the pool: homes, platform, transfers."""
+    return {
+        "homes": _homes(repo, workflow, targets),
+        "platform": platform,
+        "transfer": options.transfer_registry is not None,
     }
 
 
@@ -639,13 +647,12 @@ async def run_workflow(
             **_worker_arguments(services, options, awaited),
         )
         limits = Limits(jobs=options.jobs, transfers=options.transfers, fail_fast=options.fail_fast)
-        slots = [Slots(m.name, m.slots, m.platform or None) for m in services.members]
         scheduler = Scheduler(
-            [], worker, limits, engines=slots, listener=events.shifted, open_ended=True
+            [], worker, limits, engines=services.slots(), listener=events.shifted, open_ended=True
         )
-        estimates = _estimates(repo, specs, history)
+        estimates = build_estimates(repo, specs, history)
         registry = parse_reference(next(iter(specs.values()))).api_host if specs else ""
-        homes = _homes(repo, workflow, targets)
+        settings = _job_settings(repo, workflow, targets, options, platform)
         forced = set(targets) if options.force else set()
 
         def release(
@@ -662,9 +669,7 @@ async def run_workflow(
                     registry=registry,
                     names=names,
                     found=found,
-                    homes=homes,
-                    platform=platform,
-                    transfer=options.transfer_registry is not None,
+                    **settings,
                 )
             )
 

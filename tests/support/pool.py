@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,11 +66,10 @@ def stop_engine(name: str) -> None:
     subprocess.run([str(SCRIPT), "down", name], capture_output=True, check=True, timeout=120)
 
 
-def docker_on(host: str, *args: str, env: Mapping[str, str] | None = None) -> str:
-    """``docker -H host ARGS`` (stdout); a tcp:// host uses the e3 certificates."""
-    command = ["docker", "-H", host, *args]
+def docker_on(host: str, *args: str) -> str:
+    """``docker -H host ARGS`` (stdout)."""
     result = subprocess.run(
-        command, capture_output=True, text=True, check=False, timeout=120, env=env
+        ["docker", "-H", host, *args], capture_output=True, text=True, check=False, timeout=120
     )
     return result.stdout
 
