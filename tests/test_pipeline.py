@@ -293,3 +293,18 @@ def test_a_pipeline_for_any_commit_covers_every_image_without_fingerprints(cli: 
     words = [w for c in commands for w in shlex.split(c)]
     only = [words[i + 1] for i, w in enumerate(words) if w == "--only"]
     assert sorted(only) == sorted(s.name for s in WIDE)  # base too; bare names, no =FP
+
+
+def test_bad_pipeline_numbers_are_one_line(cli: Cli) -> None:
+    for flags in (
+        ("--step-jobs", "0"),
+        ("--agents", "0"),
+        ("--startup", "-1"),
+        ("--max-step-seconds", "nan"),
+    ):
+        result = cli.run("pipeline", "--all", *flags)
+        assert result.returncode == 2, flags
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, result.stderr
+        assert flags[0] in lines[0]
+        assert "Traceback" not in result.stderr

@@ -41,6 +41,17 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def non_negative_seconds(text: str) -> float:
+    """A finite number of seconds, zero or more (``pipeline --startup``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds >= 0")
+    return value
+
+
 def positive_int(text: str) -> int:
     """An integer of at least one (``--retries``)."""
     try:
@@ -232,7 +243,10 @@ def _add_run_commands(sub: argparse._SubParsersAction[_Parser], common: _Parser)
     _targets(p, "every publishable image (and what their builds need)")
     p.add_argument("--format", choices=["buildkite", "github"], default="buildkite")
     p.add_argument(
-        "--agents", type=int, metavar="N", help="agents to spread the steps over (default: 4)"
+        "--agents",
+        type=positive_int,
+        metavar="N",
+        help="agents to spread the steps over (default: 4)",
     )
     p.add_argument(
         "--max-step-seconds",
@@ -242,13 +256,17 @@ def _add_run_commands(sub: argparse._SubParsersAction[_Parser], common: _Parser)
     )
     p.add_argument(
         "--startup",
-        type=float,
+        type=non_negative_seconds,
         default=30.0,
         metavar="S",
         help="seconds a step costs before its first build (default: 30)",
     )
     p.add_argument(
-        "--step-jobs", type=int, default=4, metavar="N", help="builds at once within a step"
+        "--step-jobs",
+        type=positive_int,
+        default=4,
+        metavar="N",
+        help="builds at once within a step",
     )
     add_wait_argument(p, "how long a step awaits images other steps build")
     p.add_argument("--queue", default="builder", help="Buildkite agent queue (arch appended)")

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from ..build.plan import Workflow
 from ..build.scheduler import Action
-from ..errors import UsageError
 from ..pipeline.emit import StepSettings, buildkite_pipeline, carried_flags, github_workflow
 from ..pipeline.partition import partition
 from ..source.repository import Repository
@@ -30,8 +29,6 @@ async def run_pipeline_command(
     args: argparse.Namespace, repo: Repository, targets: list[str], cache_dir: Path
 ) -> int:
     """Plan, cut, print the pipeline; exit status 0."""
-    if args.agents is not None and args.agents < 1:
-        raise UsageError(f"--agents must be at least 1, not {args.agents}")
     settings = registry_settings(args, repo.root)
     async with settings.client(cache_dir) as client:
         plan = await plan_workflow(
