@@ -19,6 +19,7 @@ line and exits with status 2; it never shows a traceback for these.
         ├── CargoBuildError     ``cargo build`` failed (crate and first error)
         ├── DockerBuildError    ``docker build`` failed (step and last lines)
         └── TransferError       a pull, push or manifest write failed
+            └── ManifestUnknown     the registry lacks a tag we were told it has
 
 Third-party exceptions are translated at one boundary per external system,
 from their types (status codes, exception classes), never elsewhere:
@@ -99,6 +100,11 @@ class TransferError(BuildError):
         self.transient = transient
 
 
+class ManifestUnknown(TransferError):
+    """The registry answered "manifest unknown" for a tag a lookup said it has
+    (deleted since, or a registry whose ``HEAD`` and ``GET`` disagree)."""
+
+
 def shown_path(path: str) -> str:
     """A path for a message: as is when it is text, else with its odd bytes escaped.
 
@@ -110,6 +116,18 @@ def shown_path(path: str) -> str:
     except UnicodeEncodeError:
         return repr(path.encode("utf-8", "surrogateescape"))[2:-1]
     return path
+
+
+#: Characters of a user's value a message quotes at most.
+SHOWN_CHARS = 80
+
+
+def shorten(text: str, limit: int = SHOWN_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (with how much was left out): a message
+    quotes a value to name it, never to reproduce a huge one."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:

@@ -116,7 +116,7 @@ def demo_cli(tmp_path: Path, registries: dict[str, Registry]) -> Iterator[object
     import anyio
 
     from tests.support.demo import Cli, make_demo
-    from tests.support.engine import engine
+    from tests.support.engine import engine, remove_images
 
     async def engine_up() -> None:  # fails under CI=true when there is none
         await (await engine()).close()
@@ -125,15 +125,7 @@ def demo_cli(tmp_path: Path, registries: dict[str, Registry]) -> Iterator[object
     repo = make_demo(tmp_path / "demo")
     prefix = f"{registries['none'].host}/d{uuid.uuid4().hex[:10]}"
     yield Cli(repo, prefix, tmp_path / "cache")
-    listed = subprocess.run(
-        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
-    mine = [i for i in listed if i.startswith(prefix)]
-    if mine:
-        subprocess.run(["docker", "rmi", "-f", *mine], capture_output=True, check=False)
+    remove_images(prefix)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -262,3 +262,65 @@ def test_cancelling_the_build_leaves_no_process(tmp_path: Path) -> None:
             break
         anyio.run(anyio.sleep, 0.1)
     assert not left
+
+
+@pytest.mark.anyio
+async def test_extract_never_follows_a_symlink_out(
+    built: tuple[Path, CargoArtifacts, list[str]], tmp_path: Path
+) -> None:
+    """A build script's output that links out of its directory is refused, a link inside
+    a copied tree is copied as a link (no host file comes along), and a destination
+    that an earlier link would lead out of is refused: nothing is written outside."""
+    _root, artifacts, _lines = built
+    out_dir = artifacts.out_dirs["greet"]
+    secret = tmp_path / "host-secret"
+    secret.write_text("host file")
+    (out_dir / "leak").unlink(missing_ok=True)
+    (out_dir / "leak").symlink_to(secret)
+    tree = out_dir / "tree"
+    shutil.rmtree(tree, ignore_errors=True)
+    tree.mkdir()
+    (tree / "inner-link").symlink_to(secret)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (out_dir / "dirlink").unlink(missing_ok=True)
+    (out_dir / "dirlink").symlink_to(outside, target_is_directory=True)
+    try:
+        staging = tmp_path / "s1"
+        staging.mkdir()
+        with pytest.raises(CargoBuildError, match="leads out of the build script's output"):
+            await stage_outputs(
+                CargoBuild(bins=("hello",), strip=False, extract={"greet": {"leak": "leak"}}),
+                artifacts,
+                staging,
+                where="img/mzbuild.yml",
+            )
+        assert not (staging / "leak").exists()
+
+        staging = tmp_path / "s2"
+        staging.mkdir()
+        await stage_outputs(
+            CargoBuild(bins=("hello",), strip=False, extract={"greet": {"tree": "t"}}),
+            artifacts,
+            staging,
+            where="img/mzbuild.yml",
+        )
+        assert (staging / "t" / "inner-link").is_symlink()
+
+        staging = tmp_path / "s3"
+        staging.mkdir()
+        (staging / "way-out").symlink_to(outside, target_is_directory=True)
+        with pytest.raises(CargoBuildError, match="leads out of the build context"):
+            await stage_outputs(
+                CargoBuild(
+                    bins=("hello",), strip=False, extract={"greet": {"generated.txt": "way-out/x"}}
+                ),
+                artifacts,
+                staging,
+                where="img/mzbuild.yml",
+            )
+        assert list(outside.iterdir()) == []
+    finally:
+        for name in ("leak", "dirlink"):
+            (out_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(tree, ignore_errors=True)

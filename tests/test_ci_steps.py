@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support.demo import Cli
@@ -106,3 +107,82 @@ def test_a_parent_that_never_comes_stops_the_step_naming_it(
     assert set(failed) == {"mid1", "mid2"}
     assert all("was not published within 3 s" in e for e in failed.values())
     assert all(i["action"] != "built" for i in images.values())
+
+
+def _forge_marker(registry: Registry, spec: str, at: float, run: str = "") -> None:
+    """A failure marker of ``spec`` dated ``at``, written straight to the registry."""
+    from mzbuild_async.build.markers import AT, ERROR, RUN, STEP, marker_of
+
+    notes = {STEP: "forged", ERROR: "it failed", AT: f"{at:.3f}", **({RUN: run} if run else {})}
+    body = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [],
+            "annotations": notes,
+        }
+    ).encode()
+    repo, _, tag = marker_of(spec).split("/", 1)[1].rpartition(":")
+    response = httpx.put(
+        f"{registry.url}/v2/{repo}/manifests/{tag}",
+        content=body,
+        headers={"Content-Type": "application/vnd.oci.image.index.v1+json"},
+        timeout=10,
+    )
+    response.raise_for_status()
+
+
+def test_a_marker_from_the_future_or_another_run_does_not_fail_a_step(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    """A marker dated a day ahead (a clock gone wrong, or a forged one) and a marker of
+    another pipeline run are ignored: the step waits for the image and gets it."""
+    cli = _cli(tmp_path, registries, "future")
+    cli.env["BUILDKITE_BUILD_ID"] = "build-2"
+    fps = _fingerprints(cli)
+    specs = json.loads(cli.run("spec", "--all", "--json").stdout)
+    _forge_marker(registries["none"], specs["mid1"], time.time() + 86400)
+    _forge_marker(registries["none"], specs["mid2"], time.time() + 5, run="buildkite:build-1")
+    waiting = cli.start("ensure", "--json", *_only(fps, "top"), "--wait", "300")
+    time.sleep(3.0)
+    assert waiting.poll() is None, waiting.communicate()  # not failed at once
+    first = cli.run("ensure", "--json", *_only(fps, "root", "mid1", "mid2"))
+    assert first.returncode == 0, first.stderr
+    out, err = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0, err
+    assert json.loads(out)["images"]["top"]["action"] == "built"
+    assert "a failure marker dated 86" in err
+    assert "in the future" in err
+
+
+def test_wait_bounds_the_await_when_the_registry_stops_answering(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    """--wait 4 while the registry never answers (each HEAD could take the 30 s lookup
+    deadline): the step ends after about 4 s, and says the registry was the cause."""
+    from tests.support.faultproxy import proxy_thread
+
+    with proxy_thread(registries["none"].url) as proxy:
+        repo = make_sleepy_repo(tmp_path / "stall", DAG)
+        (repo / "mzbuild-async.toml").write_text("[lookup]\ndeadline = 30\n")
+        cli = Cli(repo, f"{proxy.host}/stall", tmp_path / "cache-stall")
+        fps = _fingerprints(cli)
+        step = cli.start("ensure", "--json", *_only(fps, "top"), "--wait", "4")
+        assert step.stderr is not None
+        for line in step.stderr:  # planned: the parents are awaited from here on
+            if "pull start" in line:
+                break
+        proxy.faults.only = "/manifests/"
+        proxy.faults.methods = ("HEAD", "GET")  # (the step's own failure marker goes in)
+        proxy.faults.stalls = 10_000
+        started = time.monotonic()
+        out, _err = step.communicate(timeout=120)
+        took = time.monotonic() - started
+    assert step.returncode == 1
+    assert took < 4 + 3, took
+    images = json.loads(out)["images"]
+    failed = {n: i for n, i in images.items() if i["action"] == "failed"}
+    assert set(failed) == {"mid1", "mid2"}
+    for image in failed.values():
+        assert "the registry did not tell within 4 s" in image["error"], image
+        assert image["awaited_seconds"] <= 4.5, image

@@ -247,6 +247,24 @@ def test_unknown_image_name(make_repo: MakeRepo, capsys: pytest.CaptureFixture[s
         pytest.param(
             ["--image-registry", "ghcr.io/acme/"], {}, "invalid image registry", id="registry"
         ),
+        pytest.param(
+            ["--image-registry", "host/a;b"],
+            {},
+            "invalid image registry 'host/a;b': 'a;b' is not a repository name component",
+            id="registry-semicolon",
+        ),
+        pytest.param(
+            ["--image-registry", "a b"],
+            {},
+            "invalid image registry 'a b': 'a b' is not a repository name component",
+            id="registry-space",
+        ),
+        pytest.param(
+            ["--image-prefix", "Bad-"],
+            {},
+            "invalid image prefix 'Bad-': 'Bad-image' is not a repository name component",
+            id="prefix",
+        ),
     ],
 )
 def test_bad_options(
@@ -291,3 +309,21 @@ def test_console_script_prints_no_traceback(make_repo: MakeRepo) -> None:
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("mzbuild-async: error: a/mzbuild.yml:3:1: malformed YAML")
+
+
+@pytest.mark.parametrize("extra", [["b"], ["--all"]], ids=["image", "all"])
+def test_only_takes_no_other_targets(
+    make_repo: MakeRepo, capsys: pytest.CaptureFixture[str], extra: list[str]
+) -> None:
+    """``ensure --only A=FP`` with other targets: one line, exit 2, before any lookup
+    (the extra targets would become awaited images that time out)."""
+    root = make_repo({**image("name: a\n"), **image("name: b\n", directory="b")})
+    status, out, err = run_cli(
+        capsys, "ensure", "--only", "a=AAAA", *extra, "--repo", str(root),
+        "--image-registry", "127.0.0.1:1/none",
+    )  # fmt: skip
+    assert (status, out) == (2, "")
+    assert err.strip().splitlines() == [
+        "mzbuild-async: error: ensure: --only names a CI step's own images, which are its"
+        " targets; give no IMAGE or --all with it"
+    ]

@@ -8,9 +8,9 @@ false`` chains stay on one engine, an engine stopped mid-build is survived.
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,9 +24,12 @@ from tests.support.pool import (
     SHOW,
     Sleepy,
     docker_on,
+    engine_tables,
     engines,
     make_sleepy_repo,
+    running_commands,
     stop_engine,
+    when,
 )
 from tests.support.registry import Registry
 
@@ -152,36 +155,15 @@ def test_an_engine_stopped_mid_build_is_survived(
     env = engines("e4")
     wide = [Sleepy("base", (), 1), *(Sleepy(f"leaf{i}", ("base",), 8) for i in range(6))]
     repo = make_sleepy_repo(tmp_path / "repo", wide)
-    (repo / "mzbuild-async.toml").write_text(
-        f'[[engine]]\nurl = "{MAIN}"\nname = "main"\nslots = 2\n\n'
-        f'[[engine]]\nurl = "{env["E4"]}"\nname = "victim"\nslots = 2\n'
-    )
+    engine_tables(repo, (MAIN, "main", 2), (env["E4"], "victim", 2))
     cli = Cli(repo, f"{registries['none'].host}/lost", tmp_path / "cache")
     report_path = tmp_path / "report.json"
-    process = subprocess.Popen(
-        cli.args("ensure", "--all", "--json", "--report", str(report_path)),
-        env=cli.environ(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    stopped = threading.Event()
-
-    def stop_when_it_builds() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            if docker_on(env["E4"], "ps", "-q").strip():  # a RUN step is running there
-                stop_engine("e4")
-                stopped.set()
-                return
-            time.sleep(0.2)
-
-    stopper = threading.Thread(target=stop_when_it_builds)
-    stopper.start()
+    process = cli.start("ensure", "--all", "--json", "--report", str(report_path))
+    # Stopped once a RUN step runs there.
+    stopped = when(process, lambda: bool(running_commands(env["E4"])), lambda: stop_engine("e4"))
     try:
         out, err = process.communicate(timeout=600)
     finally:
-        stopper.join()
         engines("e4")  # back up for whoever comes next
     assert stopped.is_set(), "the victim engine never ran a build"
     assert process.returncode == 0, out + err
@@ -413,3 +395,76 @@ def test_slots_and_platforms_come_from_each_engine_unless_configured(
     assert result.returncode == 2
     assert "no engine of the pool builds linux/amd64" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_one_engine_under_several_urls_counts_once(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    """The main engine named three ways (two socket paths and a ``..`` path): one member
+    with --jobs 1 slots, one build at a time, no transfers; a warning for each repeat."""
+    repo = make_sleepy_repo(
+        tmp_path / "repo",
+        [Sleepy("base", (), 0), Sleepy("a", ("base",), 1), Sleepy("b", ("base",), 1)],
+    )
+    cli = Cli(repo, f"{registries['none'].host}/alias", tmp_path / "cache")
+    report_path = tmp_path / "report.json"
+    urls = [MAIN, "unix:///run/docker.sock", "unix:///var/run/../run/docker.sock"]
+    pool = [arg for url in urls for arg in ("--engine", url)]
+    result = cli.run("ensure", "--all", "--jobs", "1", "--report", str(report_path), *pool)
+    assert result.returncode == 0, result.stderr
+    report = _report(report_path)
+    assert list(report["engines"]) == ["docker"], report["engines"]
+    assert report["engines"]["docker"]["transfers"] == 0
+    assert result.stderr.count("is the same Docker engine as docker") == 2, result.stderr
+    builds = sorted(
+        (s["start"], s["end"])
+        for s in report["steps"]
+        if s["phase"] == "build" and s["status"] == "done"
+    )
+    assert len(builds) == 3
+    assert all(end <= start + 0.01 for (_, end), (start, _) in itertools.pairwise(builds))
+
+
+def test_a_lost_publish_false_parent_is_built_again(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    """The engine holding the only copy of a publish: false parent is stopped while the
+    child builds there: the parent is built again on the live engine, then the child;
+    the run succeeds (no --transfer-registry needed)."""
+    env = engines("e4")
+    # priv is decided first (nothing to look up) and goes to the first engine, the
+    # victim; the chain l1-l3 then keeps the main engine busy.
+    dag = [
+        Sleepy("l1", (), 0),
+        Sleepy("l2", ("l1",), 0),
+        Sleepy("l3", ("l2",), 4),
+        Sleepy("priv", (), 1, publish=False),
+        Sleepy("child", ("priv",), 6),
+    ]
+    repo = make_sleepy_repo(tmp_path / "repo", dag)
+    engine_tables(repo, (env["E4"], "victim", 1), (MAIN, "main", 1))
+    cli = Cli(repo, f"{registries['none'].host}/lostpriv", tmp_path / "cache")
+    report_path = tmp_path / "report.json"
+    process = cli.start("ensure", "--all", "--json", "--report", str(report_path))
+    stopped = when(
+        process,
+        lambda: "child.txt" in running_commands(env["E4"]),  # the child builds there
+        lambda: stop_engine("e4"),
+    )
+    try:
+        out, err = process.communicate(timeout=600)
+    finally:
+        engines("e4")
+    assert stopped.is_set(), "the child never built on the victim engine"
+    assert process.returncode == 0, out + err
+    images = json.loads(out)["images"]
+    assert {n: (i["action"], i["engine"]) for n, i in images.items()} == {
+        **{n: ("built", "main") for n in ("l1", "l2", "l3")},
+        "priv": ("built", "main"),
+        "child": ("built", "main"),
+    }
+    report = _report(report_path)
+    assert any(
+        s["track"] == "priv" and "now lost" in (s.get("detail") or "") for s in report["steps"]
+    ), report["steps"]
+    assert sorted(_show(images["child"]["spec"])) == ["child", "priv"]

@@ -224,3 +224,92 @@ def test_explain_down_a_long_chain(tmp_path: Path, capsys: pytest.CaptureFixture
     assert levels == depth - 1
     assert node["image"] == "i0"
     assert [c["path"] for c in node["changed"]] == ["i0/Dockerfile"]
+
+
+CARGO_IMAGE = "a/mzbuild.yml"
+
+
+@pytest.mark.parametrize(
+    ("extract", "side", "value"),
+    [
+        pytest.param("{'gen.txt': '../../escaped'}", "destination", "../../escaped", id="dst-up"),
+        pytest.param("{'gen.txt': '/tmp/escaped'}", "destination", "/tmp/escaped", id="dst-abs"),
+        pytest.param("{'/etc/passwd': 'passwd'}", "source", "/etc/passwd", id="src-abs"),
+        pytest.param(
+            "{'x/../../../etc/passwd': 'p'}", "source", "x/../../../etc/passwd", id="src-up"
+        ),
+    ],
+)
+def test_extract_paths_stay_inside(
+    make_repo: MakeRepo, extract: str, side: str, value: str
+) -> None:
+    """Both sides of a cargo-build ``extract`` are confined: one line naming the
+    manifest's line and column, before anything is built or written."""
+    manifest = (
+        "name: a\npre-image:\n  - type: cargo-build\n    bin: hello\n"
+        f"    extract:\n      greet: {extract}\n"
+    )
+    root = make_repo({**IMAGE, CARGO_IMAGE: manifest})
+    line = one_error_line(cli("list", "--repo", str(root)))
+    assert "a/mzbuild.yml:6:" in line, line
+    assert f"extract {side} {value!r} in cargo-build pre-image 1 points outside" in line
+
+
+BILLION_LAUGHS = (
+    "a: &a ['lol','lol','lol','lol','lol','lol','lol','lol','lol']\n"
+    + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
+    )
+    + "name: j\nbuild-args: *i\n"
+)
+
+
+def test_nested_yaml_anchors_are_refused_at_once(make_repo: MakeRepo) -> None:
+    """A few hundred bytes of nested anchors (a billion nodes once expanded) are one
+    line in well under the time a single expansion would take, not gigabytes."""
+    assert len(BILLION_LAUGHS) < 400
+    root = make_repo({"a/mzbuild.yml": BILLION_LAUGHS, "a/Dockerfile": "FROM scratch\n"})
+    line = one_error_line(cli("list", "--repo", str(root), timeout=20))
+    assert "a/mzbuild.yml:" in line
+    assert "YAML aliases expand this manifest past 100,000 nodes" in line
+
+
+def test_recursive_yaml_alias_is_refused(make_repo: MakeRepo) -> None:
+    root = make_repo({"a/mzbuild.yml": "name: a\nx: &x [*x]\n", "a/Dockerfile": "FROM scratch\n"})
+    line = one_error_line(cli("list", "--repo", str(root)))
+    assert "recursive alias" in line
+
+
+def test_a_huge_value_is_not_quoted_whole(make_repo: MakeRepo) -> None:
+    """A wrong value of 300 KB gives a short line that names it, not the value."""
+    huge = "[" + ",".join(["'" + "x" * 100 + "'"] * 3000) + "]"
+    root = make_repo(
+        {"a/mzbuild.yml": f"name: a\npublish: {huge}\n", "a/Dockerfile": "FROM scratch\n"}
+    )
+    line = one_error_line(cli("list", "--repo", str(root)))
+    assert "a/mzbuild.yml:2:10: 'publish' must be true or false" in line
+    assert len(line) < 400, len(line)
+    aliased = "name: a\nv: &v " + huge + "\nw: &w [*v, *v, *v, *v, *v, *v, *v, *v]\npublish: *w\n"
+    root = make_repo({"a/mzbuild.yml": aliased, "a/Dockerfile": "FROM scratch\n"})
+    line = one_error_line(cli("list", "--repo", str(root)))
+    assert len(line) < 400, len(line)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("[" * 100_000 + "]" * 100_000, id="flow-sequences"),
+        pytest.param("{a: " * 50_000 + "1" + "}" * 50_000, id="flow-mappings"),
+        pytest.param(
+            "\n" + "".join(" " * i + f"k{i}:\n" for i in range(1, 1300)) + " " * 1300 + "v",
+            id="block-mappings",
+        ),
+    ],
+)
+def test_deep_nesting_is_one_line_not_a_crash(make_repo: MakeRepo, value: str) -> None:
+    """A manifest nested 100,000 levels deep crashed the YAML library's C composer
+    (a segmentation fault): refused before it is composed."""
+    root = make_repo({"a/mzbuild.yml": f"name: a\nx: {value}\n", "a/Dockerfile": "FROM scratch\n"})
+    line = one_error_line(cli("list", "--repo", str(root)))
+    assert "a/mzbuild.yml:" in line
+    assert "nested more than 64 levels deep" in line

@@ -96,3 +96,54 @@ def test_a_real_run_with_credentials_logs_none_of_them(
         assert {"image", "fingerprint", "phase"} <= set(event)
         if event["image"] is not None:
             assert len(event["fingerprint"]) == 32
+
+
+@pytest.mark.slow
+def test_credentials_a_registry_echoes_reach_no_output(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    """A registry whose push error quotes the Basic header and ``user:password``: the
+    summary, --json, --report, the log and the failure marker carry neither."""
+    from tests.support.demo import Cli
+    from tests.support.faultproxy import Faults, proxy_thread
+    from tests.support.pool import Sleepy, make_sleepy_repo
+
+    registry = registries["htpasswd"]
+    repo = make_sleepy_repo(tmp_path / "repo", [Sleepy("solo", (), 0)])
+    basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    with proxy_thread(registry.url, Faults(echo_credentials=True)) as proxy:
+        cli = Cli(
+            repo,
+            f"{proxy.host}/echo",
+            tmp_path / "cache",
+            env={
+                "MZBUILD_ASYNC_REGISTRY_USERNAME": USER,
+                "MZBUILD_ASYNC_REGISTRY_PASSWORD": PASSWORD,
+                "DOCKER_CONFIG": str(tmp_path / "docker-config"),
+            },
+        )
+        fingerprint = cli.run("fingerprint", "solo").stdout.strip()
+        outputs = []
+        for extra in ((), ("--json",)):
+            result = cli.run(
+                "ensure", "--step", "s1", "--only", f"solo={fingerprint}",
+                "--report", str(tmp_path / "report.json"), *extra,
+            )  # fmt: skip
+            assert result.returncode == 1, result.stderr
+            outputs += [result.stdout, result.stderr, (tmp_path / "report.json").read_text()]
+        assert proxy.counts["echoed"] >= 2, outputs
+    assert "may not push here" in outputs[0]  # the registry's error is shown...
+    assert "[redacted]" in outputs[0]
+    spec = json.loads(outputs[3])["images"]["solo"]["spec"]
+    repo_path, _, tag = spec.split("/", 1)[1].rpartition(":")
+    with registry._client(repo_path) as client:  # the marker, as anyone who can pull reads it
+        marker = client.get(
+            f"/v2/{repo_path}/manifests/{tag}.failed",
+            headers={"Accept": "application/vnd.oci.image.index.v1+json"},
+        )
+    assert marker.status_code == 200
+    outputs.append(marker.text)
+    assert "may not push here" in marker.text
+    for text in outputs:  # ...without the credentials it quoted
+        for secret in (PASSWORD, basic, f"{USER}:{PASSWORD}"):
+            assert secret not in text, (secret, text)

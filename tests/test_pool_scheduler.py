@@ -42,6 +42,10 @@ class PoolWorker:
     #: Engine -> how many builds it starts before it dies mid-build (absent: never).
     dies_after: dict[str, int] = field(default_factory=dict)
     failing: frozenset[str] = frozenset()
+    #: Finishing one of these builds (the first time) kills the engine it was built on.
+    fatal: set[str] = field(default_factory=set)
+    #: Seconds each build takes (default 2 ms).
+    durations: dict[str, float] = field(default_factory=dict)
     held: dict[str, set[str]] = field(default_factory=dict)
     registry: set[str] = field(default_factory=set)
     running: Counter[str] = field(default_factory=Counter)
@@ -88,7 +92,7 @@ class PoolWorker:
         if self.running[engine] > slots.slots:
             self.violations.append(f"{engine} ran {self.running[engine]} builds")
         try:
-            await anyio.sleep(0.002)
+            await anyio.sleep(self.durations.get(name, 0.002))
             if self.started[engine] > self.dies_after.get(engine, 10**9):
                 self.dead.add(engine)
             self._check_alive(engine)
@@ -99,6 +103,9 @@ class PoolWorker:
         self.completed[name] += 1
         self.placed[name] = engine
         self.held[name].add(engine)
+        if name in self.fatal:
+            self.fatal.discard(name)
+            self.dead.add(engine)
         return ""
 
     async def push(self, name: str, engine: str) -> str:
@@ -201,13 +208,15 @@ def test_pool_invariants_on_random_dags(
     outcomes = run_pool(jobs, engines, worker, events)
 
     assert worker.violations == []
-    # Work re-queued after an engine died completes once; nothing is built twice.
-    assert all(n == 1 for n in worker.completed.values()), worker.completed
+    # Work re-queued after an engine died completes once; nothing is built twice but
+    # what was lost with an engine while something still needed it.
+    rebuilt = Counter(e.image for e in events if "now lost" in e.detail)
+    assert all(n <= 1 + rebuilt[name] for name, n in worker.completed.items()), worker.completed
     usable = [e for e in engines if e.platform == jobs[0].platform]
     for name, outcome in outcomes.items():
         job = by_name[name]
         if job.action is Action.BUILD and outcome.action == "built":
-            assert worker.completed[name] == 1
+            assert 1 <= worker.completed[name] <= 1 + rebuilt[name]
             assert outcome.engine == worker.placed[name]
             if job.home:  # acquire's targets end in the home engine
                 assert engines[0].name in worker.held[name]
@@ -311,3 +320,34 @@ def test_losing_every_engine_stops_the_run_with_one_error() -> None:
     )
     with pytest.raises(EngineError, match="every engine of the pool was lost"):
         run_pool(jobs, engines, worker, [])
+
+
+@pytest.mark.parametrize("portable", [False, True], ids=["publish-false", "not-yet-sent"])
+def test_a_lost_parent_is_built_again_on_a_live_engine(portable: bool) -> None:
+    """The only copy of a parent goes with its engine (a publish: false one, or with a
+    transfer registry one not sent yet): it is built again where its child can use
+    it, and the child is released again then, instead of failing."""
+    engines = [Slots("a", 1), Slots("b", 1)]
+    jobs = [
+        Job("x", Action.BUILD, push=True, estimate=10.0),
+        Job("p", Action.BUILD, portable=portable, estimate=1.0),
+        Job("c", Action.BUILD, after=("p",), needs=("p",), push=True, estimate=1.0),
+    ]
+    worker = PoolWorker(
+        {j.name: j for j in jobs},
+        {e.name: e for e in engines},
+        fatal={"p"},
+        durations={"x": 0.05},
+    )
+    events: list[Event] = []
+    outcomes = run_pool(jobs, engines, worker, events)
+    assert worker.violations == []
+    assert {n: (o.action, o.engine) for n, o in outcomes.items()} == {
+        "x": ("built", "a"),
+        "p": ("built", "a"),
+        "c": ("built", "a"),
+    }
+    assert worker.completed == Counter({"x": 1, "p": 2, "c": 1})
+    assert [e.detail for e in events if e.image == "p" and e.status == "requeued"] == [
+        "it was only on engine b, now lost"
+    ]

@@ -185,5 +185,10 @@ def test_the_text_summary_has_tiers_slowest_steps_and_exit_status(run: Run) -> N
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["IMAGE", "ACTION", "PUSHED", "TIER", "SECONDS", "WHY"]
-    assert "demo-app         none    no      disk" in result.stdout
+    # ensure confirms what the lookup cache says with the registry...
+    assert "demo-app         none    no      registry" in result.stdout
     assert lines[-1].endswith("; exit status 0")
+    # ...unless told to trust it.
+    trusted = run.cli.run("ensure", "--all", "--trust-cache")
+    assert trusted.returncode == 0, trusted.stderr
+    assert "demo-app         none    no      disk" in trusted.stdout

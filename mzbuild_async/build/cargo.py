@@ -342,15 +342,41 @@ async def stage_outputs(
                 f"{where}: extract names package {package!r}, which ran no build script"
             )
         for src, dst in mapping.items():
-            await anyio.to_thread.run_sync(_copy_tree, out_dir / src, staging / dst, where)
+            await anyio.to_thread.run_sync(_extract, out_dir, src, staging, dst, where)
     return staged
 
 
-def _copy_tree(source: Path, destination: Path, where: str) -> None:
+def _within(base: Path, path: Path) -> bool:
+    """Whether ``path``, every symlink followed, lies in ``base`` (itself resolved)."""
+    return path.resolve().is_relative_to(base.resolve())
+
+
+def _extract(out_dir: Path, src: str, staging: Path, dst: str, where: str) -> None:
+    """Copy ``out_dir/src`` to ``staging/dst``, neither side leaving its directory.
+
+    The manifest refuses absolute and ``..`` paths; this also refuses a path
+    that gets out through a symlink (in the build script's output, or one an
+    earlier extract put in the staging directory). Symlinks inside a copied
+    tree are copied as links, never followed, so no host file comes along.
+    """
+    source, destination = out_dir / src, staging / dst
+    if not _within(out_dir, source):
+        raise CargoBuildError(
+            f"{where}: extract source {src!r} leads out of the build script's output"
+            f" directory ({source.resolve()}); refusing to copy it"
+        )
+    targets = [destination.parent]
+    if source.is_dir():  # (a directory there already may hold symlinks out)
+        targets += [destination / Path(d).relative_to(source) for d, _, _ in os.walk(source)]
+    if destination.is_symlink() or not all(_within(staging, t) for t in targets):
+        raise CargoBuildError(
+            f"{where}: extract destination {dst!r} leads out of the build context;"
+            " refusing to write there"
+        )
     destination.parent.mkdir(parents=True, exist_ok=True)
     try:
         if source.is_dir():
-            shutil.copytree(source, destination, dirs_exist_ok=True)
+            shutil.copytree(source, destination, symlinks=True, dirs_exist_ok=True)
         else:
             shutil.copy2(source, destination)
     except FileNotFoundError:

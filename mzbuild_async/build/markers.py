@@ -7,6 +7,13 @@ image looks for the marker between its ``HEAD``s and stops at once, naming
 the image and the step, instead of waiting out ``--wait``. A marker older
 than the awaiting run is ignored (a re-run may fix it), and the image's own
 tag always wins over a marker.
+
+A marker is a claim by another machine, so it is believed only within
+bounds: one dated more than :data:`MAX_CLOCK_SKEW` seconds in the future
+(an agent whose clock runs ahead, or a forged one) is ignored, with a
+warning; and where both the marker and the awaiting step know their
+pipeline run (:func:`pipeline_run`: Buildkite's build, GitHub's run and
+attempt, or ``MZBUILD_ASYNC_RUN_ID``), a marker of another run is ignored.
 """
 
 from __future__ import annotations
@@ -14,14 +21,32 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable, Mapping
 
-from ..errors import MzbuildError
+from ..errors import MzbuildError, shorten
 from ..registry.names import parse_reference
 from ..registry.writer import RegistryWriter
+from ..support import logs
 from .multiarch import OCI_INDEX
 
 #: The annotation keys of a marker.
 STEP, ERROR, AT = "io.mzbuild.step", "io.mzbuild.error", "io.mzbuild.failed-at"
+RUN = "io.mzbuild.pipeline-run"
+
+#: Seconds a marker may be dated ahead of this machine's clock and still count.
+MAX_CLOCK_SKEW = 300.0
+
+
+def pipeline_run(environ: Mapping[str, str]) -> str:
+    """The pipeline run a CI step belongs to ("" outside one): ``MZBUILD_ASYNC_RUN_ID``,
+    else Buildkite's build ID, else GitHub Actions' run ID and attempt."""
+    if environ.get("MZBUILD_ASYNC_RUN_ID"):
+        return environ["MZBUILD_ASYNC_RUN_ID"]
+    if environ.get("BUILDKITE_BUILD_ID"):
+        return f"buildkite:{environ['BUILDKITE_BUILD_ID']}"
+    if environ.get("GITHUB_RUN_ID"):
+        return f"github:{environ['GITHUB_RUN_ID']}.{environ.get('GITHUB_RUN_ATTEMPT', '1')}"
+    return ""
 
 
 def marker_of(spec: str) -> str:
@@ -29,24 +54,34 @@ def marker_of(spec: str) -> str:
     return f"{spec}.failed"
 
 
-async def mark_failed(writer: RegistryWriter, spec: str, step: str, error: str) -> None:
+async def mark_failed(
+    writer: RegistryWriter, spec: str, step: str, error: str, run: str = ""
+) -> None:
     """Store the failure marker of ``spec`` (raises TransferError if the registry refuses)."""
+    # Anyone who can pull can read a marker: no credential goes into it.
+    notes = {STEP: step, ERROR: logs.redact_text(error)[:2000], AT: f"{time.time():.3f}"}
+    if run:
+        notes[RUN] = run
     body = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_INDEX,
-            "manifests": [],
-            "annotations": {STEP: step, ERROR: error[:2000], AT: f"{time.time():.3f}"},
-        },
+        {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [], "annotations": notes},
         sort_keys=True,
     ).encode()
     await writer.put_manifest(parse_reference(marker_of(spec)), OCI_INDEX, body)
 
 
-async def failure_of(writer: RegistryWriter, spec: str, since: float) -> str | None:
+async def failure_of(
+    writer: RegistryWriter,
+    spec: str,
+    since: float,
+    *,
+    run: str = "",
+    now: Callable[[], float] = time.time,
+) -> str | None:
     """``step: error`` of a marker stored at or after ``since`` (UNIX time), else None.
 
-    A marker that cannot be read or makes no sense counts as none.
+    A marker that cannot be read or makes no sense counts as none; so does one
+    dated past ``now() +`` :data:`MAX_CLOCK_SKEW`, and one of another pipeline
+    run than ``run`` (when both name theirs).
     """
     try:
         document = await writer.manifest(parse_reference(marker_of(spec)))
@@ -58,8 +93,27 @@ async def failure_of(writer: RegistryWriter, spec: str, since: float) -> str | N
         notes = json.loads(document.body).get("annotations", {})
         at = float(notes.get(AT, "nan"))
         step, error = str(notes.get(STEP, "?")), str(notes.get(ERROR, ""))
+        theirs = str(notes.get(RUN, ""))
     except (ValueError, TypeError, AttributeError):
         return None
     if not math.isfinite(at) or at < since:
         return None
+    if run and theirs and run != theirs:
+        return None
+    if at > now() + MAX_CLOCK_SKEW:
+        _warn_once(
+            f"{marker_of(spec)}: a failure marker dated {at - now():.0f} s in the future"
+            f" (by step {shorten(step)}); ignored: is that agent's clock wrong?"
+        )
+        return None
     return f"step {step}: {error}"
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    key = message.split(":", 1)[0]
+    if key not in _warned:
+        _warned.add(key)
+        logs.warning(message)

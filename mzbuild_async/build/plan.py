@@ -64,6 +64,8 @@ class Found:
     #: The tier that found it published, or why it could not tell.
     tier: str | None = None
     unknown: bool = False
+    #: For an answer of the disk tier: when it was seen present (unconfirmed).
+    cached: str = ""
 
 
 def decide(
@@ -143,16 +145,16 @@ def _decide_one(
         action = Action.PULL if local and not state.local else Action.NONE
         return Decision(name, spec, action, False, "published", state.tier)
     if published and state.local:
-        return Decision(
-            name, spec, Action.NONE, True, "in the local daemon, not published", "daemon"
-        )
+        why = "not published" if not state.unknown else "registry could not tell"
+        return Decision(name, spec, Action.NONE, True, f"in the local daemon, {why}", "daemon")
     if published:
         why = "not published" if not state.unknown else "registry could not tell"
         return Decision(name, spec, Action.BUILD, True, why, state.tier)
     if state.local:
         # ensure publishes the dependencies it needs, as the original does.
         push = workflow is Workflow.ENSURE and publish and not state.published
-        why = "in the local daemon" + (", not published" if push else "")
+        unpublished = ", registry could not tell" if state.unknown else ", not published"
+        why = "in the local daemon" + (unpublished if push else "")
         return Decision(name, spec, Action.NONE, push, why, "daemon")
     if publish and state.published:
         return Decision(name, spec, Action.PULL, False, "published", state.tier)

@@ -19,8 +19,12 @@ platform with a free slot, the one holding most of what it builds on
 first (:func:`choose_engine`). An image it needs from another engine comes
 through the registry (its push, or a ``send``, then a ``fetch``);
 ``publish: false`` images stay on their engine. An engine that goes away
-(its connection fails, or it stops answering right after a build failed
-on it) is dropped and its builds run elsewhere, a bounded number of times.
+is dropped and its builds run elsewhere, a bounded number of times: its
+connection fails, it stops answering right after a build failed on it, or
+(a frozen engine, whose connections stay open) it gives no answer to the
+pings sent every ``heartbeat`` seconds while it has work in flight: its
+work is then cancelled and re-queued within ``heartbeat + ping`` seconds
+(15 s by default). Without a pool, that ends the run with one line.
 
 A failure is a value: the failed image's dependents are skipped and
 independent work goes on (or, with ``fail_fast``, everything stops).
@@ -32,10 +36,11 @@ from __future__ import annotations
 import enum
 import heapq
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import Protocol
+from functools import partial
+from typing import Protocol, TypeVar
 
 import anyio
 import anyio.abc
@@ -44,6 +49,8 @@ from ..errors import EngineError, MzbuildError, TransferError, single_error
 from ..model.options import DEFAULT_TRANSFERS
 from ..store.history import DEFAULT_ESTIMATE
 from ..support.events import Event, Listener, ignore
+
+T = TypeVar("T")
 
 
 class Action(enum.Enum):
@@ -240,8 +247,12 @@ DEFAULT_ATTEMPTS = 3
 #: The name of the one engine of a run without a pool.
 LOCAL_ENGINE = "local"
 
-#: Seconds to wait for a ping when telling a build's own failure from its engine's.
+#: Seconds to wait for a ping (an engine with work in flight, or one a build just
+#: failed on) before the engine counts as gone.
 PING_SECONDS = 10.0
+
+#: Seconds between the pings of an engine with work in flight.
+HEARTBEAT_SECONDS = 5.0
 
 #: How long an engine whose build failed is watched before the failure counts as
 #: the build's own: a ``dockerd`` that is shutting down still answers for a
@@ -263,6 +274,14 @@ def choose_engine(
         free,
         key=lambda e: (sum(e in held.get(n, ()) for n in needs), spare[e], -free.index(e)),
     )
+
+
+class _Rebuilt(TransferError):
+    """A build's parent was lost with its engine and is being built again."""
+
+    def __init__(self, image: str) -> None:
+        super().__init__(f"{image} was lost with its engine and is being built again")
+        self.image = image
 
 
 class _Copy:
@@ -292,13 +311,17 @@ class Scheduler:
         engines: Sequence[Slots] | None = None,
         attempts: int = DEFAULT_ATTEMPTS,
         watch: float = WATCH_SECONDS,
+        heartbeat: float = HEARTBEAT_SECONDS,
+        ping: float = PING_SECONDS,
         clock: Callable[[], float] = time.perf_counter,
         listener: Listener = ignore,
         open_ended: bool = False,
     ) -> None:
         """``engines``: the pool, home engine first (default: one engine with
         ``limits.jobs`` slots); ``attempts``: engines a build may be lost with;
-        ``watch``: seconds an engine is watched after a build failed on it.
+        ``watch``: seconds an engine is watched after a build failed on it;
+        ``heartbeat``/``ping``: an engine with work in flight is pinged every
+        ``heartbeat`` seconds and lost when a ping gets no answer in ``ping``.
         ``open_ended``: more jobs come with :meth:`add` while it runs, until
         :meth:`close`."""
         self.jobs: dict[str, Job] = {}
@@ -322,6 +345,13 @@ class Scheduler:
         self._queued: set[str] = set()
         self._watches: dict[str, anyio.Event] = {}
         self.watch_seconds = watch
+        self.heartbeat = heartbeat
+        self.ping_seconds = ping
+        #: Per engine: the cancel scopes of its work in flight, and whether a
+        #: task pings it.
+        self._inflight: dict[str, set[anyio.CancelScope]] = {}
+        self._pinging: set[str] = set()
+        self._idle: dict[str, anyio.Event] = {}
         self._where: dict[str, str] = {}
         #: ``publish: false`` images that must share an engine (a common
         #: dependent needs them all), as a union-find forest; and the engine
@@ -542,6 +572,9 @@ class Scheduler:
             name = item[2]
             if name in self._outcomes:
                 continue
+            if self._waiting[name] > 0:  # a parent is being built again: released with it
+                self._queued.discard(name)
+                continue
             job = self.jobs[name]
             usable = self._usable(job)
             if not usable:
@@ -615,6 +648,43 @@ class Scheduler:
         self._emit(None, "engine", "lost", str(error), engine)
         if not self._live:
             raise EngineError(f"every engine of the pool was lost; the last: {error}")
+        if engine == self.home:  # what must end in the home engine goes to the next one
+            self.home = self._live[0]
+            self._emit(None, "engine", "home", f"{engine} lost; {self.home} is home now", engine)
+        self._rebuild_lost(engine)
+
+    def _rebuild_lost(self, engine: str) -> None:
+        """Build again what this run built and lost with ``engine``: images on no live
+        engine and not in the registry (``publish: false`` ones, or ones not sent yet)
+        that something still to come needs. Cheaper than failing what needs them."""
+        lost = [
+            name
+            for name, job in self.jobs.items()
+            if job.action is Action.BUILD
+            and name in self._available_now
+            and not self._held[name]
+            and not self._copy(name).there
+            and any(d not in self._outcomes for d in self._dependents[name])
+            and self._tries.get(name, 0) + 1 < self.attempts
+        ]
+        for name in lost:
+            self._tries[name] = self._tries.get(name, 0) + 1
+            self._available_now.discard(name)
+            self._outcomes.pop(name, None)
+            self._copies.pop(name, None)  # (waiters on the old one learn it is rebuilt)
+            self._where.pop(name, None)
+        for name in lost:
+            for dependent in self._dependents[name]:
+                if dependent not in self._outcomes:
+                    self._waiting[dependent] += 1
+        for name in lost:
+            self._waiting[name] = sum(d not in self._available_now for d in self.jobs[name].after)
+            self._emit(name, "build", "requeued", f"it was only on engine {engine}, now lost")
+            self._queued.discard(name)
+            if self._waiting[name] == 0:
+                self._enqueue(name)
+        if lost:
+            self._dispatch()
 
     async def _gone(self, engine: str, why: str) -> bool:
         """Whether ``engine``, where a build just failed, is going away (pools only).
@@ -643,13 +713,53 @@ class Scheduler:
         return engine not in self._live
 
     async def _answers(self, engine: str) -> bool:
-        """Whether ``engine`` still answers a ping (pools only)."""
-        with anyio.move_on_after(PING_SECONDS):
+        """Whether ``engine`` still answers a ping."""
+        with anyio.move_on_after(self.ping_seconds):
             try:
                 return await self.worker.alive(engine)
             except MzbuildError:
                 return False
         return False
+
+    async def _on(self, engine: str, work: Callable[[], Awaitable[T]]) -> T:
+        """``work()`` against ``engine``, watched: if the engine stops answering pings
+        meanwhile, the work is cancelled and :class:`EngineError` raised."""
+        with anyio.CancelScope() as scope:
+            scopes = self._inflight.setdefault(engine, set())
+            scopes.add(scope)
+            if engine not in self._pinging and self._tg is not None:
+                self._pinging.add(engine)
+                self._tg.start_soon(self._heartbeat, engine)
+            try:
+                return await work()
+            finally:
+                scopes.discard(scope)
+                if not scopes and engine in self._idle:
+                    self._idle[engine].set()
+        raise EngineError(self.load[engine].lost or f"engine {engine} stopped answering")
+
+    async def _heartbeat(self, engine: str) -> None:
+        """Ping ``engine`` while it has work in flight; lose it when it stops answering."""
+        try:
+            while self._inflight.get(engine) and engine in self._live:
+                idle = self._idle[engine] = anyio.Event()
+                with anyio.move_on_after(self.heartbeat):
+                    await idle.wait()
+                if not self._inflight.get(engine) or engine not in self._live:
+                    return
+                if not await self._answers(engine):
+                    who = f"engine {engine}" if self.pooled else "the Docker engine"
+                    error = EngineError(
+                        f"{who} gave no answer to a ping in {self.ping_seconds:g} s"
+                        " (frozen?); its work was stopped"
+                    )
+                    for scope in self._inflight.get(engine, ()):
+                        scope.cancel()
+                    self._lose(engine, error)
+                    return
+        finally:
+            self._pinging.discard(engine)
+            self._idle.pop(engine, None)
 
     def _requeue(self, job: Job, engine: str, phase: str, why: str) -> None:
         """``job``'s build went with a lost engine: run it elsewhere, a bounded number of times."""
@@ -700,7 +810,7 @@ class Scheduler:
             self._where[job.name] = engine
             self._emit(job.name, "pull", "start", engine=engine)
             try:
-                await self.worker.pull(job.name, engine)
+                await self._on(engine, partial(self.worker.pull, job.name, engine))
             except EngineError as exc:
                 self._lose(engine, exc)
                 self._fail(job.name, f"the home engine {engine} was lost: {exc}", phase="pull")
@@ -723,7 +833,7 @@ class Scheduler:
             try:
                 for need in sorted({*job.needs, *job.after}):
                     await self._bring(need, engine, name)
-                elsewhere = await self.worker.build(name, engine)
+                elsewhere = await self._on(engine, partial(self.worker.build, name, engine))
             finally:
                 self._free[engine] += 1
                 self.load[engine].running -= 1
@@ -731,6 +841,12 @@ class Scheduler:
         except EngineError as exc:
             self._lose(engine, exc)
             self._requeue(job, engine, "build", str(exc))
+            return
+        except _Rebuilt as rebuilt:
+            # Released again once the parent is there (its wait was counted up).
+            self._queued.discard(name)
+            self._emit(name, "build", "requeued", f"{rebuilt.image} is being built again", engine)
+            self._dispatch()
             return
         except MzbuildError as exc:
             if self.pooled and await self._gone(engine, str(exc)):
@@ -759,6 +875,8 @@ class Scheduler:
         """Bring a target built on another engine into the home engine."""
         try:
             await self._bring(job.name, self.home, job.name)
+        except _Rebuilt:
+            return  # (its new build comes home in its turn)
         except EngineError as exc:
             self._lose(self.home, exc)
             self._fail(job.name, f"the home engine {self.home} was lost: {exc}")
@@ -782,7 +900,7 @@ class Scheduler:
                 async with self._limiter(self.jobs[image].registry):
                     self._emit(job, "transfer", "start", image, engine)
                     try:
-                        await self.worker.fetch(image, engine)
+                        await self._on(engine, partial(self.worker.fetch, image, engine))
                     except BaseException:
                         self._emit(job, "transfer", "failed", image, engine)
                         raise
@@ -803,6 +921,8 @@ class Scheduler:
             assert self._tg is not None
             self._tg.start_soon(self._send, image)
         await copy.event.wait()
+        if copy.error and self._copies.get(image) is not copy:
+            raise _Rebuilt(image)  # lost with its engine and being built again
         if copy.error:
             raise TransferError(f"{image} could not reach the registry: {copy.error}")
 
@@ -819,7 +939,7 @@ class Scheduler:
             async with self._limiter(job.registry):
                 self._emit(image, "send", "start", engine=engine)
                 try:
-                    await self.worker.send(image, engine)
+                    await self._on(engine, partial(self.worker.send, image, engine))
                 except EngineError as exc:
                     self._emit(image, "send", "failed", str(exc), engine)
                     self._lose(engine, exc)
@@ -845,7 +965,7 @@ class Scheduler:
         async with self._limiter(job.registry):
             self._emit(job.name, "push", "start", engine=engine)
             try:
-                note = await self.worker.push(job.name, engine)
+                note = await self._on(engine, partial(self.worker.push, job.name, engine))
             except EngineError as exc:
                 self._lose(engine, exc)
                 if job.action is Action.BUILD:

@@ -5,7 +5,11 @@ engine or the engines of a pool (:class:`~..engine.protocol.Engine`),
 cargo (:mod:`.cargo`: each image's outputs staged as they land) and the
 registry client. Pulls and pushes retry transient failures with the one
 retry policy; before a push the tag is looked up again (another job may
-have published it) and after it the tag is confirmed with a ``HEAD``.
+have published it) and after it the tag is confirmed with a ``HEAD``. A
+fingerprint tag is pushed only over a definite "absent" of this run: when
+the registry cannot tell, nothing is pushed (it may hold another digest).
+A pull that meets "manifest unknown" records the tag as ``stale``: the run
+decides again.
 Images another CI step builds are awaited in the registry (or its failure
 marker, :mod:`.markers`) before they are pulled; images move between the
 engines of a pool through the registry (``send``, ``fetch``).
@@ -27,7 +31,7 @@ import anyio
 from ..engine.buildx import BuildxBuilder
 from ..engine.docker import BuildRequest, registry_auth
 from ..engine.protocol import Engine
-from ..errors import BuildError, CargoBuildError, EngineError, TransferError
+from ..errors import BuildError, CargoBuildError, EngineError, ManifestUnknown, TransferError
 from ..model.manifest import CargoBuild, Copy
 from ..model.options import Arch
 from ..model.spec import fingerprint_of
@@ -38,6 +42,7 @@ from ..registry.writer import RegistryWriter
 from ..source.repository import Repository
 from ..store.locks import spec_lock
 from ..support import logs
+from ..support.deadline import deadline
 from ..support.events import Event, Listener, ignore
 from ..support.retry import DEFAULT_RETRY, RetryPolicy, Transient, call_with_retries
 from .cargo import (
@@ -110,8 +115,15 @@ class EngineWorker:
     awaited: AbstractSet[str] = frozenset()
     #: ``--wait``: how long to await each of them.
     wait: float = 3600.0
+    #: The pipeline run this CI step is part of (failure markers of others are ignored).
+    pipeline_run: str = ""
     #: Seconds waited for each awaited image.
     waited: dict[str, float] = field(default_factory=dict)
+    #: Specs this run found absent although a lookup said present (a failed
+    #: pull's "manifest unknown"): pushed without asking the registry again.
+    absent: AbstractSet[str] = frozenset()
+    #: Specs a pull found missing in this round (the run decides again).
+    stale: set[str] = field(default_factory=set)
     #: When this run started (UNIX time): older failure markers are ignored.
     _since: float = field(default_factory=time.time)
     _artifacts: CargoArtifacts | None = None
@@ -232,31 +244,44 @@ class EngineWorker:
         await self._pull(name, self.specs[name], engine)
 
     async def _await_published(self, name: str) -> None:
-        """HEAD the image's tag with backoff until the registry has it or ``wait`` ends."""
+        """HEAD the image's tag with backoff until the registry has it, the step that
+        builds it marked it failed, or ``wait`` seconds have passed in all (each
+        request gets what is left of them, so ``--wait`` is a bound)."""
         spec = self.specs[name]
         ref = parse_reference(spec)
         start = self.clock()
         pause = 0.5
-        while True:
-            probe = await self.client.lookup(ref)
-            waited = self.clock() - start
-            if probe.status is Status.PRESENT:
-                self.waited[name] = waited
-                return
-            failure = await failure_of(RegistryWriter(self.client), spec, self._since)
-            if failure is not None:
-                self.waited[name] = waited
-                raise TransferError(
-                    f"{name} will not come: the step that builds it failed ({failure})"
+        unknown = ""
+        with deadline(self.wait), anyio.move_on_after(self.wait):
+            while True:
+                # (a request the time runs out on is the registry's fault, not the step's)
+                unknown = "a request got no answer"
+                probe = await self.client.lookup(ref)
+                if probe.status is Status.PRESENT:
+                    self.waited[name] = self.clock() - start
+                    return
+                previous = (probe.detail or "no answer") if probe.status is Status.UNKNOWN else ""
+                failure = await failure_of(
+                    RegistryWriter(self.client), spec, self._since, run=self.pipeline_run
                 )
-            if waited + pause > self.wait:
-                self.waited[name] = waited
-                raise TransferError(
-                    f"{name} was not published within {self.wait:g} s: the step that builds it"
-                    " failed or has not run (--wait)"
-                )
-            await anyio.sleep(pause)
-            pause = min(pause * 2, 15.0)
+                unknown = previous
+                if failure is not None:
+                    self.waited[name] = self.clock() - start
+                    raise TransferError(
+                        f"{name} will not come: the step that builds it failed ({failure})"
+                    )
+                await anyio.sleep(pause)
+                pause = min(pause * 2, 15.0)
+        self.waited[name] = self.clock() - start
+        if unknown:
+            raise TransferError(
+                f"{name}: the registry did not tell within {self.wait:g} s whether it was"
+                f" published ({unknown}); the registry, not the step, is at fault (--wait)"
+            )
+        raise TransferError(
+            f"{name} was not published within {self.wait:g} s: the step that builds it"
+            " failed or has not run (--wait)"
+        )
 
     async def _pull(self, name: str, ref: str, engine: str) -> None:
         docker = self._engine(engine)
@@ -265,6 +290,30 @@ class EngineWorker:
             await self._retrying(lambda: docker.pull(ref, auth, self._line(name, "pull")))
         except Transient as exc:
             raise TransferError(f"pull of {ref} failed after retries: {exc}") from None
+        except ManifestUnknown as exc:
+            if ref == self.specs[name]:
+                self.stale.add(ref)
+            raise ManifestUnknown(
+                f"{name}: the registry does not have {ref}, which a lookup said it has"
+                f" (deleted since?): {exc}"
+            ) from None
+
+    async def _may_push(self, name: str, ref: str) -> str:
+        """Empty when ``ref`` may be pushed (definitely absent), else why it need not be;
+        raises when the registry cannot tell (it may hold another digest there)."""
+        if ref in self.absent:
+            return ""
+        probe = await self.client.lookup(parse_reference(ref))
+        if probe.get_may_help:
+            probe = await self.client.lookup(parse_reference(ref), method="GET")
+        if probe.status is Status.PRESENT:
+            return "already published (by another run)"
+        if probe.status is Status.UNKNOWN:
+            raise TransferError(
+                f"{name}: the registry could not tell whether it has {ref}"
+                f" ({probe.detail or 'no answer'}); nothing pushed"
+            )
+        return ""
 
     async def build(self, name: str, engine: str = "") -> str:
         """Build the image on ``engine``; "" when we did, else why not (another
@@ -303,7 +352,7 @@ class EngineWorker:
         if ref != spec:
             await docker.tag(spec, ref)
         async with spec_lock(self.cache_dir, f"push {ref}"):
-            if (await self.client.lookup(parse_reference(ref))).status is Status.PRESENT:
+            if await self._may_push(name, ref):
                 return
             auth = await self._auth(ref)
             try:
@@ -437,9 +486,9 @@ class EngineWorker:
         # Another process on this machine pushing the same tag holds this lock:
         # waiting for it, then asking the registry, pushes each tag once.
         async with spec_lock(self.cache_dir, f"push {spec}"):
-            before = await self.client.lookup(ref)
-            if before.status is Status.PRESENT:
-                return "already published (by another run)"
+            published = await self._may_push(name, spec)
+            if published:
+                return published
             auth = await self._auth(spec)
             try:
                 await self._retrying(lambda: docker.push(spec, auth, self._line(name, "push")))

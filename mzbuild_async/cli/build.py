@@ -27,16 +27,21 @@ from ..report.timeline import write_timeline
 from ..report.trace import run_trace
 from ..source.repository import Repository
 from ..store.challenges import save_challenges
+from ..support import logs
 from ..support.events import ignore
 from ..workflow.run import RunOptions, RunPlan, RunResult, plan_workflow, run_workflow
-from .parser import WORKFLOW_NAMES
-from .settings import engine_settings, registry_settings
+from .parser import PROG, WORKFLOW_NAMES
+from .settings import RegistrySettings, engine_settings, registry_settings
 
 WORKFLOWS = {name: Workflow(name) for name in WORKFLOW_NAMES}
 
 
 def _options(
-    args: argparse.Namespace, root: Path, tiers: tuple[str, ...], *, force: bool = False
+    args: argparse.Namespace,
+    root: Path,
+    settings: RegistrySettings,
+    *,
+    force: bool = False,
 ) -> RunOptions:
     jobs = args.jobs if args.jobs is not None else default_jobs()
     if jobs < 1:
@@ -44,7 +49,8 @@ def _options(
     if args.transfers < 1:
         raise UsageError(f"--transfers must be at least 1, not {args.transfers}")
     return RunOptions(
-        tiers=tiers,
+        tiers=settings.tiers,
+        trust_cache=args.trust_cache or settings.config.trust_cache,
         jobs=jobs,
         transfers=args.transfers,
         fail_fast=args.fail_fast,
@@ -69,7 +75,14 @@ def step_options(args: argparse.Namespace) -> dict[str, Any]:
         if not name:
             raise UsageError(f"--only {item!r}: give IMAGE or IMAGE=FINGERPRINT")
         expected[name] = fingerprint
-    return {"only": expected, "wait": args.wait, "step": args.step}
+    from ..build.markers import pipeline_run
+
+    return {
+        "only": expected,
+        "wait": args.wait,
+        "step": args.step,
+        "pipeline_run": pipeline_run(os.environ),
+    }
 
 
 async def run_build_command(
@@ -80,7 +93,7 @@ async def run_build_command(
     workflow = WORKFLOWS.get(command, Workflow.ACQUIRE)
     force = bool(getattr(args, "force", False))
     settings = registry_settings(args, repo.root)
-    options = _options(args, repo.root, settings.tiers, force=force)
+    options = _options(args, repo.root, settings, force=force)
     progress = make_progress(sys.stderr, verbose=args.verbose > 0, quiet=args.quiet > 0)
     try:
         async with settings.client(cache_dir) as client:
@@ -103,10 +116,11 @@ async def run_build_command(
         if progress is not None:
             progress.close()
     status = 0 if result.ok else 1
-    write_outputs(args, result, status)
     if command == "run":
         if not result.ok:
             sys.stdout.write(summary_text(result, status) + "\n")
+            return write_outputs(args, result, 1)
+        if write_outputs(args, result, status):
             return 1
         home = next(iter(result.engines), "")
         endpoint = next((e for e in options.engines if e.name == home), None)
@@ -115,40 +129,72 @@ async def run_build_command(
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
     else:
         sys.stdout.write(summary_text(result, status) + "\n")
-    return status
+    sys.stdout.flush()  # (the summary comes first, whatever happens to the files)
+    return write_outputs(args, result, status)
 
 
-def write_outputs(args: argparse.Namespace, result: RunResult, status: int) -> None:
-    """``--report``, ``--trace``, ``--timeline`` and the GitHub Actions step summary."""
-    title = f"mzbuild-async {result.workflow.value}"
-    if args.report:
-        document = report_document(result, status)
-        Path(args.report).write_text(json.dumps(document, indent=2) + "\n")
-    if args.trace:
-        trace = run_trace(result.steps, result.seconds, title, by_engine=result.pooled)
-        Path(args.trace).write_text(json.dumps(trace))
-    if args.timeline:
-        counts: dict[str, int] = {}
-        for r in result.images.values():
-            counts[r.action] = counts.get(r.action, 0) + 1
-        facts = {
-            "images": str(len(result.images)),
-            **{action: str(n) for action, n in sorted(counts.items())},
-            "seconds": f"{result.seconds:.2f}",
-            "exit status": str(status),
-        }
-        if result.pooled:
-            facts["engines"] = ", ".join(
-                f"{name} ({engine.builds} builds{', LOST' if engine.lost else ''})"
-                for name, engine in result.engines.items()
+def write_outputs(args: argparse.Namespace, result: RunResult, status: int) -> int:
+    """``--report``, ``--trace``, ``--timeline`` and the GitHub Actions step summary;
+    ``status``, or 1 when one of them could not be written (one line each: the run's
+    work is done and summarised, only its record is missing)."""
+    written = status
+    for flag, path, write in (
+        ("--report", args.report, _write_report),
+        ("--trace", args.trace, _write_trace),
+        ("--timeline", args.timeline, _write_timeline),
+        ("GITHUB_STEP_SUMMARY", _step_summary(), _append_step_summary),
+    ):
+        if not path:
+            continue
+        try:
+            write(Path(path), result, status)
+        except OSError as exc:
+            print(
+                f"{PROG}: error: {flag} {path}: could not write it ({exc.strerror or exc})",
+                file=sys.stderr,
             )
-        write_timeline(
-            Path(args.timeline), result.steps, result.seconds, title, facts, by_engine=result.pooled
+            written = written or 1
+    return written
+
+
+def _step_summary() -> str | None:
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        return os.environ.get("GITHUB_STEP_SUMMARY") or None
+    return None
+
+
+def _append_step_summary(path: Path, result: RunResult, status: int) -> None:
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(markdown_summary(result, status))
+
+
+def _write_report(path: Path, result: RunResult, status: int) -> None:
+    path.write_text(json.dumps(report_document(result, status), indent=2) + "\n")
+
+
+def _write_trace(path: Path, result: RunResult, status: int) -> None:
+    title = f"mzbuild-async {result.workflow.value}"
+    trace = run_trace(result.steps, result.seconds, title, by_engine=result.pooled)
+    path.write_text(json.dumps(trace))
+
+
+def _write_timeline(path: Path, result: RunResult, status: int) -> None:
+    title = f"mzbuild-async {result.workflow.value}"
+    counts: dict[str, int] = {}
+    for r in result.images.values():
+        counts[r.action] = counts.get(r.action, 0) + 1
+    facts = {
+        "images": str(len(result.images)),
+        **{action: str(n) for action, n in sorted(counts.items())},
+        "seconds": f"{result.seconds:.2f}",
+        "exit status": str(status),
+    }
+    if result.pooled:
+        facts["engines"] = ", ".join(
+            f"{name} ({engine.builds} builds{', LOST' if engine.lost else ''})"
+            for name, engine in result.engines.items()
         )
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary and os.environ.get("GITHUB_ACTIONS") == "true":
-        with open(step_summary, "a", encoding="utf-8") as out:
-            out.write(markdown_summary(result, status))
+    write_timeline(path, result.steps, result.seconds, title, facts, by_engine=result.pooled)
 
 
 async def _run_container(spec: str, argv: list[str], home: Endpoint | None) -> int:
@@ -196,9 +242,10 @@ async def run_publish_manifest(
     for name, outcome in results.items():
         if isinstance(outcome, Exception):
             failed += 1
-            document[name] = {"error": str(outcome)}
+            error = logs.redact_text(str(outcome))
+            document[name] = {"error": error}
             if not args.json:
-                sys.stdout.write(f"{name}  failed  {outcome}\n")
+                sys.stdout.write(f"{name}  failed  {error}\n")
             continue
         document[name] = outcome.to_json()
         if not args.json:
@@ -215,7 +262,8 @@ def plan_text(plan: RunPlan) -> str:
     engine = ("ENGINE",) if pooled else ()
     rows = [("IMAGE", "FINGERPRINT", "LOCAL", "PUBLISHED", "ACTION", *engine, "WHY")]
     for name, image in document.items():
-        why = image["reason"] + (f" [{image['tier']}]" if image["tier"] else "")
+        tier = ", ".join(filter(None, [image["tier"], image.get("cached")]))
+        why = image["reason"] + (f" [{tier}]" if tier else "")
         rows.append(
             (
                 name,

@@ -61,8 +61,10 @@ def check_text(
     lines = [f"{'IMAGE':<{width}}  {'STATUS':<8} {'TIER':<9} {'TIME':>9}  SPEC"]
     for name, spec in names.items():
         a = answers[spec]
+        cached = f"  ({a.detail}, not confirmed)" if a.tier == "disk" else ""
         lines.append(
-            f"{name:<{width}}  {a.status.value:<8} {a.tier or '-':<9} {_ms(a.seconds):>9}  {spec}"
+            f"{name:<{width}}  {a.status.value:<8} {a.tier or '-':<9} {_ms(a.seconds):>9}"
+            f"  {spec}{cached}"
         )
     counts = {s: sum(1 for a in answers.values() if a.status is s) for s in Status}
     lines.append("")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import gc
 import json
 import os
@@ -55,6 +56,8 @@ def options_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Buil
         sanitizer = Sanitizer.parse(args.sanitizer)
     else:
         sanitizer = Sanitizer.parse(environ.get("CI_SANITIZER") or "none", source="CI_SANITIZER")
+    registry = args.image_registry or DEFAULT_IMAGE_REGISTRY
+    prefix = DEFAULT_IMAGE_PREFIX if args.image_prefix is None else args.image_prefix
     return BuildOptions(
         profile=profile,
         arch=_single_arch(args),
@@ -64,8 +67,8 @@ def options_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Buil
             else env_is_truthy(environ, "CI_COVERAGE_ENABLED")
         ),
         sanitizer=sanitizer,
-        image_registry=args.image_registry or DEFAULT_IMAGE_REGISTRY,
-        image_prefix=DEFAULT_IMAGE_PREFIX if args.image_prefix is None else args.image_prefix,
+        image_registry=registry,
+        image_prefix=prefix,
     )
 
 
@@ -80,11 +83,16 @@ def _targets(args: argparse.Namespace, repo: Repository) -> list[str]:
     every = getattr(args, "all", False)  # `run` names one image and has no --all
     if every and args.images:
         raise UsageError("give IMAGE names or --all, not both")
+    only = getattr(args, "only", None)
+    if only and (args.images or every):
+        raise UsageError(
+            f"{args.command}: --only names a CI step's own images, which are its targets;"
+            " give no IMAGE or --all with it"
+        )
+    if only:  # a CI step: its own images are the targets
+        return [repo.image(item.partition("=")[0]).name for item in only]
     if every:
         return list(repo.images)
-    only = getattr(args, "only", None)
-    if not args.images and only:  # a CI step: its own images are the targets
-        return [repo.image(item.partition("=")[0]).name for item in only]
     if not args.images:
         raise UsageError(f"{args.command}: name at least one IMAGE, or pass --all")
     return [repo.image(name).name for name in args.images]
@@ -159,8 +167,26 @@ def _describe_text(d: ImageDescription) -> str:
     return "\n".join(lines)
 
 
+def check_output_paths(args: argparse.Namespace) -> None:
+    """``--report``, ``--trace`` and ``--timeline`` must be writable files, checked
+    before any work (a run that built and pushed for minutes must not fail on them)."""
+    for flag in ("report", "trace", "timeline"):
+        value = getattr(args, flag, None)
+        if not value:
+            continue
+        path = Path(value)
+        parent = path.parent
+        if path.is_dir():
+            raise UsageError(f"--{flag} {value}: is a directory; name a file")
+        if not parent.is_dir():
+            raise UsageError(f"--{flag} {value}: there is no directory {parent}; create it first")
+        if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise UsageError(f"--{flag} {value}: cannot write there (permissions or read-only)")
+
+
 async def run_command(args: argparse.Namespace) -> int:
     """Run the parsed command; returns the exit status."""
+    check_output_paths(args)
     environ = dict(os.environ)
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(environ)
     if args.command == "cache":
@@ -391,16 +417,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = anyio.run(_run_until_terminated, args, terminated)
     except MzbuildError as exc:
         if not terminated:
-            print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
+            print(f"{PROG}: error: {one_line(logs.redact_text(str(exc)))}", file=sys.stderr)
             return exc.exit_status
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; stopped all work, pushed nothing unfinished", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader went away (e.g. `| head`); nothing left to say.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _drop_stdout()
         return 141
+    except OSError as exc:
+        if exc.errno not in OUTPUT_ERRNOS:
+            raise
+        return _output_failed(exc)
     if terminated:
         print(
             f"{PROG}: terminated (SIGTERM); stopped all work, pushed nothing unfinished",
@@ -408,6 +437,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 128 + signal.SIGTERM
     return status
+
+
+#: What a write to stdout fails with when its file cannot take more (``> /dev/full``).
+OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT})
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so nothing flushes into a broken one at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def _output_failed(exc: OSError) -> int:
+    """One line for output that stdout could not take; exit status 1."""
+    _drop_stdout()
+    print(f"{PROG}: error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+    return 1
 
 
 def entry() -> None:
@@ -421,7 +467,15 @@ def entry() -> None:
     """
     gc.set_threshold(GC_THRESHOLD)
     status = main()
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _drop_stdout()
+        status = status or 141
+    except OSError as exc:
+        if exc.errno not in OUTPUT_ERRNOS:
+            raise
+        status = max(status, _output_failed(exc))
     sys.stderr.flush()
     others = [t for t in threading.enumerate() if t is not threading.main_thread()]
     if all(t.daemon for t in others):  # anyio's idle worker threads are daemons

@@ -25,9 +25,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{PROG}: error: {one_line(message)} (see `{self.prog} --help`)\n")
 
 
+#: Characters of one message line at most (a value quoted whole must not flood a log).
+MESSAGE_CHARS = 2000
+
+
 def one_line(text: str) -> str:
-    """``text`` with its lines joined: every message a user sees is one line."""
-    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+    """``text`` with its lines joined: every message a user sees is one line (of at
+    most :data:`MESSAGE_CHARS` characters)."""
+    line = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    if len(line) > MESSAGE_CHARS:
+        line = f"{line[:MESSAGE_CHARS]}... ({len(line) - MESSAGE_CHARS} more characters)"
+    return line
 
 
 def positive_seconds(text: str) -> float:
@@ -336,6 +344,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--timeline", metavar="FILE", help="write a self-contained HTML Gantt chart of the run"
+    )
+    p.add_argument(
+        "--trust-cache",
+        action="store_true",
+        help="ensure and CI steps: take the lookup cache's 'present' without asking the"
+        " registry again (registries that never delete tags; also [lookup] trust-cache)",
     )
     p.add_argument(
         "--builder",

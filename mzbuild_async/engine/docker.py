@@ -14,20 +14,32 @@ import base64
 import importlib
 import json
 import re
-from collections.abc import AsyncIterable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
-from ..errors import DockerBuildError, EngineError, TransferError
+from ..errors import DockerBuildError, EngineError, ManifestUnknown, TransferError
 from ..registry.auth import Credentials
+from ..support import logs
 from ..support.lines import strip_ansi
 from .endpoints import Endpoint, cpu_count, docker_platform
 from .protocol import LineSink
 
+T = TypeVar("T")
+
 #: Lines of build output kept to explain a failure.
 TAIL_LINES = 20
+
+#: Seconds a short request (ping, info, inspect, tag, remove, container
+#: create/start/delete) may take: a frozen engine accepts connections but never
+#: answers, and aiodocker has no timeout of its own for these.
+REQUEST_SECONDS = 30.0
+
+#: Seconds the clean-up of a ``run`` container may take when the run is over
+#: (or cancelled); past it the container is left, with a warning.
+CLEANUP_SECONDS = 5.0
 
 
 def _drop(line: str) -> None:
@@ -61,6 +73,14 @@ class BuildRequest:
     also_tag: Sequence[str] = ()
 
 
+def _identity(info: Mapping[str, Any]) -> str:
+    """One engine's identity from its ``/info`` (see :attr:`EngineInfo.id`)."""
+    engine_id = str(info.get("ID") or "")
+    if not engine_id:
+        return ""
+    return f"{engine_id} {info.get('Name', '')} {info.get('DockerRootDir', '')}"
+
+
 def _is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError | ValueError) or type(exc).__module__.startswith("aiohttp")
 
@@ -72,16 +92,32 @@ class EngineInfo:
     platform: str
     cpus: int
     version: str = ""
+    #: Who the engine is: ``/info``'s ``ID``, host name and data root together (one
+    #: engine under several URLs has one; the ID alone is shared by the daemons of a
+    #: machine, as it comes from ``/etc/docker/key.json``). Empty when it has no ID.
+    id: str = ""
 
 
 class DockerEngine:
     """One connection to a Docker engine: the local one (``DOCKER_HOST``
     honoured), or the one at ``endpoint`` (a pool member)."""
 
-    def __init__(self, endpoint: Endpoint | None = None) -> None:
+    def __init__(
+        self, endpoint: Endpoint | None = None, *, request_seconds: float = REQUEST_SECONDS
+    ) -> None:
         self.endpoint = endpoint
+        self.request_seconds = request_seconds
         self._docker: Any = None
         self._lock = anyio.Lock()
+
+    async def _bounded(self, doing: str, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()``, or EngineError when the engine gives no answer in time."""
+        with anyio.move_on_after(self.request_seconds):
+            return await call()
+        raise EngineError(
+            f"{self.label} gave no answer in {self.request_seconds:g} s while {doing};"
+            " is it frozen or overloaded?"
+        )
 
     @property
     def label(self) -> str:
@@ -128,7 +164,9 @@ class DockerEngine:
         """The engine's version; EngineError if there is no engine."""
         docker = await self.client()
         try:
-            version = await docker.version()
+            version = await self._bounded("connecting", docker.version)
+        except EngineError:
+            raise
         except Exception as exc:
             if _is_connection_error(exc) or getattr(exc, "status", 0) == 900:
                 raise self._engine_error(exc, "connecting") from None
@@ -139,13 +177,18 @@ class DockerEngine:
         """Platform, CPU count and version, from ``GET /info``."""
         docker = await self.client()
         try:
-            info = await docker.system.info()
+            info = await self._bounded("connecting", docker.system.info)
+        except EngineError:
+            raise
         except Exception as exc:
             if _is_connection_error(exc) or getattr(exc, "status", 0) == 900:
                 raise self._engine_error(exc, "connecting") from None
             raise EngineError(f"{self.label} refused an info request: {exc}") from None
         return EngineInfo(
-            docker_platform(info), cpu_count(info), str(info.get("ServerVersion", ""))
+            docker_platform(info),
+            cpu_count(info),
+            str(info.get("ServerVersion", "")),
+            _identity(info),
         )
 
     async def exists(self, spec: str) -> bool:
@@ -154,7 +197,7 @@ class DockerEngine:
         import aiodocker
 
         try:
-            await docker.images.inspect(spec)
+            await self._bounded(f"looking for {spec}", lambda: docker.images.inspect(spec))
         except aiodocker.exceptions.DockerError as exc:
             if exc.status == 404:
                 return False
@@ -199,7 +242,10 @@ class DockerEngine:
             import aiodocker
 
             if isinstance(exc, aiodocker.exceptions.DockerError) and exc.status != 900:
-                raise TransferError(
+                kind = (
+                    ManifestUnknown if MANIFEST_UNKNOWN.search(str(exc.message)) else TransferError
+                )
+                raise kind(
                     f"{doing}: the engine answered {exc.status}: {exc.message}",
                     transient=exc.status >= 500,
                 ) from None
@@ -273,7 +319,11 @@ class DockerEngine:
         if "/" in tag or not repo:
             repo, tag = target, "latest"
         try:
-            await docker.images.tag(source, repo, tag=tag)
+            await self._bounded(
+                f"tagging {target}", lambda: docker.images.tag(source, repo, tag=tag)
+            )
+        except EngineError:
+            raise
         except Exception as exc:
             if _is_connection_error(exc):
                 raise self._engine_error(exc, f"tagging {target}") from None
@@ -333,32 +383,61 @@ class DockerEngine:
         import aiodocker
 
         try:
-            await docker.images.delete(spec, force=True)
+            await self._bounded(f"removing {spec}", lambda: docker.images.delete(spec, force=True))
         except aiodocker.exceptions.DockerError as exc:
             if exc.status != 404:
                 raise EngineError(f"could not remove {spec}: {exc.message}") from None
 
     async def run(self, spec: str, args: Sequence[str], on_output: Callable[[bytes], None]) -> int:
-        """Run ``spec`` with ``args`` in a fresh container, removed afterwards; its exit code."""
+        """Run ``spec`` with ``args`` in a fresh container, removed afterwards; its exit code.
+
+        The container is removed also when the run is cancelled, within
+        :data:`CLEANUP_SECONDS`: an engine that does not answer by then keeps
+        it, and a warning says how to remove it.
+        """
         docker = await self.client()
         config: dict[str, Any] = {"Image": spec, "AttachStdout": True, "AttachStderr": True}
         if args:
             config["Cmd"] = list(args)
         try:
-            container = await docker.containers.create(config=config)
+            container = await self._bounded(
+                f"creating a container from {spec}",
+                lambda: docker.containers.create(config=config),
+            )
+        except EngineError:
+            raise
         except Exception as exc:
             if _is_connection_error(exc):
                 raise self._engine_error(exc, f"running {spec}") from None
             raise EngineError(f"could not create a container from {spec}: {exc}") from None
         try:
-            await container.start()
+            await self._bounded(f"starting a container from {spec}", container.start)
             async for chunk in container.log(stdout=True, stderr=True, follow=True):
                 on_output(chunk.encode() if isinstance(chunk, str) else chunk)
             result = await container.wait()
             return int(result.get("StatusCode", 1))
         finally:
-            with anyio.CancelScope(shield=True):
-                await container.delete(force=True)
+            await self._remove_container(container.id)
+
+    async def _remove_container(self, container_id: str) -> None:
+        """Remove a container (shielded, bounded: also when the run is cancelled)."""
+        short = container_id[:12]
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(CLEANUP_SECONDS) as scope:
+                try:
+                    await (
+                        (await self.client()).containers.container(container_id).delete(force=True)
+                    )
+                except Exception as exc:  # the engine went away: say what is left
+                    logs.warning(
+                        f"{self.label}: could not remove container {short} ({exc});"
+                        f" remove it with `docker rm -f {short}`"
+                    )
+            if scope.cancelled_caught:
+                logs.warning(
+                    f"{self.label} did not answer in {CLEANUP_SECONDS:g} s; left container"
+                    f" {short} behind: remove it with `docker rm -f {short}`"
+                )
 
 
 #: The digest in a push's last status line (``TAG: digest: sha256:... size: N``).
@@ -374,9 +453,16 @@ TRANSIENT_STREAM_ERROR = re.compile(
 )
 
 
+#: What the engine says when the registry has no manifest at a tag (dockerd:
+#: ``manifest for X not found: manifest unknown``; podman: ``manifest unknown``).
+MANIFEST_UNKNOWN = re.compile(r"manifest unknown|manifest for \S+ not found", re.IGNORECASE)
+
+
 def _stream_error(what: str, item: Mapping[str, Any]) -> TransferError:
     """The error an ``error`` item of a pull or push stream stands for."""
     message = str(item.get("error", "")).strip()
+    if MANIFEST_UNKNOWN.search(message):
+        return ManifestUnknown(f"{what} failed: {message}")
     return TransferError(
         f"{what} failed: {message}", transient=bool(TRANSIENT_STREAM_ERROR.search(message))
     )

@@ -33,6 +33,8 @@ class Member:
     engine: Engine
     platform: str
     slots: int
+    #: The engine's own ID (empty when it does not say).
+    id: str = ""
 
 
 async def open_pool(
@@ -64,6 +66,7 @@ async def open_pool(
                     engine,
                     endpoint.platform or info.platform,
                     slots or endpoint.slots or info.cpus,
+                    info.id,
                 )
                 return
         logs.warning(f"{why}; left out of this run")
@@ -82,11 +85,38 @@ async def open_pool(
             f"none of the {len(endpoints)} engines answered; start them or fix --engine"
             " / [[engine]] in mzbuild-async.toml"
         )
-    return [members[i] for i in sorted(members)]
+    return await _distinct([members[i] for i in sorted(members)])
+
+
+async def _distinct(members: list[Member]) -> list[Member]:
+    """The members without repeats: one engine reached under several URLs (the same
+    socket by two paths, a context and its URL) counts once, as the first of them."""
+    first: dict[str, Member] = {}
+    kept: list[Member] = []
+    for member in members:
+        same = first.get(member.id) if member.id else None
+        if same is None:
+            first[member.id] = member
+            kept.append(member)
+            continue
+        logs.warning(
+            f"engine {member.name} ({member.url}) is the same Docker engine as {same.name}"
+            f" ({same.url}: same ID, host and data root); left out, so it is not used twice"
+        )
+        with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_SECONDS):
+            await member.engine.aclose()
+    return kept
+
+
+#: Seconds closing one engine's connection may take (an SSH engine that froze
+#: may never answer the goodbye).
+CLOSE_SECONDS = 5.0
 
 
 async def close_pool(engines: Sequence[Engine]) -> None:
-    """Close every engine's connection (shielded: also when the run is cancelled)."""
+    """Close every engine's connection (shielded and bounded: also when the run is
+    cancelled, and when an engine no longer answers)."""
     with anyio.CancelScope(shield=True):
         for engine in engines:
-            await engine.aclose()
+            with anyio.move_on_after(CLOSE_SECONDS):
+                await engine.aclose()

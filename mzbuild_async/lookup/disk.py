@@ -1,17 +1,24 @@
-"""The disk tier: specs known to be present, kept across runs in SQLite.
+"""The disk tier: specs seen present before, kept across runs in SQLite.
 
-Fingerprint tags are content-addressed and never move, so "present" stays
-true. "Absent" is never stored: another CI job may publish it a second
-later. Any error with the store is one warning, then the tier is skipped.
-Each row carries a check over its spec: a row that fails it (or is not a
+Fingerprint tags are content-addressed and never move, but a tag can be
+deleted (a retention policy, a registry's own clean-up): a stored
+"present" is a hint with an age, not the truth. ``check``, ``plan`` and
+``acquire`` use it as an answer (shown with its age); ``ensure`` and CI
+steps confirm it with the registry (:class:`~.engine.LookupEngine`'s
+``confirm``), and any ``absent`` the registry gives evicts it at once.
+"Absent" is never stored: another CI job may publish it a second later.
+Any error with the store is one warning, then the tier is skipped. Each
+row carries a check over its spec: a row that fails it (or is not a
 fingerprint spec at all) is a miss, is deleted, and gives one warning.
 """
 
 from __future__ import annotations
 
 import hmac
+import math
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,10 +43,12 @@ def _check(spec: str) -> bytes:
     return row_check(b"present", spec.encode())
 
 
-def _valid(spec: object, check: object) -> bool:
+def _valid(spec: object, check: object, seen: object) -> bool:
     return (
         isinstance(spec, str)
         and isinstance(check, bytes)
+        and isinstance(seen, int | float)
+        and math.isfinite(seen)
         and _SPEC.fullmatch(spec) is not None
         and hmac.compare_digest(_check(spec), check)
     )
@@ -51,8 +60,10 @@ class DiskTier:
 
     directory: Path
     name: str = "disk"
-    _known: set[str] | None = None
+    #: Spec -> when it was seen present (UNIX time), once loaded.
+    _known: dict[str, float] | None = None
     _broken: bool = False
+    clock: Callable[[], float] = time.time
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
 
     @property
@@ -67,15 +78,15 @@ class DiskTier:
             " Delete the file or pass --no-disk-cache"
         )
 
-    def _load(self) -> set[str]:
+    def _load(self) -> dict[str, float]:
         if not self.path.exists():
-            return set()
+            return {}
         try:
             db = sqlite3.connect(self.path, timeout=10)
             try:
                 db.execute(_SCHEMA)
-                rows = db.execute("SELECT spec, checksum FROM present_v2").fetchall()
-                bad = [spec for spec, check in rows if not _valid(spec, check)]
+                rows = db.execute("SELECT spec, checksum, seen FROM present_v2").fetchall()
+                bad = [spec for spec, check, seen in rows if not _valid(spec, check, seen)]
                 if bad:
                     logs.warning(
                         f"{self.path}: {len(bad)} lookup cache entr"
@@ -84,21 +95,21 @@ class DiskTier:
                     )
                     with db:
                         db.executemany("DELETE FROM present_v2 WHERE spec = ?", [(b,) for b in bad])
-                return {spec for spec, check in rows if _valid(spec, check)}
+                return {spec: seen for spec, check, seen in rows if _valid(spec, check, seen)}
             finally:
                 db.close()
         except sqlite3.OperationalError as exc:
             self._warn("read", exc)
-            return set()
+            return {}
         except sqlite3.DatabaseError as exc:
             logs.warning(f"{self.path}: damaged lookup cache ({exc}); starting a new one")
             try:
                 self.path.unlink(missing_ok=True)
             except OSError:
                 self._broken = True
-            return set()
+            return {}
 
-    def _store(self, spec: str) -> None:
+    def _store(self, spec: str, seen: float) -> None:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=10)
@@ -108,33 +119,81 @@ class DiskTier:
                     db.execute(_OLD_TABLE)
                     db.execute(
                         "INSERT OR REPLACE INTO present_v2 VALUES (?, ?, ?)",
-                        (spec, time.time(), _check(spec)),
+                        (spec, seen, _check(spec)),
                     )
             finally:
                 db.close()
         except (sqlite3.Error, OSError) as exc:
             self._warn("write", exc)
 
-    async def lookup(self, spec: str, ref: Reference) -> Probe | None:
-        """Present if this spec was seen present before; else no opinion."""
-        if self._broken:
-            return None
+    def _delete(self, spec: str) -> None:
+        if not self.path.exists():
+            return
+        try:
+            db = sqlite3.connect(self.path, timeout=10)
+            try:
+                with db:
+                    db.execute(_SCHEMA)
+                    db.execute("DELETE FROM present_v2 WHERE spec = ?", (spec,))
+            finally:
+                db.close()
+        except (sqlite3.Error, OSError) as exc:
+            self._warn("write", exc)
+
+    async def _loaded(self) -> dict[str, float]:
         async with self._lock:
             if self._known is None:
                 self._known = await anyio.to_thread.run_sync(self._load)
-        return Probe(Status.PRESENT, "seen before") if spec in self._known else None
+            return self._known
+
+    async def lookup(self, spec: str, ref: Reference) -> Probe | None:
+        """Present if this spec was seen present before (with when); else no opinion."""
+        if self._broken:
+            return None
+        seen = (await self._loaded()).get(spec)
+        if seen is None:
+            return None
+        return Probe(Status.PRESENT, f"seen present {age(self.clock() - seen)} ago")
+
+    async def seen(self, spec: str) -> float | None:
+        """When ``spec`` was last seen present (UNIX time), if it is stored."""
+        if self._broken:
+            return None
+        return (await self._loaded()).get(spec)
 
     async def record(self, spec: str, status: Status) -> None:
-        """Keep a present answer; absent and unknown are never stored."""
+        """Keep a present answer (refreshing its time); absent and unknown are never stored."""
         if status is not Status.PRESENT or self._broken or _SPEC.fullmatch(spec) is None:
             return
-        if self._known is not None and spec in self._known:
+        known = await self._loaded()
+        now = self.clock()
+        if now - known.get(spec, -math.inf) < REFRESH_SECONDS:
             return
-        await anyio.to_thread.run_sync(self._store, spec)
-        if self._known is not None:
-            self._known.add(spec)
+        await anyio.to_thread.run_sync(self._store, spec, now)
+        known[spec] = now
+
+    async def forget(self, spec: str) -> None:
+        """Drop ``spec`` (the registry said it is absent, or a pull could not find it)."""
+        if self._broken:
+            return
+        known = await self._loaded()
+        if known.pop(spec, None) is not None:
+            await anyio.to_thread.run_sync(self._delete, spec)
 
     def clear(self) -> None:
         """Forget every stored answer."""
         self.path.unlink(missing_ok=True)
-        self._known = set()
+        self._known = {}
+
+
+#: A present answer stored less than this long ago is not written again.
+REFRESH_SECONDS = 3600.0
+
+
+def age(seconds: float) -> str:
+    """A short human age: ``40 s``, ``12 min``, ``5 h``, ``3 d``."""
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if seconds >= size * (2 if unit != "min" else 1):
+            return f"{seconds // size:.0f} {unit}"
+    return f"{seconds:.0f} s"

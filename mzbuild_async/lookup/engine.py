@@ -5,6 +5,11 @@ tiers (memory, disk, daemon) first, then one token prefetch per registry
 host for whatever is left, then the registry tiers. The first definite
 answer wins; concurrent lookups of one spec share one answer; ``unknown``
 is never remembered.
+
+With ``confirm`` (``ensure`` and CI steps, whose job is to guarantee
+publication), a "present" from the disk tier is a hint, not an answer: the
+registry is asked too (all at once, so about one round trip), and what it
+says wins. An ``absent`` from the registry evicts the disk entry at once.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from ..errors import UsageError
 from ..model.status import TIER_ORDER, Probe, Status
 from ..registry.client import RegistryClient
 from ..registry.names import Reference, parse_reference
+from ..support import logs
 from ..support.deadline import deadline
 from ..support.singleflight import SingleFlight
 from .daemon import DaemonTier
@@ -86,6 +92,8 @@ class LookupEngine:
     spans: list[Span] = field(default_factory=list)
     #: Whether :meth:`aclose` closes ``client`` (whoever made it closes it).
     owns_client: bool = True
+    #: Confirm the disk tier's "present" with the registry (see the module docstring).
+    confirm: bool = False
 
     def __post_init__(self) -> None:
         self._flights: SingleFlight[str, Answer] = SingleFlight()
@@ -100,6 +108,7 @@ class LookupEngine:
         cache_dir: str | os.PathLike[str] | None = None,
         manifest_on_docker_hub: bool = False,
         owns_client: bool | None = None,
+        confirm: bool = False,
     ) -> LookupEngine:
         """An engine with the named tiers (``cache_dir`` is needed for ``disk``).
 
@@ -124,7 +133,7 @@ class LookupEngine:
                 chosen.append(ManifestTier(client, allow_docker_hub=manifest_on_docker_hub))
             else:
                 raise UsageError(f"unknown tier {name!r}")
-        return cls(client=client, tiers=chosen, owns_client=owns)
+        return cls(client=client, tiers=chosen, owns_client=owns, confirm=confirm)
 
     async def warm_up(self, hosts: Iterable[str]) -> None:
         """Prepare ahead of lookups: the hosts' auth challenges, the engine connection."""
@@ -165,9 +174,38 @@ class LookupEngine:
         if isinstance(memory, MemoryTier):
             memory.record(spec, answer.status)
         disk = self.tier("disk")
-        # The disk tier keeps "published" across runs: a daemon hit is only local.
-        if isinstance(disk, DiskTier) and answer.tier not in ("disk", "daemon"):
+        if not isinstance(disk, DiskTier):
+            return
+        if answer.status is Status.ABSENT:
+            await disk.forget(spec)  # deleted from the registry since it was seen
+        elif answer.tier not in ("disk", "daemon"):
+            # The disk tier keeps "published" across runs: a daemon hit is only local.
             await disk.record(spec, answer.status)
+
+    async def forget(self, spec: str) -> None:
+        """Drop every remembered answer for ``spec`` (memory and disk)."""
+        memory = self.tier("memory")
+        if isinstance(memory, MemoryTier):
+            memory.forget(spec)
+        disk = self.tier("disk")
+        if isinstance(disk, DiskTier):
+            await disk.forget(spec)
+
+    def confirm_from_now(self) -> None:
+        """Confirm the disk tier's answers with the registry from now on (a tag it
+        vouched for was gone): "present" answers remembered so far are asked again."""
+        self.confirm = True
+        memory = self.tier("memory")
+        if isinstance(memory, MemoryTier):
+            memory.forget_present()
+
+    async def found_absent(self, spec: str) -> None:
+        """``spec`` is known absent for the rest of the run (a pull met "manifest
+        unknown"): evicted from the disk tier, absent in the memory tier."""
+        await self.forget(spec)
+        memory = self.tier("memory")
+        if isinstance(memory, MemoryTier):
+            memory.record(spec, Status.ABSENT)
 
     async def lookup(self, spec: str) -> Answer:
         """The answer for one spec (through every tier)."""
@@ -209,13 +247,13 @@ class LookupEngine:
         async def first_pass(spec: str) -> None:
             started[spec] = self.clock()
             cheap[spec] = await self._consult(spec, refs[spec], CHEAP_TIERS)
-            if not _undecided(cheap[spec]):  # decided here: no need to wait for the rest
+            if not self._undecided(cheap[spec]):  # decided here: no need to wait for the rest
                 await settle(spec, self._answer(spec, cheap[spec], started[spec]))
 
         async with anyio.create_task_group() as tg:
             for spec in refs:
                 tg.start_soon(first_pass, spec)
-        rest = [s for s in refs if _undecided(cheap[s])]
+        rest = [s for s in refs if self._undecided(cheap[s])]
         if rest and self.tier("registry") is not None:
             await self.client.prepare(refs[s] for s in rest)
 
@@ -225,6 +263,17 @@ class LookupEngine:
 
             async def ask() -> Answer:
                 found = await self._consult(spec, refs[spec], remote)
+                if found is not None and _unconfirmed(probe) and found[0].status is Status.UNKNOWN:
+                    assert probe is not None
+                    why = found[0].detail or "no answer"
+                    found = (
+                        Probe(
+                            Status.UNKNOWN,
+                            f"the lookup cache says present ({probe[0].detail}), but the"
+                            f" registry could not confirm it: {why}",
+                        ),
+                        found[1],
+                    )
                 return self._answer(spec, found or probe, started[spec])
 
             await settle(spec, await self._flights.do(spec, ask))
@@ -239,7 +288,7 @@ class LookupEngine:
         if decided is None:
             return Answer(spec, Status.UNKNOWN, None, seconds, "no tier could answer")
         probe, tier = decided
-        return Answer(spec, probe.status, tier, seconds, probe.detail)
+        return Answer(spec, probe.status, tier, seconds, logs.redact_text(probe.detail))
 
     def statistics(self) -> dict[str, TierStatistics]:
         """Per tier: how many lookups it took part in and their latencies."""
@@ -271,6 +320,13 @@ class LookupEngine:
         with anyio.CancelScope(shield=True):
             await self.aclose()
 
+    def _undecided(self, decided: Decided | None) -> bool:
+        """Whether the registry must be asked after the cheap tiers said ``decided``."""
+        if decided is None or decided[0].status is Status.UNKNOWN:
+            return True
+        return self.confirm and _unconfirmed(decided)
 
-def _undecided(decided: Decided | None) -> bool:
-    return decided is None or decided[0].status is Status.UNKNOWN
+
+def _unconfirmed(decided: Decided | None) -> bool:
+    """A "present" from the disk tier: seen in an earlier run, maybe deleted since."""
+    return decided is not None and decided[1] == "disk" and decided[0].status is Status.PRESENT

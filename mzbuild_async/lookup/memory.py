@@ -28,3 +28,7 @@ class MemoryTier:
     def forget(self, spec: str) -> None:
         """Drop what is known of ``spec`` (after pushing it, say)."""
         self._answers.pop(spec, None)
+
+    def forget_present(self) -> None:
+        """Drop every "present" (they may have come from the disk tier, unconfirmed)."""
+        self._answers = {k: v for k, v in self._answers.items() if v is not Status.PRESENT}

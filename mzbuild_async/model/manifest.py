@@ -18,7 +18,7 @@ from typing import Any, TypeAlias
 
 import yaml
 
-from ..errors import ManifestError
+from ..errors import ManifestError, shorten
 
 try:  # The C loader is several times faster; fall back to pure Python.
     from yaml import CSafeLoader as _Loader
@@ -108,17 +108,116 @@ def _entries(node: yaml.Node) -> dict[str, tuple[yaml.Node, yaml.Node]]:
     return {str(k.value): (k, v) for k, v in node.value}
 
 
+def inside(path: str) -> bool:
+    """Whether the relative ``path`` stays inside the directory it is relative to
+    (not absolute, no ``..`` out of it once normalised)."""
+    normalized = posixpath.normpath(path)
+    return not (
+        path.startswith("/") or normalized == ".." or normalized.startswith("../") or "\0" in path
+    )
+
+
 def _describe(value: object) -> str:
     if value is None:
         return "nothing"
-    return f"{value!r} ({type(value).__name__})"
+    return f"{shorten(repr(value))} ({type(value).__name__})"
+
+
+#: Nodes that YAML aliases may add to a manifest once expanded: a few hundred
+#: bytes of nested anchors can stand for billions of nodes ("billion laughs").
+MAX_ALIAS_NODES = 100_000
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _check_aliases(node: yaml.Node, path: str) -> None:
+    """Refuse a document whose aliases recurse or expand past :data:`MAX_ALIAS_NODES`
+    extra nodes; counted over the shared node graph, without expanding it."""
+    sizes: dict[int, int] = {}
+    pending: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(node, False)]
+    while stack:
+        current, done = stack.pop()
+        key = id(current)
+        if done:
+            pending.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in _children(current))
+            if sizes[key] - len(sizes) > MAX_ALIAS_NODES:
+                mark = current.start_mark
+                raise ManifestError(
+                    f"{path}:{mark.line + 1}:{mark.column + 1}: YAML aliases expand this"
+                    f" manifest past {MAX_ALIAS_NODES:,} nodes; write it out without nested"
+                    " anchors"
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in pending:
+            mark = current.start_mark
+            raise ManifestError(
+                f"{path}:{mark.line + 1}:{mark.column + 1}: a YAML alias refers to a node"
+                " that contains it (a recursive alias); a manifest cannot be recursive"
+            )
+        pending.add(key)
+        stack.append((current, True))
+        stack.extend((c, False) for c in _children(current) if id(c) not in sizes)
+
+
+#: Levels of nesting a manifest may have (it needs about four): libyaml's composer
+#: recurses in C, and a few hundred kilobytes of ``[[[[...`` overflow its stack.
+MAX_DEPTH = 64
+
+
+def _depth_bound(text: str | bytes) -> int:
+    """An upper bound of the nesting of ``text``, cheap to compute: every level needs
+    an indentation column, a bracket or brace, a ``-`` or a ``?``."""
+    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+    indent = max((len(line) - len(line.lstrip(b" ")) for line in data.splitlines()), default=0)
+    return 2 + indent + sum(data.count(c) for c in (b"[", b"{", b"-", b"?"))
+
+
+def _check_depth(text: str | bytes, path: str) -> None:
+    """Refuse a manifest nested deeper than :data:`MAX_DEPTH` before it is composed
+    (only manifests whose cheap bound allows it are read event by event)."""
+    if _depth_bound(text) <= MAX_DEPTH:
+        return
+    loader = _Loader(text)
+    depth = 0
+    try:
+        while (event := loader.get_event()) is not None:
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+                    raise ManifestError(
+                        f"{where}: nested more than {MAX_DEPTH} levels deep; a manifest"
+                        " needs a handful"
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+            elif isinstance(event, yaml.StreamEndEvent):
+                return
+    except yaml.YAMLError:
+        return  # (the parse proper reports it, with its place)
+    finally:
+        loader.dispose()
 
 
 def parse_manifest(text: str | bytes, path: str) -> Manifest:
     """Parse the text of the ``mzbuild.yml`` at repository-relative ``path``."""
+    _check_depth(text, path)
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
+        if node is not None:
+            _check_aliases(node, path)
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -299,6 +398,8 @@ class _Parser:
                 "'extract' must map packages to {source: destination} mappings,"
                 f" got {_describe(extract)}",
             )
+        if extract:
+            self._confined_extract(entries["extract"][1], index)
         return CargoBuild(
             bins=bins,
             examples=examples,
@@ -306,6 +407,25 @@ class _Parser:
             features=features,
             extract={pkg: dict(files) for pkg, files in extract.items()},
         )
+
+    def _confined_extract(self, node: yaml.Node, index: int) -> None:
+        """Every ``extract`` source stays in its build script's output directory and
+        every destination in the build context: relative, no ``..`` out of them."""
+        assert isinstance(node, yaml.MappingNode)
+        for _package, files in node.value:
+            assert isinstance(files, yaml.MappingNode)
+            for src, dst in files.value:
+                for side, value_node, place in (
+                    ("source", src, "the build script's output directory"),
+                    ("destination", dst, "the build context"),
+                ):
+                    if not inside(str(value_node.value)):
+                        raise self.doc.error(
+                            value_node,
+                            f"extract {side} {shorten(str(value_node.value))!r} in cargo-build"
+                            f" pre-image {index} points outside {place}; give a relative path"
+                            " inside it",
+                        )
 
     def _copy(
         self,
@@ -330,7 +450,7 @@ class _Parser:
                 )
             if key != "matching":
                 normalized = posixpath.normpath(value)
-                if value.startswith("/") or normalized == ".." or normalized.startswith("../"):
+                if not inside(value):
                     place = "the repository" if key == "source" else "the image directory"
                     raise self.doc.error(
                         entries[key][1],

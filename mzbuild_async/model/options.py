@@ -12,8 +12,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..errors import UsageError
-from .spec import format_spec
+from ..errors import UsageError, shorten
+from .spec import format_spec, repository_problem
 
 DEFAULT_IMAGE_REGISTRY = "ghcr.io/materializeinc/materialize"
 DEFAULT_IMAGE_PREFIX = ""
@@ -133,6 +133,12 @@ class BuildOptions:
             )
         if any(c.isspace() or c in ":@" for c in self.image_prefix):
             raise UsageError(f"invalid image prefix {self.image_prefix!r}")
+        problem = repository_problem(registry, "")
+        if problem is not None:
+            raise UsageError(f"invalid image registry {shorten(registry)!r}: {problem}")
+        problem = repository_problem(registry, self.image_prefix)
+        if problem is not None:
+            raise UsageError(f"invalid image prefix {shorten(self.image_prefix)!r}: {problem}")
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> BuildOptions:

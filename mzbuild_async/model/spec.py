@@ -9,6 +9,34 @@ from dataclasses import dataclass
 TAG_PREFIX = "mzbuild-"
 _SEPARATOR = ":" + TAG_PREFIX
 #: What the disk tier keeps: a repository path and an ``mzbuild-`` tag.
+#: One path component of a repository name, as Docker's reference grammar has it.
+PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+#: A registry host name or address, with an optional port.
+REGISTRY_HOST = re.compile(
+    r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+    r"|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?"
+)
+
+
+def repository_problem(registry: str, prefix: str) -> str | None:
+    """What keeps ``registry/{prefix}NAME`` from being a valid repository (None: nothing),
+    checked on an example name, as Docker's reference grammar has it."""
+    first, sep, rest = registry.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+        if not REGISTRY_HOST.fullmatch(first):
+            return f"{first!r} is not a host[:port]"
+        path = f"{rest}/{prefix}image" if rest else f"{prefix}image"
+    else:
+        path = f"{registry}/{prefix}image"
+    bad = next((c for c in path.split("/") if not PATH_COMPONENT.fullmatch(c)), None)
+    if bad is not None:
+        return (
+            f"{bad!r} is not a repository name component"
+            " (lower-case letters and digits, with '.', '_' or '-' between them)"
+        )
+    return None
+
+
 SPEC_PATTERN = re.compile(r"[^\s:@]+(?::[0-9]+)?/[^\s:@]+:mzbuild-[A-Za-z0-9_.-]{1,119}")
 
 

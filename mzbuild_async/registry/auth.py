@@ -188,5 +188,10 @@ class CredentialStore:
         """The credentials for ``host``, or None to go anonymous."""
         async with self._lock:
             if host not in self._cache:
-                self._cache[host] = await self._resolve(host)
+                found = self._cache[host] = await self._resolve(host)
+                if found is not None:
+                    pair = f"{found.username}:{found.secret}"
+                    logs.register_secret(
+                        found.secret, pair, base64.b64encode(pair.encode()).decode()
+                    )
             return self._cache[host]

@@ -7,6 +7,8 @@ flags::
     tiers = ["memory", "disk", "registry"]   # default: all five
     retries = 5            # attempts per request for transient failures
     deadline = 90.0        # seconds one lookup may take, retries included
+    trust-cache = false    # ensure/CI steps: take the disk tier's "present" unconfirmed
+                           # (only for registries that never delete a tag)
 
     [registry."localhost:5000"]
     concurrency = 8        # requests in flight
@@ -32,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import UsageError, shorten
 from ..model.status import parse_tiers
 from ..support.ratelimit import Limiters, Limits
 from .tls import TlsFiles
@@ -61,6 +63,8 @@ class RegistryConfig:
     tiers: tuple[str, ...] | None = None
     retries: int | None = None
     deadline: float | None = None
+    #: ``[lookup] trust-cache``: ensure and CI steps take the disk tier's "present".
+    trust_cache: bool = False
     #: CA and client certificates per host.
     tls: Mapping[str, TlsFiles] = field(default_factory=dict)
 
@@ -74,21 +78,47 @@ def _limits(where: str, host: str, table: Mapping[str, Any], base: Limits) -> Li
     for key, kind in (("concurrency", int), ("rate", float), ("burst", int)):
         if key in table:
             value = table[key]
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise UsageError(f"{where}: {host}: {key} must be a positive number, got {value!r}")
+            number = not isinstance(value, bool) and isinstance(value, int | float)
+            if not number or not math.isfinite(value) or value <= 0:
+                raise UsageError(
+                    f"{where}: {host}: {key} must be a positive, finite number, got {value!r}"
+                )
+            if kind is int and value != int(value):
+                raise UsageError(f"{where}: {host}: {key} must be a whole number, got {value!r}")
             values[key] = kind(value)
     return replace(base, **values)
 
 
+#: The tables ``mzbuild-async.toml`` may have.
+TOP_LEVEL_KEYS = ("engine", "lookup", "registry")
+
+
 def read_config_file(root: Path) -> dict[str, Any]:
-    """The parsed ``mzbuild-async.toml`` at ``root`` (empty when there is none)."""
+    """The parsed ``mzbuild-async.toml`` at ``root`` (empty when there is none).
+
+    Whatever the file holds (bytes that are not UTF-8, nesting deeper than
+    the parser's recursion, a key we do not know) is one line naming it.
+    """
     try:
         with open(root / CONFIG_NAME, "rb") as f:
-            return tomllib.load(f)
+            data = tomllib.load(f)
     except FileNotFoundError:
         return {}
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{CONFIG_NAME}: not UTF-8 (byte {exc.start}: {exc.reason}); TOML files are UTF-8"
+        ) from None
+    except RecursionError:
+        raise UsageError(f"{CONFIG_NAME}: nested too deeply to read") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"{CONFIG_NAME}: cannot read: {exc}") from None
+    unknown = sorted(set(data) - set(TOP_LEVEL_KEYS))
+    if unknown:
+        raise UsageError(
+            f"{CONFIG_NAME}: unknown setting {shorten(unknown[0])!r}; known:"
+            f" {', '.join(f'[{k}]' for k in TOP_LEVEL_KEYS)}"
+        )
+    return data
 
 
 def load_registry_config(root: Path) -> RegistryConfig:
@@ -103,11 +133,16 @@ def _lookup(lookup: object) -> dict[str, Any]:
     """The ``[lookup]`` table, checked: ``tiers``, ``retries`` and ``deadline``."""
     if not isinstance(lookup, dict):
         raise UsageError(f"{CONFIG_NAME}: [lookup] must be a table")
-    unknown_lookup = set(lookup) - {"tiers", "retries", "deadline"}
+    unknown_lookup = set(lookup) - {"tiers", "retries", "deadline", "trust-cache"}
     if unknown_lookup:
         raise UsageError(
             f"{CONFIG_NAME}: [lookup]: unknown setting {sorted(unknown_lookup)[0]!r};"
-            " known: deadline, retries, tiers"
+            " known: deadline, retries, tiers, trust-cache"
+        )
+    trust = lookup.get("trust-cache", False)
+    if not isinstance(trust, bool):
+        raise UsageError(
+            f"{CONFIG_NAME}: [lookup] trust-cache must be true or false, got {trust!r}"
         )
     tiers = lookup.get("tiers")
     if tiers is not None and (
@@ -131,6 +166,7 @@ def _lookup(lookup: object) -> dict[str, Any]:
         "tiers": parse_tiers(",".join(tiers)) if tiers is not None else None,
         "retries": retries,
         "deadline": float(deadline) if deadline is not None else None,
+        "trust_cache": trust,
     }
 
 
@@ -152,6 +188,12 @@ def _hosts(hosts: object, base: Path) -> RegistryConfig:
                 f" known: {', '.join(sorted(_HOST_KEYS))}"
             )
         limits[host] = _limits(CONFIG_NAME, host, table, Limiters().limits_for(host))
+        for key in ("insecure", "manifest-get"):
+            if key in table and not isinstance(table[key], bool):
+                raise UsageError(
+                    f"{CONFIG_NAME}: {host}: {key} must be true or false,"
+                    f" got {shorten(repr(table[key]))}"
+                )
         if table.get("insecure") is True:
             insecure.add(host)
         files = _tls_files(base, host, table)

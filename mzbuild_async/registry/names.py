@@ -12,16 +12,14 @@ import re
 from dataclasses import dataclass
 
 from ..errors import UsageError
+from ..model.spec import PATH_COMPONENT, REGISTRY_HOST
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
-_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_COMPONENT = PATH_COMPONENT
 _TAG = re.compile(r"[\w][\w.-]{0,127}")
 _DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}")
-_HOST = re.compile(
-    r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
-    r"|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?"
-)
+_HOST = REGISTRY_HOST
 
 
 @dataclass(frozen=True)

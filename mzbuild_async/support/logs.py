@@ -38,11 +38,36 @@ SECRET_KEYS = frozenset(
 SECRET_RE = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+|(?<=://)[^/\s:@]+:[^/\s@]+@")
 
 
+#: Secrets this process holds (registry passwords, ``user:password``, their Basic
+#: encoding): masked wherever they appear, even in text a registry echoed back.
+_KNOWN_SECRETS: set[str] = set()
+#: Shorter values are not masked (a one-letter password would mask every word).
+MIN_SECRET_CHARS = 4
+
+
+def register_secret(*values: str) -> None:
+    """Mask these values in every event and every message :func:`redact_text` sees."""
+    _KNOWN_SECRETS.update(v for v in values if len(v) >= MIN_SECRET_CHARS)
+
+
+def redact_text(text: str) -> str:
+    """``text`` without credentials: auth header values, URL userinfo, known secrets.
+
+    Every error string that leaves the process (summary, ``--json``,
+    ``--report``, failure markers, the last error line) goes through this.
+    """
+    text = SECRET_RE.sub(
+        lambda m: f"{m.group(1)} [redacted]" if m.group(1) else "[redacted]@", text
+    )
+    for secret in sorted(_KNOWN_SECRETS, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
 def _scrub(value: object) -> object:
     if isinstance(value, str):
-        return SECRET_RE.sub(
-            lambda m: f"{m.group(1)} [redacted]" if m.group(1) else "[redacted]@", value
-        )
+        return redact_text(value)
     if isinstance(value, dict):
         return {
             k: "[redacted]" if str(k).lower() in SECRET_KEYS else _scrub(v)

@@ -46,6 +46,7 @@ from ..model.spec import fingerprint_of
 from ..model.status import TIER_ORDER, Status
 from ..registry.client import RegistryClient
 from ..registry.names import parse_reference
+from ..registry.writer import RegistryWriter
 from ..source.repository import Repository
 from ..store.history import BuildHistory
 from ..support import logs
@@ -86,6 +87,16 @@ class RunOptions:
     wait: float = 3600.0
     #: ``--step``: the name of the CI step this run is.
     step: str | None = None
+    #: The pipeline run of a CI step (:func:`~..build.markers.pipeline_run`).
+    pipeline_run: str = ""
+    #: ``[lookup] trust-cache``: take the disk tier's "present" without asking the
+    #: registry, also in ``ensure`` and CI steps (for registries that never delete).
+    trust_cache: bool = False
+
+    def confirms(self, workflow: Workflow) -> bool:
+        """Whether the run confirms cached "present" answers with the registry:
+        ``ensure`` and CI steps guarantee publication, so they do (unless trusted)."""
+        return (workflow is Workflow.ENSURE or self.only is not None) and not self.trust_cache
 
 
 @dataclass(frozen=True)
@@ -208,6 +219,7 @@ def _found(local: bool, answer: Answer | None) -> Found:
         answer.status is Status.PRESENT,
         answer.tier,
         unknown=answer.status is Status.UNKNOWN,
+        cached=answer.detail if answer.tier == "disk" else "",
     )
 
 
@@ -258,6 +270,8 @@ class RunPlan:
             }
             if self.placement:
                 images[name]["engine"] = self.placement.get(name)
+            if state.cached:
+                images[name]["cached"] = state.cached
         document: dict[str, Any] = {"workflow": self.workflow.value, "images": images}
         if self.step is not None:
             document["step"] = self.step
@@ -279,9 +293,11 @@ class _Services:
         """The engine the daemon tier asks, and where acquire leaves its targets."""
         return self.members[0].engine
 
-    def slots(self) -> list[Slots]:
-        """The engines as the scheduler sees them."""
-        return [Slots(m.name, m.slots, m.platform or None) for m in self.members]
+    def slots(self, lost: AbstractSet[str] = frozenset()) -> list[Slots]:
+        """The engines as the scheduler sees them (but those ``lost`` already)."""
+        return [
+            Slots(m.name, m.slots, m.platform or None) for m in self.members if m.name not in lost
+        ]
 
 
 @asynccontextmanager
@@ -292,6 +308,7 @@ async def _services(
     tiers: Iterable[str] = TIER_ORDER,
     options: RunOptions | None = None,
     platform: str = "",
+    confirm: bool = False,
 ) -> AsyncIterator[_Services]:
     """The engine connections and lookup engine of a run, closed at the end."""
     options = options or RunOptions()
@@ -303,6 +320,7 @@ async def _services(
         client=client,
         cache_dir=cache_dir,
         owns_client=client is None,
+        confirm=confirm,
     )
     members: list[Member] = []
     try:
@@ -532,7 +550,10 @@ class _RunEvents:
         return specs
 
     def tee(self, event: Event) -> None:
-        """One event, on the run's clock, to the recorder, the log and the listener."""
+        """One event, on the run's clock, to the recorder, the log and the listener
+        (its detail without credentials: it reaches reports and the terminal)."""
+        if event.detail:
+            event = replace(event, detail=logs.redact_text(event.detail))
         self.recorder(event)
         if event.status != "line":  # the worker logs output lines itself, at debug level
             # Info level, failures too: at the default level the progress view
@@ -616,96 +637,54 @@ async def run_workflow(
 
     The steps: plan (fingerprints, lookups, decisions), jobs (estimated from
     the build history), the scheduler over a worker, then the history and
-    the disk tier learn what the run did.
+    the disk tier learn what the run did. A pull that meets "manifest
+    unknown" (a tag deleted since it was seen, or a registry whose ``HEAD``
+    and ``GET`` disagree) makes that tag absent for the run, and the images
+    that failed for it are decided again, now confirming every answer of the
+    lookup cache with the registry (at most :data:`ROUNDS` rounds in all).
     """
-    from ..build.worker import EngineWorker
-
     options = options or RunOptions()
     targets = list(dict.fromkeys(targets))
     events = _RunEvents(listener)
+    platform = run_platform(repo)
+    confirm = options.confirms(workflow)
     # The lookup engine is created first thing inside _services: its span
     # times count from (about) now.
     engine_origin = events.since()
-    platform = run_platform(repo)
-    async with _services(cache_dir, docker, client, options.tiers, options, platform) as services:
-        home, registry_client, engine = services.home, services.client, services.lookups
+    async with _services(
+        cache_dir, docker, client, options.tiers, options, platform, confirm
+    ) as services:
         specs = await events.fingerprint(repo, targets)
         await _check_fingerprints(repo, options)
         history = BuildHistory.load(cache_dir)
-        # Filled as decisions are released: forced rebuilds, images other steps build.
-        rebuild, awaited = set[str](), set[str]()
-        worker = (worker_factory or EngineWorker)(
-            repo=repo,
-            specs=specs,
-            docker=home,
-            client=registry_client,
-            cache_dir=cache_dir,
-            cache_registry=options.cache_registry,
-            buildx=await _builder(options, services.configured),
-            listener=events.shifted,
-            rebuild=rebuild,
-            **_worker_arguments(services, options, awaited),
-        )
-        limits = Limits(jobs=options.jobs, transfers=options.transfers, fail_fast=options.fail_fast)
-        scheduler = Scheduler(
-            [], worker, limits, engines=services.slots(), listener=events.shifted, open_ended=True
-        )
-        estimates = build_estimates(repo, specs, history)
-        registry = parse_reference(next(iter(specs.values()))).api_host if specs else ""
-        settings = _job_settings(repo, workflow, targets, options, platform)
-        forced = set(targets) if options.force else set()
-
-        def release(
-            names: Sequence[str], decisions: Mapping[str, Decision], found: Mapping[str, Found]
-        ) -> None:
-            # A build of an image an engine has is a forced rebuild (build --force).
-            rebuild.update(n for n in names if found[n].local or n in forced)
-            awaited.update(n for n in names if decisions[n].reason == AWAITED)
-            scheduler.add(
-                jobs(
-                    decisions,
-                    repo.images,
-                    estimates=estimates,
-                    registry=registry,
-                    names=names,
-                    found=found,
-                    **settings,
+        rounds: list[_Round] = []
+        stale: set[str] = set()
+        while True:
+            done = await _run_round(
+                repo, workflow, targets, specs, services, options, events, history,
+                worker_factory, frozenset(stale), cache_dir, platform,
+                {n for r in rounds for n, load in r.scheduler.load.items() if load.lost},
+            )  # fmt: skip
+            rounds.append(done)
+            fresh = done.stale - stale
+            if not fresh or len(rounds) >= ROUNDS:
+                break
+            # Where one tag went, others may have gone (a retention policy): the
+            # next round asks the registry about everything the cache vouches for.
+            services.lookups.confirm_from_now()
+            for spec in sorted(fresh):
+                logs.warning(
+                    f"{spec}: the registry no longer has it (seen present before); building it"
                 )
-            )
-
-        # The work starts as decisions become final, while lookups go on.
-        events.offset = events.since()
-        try:
-            with single_error():
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(scheduler.run)
-                    try:
-                        plan = await _plan(
-                            repo,
-                            workflow,
-                            targets,
-                            home,
-                            engine,
-                            force=options.force,
-                            listener=events.tee,
-                            since=events.since,
-                            release=release,
-                            fingerprinted=True,
-                            only=None if options.only is None else frozenset(options.only),
-                        )
-                    finally:
-                        scheduler.close()
-        finally:
-            events.recorder.finish(events.since())
-            closing = getattr(worker, "aclose", None)
-            if closing is not None:
-                await closing()
-        outcomes = scheduler.outcomes()
-        events.record_lookups(engine, engine_origin)
-        _learn(history, getattr(worker, "build_seconds", {}))
-        await _remember_pushed(engine, outcomes, specs)
-        await _mark_failures(registry_client, options, outcomes, specs)
-        engines = _engine_reports(services, scheduler, platform)
+                await services.lookups.found_absent(spec)
+            stale |= fresh
+        events.record_lookups(services.lookups, engine_origin)
+        plan, outcomes = _merged(rounds)
+        worker = rounds[-1].worker
+        _learn(history, {k: v for r in rounds for k, v in r.build_seconds.items()})
+        await _remember_pushed(services.lookups, outcomes, specs)
+        await _mark_failures(services.client, options, outcomes, specs)
+        engines = _engine_reports(services, [r.scheduler for r in rounds], platform)
     waits: Mapping[str, float] = getattr(worker, "waited", {})
     results = {
         name: replace(_result(decision, outcomes[name], events.offset), awaited=waits.get(name))
@@ -713,6 +692,7 @@ async def run_workflow(
         if name in outcomes
     }
     steps = tuple(sorted(events.recorder.steps, key=lambda s: (s.start, s.track)))
+    engine = services.lookups
     return RunResult(
         workflow,
         results,
@@ -723,6 +703,141 @@ async def run_workflow(
         dict(engine.requests),
         engines,
         options.step,
+    )
+
+
+#: How many times a run decides at most: once, and again for the images that
+#: failed because a tag it was told of was gone (a registry whose HEAD lies
+#: may need one round per level of a chain).
+ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class _Round:
+    """One pass of decisions and work over a run's targets."""
+
+    plan: RunPlan
+    scheduler: Scheduler
+    worker: Worker
+    outcomes: Mapping[str, Outcome]
+    #: Specs a pull or push found missing although lookups said present.
+    stale: AbstractSet[str]
+    build_seconds: Mapping[str, float]
+
+
+def _merged(rounds: Sequence[_Round]) -> tuple[RunPlan, dict[str, Outcome]]:
+    """One plan and outcome per image: an image's first round that did not fail it."""
+    plan = rounds[0].plan
+    decisions = dict(plan.decisions)
+    found = dict(plan.found)
+    outcomes = dict(rounds[0].outcomes)
+    for later in rounds[1:]:
+        for name, outcome in later.outcomes.items():
+            if name not in outcomes or outcomes[name].action in ("failed", "skipped"):
+                outcomes[name] = outcome
+                decisions[name] = later.plan.decisions[name]
+                found[name] = later.plan.found[name]
+    return replace(plan, decisions=decisions, found=found), outcomes
+
+
+async def _run_round(
+    repo: Repository,
+    workflow: Workflow,
+    targets: list[str],
+    specs: Mapping[str, str],
+    services: _Services,
+    options: RunOptions,
+    events: _RunEvents,
+    history: BuildHistory,
+    worker_factory: Callable[..., Worker] | None,
+    stale: AbstractSet[str],
+    cache_dir: Path,
+    platform: str,
+    lost: AbstractSet[str],
+) -> _Round:
+    """Decide and do the work of every target once (``stale``: specs known absent;
+    ``lost``: engines an earlier round lost)."""
+    from ..build.worker import EngineWorker
+
+    home, registry_client, engine = services.home, services.client, services.lookups
+    # Filled as decisions are released: forced rebuilds, images other steps build.
+    rebuild, awaited = set[str](), set[str]()
+    extra = _worker_arguments(services, options, awaited)
+    if stale:
+        extra["absent"] = stale
+    worker = (worker_factory or EngineWorker)(
+        repo=repo,
+        specs=specs,
+        docker=home,
+        client=registry_client,
+        cache_dir=cache_dir,
+        cache_registry=options.cache_registry,
+        buildx=await _builder(options, services.configured),
+        listener=events.shifted,
+        rebuild=rebuild,
+        **extra,
+    )
+    limits = Limits(jobs=options.jobs, transfers=options.transfers, fail_fast=options.fail_fast)
+    scheduler = Scheduler(
+        [], worker, limits, engines=services.slots(lost), listener=events.shifted, open_ended=True
+    )
+    estimates = build_estimates(repo, specs, history)
+    registry = parse_reference(next(iter(specs.values()))).api_host if specs else ""
+    settings = _job_settings(repo, workflow, targets, options, platform)
+    forced = set(targets) if options.force else set()
+
+    def release(
+        names: Sequence[str], decisions: Mapping[str, Decision], found: Mapping[str, Found]
+    ) -> None:
+        # A build of an image an engine has is a forced rebuild (build --force).
+        rebuild.update(n for n in names if found[n].local or n in forced)
+        awaited.update(n for n in names if decisions[n].reason == AWAITED)
+        scheduler.add(
+            jobs(
+                decisions,
+                repo.images,
+                estimates=estimates,
+                registry=registry,
+                names=names,
+                found=found,
+                **settings,
+            )
+        )
+
+    # The work starts as decisions become final, while lookups go on.
+    events.offset = events.since()
+    try:
+        with single_error():
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(scheduler.run)
+                try:
+                    plan = await _plan(
+                        repo,
+                        workflow,
+                        targets,
+                        home,
+                        engine,
+                        force=options.force,
+                        listener=events.tee,
+                        since=events.since,
+                        release=release,
+                        fingerprinted=True,
+                        only=None if options.only is None else frozenset(options.only),
+                    )
+                finally:
+                    scheduler.close()
+    finally:
+        events.recorder.finish(events.since())
+        closing = getattr(worker, "aclose", None)
+        if closing is not None:
+            await closing()
+    return _Round(
+        plan,
+        scheduler,
+        worker,
+        scheduler.outcomes(),
+        frozenset(getattr(worker, "stale", ())),
+        dict(getattr(worker, "build_seconds", {})),
     )
 
 
@@ -737,21 +852,30 @@ def _worker_arguments(
     if options.only is not None:
         arguments["awaited"] = awaited
         arguments["wait"] = options.wait
+        arguments["pipeline_run"] = options.pipeline_run
     return arguments
 
 
 def _engine_reports(
-    services: _Services, scheduler: Scheduler, platform: str
+    services: _Services, schedulers: Sequence[Scheduler], platform: str
 ) -> dict[str, EngineReport]:
+    """What each engine did over every round of the run."""
     return {
         m.name: EngineReport(
             m.url,
             m.platform or platform,
             m.slots,
-            scheduler.load[m.name].builds,
-            scheduler.load[m.name].busy_seconds,
-            scheduler.load[m.name].transfers,
-            scheduler.load[m.name].lost,
+            sum(s.load[m.name].builds for s in schedulers if m.name in s.load),
+            sum(s.load[m.name].busy_seconds for s in schedulers if m.name in s.load),
+            sum(s.load[m.name].transfers for s in schedulers if m.name in s.load),
+            next(
+                (
+                    s.load[m.name].lost
+                    for s in schedulers
+                    if m.name in s.load and s.load[m.name].lost
+                ),
+                "",
+            ),
             services.configured,
         )
         for m in services.members
@@ -801,8 +925,8 @@ def _result(decision: Decision, outcome: Outcome, offset: float) -> ImageResult:
         seconds=outcome.seconds,
         reason=decision.reason,
         tier=decision.tier,
-        error=outcome.error,
-        note=outcome.note,
+        error=logs.redact_text(outcome.error),
+        note=logs.redact_text(outcome.note),
         engine=outcome.engine,
         landed=None if outcome.landed is None else outcome.landed + offset,
     )
@@ -825,18 +949,33 @@ async def _mark_failures(
     steps awaiting them stop at once (best effort: a warning when it cannot)."""
     if not options.only:
         return
-    from ..build.markers import mark_failed
-    from ..registry.writer import RegistryWriter
-
     writer = RegistryWriter(client)
     for name in options.only:
         outcome = outcomes.get(name)
         if outcome is None or outcome.action not in ("failed", "skipped"):
             continue
-        try:
-            await mark_failed(writer, specs[name], options.step or "?", outcome.error)
-        except MzbuildError as exc:
-            logs.warning(f"{name}: could not mark it failed for the steps awaiting it: {exc}")
+        with anyio.move_on_after(MARK_SECONDS) as scope:
+            await _mark_failed(writer, name, specs[name], options, outcome)
+        if scope.cancelled_caught:
+            logs.warning(
+                f"{name}: could not mark it failed for the steps awaiting it: no answer from"
+                f" the registry in {MARK_SECONDS:g} s"
+            )
+
+
+#: Seconds a CI step's failure marker may take to write (best effort).
+MARK_SECONDS = 10.0
+
+
+async def _mark_failed(
+    writer: RegistryWriter, name: str, spec: str, options: RunOptions, outcome: Outcome
+) -> None:
+    from ..build.markers import mark_failed
+
+    try:
+        await mark_failed(writer, spec, options.step or "?", outcome.error, options.pipeline_run)
+    except MzbuildError as exc:
+        logs.warning(f"{name}: could not mark it failed for the steps awaiting it: {exc}")
 
 
 async def _remember_pushed(

@@ -56,3 +56,18 @@ async def build_scratch_image(docker: Any, tag: str) -> None:
     await docker.images.build(
         fileobj=io.BytesIO(scratch_context(tag)), encoding="identity", tag=tag, rm=True
     )
+
+
+def remove_images(prefix: str) -> None:
+    """Remove every image of the main engine whose reference starts with ``prefix``."""
+    import subprocess
+
+    listed = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    mine = [i for i in listed if i.startswith(prefix)]
+    if mine:
+        subprocess.run(["docker", "rmi", "-f", *mine], capture_output=True, check=False)

@@ -10,13 +10,18 @@ itself (``proxy_token``), so token requests get the same faults.
 
 from __future__ import annotations
 
+import base64
 import email.utils
+import json
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import anyio
 import anyio.abc
+import anyio.from_thread
 import httpx
 
 HOP_HEADERS = {
@@ -53,8 +58,19 @@ class Faults:
     huge_headers: int = 0
     #: Answer every HEAD with 405 (a registry that refuses HEAD).
     refuse_head: bool = False
-    #: Faults apply only to paths containing this (None: every path).
+    #: Answer every HEAD and GET of a manifest with 503 (the registry cannot tell).
+    unavailable_manifests: bool = False
+    #: Answer every HEAD of a manifest with 200 and a made-up digest (a lying
+    #: cache in front of the registry; GETs still tell the truth).
+    head_present: bool = False
+    #: Refuse every manifest PUT but failure markers' (``*.failed``) with 403 and a
+    #: body that quotes the request's Authorization header and its ``user:password``
+    #: (a registry that echoes credentials into its errors).
+    echo_credentials: bool = False
+    #: Faults apply only to paths containing this (None: every path)...
     only: str | None = None
+    #: ...and only to these methods (None: every method).
+    methods: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -126,10 +142,19 @@ class FaultProxy:
                     lines = head.decode("latin-1").split("\r\n")
                     method, target, _ = lines[0].split(" ", 2)
                     headers = [tuple(line.split(":", 1)) for line in lines[1:] if ":" in line]
-                    length = next((int(v) for k, v in headers if k.lower() == "content-length"), 0)
-                    while len(buffer) < length:
-                        buffer += await stream.receive(65536)
-                    body, buffer = buffer[:length], buffer[length:]
+                    chunked = any(
+                        k.lower() == "transfer-encoding" and "chunked" in v.lower()
+                        for k, v in headers
+                    )
+                    if chunked:  # (the Docker engine uploads blobs so)
+                        body, buffer = await _read_chunked(stream, buffer)
+                    else:
+                        length = next(
+                            (int(v) for k, v in headers if k.lower() == "content-length"), 0
+                        )
+                        while len(buffer) < length:
+                            buffer += await stream.receive(65536)
+                        body, buffer = buffer[:length], buffer[length:]
                     if not await self._answer(stream, method, target, headers, body):
                         return
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -145,7 +170,9 @@ class FaultProxy:
     ) -> bool:
         self.counts["requests"] += 1
         faults = self.faults
-        applies = faults.only is None or faults.only in target
+        applies = (faults.only is None or faults.only in target) and (
+            faults.methods is None or method in faults.methods
+        )
         if faults.latency:
             await anyio.sleep(faults.latency)
         if applies and self._take("resets"):
@@ -154,6 +181,8 @@ class FaultProxy:
         if applies and self._take("stalls"):
             self.counts["stalls"] += 1
             await anyio.sleep_forever()
+        if applies and await self._manifest_fault(stream, method, target, headers):
+            return True
         if applies and faults.refuse_head and method == "HEAD" and "/manifests/" in target:
             self.counts["405"] += 1
             await self._reply(stream, method, 405, [], b"")
@@ -192,7 +221,14 @@ class FaultProxy:
             url = self.upstream + target
         forward = [(k, v.strip()) for k, v in headers if k.lower() not in ("host", *HOP_HEADERS)]
         response = await self._client.request(method, url, headers=forward, content=body)
-        out = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in HOP_HEADERS]
+        out = [
+            # Upload locations name the registry: they must lead back through the proxy.
+            (k, v.replace(self.upstream, f"http://{self.host}"))
+            if k.lower() == "location"
+            else (k, v)
+            for k, v in response.headers.multi_items()
+            if k.lower() not in HOP_HEADERS
+        ]
         if self.token_realm:
             out = [
                 (k, v.replace(self.token_realm, f"http://{self.host}{TOKEN_PREFIX}"))
@@ -203,6 +239,40 @@ class FaultProxy:
         length = response.headers.get("content-length")
         await self._reply(stream, method, response.status_code, out, response.content, length)
         return True
+
+    async def _manifest_fault(
+        self,
+        stream: anyio.abc.ByteStream,
+        method: str,
+        target: str,
+        headers: list[tuple[str, ...]],
+    ) -> bool:
+        """Answer a manifest request the faults make up; False: no such fault applies."""
+        if "/manifests/" not in target:
+            return False
+        if self.faults.echo_credentials and method == "PUT" and not target.endswith(".failed"):
+            auth = next((v.strip() for k, v in headers if k.lower() == "authorization"), "")
+            plain = base64.b64decode(auth.partition(" ")[2] or "").decode(errors="replace")
+            text = f"denied: {auth} ({plain}) may not push here"
+            body = json.dumps({"errors": [{"code": "DENIED", "message": text}]}).encode()
+            self.counts["echoed"] += 1
+            await self._reply(stream, method, 403, [], body)
+            return True
+        if method not in ("HEAD", "GET"):
+            return False
+        if self.faults.unavailable_manifests:
+            self.counts["manifest-503"] += 1
+            await self._reply(stream, method, 503, [], b'{"errors":[{"code":"UNAVAILABLE"}]}')
+            return True
+        if self.faults.head_present and method == "HEAD":
+            self.counts["lies"] += 1
+            lie = [
+                ("Content-Type", "application/vnd.docker.distribution.manifest.v2+json"),
+                ("Docker-Content-Digest", "sha256:" + "0" * 64),
+            ]
+            await self._reply(stream, method, 200, lie, b"")
+            return True
+        return False
 
     async def _reply(
         self,
@@ -220,6 +290,33 @@ class FaultProxy:
         if method != "HEAD":
             payload += body
         await stream.send(payload)
+
+
+async def _read_chunked(stream: anyio.abc.ByteStream, buffer: bytes) -> tuple[bytes, bytes]:
+    """A chunked request body (and what follows it) from ``buffer`` and ``stream``."""
+    body = b""
+    while True:
+        while b"\r\n" not in buffer:
+            buffer += await stream.receive(65536)
+        size_line, _, buffer = buffer.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        while len(buffer) < size + 2:
+            buffer += await stream.receive(65536)
+        body, buffer = body + buffer[:size], buffer[size + 2 :]
+        if size == 0:
+            return body, buffer
+
+
+@contextmanager
+def proxy_thread(upstream: str, faults: Faults | None = None) -> Iterator[FaultProxy]:
+    """A proxy served from a thread of its own (for tests that run the CLI as a process)."""
+    proxy = FaultProxy(upstream, faults or Faults())
+    with anyio.from_thread.start_blocking_portal() as portal:
+        future, _ = portal.start_task(proxy.serve)
+        try:
+            yield proxy
+        finally:
+            future.cancel()
 
 
 def main() -> None:

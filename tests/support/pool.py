@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,3 +125,38 @@ def make_sleepy_repo(dest: Path, images: Sequence[Sleepy], token: str | None = N
     git(dest, "add", "-A")
     git(dest, "commit", "-q", "-m", "sleepy")
     return dest
+
+
+def engine_tables(repo: Path, *engines: tuple[str, str, int]) -> None:
+    """``mzbuild-async.toml`` with one ``[[engine]]`` table per (url, name, slots)."""
+    (repo / "mzbuild-async.toml").write_text(
+        "\n".join(
+            f'[[engine]]\nurl = "{url}"\nname = "{name}"\nslots = {slots}\n'
+            for url, name, slots in engines
+        )
+    )
+
+
+def when(
+    process: subprocess.Popen[str], condition: Callable[[], bool], action: Callable[[], None]
+) -> threading.Event:
+    """Run ``action`` once ``condition()`` holds while ``process`` runs (polled from a
+    thread, for two minutes at most); the event is set when it ran."""
+    done = threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            if condition():
+                action()
+                done.set()
+                return
+            time.sleep(0.2)
+
+    threading.Thread(target=watch, daemon=True).start()
+    return done
+
+
+def running_commands(host: str) -> str:
+    """The full commands of the containers running on engine ``host``."""
+    return docker_on(host, "ps", "--no-trunc", "--format", "{{.Command}}")

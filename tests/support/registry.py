@@ -231,6 +231,26 @@ class Registry:
         self.pushed.append(f"{repo}:{tag}")
         return response.headers["docker-content-digest"]
 
+    def digest(self, repo: str, tag: str) -> str | None:
+        """The manifest digest at ``repo:tag`` (None when the tag is not there)."""
+        accept = (
+            "application/vnd.docker.distribution.manifest.v2+json,"
+            " application/vnd.oci.image.manifest.v1+json"
+        )
+        with self._client(repo) as client:
+            response = client.head(f"/v2/{repo}/manifests/{tag}", headers={"Accept": accept})
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return response.headers["docker-content-digest"]
+
+    def delete(self, repo: str, tag: str) -> None:
+        """Delete the manifest at ``repo:tag`` (as a retention policy would)."""
+        digest = self.digest(repo, tag)
+        assert digest is not None, f"{repo}:{tag} is not there"
+        with self._client(repo) as client:
+            client.delete(f"/v2/{repo}/manifests/{digest}").raise_for_status()
+
     def push_many(
         self, count: int, present: int, *, host: str | None = None
     ) -> tuple[list[str], set[str]]:
@@ -285,6 +305,8 @@ def run_registry(
         "storage:",
         "  filesystem:",
         f"    rootdirectory: {directory / 'data'}",
+        "  delete:",  # (tests delete tags, as a retention policy would)
+        "    enabled: true",
         "http:",
         f"  addr: 127.0.0.1:{port}",
     ]
