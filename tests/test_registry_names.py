@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mzbuild_async.errors import UsageError
 from mzbuild_async.registry.names import is_loopback, parse_reference
@@ -68,3 +70,22 @@ def test_invalid(text: str) -> None:
 def test_loopback(host: str, loopback: bool) -> None:
     """Only loopback hosts are spoken to over plain HTTP by default."""
     assert is_loopback(host) is loopback
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(alphabet="abcXY09.-_:/;[] @", min_size=1, max_size=20),
+    st.text(alphabet="ab9.-_X/", max_size=6),
+)
+def test_options_and_references_agree_on_what_is_valid(registry: str, prefix: str) -> None:
+    """BuildOptions (model) refuses exactly the registries and prefixes that make image
+    references parse_reference (registry) refuses: the grammar lives once."""
+    from mzbuild_async.model.spec import repository_problem
+
+    try:
+        parse_reference(f"{registry}/{prefix}image:tag")
+    except UsageError:
+        parsed = False
+    else:
+        parsed = True
+    assert (repository_problem(registry, prefix) is None) == parsed, (registry, prefix)

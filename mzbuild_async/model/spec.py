@@ -21,13 +21,12 @@ REGISTRY_HOST = re.compile(
 def repository_problem(registry: str, prefix: str) -> str | None:
     """What keeps ``registry/{prefix}NAME`` from being a valid repository (None: nothing),
     checked on an example name, as Docker's reference grammar has it."""
-    first, sep, rest = registry.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+    first, _, path = f"{registry}/{prefix}image".partition("/")
+    if "." in first or ":" in first or first == "localhost" or first.startswith("["):
         if not REGISTRY_HOST.fullmatch(first):
             return f"{first!r} is not a host[:port]"
-        path = f"{rest}/{prefix}image" if rest else f"{prefix}image"
-    else:
-        path = f"{registry}/{prefix}image"
+    else:  # (Docker Hub: the first component is part of the path)
+        path = f"{first}/{path}"
     bad = next((c for c in path.split("/") if not PATH_COMPONENT.fullmatch(c)), None)
     if bad is not None:
         return (
