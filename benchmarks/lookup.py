@@ -1,10 +1,24 @@
-"""Lookup latency across tiers, against the real registry behind a 50 ms proxy.
+"""Lookup latency: the whole ``check`` process, and the lookup engine across tiers.
 
-Usage: python benchmarks/lookup.py [--latency 0.05] [--sizes 49,1000]
+Usage: python benchmarks/lookup.py [--runs 7] [--rtt 0.05] [--engine-tables]
 
-Starts Debian's docker-registry with token auth (our test token issuer) and
-the fault proxy of the tests in front of it, adding ``--latency`` to every
-request, token requests included. For N = 49 and N = 1000 tags, all present
+**The command users run** (default): a Materialize-shaped repository (49
+images, ``materialize_shaped.py``), 39 of its specs pushed to Debian's
+``docker-registry``, which sits behind a TCP delay line (``tests/support/
+delayline.py``: ``--rtt`` per round trip, half each way; it never looks
+inside, so TLS goes through it end to end). For plain HTTP and for TLS (a
+test CA through ``MZBUILD_ASYNC_CERTS_D``), each on first contact (no
+``hosts.json``) and with the host remembered, it times in alternation, as
+fresh processes: ``check --all --no-disk-cache`` and one ``HEAD`` at a time
+on one keep-alive connection (``one_at_a_time.py``, the original's way),
+and ``spec --all`` (the start-up part of the floor). It prints each median,
+the ratio, the lookup phase ``check`` reports (its ``in N s``) and the
+floors: start-up + TLS set-up (one round trip) + ceil(N / concurrency)
+round trips for the process, the last two for the lookup phase.
+
+**The lookup engine in-process** (``--engine-tables``): the earlier tables,
+against the real registry with token auth behind the fault proxy adding
+``--latency`` to every request. For N = 49 and N = 1000 tags, all present
 and half absent, it times in one run:
 
 (a) ``check``'s engine cold (no disk cache), (b) warm (disk cache on),
@@ -20,8 +34,11 @@ the registry's (which must see zero 429s).
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -301,20 +318,132 @@ async def bench(args: argparse.Namespace, registry: Registry, tmp: Path) -> None
         print("  targets: untold <= 1.3x N/R with every answer correct; within the limit: 0 429s")
 
 
+PUBLISHED = 39
+
+
+@dataclass
+class ProcessRow:
+    """One registry set-up and contact kind, timed as whole processes."""
+
+    label: str
+    ours: list[float]
+    phase: list[float]
+    one_at_a_time: list[float]
+    tls: bool
+
+
+def _run(cmd: list[str], env: Mapping[str, str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False, env=dict(env))
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(cmd[:6])} ... exited {result.returncode}: {result.stderr[-1500:]}")
+    return seconds, result.stdout
+
+
+def _phase(out: str) -> float:
+    """The lookup phase ``check`` reports: ``N images: ... in X s``."""
+    line = next(line for line in out.splitlines() if " images: " in line)
+    return float(line.rsplit(" in ", 1)[1].split()[0])
+
+
+def process_tables(args: argparse.Namespace, tmp: Path) -> None:
+    """The whole ``check`` process on plain HTTP and TLS, first contact and remembered."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from materialize_shaped import generate
+
+    from tests.support.delayline import delay_line_thread
+    from tests.support.tls import make_tls
+
+    repo = tmp / "repo"
+    stats = generate(repo, 0)
+    pki = make_tls(tmp / "pki")
+    cache = tmp / "cache"
+    base_env = {**os.environ, "MZBUILD_ASYNC_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
+    spec_cmd = [sys.executable, "-m", "mzbuild_async", "spec", "--all", "--json", "--repo"]
+    rows: list[ProcessRow] = []
+    startup: list[float] = []
+    for tls in (False, True):
+        with (
+            run_registry(tmp / f"reg-{tls}", "none", tls=pki if tls else None) as registry,
+            delay_line_thread(int(registry.host.rsplit(":", 1)[1]), args.rtt / 2) as line,
+        ):
+            env = dict(base_env)
+            if tls:
+                certs = tmp / "certs.d" / line.host
+                certs.mkdir(parents=True, exist_ok=True)
+                shutil.copy(pki.ca, certs / "ca.crt")
+                env["MZBUILD_ASYNC_CERTS_D"] = str(tmp / "certs.d")
+            registry_flag = ["--image-registry", f"{line.host}/bench"]
+            time.sleep(2.1)  # files this new are not kept by the digest cache
+            _, out = _run([*spec_cmd, str(repo), *registry_flag], env)
+            specs = sorted(json.loads(out).values())
+            for spec in specs[:PUBLISHED]:
+                path, _, tag = spec.split("/", 1)[1].rpartition(":")
+                registry.push(path, tag)
+            check = [sys.executable, "-m", "mzbuild_async", "check", "--all", "--no-disk-cache"]
+            check += ["--repo", str(repo), *registry_flag]
+            one = [sys.executable, str(ROOT / "benchmarks" / "one_at_a_time.py")]
+            one += [*(["--ca", str(pki.ca)] if tls else []), *specs]
+            scheme = "TLS (HTTP/2)" if tls else "plain HTTP"
+            for contact in ("first contact", "host remembered"):
+                row = ProcessRow(f"{scheme}, {contact}", [], [], [], tls)
+                for _ in range(args.runs):
+                    if contact == "first contact":
+                        (cache / "hosts.json").unlink(missing_ok=True)
+                    seconds, out = _run(check, env)
+                    row.ours.append(seconds)
+                    row.phase.append(_phase(out))
+                    row.one_at_a_time.append(_run(one, env)[0])
+                    startup.append(_run([*spec_cmd, str(repo), *registry_flag], env)[0])
+                rows.append(row)
+    _print_process(rows, startup, args, stats.images)
+
+
+def _print_process(
+    rows: list[ProcessRow], startup: list[float], args: argparse.Namespace, images: int
+) -> None:
+    med = statistics.median
+    rtt = args.rtt
+    trips = math.ceil(images / CONCURRENCY)
+    print(
+        f"check --all --no-disk-cache, whole process: {images} images, {PUBLISHED} published,"
+        f" {rtt * 1000:.0f} ms round trip (delay line), {args.runs} alternating runs, medians"
+    )
+    print(f"start-up (spec --all, whole process): {med(startup) * 1000:.0f} ms")
+    head = f"{'':34}{'one at a time':>14}{'ours':>8}{'ratio':>7}"
+    print(head + f"{'process floor':>15}{'x':>6}{'lookup phase':>14}{'its floor':>11}{'x':>6}")
+    for row in rows:
+        setup = rtt if row.tls else 0.0
+        phase_floor = setup + trips * rtt
+        floor = med(startup) + phase_floor
+        ours, one, phase = med(row.ours), med(row.one_at_a_time), med(row.phase)
+        print(
+            f"{row.label:34}{one:12.2f} s{ours:6.2f} s{one / ours:6.1f}x"
+            f"{floor:13.2f} s{ours / floor:5.2f}x{phase:12.2f} s{phase_floor:9.2f} s"
+            f"{phase / phase_floor:5.2f}x"
+        )
+    print("targets: ours >= 4x one at a time; the lookup phase <= 1.5x its floor")
+
+
 def main() -> int:
-    """Run every scenario and print the tables."""
+    """Run the process tables (or, with --engine-tables, the engine's) and print them."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--rtt", type=float, default=0.05)
+    parser.add_argument("--engine-tables", action="store_true")
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--sizes", default="49,1000")
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--rate-n", type=int, default=500)
     args = parser.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",")]
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        run_registry(Path(tmp) / "registry", "token") as registry,
-    ):
-        anyio.run(bench, args, registry, Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp:
+        if not args.engine_tables:
+            process_tables(args, Path(tmp))
+            return 0
+        with run_registry(Path(tmp) / "registry", "token") as registry:
+            anyio.run(bench, args, registry, Path(tmp))
     return 0
 
 

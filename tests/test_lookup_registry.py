@@ -245,7 +245,7 @@ async def test_remembered_challenge_skips_the_ping(
         learned[registry.host] = Challenge(
             "bearer", {**challenge.params, "realm": "http://127.0.0.1:1/token"}
         )
-    client = RegistryClient(remembered=learned)
+    client = RegistryClient(remembered=learned, remembered_schemes=first.schemes)
     eng = LookupEngine.create(tiers=("registry",), client=client, owns_client=True)
     try:
         answers = await eng.lookup_many(wanted)

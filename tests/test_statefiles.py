@@ -237,6 +237,31 @@ def test_damaged_hosts_file_is_ignored_with_one_warning(tmp_path: Path, damage: 
     assert str(path) in warnings_of(events)[0]
 
 
+def test_hosts_file_remembers_schemes_and_reads_the_first_version(tmp_path: Path) -> None:
+    """Schemes are kept next to challenges (merged over earlier runs); the first
+    version's entries (a bare challenge) still load; a bad transport is dropped."""
+    from mzbuild_async.store.challenges import load_hosts
+    from mzbuild_async.store.integrity import write_json
+
+    write_json(
+        tmp_path / HOSTS_FILE,
+        {
+            "old.example": None,  # (the first version: the challenge itself)
+            "bad.example": {"challenge": None, "transport": "gopher"},
+        },
+    )
+    save_challenges(tmp_path, {"new.example": None}, {"127.0.0.1:5000": "http"})
+    with structlog.testing.capture_logs() as events:
+        challenges, schemes = load_hosts(tmp_path)
+    assert challenges == {"old.example": None, "new.example": None}
+    assert schemes == {"127.0.0.1:5000": "http"}
+    assert warnings_of(events) == []  # (the bad entry was dropped when the file was merged)
+    write_json(tmp_path / HOSTS_FILE, {"bad.example": {"transport": "gopher"}})
+    with structlog.testing.capture_logs() as events:
+        assert load_hosts(tmp_path) == ({}, {})
+    assert len(warnings_of(events)) == 1
+
+
 def test_invalid_challenge_entries_are_dropped(tmp_path: Path) -> None:
     """A checked file whose entries are not challenges keeps only the valid ones."""
     from mzbuild_async.store.integrity import write_json

@@ -111,7 +111,7 @@ async def run_build_command(
                         listener=progress or ignore,
                     )
                     tg.cancel_scope.cancel()
-            save_challenges(cache_dir, client.challenges)
+            save_challenges(cache_dir, client.challenges, client.schemes)
     finally:
         if progress is not None:
             progress.close()
@@ -305,7 +305,7 @@ async def run_plan_command(
                 **step_options(args),
             ),
         )
-    save_challenges(cache_dir, client.challenges)
+    save_challenges(cache_dir, client.challenges, client.schemes)
     if args.json:
         sys.stdout.write(json.dumps(plan.to_json(), indent=2) + "\n")
     else:

@@ -141,7 +141,7 @@ async def _check(
     finally:
         await engine.aclose()
     seconds = time.perf_counter() - started
-    save_challenges(cache_dir, client.challenges)
+    save_challenges(cache_dir, client.challenges, client.schemes)
     if args.trace:
         write_trace(Path(args.trace), engine.spans, tiers)
     if args.json:

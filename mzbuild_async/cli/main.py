@@ -464,8 +464,17 @@ def entry() -> None:
     interpreter. Both are skipped: collection runs rarely (nothing we keep
     is cyclic garbage), and once the results are flushed and no thread but
     idle daemon threads are left, the process exits at once.
+
+    Two imports that nothing here uses are kept out of the process: trio (the
+    command line runs on asyncio only, but httpcore imports trio whenever it is
+    installed, a test dependency here: ~75 ms) and httpx's own command line
+    (``httpx._main``, which httpx imports with click, rich and pygments when
+    they are installed: ~25 ms). Each costs every command that talks to a
+    registry; both imports fail quietly in their importers, as intended.
     """
     gc.set_threshold(GC_THRESHOLD)
+    for unused in ("trio", "httpx._main"):
+        sys.modules.setdefault(unused, None)  # type: ignore[arg-type]
     status = main()
     try:
         sys.stdout.flush()

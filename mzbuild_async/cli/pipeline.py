@@ -34,7 +34,7 @@ async def run_pipeline_command(
         plan = await plan_workflow(
             repo, Workflow.ENSURE, targets, cache_dir=cache_dir, client=client, tiers=settings.tiers
         )
-    save_challenges(cache_dir, client.challenges)
+    save_challenges(cache_dir, client.challenges, client.schemes)
     # --any-commit (a pipeline kept in the repository): every image, no fingerprints.
     builds = [n for n, d in plan.decisions.items() if args.any_commit or d.action is Action.BUILD]
     chosen = set(builds)

@@ -26,7 +26,7 @@ from ..registry.config import (
     with_flags,
 )
 from ..registry.tls import TlsSettings
-from ..store.challenges import load_challenges
+from ..store.challenges import load_hosts
 from ..support.retry import DEFAULT_RETRY, RetryPolicy
 
 
@@ -42,10 +42,12 @@ class RegistrySettings:
 
     def client(self, cache_dir: Path) -> RegistryClient:
         """A registry client with these settings (the caller closes it: ``async with``)."""
+        challenges, schemes = load_hosts(cache_dir)
         return RegistryClient(
             limiters=self.config.limiters(),
             insecure=self.config.insecure,
-            remembered=load_challenges(cache_dir),
+            remembered=challenges,
+            remembered_schemes=schemes,
             retry=self.retry,
             deadline=self.deadline,
             tls=TlsSettings.from_environ(self.environ, self.config.tls),

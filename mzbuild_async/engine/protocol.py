@@ -72,3 +72,19 @@ class Engine(Protocol):
     async def aclose(self) -> None:
         """Close the connection."""
         ...
+
+
+class ImageInspector(Protocol):
+    """The little an image lookup needs of an engine (the daemon tier)."""
+
+    async def connect(self) -> None:
+        """Set up the connection ahead of the first request."""
+        ...
+
+    async def exists(self, spec: str) -> bool:
+        """Whether the engine has an image tagged ``spec``."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the connection."""
+        ...

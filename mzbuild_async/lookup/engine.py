@@ -1,10 +1,11 @@
 """The lookup engine: is this spec published? Tiers in order, all at once.
 
-``LookupEngine.lookup_many`` answers for many specs concurrently: the cheap
-tiers (memory, disk, daemon) first, then one token prefetch per registry
-host for whatever is left, then the registry tiers. The first definite
-answer wins; concurrent lookups of one spec share one answer; ``unknown``
-is never remembered.
+``LookupEngine.lookup_many`` answers for many specs concurrently: the local
+tiers (memory, disk) first, then, at once, the daemon and (after one token
+prefetch per registry host) the registry tiers for whatever is left. The
+first definite answer in tier order wins (the daemon's "present" over the
+registry's answer, which then stops); concurrent lookups of one spec share
+one answer; ``unknown`` is never remembered.
 
 With ``confirm`` (``ensure`` and CI steps, whose job is to guarantee
 publication), a "present" from the disk tier is a hint, not an answer: the
@@ -38,6 +39,8 @@ from .registry import ManifestTier, RegistryTier
 from .tiers import Tier
 
 CHEAP_TIERS = ("memory", "disk", "daemon")
+#: The tiers asked before anything else: they only read this machine's files.
+LOCAL_TIERS = ("memory", "disk")
 #: A tier's answer and the tier's name.
 Decided: TypeAlias = tuple[Probe, str]
 
@@ -227,61 +230,23 @@ class LookupEngine:
     async def _lookup_many(
         self, specs: Iterable[str], on_answer: Callable[[Answer], None]
     ) -> dict[str, Answer]:
-        wanted = list(dict.fromkeys(specs))
-        refs: dict[str, Reference] = {}
-        answers: dict[str, Answer] = {}
-        for spec in wanted:
-            try:
-                refs[spec] = parse_reference(spec)
-            except UsageError as exc:
-                answers[spec] = Answer(spec, Status.UNKNOWN, None, 0.0, str(exc))
-                on_answer(answers[spec])
-        started: dict[str, float] = {}
-        cheap: dict[str, Decided | None] = {}
+        batch = _Batch(self, on_answer)
+        return await batch.run(list(dict.fromkeys(specs)))
 
-        async def settle(spec: str, answer: Answer) -> None:
-            await self._record(spec, answer)
-            answers[spec] = answer
-            on_answer(answer)
-
-        async def first_pass(spec: str) -> None:
-            started[spec] = self.clock()
-            cheap[spec] = await self._consult(spec, refs[spec], CHEAP_TIERS)
-            if not self._undecided(cheap[spec]):  # decided here: no need to wait for the rest
-                await settle(spec, self._answer(spec, cheap[spec], started[spec]))
-
-        async with anyio.create_task_group() as tg:
-            for spec in refs:
-                tg.start_soon(first_pass, spec)
-        rest = [s for s in refs if self._undecided(cheap[s])]
-        if rest and self.tier("registry") is not None:
-            await self.client.prepare(refs[s] for s in rest)
-
-        async def second_pass(spec: str) -> None:
-            probe = cheap[spec]
-            remote = [t for t in TIER_ORDER if t not in CHEAP_TIERS]
-
-            async def ask() -> Answer:
-                found = await self._consult(spec, refs[spec], remote)
-                if found is not None and _unconfirmed(probe) and found[0].status is Status.UNKNOWN:
-                    assert probe is not None
-                    why = found[0].detail or "no answer"
-                    found = (
-                        Probe(
-                            Status.UNKNOWN,
-                            f"the lookup cache says present ({probe[0].detail}), but the"
-                            f" registry could not confirm it: {why}",
-                        ),
-                        found[1],
-                    )
-                return self._answer(spec, found or probe, started[spec])
-
-            await settle(spec, await self._flights.do(spec, ask))
-
-        async with anyio.create_task_group() as tg:
-            for spec in rest:
-                tg.start_soon(second_pass, spec)
-        return {spec: answers[spec] for spec in wanted}
+    def _with_hint(self, found: Decided | None, hint: Decided | None) -> Decided | None:
+        """An unknown registry answer for a spec the disk tier vouched for says so."""
+        if found is None or not _unconfirmed(hint) or found[0].status is not Status.UNKNOWN:
+            return found
+        assert hint is not None
+        why = found[0].detail or "no answer"
+        return (
+            Probe(
+                Status.UNKNOWN,
+                f"the lookup cache says present ({hint[0].detail}), but the registry"
+                f" could not confirm it: {why}",
+            ),
+            found[1],
+        )
 
     def _answer(self, spec: str, decided: Decided | None, started: float) -> Answer:
         seconds = self.clock() - started
@@ -325,6 +290,84 @@ class LookupEngine:
         if decided is None or decided[0].status is Status.UNKNOWN:
             return True
         return self.confirm and _unconfirmed(decided)
+
+
+class _Batch:
+    """One :meth:`LookupEngine.lookup_many`: local tiers first, then, at once, the
+    daemon and the registry for what is left. The daemon's "present" wins (it comes
+    first in tier order) and stops the registry's lookup of that spec; otherwise the
+    registry's answer stands, and no registry request waited for the daemon."""
+
+    def __init__(self, engine: LookupEngine, on_answer: Callable[[Answer], None]) -> None:
+        self.engine = engine
+        self.on_answer = on_answer
+        self.refs: dict[str, Reference] = {}
+        self.answers: dict[str, Answer] = {}
+        self.started: dict[str, float] = {}
+        self.local: dict[str, Decided | None] = {}
+        self.daemon: dict[str, anyio.Event] = {}
+        self.scopes: dict[str, anyio.CancelScope] = {}
+
+    async def run(self, wanted: list[str]) -> dict[str, Answer]:
+        """Every spec's answer, each given to ``on_answer`` the moment it is known."""
+        engine = self.engine
+        for spec in wanted:
+            try:
+                self.refs[spec] = parse_reference(spec)
+            except UsageError as exc:
+                self.answers[spec] = Answer(spec, Status.UNKNOWN, None, 0.0, str(exc))
+                self.on_answer(self.answers[spec])
+        async with anyio.create_task_group() as tg:
+            for spec in self.refs:
+                tg.start_soon(self._local, spec)
+        rest = [s for s in self.refs if engine._undecided(self.local[s])]
+        self.daemon = {s: anyio.Event() for s in rest}
+        self.scopes = {s: anyio.CancelScope() for s in rest}
+        async with anyio.create_task_group() as tg:
+            for spec in rest:
+                if engine.tier("daemon") is not None:
+                    tg.start_soon(self._daemon, spec)
+                else:
+                    self.daemon[spec].set()
+            if rest and engine.tier("registry") is not None:
+                await engine.client.prepare(self.refs[s] for s in rest)
+            for spec in rest:
+                tg.start_soon(self._registry, spec)
+        return {spec: self.answers[spec] for spec in wanted}
+
+    async def _settle(self, spec: str, answer: Answer) -> None:
+        if spec in self.answers:
+            return  # (the daemon said present first)
+        self.answers[spec] = answer
+        await self.engine._record(spec, answer)
+        self.on_answer(answer)
+
+    async def _local(self, spec: str) -> None:
+        self.started[spec] = self.engine.clock()
+        decided = self.local[spec] = await self.engine._consult(spec, self.refs[spec], LOCAL_TIERS)
+        if not self.engine._undecided(decided):  # decided here: no need to wait for the rest
+            await self._settle(spec, self.engine._answer(spec, decided, self.started[spec]))
+
+    async def _daemon(self, spec: str) -> None:
+        found = await self.engine._consult(spec, self.refs[spec], ("daemon",))
+        if found is not None and found[0].status is Status.PRESENT:
+            self.scopes[spec].cancel()
+            await self._settle(spec, self.engine._answer(spec, found, self.started[spec]))
+        self.daemon[spec].set()
+
+    async def _registry(self, spec: str) -> None:
+        engine = self.engine
+        remote = [t for t in TIER_ORDER if t not in CHEAP_TIERS]
+
+        async def ask() -> Answer:
+            found = await engine._consult(spec, self.refs[spec], remote)
+            found = engine._with_hint(found, self.local[spec])
+            return engine._answer(spec, found or self.local[spec], self.started[spec])
+
+        with self.scopes[spec]:
+            answer = await engine._flights.do(spec, ask)
+            await self.daemon[spec].wait()  # (its "present" would come first)
+            await self._settle(spec, answer)
 
 
 def _unconfirmed(decided: Decided | None) -> bool:

@@ -30,7 +30,13 @@ from ..support.retry import DEFAULT_RETRY, RetryPolicy, Sleep, Transient, call_w
 from ..support.singleflight import SingleFlight
 from .auth import Challenge, CredentialStore, parse_challenge
 from .names import Reference, is_loopback
-from .tls import TlsSettings, TlsSetupError, describe_failure, speaks_plain_http
+from .tls import (
+    TlsSettings,
+    TlsSetupError,
+    default_context,
+    describe_failure,
+    speaks_plain_http,
+)
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -97,11 +103,21 @@ class RegistryClient:
     throttled: Counter[str] = field(default_factory=Counter)
     #: Auth challenges seen in earlier runs (None: no auth), to skip the ``/v2/`` ping.
     remembered: Mapping[str, Challenge | None] = field(default_factory=dict)
+    #: The scheme (``http``/``https``) loopback and insecure hosts spoke in earlier runs.
+    remembered_schemes: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._clients: dict[str, httpx.AsyncClient] = {}
-        #: Loopback or insecure hosts found to speak plain HTTP.
-        self._schemes: dict[str, str] = {}
+        #: The scheme of each loopback or insecure host: learned once per run by one
+        #: probe (or remembered from an earlier run), shared by every request.
+        self._schemes: dict[str, str] = {
+            h: v for h, v in self.remembered_schemes.items() if v in ("http", "https")
+        }
+        #: Hosts whose remembered scheme no request of this run has used yet.
+        self._scheme_unverified: set[str] = set(self._schemes)
+        #: Hosts whose scheme was learned again this run (it is never learned twice).
+        self._relearned: set[str] = set()
+        self._scheme_flights: SingleFlight[str, str] = SingleFlight()
         #: TLS causes found behind torn-down connections, by host.
         self._diagnoses: dict[str, ssl.SSLError | None] = {}
         self._challenges: dict[str, Challenge | None] = dict(self.remembered)
@@ -119,26 +135,97 @@ class RegistryClient:
         """``https``, unless a loopback or insecure host turned out to speak plain HTTP."""
         return self._schemes.get(host, "https")
 
+    @property
+    def schemes(self) -> Mapping[str, str]:
+        """The scheme of every loopback or insecure host a request of this run used
+        (to remember next time)."""
+        return {h: v for h, v in self._schemes.items() if h not in self._scheme_unverified}
+
+    async def _learn_scheme(self, host: str) -> None:
+        """Know ``host``'s scheme before its first request (one probe per host and run,
+        shared by every request that waits for it)."""
+        if host in self._schemes or not self._may_speak_http(host):
+            return
+        await self._scheme_flights.do(host, lambda: self._probe_scheme(host))
+
+    async def _probe_scheme(self, host: str) -> str:
+        """One ``GET /v2/`` over HTTPS: a plain-HTTP answer to the handshake means the
+        host speaks HTTP, and the ``GET`` goes again in it. The answer's challenge is
+        kept (it is the ping a first contact needs anyway). Whatever else happens:
+        HTTPS, and the requests report what is wrong."""
+        scheme = "https"
+        limiter = self.limiters(host)
+        for attempt in ("https", "http"):
+            try:
+                async with limiter:  # (a probe is a request like any other)
+                    response = await self._client(host, attempt).get("/v2/")
+            except BeyondDeadline as exc:
+                raise _Unknown(_too_long(host, exc.seconds, exc.left)) from None
+            except (httpx.TransportError, ssl.SSLError) as exc:
+                tls = _ssl_error(exc)
+                if tls is None and isinstance(exc, _TORN_DOWN) and attempt == "https":
+                    tls = await self._tls_diagnosis(host)
+                if attempt == "https" and tls is not None and speaks_plain_http(tls):
+                    scheme = "http"
+                    continue
+                self._scheme_unverified.add(host)  # (until a request in it is answered)
+                break
+            self.requests[host] += 1
+            scheme = attempt
+            with contextlib.suppress(Transient, _Unknown):  # (the requests meet it again)
+                self._observe(host, response)
+                self._learn_challenge(host, response)
+            break
+        self._schemes[host] = scheme
+        return scheme
+
+    def _confirm_challenge(self, host: str, response: httpx.Response) -> None:
+        """A ``GET /v2/`` answer for a host whose challenge was remembered: keep it if
+        it is the same, else take the new one (the lookups will use it)."""
+        header = response.headers.get("www-authenticate")
+        seen = parse_challenge(header) if response.status_code == 401 else None
+        if self._challenges.get(host) != seen:
+            self._challenges[host] = seen
+        self._unverified.discard(host)
+
+    def _learn_challenge(self, host: str, response: httpx.Response) -> None:
+        """Keep the challenge of a ``GET /v2/`` answer, when none is known yet."""
+        if host in self._challenges or response.status_code not in (200, 401):
+            return
+        header = response.headers.get("www-authenticate")
+        self._challenges[host] = parse_challenge(header) if response.status_code == 401 else None
+
+    async def _relearn_scheme(self, host: str, wrong: str) -> None:
+        """``wrong`` turned out not to be ``host``'s scheme: switch, once per run (a
+        request that finds the new one wrong too reports its error)."""
+        if self._schemes.get(host) == wrong and host not in self._relearned:
+            self._relearned.add(host)
+            self._schemes[host] = "http" if wrong == "https" else "https"
+        self._scheme_unverified.discard(host)
+
     def _may_speak_http(self, host: str) -> bool:
         """Whether ``host`` may be spoken to in plain HTTP (as Docker allows these)."""
         return is_loopback(host) or host in self.insecure
 
-    def _client(self, host: str) -> httpx.AsyncClient:
-        base = f"{self.scheme(host)}://{host}"
+    def _client(self, host: str, scheme: str | None = None) -> httpx.AsyncClient:
+        base = f"{scheme or self.scheme(host)}://{host}"
         client = self._clients.get(base)
         if client is None:
-            verify: ssl.SSLContext | bool = True
+            # (a plain-HTTP client may still be redirected to HTTPS: the default context)
+            verify: ssl.SSLContext = default_context()
             if base.startswith("https:"):
                 try:
                     verify = self.tls.verify(host, insecure=host in self.insecure)
                 except TlsSetupError as exc:
                     raise _HostUnusable(str(exc)) from None
-            try:
-                import h2  # noqa: F401
+            http2 = False
+            if base.startswith("https:"):  # (h2 is imported only when it can be used)
+                try:
+                    import h2  # noqa: F401
 
-                http2 = base.startswith("https:")
-            except ImportError:
-                http2 = False
+                    http2 = True
+                except ImportError:
+                    pass
             client = httpx.AsyncClient(
                 base_url=base,
                 verify=verify,
@@ -180,11 +267,20 @@ class RegistryClient:
         """One HTTP request through the host's limiter; transport failures are Transient."""
         limiter = self.limiters(host)
         try:
+            if not url.startswith(("http://", "https://")):  # (a token realm names its own)
+                await self._learn_scheme(host)  # (before a slot: the probe takes one)
             async with limiter:
                 self.requests[host] += 1
                 response = await self._request(host, method, url, headers, content)
         except BeyondDeadline as exc:  # from the limiter: the host is paused that long
             raise _Unknown(_too_long(host, exc.seconds, exc.left)) from None
+        self._observe(host, response)
+        return response
+
+    def _observe(self, host: str, response: httpx.Response) -> None:
+        """What an answer tells of the host's limits (429 pauses, RateLimit headers);
+        raises Transient or _Unknown for an answer that is no answer."""
+        limiter = self.limiters(host)
         header_bytes = sum(len(k) + len(v) for k, v in response.headers.raw)
         if header_bytes > MAX_HEADER_BYTES:
             raise _Unknown(
@@ -214,7 +310,6 @@ class RegistryClient:
         limiter.succeeded()
         if response.status_code >= 500:
             raise Transient(f"{host}: server error {response.status_code}")
-        return response
 
     async def _request(
         self,
@@ -229,9 +324,12 @@ class RegistryClient:
         A TLS failure is never transient: a certificate problem does not go
         away by asking again, so it is one line saying what to do.
         """
+        tried: set[str] = set()  # (each request tries a scheme once: it never loops)
         while True:
+            scheme = self.scheme(host)
+            tried.add(scheme)
             try:
-                return await self._client(host).request(
+                response = await self._client(host).request(
                     method, url, headers=headers, content=content
                 )
             except httpx.TimeoutException as exc:
@@ -239,17 +337,24 @@ class RegistryClient:
             except (httpx.TransportError, httpx.DecodingError, ssl.SSLError) as exc:
                 # (httpx lets some TLS alerts through unwrapped.)
                 tls = _ssl_error(exc)
-                if tls is None and isinstance(exc, _TORN_DOWN) and self.scheme(host) == "https":
+                if tls is None and isinstance(exc, _TORN_DOWN) and scheme == "https":
                     tls = await self._tls_diagnosis(host)
                 if tls is None:
                     detail = exc or type(exc).__name__
                     raise Transient(f"{host}: connection failed: {detail}") from exc
                 if speaks_plain_http(tls) and self._may_speak_http(host):
-                    self._schemes[host] = "http"  # (maybe already, by a request in flight)
-                    continue
+                    await self._relearn_scheme(host, "https")
+                    if self.scheme(host) not in tried:
+                        continue
                 raise _HostUnusable(describe_failure(host, tls, self.tls.certs_d)) from exc
             except httpx.InvalidURL as exc:
                 raise _Unknown(f"{host}: invalid URL: {exc}") from exc
+            if scheme == "http" and _wants_tls(response):  # (a remembered scheme went stale)
+                await self._relearn_scheme(host, "http")
+                if self.scheme(host) not in tried:
+                    continue
+            self._scheme_unverified.discard(host)
+            return response
 
     async def _tls_diagnosis(self, host: str) -> ssl.SSLError | None:
         """Why a TLS connection to ``host`` is torn down, asked once over HTTP/1.1.
@@ -263,8 +368,7 @@ class RegistryClient:
         found: ssl.SSLError | None = None
         name, port = _host_and_port(host)
         try:
-            verify = self.tls.verify(host, insecure=host in self.insecure)
-            context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context()
+            context = self.tls.verify(host, insecure=host in self.insecure)
             with anyio.fail_after(DIAGNOSIS_SECONDS):
                 stream = await anyio.connect_tcp(name, port, ssl_context=context)
                 try:
@@ -308,6 +412,8 @@ class RegistryClient:
         failed = self._unreachable.get(host)
         if failed is not None:
             raise _Unknown(failed)
+        if host not in self._challenges:
+            await self._learn_scheme(host)  # (for a host that may speak HTTP: the ping)
         if host not in self._challenges:
             try:
                 self._challenges[host] = await self._challenge_flights.do(host, ping)
@@ -446,14 +552,23 @@ class RegistryClient:
                     tg.start_soon(host_tokens, host, repos)
 
     async def warm_up(self, hosts: Iterable[str]) -> None:
-        """Learn the auth challenge of ``hosts`` now (e.g. while fingerprints compute).
+        """Be ready to ask ``hosts`` now (e.g. while fingerprints compute): the scheme,
+        the connection (with its TLS handshake) and the auth challenge.
 
-        Failures are left for the lookups to report.
+        A remembered challenge saves the ``GET /v2/`` on the lookups' path; here it
+        is sent anyway, off that path, to open the connection and confirm the
+        challenge. Failures are left for the lookups to report.
         """
 
         async def one(host: str) -> None:
             with contextlib.suppress(Transient, _Unknown):
+                await anyio.to_thread.run_sync(default_context)  # (loads CAs, GIL released)
+                await self._learn_scheme(host)
                 self._client(host)  # TLS set-up and the pool, ahead of the first request
+                if host in self._challenges and self.requests[host] == 0:
+                    response = await self._retrying(host, "GET", "/v2/")
+                    if response.status_code in (200, 401):
+                        self._confirm_challenge(host, response)
                 await self._challenge(host)
 
         with within(self.deadline):
@@ -579,6 +694,15 @@ class RegistryClient:
         if status == 403:
             return Probe(Status.UNKNOWN, f"{host}: access to {ref.repository} denied (403)")
         return Probe(Status.UNKNOWN, f"{host}: unexpected answer {status}")
+
+
+def _wants_tls(response: httpx.Response) -> bool:
+    """Whether a plain-HTTP request reached a server that speaks only TLS: Go's servers
+    answer a bare ``HTTP/1.0 400 Bad Request`` without a single header (its body, "Client
+    sent an HTTP request to an HTTPS server.", is not read for a HEAD)."""
+    if response.status_code != 400:
+        return False
+    return not response.headers or b"HTTPS server" in response.content[:200]
 
 
 def _is_manifest(response: httpx.Response, method: str) -> bool:

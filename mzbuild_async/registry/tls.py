@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import ssl
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,24 @@ def _reason(exc: BaseException) -> str:
     return str(exc)
 
 
+_DEFAULT_CONTEXT: list[ssl.SSLContext] = []
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_context() -> ssl.SSLContext:
+    """httpx's default context (the system's and certifi's CAs), made once per process.
+
+    Each client made with ``verify=True`` would load the CA bundle again (~50 ms
+    here); every client shares this one instead. Loading releases the GIL, so
+    :meth:`RegistryClient.warm_up` makes it in a worker thread while the
+    fingerprints compute.
+    """
+    with _DEFAULT_LOCK:
+        if not _DEFAULT_CONTEXT:
+            _DEFAULT_CONTEXT.append(httpx.create_ssl_context())
+        return _DEFAULT_CONTEXT[0]
+
+
 @dataclass
 class TlsSettings:
     """Where each host's certificates come from; contexts made once per host."""
@@ -123,7 +142,7 @@ class TlsSettings:
     configured: Mapping[str, TlsFiles] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._contexts: dict[tuple[str, bool], ssl.SSLContext | bool] = {}
+        self._contexts: dict[tuple[str, bool], ssl.SSLContext] = {}
 
     @classmethod
     def from_environ(
@@ -137,14 +156,14 @@ class TlsSettings:
         found = certs_d_files(self.certs_d, host) if self.certs_d is not None else TlsFiles()
         return found | self.configured.get(host, TlsFiles())
 
-    def verify(self, host: str, *, insecure: bool = False) -> ssl.SSLContext | bool:
+    def verify(self, host: str, *, insecure: bool = False) -> ssl.SSLContext:
         """What httpx's ``verify`` should be for ``host`` (raises :class:`TlsSetupError`)."""
         key = (host, insecure)
         known = self._contexts.get(key)
         if known is None:
             files = self.files(host)
             if files.empty and not insecure:
-                known = True  # httpx's own default context
+                known = default_context()
             else:
                 known = ssl_context(host, files, verify=not insecure)
             self._contexts[key] = known

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -309,8 +309,17 @@ async def _services(
     options: RunOptions | None = None,
     platform: str = "",
     confirm: bool = False,
+    *,
+    registry: str = "",
+    alongside: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> AsyncIterator[_Services]:
-    """The engine connections and lookup engine of a run, closed at the end."""
+    """The engine connections and lookup engine of a run, closed at the end.
+
+    While the engines connect, ``alongside`` runs (the fingerprints) and the
+    ``registry`` host is made ready (scheme, TLS handshake, challenge) by a
+    warm-up that goes on in the background until the block ends: nothing of
+    it waits for the rest, and the lookups join what it has in flight.
+    """
     options = options or RunOptions()
     own_docker = docker is None
     # Whoever made a resource closes it: the lookup engine closes the
@@ -324,20 +333,41 @@ async def _services(
     )
     members: list[Member] = []
     try:
-        if options.engines and docker is None:
-            members = await open_pool(options.engines, slots=options.slots)
-            members = _usable_members(members, platform)
-        else:
-            docker = docker or DockerEngine()
-            await docker.ping()
-            url = default_endpoint(os.environ) if own_docker else "(given)"
-            members = [Member(LOCAL_ENGINE, url, docker, platform, options.jobs)]
-        yield _Services(members, engine.client, engine, bool(options.engines))
+        with single_error():
+            async with anyio.create_task_group() as warm:
+                if registry:
+                    warm.start_soon(engine.client.warm_up, [registry])
+                async with anyio.create_task_group() as tg:
+                    if alongside is not None:
+                        tg.start_soon(alongside)
+                    members = await _connect(docker, options, platform)
+                try:
+                    yield _Services(members, engine.client, engine, bool(options.engines))
+                finally:
+                    warm.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
             await engine.aclose()
             if own_docker:
                 await close_pool([m.engine for m in members] or ([docker] if docker else []))
+
+
+async def _connect(docker: Engine | None, options: RunOptions, platform: str) -> list[Member]:
+    """The run's engines: the pool's members that build ``platform``, else one engine."""
+    if options.engines and docker is None:
+        return _usable_members(await open_pool(options.engines, slots=options.slots), platform)
+    url = default_endpoint(os.environ) if docker is None else "(given)"
+    docker = docker or DockerEngine()
+    await docker.ping()
+    return [Member(LOCAL_ENGINE, url, docker, platform, options.jobs)]
+
+
+def registry_host(repo: Repository) -> str:
+    """The API host of the run's image registry ("" when it is not a valid one)."""
+    try:
+        return parse_reference(f"{repo.options.image_registry}/probe:probe").api_host
+    except UsageError:
+        return ""
 
 
 def _usable_members(members: list[Member], platform: str) -> list[Member]:
@@ -495,7 +525,20 @@ async def plan_workflow(
     options = options or RunOptions()
     targets = list(dict.fromkeys(targets))
     platform = run_platform(repo)
-    async with _services(cache_dir, docker, client, tiers, options, platform) as services:
+
+    async def fingerprint() -> None:
+        await repo.fingerprints(targets)  # (the plan takes them from the repository)
+
+    async with _services(
+        cache_dir,
+        docker,
+        client,
+        tiers,
+        options,
+        platform,
+        registry=registry_host(repo),
+        alongside=fingerprint,
+    ) as services:
         await _check_fingerprints(repo, options)
         plan = await _plan(
             repo,
@@ -651,10 +694,22 @@ async def run_workflow(
     # The lookup engine is created first thing inside _services: its span
     # times count from (about) now.
     engine_origin = events.since()
+    specs: dict[str, str] = {}
+
+    async def fingerprint() -> None:
+        specs.update(await events.fingerprint(repo, targets))
+
     async with _services(
-        cache_dir, docker, client, options.tiers, options, platform, confirm
+        cache_dir,
+        docker,
+        client,
+        options.tiers,
+        options,
+        platform,
+        confirm,
+        registry=registry_host(repo),
+        alongside=fingerprint,
     ) as services:
-        specs = await events.fingerprint(repo, targets)
         await _check_fingerprints(repo, options)
         history = BuildHistory.load(cache_dir)
         rounds: list[_Round] = []

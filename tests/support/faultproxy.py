@@ -67,6 +67,10 @@ class Faults:
     #: body that quotes the request's Authorization header and its ``user:password``
     #: (a registry that echoes credentials into its errors).
     echo_credentials: bool = False
+    #: Hold each manifest request until this many are in flight at once (or
+    #: ``gate_seconds`` pass): shows, without timing, how many a client sends at once.
+    gate: int = 0
+    gate_seconds: float = 5.0
     #: Faults apply only to paths containing this (None: every path)...
     only: str | None = None
     #: ...and only to these methods (None: every method).
@@ -88,6 +92,10 @@ class FaultProxy:
         self._bucket = 0.0
         self._updated = time.monotonic()
         self._lock = anyio.Lock()
+        #: Manifest requests in flight now, and the most there ever were.
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self._gate_open = anyio.Event()
 
     @property
     def host(self) -> str:
@@ -136,6 +144,7 @@ class FaultProxy:
                         if buffer[:1] == b"\x16":
                             # A TLS handshake: answer as Go's servers do, so that
                             # clients trying HTTPS first fall back to HTTP.
+                            self.counts["tls-attempts"] += 1
                             await stream.send(b"HTTP/1.0 400 Bad Request\r\n\r\n")
                             return
                     head, _, buffer = buffer.partition(b"\r\n\r\n")
@@ -169,6 +178,28 @@ class FaultProxy:
         body: bytes,
     ) -> bool:
         self.counts["requests"] += 1
+        if "/manifests/" not in target:
+            return await self._forward(stream, method, target, headers, body)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.faults.gate:
+                if self.in_flight >= self.faults.gate:
+                    self._gate_open.set()
+                with anyio.move_on_after(self.faults.gate_seconds):
+                    await self._gate_open.wait()
+            return await self._forward(stream, method, target, headers, body)
+        finally:
+            self.in_flight -= 1
+
+    async def _forward(
+        self,
+        stream: anyio.abc.ByteStream,
+        method: str,
+        target: str,
+        headers: list[tuple[str, ...]],
+        body: bytes,
+    ) -> bool:
         faults = self.faults
         applies = (faults.only is None or faults.only in target) and (
             faults.methods is None or method in faults.methods
