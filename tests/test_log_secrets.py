@@ -147,3 +147,29 @@ def test_credentials_a_registry_echoes_reach_no_output(
     for text in outputs:  # ...without the credentials it quoted
         for secret in (PASSWORD, basic, f"{USER}:{PASSWORD}"):
             assert secret not in text, (secret, text)
+
+
+@pytest.mark.parametrize("preload", [False, True], ids=["without-structlog", "through-structlog"])
+def test_a_json_warning_is_the_same_line_with_or_without_structlog(preload: bool) -> None:
+    """The warning a command prints before structlog is loaded (it is not imported for
+    one JSON line) has the same keys, order, values and redaction as structlog's."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, json\n"
+        + ("import structlog\n" if preload else "")
+        + "from mzbuild_async.support import logs\n"
+        "logs.configure(0, fmt='json')\n"
+        "logs.warning('a/mzbuild.yml: odd, see https://u:pw@h/x', image='a', n=3)\n"
+        "print('structlog' in sys.modules, file=sys.stdout)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    record = json.loads(result.stderr)
+    assert list(record) == ["image", "n", "event", "level", "timestamp"]
+    assert record["event"] == "a/mzbuild.yml: odd, see https://[redacted]@h/x"
+    assert (record["image"], record["n"], record["level"]) == ("a", 3, "warning")
+    assert record["timestamp"].endswith("Z")
+    assert result.stdout.strip() == str(preload)
