@@ -26,7 +26,11 @@ def _ms(seconds: float) -> str:
 
 
 def check_json(
-    names: dict[str, str], answers: dict[str, Answer], engine: LookupEngine, seconds: float
+    names: dict[str, str],
+    answers: dict[str, Answer],
+    engine: LookupEngine,
+    seconds: float,
+    lookups: float | None = None,
 ) -> dict[str, Any]:
     """The ``check --json`` document."""
     counts = {s.value: 0 for s in Status}
@@ -49,12 +53,22 @@ def check_json(
             tier: {"count": s.count, "p50": s.p50, "p95": s.p95, "max": s.max}
             for tier, s in engine.statistics().items()
         },
-        "totals": {**counts, "images": len(names), "seconds": round(seconds, 6)},
+        "totals": {
+            **counts,
+            "images": len(names),
+            "seconds": round(seconds, 6),
+            # (after the fingerprints: the lookups alone)
+            "lookup_seconds": round(seconds if lookups is None else lookups, 6),
+        },
     }
 
 
 def check_text(
-    names: dict[str, str], answers: dict[str, Answer], engine: LookupEngine, seconds: float
+    names: dict[str, str],
+    answers: dict[str, Answer],
+    engine: LookupEngine,
+    seconds: float,
+    lookups: float | None = None,
 ) -> str:
     """The human-readable ``check`` report."""
     width = max([len(n) for n in names] + [5])
@@ -71,6 +85,7 @@ def check_text(
     lines.append(
         f"{len(names)} images: {counts[Status.PRESENT]} present, {counts[Status.ABSENT]} absent,"
         f" {counts[Status.UNKNOWN]} unknown in {seconds:.2f} s"
+        + ("" if lookups is None else f" (lookups {lookups:.2f} s after the fingerprints)")
     )
     requests = engine.requests
     if requests:
@@ -135,17 +150,21 @@ async def _check(
             async with anyio.create_task_group() as tg:
                 tg.start_soon(engine.warm_up, hosts)
                 await fingerprint()
+                fingerprinted = time.perf_counter()
                 names = {name: specs[name] for name in targets}
                 answers = await engine.lookup_many(names.values())
                 tg.cancel_scope.cancel()
     finally:
         await engine.aclose()
-    seconds = time.perf_counter() - started
+    ended = time.perf_counter()
+    seconds, lookups = ended - started, ended - fingerprinted
     save_challenges(cache_dir, client.challenges, client.schemes)
     if args.trace:
         write_trace(Path(args.trace), engine.spans, tiers)
     if args.json:
-        sys.stdout.write(json.dumps(check_json(names, answers, engine, seconds), indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps(check_json(names, answers, engine, seconds, lookups), indent=2) + "\n"
+        )
     else:
-        sys.stdout.write(check_text(names, answers, engine, seconds) + "\n")
+        sys.stdout.write(check_text(names, answers, engine, seconds, lookups) + "\n")
     return 1 if any(a.status is Status.UNKNOWN for a in answers.values()) else 0
