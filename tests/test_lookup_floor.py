@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mzbuild_async.lookup.engine import LookupEngine
+from mzbuild_async.lookup.engine import Answer, LookupEngine
 from mzbuild_async.model.status import Status
 from mzbuild_async.registry.client import RegistryClient
 from tests.support.demo import Cli
@@ -56,16 +56,22 @@ async def test_a_remembered_plain_http_host_gets_one_probe_and_a_full_batch(
     assert proxy.most_in_flight >= wanted, (proxy.most_in_flight, proxy.counts)
 
 
+async def _look_up(
+    specs: list[str], host: str, scheme: str
+) -> tuple[RegistryClient, dict[str, Answer]]:
+    """Every spec looked up by a client that remembers ``host``: no auth, ``scheme``."""
+    client = RegistryClient(remembered={host: None}, remembered_schemes={host: scheme})
+    async with LookupEngine.create(tiers=("memory", "registry"), client=client) as engine:
+        answers = await engine.lookup_many(specs)
+    await client.aclose()
+    return client, answers
+
+
 async def test_a_remembered_scheme_costs_no_probe(registries: dict[str, Registry]) -> None:
     registry = registries["none"]
     async with proxied(registry, Faults(gate=8)) as proxy:
         specs, pushed = registry.push_many(8, 4, host=proxy.host)
-        client = RegistryClient(
-            remembered={proxy.host: None}, remembered_schemes={proxy.host: "http"}
-        )
-        async with LookupEngine.create(tiers=("memory", "registry"), client=client) as engine:
-            answers = await engine.lookup_many(specs)
-        await client.aclose()
+        client, answers = await _look_up(specs, proxy.host, "http")
     assert all((a.status is Status.PRESENT) == (s in pushed) for s, a in answers.items())
     assert proxy.counts["tls-attempts"] == 0
     assert proxy.counts["requests"] == 8  # the HEADs, nothing else
@@ -80,12 +86,7 @@ async def test_a_stale_remembered_scheme_is_learned_again_once(
     registry = registries["none"]
     async with proxied(registry, Faults()) as proxy:
         specs, pushed = registry.push_many(12, 6, host=proxy.host)
-        client = RegistryClient(
-            remembered={proxy.host: None}, remembered_schemes={proxy.host: "https"}
-        )
-        async with LookupEngine.create(tiers=("memory", "registry"), client=client) as engine:
-            answers = await engine.lookup_many(specs)
-        await client.aclose()
+        client, answers = await _look_up(specs, proxy.host, "https")
     assert all((a.status is Status.PRESENT) == (s in pushed) for s, a in answers.items())
     assert client.schemes == {proxy.host: "http"}
     assert proxy.counts["requests"] == 12
