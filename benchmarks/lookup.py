@@ -363,6 +363,8 @@ def process_tables(args: argparse.Namespace, tmp: Path) -> None:
     pki = make_tls(tmp / "pki")
     cache = tmp / "cache"
     base_env = {**os.environ, "MZBUILD_ASYNC_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
+    # As installed packages are: imports come from cached bytecode, not compiled each run.
+    base_env.pop("PYTHONDONTWRITEBYTECODE", None)
     spec_cmd = [sys.executable, "-m", "mzbuild_async", "spec", "--all", "--json", "--repo"]
     rows: list[ProcessRow] = []
     startup: list[float] = []
