@@ -46,7 +46,7 @@ import anyio.lowlevel
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mzbuild_async.build.scheduler import Action, Job, Limits, OneEngine, Scheduler  # noqa: E402
+from mzbuild_async.builds.scheduler import Action, Job, Limits, OneEngine, Scheduler  # noqa: E402
 
 CORPUS = ROOT / "tests" / "corpus" / "materialize"
 #: Seconds of the one batched cargo build (an optimized build of the workspace).

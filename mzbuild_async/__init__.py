@@ -38,8 +38,8 @@ from .source.fingerprint import Fingerprint
 from .source.repository import ImageDescription, InputFile, Repository
 
 if TYPE_CHECKING:
-    from .build.multiarch import IndexResult, publish_indexes
-    from .build.plan import Workflow
+    from .builds.multiarch import IndexResult, publish_indexes
+    from .builds.plan import Workflow
     from .lookup.engine import Answer, LookupEngine
     from .model.status import Status
     from .registry.client import RegistryClient
@@ -64,15 +64,15 @@ _LAZY = {
     "Status": "model.status",
     "Reference": "registry.names",
     "parse_reference": "registry.names",
-    "Workflow": "build.plan",
+    "Workflow": "builds.plan",
     "RunOptions": "workflow.run",
     "RunResult": "workflow.run",
     "ImageResult": "workflow.run",
     "run_workflow": "workflow.run",
     "plan_workflow": "workflow.run",
     "RunPlan": "workflow.run",
-    "IndexResult": "build.multiarch",
-    "publish_indexes": "build.multiarch",
+    "IndexResult": "builds.multiarch",
+    "publish_indexes": "builds.multiarch",
 }
 
 

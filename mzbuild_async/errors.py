@@ -27,7 +27,7 @@ httpx in ``registry/client.py`` (a lookup answer is then a ``Status``, a
 write a ``RegistryUnavailable``), aiodocker and aiohttp in
 ``engine/docker.py`` (``EngineError``, ``DockerBuildError``,
 ``TransferError`` with ``transient`` set there), subprocesses in
-``build/cargo.py`` and ``source/gitview.py``.
+``builds/cargo.py`` and ``source/gitview.py``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mzbuild_async.engine.buildx import BuildxBuilder
-from mzbuild_async.engine.docker import BuildRequest
+from mzbuild_async.engine.protocol import BuildRequest
 from mzbuild_async.errors import DockerBuildError, UsageError
 
 REQUEST = BuildRequest(

@@ -25,7 +25,7 @@ from tests.support.demo import Cli
 from tests.support.engine import _fail_or_skip
 from tests.support.registry import Registry
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.real]
 
 BUILD_RS = """
 use std::{env, path::Path, thread, time::{Duration, Instant}};

@@ -47,6 +47,7 @@ def published(
     return prefix, specs
 
 
+@pytest.mark.real
 def test_check_json(
     fixture_repo: Path,
     published: tuple[str, dict[str, str]],

@@ -22,7 +22,7 @@ from tests.support.demo import Cli
 from tests.support.pool import Sleepy, make_sleepy_repo
 from tests.support.registry import Registry
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.real]
 
 DAG = [
     Sleepy("root", (), 1),
@@ -111,7 +111,7 @@ def test_a_parent_that_never_comes_stops_the_step_naming_it(
 
 def _forge_marker(registry: Registry, spec: str, at: float, run: str = "") -> None:
     """A failure marker of ``spec`` dated ``at``, written straight to the registry."""
-    from mzbuild_async.build.markers import AT, ERROR, RUN, STEP, marker_of
+    from mzbuild_async.builds.markers import AT, ERROR, RUN, STEP, marker_of
 
     notes = {STEP: "forged", ERROR: "it failed", AT: f"{at:.3f}", **({RUN: run} if run else {})}
     body = json.dumps(

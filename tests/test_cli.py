@@ -201,7 +201,7 @@ def test_fingerprinting_commands_import_no_network_or_build_code(
         "main()\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in"
         " ('httpx', 'aiodocker', 'tenacity', 'structlog')"
-        " or m.startswith(('mzbuild_async.build', 'mzbuild_async.workflow',"
+        " or m.startswith(('mzbuild_async.builds', 'mzbuild_async.workflow',"
         " 'mzbuild_async.engine', 'mzbuild_async.lookup', 'mzbuild_async.registry'))]\n"
         "print(sorted(heavy))\n"
     )

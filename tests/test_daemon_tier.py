@@ -17,6 +17,7 @@ pytestmark = pytest.mark.anyio
 NO_RETRY = RetryPolicy(attempts=1)
 
 
+@pytest.mark.real
 async def test_image_in_the_engine_is_present() -> None:
     """An image the engine has is present by the daemon tier, without asking a registry."""
     docker = await engine()

@@ -25,7 +25,7 @@ import pytest
 from tests.support.demo import Cli, commit, make_demo
 from tests.support.registry import PASSWORD, USER, Registry
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.real]
 
 ALL = {
     "demo-base",

@@ -33,7 +33,7 @@ from tests.support.pool import (
 )
 from tests.support.registry import Registry
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.real]
 
 MAIN = "unix:///var/run/docker.sock"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from mzbuild_async.build.scheduler import HEARTBEAT_SECONDS, PING_SECONDS
+from mzbuild_async.builds.scheduler import HEARTBEAT_SECONDS, PING_SECONDS
 from mzbuild_async.engine.docker import CLEANUP_SECONDS
 from tests.support.demo import Cli
 from tests.support.pool import (
@@ -32,7 +32,7 @@ from tests.support.pool import (
 )
 from tests.support.registry import Registry
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.real]
 
 MAIN = "unix:///var/run/docker.sock"
 STATE = Path(os.environ.get("MZBUILD_ASYNC_ENGINES_DIR", "/tmp/mzbuild-async-engines"))

@@ -141,6 +141,7 @@ def test_repo_subdirectory_uses_the_top_level(make_repo: MakeRepo) -> None:
     assert top.stderr == ""
 
 
+@pytest.mark.real
 def test_ten_thousand_image_chain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A 10,000-image MZFROM chain: spec, describe and plan of its last image work."""
     root = make_chain(tmp_path / "chain", 10_000)
@@ -197,6 +198,7 @@ def test_huge_input_hashing_stops_promptly_on_sigint(make_repo: MakeRepo, tmp_pa
     assert "Traceback" not in err
 
 
+@pytest.mark.real
 def test_explain_down_a_long_chain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A change at the bottom of a 1,500-image chain is explained, as text and as JSON."""
     depth = 1_500

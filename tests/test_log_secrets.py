@@ -13,7 +13,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from mzbuild_async.build.plan import Workflow
+from mzbuild_async.builds.plan import Workflow
 from mzbuild_async.model.options import BuildOptions, Profile
 from mzbuild_async.registry.auth import CredentialStore
 from mzbuild_async.registry.client import RegistryClient
@@ -46,6 +46,7 @@ def test_the_redaction_processor_masks_credentials() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.real
 def test_a_real_run_with_credentials_logs_none_of_them(
     tmp_path: Path, registries: dict[str, Registry]
 ) -> None:
@@ -99,6 +100,7 @@ def test_a_real_run_with_credentials_logs_none_of_them(
 
 
 @pytest.mark.slow
+@pytest.mark.real
 def test_credentials_a_registry_echoes_reach_no_output(
     tmp_path: Path, registries: dict[str, Registry]
 ) -> None:

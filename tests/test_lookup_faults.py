@@ -24,7 +24,7 @@ from mzbuild_async.support.retry import RetryPolicy
 from tests.support.faultproxy import FaultProxy, Faults
 from tests.support.registry import Registry
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.real]
 
 FAST_RETRY = RetryPolicy(attempts=6, initial_wait=0.01, max_wait=0.2, max_seconds=20)
 

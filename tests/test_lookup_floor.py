@@ -23,7 +23,7 @@ from tests.support.demo import Cli
 from tests.support.faultproxy import FaultProxy, Faults
 from tests.support.registry import Registry
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.real]
 
 CONCURRENCY = 32  # the default per-host limit
 

@@ -31,6 +31,7 @@ def engine(
 
 
 @pytest.mark.parametrize("auth", ["none", "htpasswd", "token"])
+@pytest.mark.real
 async def test_present_and_absent_in_each_setup(registries: dict[str, Registry], auth: str) -> None:
     """Pushed tags are present and others absent, decided by the registry tier."""
     registry = registries[auth]
@@ -47,6 +48,7 @@ async def test_present_and_absent_in_each_setup(registries: dict[str, Registry],
     assert eng.requests[registry.host] == len(wanted) + 1
 
 
+@pytest.mark.real
 async def test_basic_auth_without_credentials_is_unknown(registries: dict[str, Registry]) -> None:
     """A registry that wants a password we do not have gives unknown, never present."""
     registry = registries["htpasswd"]
@@ -61,6 +63,7 @@ async def test_basic_auth_without_credentials_is_unknown(registries: dict[str, R
         assert "wants a username and password" in answer.detail
 
 
+@pytest.mark.real
 async def test_credentials_from_docker_config_and_helper(
     registries: dict[str, Registry], tmp_path: Path
 ) -> None:
@@ -97,6 +100,7 @@ async def test_credentials_from_docker_config_and_helper(
         os.environ["PATH"] = old_path
 
 
+@pytest.mark.real
 async def test_one_token_request_serves_many_repositories(registries: dict[str, Registry]) -> None:
     """Tokens are fetched for many repositories at once, not one per lookup."""
     registry = registries["token"]
@@ -112,6 +116,7 @@ async def test_one_token_request_serves_many_repositories(registries: dict[str, 
     assert registry.issuer.requests - before == 2  # ceil(60 / 50)
 
 
+@pytest.mark.real
 async def test_concurrent_lookups_of_one_spec_share_a_request(
     registries: dict[str, Registry],
 ) -> None:
@@ -134,6 +139,7 @@ async def test_concurrent_lookups_of_one_spec_share_a_request(
     assert eng.requests[registry.host] == 2  # the ping and one HEAD
 
 
+@pytest.mark.real
 async def test_disk_tier_keeps_present_only(
     registries: dict[str, Registry], tmp_path: Path
 ) -> None:
@@ -163,6 +169,7 @@ async def test_disk_tier_keeps_present_only(
     assert second.requests[registry.host] == 1 + len(wanted) - len(pushed)
 
 
+@pytest.mark.real
 async def test_warm_run_with_everything_present_sends_nothing(
     registries: dict[str, Registry], tmp_path: Path
 ) -> None:
@@ -182,6 +189,7 @@ async def test_warm_run_with_everything_present_sends_nothing(
     assert sum(eng.requests.values()) == 0
 
 
+@pytest.mark.real
 async def test_secrets_never_logged(registries: dict[str, Registry], tmp_path: Path) -> None:
     """No password, token or Authorization header appears in any log event."""
     registry = registries["htpasswd"]
@@ -223,6 +231,7 @@ async def test_bad_references_and_hosts_are_unknown(spec: str, message: str) -> 
 
 
 @pytest.mark.parametrize("stale", [False, True])
+@pytest.mark.real
 async def test_remembered_challenge_skips_the_ping(
     registries: dict[str, Registry], stale: bool
 ) -> None:
@@ -258,6 +267,7 @@ async def test_remembered_challenge_skips_the_ping(
     assert client.challenges[registry.host] == challenge
 
 
+@pytest.mark.real
 async def test_remembered_no_auth_then_auth_required(registries: dict[str, Registry]) -> None:
     """A host remembered as open that now wants a token: the 401 teaches the client."""
     registry = registries["token"]

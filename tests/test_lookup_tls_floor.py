@@ -18,7 +18,7 @@ from tests.support.delayline import DelayLine
 from tests.support.registry import Registry, run_registry
 from tests.support.tls import TlsMaterial, make_tls
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.real]
 
 
 @pytest.fixture(scope="module")

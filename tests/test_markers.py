@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from mzbuild_async.build.markers import (
+from mzbuild_async.builds.markers import (
     MAX_CLOCK_SKEW,
     failure_of,
     mark_failed,
@@ -20,6 +20,7 @@ from tests.support.registry import Registry
 pytestmark = pytest.mark.anyio
 
 
+@pytest.mark.real
 async def test_a_marker_is_read_back_unless_it_is_older_than_the_run(
     registries: dict[str, Registry],
 ) -> None:
@@ -36,6 +37,7 @@ async def test_a_marker_is_read_back_unless_it_is_older_than_the_run(
         assert await failure_of(writer, spec, time.time() + 1.0) is None
 
 
+@pytest.mark.real
 async def test_a_marker_is_believed_only_within_bounds(registries: dict[str, Registry]) -> None:
     """Dated too far ahead of our clock, or written by another pipeline run: ignored."""
     spec = f"{registries['none'].host}/markers/bounds:mzbuild-AAAABBBBCCCCDDDDEEEEFFFFGGGGHHHH"

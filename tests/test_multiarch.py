@@ -14,7 +14,7 @@ import pytest
 from tests.support.demo import Cli, make_demo
 from tests.support.registry import Registry
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.real]
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 

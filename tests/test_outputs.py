@@ -66,6 +66,7 @@ def test_output_paths_are_checked_before_any_work(
     assert result.stdout == ""
 
 
+@pytest.mark.real
 def test_a_report_that_fails_at_the_end_keeps_the_summary(
     tmp_path: Path, registries: dict[str, Registry]
 ) -> None:

@@ -31,7 +31,7 @@ from tests.support.demo import Cli
 from tests.support.pool import Sleepy, engines, make_sleepy_repo
 from tests.support.registry import Registry
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.real]
 
 WIDE = [
     Sleepy("base", (), 1),

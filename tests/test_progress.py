@@ -146,6 +146,7 @@ def _read_all(fd: int, process: subprocess.Popen[str]) -> bytes:
 
 
 @pytest.mark.slow
+@pytest.mark.real
 def test_a_real_run_on_a_pseudo_terminal_and_without(
     tmp_path: Path, registries: dict[str, Registry]
 ) -> None:

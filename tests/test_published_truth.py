@@ -22,7 +22,7 @@ from tests.support.faultproxy import FaultProxy, proxy_thread
 from tests.support.pool import Sleepy, make_sleepy_repo
 from tests.support.registry import Registry
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.real]
 
 
 @dataclass

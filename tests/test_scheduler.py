@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mzbuild_async.build.scheduler import (
+from mzbuild_async.builds.scheduler import (
     Action,
     Job,
     Limits,

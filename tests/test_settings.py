@@ -62,6 +62,7 @@ def test_flags_win_over_the_file(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("workflow", ["acquire", "ensure", "build"])
+@pytest.mark.real
 def test_plan_consults_only_the_configured_tiers(
     tmp_path: Path, registries: dict[str, Registry], demo_cli: Cli, workflow: str
 ) -> None:

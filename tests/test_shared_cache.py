@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.demo import Cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.real]
 
 
 def _json(out: str) -> dict[str, Any]:

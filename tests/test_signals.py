@@ -23,7 +23,7 @@ import pytest
 from tests.support.demo import Cli, commit
 from tests.support.registry import Registry
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.real]
 
 SLEEPY_BUILD_SCRIPT = "fn main() { std::thread::sleep(std::time::Duration::from_secs(120)); }\n"
 

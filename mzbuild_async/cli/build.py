@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 
-from ..build.plan import Workflow
+from ..builds.plan import Workflow
 from ..engine.endpoints import Endpoint
 from ..errors import UsageError, single_error
 from ..model.options import Arch, default_jobs
@@ -75,7 +75,7 @@ def step_options(args: argparse.Namespace) -> dict[str, Any]:
         if not name:
             raise UsageError(f"--only {item!r}: give IMAGE or IMAGE=FINGERPRINT")
         expected[name] = fingerprint
-    from ..build.markers import pipeline_run
+    from ..builds.markers import pipeline_run
 
     return {
         "only": expected,
@@ -199,9 +199,9 @@ def _write_timeline(path: Path, result: RunResult, status: int) -> None:
 
 async def _run_container(spec: str, argv: list[str], home: Endpoint | None) -> int:
     """Run ``spec`` where acquire left it: the home engine (the local one without a pool)."""
-    from ..engine.docker import DockerEngine
+    from ..engine.factory import open_engine
 
-    docker = DockerEngine(home)
+    docker = open_engine(home)
     out = sys.stdout.buffer
 
     def write(chunk: bytes) -> None:
@@ -218,7 +218,7 @@ async def run_publish_manifest(
     args: argparse.Namespace, repo: Repository, targets: list[str], cache_dir: Path
 ) -> int:
     """Write one multi-arch index per image at TAG; exit 1 if any image failed."""
-    from ..build.multiarch import publish_indexes
+    from ..builds.multiarch import publish_indexes
     from ..registry.writer import RegistryWriter
 
     arches = [Arch.parse(a) for a in (args.arch or [])]

@@ -179,26 +179,6 @@ def _add_check(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> Non
         "check", parents=[common], help="look images up: present, absent or unknown, and where"
     )
     _targets(p)
-    p.add_argument(
-        "--tiers",
-        help=f"tiers to consult, in this order: {','.join(TIER_ORDER)}"
-        " (default: [lookup] tiers of mzbuild-async.toml, else all)",
-    )
-    p.add_argument(
-        "--retries",
-        type=positive_int,
-        metavar="N",
-        help="attempts per request on transient failures (default 5)",
-    )
-    p.add_argument(
-        "--deadline",
-        type=positive_seconds,
-        metavar="SECONDS",
-        help="longest one lookup may take, retries included (default 90)",
-    )
-    p.add_argument(
-        "--no-disk-cache", action="store_true", help="do not read or keep answers on disk"
-    )
     p.add_argument("--trace", metavar="FILE", help="write a Chrome trace-event JSON of the lookups")
     add_registry_arguments(p)
     p.add_argument(
@@ -404,8 +384,34 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_lookup_arguments(p: argparse.ArgumentParser) -> None:
+    """How images are looked up: the same flags on every command that looks them up."""
+    group = p.add_argument_group("lookups")
+    group.add_argument(
+        "--tiers",
+        help=f"tiers to consult, in this order: {','.join(TIER_ORDER)}"
+        " (default: [lookup] tiers of mzbuild-async.toml, else all)",
+    )
+    group.add_argument(
+        "--retries",
+        type=positive_int,
+        metavar="N",
+        help="attempts per request on transient failures (default 5)",
+    )
+    group.add_argument(
+        "--deadline",
+        type=positive_seconds,
+        metavar="SECONDS",
+        help="longest one lookup may take, retries included (default 90)",
+    )
+    group.add_argument(
+        "--no-disk-cache", action="store_true", help="do not read or keep answers on disk"
+    )
+
+
 def add_registry_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of every command that talks to registries."""
+    """Options of every command that talks to registries (the lookup flags among them)."""
+    add_lookup_arguments(p)
     p.add_argument(
         "--registry-limit",
         action="append",

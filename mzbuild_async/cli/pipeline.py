@@ -14,8 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..build.plan import Workflow
-from ..build.scheduler import Action
+from ..builds.plan import Workflow
+from ..builds.scheduler import Action
 from ..pipeline.emit import StepSettings, buildkite_pipeline, carried_flags, github_workflow
 from ..pipeline.partition import partition
 from ..source.repository import Repository

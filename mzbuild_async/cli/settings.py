@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..engine.endpoints import Endpoint, engine_tables, parse_engine_flag, resolve_engines
 from ..model.status import TIER_ORDER, parse_tiers
+from ..registry.auth import CredentialStore
 from ..registry.client import DEFAULT_DEADLINE, RegistryClient
 from ..registry.config import (
     CONFIG_NAME,
@@ -44,6 +45,7 @@ class RegistrySettings:
         """A registry client with these settings (the caller closes it: ``async with``)."""
         challenges, schemes = load_hosts(cache_dir)
         return RegistryClient(
+            credentials=CredentialStore(environ=self.environ),
             limiters=self.config.limiters(),
             insecure=self.config.insecure,
             remembered=challenges,

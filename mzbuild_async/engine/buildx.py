@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable
 from dataclasses import dataclass
 
 import anyio
@@ -19,18 +19,13 @@ import anyio.abc
 
 from ..errors import DockerBuildError, UsageError
 from ..support.lines import pump_lines
-from .docker import TAIL_LINES, BuildRequest
-
-LineSink = Callable[[str], None]
-
-
-def _drop(line: str) -> None:
-    """Discard an output line."""
+from .protocol import TAIL_LINES, BuildRequest, LineSink
+from .protocol import drop as _drop
 
 
 @dataclass(frozen=True)
 class BuildxBuilder:
-    """Builds with the ``docker buildx`` CLI plugin."""
+    """Builds with the ``docker buildx`` CLI plugin (a :class:`~.protocol.Builder`)."""
 
     docker: str = "docker"
 

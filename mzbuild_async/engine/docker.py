@@ -15,22 +15,20 @@ import importlib
 import json
 import re
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
 
 from ..errors import DockerBuildError, EngineError, ManifestUnknown, TransferError
 from ..registry.auth import Credentials
+from ..registry.names import parse_reference
 from ..support import logs
 from ..support.lines import strip_ansi
 from .endpoints import Endpoint, cpu_count, docker_platform
-from .protocol import LineSink
+from .protocol import TAIL_LINES, BuildRequest, EngineInfo, LineSink
+from .protocol import drop as _drop
 
 T = TypeVar("T")
-
-#: Lines of build output kept to explain a failure.
-TAIL_LINES = 20
 
 #: Seconds a short request (ping, info, inspect, tag, remove, container
 #: create/start/delete) may take: a frozen engine accepts connections but never
@@ -42,12 +40,9 @@ REQUEST_SECONDS = 30.0
 CLEANUP_SECONDS = 5.0
 
 
-def _drop(line: str) -> None:
-    """Discard an output line."""
-
-
 def registry_auth(host: str, credentials: Credentials | None) -> str:
-    """The ``X-Registry-Auth`` header value for ``host`` (anonymous when None)."""
+    """The ``X-Registry-Auth`` header value for ``host`` (anonymous when None): how the
+    Docker engine API takes our credentials."""
     if credentials is None:
         payload: dict[str, str] = {}
     else:
@@ -57,20 +52,6 @@ def registry_auth(host: str, credentials: Credentials | None) -> str:
             "serveraddress": host,
         }
     return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode("ascii")
-
-
-@dataclass(frozen=True)
-class BuildRequest:
-    """One ``POST /build``."""
-
-    tag: str
-    dockerfile: str
-    buildargs: Mapping[str, str]
-    labels: Mapping[str, str]
-    platform: str | None = None
-    cache_from: Sequence[str] = ()
-    #: Extra tags to apply after a successful build.
-    also_tag: Sequence[str] = ()
 
 
 def _identity(info: Mapping[str, Any]) -> str:
@@ -83,19 +64,6 @@ def _identity(info: Mapping[str, Any]) -> str:
 
 def _is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError | ValueError) or type(exc).__module__.startswith("aiohttp")
-
-
-@dataclass(frozen=True)
-class EngineInfo:
-    """What an engine says of itself (``GET /info``)."""
-
-    platform: str
-    cpus: int
-    version: str = ""
-    #: Who the engine is: ``/info``'s ``ID``, host name and data root together (one
-    #: engine under several URLs has one; the ID alone is shared by the daemons of a
-    #: machine, as it comes from ``/etc/docker/key.json``). Empty when it has no ID.
-    id: str = ""
 
 
 class DockerEngine:
@@ -329,8 +297,11 @@ class DockerEngine:
                 raise self._engine_error(exc, f"tagging {target}") from None
             raise TransferError(f"could not tag {source} as {target}: {exc}") from None
 
-    async def pull(self, spec: str, auth: str, on_line: LineSink = _drop) -> None:
+    async def pull(
+        self, spec: str, credentials: Credentials | None, on_line: LineSink = _drop
+    ) -> None:
         """Pull ``spec`` (``repo:tag``) into the engine."""
+        auth = registry_auth(parse_reference(spec).api_host, credentials)
         repo, _, tag = spec.rpartition(":")
         done = False
         async for item in self._stream(
@@ -351,8 +322,11 @@ class DockerEngine:
                 f"pull of {spec} ended without the image; retry the run", transient=True
             )
 
-    async def push(self, spec: str, auth: str, on_line: LineSink = _drop) -> str:
+    async def push(
+        self, spec: str, credentials: Credentials | None, on_line: LineSink = _drop
+    ) -> str:
         """Push ``spec``; returns the manifest digest the engine reported."""
+        auth = registry_auth(parse_reference(spec).api_host, credentials)
         repo, _, tag = spec.rpartition(":")
         digest = ""
         async for item in self._stream(

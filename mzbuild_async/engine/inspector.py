@@ -6,7 +6,7 @@ here, more than the lookups themselves); over the engine's unix socket with
 httpx, which the registry client has loaded anyway, it costs nothing extra.
 :func:`local_inspector` takes that way when the local engine is a unix
 socket (``DOCKER_HOST`` unset or ``unix://``, no other Docker context), and
-the Docker engine of :mod:`.docker` otherwise. Failures are
+the engine :func:`~.factory.open_engine` makes otherwise. Failures are
 :class:`EngineError`, as everywhere behind the engine seam.
 """
 
@@ -19,8 +19,9 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from ..errors import EngineError
-from .docker import REQUEST_SECONDS, DockerEngine
+from .docker import REQUEST_SECONDS
 from .endpoints import DEFAULT_SOCKET
+from .factory import open_engine
 from .protocol import ImageInspector
 
 
@@ -79,4 +80,4 @@ def local_inspector(environ: Mapping[str, str] | None = None) -> ImageInspector:
     context = environ.get("DOCKER_CONTEXT", "default")
     if host.startswith("unix://") and context == "default":
         return SocketInspector(urlsplit(host).path)
-    return DockerEngine()
+    return open_engine()

@@ -16,8 +16,8 @@ import anyio
 
 from ..errors import EngineError, UsageError
 from ..support import logs
-from .docker import DockerEngine
 from .endpoints import Endpoint
+from .factory import open_engine
 from .protocol import Engine
 
 #: Seconds an engine has to answer its first request.
@@ -41,7 +41,7 @@ async def open_pool(
     endpoints: Sequence[Endpoint],
     *,
     slots: int | None = None,
-    connect: Callable[[Endpoint], Engine] = DockerEngine,
+    connect: Callable[[Endpoint], Engine] = open_engine,
     timeout: float = CONNECT_SECONDS,
 ) -> list[Member]:
     """Connect to every engine at once; those that answer, in the configured order.

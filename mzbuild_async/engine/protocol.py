@@ -1,30 +1,70 @@
-"""The seam between the build code and a Docker engine.
+"""The seam between the build code and a container engine: the protocols and their
+value types.
 
 The worker, the daemon lookup tier and the workflow talk to an
-:class:`Engine`; :class:`~.docker.DockerEngine` (the engine API over
-aiodocker) is the one there is; a pool (:mod:`.pool`) is several of them.
-Unit tests put a fake behind this protocol; end-to-end tests use the real
-engine.
+:class:`Engine` made by :func:`~.factory.open_engine`:
+:class:`~.docker.DockerEngine` (the Docker engine API over aiodocker) or
+:class:`~.memory.MemoryEngine` (in memory, shipped for tests and scripting,
+as ``httpx.MockTransport`` is); a pool (:mod:`.pool`) is several of them. A
+:class:`Builder` builds instead of the engine's own API (``docker buildx``).
+Everything here is a value or a protocol: nothing below imports an engine
+implementation.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Callable, Sequence
+from collections.abc import AsyncIterable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from .docker import BuildRequest, EngineInfo
+    from ..registry.auth import Credentials
 
 #: Receives each line of a build's, pull's or push's output.
 LineSink = Callable[[str], None]
 
+#: Lines of build output kept to explain a failure.
+TAIL_LINES = 20
+
+
+def drop(line: str) -> None:
+    """Discard an output line (the default sink)."""
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """One image build: tag, Dockerfile name, arguments, labels, platform, caches."""
+
+    tag: str
+    dockerfile: str
+    buildargs: Mapping[str, str]
+    labels: Mapping[str, str]
+    platform: str | None = None
+    cache_from: Sequence[str] = ()
+    #: Extra tags to apply after a successful build.
+    also_tag: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What an engine says of itself (``GET /info``)."""
+
+    platform: str
+    cpus: int
+    version: str = ""
+    #: Who the engine is: one engine under several URLs has one identity (for
+    #: Docker: ``/info``'s ``ID``, host name and data root). Empty when unknown.
+    id: str = ""
+
 
 class Engine(Protocol):
-    """What the build code needs of a Docker engine.
+    """What the build code needs of a container engine.
 
     Every method raises :class:`~mzbuild_async.errors.EngineError` when the
     engine is gone, and a :class:`~mzbuild_async.errors.BuildError` for a
     failure of the work itself (a Dockerfile step, a refused push).
+    Registry credentials are ours (:class:`~..registry.auth.Credentials`);
+    each engine encodes them as it needs.
     """
 
     async def connect(self) -> None:
@@ -36,7 +76,7 @@ class Engine(Protocol):
         ...
 
     async def info(self) -> EngineInfo:
-        """The engine's platform, CPU count and version."""
+        """The engine's platform, CPU count, version and identity."""
         ...
 
     async def exists(self, spec: str) -> bool:
@@ -53,12 +93,16 @@ class Engine(Protocol):
         """Tag image ``source`` as ``target``."""
         ...
 
-    async def pull(self, spec: str, auth: str, on_line: LineSink = ...) -> None:
-        """Pull ``spec`` (``auth``: the X-Registry-Auth value)."""
+    async def pull(
+        self, spec: str, credentials: Credentials | None, on_line: LineSink = ...
+    ) -> None:
+        """Pull ``spec`` from its registry (anonymously when ``credentials`` is None)."""
         ...
 
-    async def push(self, spec: str, auth: str, on_line: LineSink = ...) -> str:
-        """Push ``spec``; the manifest digest."""
+    async def push(
+        self, spec: str, credentials: Credentials | None, on_line: LineSink = ...
+    ) -> str:
+        """Push ``spec`` to its registry; the manifest digest."""
         ...
 
     async def remove(self, spec: str) -> None:
@@ -87,4 +131,24 @@ class ImageInspector(Protocol):
 
     async def aclose(self) -> None:
         """Close the connection."""
+        ...
+
+
+class Builder(Protocol):
+    """Builds images into the local engine instead of the engine API (``docker buildx``,
+    with BuildKit's registry cache)."""
+
+    async def check(self) -> None:
+        """A clear :class:`~mzbuild_async.errors.UsageError` unless it can build."""
+        ...
+
+    async def build(
+        self,
+        request: BuildRequest,
+        context: AsyncIterable[bytes],
+        on_line: LineSink = ...,
+        *,
+        cache_ref: str | None = None,
+    ) -> None:
+        """Build ``request.tag`` (with the layer cache at ``cache_ref``, if any)."""
         ...

@@ -103,3 +103,34 @@ class RegistryWriter:
                 f"{': ' + detail if detail else ''})"
             )
         return response.headers.get("docker-content-digest") or digest_of(body)
+
+    async def put_blob(self, ref: Reference, body: bytes) -> str:
+        """Store ``body`` as a blob of ``ref``'s repository (once: a blob the registry
+        has is not sent again); returns its digest."""
+        digest = digest_of(body)
+        try:
+            known = await self.client.request(ref, "HEAD", f"blobs/{digest}", push=True)
+            if known.status_code == 200:
+                return digest
+            started = await self.client.request(ref, "POST", "blobs/uploads/", push=True)
+            location = started.headers.get("location", "")
+            marker = f"/v2/{ref.repository}/"
+            if started.status_code != 202 or marker not in location:
+                raise TransferError(
+                    f"{ref}: the registry refused a blob upload ({started.status_code})"
+                )
+            upload = location.split(marker, 1)[1]
+            joiner = "&" if "?" in upload else "?"
+            done = await self.client.request(
+                ref,
+                "PUT",
+                f"{upload}{joiner}digest={digest}",
+                headers={"Content-Type": "application/octet-stream"},
+                content=body,
+                push=True,
+            )
+        except RegistryUnavailable as exc:
+            raise TransferError(f"{ref}: could not upload a blob: {exc}") from None
+        if done.status_code not in (200, 201):
+            raise TransferError(f"{ref}: the registry refused blob {digest} ({done.status_code})")
+        return digest

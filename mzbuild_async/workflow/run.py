@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..build.plan import AWAITED, Decision, Found, Workflow, decide, jobs, settled_decisions
-from ..build.scheduler import (
+from ..builds.plan import AWAITED, Decision, Found, Workflow, decide, jobs, settled_decisions
+from ..builds.scheduler import (
     LOCAL_ENGINE,
     Action,
     Limits,
@@ -31,8 +31,8 @@ from ..build.scheduler import (
     Worker,
     predict_placement,
 )
-from ..engine.docker import DockerEngine
 from ..engine.endpoints import Endpoint, default_endpoint
+from ..engine.factory import open_engine
 from ..engine.pool import Member, close_pool, open_pool
 from ..engine.protocol import Engine
 from ..errors import MzbuildError, UsageError, single_error
@@ -87,7 +87,7 @@ class RunOptions:
     wait: float = 3600.0
     #: ``--step``: the name of the CI step this run is.
     step: str | None = None
-    #: The pipeline run of a CI step (:func:`~..build.markers.pipeline_run`).
+    #: The pipeline run of a CI step (:func:`~..builds.markers.pipeline_run`).
     pipeline_run: str = ""
     #: ``[lookup] trust-cache``: take the disk tier's "present" without asking the
     #: registry, also in ``ensure`` and CI steps (for registries that never delete).
@@ -357,7 +357,7 @@ async def _connect(docker: Engine | None, options: RunOptions, platform: str) ->
     if options.engines and docker is None:
         return _usable_members(await open_pool(options.engines, slots=options.slots), platform)
     url = default_endpoint(os.environ) if docker is None else "(given)"
-    docker = docker or DockerEngine()
+    docker = docker or open_engine()
     await docker.ping()
     return [Member(LOCAL_ENGINE, url, docker, platform, options.jobs)]
 
@@ -812,7 +812,7 @@ async def _run_round(
 ) -> _Round:
     """Decide and do the work of every target once (``stale``: specs known absent;
     ``lost``: engines an earlier round lost)."""
-    from ..build.worker import EngineWorker
+    from ..builds.worker import EngineWorker
 
     home, registry_client, engine = services.home, services.client, services.lookups
     # Filled as decisions are released: forced rebuilds, images other steps build.
@@ -956,7 +956,7 @@ async def _check_fingerprints(repo: Repository, options: RunOptions) -> None:
 
 def run_platform(repo: Repository) -> str:
     """The platform every build of the run is for (``linux/amd64``)."""
-    from ..build.worker import GO_ARCH
+    from ..builds.worker import GO_ARCH
 
     return f"linux/{GO_ARCH[repo.options.arch]}"
 
@@ -1025,7 +1025,7 @@ MARK_SECONDS = 10.0
 async def _mark_failed(
     writer: RegistryWriter, name: str, spec: str, options: RunOptions, outcome: Outcome
 ) -> None:
-    from ..build.markers import mark_failed
+    from ..builds.markers import mark_failed
 
     try:
         await mark_failed(writer, spec, options.step or "?", outcome.error, options.pipeline_run)

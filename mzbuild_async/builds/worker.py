@@ -1,6 +1,6 @@
 """The real worker: cargo, Docker builds, pulls and pushes for the scheduler.
 
-Implements :class:`mzbuild_async.build.scheduler.Worker` over a Docker
+Implements :class:`mzbuild_async.builds.scheduler.Worker` over a Docker
 engine or the engines of a pool (:class:`~..engine.protocol.Engine`),
 cargo (:mod:`.cargo`: each image's outputs staged as they land) and the
 registry client. Pulls and pushes retry transient failures with the one
@@ -28,14 +28,13 @@ from typing import TypeVar
 
 import anyio
 
-from ..engine.buildx import BuildxBuilder
-from ..engine.docker import BuildRequest, registry_auth
-from ..engine.protocol import Engine
+from ..engine.protocol import Builder, BuildRequest, Engine
 from ..errors import BuildError, CargoBuildError, EngineError, ManifestUnknown, TransferError
 from ..model.manifest import CargoBuild, Copy
 from ..model.options import Arch
 from ..model.spec import fingerprint_of
 from ..model.status import Status
+from ..registry.auth import Credentials
 from ..registry.client import RegistryClient
 from ..registry.names import parse_reference
 from ..registry.writer import RegistryWriter
@@ -97,7 +96,7 @@ class EngineWorker:
     cache_dir: Path
     cache_registry: str | None = None
     #: Build with ``docker buildx`` (and its registry cache) instead of the engine API.
-    buildx: BuildxBuilder | None = None
+    buildx: Builder | None = None
     retry: RetryPolicy = DEFAULT_RETRY
     listener: Listener = ignore
     clock: Callable[[], float] = anyio.current_time
@@ -157,9 +156,9 @@ class EngineWorker:
 
         return await call_with_retries(self.retry, attempt)
 
-    async def _auth(self, spec: str) -> str:
-        host = parse_reference(spec).api_host
-        return registry_auth(host, await self.client.credentials.get(host))
+    async def _auth(self, spec: str) -> Credentials | None:
+        """Our credentials for ``spec``'s registry (None: anonymous)."""
+        return await self.client.credentials.get(parse_reference(spec).api_host)
 
     # -- Worker protocol ------------------------------------------------------
 

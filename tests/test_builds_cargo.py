@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mzbuild_async.build.cargo import (
+from mzbuild_async.builds.cargo import (
     CargoArtifacts,
     CargoRequest,
     cargo_build,
@@ -137,6 +137,7 @@ async def test_an_uninstalled_target_is_a_clear_error(
     await check_profile_and_target(root, options)
 
 
+@pytest.mark.real
 def test_cargo_build_reports_where_things_are(
     built: tuple[Path, CargoArtifacts, list[str]],
 ) -> None:
@@ -151,6 +152,7 @@ def test_cargo_build_reports_where_things_are(
     assert run.stdout == "hello from greet\n"
 
 
+@pytest.mark.real
 def test_a_compile_error_names_the_crate_its_first_error_and_where(tmp_path: Path) -> None:
     _cargo_or_fail()
     files = dict(WORKSPACE)
@@ -183,6 +185,7 @@ def _has_debug_info(path: Path) -> bool:
 
 
 @pytest.mark.anyio
+@pytest.mark.real
 async def test_stage_outputs_strips_and_extracts(
     built: tuple[Path, CargoArtifacts, list[str]], tmp_path: Path
 ) -> None:
@@ -209,6 +212,7 @@ async def test_stage_outputs_strips_and_extracts(
 
 
 @pytest.mark.anyio
+@pytest.mark.real
 async def test_stage_outputs_errors_name_the_manifest(
     built: tuple[Path, CargoArtifacts, list[str]], tmp_path: Path
 ) -> None:
@@ -241,6 +245,7 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
+@pytest.mark.real
 def test_cancelling_the_build_leaves_no_process(tmp_path: Path) -> None:
     _cargo_or_fail()
     files = dict(WORKSPACE)
@@ -265,6 +270,7 @@ def test_cancelling_the_build_leaves_no_process(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.real
 async def test_extract_never_follows_a_symlink_out(
     built: tuple[Path, CargoArtifacts, list[str]], tmp_path: Path
 ) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mzbuild_async.build import context
-from mzbuild_async.build.context import (
+from mzbuild_async.builds import context
+from mzbuild_async.builds.context import (
     DOCKERFILE_NAME,
     DockerIgnore,
     Entry,

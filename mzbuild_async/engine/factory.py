@@ -1,0 +1,24 @@
+"""One place that turns an engine's address into an :class:`~.protocol.Engine`.
+
+``open_engine(None)`` is the local engine (``DOCKER_HOST`` honoured); an
+:class:`~.endpoints.Endpoint` is a pool member: ``memory://NAME`` is the
+in-memory engine registered under that name (:mod:`.memory`), anything
+else the Docker engine API. A new kind of engine is one module behind the
+protocol and one branch here.
+"""
+
+from __future__ import annotations
+
+from .endpoints import Endpoint
+from .protocol import Engine
+
+
+def open_engine(endpoint: Endpoint | None = None) -> Engine:
+    """The engine at ``endpoint`` (None: the local one), not connected yet."""
+    if endpoint is not None and endpoint.url.startswith("memory://"):
+        from .memory import MemoryEngine
+
+        return MemoryEngine.named(endpoint.url.removeprefix("memory://"))
+    from .docker import DockerEngine
+
+    return DockerEngine(endpoint)

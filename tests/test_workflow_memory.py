@@ -1,0 +1,378 @@
+"""The workflow, the worker and the pool over the in-memory engine and registry.
+
+No Docker engine, registry or cargo: :class:`MemoryEngine` builds from the
+real streamed context (its Dockerfile's ``FROM``s must be there) and pushes to
+:class:`MemoryRegistry` through the real registry client, so these tests walk
+the same code as a real run, from lookups to pushes, in milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from mzbuild_async.builds.plan import Workflow
+from mzbuild_async.engine.endpoints import Endpoint
+from mzbuild_async.engine.memory import MemoryEngine
+from mzbuild_async.model.options import Arch, BuildOptions
+from mzbuild_async.registry.client import RegistryClient
+from mzbuild_async.registry.memory import MemoryRegistry
+from mzbuild_async.source.repository import Repository
+from mzbuild_async.support.retry import RetryPolicy
+from mzbuild_async.workflow.run import RunOptions, RunResult, plan_workflow, run_workflow
+from tests.conftest import MakeRepo
+
+pytestmark = pytest.mark.anyio
+
+REGISTRY = "reg.test/unit"
+FAST = RetryPolicy(attempts=2, initial_wait=0.0, max_wait=0.0, max_seconds=5)
+TIERS = ("memory", "disk", "registry", "manifest")
+
+FILES = {
+    "base/mzbuild.yml": "name: base\n",
+    "base/Dockerfile": "FROM scratch\nCOPY hello.txt /hello.txt\n",
+    "base/hello.txt": "hello\n",
+    "lib/mzbuild.yml": "name: lib\n",
+    "lib/Dockerfile": "MZFROM base\nCOPY lib.txt /lib.txt\n",
+    "lib/lib.txt": "lib\n",
+    "app/mzbuild.yml": "name: app\n",
+    "app/Dockerfile": "MZFROM lib\n",
+    "hidden/mzbuild.yml": "name: hidden\npublish: false\n",
+    "hidden/Dockerfile": "MZFROM base\n",
+    "tool/mzbuild.yml": "name: tool\n",
+    "tool/Dockerfile": "MZFROM hidden\n",
+}
+
+
+@dataclass
+class World:
+    """A repository, an in-memory registry, a client wired to it and an engine."""
+
+    repo: Repository
+    registry: MemoryRegistry
+    client: RegistryClient
+    engine: MemoryEngine
+    cache: Path
+
+    async def run(
+        self, workflow: Workflow, *targets: str, engine: MemoryEngine | None = None, **options: Any
+    ) -> RunResult:
+        return await run_workflow(
+            self.repo,
+            workflow,
+            list(targets) or list(self.repo.images),
+            cache_dir=self.cache,
+            docker=None if options.get("engines") else engine or self.engine,
+            client=self.client,
+            options=RunOptions(tiers=TIERS, jobs=2, **options),
+        )
+
+    def engine_like(self, name: str, **fields: Any) -> MemoryEngine:
+        """Another engine on the same registry."""
+        return MemoryEngine(name=name, client=self.client, **fields)
+
+    def spec(self, name: str, result: RunResult) -> str:
+        return result.images[name].spec
+
+
+@pytest.fixture
+def world(make_repo: MakeRepo, tmp_path: Path) -> Iterator[World]:
+    root = make_repo(FILES)
+    repo = anyio.run(
+        lambda: Repository.open(root, BuildOptions(arch=Arch.X86_64, image_registry=REGISTRY))
+    )
+    registry = MemoryRegistry()
+    client = RegistryClient(transport=registry.transport(), retry=FAST, deadline=10)
+    yield World(repo, registry, client, MemoryEngine(client=client), tmp_path / "cache")
+    anyio.run(client.aclose)
+
+
+def actions(result: RunResult) -> dict[str, str]:
+    return {name: image.action for name, image in result.images.items()}
+
+
+async def test_ensure_builds_and_publishes_then_finds_everything(world: World) -> None:
+    first = await world.run(Workflow.ENSURE)
+    assert first.ok, first.to_json()
+    assert set(actions(first).values()) == {"built"}
+    published = {n for n, r in first.images.items() if r.pushed}
+    assert published == {"base", "lib", "app", "tool"}  # hidden is publish: false
+    for name in published:
+        assert world.registry.manifest(world.spec(name, first)) is not None
+    assert world.registry.manifest(world.spec("hidden", first)) is None
+    # The image an engine built carries the fingerprint label, and its context came whole.
+    app = world.engine.images[world.spec("app", first)]
+    assert app.labels["io.mzbuild.fingerprint"] == world.spec("app", first).rsplit("-", 1)[1]
+    assert app.files["lib.txt"] == b"lib\n"
+
+    builds = sum(1 for c in world.engine.calls if c[0] == "build")
+    assert builds == 5
+    again = await world.run(Workflow.ENSURE)
+    assert again.ok
+    assert set(actions(again).values()) == {"none"}
+    assert sum(1 for c in world.engine.calls if c[0] == "build") == builds  # none more
+
+
+async def test_acquire_pulls_what_is_published_and_nothing_below_it(world: World) -> None:
+    await world.run(Workflow.ENSURE, "app")
+    fresh = world.engine_like("fresh")
+    result = await world.run(Workflow.ACQUIRE, "app", engine=fresh)
+    assert result.ok, result.to_json()
+    assert actions(result) == {"app": "pulled"}
+    assert set(fresh.images) == {world.spec("app", result)}
+
+
+async def test_a_failed_build_skips_what_needs_it_and_the_rest_goes_on(world: World) -> None:
+    specs = await world.repo.specs(["lib"])
+    world.engine.failing[specs["lib"]] = "RUN exit 3: returned a non-zero code: 3"
+    result = await world.run(Workflow.ENSURE)
+    assert not result.ok
+    assert actions(result) | {"hidden": "-", "tool": "-"} == {
+        "base": "built",
+        "lib": "failed",
+        "app": "skipped",
+        "hidden": "-",
+        "tool": "-",
+    }
+    assert "returned a non-zero code" in result.images["lib"].error
+    assert result.images["app"].error == "dependency lib failed"
+    assert actions(result)["tool"] == "built"
+
+
+async def test_fail_fast_stops_everything_at_the_first_failure(world: World) -> None:
+    specs = await world.repo.specs(["base"])
+    world.engine.failing[specs["base"]] = "broken"
+    result = await world.run(Workflow.ENSURE, fail_fast=True)
+    assert not result.ok
+    assert result.images["base"].action == "failed"
+    assert all(r.action in ("failed", "skipped") for r in result.images.values())
+
+
+async def test_build_force_rebuilds_what_the_engine_has(world: World) -> None:
+    await world.run(Workflow.ENSURE, "base")
+    forced = await world.run(Workflow.BUILD, "base", force=True)
+    assert actions(forced) == {"base": "built"}
+    assert sum(1 for c in world.engine.calls if c == ("build", world.spec("base", forced))) == 2
+
+
+async def test_a_registry_that_cannot_tell_gets_nothing_pushed(world: World) -> None:
+    world.registry.unavailable = True
+    result = await world.run(Workflow.ENSURE, "base")
+    assert not result.ok
+    assert "the registry could not tell" in result.images["base"].error
+    world.registry.unavailable = False
+    assert world.registry.manifest(world.spec("base", result)) is None
+
+
+async def test_a_deleted_tag_is_found_out_and_built_again(world: World) -> None:
+    first = await world.run(Workflow.ENSURE, "app")
+    for name in ("app", "lib", "base"):
+        spec = world.spec(name, first)
+        host, _, rest = spec.partition("/")
+        repository, _, tag = rest.rpartition(":")
+        del world.registry.manifests[(host, repository)][tag]
+    fresh = world.engine_like("fresh")
+    # acquire trusts the disk cache: the pull meets "manifest unknown", the run decides again.
+    result = await world.run(Workflow.ACQUIRE, "app", engine=fresh)
+    assert result.ok, result.to_json()
+    assert actions(result) == {"base": "built", "lib": "built", "app": "built"}
+
+
+async def test_plan_says_what_a_run_would_do(world: World) -> None:
+    await world.run(Workflow.ENSURE, "lib")
+    plan = await plan_workflow(
+        world.repo,
+        Workflow.ENSURE,
+        ["app"],
+        cache_dir=world.cache,
+        docker=world.engine,
+        client=world.client,
+        tiers=TIERS,
+    )
+    document = plan.to_json()["images"]
+    assert document["app"]["action"] == "build+push"
+    assert document["lib"]["action"] == "none"
+    assert document["lib"]["published"] == "present"
+    json.dumps(document)
+
+
+# -- a pool of in-memory engines ---------------------------------------------------------
+
+
+def pool(world: World, *names: str, **fields: Any) -> tuple[Endpoint, ...]:
+    """Engines registered under ``names`` (memory://NAME), on the world's registry."""
+    for name in names:
+        MemoryEngine.register(world.engine_like(name, **fields))
+    return tuple(Endpoint(name, f"memory://{name}", slots=1) for name in names)
+
+
+async def test_a_pool_spreads_builds_and_moves_parents_through_the_registry(
+    world: World,
+) -> None:
+    engines = pool(world, "p1", "p2", "p3", build_seconds=0.01)
+    result = await world.run(Workflow.ENSURE, engines=engines)
+    assert result.ok, result.to_json()
+    assert set(actions(result).values()) == {"built"}
+    assert len({r.engine for r in result.images.values()}) > 1
+    # hidden (publish: false) and tool, which needs it, stayed on one engine.
+    assert result.images["hidden"].engine == result.images["tool"].engine
+    built = sum(
+        1 for n in ("p1", "p2", "p3") for c in MemoryEngine.named(n).calls if c[0] == "build"
+    )
+    assert built == len(FILES) // 3 + 1  # every image once
+
+
+async def test_an_engine_that_vanishes_mid_build_loses_its_work_to_the_others(
+    world: World,
+) -> None:
+    engines = pool(world, "v1", "v2")
+    victim = MemoryEngine.named("v2")
+    victim.stall()
+
+    async def vanish_once_it_builds() -> None:
+        while not any(c[0] == "build" for c in victim.calls):
+            await anyio.sleep(0.005)
+        victim.vanish("killed")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(vanish_once_it_builds)
+        result = await world.run(Workflow.ENSURE, engines=engines)
+    assert result.ok, result.to_json()
+    assert {r.engine for r in result.images.values() if r.action == "built"} == {"v1"}
+    assert result.engines["v2"].lost
+
+
+async def test_a_lost_unpublished_parent_is_built_again(world: World) -> None:
+    """hidden (publish: false) only on an engine that vanishes: built again elsewhere."""
+    engines = pool(world, "h1", "h2")
+    first, second = MemoryEngine.named("h1"), MemoryEngine.named("h2")
+    second.stall()  # (h2 gets tool's build and holds it)
+
+    async def vanish_when_tool_builds_there() -> None:
+        while True:
+            tools = [
+                c for c in (*first.calls, *second.calls) if c[0] == "build" and "/tool:" in c[1]
+            ]
+            if tools:
+                holder = first if tools[0] in first.calls else second
+                holder.vanish("killed")
+                second.release()
+                return
+            await anyio.sleep(0.005)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(vanish_when_tool_builds_there)
+        result = await world.run(Workflow.ENSURE, "tool", engines=engines)
+    assert result.ok, result.to_json()
+    assert result.images["hidden"].engine == result.images["tool"].engine
+
+
+# -- CI steps ----------------------------------------------------------------------------
+
+
+async def test_a_step_awaits_what_another_step_publishes(world: World) -> None:
+    fingerprints = {n: str(fp) for n, fp in (await world.repo.fingerprints(["app"])).items()}
+
+    async def the_other_step() -> None:
+        await anyio.sleep(0.3)
+        await world.run(Workflow.ENSURE, "lib", engine=world.engine_like("other"))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(the_other_step)
+        result = await world.run(
+            Workflow.ENSURE, "app", only={"app": fingerprints["app"]}, wait=30.0, step="s2"
+        )
+    assert result.ok, result.to_json()
+    assert actions(result) == {"lib": "pulled", "app": "built"}
+    assert result.images["lib"].awaited is not None
+    assert result.step == "s2"
+
+
+async def test_a_failed_step_stops_the_steps_awaiting_it_at_once(world: World) -> None:
+    """The awaiting step started first; the step that builds its parent fails and leaves
+    a marker: the awaiting step stops then, not at the end of its --wait."""
+    fingerprints = {n: str(fp) for n, fp in (await world.repo.fingerprints(["app"])).items()}
+    specs = await world.repo.specs(["lib"])
+    failing = world.engine_like("failing")
+    failing.failing[specs["lib"]] = "broken"
+    results: dict[str, RunResult] = {}
+
+    async def awaiting_step() -> None:
+        results["s2"] = await world.run(
+            Workflow.ENSURE, "app", only={"app": fingerprints["app"]}, wait=600.0, step="s2"
+        )
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(awaiting_step)
+            await anyio.sleep(0.2)
+            results["s1"] = await world.run(
+                Workflow.ENSURE, "lib", engine=failing, only={"lib": "", "base": ""}, step="s1"
+            )
+    assert not results["s1"].ok
+    assert not results["s2"].ok
+    assert "the step that builds it failed (step s1: " in results["s2"].images["lib"].error
+
+
+async def test_wait_is_a_bound(world: World) -> None:
+    fingerprints = {n: str(fp) for n, fp in (await world.repo.fingerprints(["app"])).items()}
+    result = await world.run(Workflow.ENSURE, "app", only={"app": fingerprints["app"]}, wait=0.5)
+    assert not result.ok
+    assert "was not published within 0.5 s" in result.images["lib"].error
+
+
+def test_options_round_trip() -> None:
+    """(RunOptions stays a frozen value: replace works, as the CLI relies on.)"""
+    assert replace(RunOptions(), jobs=3).jobs == 3
+
+
+# -- multi-arch indexes over the in-memory registry ---------------------------------------
+
+
+async def test_publish_indexes_points_a_tag_at_each_arch(world: World) -> None:
+    from mzbuild_async.builds.multiarch import publish_indexes
+    from mzbuild_async.registry.writer import RegistryWriter
+
+    amd = world.engine_like("amd64")
+    arm = world.engine_like("arm64", platform="linux/arm64")
+    specs: dict[str, dict[Arch, str]] = {}
+    for arch, engine in ((Arch.X86_64, amd), (Arch.AARCH64, arm)):
+        repo = await Repository.open(
+            world.repo.root, BuildOptions(arch=arch, image_registry=REGISTRY)
+        )
+        result = await run_workflow(
+            repo, Workflow.ENSURE, ["base"], cache_dir=world.cache, docker=engine,
+            client=world.client, options=RunOptions(tiers=TIERS),
+        )  # fmt: skip
+        assert result.ok, result.to_json()
+        specs.setdefault("base", {})[arch] = result.images["base"].spec
+    writer = RegistryWriter(world.client)
+    first = await publish_indexes(writer, "v1.0", specs)
+    again = await publish_indexes(writer, "v1.0", specs)
+    assert not isinstance(first["base"], Exception)
+    assert not isinstance(again["base"], Exception)
+    assert (first["base"].status, again["base"].status) == ("created", "unchanged")
+    index = json.loads(world.registry.manifest(f"{REGISTRY}/base:v1.0") or b"{}")
+    assert {m["platform"]["architecture"] for m in index["manifests"]} == {"amd64", "arm64"}
+    missing = await publish_indexes(
+        writer, "v1.0", {"lib": {Arch.X86_64: specs["base"][Arch.X86_64].replace("base", "lib")}}
+    )
+    assert isinstance(missing["lib"], Exception)
+
+
+async def test_a_cache_registry_gets_each_build_and_gives_it_back(world: World) -> None:
+    first = await world.run(Workflow.ENSURE, "base", cache_registry="reg.test/cache")
+    assert first.ok, first.to_json()
+    assert world.registry.manifest("reg.test/cache/base:buildcache") is not None
+    fresh = world.engine_like("fresh")
+    again = await world.run(
+        Workflow.BUILD, "base", engine=fresh, force=True, cache_registry="reg.test/cache"
+    )
+    assert again.ok, again.to_json()
+    assert ("pull", "reg.test/cache/base:buildcache") in fresh.calls  # the cache came back
