@@ -351,3 +351,20 @@ def test_a_lost_parent_is_built_again_on_a_live_engine(portable: bool) -> None:
     assert [e.detail for e in events if e.image == "p" and e.status == "requeued"] == [
         "it was only on engine b, now lost"
     ]
+
+
+def test_plan_predicts_the_run_s_placement_of_publish_false_groups() -> None:
+    """The prediction uses the run's rule: publish: false parents a build needs together
+    share an engine (their group is pinned), in the prediction as in the run."""
+    engines = [Slots("a", 1), Slots("b", 1)]
+    jobs = [
+        Job("p1", Action.BUILD, portable=False, estimate=5.0),
+        Job("p2", Action.BUILD, portable=False, estimate=5.0),
+        Job("both", Action.BUILD, after=("p1", "p2"), needs=("p1", "p2"), portable=False),
+        Job("free1", Action.BUILD, estimate=1.0),
+    ]
+    predicted = predict_placement(jobs, engines)
+    assert predicted["p1"] == predicted["p2"] == predicted["both"]
+    worker = PoolWorker({j.name: j for j in jobs}, {e.name: e for e in engines})
+    outcomes = run_pool(jobs, engines, worker, [])
+    assert outcomes["p1"].engine == outcomes["p2"].engine == outcomes["both"].engine

@@ -33,209 +33,46 @@ Cancellation propagates: nothing is left running.
 
 from __future__ import annotations
 
-import enum
 import heapq
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import anyio
 import anyio.abc
 
 from ..errors import EngineError, MzbuildError, TransferError, single_error
-from ..model.options import DEFAULT_TRANSFERS
-from ..store.history import DEFAULT_ESTIMATE
 from ..support.events import Event, Listener, ignore
+from .jobs import (
+    Action,
+    EngineLoad,
+    Job,
+    Limits,
+    OneEngine,
+    Outcome,
+    Slots,
+    Worker,
+    critical_paths,
+)
+from .placement import Placement, choose_engine, predict_placement
+
+__all__ = [
+    "Action",
+    "EngineLoad",
+    "Job",
+    "Limits",
+    "OneEngine",
+    "Outcome",
+    "Scheduler",
+    "Slots",
+    "Worker",
+    "choose_engine",
+    "critical_paths",
+    "predict_placement",
+]
 
 T = TypeVar("T")
-
-
-class Action(enum.Enum):
-    """What an image needs before the result is there."""
-
-    NONE = "none"
-    PULL = "pull"
-    BUILD = "build"
-
-
-@dataclass(frozen=True)
-class Job:
-    """One image's work in a run."""
-
-    name: str
-    action: Action
-    #: Push after the build (or, with ``Action.NONE``, push the local image).
-    push: bool = False
-    #: Images pulled or built in this run that this build needs locally first.
-    after: tuple[str, ...] = ()
-    #: Whether the build needs the batched cargo build's output.
-    cargo: bool = False
-    #: Expected build seconds, for critical-path priority.
-    estimate: float = DEFAULT_ESTIMATE
-    #: Registry host of the image, for the per-registry transfer limit.
-    registry: str = ""
-    #: Every image the build needs on its engine (``after`` plus those there
-    #: from the start); only a pool of engines moves them.
-    needs: tuple[str, ...] = ()
-    #: The platform the build needs (``linux/amd64``); None: any engine.
-    platform: str | None = None
-    #: Whether the image may travel between engines through a registry
-    #: (``publish: false`` images do only with ``--transfer-registry``).
-    portable: bool = True
-    #: In the home engine (the first of the pool) when the run starts.
-    local: bool = False
-    #: In the registry, under its spec, when the run starts.
-    published: bool = False
-    #: Must end in the home engine (``acquire``/``run`` targets).
-    home: bool = False
-
-
-@dataclass(frozen=True)
-class Limits:
-    """How much runs at once."""
-
-    jobs: int = 2
-    transfers: int = DEFAULT_TRANSFERS
-    fail_fast: bool = False
-
-    def __post_init__(self) -> None:
-        if self.jobs < 1 or self.transfers < 1:
-            raise ValueError("limits must be at least 1")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one image."""
-
-    name: str
-    #: ``none``, ``pulled``, ``built``, ``built-elsewhere`` (by another process
-    #: while we waited for its lock), ``skipped`` or ``failed``.
-    action: str
-    pushed: bool
-    #: Seconds of this image's own work, from its first pull, build or push start.
-    seconds: float
-    error: str = ""
-    #: Why nothing was pushed although a push was wanted (e.g. published meanwhile).
-    note: str = ""
-    #: The engine that built (or pulled) it.
-    engine: str = ""
-    #: Seconds after the run started when cargo had built all it needs (cargo images).
-    landed: float | None = None
-
-
-@dataclass(frozen=True)
-class Slots:
-    """One engine of the pool, as the scheduler sees it."""
-
-    name: str
-    slots: int
-    #: What it builds (``linux/amd64``); None: whatever it is asked to.
-    platform: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.slots < 1:
-            raise ValueError(f"engine {self.name}: slots must be at least 1")
-
-
-@dataclass
-class EngineLoad:
-    """What one engine did in a run."""
-
-    builds: int = 0
-    #: Seconds its build slots were taken (builds and the fetches before them).
-    busy_seconds: float = 0.0
-    #: Images brought into it from the registry for builds (or as results).
-    transfers: int = 0
-    #: Why it was dropped from the run, if it was.
-    lost: str = ""
-    #: Builds in progress right now.
-    running: int = 0
-
-
-class Worker(Protocol):
-    """Does the work; the seam between the scheduler and Docker/cargo.
-
-    ``engine`` names the pool engine the work happens on (see :class:`Slots`).
-    """
-
-    async def cargo(self, names: Sequence[str], landed: Callable[[str], None]) -> None:
-        """Build the Rust binaries of ``names`` in one batch, calling ``landed(name)``
-        the moment every artifact image ``name`` needs is there (staged for its
-        build), while cargo goes on."""
-        ...
-
-    async def pull(self, name: str, engine: str) -> None:
-        """Pull image ``name`` (published) into ``engine``."""
-        ...
-
-    async def build(self, name: str, engine: str) -> str | None:
-        """Build image ``name`` on ``engine`` (its dependencies are there).
-
-        Returns "" (or None) when it built the image, else why it did not
-        need to (another process built it meanwhile).
-        """
-        ...
-
-    async def push(self, name: str, engine: str) -> str:
-        """Push image ``name`` from ``engine``; "" when pushed, else why it was not needed."""
-        ...
-
-    async def send(self, name: str, engine: str) -> None:
-        """Push image ``name`` from ``engine`` to where other engines fetch it."""
-        ...
-
-    async def fetch(self, name: str, engine: str) -> None:
-        """Bring image ``name`` (sent or published) into ``engine``, tagged with its spec."""
-        ...
-
-    async def alive(self, engine: str) -> bool:
-        """Whether ``engine`` still answers."""
-        ...
-
-
-class OneEngine:
-    """The pool half of :class:`Worker` for workers of one engine (the scheduler
-    moves images only between engines of a pool, so these are never called)."""
-
-    async def send(self, name: str, engine: str) -> None:
-        """Refused: one engine has nowhere to send to."""
-        raise RuntimeError(f"send({name}) on a one-engine worker")
-
-    async def fetch(self, name: str, engine: str) -> None:
-        """Refused: one engine has nowhere to fetch from."""
-        raise RuntimeError(f"fetch({name}) on a one-engine worker")
-
-    async def alive(self, engine: str) -> bool:
-        """Always: a lost engine shows as EngineError."""
-        return True
-
-
-def critical_paths(jobs: Mapping[str, Job]) -> dict[str, float]:
-    """Per job: its estimate plus the longest chain of builds that wait on it."""
-    dependents: dict[str, list[str]] = {name: [] for name in jobs}
-    for job in jobs.values():
-        for dep in job.after:
-            dependents[dep].append(job.name)
-    paths: dict[str, float] = {}
-    # Depth-first from each job, memoized; the graph is a DAG.
-    for start in jobs:
-        if start in paths:
-            continue
-        stack: list[tuple[str, bool]] = [(start, False)]
-        while stack:
-            name, expanded = stack.pop()
-            if name in paths:
-                continue
-            if not expanded:
-                stack.append((name, True))
-                stack.extend((d, False) for d in dependents[name] if d not in paths)
-                continue
-            own = jobs[name].estimate if jobs[name].action is Action.BUILD else 0.0
-            paths[name] = own + max((paths[d] for d in dependents[name]), default=0.0)
-    return paths
 
 
 #: Outcomes after which an image is not there for its dependents.
@@ -258,22 +95,6 @@ HEARTBEAT_SECONDS = 5.0
 #: the build's own: a ``dockerd`` that is shutting down still answers for a
 #: moment while it kills the builds it runs.
 WATCH_SECONDS = 6.0
-
-
-def _fits(job: Job, slots: Slots) -> bool:
-    return job.platform is None or slots.platform is None or job.platform == slots.platform
-
-
-def choose_engine(
-    job: Job, free: Sequence[str], held: Mapping[str, AbstractSet[str]], spare: Mapping[str, int]
-) -> str:
-    """The engine with a free slot that holds the most of what ``job`` needs
-    (then the one with the most free slots, then the first)."""
-    needs = set(job.needs) | set(job.after)
-    return max(
-        free,
-        key=lambda e: (sum(e in held.get(n, ()) for n in needs), spare[e], -free.index(e)),
-    )
 
 
 class _Rebuilt(TransferError):
@@ -353,11 +174,10 @@ class Scheduler:
         self._pinging: set[str] = set()
         self._idle: dict[str, anyio.Event] = {}
         self._where: dict[str, str] = {}
-        #: ``publish: false`` images that must share an engine (a common
-        #: dependent needs them all), as a union-find forest; and the engine
-        #: each group went to.
-        self._group: dict[str, str] = {}
-        self._pinned: dict[str, str] = {}
+        #: Where builds may go and go (``publish: false`` groups pinned there).
+        self.placement = Placement(
+            self.jobs, self._slots, self._live, self._held, self._fetchable, self.home
+        )
         self._dependents: dict[str, list[str]] = {}
         self._waiting: dict[str, int] = {}
         self.priority: dict[str, float] = {}
@@ -427,9 +247,7 @@ class Scheduler:
             for dep in job.after:
                 self._dependents[dep].append(job.name)
             self._waiting[job.name] = sum(d not in self._available_now for d in job.after)
-            stuck = [n for n in (job.name, *job.needs) if not known[n].portable]
-            for other in stuck[1:]:
-                self._join(stuck[0], other)
+            self.placement.join([n for n in (job.name, *job.needs) if not known[n].portable])
         self.priority = critical_paths(self.jobs)
         return jobs
 
@@ -532,37 +350,9 @@ class Scheduler:
             copy = self._copies[name] = _Copy()
         return copy
 
-    def _root(self, name: str) -> str:
-        while self._group.get(name, name) != name:
-            name = self._group[name]
-        return name
-
-    def _join(self, a: str, b: str) -> None:
-        self._group[self._root(b)] = self._root(a)
-
-    def _usable(self, job: Job) -> list[str]:
-        """The live engines ``job`` could be built on (free or not)."""
-        usable = [e for e in self._live if _fits(job, self._slots[e])]
-        pinned = self._pinned.get(self._root(job.name)) if not job.portable else None
-        if pinned is not None and pinned in self._live:
-            usable = [e for e in usable if e == pinned]
-        for need in {*job.needs, *job.after}:
-            if not self.jobs[need].portable and not self._copy(need).there:
-                usable = [e for e in usable if e in self._held[need]]
-        if job.home and not job.portable:
-            usable = [e for e in usable if e == self.home]
-        return usable
-
-    def _unplaceable(self, job: Job) -> str:
-        if not any(_fits(job, self._slots[e]) for e in self._live):
-            return f"no engine of the pool builds {job.platform}"
-        for need in {*job.needs, *job.after}:
-            if not self.jobs[need].portable and not self._held[need]:
-                return (
-                    f"{need} (publish: false) was on an engine that was lost; name a"
-                    " --transfer-registry to let such images move between engines"
-                )
-        return "no engine can build it (its publish: false parents are on different engines)"
+    def _fetchable(self, name: str) -> bool:
+        """Whether ``name`` can be fetched from a registry now."""
+        return self._copy(name).there
 
     def _dispatch(self) -> None:
         assert self._tg is not None
@@ -576,17 +366,15 @@ class Scheduler:
                 self._queued.discard(name)
                 continue
             job = self.jobs[name]
-            usable = self._usable(job)
+            usable = self.placement.usable(job)
             if not usable:
-                self._fail(name, self._unplaceable(job))
+                self._fail(name, self.placement.why_not(job))
                 continue
             free = [e for e in usable if self._free[e] > 0 and e not in self._watches]
             if not free:
                 deferred.append(item)
                 continue
-            engine = choose_engine(job, free, self._held, self._free)
-            if not job.portable and self._pinned.get(self._root(name)) not in self._live:
-                self._pinned[self._root(name)] = engine
+            engine = self.placement.choose(job, free, self._free)
             self._free[engine] -= 1
             self.load[engine].running += 1
             self._tg.start_soon(self._build, job, engine)
@@ -649,7 +437,7 @@ class Scheduler:
         if not self._live:
             raise EngineError(f"every engine of the pool was lost; the last: {error}")
         if engine == self.home:  # what must end in the home engine goes to the next one
-            self.home = self._live[0]
+            self.home = self.placement.home = self._live[0]
             self._emit(None, "engine", "home", f"{engine} lost; {self.home} is home now", engine)
         self._rebuild_lost(engine)
 
@@ -985,68 +773,3 @@ class Scheduler:
         if finish:
             self._finish(job.name, action, pushed=not note, note=note)
         return note
-
-
-def predict_placement(jobs: Sequence[Job], engines: Sequence[Slots]) -> dict[str, str]:
-    """The engine each build would go to (``plan``): the scheduler's placement rule,
-    run in virtual time on the estimates (transfers and pulls taking none)."""
-    by_name = {job.name: job for job in jobs}
-    priority = critical_paths(by_name)
-    home = engines[0].name
-    held = {
-        job.name: {home} if job.local or (job.action is Action.PULL and job.home) else set()
-        for job in jobs
-    }
-    builds = [job for job in jobs if job.action is Action.BUILD]
-    waiting = {
-        job.name: {d for d in job.after if by_name[d].action is Action.BUILD} for job in builds
-    }
-    dependents: dict[str, list[str]] = {job.name: [] for job in builds}
-    for name, deps in waiting.items():
-        for dep in deps:
-            dependents[dep].append(name)
-    ready = [(-priority[name], name) for name, deps in waiting.items() if not deps]
-    heapq.heapify(ready)
-    free = {e.name: e.slots for e in engines}
-    running: list[tuple[float, str, str]] = []
-    placement: dict[str, str] = {}
-    now = 0.0
-
-    def finished(name: str) -> None:
-        for dependent in dependents[name]:
-            waiting[dependent].discard(name)
-            if not waiting[dependent]:
-                heapq.heappush(ready, (-priority[dependent], dependent))
-
-    while ready or running:
-        deferred: list[tuple[float, str]] = []
-        while ready and any(free.values()):
-            item = heapq.heappop(ready)
-            job = by_name[item[1]]
-            usable = [
-                e.name
-                for e in engines
-                if _fits(job, e)
-                and all(by_name[n].portable or e.name in held[n] for n in {*job.needs, *job.after})
-                and (job.portable or not job.home or e.name == home)
-            ]
-            if not usable:
-                finished(job.name)  # it would fail; what waits for it is skipped
-                continue
-            candidates = [e for e in usable if free[e] > 0]
-            if not candidates:
-                deferred.append(item)
-                continue
-            engine = choose_engine(job, candidates, held, free)
-            free[engine] -= 1
-            placement[job.name] = engine
-            heapq.heappush(running, (now + job.estimate, job.name, engine))
-        for item in deferred:
-            heapq.heappush(ready, item)
-        if not running:
-            break
-        now, name, engine = heapq.heappop(running)
-        free[engine] += 1
-        held[name].add(engine)
-        finished(name)
-    return placement

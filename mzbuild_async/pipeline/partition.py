@@ -43,6 +43,8 @@ from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
+from ..dag.unionfind import UnionFind
+
 #: Seconds an agent spends on a step before its first build (checkout, start-up).
 DEFAULT_STARTUP = 30.0
 #: Builds at once within one step (``ensure --jobs``).
@@ -82,34 +84,22 @@ def _groups(
     together: AbstractSet[str] = frozenset(),
 ) -> dict[str, str]:
     """Each image's group: ``publish: false`` images with what needs them, cycles merged."""
-    parent = {name: name for name in images}
-
-    def root(name: str) -> str:
-        while parent[name] != name:
-            parent[name] = parent[parent[name]]
-            name = parent[name]
-        return name
-
-    def join(a: str, b: str) -> None:
-        ra, rb = root(a), root(b)
-        if ra != rb:
-            parent[rb] = ra
-
+    groups = UnionFind[str](images)
     for name in images:
         for dep in deps[name]:
             if dep in sticky:
-                join(dep, name)
+                groups.union(dep, name)
     first_together = next((name for name in images if name in together), None)
     for name in images:
         if name in together and first_together is not None:
-            join(first_together, name)
+            groups.union(first_together, name)
     while True:  # merge cycles between groups until the groups form a DAG
-        cycle = _a_cycle(images, deps, root)
+        cycle = _a_cycle(images, deps, groups.find)
         if not cycle:
-            return {name: root(name) for name in images}
+            return {name: groups.find(name) for name in images}
         first, *rest = cycle
         for other in rest:
-            join(first, other)
+            groups.union(first, other)
 
 
 def _a_cycle(
@@ -276,13 +266,6 @@ def partition(
 Item = tuple[float, int, str]
 
 
-def _root(parent: dict[str, str], name: str) -> str:
-    """The representative of ``name`` in a union-find forest."""
-    while parent[name] != name:
-        name = parent[name]
-    return name
-
-
 class _Cutter:
     """The groups' graph and the simulation that forms the steps."""
 
@@ -364,25 +347,25 @@ class _Cutter:
         outgrows a step."""
         start = self.ideal_starts(lanes)
         round_of: dict[str, int] = {}
-        parent: dict[str, str] = {}
+        pieces_of = UnionFind[str]()  # (each piece's representative: its last group)
         size: dict[str, float] = {}
         for g in _topological(self.members, self.preds, self.succs, self.order):
             own = int(min(start[n] for n in self.members[g]) // width)
             r = max([own, *(round_of[p] for p in self.preds[g])])
-            joined = {_root(parent, p) for p in self.preds[g] if round_of[p] == r}
+            joined = {pieces_of.find(p) for p in self.preds[g] if round_of[p] == r}
             grown = self.work[g] + sum(size[j] for j in joined)
             if cap is not None and joined and grown > cap * width * self.jobs:
                 r, joined = r + 1, set()
-            round_of[g], parent[g] = r, g
+            round_of[g] = r
             size[g] = self.work[g] + sum(size[j] for j in joined)
             for j in joined:
-                parent[j] = g
+                pieces_of.union(g, j)
         out: list[list[str]] = []
         for r in sorted(set(round_of.values())):
             parts: dict[str, list[str]] = {}
             for g in self.members:
                 if round_of[g] == r:
-                    parts.setdefault(_root(parent, g), []).extend(self.members[g])
+                    parts.setdefault(pieces_of.find(g), []).extend(self.members[g])
             pieces = sorted(parts.values(), key=lambda n: -sum(self.seconds[x] for x in n))
             work = sum(self.seconds[n] for piece in pieces for n in piece)
             count = max(1, min(len(pieces), max(lanes, int(work // limit) + 1 if limit else 1)))
