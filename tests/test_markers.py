@@ -11,8 +11,8 @@ from mzbuild_async.builds.markers import (
     failure_of,
     mark_failed,
     marker_of,
-    pipeline_run,
 )
+from mzbuild_async.ci import pipeline_run
 from mzbuild_async.registry.client import RegistryClient
 from mzbuild_async.registry.writer import RegistryWriter
 from tests.support.registry import Registry
@@ -59,3 +59,4 @@ def test_the_pipeline_run_comes_from_the_ci_system() -> None:
     assert pipeline_run({"BUILDKITE_BUILD_ID": "b1"}) == "buildkite:b1"
     assert pipeline_run({"GITHUB_RUN_ID": "7", "GITHUB_RUN_ATTEMPT": "2"}) == "github:7.2"
     assert pipeline_run({"MZBUILD_ASYNC_RUN_ID": "x", "GITHUB_RUN_ID": "7"}) == "x"
+    assert pipeline_run({"GITLAB_CI": "true", "CI_PIPELINE_ID": "42"}) == "gitlab:42"

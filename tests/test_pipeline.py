@@ -1,4 +1,5 @@
-"""``pipeline``: Buildkite and GitHub Actions pipelines, checked and executed for real.
+"""``pipeline``: Buildkite, GitHub Actions and GitLab CI pipelines, checked; Buildkite's
+executed for real.
 
 The emitted YAML is validated against the published schemas that
 ``check-jsonschema`` ships (offline). Then a small runner executes a
@@ -120,6 +121,24 @@ def test_pipelines_validate_against_the_published_schemas(cli: Cli) -> None:
         assert jobs[step["key"]]["concurrency"]["group"] == step["concurrency_group"]
     text, _ = _pipeline(cli, *small, "--format", "github", "--jobs-only")
     assert set(yaml.safe_load(text)) == {"jobs"}
+    # GitLab CI: a child pipeline, the same steps wired by needs, checked by its schema.
+    text, _ = _pipeline(cli, *small, "--format", "gitlab", "--gitlab-tag", "docker")
+    (cli.repo.parent / "gitlab-ci.yml").write_text(text)
+    checked = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.gitlab-ci",
+         str(cli.repo.parent / "gitlab-ci.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"},
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    child = yaml.safe_load(text)
+    for step in steps:
+        job = child[step["key"]]
+        assert set(job["needs"]) == set(step.get("depends_on") or [])
+        assert job["resource_group"] == step["concurrency_group"]
+        assert job["tags"] == ["docker"]
 
 
 def _run_step(

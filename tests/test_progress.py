@@ -13,6 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from mzbuild_async.ci import by_name
 from mzbuild_async.report.progress import LineProgress, LiveProgress, make_progress
 from mzbuild_async.support.events import Event
 from tests.support.demo import Cli, make_demo
@@ -107,7 +108,7 @@ def test_live_block_on_a_terminal() -> None:
 
 def test_github_actions_groups() -> None:
     out, clock = io.StringIO(), Clock()
-    progress = LineProgress(out, clock=clock, folding="github")
+    progress = LineProgress(out, clock=clock, folding=by_name("github"))
     feed(progress, clock)
     lines = out.getvalue().splitlines()
     start = lines.index("::group::base build done")
@@ -121,11 +122,22 @@ def test_github_actions_groups() -> None:
 
 def test_buildkite_sections_expand_failures() -> None:
     out, clock = io.StringIO(), Clock()
-    progress = LineProgress(out, clock=clock, folding="buildkite")
+    progress = LineProgress(out, clock=clock, folding=by_name("buildkite"))
     feed(progress, clock)
     lines = out.getvalue().splitlines()
     assert "--- base build done" in lines
     assert "+++ app build failed" in lines
+
+
+def test_gitlab_sections_expand_failures() -> None:
+    out, clock = io.StringIO(), Clock()
+    progress = LineProgress(out, clock=clock, folding=by_name("gitlab"))
+    feed(progress, clock)
+    text = out.getvalue()
+    assert "section_start:" in text
+    assert "[collapsed=true]\r\x1b[0Kbase build done" in text
+    assert "[collapsed=false]\r\x1b[0Kapp build failed" in text
+    assert text.count("section_start:") == text.count("section_end:")
 
 
 def _read_all(fd: int, process: subprocess.Popen[str]) -> bytes:

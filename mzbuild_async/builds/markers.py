@@ -12,8 +12,9 @@ A marker is a claim by another machine, so it is believed only within
 bounds: one dated more than :data:`MAX_CLOCK_SKEW` seconds in the future
 (an agent whose clock runs ahead, or a forged one) is ignored, with a
 warning; and where both the marker and the awaiting step know their
-pipeline run (:func:`pipeline_run`: Buildkite's build, GitHub's run and
-attempt, or ``MZBUILD_ASYNC_RUN_ID``), a marker of another run is ignored.
+pipeline run (:func:`~mzbuild_async.ci.pipeline_run`: Buildkite's build, GitHub's
+run and attempt, GitLab's pipeline, or ``MZBUILD_ASYNC_RUN_ID``), a marker of another
+run is ignored.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from ..errors import MzbuildError, shorten
 from ..registry.names import parse_reference
@@ -35,18 +36,6 @@ RUN = "io.mzbuild.pipeline-run"
 
 #: Seconds a marker may be dated ahead of this machine's clock and still count.
 MAX_CLOCK_SKEW = 300.0
-
-
-def pipeline_run(environ: Mapping[str, str]) -> str:
-    """The pipeline run a CI step belongs to ("" outside one): ``MZBUILD_ASYNC_RUN_ID``,
-    else Buildkite's build ID, else GitHub Actions' run ID and attempt."""
-    if environ.get("MZBUILD_ASYNC_RUN_ID"):
-        return environ["MZBUILD_ASYNC_RUN_ID"]
-    if environ.get("BUILDKITE_BUILD_ID"):
-        return f"buildkite:{environ['BUILDKITE_BUILD_ID']}"
-    if environ.get("GITHUB_RUN_ID"):
-        return f"github:{environ['GITHUB_RUN_ID']}.{environ.get('GITHUB_RUN_ATTEMPT', '1')}"
-    return ""
 
 
 def marker_of(spec: str) -> str:

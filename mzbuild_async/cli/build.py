@@ -75,7 +75,7 @@ def step_options(args: argparse.Namespace) -> dict[str, Any]:
         if not name:
             raise UsageError(f"--only {item!r}: give IMAGE or IMAGE=FINGERPRINT")
         expected[name] = fingerprint
-    from ..builds.markers import pipeline_run
+    from ..ci import pipeline_run
 
     return {
         "only": expected,
@@ -158,9 +158,11 @@ def write_outputs(args: argparse.Namespace, result: RunResult, status: int) -> i
 
 
 def _step_summary() -> str | None:
-    if os.environ.get("GITHUB_ACTIONS") == "true":
-        return os.environ.get("GITHUB_STEP_SUMMARY") or None
-    return None
+    """Where the CI system this runs in takes a Markdown summary (None: nowhere)."""
+    from ..ci import detect
+
+    system = detect(os.environ)
+    return None if system is None else system.summary_path(os.environ)
 
 
 def _append_step_summary(path: Path, result: RunResult, status: int) -> None:

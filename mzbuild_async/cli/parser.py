@@ -10,6 +10,7 @@ import argparse
 import math
 from typing import NoReturn
 
+from ..ci import NAMES as CI_NAMES
 from ..model.options import DEFAULT_SEARCH, DEFAULT_TRANSFERS, default_jobs
 from ..model.status import TIER_ORDER
 
@@ -229,7 +230,12 @@ def _add_run_commands(sub: argparse._SubParsersAction[_Parser], common: _Parser)
         help="a Buildkite or GitHub Actions pipeline whose steps build what is missing",
     )
     _targets(p, "every publishable image (and what their builds need)")
-    p.add_argument("--format", choices=["buildkite", "github"], default="buildkite")
+    p.add_argument(
+        "--format",
+        choices=CI_NAMES,
+        default="buildkite",
+        help="the CI system whose pipeline to print (default: buildkite)",
+    )
     p.add_argument(
         "--agents",
         type=positive_int,
@@ -262,6 +268,9 @@ def _add_run_commands(sub: argparse._SubParsersAction[_Parser], common: _Parser)
         "--runs-on", action="append", metavar="LABEL", help="GitHub Actions runner labels"
     )
     p.add_argument("--jobs-only", action="store_true", help="GitHub: only the jobs: mapping")
+    p.add_argument(
+        "--gitlab-tag", action="append", metavar="TAG", help="GitLab runner tags (repeatable)"
+    )
     p.add_argument(
         "--any-commit",
         action="store_true",

@@ -2,8 +2,8 @@
 
 Fingerprints and lookups as ``plan --workflow ensure``; the images that must
 be built are cut into steps (:mod:`..pipeline.partition`, estimates from the
-build history) and written as a Buildkite pipeline or a GitHub Actions
-workflow on stdout (:mod:`..pipeline.emit`). Nothing to build: a pipeline
+build history) and written as the pipeline of the CI system ``--format``
+names (:mod:`..ci`: Buildkite, GitHub Actions, GitLab CI) on stdout. Nothing to build: a pipeline
 with no build step, and a line on stderr saying so.
 """
 
@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ..builds.plan import Workflow
 from ..builds.scheduler import Action
-from ..pipeline.emit import StepSettings, buildkite_pipeline, carried_flags, github_workflow
+from ..ci import by_name
+from ..pipeline.emit import StepSettings, carried_flags
 from ..pipeline.partition import partition
 from ..source.repository import Repository
 from ..store.challenges import save_challenges
@@ -58,13 +59,13 @@ async def run_pipeline_command(
         wait=args.wait,
         queue=args.queue,
         runs_on=tuple(args.runs_on or ["ubuntu-latest"]),
+        tags=tuple(args.gitlab_tag or ()),
         arch=str(repo.options.arch),
     )
     fingerprints = {} if args.any_commit else plan.fingerprints
-    if args.format == "buildkite":
-        document = buildkite_pipeline(cut, specs, fingerprints, step)
-    else:
-        document = github_workflow(cut, specs, fingerprints, step, jobs_only=args.jobs_only)
+    document = by_name(args.format).pipeline(
+        cut, specs, fingerprints, step, jobs_only=args.jobs_only
+    )
     if not builds:
         sys.stderr.write(
             f"mzbuild-async: nothing to build: all {len(plan.decisions)} images are published\n"

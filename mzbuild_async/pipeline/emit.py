@@ -1,26 +1,23 @@
-"""Writing a cut build as a Buildkite pipeline or a GitHub Actions workflow.
+"""What every CI system's pipeline says of a cut build: each step's command.
 
 Each step runs ``ensure`` for its own images only (``--only NAME=FINGERPRINT``,
 so a checkout on another commit stops with one line), with the options the
 pipeline was made with, awaiting in the registry what other steps build.
 Steps wait for the steps that build the parents they await; a concurrency
 group keyed by a hash of the step's specs keeps two pipelines from building
-the same images at once. Buildkite steps are made with Buildkite's own SDK
-(``buildkite-sdk``: its pydantic models check every field as it is set);
-GitHub Actions jobs are plain mappings (there is no maintained SDK for
-them), both checked against the published schemas by the tests.
+the same images at once. Each CI system writes these as its own pipeline
+(:mod:`mzbuild_async.ci`); the tests check each against its published schema.
 """
 
 from __future__ import annotations
 
 import hashlib
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from ..model.options import BuildOptions
-from .partition import Partition, Step
+from .partition import Step
 
 #: Exit statuses that mean the agent, not the build, failed (Buildkite: -1 is a
 #: lost agent, 255 a failed connection or an agent that stopped).
@@ -41,6 +38,8 @@ class StepSettings:
     queue: str = "builder"
     #: GitHub Actions runner labels.
     runs_on: tuple[str, ...] = ("ubuntu-latest",)
+    #: GitLab runner tags (none: any runner).
+    tags: tuple[str, ...] = ()
     #: The architecture the images are built for.
     arch: str = "x86_64"
 
@@ -80,74 +79,9 @@ def concurrency_group(step: Step, specs: Mapping[str, str]) -> str:
     return f"mzbuild-async/{digest.hexdigest()[:20]}"
 
 
-def _label(step: Step) -> str:
+def label(step: Step) -> str:
+    """``build-3: app, lib, tool +2``: a step's key and its first images."""
     shown = ", ".join(step.images[:3]) + (
         f" +{len(step.images) - 3}" if len(step.images) > 3 else ""
     )
-    return f":docker: {step.key}: {shown}"
-
-
-def buildkite_pipeline(
-    partition: Partition,
-    specs: Mapping[str, str],
-    fingerprints: Mapping[str, str],
-    settings: StepSettings,
-) -> dict[str, Any]:
-    """The Buildkite pipeline (``steps: []`` when there is nothing to build)."""
-    from buildkite_sdk.pipeline import Pipeline
-    from buildkite_sdk.schema import AutomaticRetry, CommandStep, CommandStepRetry
-
-    pipeline = Pipeline()
-    for step in partition.steps:
-        pipeline.add_step(
-            CommandStep(
-                key=step.key,
-                label=_label(step),
-                command=step_command(step, fingerprints, settings),
-                depends_on=list(step.depends_on) or None,
-                agents={"queue": f"{settings.queue}-{settings.arch}"},
-                concurrency_group=concurrency_group(step, specs),
-                concurrency=1,
-                retry=CommandStepRetry(
-                    automatic=[
-                        AutomaticRetry(exit_status=status, limit=2)
-                        for status in INFRASTRUCTURE_EXIT_STATUSES
-                    ]
-                ),
-            )
-        )
-    document: dict[str, Any] = pipeline.to_dict()
-    return document
-
-
-def github_workflow(
-    partition: Partition,
-    specs: Mapping[str, str],
-    fingerprints: Mapping[str, str],
-    settings: StepSettings,
-    *,
-    jobs_only: bool = False,
-) -> dict[str, Any]:
-    """A reusable GitHub Actions workflow (``on: workflow_call``), or its ``jobs:``."""
-    runs_on: str | Sequence[str] = (
-        settings.runs_on[0] if len(settings.runs_on) == 1 else list(settings.runs_on)
-    )
-    jobs: dict[str, Any] = {}
-    for step in partition.steps:
-        job: dict[str, Any] = {"name": _label(step).removeprefix(":docker: "), "runs-on": runs_on}
-        if step.depends_on:
-            job["needs"] = list(step.depends_on)
-        job["concurrency"] = {"group": concurrency_group(step, specs), "cancel-in-progress": False}
-        job["steps"] = [
-            {"uses": "actions/checkout@v4"},
-            {"run": step_command(step, fingerprints, settings)},
-        ]
-        jobs[step.key] = job
-    if not jobs:  # (a workflow needs a job; this one says there is nothing to do)
-        jobs["nothing-to-build"] = {
-            "runs-on": runs_on,
-            "steps": [{"run": "echo 'mzbuild-async: every image is published; nothing to build'"}],
-        }
-    if jobs_only:
-        return {"jobs": jobs}
-    return {"name": "mzbuild-async builds", "on": {"workflow_call": {}}, "jobs": jobs}
+    return f"{step.key}: {shown}"

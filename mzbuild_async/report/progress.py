@@ -22,6 +22,8 @@ from typing import TextIO
 
 import anyio
 
+from ..ci import detect
+from ..ci.protocol import CiSystem
 from ..support.events import Event
 
 #: Output lines kept per image to show under a failure.
@@ -37,15 +39,6 @@ ACTIVE = {
     "build": "building",
     "push": "pushing",
 }
-
-
-def ci_folding(environ: Mapping[str, str]) -> str | None:
-    """``github`` or ``buildkite`` when running there, else None."""
-    if environ.get("GITHUB_ACTIONS") == "true":
-        return "github"
-    if environ.get("BUILDKITE") == "true":
-        return "buildkite"
-    return None
 
 
 @dataclass
@@ -64,7 +57,8 @@ class _Progress:
 
     out: TextIO
     verbose: bool = False
-    folding: str | None = None
+    #: The CI system whose log folds each finished build's output (None: no folding).
+    folding: CiSystem | None = None
     clock: Callable[[], float] = time.monotonic
     images: dict[str, _Image] = field(default_factory=dict)
     done: dict[str, int] = field(default_factory=dict)
@@ -134,15 +128,9 @@ class _Progress:
         image = self.images[name]
         if not self.folding or event.phase != "build" or not image.log:
             return
-        title = f"{name} build {event.status}"
-        if self.folding == "github":
-            self.out.write(f"::group::{title}\n")
-            self.out.writelines(f"{line}\n" for line in image.log)
-            self.out.write("::endgroup::\n")
-        else:
-            marker = "+++" if event.status == "failed" else "---"
-            self.out.write(f"{marker} {title}\n")
-            self.out.writelines(f"{line}\n" for line in image.log)
+        self.folding.fold(
+            self.out, f"{name} build {event.status}", image.log, failed=event.status == "failed"
+        )
         image.log.clear()
 
 
@@ -264,7 +252,7 @@ def make_progress(
     if quiet:
         return None
     environ = os.environ if environ is None else environ
-    folding = ci_folding(environ)
+    folding = detect(environ)
     if out.isatty() and not verbose and environ.get("TERM") != "dumb":
         return LiveProgress(out, verbose=verbose, folding=folding)
     progress = LineProgress(out, verbose=verbose, folding=folding)

@@ -87,7 +87,7 @@ class RunOptions:
     wait: float = 3600.0
     #: ``--step``: the name of the CI step this run is.
     step: str | None = None
-    #: The pipeline run of a CI step (:func:`~..builds.markers.pipeline_run`).
+    #: The pipeline run of a CI step (:func:`~..ci.pipeline_run`).
     pipeline_run: str = ""
     #: ``[lookup] trust-cache``: take the disk tier's "present" without asking the
     #: registry, also in ``ensure`` and CI steps (for registries that never delete).

@@ -1,0 +1,73 @@
+"""GitHub Actions: a reusable workflow, ``::group::`` log groups, the step summary."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+from ..pipeline.emit import StepSettings, concurrency_group, label, step_command
+from ..pipeline.partition import Partition
+
+
+class GitHubActions:
+    """GitHub Actions (``GITHUB_ACTIONS=true``)."""
+
+    name = "github"
+
+    def detect(self, environ: Mapping[str, str]) -> bool:
+        """Whether this runs as a GitHub Actions job."""
+        return environ.get("GITHUB_ACTIONS") == "true"
+
+    def run_id(self, environ: Mapping[str, str]) -> str:
+        """The run and its attempt (a re-run is a new attempt)."""
+        run = environ.get("GITHUB_RUN_ID", "")
+        return f"github:{run}.{environ.get('GITHUB_RUN_ATTEMPT', '1')}" if run else ""
+
+    def fold(self, out: TextIO, title: str, lines: Sequence[str], *, failed: bool) -> None:
+        """A ``::group::`` block."""
+        out.write(f"::group::{title}\n")
+        out.writelines(f"{line}\n" for line in lines)
+        out.write("::endgroup::\n")
+
+    def summary_path(self, environ: Mapping[str, str]) -> str | None:
+        """``$GITHUB_STEP_SUMMARY``."""
+        return environ.get("GITHUB_STEP_SUMMARY") or None
+
+    def pipeline(
+        self,
+        cut: Partition,
+        specs: Mapping[str, str],
+        fingerprints: Mapping[str, str],
+        settings: StepSettings,
+        *,
+        jobs_only: bool = False,
+    ) -> dict[str, Any]:
+        """A reusable workflow (``on: workflow_call``), or its ``jobs:``."""
+        runs_on: str | Sequence[str] = (
+            settings.runs_on[0] if len(settings.runs_on) == 1 else list(settings.runs_on)
+        )
+        jobs: dict[str, Any] = {}
+        for step in cut.steps:
+            job: dict[str, Any] = {"name": label(step), "runs-on": runs_on}
+            if step.depends_on:
+                job["needs"] = list(step.depends_on)
+            job["concurrency"] = {
+                "group": concurrency_group(step, specs),
+                "cancel-in-progress": False,
+            }
+            job["steps"] = [
+                {"uses": "actions/checkout@v4"},
+                {"run": step_command(step, fingerprints, settings)},
+            ]
+            jobs[step.key] = job
+        if not jobs:  # (a workflow needs a job; this one says there is nothing to do)
+            jobs["nothing-to-build"] = {
+                "runs-on": runs_on,
+                "steps": [{"run": f"echo '{NOTHING}'"}],
+            }
+        if jobs_only:
+            return {"jobs": jobs}
+        return {"name": "mzbuild-async builds", "on": {"workflow_call": {}}, "jobs": jobs}
+
+
+NOTHING = "mzbuild-async: every image is published; nothing to build"

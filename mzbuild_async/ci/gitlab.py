@@ -1,0 +1,73 @@
+"""GitLab CI: a child pipeline (``.gitlab-ci.yml``), collapsible log sections."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+from ..pipeline.emit import StepSettings, concurrency_group, step_command
+from ..pipeline.partition import Partition
+
+#: Job failures that are the runner's, not the build's: retried.
+RUNNER_FAILURES = ("runner_system_failure", "stuck_or_timeout_failure", "api_failure")
+
+
+class GitLabCi:
+    """GitLab CI (``GITLAB_CI=true``)."""
+
+    name = "gitlab"
+
+    def detect(self, environ: Mapping[str, str]) -> bool:
+        """Whether this runs as a GitLab CI job."""
+        return environ.get("GITLAB_CI") == "true"
+
+    def run_id(self, environ: Mapping[str, str]) -> str:
+        """The pipeline (a retried job keeps it)."""
+        pipeline = environ.get("CI_PIPELINE_ID", "")
+        return f"gitlab:{pipeline}" if pipeline else ""
+
+    def fold(self, out: TextIO, title: str, lines: Sequence[str], *, failed: bool) -> None:
+        """A collapsible section (open when it failed)."""
+        section = re.sub(r"[^a-z0-9_]", "_", title.lower())[:50]
+        now = int(time.time())
+        collapsed = "false" if failed else "true"
+        out.write(f"\x1b[0Ksection_start:{now}:{section}[collapsed={collapsed}]\r\x1b[0K{title}\n")
+        out.writelines(f"{line}\n" for line in lines)
+        out.write(f"\x1b[0Ksection_end:{int(time.time())}:{section}\r\x1b[0K\n")
+
+    def summary_path(self, environ: Mapping[str, str]) -> str | None:
+        """None: GitLab has no step summary."""
+        return None
+
+    def pipeline(
+        self,
+        cut: Partition,
+        specs: Mapping[str, str],
+        fingerprints: Mapping[str, str],
+        settings: StepSettings,
+        *,
+        jobs_only: bool = False,
+    ) -> dict[str, Any]:
+        """A child pipeline: one job per step, wired by ``needs``; a ``resource_group``
+        keyed by the step's specs keeps two pipelines from building the same images at
+        once; runner failures are retried."""
+        document: dict[str, Any] = {"stages": ["build"]}
+        for step in cut.steps:
+            job: dict[str, Any] = {
+                "stage": "build",
+                "script": [step_command(step, fingerprints, settings)],
+                "needs": list(step.depends_on),
+                "resource_group": concurrency_group(step, specs),
+                "retry": {"max": 2, "when": list(RUNNER_FAILURES)},
+            }
+            if settings.tags:
+                job["tags"] = list(settings.tags)
+            document[step.key] = job
+        if not cut.steps:  # (a pipeline needs a job; this one says there is nothing to do)
+            document["nothing-to-build"] = {
+                "stage": "build",
+                "script": ["echo 'mzbuild-async: every image is published; nothing to build'"],
+            }
+        return document

@@ -1,0 +1,51 @@
+"""What the tool needs of a CI system: one protocol, one module per system.
+
+A system says whether the process runs in it (its environment), which pipeline
+run a step belongs to (failure markers of other runs are ignored), how a log
+folds a block of lines, where a step summary goes, and how a cut build is
+written as its pipeline. A new system is one module behind this protocol and
+one entry in :data:`~mzbuild_async.ci.SYSTEMS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, TextIO
+
+from ..pipeline.emit import StepSettings
+from ..pipeline.partition import Partition
+
+
+class CiSystem(Protocol):
+    """One CI system (see the module docstring)."""
+
+    #: The name ``pipeline --format`` and messages use.
+    name: str
+
+    def detect(self, environ: Mapping[str, str]) -> bool:
+        """Whether this process runs as a job of this system."""
+        ...
+
+    def run_id(self, environ: Mapping[str, str]) -> str:
+        """The pipeline run this job belongs to ("" when it cannot tell)."""
+        ...
+
+    def fold(self, out: TextIO, title: str, lines: Sequence[str], *, failed: bool) -> None:
+        """Write ``lines`` as one folded block of the job's log, titled ``title``."""
+        ...
+
+    def summary_path(self, environ: Mapping[str, str]) -> str | None:
+        """Where a Markdown summary of the run is appended (None: nowhere)."""
+        ...
+
+    def pipeline(
+        self,
+        cut: Partition,
+        specs: Mapping[str, str],
+        fingerprints: Mapping[str, str],
+        settings: StepSettings,
+        *,
+        jobs_only: bool = False,
+    ) -> dict[str, Any]:
+        """The cut build as this system's pipeline document."""
+        ...

@@ -1,0 +1,127 @@
+"""The CI systems: each one module behind one protocol, each pipeline checked against
+the schema its system publishes (shipped by check-jsonschema, read offline)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mzbuild_async.ci import NAMES, by_name, detect, pipeline_run
+from mzbuild_async.pipeline.emit import StepSettings
+from mzbuild_async.pipeline.partition import Partition, partition
+
+IMAGES = ["base", "lib", "hidden", "app", "tool"]
+DEPS = {
+    "base": set(),
+    "lib": {"base"},
+    "hidden": {"base"},
+    "app": {"lib", "hidden"},
+    "tool": {"lib"},
+}
+SECONDS = dict.fromkeys(IMAGES, 30.0)
+SPECS = {n: f"reg.test/{n}:mzbuild-{n.upper()}" for n in IMAGES}
+SCHEMAS = {"buildkite": "buildkite", "github": "github-workflows", "gitlab": "gitlab-ci"}
+
+
+def _cut() -> Partition:
+    return partition(IMAGES, DEPS, SECONDS, sticky={"hidden"}, agents=3, startup=0.0, jobs=1)
+
+
+def _check(document: object, schema: str, tmp_path: Path) -> None:
+    path = tmp_path / f"{schema}.yml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    closed = "http://127.0.0.1:9"  # (offline: a schema must not be fetched)
+    checked = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            f"vendor.{schema}",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "HTTPS_PROXY": closed, "HTTP_PROXY": closed},
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_system_writes_a_pipeline_its_schema_accepts(name: str, tmp_path: Path) -> None:
+    cut = _cut()
+    assert len(cut.steps) > 1
+    settings = StepSettings(
+        program="mzbuild-async", flags=("--image-registry", "reg.test"), tags=("docker",)
+    )
+    document = by_name(name).pipeline(cut, SPECS, {n: n.upper() for n in IMAGES}, settings)
+    _check(document, SCHEMAS[name], tmp_path)
+    empty = by_name(name).pipeline(partition([], {}, {}), SPECS, {}, settings)
+    _check(empty, SCHEMAS[name], tmp_path)
+
+
+def test_gitlab_jobs_wait_retry_and_hold_a_resource_group() -> None:
+    cut = _cut()
+    document = by_name("gitlab").pipeline(cut, SPECS, {}, StepSettings(tags=("docker",)))
+    for step in cut.steps:
+        job = document[step.key]
+        assert job["needs"] == list(step.depends_on)
+        assert job["resource_group"].startswith("mzbuild-async/")
+        assert "runner_system_failure" in job["retry"]["when"]
+        assert job["tags"] == ["docker"]
+        assert f"--step {step.key}" in job["script"][0]
+
+
+@pytest.mark.parametrize(
+    ("environ", "system", "run"),
+    [
+        pytest.param(
+            {"BUILDKITE": "true", "BUILDKITE_BUILD_ID": "b"}, "buildkite", "buildkite:b", id="bk"
+        ),
+        pytest.param(
+            {"GITHUB_ACTIONS": "true", "GITHUB_RUN_ID": "7", "GITHUB_RUN_ATTEMPT": "2"},
+            "github",
+            "github:7.2",
+            id="gh",
+        ),
+        pytest.param({"GITLAB_CI": "true", "CI_PIPELINE_ID": "42"}, "gitlab", "gitlab:42", id="gl"),
+        pytest.param({}, None, "", id="none"),
+    ],
+)
+def test_detection_and_the_pipeline_run(
+    environ: dict[str, str], system: str | None, run: str
+) -> None:
+    found = detect(environ)
+    assert (found.name if found else None) == system
+    assert pipeline_run(environ) == run
+
+
+def test_only_github_takes_a_step_summary() -> None:
+    environ = {"GITHUB_STEP_SUMMARY": "/tmp/summary.md"}
+    assert by_name("github").summary_path(environ) == "/tmp/summary.md"
+    assert by_name("buildkite").summary_path(environ) is None
+    assert by_name("gitlab").summary_path(environ) is None
+
+
+def test_the_parser_knows_every_system_without_loading_one() -> None:
+    code = (
+        "import sys\n"
+        "from mzbuild_async.cli.parser import build_parser\n"
+        "build_parser()\n"
+        "print(sorted(m for m in sys.modules if m.startswith('mzbuild_async.ci.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    help_text = subprocess.run(
+        [sys.executable, "-m", "mzbuild_async", "pipeline", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "{buildkite,github,gitlab}" in help_text
