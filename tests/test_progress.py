@@ -15,7 +15,7 @@ import pytest
 
 from mzbuild_async.ci import by_name
 from mzbuild_async.report.progress import LineProgress, LiveProgress, make_progress
-from mzbuild_async.support.events import Event
+from mzbuild_async.support.events import Event, EventStatus, Phase
 from tests.support.demo import Cli, make_demo
 from tests.support.registry import Registry
 
@@ -35,14 +35,16 @@ class Clock:
 
 def feed(progress: LineProgress | LiveProgress, clock: Clock) -> None:
     events = [
-        Event(0.0, "base", "build", "start"),
-        Event(0.0, "base", "build", "line", "Step 1/2 : FROM scratch"),
-        Event(0.0, "base", "build", "line", "Step 2/2 : COPY busybox /bin/"),
-        Event(0.0, "base", "build", "done"),
-        Event(0.0, "app", "build", "start"),
-        Event(0.0, "app", "build", "line", "Step 1/1 : RUN false"),
-        Event(0.0, "app", "build", "failed", "docker build of app failed at Step 1/1"),
-        Event(0.0, "tool", "build", "skipped", "dependency app failed"),
+        Event(0.0, "base", Phase.BUILD, EventStatus.START),
+        Event(0.0, "base", Phase.BUILD, EventStatus.LINE, "Step 1/2 : FROM scratch"),
+        Event(0.0, "base", Phase.BUILD, EventStatus.LINE, "Step 2/2 : COPY busybox /bin/"),
+        Event(0.0, "base", Phase.BUILD, EventStatus.DONE),
+        Event(0.0, "app", Phase.BUILD, EventStatus.START),
+        Event(0.0, "app", Phase.BUILD, EventStatus.LINE, "Step 1/1 : RUN false"),
+        Event(
+            0.0, "app", Phase.BUILD, EventStatus.FAILED, "docker build of app failed at Step 1/1"
+        ),
+        Event(0.0, "tool", Phase.BUILD, EventStatus.SKIPPED, "dependency app failed"),
     ]
     for event in events:
         clock.now += 0.5
@@ -75,8 +77,8 @@ def test_periodic_status_lines() -> None:
     out, clock = io.StringIO(), Clock()
     progress = LineProgress(out, clock=clock)
     progress.interval = 0.01
-    progress(Event(0.0, "base", "build", "start"))
-    progress(Event(0.0, "lib", "pull", "start"))
+    progress(Event(0.0, "base", Phase.BUILD, EventStatus.START))
+    progress(Event(0.0, "lib", Phase.PULL, EventStatus.START))
 
     async def tick() -> None:
         with anyio.move_on_after(0.05):
@@ -91,9 +93,9 @@ def test_periodic_status_lines() -> None:
 def test_live_block_on_a_terminal() -> None:
     out, clock = Tty(), Clock()
     progress = LiveProgress(out, clock=clock)
-    progress(Event(0.0, "base", "build", "start"))
+    progress(Event(0.0, "base", Phase.BUILD, EventStatus.START))
     clock.now += 1.0
-    progress(Event(0.0, "base", "build", "line", "Step 2/2 : COPY busybox /bin/"))
+    progress(Event(0.0, "base", Phase.BUILD, EventStatus.LINE, "Step 2/2 : COPY busybox /bin/"))
     progress.draw(force=True)
     text = out.getvalue()
     block = text.rsplit("\x1b[J", 1)[-1]
@@ -101,7 +103,7 @@ def test_live_block_on_a_terminal() -> None:
     assert "base" in block
     assert "Step 2/2 : COPY busybox /bin/" in block  # the latest line of the image
     assert "1.0s" in block
-    progress(Event(0.0, "base", "build", "done"))
+    progress(Event(0.0, "base", Phase.BUILD, EventStatus.DONE))
     progress.close()
     assert out.getvalue().endswith("\x1b[J")  # the block is gone before the summary
 

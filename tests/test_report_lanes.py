@@ -10,7 +10,7 @@ from typing import Any
 from mzbuild_async.report.progress import LineProgress
 from mzbuild_async.report.timeline import timeline_html
 from mzbuild_async.report.trace import run_trace
-from mzbuild_async.support.events import Event
+from mzbuild_async.support.events import Event, EventStatus, Phase
 from mzbuild_async.workflow.steps import Step, StepRecorder
 
 STEPS = [
@@ -48,10 +48,10 @@ def test_the_timeline_groups_lanes_by_engine() -> None:
 
 def test_steps_keep_their_engine_and_requeued_closes_a_step() -> None:
     recorder = StepRecorder()
-    recorder(Event(0.0, "x", "build", "start", engine="b"))
-    recorder(Event(1.0, "x", "build", "requeued", "engine b lost", engine="b"))
-    recorder(Event(1.5, "x", "build", "start", engine="a"))
-    recorder(Event(2.0, "x", "build", "done", engine="a"))
+    recorder(Event(0.0, "x", Phase.BUILD, EventStatus.START, engine="b"))
+    recorder(Event(1.0, "x", Phase.BUILD, EventStatus.REQUEUED, "engine b lost", engine="b"))
+    recorder(Event(1.5, "x", Phase.BUILD, EventStatus.START, engine="a"))
+    recorder(Event(2.0, "x", Phase.BUILD, EventStatus.DONE, engine="a"))
     assert [(s.status, s.engine, s.start, s.end) for s in recorder.steps] == [
         ("requeued", "b", 0.0, 1.0),
         ("done", "a", 1.5, 2.0),
@@ -61,11 +61,11 @@ def test_steps_keep_their_engine_and_requeued_closes_a_step() -> None:
 def test_the_progress_line_shows_each_engines_load() -> None:
     out = io.StringIO()
     progress = LineProgress(out)
-    progress(Event(0.0, "x", "build", "start", engine="a"))
-    progress(Event(0.0, "y", "build", "start", engine="a"))
-    progress(Event(0.0, "z", "build", "start", engine="b"))
+    progress(Event(0.0, "x", Phase.BUILD, EventStatus.START, engine="a"))
+    progress(Event(0.0, "y", Phase.BUILD, EventStatus.START, engine="a"))
+    progress(Event(0.0, "z", Phase.BUILD, EventStatus.START, engine="b"))
     assert progress.totals().endswith(" | engines: a 2, b 1")
-    progress(Event(1.0, None, "engine", "lost", "engine b went away", engine="b"))
+    progress(Event(1.0, None, Phase.ENGINE, EventStatus.LOST, "engine b went away", engine="b"))
     assert "engine b lost: engine b went away" in out.getvalue()
     assert progress.totals().endswith(" | engines: a 2, b lost")
     assert "[b]" in out.getvalue()  # step lines name the engine in a pool
@@ -73,11 +73,11 @@ def test_the_progress_line_shows_each_engines_load() -> None:
 
 def test_landed_artifacts_are_marks_on_the_cargo_track() -> None:
     recorder = StepRecorder()
-    recorder(Event(0.0, None, "cargo", "start", "fast, slow"))
-    recorder(Event(1.0, None, "cargo", "landed", "fast"))
-    recorder(Event(1.5, "fast", "build", "start"))
-    recorder(Event(3.0, None, "cargo", "landed", "slow"))
-    recorder(Event(3.0, None, "cargo", "done"))
+    recorder(Event(0.0, None, Phase.CARGO, EventStatus.START, "fast, slow"))
+    recorder(Event(1.0, None, Phase.CARGO, EventStatus.LANDED, "fast"))
+    recorder(Event(1.5, "fast", Phase.BUILD, EventStatus.START))
+    recorder(Event(3.0, None, Phase.CARGO, EventStatus.LANDED, "slow"))
+    recorder(Event(3.0, None, Phase.CARGO, EventStatus.DONE))
     marks = [(s.track, s.detail, s.start, s.end) for s in recorder.steps if s.status == "landed"]
     assert marks == [("cargo", "fast", 1.0, 1.0), ("cargo", "slow", 3.0, 3.0)]
     trace: Any = run_trace(recorder.steps, 4.0, "ensure")
@@ -90,7 +90,7 @@ def test_landed_artifacts_are_marks_on_the_cargo_track() -> None:
     assert page.count('class="bar mark"') == 2
     out = io.StringIO()
     progress = LineProgress(out)
-    progress(Event(0.0, None, "cargo", "start"))
-    progress(Event(1.0, None, "cargo", "landed", "fast"))
+    progress(Event(0.0, None, Phase.CARGO, EventStatus.START))
+    progress(Event(1.0, None, Phase.CARGO, EventStatus.LANDED, "fast"))
     assert "cargo landed: fast" in out.getvalue()
     assert progress.in_flight()[0][0] == "cargo"  # cargo goes on

@@ -474,5 +474,7 @@ def test_a_cargo_image_builds_while_cargo_goes_on() -> None:
     events: list[Event] = []
     outcomes = run(Scheduler(jobs, worker, limits, clock=worker.clock, listener=events.append))
     assert {n: o.action for n, o in outcomes.items()} == {"fast": "built", "slow": "built"}
-    done = [(e.image, e.phase, e.status) for e in events if e.status in ("done", "landed")]
+    done = [
+        (e.image, str(e.phase), str(e.status)) for e in events if e.status in ("done", "landed")
+    ]
     assert done.index(("fast", "build", "done")) < done.index((None, "cargo", "done"))

@@ -70,14 +70,24 @@ class Limits:
             raise ValueError("limits must be at least 1")
 
 
+class OutcomeKind(enum.StrEnum):
+    """What became of an image (its value is the word the summary and ``--json`` use)."""
+
+    NONE = "none"
+    PULLED = "pulled"
+    BUILT = "built"
+    #: Built by another process while we waited for its lock.
+    BUILT_ELSEWHERE = "built-elsewhere"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What happened to one image."""
 
     name: str
-    #: ``none``, ``pulled``, ``built``, ``built-elsewhere`` (by another process
-    #: while we waited for its lock), ``skipped`` or ``failed``.
-    action: str
+    action: OutcomeKind
     pushed: bool
     #: Seconds of this image's own work, from its first pull, build or push start.
     seconds: float

@@ -43,7 +43,7 @@ import anyio
 import anyio.abc
 
 from ..errors import EngineError, MzbuildError, TransferError, single_error
-from ..support.events import Event, Listener, ignore
+from ..support.events import Event, EventStatus, Listener, Phase, ignore
 from .jobs import (
     Action,
     EngineLoad,
@@ -51,6 +51,7 @@ from .jobs import (
     Limits,
     OneEngine,
     Outcome,
+    OutcomeKind,
     Slots,
     Worker,
     critical_paths,
@@ -64,6 +65,7 @@ __all__ = [
     "Limits",
     "OneEngine",
     "Outcome",
+    "OutcomeKind",
     "Scheduler",
     "Slots",
     "Worker",
@@ -76,7 +78,7 @@ T = TypeVar("T")
 
 
 #: Outcomes after which an image is not there for its dependents.
-_GONE = ("failed", "skipped")
+_GONE = (OutcomeKind.FAILED, OutcomeKind.SKIPPED)
 
 #: Engines a build may be lost with before it is given up.
 DEFAULT_ATTEMPTS = 3
@@ -268,7 +270,9 @@ class Scheduler:
         was skipped, since the run stopped early)."""
         for name in self.jobs:
             if name not in self._outcomes:
-                self._finish(name, "skipped", error="not started: the run stopped (--fail-fast)")
+                self._finish(
+                    name, OutcomeKind.SKIPPED, error="not started: the run stopped (--fail-fast)"
+                )
         return {name: self._outcomes[name] for name in self.jobs}
 
     async def _run_all(self) -> None:
@@ -292,12 +296,14 @@ class Scheduler:
             ]
             if failed:
                 why = f"dependency {failed[0]} failed"
-                self._finish(name, "skipped", error=why)
-                self._emit(name, "build", "skipped", why)
+                self._finish(name, OutcomeKind.SKIPPED, error=why)
+                self._emit(name, Phase.BUILD, EventStatus.SKIPPED, why)
             elif job.action is Action.PULL and self.pooled and not job.home:
                 # In a pool, each engine that builds on it fetches it (the
                 # registry has it); nothing goes to the home engine for it.
-                self._finish(name, "pulled", note="fetched by the engines that build on it")
+                self._finish(
+                    name, OutcomeKind.PULLED, note="fetched by the engines that build on it"
+                )
                 self._available(name)
             elif job.action is Action.PULL:
                 self._tg.start_soon(self._pull, job)
@@ -305,7 +311,7 @@ class Scheduler:
                 if job.push:
                     self._tg.start_soon(self._push_local, job)
                 else:
-                    self._finish(name, "none")
+                    self._finish(name, OutcomeKind.NONE)
             elif self._waiting[name] == 0 and self._cargo_ready(job):
                 self._enqueue(name)
         self._dispatch()
@@ -324,12 +330,23 @@ class Scheduler:
     # -- bookkeeping -----------------------------------------------------
 
     def _emit(
-        self, image: str | None, phase: str, status: str, detail: str = "", engine: str = ""
+        self,
+        image: str | None,
+        phase: Phase,
+        status: EventStatus,
+        detail: str = "",
+        engine: str = "",
     ) -> None:
         self.listener(Event(self.clock() - self._origin, image, phase, status, detail, engine))
 
     def _finish(
-        self, name: str, action: str, *, pushed: bool = False, error: str = "", note: str = ""
+        self,
+        name: str,
+        action: OutcomeKind,
+        *,
+        pushed: bool = False,
+        error: str = "",
+        note: str = "",
     ) -> None:
         started = self._started.get(name)
         seconds = 0.0 if started is None else self.clock() - started
@@ -404,9 +421,16 @@ class Scheduler:
                 self._enqueue(dependent)
         self._dispatch()
 
-    def _fail(self, name: str, error: str, *, action: str = "failed", phase: str = "") -> None:
+    def _fail(
+        self,
+        name: str,
+        error: str,
+        *,
+        action: OutcomeKind = OutcomeKind.FAILED,
+        phase: Phase | None = None,
+    ) -> None:
         self._finish(name, action, error=error)
-        self._emit(name, phase or "build", "failed", error, self._where.get(name, ""))
+        self._emit(name, phase or Phase.BUILD, EventStatus.FAILED, error, self._where.get(name, ""))
         if self.limits.fail_fast and self._tg is not None:
             self._tg.cancel_scope.cancel()
         self._skip_dependents(name, f"dependency {name} failed")
@@ -417,8 +441,8 @@ class Scheduler:
             dependent = stack.pop()
             if dependent in self._outcomes:
                 continue
-            self._finish(dependent, "skipped", error=why)
-            self._emit(dependent, "build", "skipped", why)
+            self._finish(dependent, OutcomeKind.SKIPPED, error=why)
+            self._emit(dependent, Phase.BUILD, EventStatus.SKIPPED, why)
             stack.extend(self._dependents[dependent])
 
     # -- engines that go away ------------------------------------------------
@@ -433,12 +457,18 @@ class Scheduler:
         self.load[engine].lost = str(error)
         for holders in self._held.values():
             holders.discard(engine)
-        self._emit(None, "engine", "lost", str(error), engine)
+        self._emit(None, Phase.ENGINE, EventStatus.LOST, str(error), engine)
         if not self._live:
             raise EngineError(f"every engine of the pool was lost; the last: {error}")
         if engine == self.home:  # what must end in the home engine goes to the next one
             self.home = self.placement.home = self._live[0]
-            self._emit(None, "engine", "home", f"{engine} lost; {self.home} is home now", engine)
+            self._emit(
+                None,
+                Phase.ENGINE,
+                EventStatus.HOME,
+                f"{engine} lost; {self.home} is home now",
+                engine,
+            )
         self._rebuild_lost(engine)
 
     def _rebuild_lost(self, engine: str) -> None:
@@ -467,7 +497,9 @@ class Scheduler:
                     self._waiting[dependent] += 1
         for name in lost:
             self._waiting[name] = sum(d not in self._available_now for d in self.jobs[name].after)
-            self._emit(name, "build", "requeued", f"it was only on engine {engine}, now lost")
+            self._emit(
+                name, Phase.BUILD, EventStatus.REQUEUED, f"it was only on engine {engine}, now lost"
+            )
             self._queued.discard(name)
             if self._waiting[name] == 0:
                 self._enqueue(name)
@@ -549,7 +581,7 @@ class Scheduler:
             self._pinging.discard(engine)
             self._idle.pop(engine, None)
 
-    def _requeue(self, job: Job, engine: str, phase: str, why: str) -> None:
+    def _requeue(self, job: Job, engine: str, phase: Phase, why: str) -> None:
         """``job``'s build went with a lost engine: run it elsewhere, a bounded number of times."""
         name = job.name
         self._tries[name] = tries = self._tries.get(name, 0) + 1
@@ -557,7 +589,7 @@ class Scheduler:
         if tries >= self.attempts:
             self._fail(name, f"{why} (its engine was lost {tries} times; gave up)", phase=phase)
             return
-        self._emit(name, phase, "requeued", f"engine {engine} lost: {why}", engine)
+        self._emit(name, phase, EventStatus.REQUEUED, f"engine {engine} lost: {why}", engine)
         self._queued.discard(name)
         self._enqueue(name)
         self._dispatch()
@@ -565,19 +597,19 @@ class Scheduler:
     # -- the work ----------------------------------------------------------
 
     async def _cargo(self, names: list[str]) -> None:
-        self._emit(None, "cargo", "start", ", ".join(names))
+        self._emit(None, Phase.CARGO, EventStatus.START, ", ".join(names))
         try:
             await self.worker.cargo(names, self._artifacts_landed)
         except EngineError:
             raise
         except MzbuildError as exc:
             # Images whose artifacts landed go on; the others never get them.
-            self._emit(None, "cargo", "failed", str(exc))
+            self._emit(None, Phase.CARGO, EventStatus.FAILED, str(exc))
             for name in names:
                 if name not in self._outcomes and name not in self._landed:
-                    self._fail(name, str(exc), phase="cargo")
+                    self._fail(name, str(exc), phase=Phase.CARGO)
             return
-        self._emit(None, "cargo", "done")
+        self._emit(None, Phase.CARGO, EventStatus.DONE)
         for name in names:  # (one not reported: its build says what is missing)
             self._artifacts_landed(name)
 
@@ -586,7 +618,7 @@ class Scheduler:
         if name in self._landed or name not in self.jobs:
             return
         self._landed[name] = self.clock() - self._origin
-        self._emit(None, "cargo", "landed", name)
+        self._emit(None, Phase.CARGO, EventStatus.LANDED, name)
         if self._waiting[name] == 0 and name not in self._outcomes:
             self._enqueue(name)
         self._dispatch()
@@ -596,19 +628,19 @@ class Scheduler:
         async with self._limiter(job.registry):
             self._started[job.name] = self.clock()
             self._where[job.name] = engine
-            self._emit(job.name, "pull", "start", engine=engine)
+            self._emit(job.name, Phase.PULL, EventStatus.START, engine=engine)
             try:
                 await self._on(engine, partial(self.worker.pull, job.name, engine))
             except EngineError as exc:
                 self._lose(engine, exc)
-                self._fail(job.name, f"the home engine {engine} was lost: {exc}", phase="pull")
+                self._fail(job.name, f"the home engine {engine} was lost: {exc}", phase=Phase.PULL)
                 return
             except MzbuildError as exc:
-                self._fail(job.name, str(exc), phase="pull")
+                self._fail(job.name, str(exc), phase=Phase.PULL)
                 return
         self._held[job.name].add(engine)
-        self._emit(job.name, "pull", "done", engine=engine)
-        self._finish(job.name, "pulled")
+        self._emit(job.name, Phase.PULL, EventStatus.DONE, engine=engine)
+        self._finish(job.name, OutcomeKind.PULLED)
         self._available(job.name)
 
     async def _build(self, job: Job, engine: str) -> None:
@@ -616,7 +648,7 @@ class Scheduler:
         start = self.clock()
         self._started.setdefault(name, start)
         self._where[name] = engine
-        self._emit(name, "build", "start", engine=engine)
+        self._emit(name, Phase.BUILD, EventStatus.START, engine=engine)
         try:
             try:
                 for need in sorted({*job.needs, *job.after}):
@@ -628,17 +660,23 @@ class Scheduler:
                 self.load[engine].busy_seconds += self.clock() - start
         except EngineError as exc:
             self._lose(engine, exc)
-            self._requeue(job, engine, "build", str(exc))
+            self._requeue(job, engine, Phase.BUILD, str(exc))
             return
         except _Rebuilt as rebuilt:
             # Released again once the parent is there (its wait was counted up).
             self._queued.discard(name)
-            self._emit(name, "build", "requeued", f"{rebuilt.image} is being built again", engine)
+            self._emit(
+                name,
+                Phase.BUILD,
+                EventStatus.REQUEUED,
+                f"{rebuilt.image} is being built again",
+                engine,
+            )
             self._dispatch()
             return
         except MzbuildError as exc:
             if self.pooled and await self._gone(engine, str(exc)):
-                self._requeue(job, engine, "build", str(exc))
+                self._requeue(job, engine, Phase.BUILD, str(exc))
                 return
             self._fail(name, str(exc))
             self._dispatch()
@@ -646,8 +684,8 @@ class Scheduler:
         if not elsewhere:
             self.load[engine].builds += 1
         self._held[name].add(engine)
-        self._emit(name, "build", "done", elsewhere or "", engine)
-        action = "built-elsewhere" if elsewhere else "built"
+        self._emit(name, Phase.BUILD, EventStatus.DONE, elsewhere or "", engine)
+        action = OutcomeKind.BUILT_ELSEWHERE if elsewhere else OutcomeKind.BUILT
         home = job.home and engine != self.home
         if not job.push and not home:
             self._finish(name, action, note=elsewhere or "")
@@ -659,7 +697,9 @@ class Scheduler:
         elif home:
             await self._come_home(job, action, elsewhere or "")
 
-    async def _come_home(self, job: Job, action: str, note: str, *, pushed: bool = False) -> None:
+    async def _come_home(
+        self, job: Job, action: OutcomeKind, note: str, *, pushed: bool = False
+    ) -> None:
         """Bring a target built on another engine into the home engine."""
         try:
             await self._bring(job.name, self.home, job.name)
@@ -686,13 +726,13 @@ class Scheduler:
             try:
                 await self._in_registry(image)
                 async with self._limiter(self.jobs[image].registry):
-                    self._emit(job, "transfer", "start", image, engine)
+                    self._emit(job, Phase.TRANSFER, EventStatus.START, image, engine)
                     try:
                         await self._on(engine, partial(self.worker.fetch, image, engine))
                     except BaseException:
-                        self._emit(job, "transfer", "failed", image, engine)
+                        self._emit(job, Phase.TRANSFER, EventStatus.FAILED, image, engine)
                         raise
-                    self._emit(job, "transfer", "done", image, engine)
+                    self._emit(job, Phase.TRANSFER, EventStatus.DONE, image, engine)
                 self._held[image].add(engine)
                 self.load[engine].transfers += 1
             finally:
@@ -725,18 +765,18 @@ class Scheduler:
                 return
             engine = holders[0]
             async with self._limiter(job.registry):
-                self._emit(image, "send", "start", engine=engine)
+                self._emit(image, Phase.SEND, EventStatus.START, engine=engine)
                 try:
                     await self._on(engine, partial(self.worker.send, image, engine))
                 except EngineError as exc:
-                    self._emit(image, "send", "failed", str(exc), engine)
+                    self._emit(image, Phase.SEND, EventStatus.FAILED, str(exc), engine)
                     self._lose(engine, exc)
                     continue
                 except MzbuildError as exc:
-                    self._emit(image, "send", "failed", str(exc), engine)
+                    self._emit(image, Phase.SEND, EventStatus.FAILED, str(exc), engine)
                     copy.done(str(exc))
                     return
-                self._emit(image, "send", "done", engine=engine)
+                self._emit(image, Phase.SEND, EventStatus.DONE, engine=engine)
             copy.done()
 
     def _lost_names(self) -> str:
@@ -745,30 +785,32 @@ class Scheduler:
     async def _push_local(self, job: Job) -> None:
         self._started[job.name] = self.clock()
         self._where[job.name] = self.home
-        await self._push(job, "none", self.home)
+        await self._push(job, OutcomeKind.NONE, self.home)
 
-    async def _push(self, job: Job, action: str, engine: str, *, finish: bool = True) -> str | None:
+    async def _push(
+        self, job: Job, action: OutcomeKind, engine: str, *, finish: bool = True
+    ) -> str | None:
         """Push ``job``'s image from ``engine``; its note ("" when pushed), None when
         it failed. ``finish``: record the outcome (else the caller does)."""
         async with self._limiter(job.registry):
-            self._emit(job.name, "push", "start", engine=engine)
+            self._emit(job.name, Phase.PUSH, EventStatus.START, engine=engine)
             try:
                 note = await self._on(engine, partial(self.worker.push, job.name, engine))
             except EngineError as exc:
                 self._lose(engine, exc)
                 if job.action is Action.BUILD:
-                    self._requeue(job, engine, "push", str(exc))
+                    self._requeue(job, engine, Phase.PUSH, str(exc))
                 else:
-                    self._fail(job.name, f"its engine {engine} was lost: {exc}", phase="push")
+                    self._fail(job.name, f"its engine {engine} was lost: {exc}", phase=Phase.PUSH)
                 return None
             except MzbuildError as exc:
-                self._finish(job.name, "failed", error=f"push failed: {exc}")
-                self._emit(job.name, "push", "failed", str(exc), engine)
+                self._finish(job.name, OutcomeKind.FAILED, error=f"push failed: {exc}")
+                self._emit(job.name, Phase.PUSH, EventStatus.FAILED, str(exc), engine)
                 self._copy(job.name).done(str(exc))
                 if self.limits.fail_fast and self._tg is not None:
                     self._tg.cancel_scope.cancel()
                 return None
-        self._emit(job.name, "push", "done", note, engine)
+        self._emit(job.name, Phase.PUSH, EventStatus.DONE, note, engine)
         self._copy(job.name).done()
         if finish:
             self._finish(job.name, action, pushed=not note, note=note)

@@ -42,7 +42,7 @@ from ..source.repository import Repository
 from ..store.locks import spec_lock
 from ..support import logs
 from ..support.deadline import deadline
-from ..support.events import Event, Listener, ignore
+from ..support.events import Event, EventStatus, Listener, Phase, ignore
 from ..support.retry import DEFAULT_RETRY, RetryPolicy, Transient, call_with_retries
 from .cargo import (
     CargoArtifacts,
@@ -134,14 +134,14 @@ class EngineWorker:
     def _engine(self, engine: str) -> Engine:
         return self.pool.get(engine, self.docker)
 
-    def _line(self, image: str | None, phase: str) -> Callable[[str], None]:
+    def _line(self, image: str | None, phase: Phase) -> Callable[[str], None]:
         fingerprint = fingerprint_of(self.specs[image]) if image else None
         log = logs.get_logger().bind(image=image, fingerprint=fingerprint, phase=phase)
 
         def sink(line: str) -> None:
             if line.strip():
                 log.debug(line)
-                self.listener(Event(0.0, image, phase, "line", line))
+                self.listener(Event(0.0, image, phase, EventStatus.LINE, line))
 
         return sink
 
@@ -197,7 +197,7 @@ class EngineWorker:
                     self.repo.root,
                     request,
                     self.repo.options,
-                    on_line=self._line(None, "cargo"),
+                    on_line=self._line(None, Phase.CARGO),
                     on_artifact=arrived,
                 )
             except CargoBuildError as exc:
@@ -286,7 +286,7 @@ class EngineWorker:
         docker = self._engine(engine)
         auth = await self._auth(ref)
         try:
-            await self._retrying(lambda: docker.pull(ref, auth, self._line(name, "pull")))
+            await self._retrying(lambda: docker.pull(ref, auth, self._line(name, Phase.PULL)))
         except Transient as exc:
             raise TransferError(f"pull of {ref} failed after retries: {exc}") from None
         except ManifestUnknown as exc:
@@ -355,7 +355,7 @@ class EngineWorker:
                 return
             auth = await self._auth(ref)
             try:
-                await self._retrying(lambda: docker.push(ref, auth, self._line(name, "send")))
+                await self._retrying(lambda: docker.push(ref, auth, self._line(name, Phase.SEND)))
             except Transient as exc:
                 raise TransferError(f"push of {ref} failed after retries: {exc}") from None
 
@@ -435,10 +435,10 @@ class EngineWorker:
             context = stream_context(entries, rewritten, dockerignore=ignore_text)
             if self.buildx is not None:
                 await self.buildx.build(
-                    request, context, self._line(name, "build"), cache_ref=cache_tag
+                    request, context, self._line(name, Phase.BUILD), cache_ref=cache_tag
                 )
                 return
-            await docker.build(request, context, self._line(name, "build"))
+            await docker.build(request, context, self._line(name, Phase.BUILD))
             if cache_tag:
                 await self._push_cache(spec, cache_tag, docker)
         finally:
@@ -446,7 +446,7 @@ class EngineWorker:
                 with anyio.CancelScope(shield=True):  # also when the run is cancelled
                     await anyio.to_thread.run_sync(shutil.rmtree, staging, True)
 
-    def _fields(self, ref: str, phase: str) -> dict[str, str | None]:
+    def _fields(self, ref: str, phase: Phase) -> dict[str, str | None]:
         """The image, fingerprint and phase fields of a log event about ``ref``."""
         for name, spec in self.specs.items():
             if spec == ref or ref.endswith(f"/{name}:buildcache"):
@@ -464,7 +464,7 @@ class EngineWorker:
         try:
             await docker.pull(tag, await self._auth(tag))
         except BuildError as exc:
-            logs.warning(f"layer cache {tag} not used: {exc}", **self._fields(tag, "build"))
+            logs.warning(f"layer cache {tag} not used: {exc}", **self._fields(tag, Phase.BUILD))
             return False
         return True
 
@@ -472,9 +472,9 @@ class EngineWorker:
         try:
             await docker.tag(spec, tag)
             auth = await self._auth(tag)
-            await self._retrying(lambda: docker.push(tag, auth, self._line(None, "push")))
+            await self._retrying(lambda: docker.push(tag, auth, self._line(None, Phase.PUSH)))
         except (BuildError, Transient) as exc:
-            logs.warning(f"layer cache {tag} not updated: {exc}", **self._fields(spec, "push"))
+            logs.warning(f"layer cache {tag} not updated: {exc}", **self._fields(spec, Phase.PUSH))
 
     async def push(self, name: str, engine: str = "") -> str:
         """Push from ``engine`` unless already published; confirm the tag with a HEAD
@@ -490,7 +490,7 @@ class EngineWorker:
                 return published
             auth = await self._auth(spec)
             try:
-                await self._retrying(lambda: docker.push(spec, auth, self._line(name, "push")))
+                await self._retrying(lambda: docker.push(spec, auth, self._line(name, Phase.PUSH)))
             except Transient as exc:
                 raise TransferError(f"push of {spec} failed after retries: {exc}") from None
         after = await self.client.lookup(ref)

@@ -1,12 +1,52 @@
-"""What happened during a run, as frozen records; reporters only consume these."""
+"""What happened during a run, as frozen records; reporters only consume these.
+
+An event's phase and status are enums (their values are the words reports and
+``--report`` use), so an emitter cannot invent one that no reporter knows.
+"""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
+
+class Phase(enum.StrEnum):
+    """What part of the work an event is about."""
+
+    FINGERPRINT = "fingerprint"
+    LOOKUP = "lookup"
+    CARGO = "cargo"
+    PULL = "pull"
+    TRANSFER = "transfer"
+    BUILD = "build"
+    PUSH = "push"
+    SEND = "send"
+    #: An engine of the pool (lost, or the home role moved).
+    ENGINE = "engine"
+
+
+class EventStatus(enum.StrEnum):
+    """What happened to it."""
+
+    START = "start"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    #: Its engine was lost: it runs again elsewhere.
+    REQUEUED = "requeued"
+    #: An engine was lost (phase ``engine``).
+    LOST = "lost"
+    #: The home engine moved to another (phase ``engine``).
+    HOME = "home"
+    #: Cargo built what an image takes (its build may start).
+    LANDED = "landed"
+    #: One line of output.
+    LINE = "line"
+
+
 #: The phases of one image's work, in the order they can happen.
-PHASES = ("lookup", "cargo", "pull", "transfer", "build", "push", "send")
+PHASES = tuple(Phase)
 
 
 @dataclass(frozen=True)
@@ -16,10 +56,8 @@ class Event:
     #: Seconds since the run started.
     at: float
     image: str | None
-    phase: str
-    #: ``start``, ``done``, ``failed``, ``skipped``, ``requeued`` (its engine was
-    #: lost; it runs again elsewhere), ``lost`` (phase ``engine``) or ``line``.
-    status: str
+    phase: Phase
+    status: EventStatus
     detail: str = ""
     #: The engine of the pool the work ran on ("" when it does not say).
     engine: str = ""

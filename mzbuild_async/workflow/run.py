@@ -50,7 +50,7 @@ from ..registry.writer import RegistryWriter
 from ..source.repository import Repository
 from ..store.history import BuildHistory
 from ..support import logs
-from ..support.events import Event, Listener, ignore
+from ..support.events import Event, EventStatus, Listener, Phase, ignore
 from .steps import Step, StepRecorder
 
 #: Tiers that say "published" (the daemon only says "local").
@@ -465,11 +465,13 @@ async def _plan(
     images = repo.resolve(targets)
     order = [i.name for i in images]
     if not fingerprinted:  # (else the caller did, and said so)
-        listener(Event(since(), None, "fingerprint", "start", f"{len(images)} images"))
+        listener(
+            Event(since(), None, Phase.FINGERPRINT, EventStatus.START, f"{len(images)} images")
+        )
     specs = await repo.specs(targets)
     if not fingerprinted:
-        listener(Event(since(), None, "fingerprint", "done"))
-    listener(Event(since(), None, "lookup", "start", f"{len(images)} images"))
+        listener(Event(since(), None, Phase.FINGERPRINT, EventStatus.DONE))
+    listener(Event(since(), None, Phase.LOOKUP, EventStatus.START, f"{len(images)} images"))
     answers = _Answers(repo, specs, docker, engine)
     found = answers.found
     requested: set[str] = set()
@@ -497,7 +499,7 @@ async def _plan(
                     tg.start_soon(answers.look_up, [n for n in order if n in ask])
                 await answers.changed()
             tg.cancel_scope.cancel()  # lookups nothing needs any more
-    listener(Event(since(), None, "lookup", "done", f"{len(found)} looked up"))
+    listener(Event(since(), None, Phase.LOOKUP, EventStatus.DONE, f"{len(found)} looked up"))
     return RunPlan(
         workflow,
         decisions,
@@ -586,9 +588,13 @@ class _RunEvents:
 
     async def fingerprint(self, repo: Repository, targets: list[str]) -> dict[str, str]:
         """The specs of the targets and their dependencies, the work shown as a step."""
-        self.tee(Event(self.since(), None, "fingerprint", "start", f"{len(targets)} targets"))
+        self.tee(
+            Event(
+                self.since(), None, Phase.FINGERPRINT, EventStatus.START, f"{len(targets)} targets"
+            )
+        )
         specs = await repo.specs(targets)
-        self.tee(Event(self.since(), None, "fingerprint", "done"))
+        self.tee(Event(self.since(), None, Phase.FINGERPRINT, EventStatus.DONE))
         self.fingerprints.update((n, fingerprint_of(spec)) for n, spec in specs.items())
         return specs
 
