@@ -46,7 +46,7 @@ import anyio.lowlevel
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mzbuild_async.builds.scheduler import Action, Job, Limits, OneEngine, Scheduler  # noqa: E402
+from mzbuild_async.builds.scheduler import Action, Job, OneEngine, RunLimits, Scheduler  # noqa: E402
 
 CORPUS = ROOT / "tests" / "corpus" / "materialize"
 #: Seconds of the one batched cargo build (an optimized build of the workspace).
@@ -248,7 +248,7 @@ def ours(dag: Dag, slots: int, scale: float) -> tuple[float, float]:
     async def main() -> float:
         started = time.perf_counter()
         worker = SleepingWorker(dag, scale)
-        outcomes = await Scheduler(jobs, worker, Limits(jobs=slots)).run()
+        outcomes = await Scheduler(jobs, worker, RunLimits(jobs=slots)).run()
         assert all(o.action == "built" for o in outcomes.values())
         return time.perf_counter() - started
 
@@ -265,7 +265,7 @@ def ours_virtual(dag: Dag, slots: int, *, gated: bool = False) -> float:
 
     async def main() -> float:
         started = anyio.current_time()
-        await Scheduler(jobs, SleepingWorker(dag, 1.0, gated), Limits(jobs=slots)).run()
+        await Scheduler(jobs, SleepingWorker(dag, 1.0, gated), RunLimits(jobs=slots)).run()
         return anyio.current_time() - started
 
     return anyio.run(

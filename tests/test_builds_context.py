@@ -11,7 +11,7 @@ import pytest
 
 from mzbuild_async.builds import context
 from mzbuild_async.builds.context import (
-    DOCKERFILE_NAME,
+    CONTEXT_DOCKERFILE,
     DockerIgnore,
     Entry,
     context_entries,
@@ -127,18 +127,18 @@ async def test_stream_context_is_a_valid_tar(
     assert max(len(p) for p in pieces) <= 2 * 4096 + 4 * 1024  # bounded, whatever the file size
     with tarfile.open(fileobj=io.BytesIO(b"".join(pieces))) as tar:
         members = {m.name: m for m in tar.getmembers()}
-        assert set(members) == {DOCKERFILE_NAME, ".dockerignore", *names[:4]}
+        assert set(members) == {CONTEXT_DOCKERFILE, ".dockerignore", *names[:4]}
 
         def read(name: str) -> bytes:
             f = tar.extractfile(name)
             assert f is not None
             return f.read()
 
-        assert read(DOCKERFILE_NAME) == b"FROM x\n"
+        assert read(CONTEXT_DOCKERFILE) == b"FROM x\n"
         assert read(".dockerignore").decode().splitlines() == [
             "*.tmp",
             ".dockerignore",
-            DOCKERFILE_NAME,
+            CONTEXT_DOCKERFILE,
         ]
         assert read("big.bin") == big
         assert read("data.txt") == b"data"

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from mzbuild_async.builds.scheduler import (
     Action,
     Job,
-    Limits,
     Outcome,
+    RunLimits,
     Scheduler,
     Slots,
     choose_engine,
@@ -189,7 +189,7 @@ def run_pool(
 ) -> dict[str, Outcome]:
     async def main() -> dict[str, Outcome]:
         scheduler = Scheduler(
-            jobs, worker, Limits(), engines=engines, listener=events.append, watch=0.05
+            jobs, worker, RunLimits(), engines=engines, listener=events.append, watch=0.05
         )
         return await scheduler.run()
 

@@ -11,15 +11,15 @@ from mzbuild_async.report.progress import LineProgress
 from mzbuild_async.report.timeline import timeline_html
 from mzbuild_async.report.trace import run_trace
 from mzbuild_async.support.events import Event, EventStatus, Phase
-from mzbuild_async.workflow.steps import Step, StepRecorder
+from mzbuild_async.workflow.steps import Interval, StepRecorder
 
 STEPS = [
-    Step("lookup", "lookup", "lookup", 0.0, 0.1, "done"),
-    Step("base", "build", "build", 0.1, 1.0, "done", engine="a"),
-    Step("left", "transfer", "transfer", 1.0, 1.2, "done", "base", engine="b"),
-    Step("left", "build", "build", 1.2, 3.0, "done", engine="b"),
-    Step("right", "build", "build", 1.0, 2.0, "requeued", "engine b lost", engine="b"),
-    Step("right", "build", "build", 2.0, 3.5, "done", engine="a"),
+    Interval("lookup", "lookup", "lookup", 0.0, 0.1, "done"),
+    Interval("base", "build", "build", 0.1, 1.0, "done", engine="a"),
+    Interval("left", "transfer", "transfer", 1.0, 1.2, "done", "base", engine="b"),
+    Interval("left", "build", "build", 1.2, 3.0, "done", engine="b"),
+    Interval("right", "build", "build", 1.0, 2.0, "requeued", "engine b lost", engine="b"),
+    Interval("right", "build", "build", 2.0, 3.5, "done", engine="a"),
 ]
 
 

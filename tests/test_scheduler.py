@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from mzbuild_async.builds.scheduler import (
     Action,
     Job,
-    Limits,
     OneEngine,
     Outcome,
+    RunLimits,
     Scheduler,
     critical_paths,
 )
@@ -48,7 +48,7 @@ class FakeWorker(OneEngine):
     """Records every call and checks the scheduler's promises as it goes."""
 
     jobs: dict[str, Job]
-    limits: Limits
+    limits: RunLimits
     clock: FakeClock = field(default_factory=FakeClock)
     failing: frozenset[str] = frozenset()
     cargo_fails: bool = False
@@ -147,7 +147,7 @@ class FakeWorker(OneEngine):
 
 
 @st.composite
-def scenarios(draw: st.DrawFn) -> tuple[list[Job], frozenset[str], Limits]:
+def scenarios(draw: st.DrawFn) -> tuple[list[Job], frozenset[str], RunLimits]:
     """A DAG of jobs, which of them fail, and limits."""
     count = draw(st.integers(1, 25))
     jobs: list[Job] = []
@@ -174,7 +174,7 @@ def scenarios(draw: st.DrawFn) -> tuple[list[Job], frozenset[str], Limits]:
         if workable
         else frozenset()
     )
-    limits = Limits(jobs=draw(st.integers(1, 4)), transfers=draw(st.integers(1, 3)))
+    limits = RunLimits(jobs=draw(st.integers(1, 4)), transfers=draw(st.integers(1, 3)))
     return jobs, failing, limits
 
 
@@ -201,7 +201,9 @@ def run(scheduler: Scheduler) -> dict[str, Outcome]:
 
 @settings(max_examples=60, deadline=None)
 @given(scenarios())
-def test_invariants_hold_on_random_dags(scenario: tuple[list[Job], frozenset[str], Limits]) -> None:
+def test_invariants_hold_on_random_dags(
+    scenario: tuple[list[Job], frozenset[str], RunLimits],
+) -> None:
     jobs, failing, limits = scenario
     by_name = {j.name: j for j in jobs}
     worker = FakeWorker(by_name, limits, failing=failing)
@@ -214,7 +216,7 @@ def test_invariants_hold_on_random_dags(scenario: tuple[list[Job], frozenset[str
     assert all(n == 1 for n in worker.calls.values()), worker.calls
     cargo_jobs = sorted(j.name for j in jobs if j.cargo and j.action is Action.BUILD)
     assert worker.cargo_names == ([cargo_jobs] if cargo_jobs else [])
-    # Limits.
+    # RunLimits.
     assert worker.max_builds <= limits.jobs
     assert all(n <= limits.transfers for n in worker.max_transfers.values())
     # Failures propagate exactly to the dependents; everything else is done as asked.
@@ -254,8 +256,8 @@ def test_the_longest_critical_path_goes_first() -> None:
         Job("tail", Action.BUILD, after=("long",), estimate=50.0),
     ]
     assert critical_paths({j.name: j for j in jobs}) == {"short": 5.0, "long": 51.0, "tail": 50.0}
-    worker = FakeWorker({j.name: j for j in jobs}, Limits(jobs=1))
-    run(Scheduler(jobs, worker, Limits(jobs=1), clock=worker.clock))
+    worker = FakeWorker({j.name: j for j in jobs}, RunLimits(jobs=1))
+    run(Scheduler(jobs, worker, RunLimits(jobs=1), clock=worker.clock))
     assert worker.order == [("build", "long"), ("build", "tail"), ("build", "short")]
 
 
@@ -265,8 +267,8 @@ def test_builds_wait_for_pulls_and_cargo() -> None:
         Job("rust", Action.BUILD, after=("base",), cargo=True),
         Job("plain", Action.BUILD, after=("base",)),
     ]
-    worker = FakeWorker({j.name: j for j in jobs}, Limits(jobs=2), steps=5)
-    outcomes = run(Scheduler(jobs, worker, Limits(jobs=2), clock=worker.clock))
+    worker = FakeWorker({j.name: j for j in jobs}, RunLimits(jobs=2), steps=5)
+    outcomes = run(Scheduler(jobs, worker, RunLimits(jobs=2), clock=worker.clock))
     assert worker.violations == []
     assert {n: o.action for n, o in outcomes.items()} == {
         "base": "pulled",
@@ -282,8 +284,8 @@ def test_a_cargo_failure_fails_its_images_and_skips_their_dependents_only() -> N
         Job("on-rust", Action.BUILD, after=("rust",)),
         Job("plain", Action.BUILD, push=True),
     ]
-    worker = FakeWorker({j.name: j for j in jobs}, Limits(), cargo_fails=True)
-    outcomes = run(Scheduler(jobs, worker, Limits(), clock=worker.clock))
+    worker = FakeWorker({j.name: j for j in jobs}, RunLimits(), cargo_fails=True)
+    outcomes = run(Scheduler(jobs, worker, RunLimits(), clock=worker.clock))
     assert outcomes["rust"].action == "failed"
     assert "crate x" in outcomes["rust"].error
     assert outcomes["on-rust"].action == "skipped"
@@ -294,9 +296,9 @@ def test_a_cargo_failure_fails_its_images_and_skips_their_dependents_only() -> N
 
 def test_push_not_needed_is_reported_with_its_note() -> None:
     jobs = [Job("a", Action.BUILD, push=True), Job("b", Action.NONE, push=True)]
-    worker = FakeWorker({j.name: j for j in jobs}, Limits())
+    worker = FakeWorker({j.name: j for j in jobs}, RunLimits())
     worker.notes = {"a": "already published (by another run)"}
-    outcomes = run(Scheduler(jobs, worker, Limits(), clock=worker.clock))
+    outcomes = run(Scheduler(jobs, worker, RunLimits(), clock=worker.clock))
     assert (outcomes["a"].action, outcomes["a"].pushed) == ("built", False)
     assert outcomes["a"].note == "already published (by another run)"
     assert (outcomes["b"].action, outcomes["b"].pushed) == ("none", True)
@@ -308,7 +310,7 @@ def test_fail_fast_stops_everything_and_fills_every_outcome() -> None:
         *_chain("a1", "a2", "a3"),
         Job("pulled", Action.PULL),
     ]
-    limits = Limits(jobs=2, fail_fast=True)
+    limits = RunLimits(jobs=2, fail_fast=True)
     worker = FakeWorker({j.name: j for j in jobs}, limits, failing=frozenset({"bad"}), steps=50)
     outcomes = run(Scheduler(jobs, worker, limits, clock=worker.clock))
     assert set(outcomes) == {j.name for j in jobs}
@@ -320,7 +322,7 @@ def test_fail_fast_stops_everything_and_fills_every_outcome() -> None:
 
 def test_cancellation_leaves_nothing_running() -> None:
     jobs = [*_chain("c1", "c2"), Job("p", Action.PULL), Job("r", Action.BUILD, cargo=True)]
-    limits = Limits(jobs=2)
+    limits = RunLimits(jobs=2)
     worker = FakeWorker({j.name: j for j in jobs}, limits, sleep=0.01, steps=100)
 
     async def main() -> None:
@@ -339,20 +341,20 @@ def test_cancellation_leaves_nothing_running() -> None:
 
 def test_a_job_waiting_for_an_image_without_work_is_refused() -> None:
     jobs = [Job("local", Action.NONE), Job("b", Action.BUILD, after=("local",))]
-    worker = FakeWorker({j.name: j for j in jobs}, Limits())
+    worker = FakeWorker({j.name: j for j in jobs}, RunLimits())
     with pytest.raises(ValueError, match="b waits for local"):
         Scheduler(jobs, worker)
 
 
 def test_limits_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
-        Limits(jobs=0)
+        RunLimits(jobs=0)
 
 
 @settings(max_examples=60, deadline=None)
 @given(scenarios(), st.lists(st.integers(1, 5), min_size=1, max_size=25))
 def test_jobs_added_while_running_keep_the_invariants(
-    scenario: tuple[list[Job], frozenset[str], Limits], chunks: list[int]
+    scenario: tuple[list[Job], frozenset[str], RunLimits], chunks: list[int]
 ) -> None:
     """Jobs handed over in chunks (dependencies first) while the scheduler runs, as a run
     releases decisions while lookups go on: the same outcomes as all at once; cargo
@@ -392,8 +394,8 @@ def test_jobs_added_while_running_keep_the_invariants(
 
 def test_add_checks_what_a_job_waits_for() -> None:
     """A job may only wait for jobs added before or with it, and names are unique."""
-    worker = FakeWorker({}, Limits())
-    scheduler = Scheduler([], worker, Limits(), open_ended=True)
+    worker = FakeWorker({}, RunLimits())
+    scheduler = Scheduler([], worker, RunLimits(), open_ended=True)
     with pytest.raises(ValueError, match="waits for base"):
         scheduler.add([Job("app", Action.BUILD, after=("base",))])
     scheduler.add([Job("base", Action.BUILD)])
@@ -408,7 +410,7 @@ def test_jobs_added_after_a_fail_fast_stop_are_skipped() -> None:
     """With --fail-fast, a failure stops the run; jobs that arrive later never start."""
     first = Job("first", Action.BUILD)
     late = Job("late", Action.BUILD)
-    limits = Limits(jobs=1, fail_fast=True)
+    limits = RunLimits(jobs=1, fail_fast=True)
     worker = FakeWorker({"first": first, "late": late}, limits, failing=frozenset({"first"}))
 
     async def main() -> dict[str, Outcome]:
@@ -430,7 +432,7 @@ def test_jobs_added_after_a_fail_fast_stop_are_skipped() -> None:
 @settings(max_examples=60, deadline=None)
 @given(scenarios(), st.randoms(use_true_random=False), st.booleans(), st.integers(0, 25))
 def test_cargo_images_start_as_their_artifacts_land(
-    scenario: tuple[list[Job], frozenset[str], Limits],
+    scenario: tuple[list[Job], frozenset[str], RunLimits],
     rng: random.Random,
     fails: bool,
     fails_after: int,
@@ -469,7 +471,7 @@ def test_cargo_images_start_as_their_artifacts_land(
 def test_a_cargo_image_builds_while_cargo_goes_on() -> None:
     """The first image whose artifacts land is built before cargo ends."""
     jobs = [Job("fast", Action.BUILD, cargo=True), Job("slow", Action.BUILD, cargo=True)]
-    limits = Limits(jobs=2)
+    limits = RunLimits(jobs=2)
     worker = FakeWorker({j.name: j for j in jobs}, limits, landing=["fast", "slow"], steps=5)
     events: list[Event] = []
     outcomes = run(Scheduler(jobs, worker, limits, clock=worker.clock, listener=events.append))

@@ -322,3 +322,36 @@ def test_history_round_trip_and_bad_measurements(tmp_path: Path) -> None:
     with structlog.testing.capture_logs() as events:
         assert BuildHistory.load(tmp_path).seconds == {"a": 10.0}
     assert warnings_of(events) == []
+
+
+# ---------------------------------------------------------------- cache clear
+
+
+def test_cache_clear_removes_every_cache_and_keeps_history_and_locks(
+    make_repo: MakeRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``cache clear`` removes what each owner wrote; build history and locks stay."""
+    from mzbuild_async.cli.main import main
+    from mzbuild_async.store import layout
+
+    root = make_repo(FILES)
+    cache = tmp_path / "cache"
+    fingerprints(root, DigestCache(cache, str(root), racy_seconds=0))
+
+    async def fill() -> None:
+        await DiskTier(cache).record(SPECS[0], Status.PRESENT)
+
+    anyio.run(fill)
+    save_challenges(cache, CHALLENGES)
+    history = BuildHistory.load(cache)
+    history.record("a", 3.0)
+    history.save()
+    (cache / layout.LOCKS).mkdir()
+    written = {p.name for p in cache.iterdir()}
+    assert {DIGEST_DB, PRESENT_DB, HOSTS_FILE, HISTORY_FILE, layout.LOCKS} <= written
+
+    assert main(["cache", "clear", "--cache-dir", str(cache), "--repo", str(root)]) == 0
+    assert f"cleared the caches in {cache}" in capsys.readouterr().out
+    assert {p.name for p in cache.iterdir()} == {HISTORY_FILE, layout.LOCKS}
+    assert anyio.run(_present, cache, SPECS) == set()
+    assert BuildHistory.load(cache).seconds == {"a": 3.0}

@@ -5,7 +5,7 @@ filtered by its ``.dockerignore`` exactly as the Docker CLI filters a
 directory, plus the pre-image outputs. It is streamed as a tar, file by
 file, with bounded memory and without writing into the working tree. The
 ``Dockerfile`` with ``MZFROM x`` rewritten to ``FROM <spec of x>`` travels
-in the tar under :data:`DOCKERFILE_NAME`; an augmented ``.dockerignore``
+in the tar under :data:`CONTEXT_DOCKERFILE`; an augmented ``.dockerignore``
 makes the engine drop it (and itself) before any ``COPY`` sees them.
 """
 
@@ -27,7 +27,7 @@ from ..errors import DockerBuildError
 from ..model.manifest import MZFROM_RE
 
 #: Name of the rewritten Dockerfile inside the context tar.
-DOCKERFILE_NAME = ".mzbuild.Dockerfile"
+CONTEXT_DOCKERFILE = ".mzbuild.Dockerfile"
 DOCKERIGNORE = ".dockerignore"
 #: Files at most this big are read in one call; bigger ones in chunks of it.
 CHUNK = 1 << 20
@@ -166,7 +166,7 @@ def context_entries(
     return [
         Entry(source, name)
         for name, source in sorted(chosen.items())
-        if name not in (DOCKERFILE_NAME,)
+        if name not in (CONTEXT_DOCKERFILE,)
         and not (ignore and name != DOCKERIGNORE and ignore.excludes(name))
     ]
 
@@ -191,7 +191,7 @@ def augmented_dockerignore(text: str | None) -> bytes:
     base = text if text else ""
     if base and not base.endswith("\n"):
         base += "\n"
-    return (base + f"{DOCKERIGNORE}\n{DOCKERFILE_NAME}\n").encode()
+    return (base + f"{DOCKERIGNORE}\n{CONTEXT_DOCKERFILE}\n").encode()
 
 
 def input_list_digest(inputs: Iterable[str]) -> str:
@@ -273,7 +273,7 @@ async def stream_context(
     Files are read off the event loop; small ones are batched into one read
     so a context of thousands of files costs few thread hops.
     """
-    yield _memory_entry(DOCKERFILE_NAME, dockerfile) + _memory_entry(
+    yield _memory_entry(CONTEXT_DOCKERFILE, dockerfile) + _memory_entry(
         DOCKERIGNORE, augmented_dockerignore(dockerignore)
     )
     batch: list[Entry] = []

@@ -58,7 +58,7 @@ class Job:
 
 
 @dataclass(frozen=True)
-class Limits:
+class RunLimits:
     """How much runs at once."""
 
     jobs: int = 2

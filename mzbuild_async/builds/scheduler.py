@@ -9,7 +9,7 @@ nothing about Docker or cargo, so tests drive it with fakes. It runs:
 - each build once the images it needs are local (pulled, built, or there
   already) and, for cargo images, once cargo has reported every artifact
   the image needs (its binaries land while cargo goes on); at most
-  ``Limits.jobs`` builds at a time (per engine of a pool: its slots), the
+  ``RunLimits.jobs`` builds at a time (per engine of a pool: its slots), the
   ready build with the longest remaining critical path first;
 - each push right after its build, under the same per-registry limit.
 
@@ -48,10 +48,10 @@ from .jobs import (
     Action,
     EngineLoad,
     Job,
-    Limits,
     OneEngine,
     Outcome,
     OutcomeKind,
+    RunLimits,
     Slots,
     Worker,
     critical_paths,
@@ -62,10 +62,10 @@ __all__ = [
     "Action",
     "EngineLoad",
     "Job",
-    "Limits",
     "OneEngine",
     "Outcome",
     "OutcomeKind",
+    "RunLimits",
     "Scheduler",
     "Slots",
     "Worker",
@@ -129,7 +129,7 @@ class Scheduler:
         self,
         jobs: Iterable[Job],
         worker: Worker,
-        limits: Limits | None = None,
+        limits: RunLimits | None = None,
         *,
         engines: Sequence[Slots] | None = None,
         attempts: int = DEFAULT_ATTEMPTS,
@@ -149,7 +149,7 @@ class Scheduler:
         :meth:`close`."""
         self.jobs: dict[str, Job] = {}
         self.worker = worker
-        self.limits = limits or Limits()
+        self.limits = limits or RunLimits()
         self.engines = list(engines) if engines else [Slots(LOCAL_ENGINE, self.limits.jobs)]
         if len({e.name for e in self.engines}) != len(self.engines):
             raise ValueError("engine names must be unique")

@@ -53,7 +53,7 @@ from .cargo import (
 )
 from .cargo import stage_outputs as stage_cargo_outputs
 from .context import (
-    DOCKERFILE_NAME,
+    CONTEXT_DOCKERFILE,
     context_entries,
     input_list_digest,
     rewrite_dockerfile,
@@ -423,7 +423,7 @@ class EngineWorker:
                 cache_from.append(cache_tag)
             request = BuildRequest(
                 tag=spec,
-                dockerfile=DOCKERFILE_NAME,
+                dockerfile=CONTEXT_DOCKERFILE,
                 buildargs=build_args(repo, name),
                 labels={
                     LABEL_FINGERPRINT: fingerprint,

@@ -35,7 +35,7 @@ from ..model.options import (
     env_is_truthy,
 )
 from ..source.repository import ImageDescription, Repository
-from ..store.digests import DigestCache, default_cache_dir
+from ..store.layout import default_cache_dir
 from ..store.locks import LOCKS_DIR
 from ..support import logs
 from .parser import PROG, build_parser, one_line
@@ -190,12 +190,9 @@ async def run_command(args: argparse.Namespace) -> int:
     environ = dict(os.environ)
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(environ)
     if args.command == "cache":
-        from ..lookup.disk import DiskTier
-        from ..store.challenges import FILE_NAME as HOSTS_FILE
+        from ..store.layout import clear
 
-        DigestCache(cache_dir, "").clear()
-        DiskTier(cache_dir).clear()
-        (cache_dir / HOSTS_FILE).unlink(missing_ok=True)
+        clear(cache_dir)
         _emit(f"cleared the caches in {cache_dir}")
         return 0
     with contextlib.ExitStack() as stack:

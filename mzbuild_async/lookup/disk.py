@@ -27,10 +27,11 @@ import anyio
 from ..model.spec import SPEC_PATTERN as _SPEC  # only mzbuild- tags are content-addressed
 from ..model.status import Probe, Status
 from ..registry.names import Reference
+from ..store import layout
 from ..store.integrity import row_check
 from ..support import logs
 
-DB_NAME = "present.sqlite3"
+DB_NAME = layout.PRESENT
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS present_v2"
     " (spec TEXT PRIMARY KEY, seen REAL NOT NULL, checksum BLOB NOT NULL)"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..workflow.steps import Step
+from ..workflow.steps import Interval
 
 if TYPE_CHECKING:
     from ..workflow.run import ImageResult, RunResult
@@ -27,12 +27,12 @@ def table(rows: Sequence[Sequence[str]]) -> list[str]:
     ]
 
 
-def step_label(step: Step) -> str:
+def step_label(step: Interval) -> str:
     """``demo-app build``, or just ``cargo`` when the track is the phase."""
     return step.track if step.track == step.phase else f"{step.track} {step.phase}"
 
 
-def slowest_steps(steps: Sequence[Step], count: int = SLOWEST) -> list[Step]:
+def slowest_steps(steps: Sequence[Interval], count: int = SLOWEST) -> list[Interval]:
     """The longest pieces of work (per-tier lookup spans left out: they overlap)."""
     work = [s for s in steps if not s.track.startswith("lookup: ")]
     return sorted(work, key=lambda s: (-s.seconds, s.track))[:count]

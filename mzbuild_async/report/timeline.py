@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..workflow.steps import Step
+from ..workflow.steps import Interval
 
 COLORS = {
     "fingerprint": "#8e8cd8",
@@ -67,7 +67,7 @@ def _tick_step(total: float) -> float:
     return float(10 * power)
 
 
-def _track_order(steps: Sequence[Step]) -> list[str]:
+def _track_order(steps: Sequence[Interval]) -> list[str]:
     first: dict[str, float] = {}
     for step in steps:
         first.setdefault(step.track, step.start)
@@ -81,7 +81,7 @@ def _track_order(steps: Sequence[Step]) -> list[str]:
     return fixed + tiers + cargo + rest
 
 
-def _lanes(steps: Sequence[Step], by_engine: bool) -> list[tuple[str, str]]:
+def _lanes(steps: Sequence[Interval], by_engine: bool) -> list[tuple[str, str]]:
     """(engine, track) per lane: the run's own tracks, then each engine's in turn."""
     order = _track_order(steps)
     if not by_engine:
@@ -96,7 +96,7 @@ def _lanes(steps: Sequence[Step], by_engine: bool) -> list[tuple[str, str]]:
 
 
 def timeline_html(
-    steps: Sequence[Step],
+    steps: Sequence[Interval],
     seconds: float,
     title: str,
     summary: Mapping[str, str] | None = None,
@@ -162,7 +162,7 @@ def timeline_html(
 
 def write_timeline(
     path: Path,
-    steps: Sequence[Step],
+    steps: Sequence[Interval],
     seconds: float,
     title: str,
     summary: Mapping[str, str] | None = None,

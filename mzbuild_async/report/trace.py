@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..lookup.engine import Span
-from ..workflow.steps import Step
+from ..workflow.steps import Interval
 
 
 def _metadata(title: str, tids: dict[str, int]) -> list[dict[str, object]]:
@@ -63,7 +63,7 @@ def write_trace(path: Path, spans: Iterable[Span], tracks: Sequence[str]) -> Non
 
 
 def run_trace(
-    steps: Sequence[Step], seconds: float, title: str, *, by_engine: bool = False
+    steps: Sequence[Interval], seconds: float, title: str, *, by_engine: bool = False
 ) -> dict[str, object]:
     """The trace document of a whole run.
 
@@ -134,7 +134,7 @@ def run_trace(
 
     run = ("", "run")
     span(run, title, "run", 0.0, seconds, {})
-    by_track: dict[tuple[str, str], list[Step]] = {}
+    by_track: dict[tuple[str, str], list[Interval]] = {}
     for step in steps:
         if step.track in ("fingerprint", "lookup"):
             span(run, step.name, step.phase, step.start, step.end, {"detail": step.detail})

@@ -21,7 +21,8 @@ from ..errors import CargoError, ManifestError, RepositoryError, shown_path, sin
 from ..model.graph import DOCKERFILE_NAME, Image, ImageGraph, nested_directories
 from ..model.manifest import parse_dockerfile, parse_manifest
 from ..model.options import BuildOptions
-from ..store.digests import DigestCache, default_cache_dir
+from ..store.digests import DigestCache
+from ..store.layout import default_cache_dir
 from ..support import logs
 from .cargo import Workspace, load_workspace
 from .fingerprint import Fingerprint, fingerprint, input_record, self_digest

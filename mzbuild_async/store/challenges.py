@@ -20,9 +20,10 @@ from pathlib import Path
 
 from ..registry.auth import Challenge
 from ..support import logs
+from . import layout
 from .integrity import read_json, write_json
 
-FILE_NAME = "hosts.json"
+FILE_NAME = layout.HOSTS
 _SCHEMES = ("basic", "bearer")
 
 

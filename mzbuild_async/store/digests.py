@@ -26,16 +26,17 @@ import sqlite3
 import stat
 import struct
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple, TypeAlias
 
 from ..support import logs
+from . import layout
 from .integrity import CHECK_SIZE, row_check
 
 #: Entries whose mtime or ctime is newer than this before hashing began are not stored.
 RACY_SECONDS = 2.0
-DB_NAME = "digests.sqlite3"
+DB_NAME = layout.DIGESTS
 #: Paths are bytes (git's paths need not be UTF-8); each row carries a check.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS digests_v2 (
@@ -241,15 +242,6 @@ class DigestCache:
     def clear(self) -> None:
         """Forget every entry of every root."""
         self.path.unlink(missing_ok=True)
-
-
-def default_cache_dir(environ: Mapping[str, str]) -> Path:
-    """The cache directory: ``$MZBUILD_ASYNC_CACHE_DIR``, else the XDG cache home."""
-    explicit = environ.get("MZBUILD_ASYNC_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "mzbuild-async"
 
 
 def now_ns() -> int:

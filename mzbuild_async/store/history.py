@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..support import logs
+from . import layout
 from .integrity import finite_seconds, read_json, write_json
 
-HISTORY_FILE = "build-history.json"
+HISTORY_FILE = layout.HISTORY
 #: Build-time estimates when an image has no history (seconds).
 DEFAULT_ESTIMATE = 10.0
 DEFAULT_CARGO_ESTIMATE = 120.0

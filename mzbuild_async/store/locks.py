@@ -20,10 +20,11 @@ from pathlib import Path
 import anyio
 
 from ..support import logs
+from . import layout
 
 #: How often a waiting process retries the lock.
 POLL_SECONDS = 0.1
-LOCKS_DIR = "locks"
+LOCKS_DIR = layout.LOCKS
 
 
 def _same_file(fd: int, path: Path) -> bool:

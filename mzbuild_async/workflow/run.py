@@ -24,8 +24,8 @@ from ..builds.plan import AWAITED, Decision, Found, Workflow, decide, jobs, sett
 from ..builds.scheduler import (
     LOCAL_ENGINE,
     Action,
-    Limits,
     Outcome,
+    RunLimits,
     Scheduler,
     Slots,
     Worker,
@@ -51,7 +51,7 @@ from ..source.repository import Repository
 from ..store.history import BuildHistory
 from ..support import logs
 from ..support.events import Event, EventStatus, Listener, Phase, ignore
-from .steps import Step, StepRecorder
+from .steps import Interval, StepRecorder
 
 #: Tiers that say "published" (the daemon only says "local").
 PUBLISHED_TIERS = ("memory", "disk", "registry", "manifest")
@@ -150,7 +150,7 @@ class RunResult:
     seconds: float
     plan: RunPlan | None = None
     #: Every piece of work with its times since the run started.
-    steps: tuple[Step, ...] = ()
+    steps: tuple[Interval, ...] = ()
     #: Per lookup tier: count and latencies (seconds).
     lookups: Mapping[str, TierStatistics] = field(default_factory=dict)
     #: HTTP requests sent, by registry host.
@@ -625,7 +625,7 @@ class _RunEvents:
         """Each lookup span as a step (span times count from ``origin``)."""
         for span in engine.spans:
             self.recorder.add(
-                Step(
+                Interval(
                     f"lookup: {span.tier}",
                     span.spec.rsplit("/", 1)[-1],
                     "lookup",
@@ -838,7 +838,7 @@ async def _run_round(
         rebuild=rebuild,
         **extra,
     )
-    limits = Limits(jobs=options.jobs, transfers=options.transfers, fail_fast=options.fail_fast)
+    limits = RunLimits(jobs=options.jobs, transfers=options.transfers, fail_fast=options.fail_fast)
     scheduler = Scheduler(
         [], worker, limits, engines=services.slots(lost), listener=events.shifted, open_ended=True
     )

@@ -1,4 +1,4 @@
-"""The timeline of a run: one :class:`Step` per piece of work, from events.
+"""The timeline of a run: one :class:`Interval` per piece of work, from events.
 
 The runner feeds every :class:`~mzbuild_async.events.Event` (with times
 since the run started) into a :class:`StepRecorder`, which pairs each
@@ -15,7 +15,7 @@ from ..support.events import Event
 
 
 @dataclass(frozen=True)
-class Step:
+class Interval:
     """One piece of work on one track (an image, ``cargo``, ``run`` or a lookup tier)."""
 
     track: str
@@ -54,7 +54,7 @@ class Step:
 class StepRecorder:
     """A listener that turns start/end event pairs into steps."""
 
-    steps: list[Step] = field(default_factory=list)
+    steps: list[Interval] = field(default_factory=list)
     _open: dict[tuple[str, str], Event] = field(default_factory=dict)
 
     def __call__(self, event: Event) -> None:
@@ -62,7 +62,7 @@ class StepRecorder:
         key = (track, event.phase)
         if event.status == "landed":  # an image's cargo artifacts: a moment on cargo's track
             self.steps.append(
-                Step(
+                Interval(
                     track,
                     f"{event.detail} artifacts",
                     event.phase,
@@ -80,10 +80,12 @@ class StepRecorder:
             detail = event.detail if event.status != "done" or event.phase == "transfer" else ""
             engine = event.engine or (started.engine if started else "")
             self.steps.append(
-                Step(track, event.phase, event.phase, begin, event.at, event.status, detail, engine)
+                Interval(
+                    track, event.phase, event.phase, begin, event.at, event.status, detail, engine
+                )
             )
 
-    def add(self, step: Step) -> None:
+    def add(self, step: Interval) -> None:
         """Record a step that arrived finished (a lookup span)."""
         self.steps.append(step)
 
@@ -91,6 +93,6 @@ class StepRecorder:
         """Close steps still open when the run ended (cancelled)."""
         for (track, phase), event in self._open.items():
             self.steps.append(
-                Step(track, phase, phase, event.at, at, "cancelled", engine=event.engine)
+                Interval(track, phase, phase, event.at, at, "cancelled", engine=event.engine)
             )
         self._open.clear()
