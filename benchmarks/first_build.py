@@ -38,7 +38,8 @@ from mzbuild_async.builds.plan import Workflow  # noqa: E402
 from mzbuild_async.builds.scheduler import OneEngine  # noqa: E402
 from mzbuild_async.registry.client import RegistryClient  # noqa: E402
 from mzbuild_async.support.ratelimit import Limiters, Limits  # noqa: E402
-from mzbuild_async.workflow.run import RunOptions, run_workflow  # noqa: E402
+from mzbuild_async.workflow.options import RunOptions  # noqa: E402
+from mzbuild_async.workflow.run import run_workflow  # noqa: E402
 from tests.conftest import git  # noqa: E402
 from tests.support.registry import Registry, run_registry  # noqa: E402
 

@@ -44,14 +44,10 @@ if TYPE_CHECKING:
     from .model.status import Status
     from .registry.client import RegistryClient
     from .registry.names import Reference, parse_reference
-    from .workflow.run import (
-        ImageResult,
-        RunOptions,
-        RunPlan,
-        RunResult,
-        plan_workflow,
-        run_workflow,
-    )
+    from .workflow.options import RunOptions
+    from .workflow.plan import plan_workflow
+    from .workflow.results import ImageResult, RunPlan, RunResult
+    from .workflow.run import run_workflow
 
 __version__ = "0.1.0"
 
@@ -65,12 +61,12 @@ _LAZY = {
     "Reference": "registry.names",
     "parse_reference": "registry.names",
     "Workflow": "builds.plan",
-    "RunOptions": "workflow.run",
-    "RunResult": "workflow.run",
-    "ImageResult": "workflow.run",
+    "RunOptions": "workflow.options",
+    "RunResult": "workflow.results",
+    "ImageResult": "workflow.results",
     "run_workflow": "workflow.run",
-    "plan_workflow": "workflow.run",
-    "RunPlan": "workflow.run",
+    "plan_workflow": "workflow.plan",
+    "RunPlan": "workflow.results",
     "IndexResult": "builds.multiarch",
     "publish_indexes": "builds.multiarch",
 }

@@ -19,7 +19,8 @@ from mzbuild_async.registry.auth import CredentialStore
 from mzbuild_async.registry.client import RegistryClient
 from mzbuild_async.source.repository import Repository
 from mzbuild_async.support import logs
-from mzbuild_async.workflow.run import RunOptions, run_workflow
+from mzbuild_async.workflow.options import RunOptions
+from mzbuild_async.workflow.run import run_workflow
 from tests.support.demo import make_demo
 from tests.support.registry import PASSWORD, USER, Registry
 

@@ -25,7 +25,10 @@ from mzbuild_async.registry.client import RegistryClient
 from mzbuild_async.registry.memory import MemoryRegistry
 from mzbuild_async.source.repository import Repository
 from mzbuild_async.support.retry import RetryPolicy
-from mzbuild_async.workflow.run import RunOptions, RunResult, plan_workflow, run_workflow
+from mzbuild_async.workflow.options import RunOptions
+from mzbuild_async.workflow.plan import plan_workflow
+from mzbuild_async.workflow.results import RunResult
+from mzbuild_async.workflow.run import run_workflow
 from tests.conftest import MakeRepo
 
 pytestmark = pytest.mark.anyio

@@ -29,7 +29,10 @@ from ..source.repository import Repository
 from ..store.challenges import save_challenges
 from ..support import logs
 from ..support.events import ignore
-from ..workflow.run import RunOptions, RunPlan, RunResult, plan_workflow, run_workflow
+from ..workflow.options import RunOptions
+from ..workflow.plan import plan_workflow
+from ..workflow.results import RunPlan, RunResult
+from ..workflow.run import run_workflow
 from .parser import PROG, WORKFLOW_NAMES
 from .settings import RegistrySettings, engine_settings, registry_settings
 

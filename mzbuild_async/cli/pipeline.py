@@ -22,7 +22,8 @@ from ..pipeline.partition import partition
 from ..source.repository import Repository
 from ..store.challenges import save_challenges
 from ..store.history import BuildHistory
-from ..workflow.run import build_estimates, plan_workflow
+from ..workflow.plan import plan_workflow
+from ..workflow.walk import build_estimates
 from .settings import registry_settings
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..workflow.steps import Interval
 
 if TYPE_CHECKING:
-    from ..workflow.run import ImageResult, RunResult
+    from ..workflow.results import ImageResult, RunResult
 
 #: Rows in the "slowest steps" part of the summary.
 SLOWEST = 5

@@ -1,0 +1,210 @@
+"""What a run and a plan return: values for summaries, reports and ``--json``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..builds.plan import Decision, Found, Workflow
+from ..builds.scheduler import Action, Outcome
+from ..lookup.engine import Answer, TierStatistics
+from ..model.status import Status
+from ..support import logs
+from .steps import Interval
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """One image's part in a run, for summaries and ``--json``."""
+
+    name: str
+    spec: str
+    action: str
+    pushed: bool
+    seconds: float
+    reason: str
+    tier: str | None
+    error: str = ""
+    note: str = ""
+    #: The engine that built or pulled it ("" when nothing was done).
+    engine: str = ""
+    #: Seconds into the run when cargo had built all it takes (cargo images built).
+    landed: float | None = None
+    #: Seconds this run waited for the image to be published by another step.
+    awaited: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` record of this image."""
+        record: dict[str, Any] = {
+            "spec": self.spec,
+            "action": self.action,
+            "pushed": self.pushed,
+            "seconds": round(self.seconds, 3),
+            "reason": self.reason,
+            "tier": self.tier,
+            "engine": self.engine or None,
+        }
+        if self.error:
+            record["error"] = self.error
+        if self.note:
+            record["note"] = self.note
+        if self.landed is not None:
+            record["artifacts_landed"] = round(self.landed, 3)
+        if self.awaited is not None:
+            record["awaited_seconds"] = round(self.awaited, 3)
+        return record
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Every image of a run, dependencies first."""
+
+    workflow: Workflow
+    images: Mapping[str, ImageResult]
+    seconds: float
+    plan: RunPlan | None = None
+    #: Every piece of work with its times since the run started.
+    steps: tuple[Interval, ...] = ()
+    #: Per lookup tier: count and latencies (seconds).
+    lookups: Mapping[str, TierStatistics] = field(default_factory=dict)
+    #: HTTP requests sent, by registry host.
+    requests: Mapping[str, int] = field(default_factory=dict)
+    #: What each engine did, by name (the home engine first).
+    engines: Mapping[str, EngineReport] = field(default_factory=dict)
+    #: The CI step this run was (``--step``).
+    step: str | None = None
+
+    @property
+    def pooled(self) -> bool:
+        """Whether the run had engines other than the local one alone."""
+        return len(self.engines) > 1 or any(e.configured for e in self.engines.values())
+
+    @property
+    def ok(self) -> bool:
+        """Whether every image ended as wanted."""
+        return all(r.action not in ("failed", "skipped") for r in self.images.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` document."""
+        document: dict[str, Any] = {
+            "workflow": self.workflow.value,
+            "ok": self.ok,
+            "seconds": round(self.seconds, 3),
+            "images": {name: r.to_json() for name, r in self.images.items()},
+        }
+        if self.step is not None:
+            document["step"] = self.step
+        return document
+
+
+@dataclass(frozen=True)
+class EngineReport:
+    """One engine of a run, for reports."""
+
+    url: str
+    platform: str
+    slots: int
+    builds: int = 0
+    busy_seconds: float = 0.0
+    transfers: int = 0
+    lost: str = ""
+    #: From ``--engine``/``[[engine]]`` (not the local engine by default).
+    configured: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--report`` record of this engine."""
+        return {
+            "url": self.url,
+            "platform": self.platform,
+            "slots": self.slots,
+            "builds": self.builds,
+            "busy_seconds": round(self.busy_seconds, 3),
+            "transfers": self.transfers,
+            "lost": self.lost or None,
+        }
+
+
+def found_state(local: bool, answer: Answer | None) -> Found:
+    """One image's state: in the engine or not, and the registry's answer (if asked)."""
+    if answer is None:
+        return Found(local, False)
+    return Found(
+        local,
+        answer.status is Status.PRESENT,
+        answer.tier,
+        unknown=answer.status is Status.UNKNOWN,
+        cached=answer.detail if answer.tier == "disk" else "",
+    )
+
+
+ACTION_WORDS = {Action.NONE: "none", Action.PULL: "pull", Action.BUILD: "build"}
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run would do and why, decided but not done."""
+
+    workflow: Workflow
+    decisions: Mapping[str, Decision]
+    found: Mapping[str, Found]
+    fingerprints: Mapping[str, str]
+    dependencies: Mapping[str, tuple[str, ...]]
+    #: Whether each image is ever published (``publish: false`` ones are not looked up).
+    publish: Mapping[str, bool]
+    #: The engine each build would go to (a pool only).
+    placement: Mapping[str, str] = field(default_factory=dict)
+    #: The CI step planned (``--step``).
+    step: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``plan --json`` document (also the ``plan`` part of a report)."""
+        images: dict[str, Any] = {}
+        for name, decision in self.decisions.items():
+            state = self.found[name]
+            if not self.publish[name]:
+                published = "never (publish: false)"
+            elif state.published:
+                published = "present"
+            elif state.unknown:
+                published = "unknown"
+            else:
+                published = "absent"
+            action = ACTION_WORDS[decision.action]
+            if decision.push:
+                action = "push" if decision.action is Action.NONE else f"{action}+push"
+            images[name] = {
+                "fingerprint": self.fingerprints[name],
+                "spec": decision.spec,
+                "local": state.local,
+                "published": published,
+                "tier": decision.tier,
+                "action": action,
+                "reason": decision.reason,
+                "dependencies": list(self.dependencies[name]),
+            }
+            if self.placement:
+                images[name]["engine"] = self.placement.get(name)
+            if state.cached:
+                images[name]["cached"] = state.cached
+        document: dict[str, Any] = {"workflow": self.workflow.value, "images": images}
+        if self.step is not None:
+            document["step"] = self.step
+        return document
+
+
+def image_result(decision: Decision, outcome: Outcome, offset: float) -> ImageResult:
+    """One image's result (``offset``: the scheduler's start on the run's clock)."""
+    return ImageResult(
+        name=decision.name,
+        spec=decision.spec,
+        action=outcome.action,
+        pushed=outcome.pushed,
+        seconds=outcome.seconds,
+        reason=decision.reason,
+        tier=decision.tier,
+        error=logs.redact_text(outcome.error),
+        note=logs.redact_text(outcome.note),
+        engine=outcome.engine,
+        landed=None if outcome.landed is None else outcome.landed + offset,
+    )
