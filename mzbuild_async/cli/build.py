@@ -11,30 +11,30 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import anyio
 
 from ..builds.plan import Workflow
-from ..engine.endpoints import Endpoint
 from ..errors import UsageError, single_error
 from ..model.options import Arch, default_jobs
+from ..report import files
+from ..report.plan import plan_text
 from ..report.progress import make_progress
-from ..report.summary import markdown_summary, report_document, summary_text, table
-from ..report.timeline import write_timeline
-from ..report.trace import run_trace
+from ..report.publish import publish_json, publish_text
+from ..report.summary import summary_text
 from ..source.repository import Repository
 from ..store.challenges import save_challenges
-from ..support import logs
 from ..support.events import ignore
 from ..workflow.options import RunOptions
 from ..workflow.plan import plan_workflow
-from ..workflow.results import RunPlan, RunResult
-from ..workflow.run import run_workflow
-from .parser import PROG, WORKFLOW_NAMES
-from .settings import RegistrySettings, engine_settings, registry_settings
+from ..workflow.publish import publish_manifests
+from ..workflow.results import RunResult
+from ..workflow.run import run_container, run_workflow
+from ..workflow.settings import RegistrySettings
+from .parser import WORKFLOW_NAMES
+from .settings import engine_settings, registry_settings
 
 WORKFLOWS = {name: Workflow(name) for name in WORKFLOW_NAMES}
 
@@ -127,7 +127,7 @@ async def run_build_command(
             return 1
         home = next(iter(result.engines), "")
         endpoint = next((e for e in options.engines if e.name == home), None)
-        return await _run_container(result.images[targets[0]].spec, args.args, endpoint)
+        return await run_container(result.images[targets[0]].spec, args.args, endpoint, _out)
     if args.json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
     else:
@@ -137,156 +137,40 @@ async def run_build_command(
 
 
 def write_outputs(args: argparse.Namespace, result: RunResult, status: int) -> int:
-    """``--report``, ``--trace``, ``--timeline`` and the GitHub Actions step summary;
-    ``status``, or 1 when one of them could not be written (one line each: the run's
-    work is done and summarised, only its record is missing)."""
-    written = status
-    for flag, path, write in (
-        ("--report", args.report, _write_report),
-        ("--trace", args.trace, _write_trace),
-        ("--timeline", args.timeline, _write_timeline),
-        ("GITHUB_STEP_SUMMARY", _step_summary(), _append_step_summary),
-    ):
-        if not path:
-            continue
-        try:
-            write(Path(path), result, status)
-        except OSError as exc:
-            print(
-                f"{PROG}: error: {flag} {path}: could not write it ({exc.strerror or exc})",
-                file=sys.stderr,
-            )
-            written = written or 1
-    return written
+    """The run's files (:mod:`..report.files`); ``status``, or 1 when one failed."""
+    return files.write_outputs(
+        result,
+        status,
+        report=args.report,
+        trace=args.trace,
+        timeline=args.timeline,
+        step_summary=files.step_summary_path(os.environ),
+    )
 
 
-def _step_summary() -> str | None:
-    """Where the CI system this runs in takes a Markdown summary (None: nowhere)."""
-    from ..ci import detect
-
-    system = detect(os.environ)
-    return None if system is None else system.summary_path(os.environ)
-
-
-def _append_step_summary(path: Path, result: RunResult, status: int) -> None:
-    with open(path, "a", encoding="utf-8") as out:
-        out.write(markdown_summary(result, status))
-
-
-def _write_report(path: Path, result: RunResult, status: int) -> None:
-    path.write_text(json.dumps(report_document(result, status), indent=2) + "\n")
-
-
-def _write_trace(path: Path, result: RunResult, status: int) -> None:
-    title = f"mzbuild-async {result.workflow.value}"
-    trace = run_trace(result.steps, result.seconds, title, by_engine=result.pooled)
-    path.write_text(json.dumps(trace))
-
-
-def _write_timeline(path: Path, result: RunResult, status: int) -> None:
-    title = f"mzbuild-async {result.workflow.value}"
-    counts: dict[str, int] = {}
-    for r in result.images.values():
-        counts[r.action] = counts.get(r.action, 0) + 1
-    facts = {
-        "images": str(len(result.images)),
-        **{action: str(n) for action, n in sorted(counts.items())},
-        "seconds": f"{result.seconds:.2f}",
-        "exit status": str(status),
-    }
-    if result.pooled:
-        facts["engines"] = ", ".join(
-            f"{name} ({engine.builds} builds{', LOST' if engine.lost else ''})"
-            for name, engine in result.engines.items()
-        )
-    write_timeline(path, result.steps, result.seconds, title, facts, by_engine=result.pooled)
-
-
-async def _run_container(spec: str, argv: list[str], home: Endpoint | None) -> int:
-    """Run ``spec`` where acquire left it: the home engine (the local one without a pool)."""
-    from ..engine.factory import open_engine
-
-    docker = open_engine(home)
-    out = sys.stdout.buffer
-
-    def write(chunk: bytes) -> None:
-        out.write(chunk)
-        out.flush()
-
-    try:
-        return await docker.run(spec, argv, write)
-    finally:
-        await docker.aclose()
+def _out(chunk: bytes) -> None:
+    """A container's output, as it comes."""
+    sys.stdout.buffer.write(chunk)
+    sys.stdout.buffer.flush()
 
 
 async def run_publish_manifest(
     args: argparse.Namespace, repo: Repository, targets: list[str], cache_dir: Path
 ) -> int:
     """Write one multi-arch index per image at TAG; exit 1 if any image failed."""
-    from ..builds.multiarch import publish_indexes
-    from ..registry.writer import RegistryWriter
-
-    arches = [Arch.parse(a) for a in (args.arch or [])]
-    if not arches:
-        raise UsageError("publish-manifest: name the architectures with --arch (repeatable)")
-    arches = list(dict.fromkeys(arches))
-    specs_by_image: dict[str, dict[Arch, str]] = {name: {} for name in targets}
-    for arch in arches:
-        other = await Repository.open(repo.root, replace(repo.options, arch=arch))
-        for name, spec in (await other.specs(targets)).items():
-            if name in specs_by_image:
-                specs_by_image[name][arch] = spec
-    client = registry_settings(args, repo.root).client(cache_dir)
-    writer = RegistryWriter(client)
-    try:
-        results = await publish_indexes(writer, args.tag, specs_by_image)
-    finally:
-        await client.aclose()
-    failed = 0
-    document: dict[str, Any] = {}
-    for name, outcome in results.items():
-        if isinstance(outcome, Exception):
-            failed += 1
-            error = logs.redact_text(str(outcome))
-            document[name] = {"error": error}
-            if not args.json:
-                sys.stdout.write(f"{name}  failed  {error}\n")
-            continue
-        document[name] = outcome.to_json()
-        if not args.json:
-            sys.stdout.write(f"{name}  {outcome.status}  {outcome.target}@{outcome.digest}\n")
+    results = await publish_manifests(
+        repo,
+        targets,
+        args.tag,
+        [Arch.parse(a) for a in (args.arch or [])],
+        cache_dir=cache_dir,
+        settings=registry_settings(args, repo.root),
+    )
     if args.json:
-        sys.stdout.write(json.dumps({"images": document}, indent=2) + "\n")
-    return 1 if failed else 0
-
-
-def plan_text(plan: RunPlan) -> str:
-    """The ``plan`` table: per image its fingerprint, what the lookups said, the action."""
-    document = plan.to_json()["images"]
-    pooled = bool(plan.placement)
-    engine = ("ENGINE",) if pooled else ()
-    rows = [("IMAGE", "FINGERPRINT", "LOCAL", "PUBLISHED", "ACTION", *engine, "WHY")]
-    for name, image in document.items():
-        tier = ", ".join(filter(None, [image["tier"], image.get("cached")]))
-        why = image["reason"] + (f" [{tier}]" if tier else "")
-        rows.append(
-            (
-                name,
-                image["fingerprint"],
-                "yes" if image["local"] else "no",
-                image["published"],
-                image["action"],
-                *((image.get("engine") or "-",) if pooled else ()),
-                why,
-            )
-        )
-    lines = table(rows)
-    counts: dict[str, int] = {}
-    for image in document.values():
-        counts[image["action"]] = counts.get(image["action"], 0) + 1
-    totals = ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
-    lines.append(f"plan ({plan.workflow.value}): {len(document)} images: {totals}")
-    return "\n".join(lines)
+        sys.stdout.write(json.dumps(publish_json(results), indent=2) + "\n")
+    else:
+        sys.stdout.write(publish_text(results))
+    return 1 if any(isinstance(r, Exception) for r in results.values()) else 0
 
 
 async def run_plan_command(

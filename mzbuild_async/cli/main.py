@@ -20,7 +20,6 @@ import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import anyio
 
@@ -34,7 +33,7 @@ from ..model.options import (
     Sanitizer,
     env_is_truthy,
 )
-from ..source.repository import ImageDescription, Repository
+from ..source.repository import Repository
 from ..store.layout import default_cache_dir
 from ..store.locks import LOCKS_DIR
 from ..support import logs
@@ -100,71 +99,6 @@ def _targets(args: argparse.Namespace, repo: Repository) -> list[str]:
 
 def _emit(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
-
-
-def _describe_json(d: ImageDescription) -> dict[str, Any]:
-    image = d.image
-    manifest = image.manifest
-    return {
-        "name": image.name,
-        "directory": image.directory,
-        "fingerprint": str(d.fingerprint),
-        "spec": d.spec,
-        "publish": manifest.publish,
-        "mainline": manifest.mainline,
-        "description": manifest.description,
-        "dependencies": {name: str(fp) for name, fp in d.dependencies.items()},
-        "pre_images": [_pre_image_json(p) for p in manifest.pre_images],
-        "inputs": [
-            {"path": f.path, "mode": f"{f.mode:o}", "sha1": f.sha1.hex(), "size": f.size}
-            for f in d.inputs
-        ],
-    }
-
-
-def _pre_image_json(pre_image: object) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    from ..model.manifest import CargoBuild
-
-    kind = "cargo-build" if isinstance(pre_image, CargoBuild) else "copy"
-    fields = asdict(pre_image)  # type: ignore[call-overload]
-    return {"type": kind, **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}}
-
-
-def _text(value: object) -> str:
-    if isinstance(value, list):
-        return ",".join(map(str, value))
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, dict):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
-
-
-def _describe_text(d: ImageDescription) -> str:
-    image = d.image
-    lines = [
-        f"image         {image.name}",
-        f"directory     {image.directory or '.'}",
-        f"fingerprint   {d.fingerprint}",
-        f"spec          {d.spec}",
-        f"publish       {str(image.manifest.publish).lower()}",
-    ]
-    if d.dependencies:
-        deps = ", ".join(f"{n} ({fp})" for n, fp in d.dependencies.items())
-        lines.append(f"dependencies  {deps}")
-    else:
-        lines.append("dependencies  (none)")
-    for pre in image.manifest.pre_images:
-        info = _pre_image_json(pre)
-        kind = info.pop("type")
-        detail = " ".join(f"{k}={_text(v)}" for k, v in info.items() if v not in ([], {}, None))
-        lines.append(f"pre-image     {kind} {detail}")
-    size = sum(f.size for f in d.inputs)
-    lines.append(f"inputs        {len(d.inputs)} files, {size} bytes")
-    lines += [f"  {f.mode:o} {f.sha1.hex()} {f.path}" for f in d.inputs]
-    return "\n".join(lines)
 
 
 def check_output_paths(args: argparse.Namespace) -> None:
@@ -286,10 +220,12 @@ async def _describe(args: argparse.Namespace, repo: Repository, _cache_dir: Path
     names = [i.name for i in repo.resolve([name])] if args.transitive else [name]
     await repo.fingerprints(names)
     descriptions = [await repo.describe(n) for n in names]
+    from ..report.describe import describe_json, describe_text
+
     if args.json:
-        _emit(json.dumps({d.image.name: _describe_json(d) for d in descriptions}, indent=2))
+        _emit(json.dumps({d.image.name: describe_json(d) for d in descriptions}, indent=2))
     else:
-        _emit("\n\n".join(_describe_text(d) for d in descriptions))
+        _emit("\n\n".join(describe_text(d) for d in descriptions))
     return 0
 
 

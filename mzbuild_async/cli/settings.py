@@ -12,48 +12,20 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from ..engine.endpoints import Endpoint, engine_tables, parse_engine_flag, resolve_engines
 from ..model.status import TIER_ORDER, parse_tiers
-from ..registry.auth import CredentialStore
-from ..registry.client import DEFAULT_DEADLINE, RegistryClient
+from ..registry.client import DEFAULT_DEADLINE
 from ..registry.config import (
     CONFIG_NAME,
-    RegistryConfig,
     load_registry_config,
     read_config_file,
     with_flags,
 )
-from ..registry.tls import TlsSettings
-from ..store.challenges import load_hosts
-from ..support.retry import DEFAULT_RETRY, RetryPolicy
-
-
-@dataclass(frozen=True)
-class RegistrySettings:
-    """How this run talks to registries and which lookup tiers it consults."""
-
-    config: RegistryConfig
-    tiers: tuple[str, ...]
-    retry: RetryPolicy
-    deadline: float
-    environ: Mapping[str, str]
-
-    def client(self, cache_dir: Path) -> RegistryClient:
-        """A registry client with these settings (the caller closes it: ``async with``)."""
-        challenges, schemes = load_hosts(cache_dir)
-        return RegistryClient(
-            credentials=CredentialStore(environ=self.environ),
-            limiters=self.config.limiters(),
-            insecure=self.config.insecure,
-            remembered=challenges,
-            remembered_schemes=schemes,
-            retry=self.retry,
-            deadline=self.deadline,
-            tls=TlsSettings.from_environ(self.environ, self.config.tls),
-        )
+from ..support.retry import DEFAULT_RETRY
+from ..workflow.settings import RegistrySettings
 
 
 def registry_settings(

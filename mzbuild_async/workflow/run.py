@@ -9,12 +9,14 @@ CLI renders it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from ..builds.plan import Workflow
 from ..builds.scheduler import Worker
+from ..engine.endpoints import Endpoint
+from ..engine.factory import open_engine
 from ..engine.protocol import Engine
 from ..registry.client import RegistryClient
 from ..source.repository import Repository
@@ -126,3 +128,15 @@ async def run_workflow(
         engines,
         options.step,
     )
+
+
+async def run_container(
+    spec: str, argv: Sequence[str], home: Endpoint | None, write: Callable[[bytes], None]
+) -> int:
+    """``run``: run ``spec`` where acquire left it, the home engine (the local one
+    without a pool); its output goes to ``write``; the container's exit status."""
+    docker = open_engine(home)
+    try:
+        return await docker.run(spec, list(argv), write)
+    finally:
+        await docker.aclose()

@@ -1,0 +1,95 @@
+"""The files a run leaves: ``--report``, ``--trace``, ``--timeline`` and the CI
+system's step summary.
+
+Each is written after the summary is printed; one that cannot be written
+is one line on stderr and exit status 1 (the run's work is done and
+summarised, only its record is missing).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from ..workflow.results import RunResult
+from .summary import markdown_summary, report_document
+from .timeline import write_timeline
+from .trace import run_trace
+
+#: The program's name in error lines.
+PROG = "mzbuild-async"
+
+
+def write_outputs(
+    result: RunResult,
+    status: int,
+    *,
+    report: str | None = None,
+    trace: str | None = None,
+    timeline: str | None = None,
+    step_summary: str | None = None,
+) -> int:
+    """Write each file asked for; ``status``, or 1 when one could not be written."""
+    written = status
+    outputs: tuple[tuple[str, str | None, Callable[[Path, RunResult, int], None]], ...] = (
+        ("--report", report, _write_report),
+        ("--trace", trace, _write_trace),
+        ("--timeline", timeline, _write_timeline),
+        ("the step summary", step_summary, _append_step_summary),
+    )
+    for what, path, write in outputs:
+        if not path:
+            continue
+        try:
+            write(Path(path), result, status)
+        except OSError as exc:
+            print(
+                f"{PROG}: error: {what} {path}: could not write it ({exc.strerror or exc})",
+                file=sys.stderr,
+            )
+            written = written or 1
+    return written
+
+
+def step_summary_path(environ: Mapping[str, str]) -> str | None:
+    """Where the CI system this runs in takes a Markdown summary (None: nowhere)."""
+    from ..ci import detect
+
+    system = detect(environ)
+    return None if system is None else system.summary_path(environ)
+
+
+def _append_step_summary(path: Path, result: RunResult, status: int) -> None:
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(markdown_summary(result, status))
+
+
+def _write_report(path: Path, result: RunResult, status: int) -> None:
+    path.write_text(json.dumps(report_document(result, status), indent=2) + "\n")
+
+
+def _write_trace(path: Path, result: RunResult, status: int) -> None:
+    title = f"mzbuild-async {result.workflow.value}"
+    trace = run_trace(result.steps, result.seconds, title, by_engine=result.pooled)
+    path.write_text(json.dumps(trace))
+
+
+def _write_timeline(path: Path, result: RunResult, status: int) -> None:
+    title = f"mzbuild-async {result.workflow.value}"
+    counts: dict[str, int] = {}
+    for r in result.images.values():
+        counts[r.action] = counts.get(r.action, 0) + 1
+    facts = {
+        "images": str(len(result.images)),
+        **{action: str(n) for action, n in sorted(counts.items())},
+        "seconds": f"{result.seconds:.2f}",
+        "exit status": str(status),
+    }
+    if result.pooled:
+        facts["engines"] = ", ".join(
+            f"{name} ({engine.builds} builds{', LOST' if engine.lost else ''})"
+            for name, engine in result.engines.items()
+        )
+    write_timeline(path, result.steps, result.seconds, title, facts, by_engine=result.pooled)

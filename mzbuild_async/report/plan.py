@@ -1,0 +1,35 @@
+"""The ``plan`` table: per image its fingerprint, what the lookups said, the action, why."""
+
+from __future__ import annotations
+
+from ..workflow.results import RunPlan
+from .summary import table
+
+
+def plan_text(plan: RunPlan) -> str:
+    """The ``plan`` table: per image its fingerprint, what the lookups said, the action."""
+    document = plan.to_json()["images"]
+    pooled = bool(plan.placement)
+    engine = ("ENGINE",) if pooled else ()
+    rows = [("IMAGE", "FINGERPRINT", "LOCAL", "PUBLISHED", "ACTION", *engine, "WHY")]
+    for name, image in document.items():
+        tier = ", ".join(filter(None, [image["tier"], image.get("cached")]))
+        why = image["reason"] + (f" [{tier}]" if tier else "")
+        rows.append(
+            (
+                name,
+                image["fingerprint"],
+                "yes" if image["local"] else "no",
+                image["published"],
+                image["action"],
+                *((image.get("engine") or "-",) if pooled else ()),
+                why,
+            )
+        )
+    lines = table(rows)
+    counts: dict[str, int] = {}
+    for image in document.values():
+        counts[image["action"]] = counts.get(image["action"], 0) + 1
+    totals = ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
+    lines.append(f"plan ({plan.workflow.value}): {len(document)} images: {totals}")
+    return "\n".join(lines)

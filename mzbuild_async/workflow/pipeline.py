@@ -1,0 +1,95 @@
+"""``pipeline``: a CI pipeline of steps that build what is missing.
+
+Fingerprints and lookups as ``plan --workflow ensure``; the images that must
+be built are cut into steps (:mod:`..pipeline.partition`, estimates from the
+build history) and emitted as the pipeline of one CI system (:mod:`..ci`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..builds.plan import Workflow
+from ..builds.scheduler import Action
+from ..ci import by_name
+from ..pipeline.emit import StepSettings, carried_flags
+from ..pipeline.partition import DEFAULT_AGENT_JOBS, DEFAULT_STARTUP, partition
+from ..source.repository import Repository
+from ..store.challenges import save_challenges
+from ..store.history import BuildHistory
+from .plan import plan_workflow
+from .settings import RegistrySettings
+from .walk import build_estimates
+
+#: Agents a pipeline is cut for when neither they nor a step's length are given.
+DEFAULT_AGENTS = 4
+
+
+@dataclass(frozen=True)
+class PipelineShape:
+    """Which CI system, and how the builds are cut into its steps."""
+
+    #: A name of :data:`..ci.SYSTEMS`.
+    format: str = "buildkite"
+    #: What each step runs and where (flags and arch come from the repository's options).
+    step: StepSettings = field(default_factory=StepSettings)
+    agents: int | None = None
+    max_step_seconds: float | None = None
+    startup: float = DEFAULT_STARTUP
+    step_jobs: int = DEFAULT_AGENT_JOBS
+    #: A pipeline kept in the repository: every image, no fingerprints.
+    any_commit: bool = False
+    #: GitHub Actions: the jobs alone (to paste into a workflow).
+    jobs_only: bool = False
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """The pipeline document, and what it builds of how many images."""
+
+    document: dict[str, Any]
+    builds: Sequence[str]
+    images: int
+
+
+async def plan_pipeline(
+    repo: Repository,
+    targets: Sequence[str],
+    *,
+    cache_dir: Path,
+    settings: RegistrySettings,
+    shape: PipelineShape,
+) -> PipelineResult:
+    """Plan ``ensure`` of ``targets``, cut the builds into steps, emit the pipeline."""
+    async with settings.client(cache_dir) as client:
+        plan = await plan_workflow(
+            repo, Workflow.ENSURE, targets, cache_dir=cache_dir, client=client, tiers=settings.tiers
+        )
+    save_challenges(cache_dir, client.challenges, client.schemes)
+    decisions = plan.decisions
+    builds = [n for n, d in decisions.items() if shape.any_commit or d.action is Action.BUILD]
+    chosen = set(builds)
+    deps = {n: {d for d in repo.image(n).dependencies if d in chosen} for n in builds}
+    given = shape.agents is not None or shape.max_step_seconds
+    cut = partition(
+        builds,
+        deps,
+        build_estimates(repo, builds, BuildHistory.load(cache_dir)),
+        sticky={n for n in builds if not repo.image(n).manifest.publish},
+        agents=shape.agents if given else DEFAULT_AGENTS,
+        max_step_seconds=shape.max_step_seconds,
+        startup=shape.startup,
+        jobs=shape.step_jobs,
+    )
+    step = replace(shape.step, flags=carried_flags(repo.options), arch=str(repo.options.arch))
+    document = by_name(shape.format).pipeline(
+        cut,
+        {n: d.spec for n, d in decisions.items()},
+        {} if shape.any_commit else plan.fingerprints,
+        step,
+        jobs_only=shape.jobs_only,
+    )
+    return PipelineResult(document, builds, len(decisions))

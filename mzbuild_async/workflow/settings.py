@@ -1,0 +1,43 @@
+"""What a command runs with, as values: built once by the command line, passed down.
+
+Nothing here reads the environment or a file: the command line builds these
+from its flags, ``mzbuild-async.toml`` and the environment it was given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..registry.auth import CredentialStore
+from ..registry.client import RegistryClient
+from ..registry.config import RegistryConfig
+from ..registry.tls import TlsSettings
+from ..store.challenges import load_hosts
+from ..support.retry import RetryPolicy
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """How this run talks to registries and which lookup tiers it consults."""
+
+    config: RegistryConfig
+    tiers: tuple[str, ...]
+    retry: RetryPolicy
+    deadline: float
+    environ: Mapping[str, str]
+
+    def client(self, cache_dir: Path) -> RegistryClient:
+        """A registry client with these settings (the caller closes it: ``async with``)."""
+        challenges, schemes = load_hosts(cache_dir)
+        return RegistryClient(
+            credentials=CredentialStore(environ=self.environ),
+            limiters=self.config.limiters(),
+            insecure=self.config.insecure,
+            remembered=challenges,
+            remembered_schemes=schemes,
+            retry=self.retry,
+            deadline=self.deadline,
+            tls=TlsSettings.from_environ(self.environ, self.config.tls),
+        )
