@@ -1,10 +1,10 @@
-"""nox sessions: tests, lint, typecheck, bench."""
+"""nox sessions: tests, lint, typecheck, docs, bench."""
 
 from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -28,6 +28,13 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, tests and benchmarks."""
     session.install("-e", ".[dev]")
     session.run("mypy", "--strict")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation, built as the test command builds it (broken links fail)."""
+    session.install("-e", ".[dev]")
+    session.run("python", "-m", "mkdocs", "build", "--strict")
 
 
 @nox.session

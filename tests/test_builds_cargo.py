@@ -60,7 +60,7 @@ def write(root: Path, files: dict[str, str]) -> Path:
 
 def _cargo_or_fail() -> None:
     try:
-        cargo_program()
+        cargo_program(os.environ)
     except CargoBuildError:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail("cargo is not installed")
@@ -74,7 +74,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, CargoArtifact
     root = write(tmp_path_factory.mktemp("ws"), WORKSPACE)
     lines: list[str] = []
     request = CargoRequest(bins=("hello",), examples=("demo",), features=())
-    artifacts = anyio.run(lambda: cargo_build(root, request, DEV, on_line=lines.append))
+    artifacts = anyio.run(
+        lambda: cargo_build(root, request, DEV, environ=os.environ, on_line=lines.append)
+    )
     return root, artifacts, lines
 
 
@@ -113,8 +115,8 @@ def test_cargo_request_unions_the_pre_images(tmp_path: Path) -> None:
 async def test_a_missing_optimized_profile_is_a_clear_error(tmp_path: Path) -> None:
     root = write(tmp_path, {"Cargo.toml": "[workspace]\nmembers = []\n"})
     with pytest.raises(CargoBuildError, match=r"no \[profile\.optimized\]"):
-        await check_profile_and_target(root, BuildOptions(profile=Profile.OPTIMIZED))
-    await check_profile_and_target(root, BuildOptions(profile=Profile.RELEASE))
+        await check_profile_and_target(root, BuildOptions(profile=Profile.OPTIMIZED), os.environ)
+    await check_profile_and_target(root, BuildOptions(profile=Profile.RELEASE), os.environ)
 
 
 @pytest.mark.anyio
@@ -132,9 +134,9 @@ async def test_an_uninstalled_target_is_a_clear_error(
     options = BuildOptions(profile=Profile.DEV, arch=OTHER_ARCH)
     triple = target_triple(OTHER_ARCH)
     with pytest.raises(CargoBuildError, match=f"rustup target add {triple}"):
-        await check_profile_and_target(root, options)
+        await check_profile_and_target(root, options, os.environ)
     (sysroot / "lib" / "rustlib" / triple).mkdir(parents=True)
-    await check_profile_and_target(root, options)
+    await check_profile_and_target(root, options, os.environ)
 
 
 @pytest.mark.real
@@ -161,7 +163,7 @@ def test_a_compile_error_names_the_crate_its_first_error_and_where(tmp_path: Pat
     request = CargoRequest(bins=("hello",), examples=(), features=())
     lines: list[str] = []
     with pytest.raises(CargoBuildError) as info:
-        anyio.run(lambda: cargo_build(root, request, DEV, on_line=lines.append))
+        anyio.run(lambda: cargo_build(root, request, DEV, environ=os.environ, on_line=lines.append))
     message = str(info.value)
     assert "crate greet" in message
     assert "undefined_thing" in message
@@ -173,7 +175,7 @@ def test_a_compile_error_names_the_crate_its_first_error_and_where(tmp_path: Pat
 async def test_nothing_to_build_runs_no_cargo(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CARGO", "/nonexistent/cargo")
     monkeypatch.setenv("PATH", "/nonexistent")
-    artifacts = await cargo_build(Path("/nonexistent"), CargoRequest((), (), ()), DEV)
+    artifacts = await cargo_build(Path("/nonexistent"), CargoRequest((), (), ()), DEV, environ={})
     assert artifacts == CargoArtifacts()
 
 
@@ -257,7 +259,7 @@ def test_cancelling_the_build_leaves_no_process(tmp_path: Path) -> None:
 
     async def main() -> None:
         with anyio.move_on_after(3.0) as scope:
-            await cargo_build(root, request, DEV)
+            await cargo_build(root, request, DEV, environ=os.environ)
         assert scope.cancelled_caught
 
     anyio.run(main)

@@ -44,10 +44,14 @@ async def test_image_in_the_engine_is_present() -> None:
 
 
 async def test_no_engine_skips_the_tier_with_one_warning(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without an engine the tier is skipped: one warning, the lookups go on."""
-    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    """Without an engine the tier is skipped: one warning, the lookups go on. The
+    engine is the one the given environment names, not the process's."""
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
     eng = LookupEngine.create(
-        tiers=("daemon", "registry"), client=RegistryClient(retry=NO_RETRY), owns_client=True
+        tiers=("daemon", "registry"),
+        client=RegistryClient(retry=NO_RETRY),
+        owns_client=True,
+        environ={"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
     )
     with structlog.testing.capture_logs() as events:
         try:

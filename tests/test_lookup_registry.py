@@ -14,7 +14,8 @@ import structlog
 from mzbuild_async.lookup.engine import LookupEngine
 from mzbuild_async.model.status import Status
 from mzbuild_async.registry.auth import CredentialStore
-from mzbuild_async.registry.client import SCOPES_PER_TOKEN, RegistryClient
+from mzbuild_async.registry.client import RegistryClient
+from mzbuild_async.registry.schemes import SCOPES_PER_TOKEN
 from tests.support.registry import PASSWORD, USER, Registry
 
 pytestmark = pytest.mark.anyio

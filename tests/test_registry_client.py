@@ -184,3 +184,65 @@ def test_host_and_port_for_the_tls_diagnosis(host: str, expected: tuple[str, int
     from mzbuild_async.registry.client import _host_and_port
 
     assert _host_and_port(host) == expected
+
+
+async def test_a_new_auth_scheme_is_one_class_and_one_entry(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    """An authenticator registered in SCHEMES is used by the client and remembered by the
+    challenge store; nothing else changes (the extension cost the schemes module claims)."""
+    from dataclasses import dataclass
+    from pathlib import Path
+    from typing import ClassVar
+
+    from mzbuild_async.registry import schemes
+    from mzbuild_async.registry.auth import Challenge
+    from mzbuild_async.store.challenges import load_challenges, save_challenges
+
+    @dataclass
+    class TokenAuth:
+        context: schemes.AuthContext
+        name: ClassVar[str] = "token"
+
+        @staticmethod
+        def valid(params: object) -> bool:
+            return True
+
+        async def header(
+            self, host: str, challenge: Challenge, repo: str, actions: str, *, fresh: bool
+        ) -> dict[str, str]:
+            return {"Authorization": f"Token {challenge.params['key']}-{repo}"}
+
+        async def prepare(self, host: str, challenge: Challenge, repos: object) -> None:
+            return None
+
+    monkeypatch.setitem(schemes.SCHEMES, "token", TokenAuth)
+    authorizations: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v2/":
+            return httpx.Response(401, headers={"www-authenticate": 'Token key="k1"'})
+        authorizations.append(request.headers.get("authorization"))
+        if request.headers.get("authorization") != "Token k1-acme/app":
+            return httpx.Response(401, headers={"www-authenticate": 'Token key="k1"'})
+        return httpx.Response(200, headers=MANIFEST)
+
+    c = client(handler)
+    assert (await c.lookup(REF)).status is Status.PRESENT
+    assert authorizations == ["Token k1-acme/app"]
+    cache = Path(str(tmp_path))
+    save_challenges(cache, c.challenges)
+    assert load_challenges(cache) == {"registry.test": Challenge("token", {"key": "k1"})}
+    monkeypatch.delitem(schemes.SCHEMES, "token")  # unknown again: not remembered
+    assert load_challenges(cache) == {}
+
+
+async def test_an_unknown_scheme_is_unknown_with_its_name() -> None:
+    """A challenge of no scheme in SCHEMES: the lookup is unknown and says which scheme."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, headers={"www-authenticate": 'Negotiate realm="x"'})
+
+    probe = await client(handler).lookup(REF)
+    assert probe.status is Status.UNKNOWN
+    assert "unsupported authentication scheme 'negotiate'" in probe.detail

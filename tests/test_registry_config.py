@@ -10,8 +10,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mzbuild_async.errors import UsageError
-from mzbuild_async.registry.config import load_registry_config, parse_limit_flag, with_flags
+from mzbuild_async.registry.config import RegistryConfig, parse_limit_flag, with_flags
 from mzbuild_async.support.ratelimit import DOCKER_HUB_LIMITS, Limits
+from mzbuild_async.workflow.config import load_config
+
+
+def load_registry_config(root: Path) -> RegistryConfig:
+    """The registry settings of the file at ``root``, read by its one reader."""
+    return load_config(root).registry
 
 
 def test_file_and_flags(tmp_path: Path) -> None:
@@ -124,11 +130,20 @@ def test_any_file_is_a_setting_or_one_line(tmp_path: Path, data: bytes) -> None:
     from mzbuild_async.cli.settings import engine_settings, registry_settings
 
     (tmp_path / "mzbuild-async.toml").write_bytes(data)
-    args = Namespace(engine=[], registry_limit=[], insecure_registry=[])
+    args = Namespace(
+        engine=[],
+        registry_limit=[],
+        insecure_registry=[],
+        tiers=None,
+        retries=None,
+        deadline=None,
+        no_disk_cache=False,
+    )
     message = "mzbuild-async.toml"
     try:
-        registry_settings(args, tmp_path, {})
-        engine_settings(args, tmp_path, {})
+        config = load_config(tmp_path)
+        registry_settings(args, config.registry, {})
+        engine_settings(args, config, {})
     except UsageError as exc:
         message = str(exc)
     assert "mzbuild-async.toml" in message, message

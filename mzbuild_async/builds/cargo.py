@@ -15,7 +15,7 @@ import shutil
 import signal
 import subprocess
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,29 +79,32 @@ def target_triple(arch: Arch) -> str:
     return f"{arch.value}-unknown-linux-gnu"
 
 
-def cargo_program() -> str:
-    """The cargo executable: ``$CARGO``, then ``PATH``, then ``~/.cargo/bin``."""
+def cargo_program(environ: Mapping[str, str]) -> str:
+    """The cargo executable: ``$CARGO``, then ``$PATH``, then ``~/.cargo/bin``."""
+    home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
     for candidate in (
-        os.environ.get("CARGO"),
-        shutil.which("cargo"),
-        str(Path.home() / ".cargo" / "bin" / "cargo"),
+        environ.get("CARGO"),
+        shutil.which("cargo", path=environ.get("PATH", os.defpath)),
+        str(home / ".cargo" / "bin" / "cargo"),
     ):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     raise CargoBuildError("cargo not found; install Rust (rustup) or set CARGO to its path")
 
 
-def _tool_env() -> dict[str, str]:
-    """The environment for cargo and rustc, with cargo's directory on ``PATH``."""
-    env = dict(os.environ)
-    bin_dir = str(Path(cargo_program()).parent)
+def _tool_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment for cargo and rustc: ``environ``, with cargo's directory on ``PATH``."""
+    env = dict(environ)
+    bin_dir = str(Path(cargo_program(environ)).parent)
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     return env
 
 
-def cargo_command(request: CargoRequest, options: BuildOptions) -> list[str]:
+def cargo_command(
+    request: CargoRequest, options: BuildOptions, program: str = "cargo"
+) -> list[str]:
     """The ``cargo build`` argument list for ``request`` under ``options``."""
-    args = [cargo_program()]
+    args = [program]
     if options.sanitizer is not Sanitizer.NONE:
         args.append("+nightly")
     args += ["build", "--message-format=json"]
@@ -132,7 +135,9 @@ def cargo_rustflags(options: BuildOptions) -> list[str]:
     return flags
 
 
-async def check_profile_and_target(root: Path, options: BuildOptions) -> None:
+async def check_profile_and_target(
+    root: Path, options: BuildOptions, environ: Mapping[str, str]
+) -> None:
     """Clear errors before cargo runs: a missing profile, an uninstalled target."""
     if options.profile is Profile.OPTIMIZED:
         try:
@@ -148,7 +153,9 @@ async def check_profile_and_target(root: Path, options: BuildOptions) -> None:
     if options.arch is Arch.host():
         return
     triple = target_triple(options.arch)
-    result = await anyio.run_process(["rustc", "--print", "sysroot"], check=False, env=_tool_env())
+    result = await anyio.run_process(
+        ["rustc", "--print", "sysroot"], check=False, env=_tool_env(environ)
+    )
     sysroot = Path(result.stdout.decode().strip())
     if result.returncode != 0 or not (sysroot / "lib" / "rustlib" / triple).is_dir():
         raise CargoBuildError(
@@ -237,6 +244,7 @@ async def cargo_build(
     request: CargoRequest,
     options: BuildOptions,
     *,
+    environ: Mapping[str, str],
     on_line: LineSink = _drop,
     on_artifact: Callable[[CargoArtifacts], None] = _ignore,
 ) -> CargoArtifacts:
@@ -249,12 +257,12 @@ async def cargo_build(
     """
     if not request.bins and not request.examples:
         return CargoArtifacts()
-    env = _tool_env()
+    env = _tool_env(environ)
     env.setdefault("CARGO_TERM_COLOR", "never")
     flags = cargo_rustflags(options)
     if flags:
         env["RUSTFLAGS"] = " ".join(filter(None, [env.get("RUSTFLAGS", ""), *flags]))
-    command = cargo_command(request, options)
+    command = cargo_command(request, options, cargo_program(environ))
     reader = _Reader(on_line, on_artifact=on_artifact)
     process = await anyio.open_process(
         command, cwd=root, env=env, stdin=subprocess.DEVNULL, start_new_session=True

@@ -116,6 +116,8 @@ class EngineWorker:
     wait: float = 3600.0
     #: The pipeline run this CI step is part of (failure markers of others are ignored).
     pipeline_run: str = ""
+    #: The environment cargo and rustc run with (the run's, from its settings).
+    environ: Mapping[str, str] = field(default_factory=dict)
     #: Seconds waited for each awaited image.
     waited: dict[str, float] = field(default_factory=dict)
     #: Specs this run found absent although a lookup said present (a failed
@@ -178,7 +180,7 @@ class EngineWorker:
             [(self.repo.image(n).manifest.path, p) for n, ps in pre_images.items() for p in ps],
             self.repo.workspace(),
         )
-        await check_profile_and_target(self.repo.root, self.repo.options)
+        await check_profile_and_target(self.repo.root, self.repo.options, self.environ)
         if self._cargo_dir is None:
             self._cargo_dir = Path(tempfile.mkdtemp(prefix="mzbuild-cargo-"))
         waiting = {n: ps for n, ps in pre_images.items() if ps}
@@ -197,6 +199,7 @@ class EngineWorker:
                     self.repo.root,
                     request,
                     self.repo.options,
+                    environ=self.environ,
                     on_line=self._line(None, Phase.CARGO),
                     on_artifact=arrived,
                 )

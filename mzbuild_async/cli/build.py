@@ -1,120 +1,64 @@
-"""The ``acquire``, ``ensure``, ``build``, ``run`` and ``publish-manifest`` commands.
+"""The ``acquire``, ``ensure``, ``build``, ``run``, ``plan`` and ``publish-manifest`` commands.
 
-Turns arguments into a :func:`run_workflow` call, prints progress lines on
-stderr while it runs, and the summary (or ``--json``) on stdout at the end.
-Exit status 0 when every image ended as wanted, 1 otherwise.
+Each calls one workflow function with the command's settings, shows progress
+on stderr while it runs, and renders the result on stdout (the summary, or
+``--json``) and in the files asked for. Exit status 0 when every image ended
+as wanted, 1 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from pathlib import Path
-from typing import Any
 
 import anyio
 
 from ..builds.plan import Workflow
-from ..errors import UsageError, single_error
-from ..model.options import Arch, default_jobs
+from ..errors import single_error
+from ..model.options import Arch
 from ..report import files
 from ..report.plan import plan_text
 from ..report.progress import make_progress
 from ..report.publish import publish_json, publish_text
 from ..report.summary import summary_text
 from ..source.repository import Repository
-from ..store.challenges import save_challenges
 from ..support.events import ignore
 from ..workflow.options import RunOptions
-from ..workflow.plan import plan_workflow
+from ..workflow.plan import plan_configured
 from ..workflow.publish import publish_manifests
 from ..workflow.results import RunResult
-from ..workflow.run import run_container, run_workflow
-from ..workflow.settings import RegistrySettings
+from ..workflow.run import run_configured, run_container
 from .parser import WORKFLOW_NAMES
-from .settings import engine_settings, registry_settings
+from .settings import Settings, run_options, step_options
 
 WORKFLOWS = {name: Workflow(name) for name in WORKFLOW_NAMES}
 
 
-def _options(
-    args: argparse.Namespace,
-    root: Path,
-    settings: RegistrySettings,
-    *,
-    force: bool = False,
-) -> RunOptions:
-    jobs = args.jobs if args.jobs is not None else default_jobs()
-    if jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, not {jobs}")
-    if args.transfers < 1:
-        raise UsageError(f"--transfers must be at least 1, not {args.transfers}")
-    return RunOptions(
-        tiers=settings.tiers,
-        trust_cache=args.trust_cache or settings.config.trust_cache,
-        jobs=jobs,
-        transfers=args.transfers,
-        fail_fast=args.fail_fast,
-        force=force,
-        cache_registry=args.cache_registry,
-        builder=args.builder,
-        engines=engine_settings(args, root),
-        slots=args.jobs,
-        transfer_registry=args.transfer_registry,
-        **step_options(args),
-    )
-
-
-def step_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``--only``/``--wait``/``--step`` as RunOptions fields (a CI step), if given."""
-    only = getattr(args, "only", None)
-    if only is None:
-        return {}
-    expected: dict[str, str] = {}
-    for item in only:
-        name, _, fingerprint = item.partition("=")
-        if not name:
-            raise UsageError(f"--only {item!r}: give IMAGE or IMAGE=FINGERPRINT")
-        expected[name] = fingerprint
-    from ..ci import pipeline_run
-
-    return {
-        "only": expected,
-        "wait": args.wait,
-        "step": args.step,
-        "pipeline_run": pipeline_run(os.environ),
-    }
-
-
 async def run_build_command(
-    args: argparse.Namespace, repo: Repository, targets: list[str], cache_dir: Path
+    args: argparse.Namespace, repo: Repository, targets: list[str], settings: Settings
 ) -> int:
     """Run acquire/ensure/build/run; print the summary; the exit status."""
     command = args.command
-    workflow = WORKFLOWS.get(command, Workflow.ACQUIRE)
-    force = bool(getattr(args, "force", False))
-    settings = registry_settings(args, repo.root)
-    options = _options(args, repo.root, settings, force=force)
-    progress = make_progress(sys.stderr, verbose=args.verbose > 0, quiet=args.quiet > 0)
+    options = run_options(args, settings, force=bool(getattr(args, "force", False)))
+    progress = make_progress(
+        sys.stderr, verbose=args.verbose > 0, quiet=args.quiet > 0, environ=settings.environ
+    )
     try:
-        async with settings.client(cache_dir) as client:
-            with single_error():
-                async with anyio.create_task_group() as tg:
-                    if progress is not None:
-                        tg.start_soon(progress.ticker)
-                    result = await run_workflow(
-                        repo,
-                        workflow,
-                        targets,
-                        cache_dir=cache_dir,
-                        options=options,
-                        client=client,
-                        listener=progress or ignore,
-                    )
-                    tg.cancel_scope.cancel()
-            save_challenges(cache_dir, client.challenges, client.schemes)
+        with single_error():
+            async with anyio.create_task_group() as tg:
+                if progress is not None:
+                    tg.start_soon(progress.ticker)
+                result = await run_configured(
+                    repo,
+                    WORKFLOWS.get(command, Workflow.ACQUIRE),
+                    targets,
+                    registry=settings.registries,
+                    cache_dir=settings.cache_dir,
+                    options=options,
+                    listener=progress or ignore,
+                )
+                tg.cancel_scope.cancel()
     finally:
         if progress is not None:
             progress.close()
@@ -122,8 +66,8 @@ async def run_build_command(
     if command == "run":
         if not result.ok:
             sys.stdout.write(summary_text(result, status) + "\n")
-            return write_outputs(args, result, 1)
-        if write_outputs(args, result, status):
+            return write_outputs(args, settings, result, 1)
+        if write_outputs(args, settings, result, status):
             return 1
         home = next(iter(result.engines), "")
         endpoint = next((e for e in options.engines if e.name == home), None)
@@ -133,10 +77,12 @@ async def run_build_command(
     else:
         sys.stdout.write(summary_text(result, status) + "\n")
     sys.stdout.flush()  # (the summary comes first, whatever happens to the files)
-    return write_outputs(args, result, status)
+    return write_outputs(args, settings, result, status)
 
 
-def write_outputs(args: argparse.Namespace, result: RunResult, status: int) -> int:
+def write_outputs(
+    args: argparse.Namespace, settings: Settings, result: RunResult, status: int
+) -> int:
     """The run's files (:mod:`..report.files`); ``status``, or 1 when one failed."""
     return files.write_outputs(
         result,
@@ -144,7 +90,7 @@ def write_outputs(args: argparse.Namespace, result: RunResult, status: int) -> i
         report=args.report,
         trace=args.trace,
         timeline=args.timeline,
-        step_summary=files.step_summary_path(os.environ),
+        step_summary=files.step_summary_path(settings.environ),
     )
 
 
@@ -154,8 +100,34 @@ def _out(chunk: bytes) -> None:
     sys.stdout.buffer.flush()
 
 
+async def run_plan_command(
+    args: argparse.Namespace, repo: Repository, targets: list[str], settings: Settings
+) -> int:
+    """``plan``: what a run of ``--workflow`` would do and why, doing none of it."""
+    plan = await plan_configured(
+        repo,
+        WORKFLOWS[args.workflow],
+        targets,
+        registry=settings.registries,
+        cache_dir=settings.cache_dir,
+        force=args.force,
+        options=RunOptions(
+            engines=settings.engines,
+            slots=args.jobs,
+            transfer_registry=args.transfer_registry,
+            environ=settings.environ,
+            **step_options(args, settings.environ),
+        ),
+    )
+    if args.json:
+        sys.stdout.write(json.dumps(plan.to_json(), indent=2) + "\n")
+    else:
+        sys.stdout.write(plan_text(plan) + "\n")
+    return 0
+
+
 async def run_publish_manifest(
-    args: argparse.Namespace, repo: Repository, targets: list[str], cache_dir: Path
+    args: argparse.Namespace, repo: Repository, targets: list[str], settings: Settings
 ) -> int:
     """Write one multi-arch index per image at TAG; exit 1 if any image failed."""
     results = await publish_manifests(
@@ -163,40 +135,11 @@ async def run_publish_manifest(
         targets,
         args.tag,
         [Arch.parse(a) for a in (args.arch or [])],
-        cache_dir=cache_dir,
-        settings=registry_settings(args, repo.root),
+        cache_dir=settings.cache_dir,
+        settings=settings.registries,
     )
     if args.json:
         sys.stdout.write(json.dumps(publish_json(results), indent=2) + "\n")
     else:
         sys.stdout.write(publish_text(results))
     return 1 if any(isinstance(r, Exception) for r in results.values()) else 0
-
-
-async def run_plan_command(
-    args: argparse.Namespace, repo: Repository, targets: list[str], cache_dir: Path
-) -> int:
-    """``plan``: what a run of ``--workflow`` would do and why, doing none of it."""
-    settings = registry_settings(args, repo.root)
-    async with settings.client(cache_dir) as client:
-        plan = await plan_workflow(
-            repo,
-            WORKFLOWS[args.workflow],
-            targets,
-            cache_dir=cache_dir,
-            force=args.force,
-            client=client,
-            tiers=settings.tiers,
-            options=RunOptions(
-                engines=engine_settings(args, repo.root),
-                slots=args.jobs,
-                transfer_registry=args.transfer_registry,
-                **step_options(args),
-            ),
-        )
-    save_challenges(cache_dir, client.challenges, client.schemes)
-    if args.json:
-        sys.stdout.write(json.dumps(plan.to_json(), indent=2) + "\n")
-    else:
-        sys.stdout.write(plan_text(plan) + "\n")
-    return 0

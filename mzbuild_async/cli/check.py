@@ -11,15 +11,14 @@ from ..report.check import check_json, check_text
 from ..report.trace import write_trace
 from ..source.repository import Repository
 from ..workflow.check import check
-from .settings import registry_settings
+from .settings import Settings
 
 
 async def run_check(
-    args: argparse.Namespace, repo: Repository, targets: list[str], cache_dir: Path
+    args: argparse.Namespace, repo: Repository, targets: list[str], settings: Settings
 ) -> int:
     """Run ``check``; exit status 0 if every answer is definite, 1 if any is unknown."""
-    settings = registry_settings(args, repo.root)
-    result = await check(repo, targets, cache_dir=cache_dir, settings=settings)
+    result = await check(repo, targets, cache_dir=settings.cache_dir, settings=settings.registries)
     if args.trace:
         write_trace(Path(args.trace), result.spans, result.tiers)
     if args.json:

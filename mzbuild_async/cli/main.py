@@ -25,12 +25,6 @@ import anyio
 
 from ..errors import MzbuildError, UsageError
 from ..model.options import (
-    DEFAULT_IMAGE_PREFIX,
-    DEFAULT_IMAGE_REGISTRY,
-    Arch,
-    BuildOptions,
-    Profile,
-    Sanitizer,
     env_is_truthy,
 )
 from ..source.repository import Repository
@@ -38,44 +32,24 @@ from ..store.layout import default_cache_dir
 from ..store.locks import LOCKS_DIR
 from ..support import logs
 from .parser import PROG, build_parser, one_line
+from .settings import Settings, build_settings, options_from_args
+
+INTERRUPTED, BROKEN_PIPE, TERMINATED = 130, 141, 128 + signal.SIGTERM
+#: Every exit status, and what it means (docs/reference/exit-statuses.md is made from it).
+EXIT_STATUSES = {
+    0: "success: every image ended as wanted (``check``: every answer is present or absent)",
+    1: "the command ran, but some image failed (a build, a pull, a push), ``check`` has an"
+    " unknown answer, ``explain`` found no commit, or stdout or a ``--report``/``--trace``/"
+    "``--timeline`` file could not be written",
+    2: "bad input: a flag, a manifest, the settings file, the repository, an engine or"
+    " registry that cannot be used as given (one line on stderr names it)",
+    INTERRUPTED: "interrupted (Ctrl-C): all work stopped, nothing half-pushed",
+    BROKEN_PIPE: "the reader of stdout went away (``| head``)",
+    TERMINATED: "terminated (SIGTERM, a CI system's cancel): stopped as on Ctrl-C",
+}
 
 #: Allocations between collections of the youngest generation (CPython: 700).
 GC_THRESHOLD = 100_000
-
-
-def options_from_args(args: argparse.Namespace, environ: dict[str, str]) -> BuildOptions:
-    """Build options from flags, falling back to the original's environment defaults."""
-    if args.profile is not None:
-        profile = Profile.parse(args.profile)
-    elif env_is_truthy(environ, "CI_LTO"):
-        profile = Profile.RELEASE
-    else:
-        profile = Profile.OPTIMIZED
-    if args.sanitizer is not None:
-        sanitizer = Sanitizer.parse(args.sanitizer)
-    else:
-        sanitizer = Sanitizer.parse(environ.get("CI_SANITIZER") or "none", source="CI_SANITIZER")
-    registry = args.image_registry or DEFAULT_IMAGE_REGISTRY
-    prefix = DEFAULT_IMAGE_PREFIX if args.image_prefix is None else args.image_prefix
-    return BuildOptions(
-        profile=profile,
-        arch=_single_arch(args),
-        coverage=(
-            args.coverage
-            if args.coverage is not None
-            else env_is_truthy(environ, "CI_COVERAGE_ENABLED")
-        ),
-        sanitizer=sanitizer,
-        image_registry=registry,
-        image_prefix=prefix,
-    )
-
-
-def _single_arch(args: argparse.Namespace) -> Arch:
-    arches: list[str] = args.arch or []
-    if len(arches) > 1 and args.command != "publish-manifest":
-        raise UsageError(f"{args.command}: give --arch once (only publish-manifest takes several)")
-    return Arch.parse(arches[0]) if arches else Arch.host()
 
 
 def _targets(args: argparse.Namespace, repo: Repository) -> list[str]:
@@ -177,10 +151,11 @@ async def _run(args: argparse.Namespace, environ: dict[str, str], cache_dir: Pat
         digest_cache=args.digest_cache
         and env_is_truthy(environ, "MZBUILD_ASYNC_DIGEST_CACHE", "1"),
     )
-    return await COMMANDS[args.command](args, repo, cache_dir)
+    settings = build_settings(args, environ, repo.root, cache_dir, options)
+    return await COMMANDS[args.command](args, repo, settings)
 
 
-async def _list(args: argparse.Namespace, repo: Repository, _cache_dir: Path) -> int:
+async def _list(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
     if not args.json:
         _emit("\n".join(repo.images))
         return 0
@@ -198,7 +173,7 @@ async def _list(args: argparse.Namespace, repo: Repository, _cache_dir: Path) ->
     return 0
 
 
-async def _fingerprints(args: argparse.Namespace, repo: Repository, _cache_dir: Path) -> int:
+async def _fingerprints(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
     """``fingerprint`` and ``spec``."""
     targets = _targets(args, repo)
     fps = await repo.fingerprints(targets)
@@ -215,7 +190,7 @@ async def _fingerprints(args: argparse.Namespace, repo: Repository, _cache_dir: 
     return 0
 
 
-async def _describe(args: argparse.Namespace, repo: Repository, _cache_dir: Path) -> int:
+async def _describe(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
     name = repo.image(args.images[0]).name
     names = [i.name for i in repo.resolve([name])] if args.transitive else [name]
     await repo.fingerprints(names)
@@ -233,50 +208,50 @@ async def _describe(args: argparse.Namespace, repo: Repository, _cache_dir: Path
 # (httpx, aiodocker, the build code) only when they run.
 
 
-async def _check(args: argparse.Namespace, repo: Repository, cache_dir: Path) -> int:
+async def _check(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
     from .check import run_check
 
-    return await run_check(args, repo, _targets(args, repo), cache_dir)
+    return await run_check(args, repo, _targets(args, repo), settings)
 
 
-async def _build(args: argparse.Namespace, repo: Repository, cache_dir: Path) -> int:
+async def _build(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
     """``acquire``, ``ensure``, ``build`` and ``run``."""
     from .build import run_build_command
 
-    return await run_build_command(args, repo, _targets(args, repo), cache_dir)
+    return await run_build_command(args, repo, _targets(args, repo), settings)
 
 
-async def _explain(args: argparse.Namespace, repo: Repository, _cache_dir: Path) -> int:
+async def _explain(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
     from .explain import run_explain
 
     return await run_explain(args, repo)
 
 
-async def _plan(args: argparse.Namespace, repo: Repository, cache_dir: Path) -> int:
+async def _plan(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
     from .build import run_plan_command
 
-    return await run_plan_command(args, repo, _targets(args, repo), cache_dir)
+    return await run_plan_command(args, repo, _targets(args, repo), settings)
 
 
-async def _pipeline(args: argparse.Namespace, repo: Repository, cache_dir: Path) -> int:
+async def _pipeline(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
     from .pipeline import run_pipeline_command
 
     targets = _targets(args, repo)
     if args.all:  # a publish: false image is built in a step only where a build needs it
         targets = [t for t in targets if repo.image(t).manifest.publish]
-    return await run_pipeline_command(args, repo, targets, cache_dir)
+    return await run_pipeline_command(args, repo, targets, settings)
 
 
-async def _publish_manifest(args: argparse.Namespace, repo: Repository, cache_dir: Path) -> int:
+async def _publish_manifest(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
     from .build import run_publish_manifest
 
     targets = _targets(args, repo)
     if args.all:
         targets = [t for t in targets if repo.image(t).manifest.publish]
-    return await run_publish_manifest(args, repo, targets, cache_dir)
+    return await run_publish_manifest(args, repo, targets, settings)
 
 
-Command = Callable[[argparse.Namespace, Repository, Path], Awaitable[int]]
+Command = Callable[[argparse.Namespace, Repository, Settings], Awaitable[int]]
 #: Each command (but ``cache``, which needs no repository) and what runs it.
 COMMANDS: dict[str, Command] = {
     "list": _list,
@@ -314,7 +289,7 @@ async def _run_until_terminated(args: argparse.Namespace, terminated: list[int])
     try:
         with scope:
             return await run_command(args)
-        return 128 + signal.SIGTERM
+        return TERMINATED
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
 
@@ -354,11 +329,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exc.exit_status
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; stopped all work, pushed nothing unfinished", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     except BrokenPipeError:
         # The reader went away (e.g. `| head`); nothing left to say.
         _drop_stdout()
-        return 141
+        return BROKEN_PIPE
     except OSError as exc:
         if exc.errno not in OUTPUT_ERRNOS:
             raise
@@ -368,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{PROG}: terminated (SIGTERM); stopped all work, pushed nothing unfinished",
             file=sys.stderr,
         )
-        return 128 + signal.SIGTERM
+        return TERMINATED
     return status
 
 
@@ -413,7 +388,7 @@ def entry() -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         _drop_stdout()
-        status = status or 141
+        status = status or BROKEN_PIPE
     except OSError as exc:
         if exc.errno not in OUTPUT_ERRNOS:
             raise

@@ -7,44 +7,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from ..pipeline.emit import StepSettings
 from ..report.pipeline import pipeline_text
 from ..source.repository import Repository
-from ..workflow.pipeline import PipelineShape, plan_pipeline
-from .settings import registry_settings
-
-
-def pipeline_shape(args: argparse.Namespace) -> PipelineShape:
-    """The ``pipeline`` flags."""
-    return PipelineShape(
-        format=args.format,
-        step=StepSettings(
-            program=args.program,
-            wait=args.wait,
-            queue=args.queue,
-            runs_on=tuple(args.runs_on or ["ubuntu-latest"]),
-            tags=tuple(args.gitlab_tag or ()),
-        ),
-        agents=args.agents,
-        max_step_seconds=args.max_step_seconds,
-        startup=args.startup,
-        step_jobs=args.step_jobs,
-        any_commit=args.any_commit,
-        jobs_only=args.jobs_only,
-    )
+from ..workflow.pipeline import plan_pipeline
+from .settings import Settings, pipeline_shape
 
 
 async def run_pipeline_command(
-    args: argparse.Namespace, repo: Repository, targets: list[str], cache_dir: Path
+    args: argparse.Namespace, repo: Repository, targets: list[str], settings: Settings
 ) -> int:
     """Plan, cut, print the pipeline; exit status 0."""
     result = await plan_pipeline(
         repo,
         targets,
-        cache_dir=cache_dir,
-        settings=registry_settings(args, repo.root),
+        cache_dir=settings.cache_dir,
+        settings=settings.registries,
         shape=pipeline_shape(args),
     )
     if not result.builds:

@@ -1,65 +1,505 @@
-"""Registry and lookup settings: flags over ``mzbuild-async.toml`` over defaults, once.
+"""Each group of flags beside the settings it fills, and :class:`Settings`, built once.
 
-:func:`engine_settings` is the pool of engines of the commands that build.
-Every command that talks to registries (``check``, ``plan``, ``acquire``,
-``ensure``, ``build``, ``run``, ``publish-manifest``) takes its client and
-its lookup tiers from :func:`registry_settings`, so the file means the
-same to all of them.
+``run_command`` builds one :class:`Settings` per command from argv, the
+settings file (:mod:`..workflow.config`, read once) and the environment it
+was given, and passes it down: nothing below the command line reads the
+environment or the file. A group's flags and its reader sit together here,
+so a flag cannot be added without the setting it fills:
+
+- build options (every command): :func:`add_build_arguments`, :func:`options_from_args`;
+- registries and lookups (every command that looks images up or writes them):
+  :func:`add_registry_arguments`, :func:`registry_settings`;
+- the pool of engines: :func:`add_engine_arguments`, :func:`engine_settings`;
+- runs (``acquire``, ``ensure``, ``build``, ``run``): :func:`add_run_arguments`,
+  :func:`run_options`;
+- CI steps: :func:`add_step_arguments`, :func:`step_options`;
+- ``pipeline``: :func:`add_pipeline_arguments`, :func:`pipeline_shape`.
+
+Heavy modules (the registry client, engines) are imported only by the
+readers that need them: ``spec`` and ``fingerprint`` build their settings
+without them.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ..engine.endpoints import Endpoint, engine_tables, parse_engine_flag, resolve_engines
-from ..model.status import TIER_ORDER, parse_tiers
-from ..registry.client import DEFAULT_DEADLINE
-from ..registry.config import (
-    CONFIG_NAME,
-    load_registry_config,
-    read_config_file,
-    with_flags,
+from ..ci import NAMES as CI_NAMES
+from ..errors import UsageError
+from ..model.options import (
+    DEFAULT_IMAGE_PREFIX,
+    DEFAULT_IMAGE_REGISTRY,
+    DEFAULT_TRANSFERS,
+    Arch,
+    BuildOptions,
+    Profile,
+    Sanitizer,
+    default_jobs,
+    env_is_truthy,
 )
-from ..support.retry import DEFAULT_RETRY
-from ..workflow.settings import RegistrySettings
+from ..model.status import TIER_ORDER, parse_tiers
+from .argtypes import non_negative_seconds, positive_int, positive_seconds
+
+if TYPE_CHECKING:
+    from ..engine.endpoints import Endpoint
+    from ..registry.config import RegistryConfig
+    from ..workflow.config import ConfigFile
+    from ..workflow.options import RunOptions
+    from ..workflow.pipeline import PipelineShape
+    from ..workflow.settings import RegistrySettings
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one command runs with."""
+
+    options: BuildOptions
+    cache_dir: Path
+    #: The environment the command was started with (credentials, Docker's and the
+    #: CI system's variables): the only one anything below reads.
+    environ: Mapping[str, str]
+    #: How the command talks to registries (None: it talks to none).
+    registry: RegistrySettings | None = None
+    #: The pool's engines, home first (empty: the local engine alone).
+    engines: tuple[Endpoint, ...] = ()
+
+    @property
+    def registries(self) -> RegistrySettings:
+        """:attr:`registry`, for the commands that have one."""
+        if self.registry is None:
+            raise UsageError("this command talks to no registry")
+        return self.registry
+
+
+def build_settings(
+    args: argparse.Namespace,
+    environ: Mapping[str, str],
+    root: Path,
+    cache_dir: Path,
+    options: BuildOptions,
+) -> Settings:
+    """The command's settings: the file is read only by commands that talk to
+    registries or engines (``spec`` and ``fingerprint`` start without it)."""
+    if not hasattr(args, "tiers"):  # (the registry flags: see add_registry_arguments)
+        return Settings(options, cache_dir, environ)
+    from ..workflow.config import load_config
+
+    config = load_config(root)
+    return Settings(
+        options,
+        cache_dir,
+        environ,
+        registry=registry_settings(args, config.registry, environ),
+        engines=engine_settings(args, config, environ) if hasattr(args, "engine") else (),
+    )
+
+
+# ---------------------------------------------------------------- build options
+
+
+def add_build_arguments(group: argparse._ArgumentGroup) -> None:
+    """The options every command takes: the repository and what enters a fingerprint."""
+    group.add_argument(
+        "--repo", metavar="DIR", help="repository root (default: git top level of the cwd)"
+    )
+    group.add_argument(
+        "--strict", action="store_true", help="treat unknown manifest keys as errors"
+    )
+    profile = group.add_mutually_exclusive_group()
+    for name in ("dev", "release", "optimized"):
+        profile.add_argument(
+            f"--{name}",
+            dest="profile",
+            action="store_const",
+            const=name,
+            help=f"build Rust binaries with the {name} profile",
+        )
+    profile.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="profile by name (default: optimized, or release when CI_LTO is set)",
+    )
+    group.add_argument(
+        "--arch",
+        action="append",
+        metavar="ARCH",
+        help="x86_64 or aarch64 (default: this machine's; publish-manifest takes several)",
+    )
+    group.add_argument(
+        "--coverage",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="build with coverage (default: CI_COVERAGE_ENABLED)",
+    )
+    group.add_argument(
+        "--sanitizer", metavar="NAME", help="Rust sanitizer (default: CI_SANITIZER or none)"
+    )
+    group.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="cache directory (default: $MZBUILD_ASYNC_CACHE_DIR or ~/.cache/mzbuild-async)",
+    )
+    group.add_argument(
+        "--no-digest-cache",
+        dest="digest_cache",
+        action="store_false",
+        help="hash every input file instead of trusting unchanged stats from earlier runs",
+    )
+    group.add_argument("--image-registry", metavar="REGISTRY", help="registry of image specs")
+    group.add_argument("--image-prefix", metavar="PREFIX", help="prefix of image names")
+
+
+def options_from_args(args: argparse.Namespace, environ: dict[str, str]) -> BuildOptions:
+    """Build options from flags, falling back to the original's environment defaults."""
+    if args.profile is not None:
+        profile = Profile.parse(args.profile)
+    elif env_is_truthy(environ, "CI_LTO"):
+        profile = Profile.RELEASE
+    else:
+        profile = Profile.OPTIMIZED
+    if args.sanitizer is not None:
+        sanitizer = Sanitizer.parse(args.sanitizer)
+    else:
+        sanitizer = Sanitizer.parse(environ.get("CI_SANITIZER") or "none", source="CI_SANITIZER")
+    registry = args.image_registry or DEFAULT_IMAGE_REGISTRY
+    prefix = DEFAULT_IMAGE_PREFIX if args.image_prefix is None else args.image_prefix
+    return BuildOptions(
+        profile=profile,
+        arch=_single_arch(args),
+        coverage=(
+            args.coverage
+            if args.coverage is not None
+            else env_is_truthy(environ, "CI_COVERAGE_ENABLED")
+        ),
+        sanitizer=sanitizer,
+        image_registry=registry,
+        image_prefix=prefix,
+    )
+
+
+def _single_arch(args: argparse.Namespace) -> Arch:
+    arches: list[str] = args.arch or []
+    if len(arches) > 1 and args.command != "publish-manifest":
+        raise UsageError(f"{args.command}: give --arch once (only publish-manifest takes several)")
+    return Arch.parse(arches[0]) if arches else Arch.host()
+
+
+# ---------------------------------------------------------------- registries and lookups
+
+
+def add_lookup_arguments(p: argparse.ArgumentParser) -> None:
+    """How images are looked up: the same flags on every command that looks them up."""
+    group = p.add_argument_group("lookups")
+    group.add_argument(
+        "--tiers",
+        help=f"tiers to consult, in this order: {','.join(TIER_ORDER)}"
+        " (default: [lookup] tiers of mzbuild-async.toml, else all)",
+    )
+    group.add_argument(
+        "--retries",
+        type=positive_int,
+        metavar="N",
+        help="attempts per request on transient failures (default 5)",
+    )
+    group.add_argument(
+        "--deadline",
+        type=positive_seconds,
+        metavar="SECONDS",
+        help="longest one lookup may take, retries included (default 90)",
+    )
+    group.add_argument(
+        "--no-disk-cache", action="store_true", help="do not read or keep answers on disk"
+    )
+
+
+def add_registry_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of every command that talks to registries (the lookup flags among them)."""
+    add_lookup_arguments(p)
+    p.add_argument(
+        "--registry-limit",
+        action="append",
+        default=[],
+        metavar="HOST=CONC[,RATE[,BURST]]",
+        help="limit requests to HOST (repeatable; also mzbuild-async.toml)",
+    )
+    p.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="speak plain HTTP to HOST (loopback hosts always are)",
+    )
 
 
 def registry_settings(
-    args: argparse.Namespace, root: Path, environ: Mapping[str, str] | None = None
+    args: argparse.Namespace, config: RegistryConfig, environ: Mapping[str, str]
 ) -> RegistrySettings:
-    """The settings of the repository at ``root`` with the command's flags applied."""
+    """The file's registry settings with the command's flags applied."""
+    from ..registry.client import DEFAULT_DEADLINE
+    from ..registry.config import with_flags
+    from ..support.retry import DEFAULT_RETRY
+    from ..workflow.settings import RegistrySettings
+
     config = with_flags(
-        load_registry_config(root),
-        getattr(args, "registry_limit", []),
-        getattr(args, "insecure_registry", []),
-        getattr(args, "manifest_get_docker_hub", False),
+        config,
+        args.registry_limit,
+        args.insecure_registry,
+        getattr(args, "manifest_get_docker_hub", False),  # (check's own flag)
     )
-    flag_tiers = getattr(args, "tiers", None)
-    tiers = parse_tiers(flag_tiers) if flag_tiers else (config.tiers or TIER_ORDER)
-    if getattr(args, "no_disk_cache", False):
+    tiers = parse_tiers(args.tiers) if args.tiers else (config.tiers or TIER_ORDER)
+    if args.no_disk_cache:
         tiers = tuple(t for t in tiers if t != "disk")
-    attempts = getattr(args, "retries", None) or config.retries
+    attempts = args.retries or config.retries
     retry = DEFAULT_RETRY if attempts is None else replace(DEFAULT_RETRY, attempts=attempts)
     return RegistrySettings(
         config=config,
         tiers=tiers,
         retry=retry,
-        deadline=getattr(args, "deadline", None) or config.deadline or DEFAULT_DEADLINE,
-        environ=dict(os.environ if environ is None else environ),
+        deadline=args.deadline or config.deadline or DEFAULT_DEADLINE,
+        environ=dict(environ),
+    )
+
+
+# ---------------------------------------------------------------- engines
+
+
+def add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    """The pool of engines builds are spread over."""
+    p.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="build on this Docker engine too: unix://, tcp:// (TLS from DOCKER_CERT_PATH),"
+        " ssh://, or a Docker context name; repeatable, the first is the home engine"
+        " (default: [[engine]] tables of mzbuild-async.toml, else the local engine)",
+    )
+    p.add_argument(
+        "--transfer-registry",
+        metavar="REF",
+        help="where publish: false images travel between engines (default: they stay on one)",
     )
 
 
 def engine_settings(
-    args: argparse.Namespace, root: Path, environ: Mapping[str, str] | None = None
+    args: argparse.Namespace, config: ConfigFile, environ: Mapping[str, str]
 ) -> tuple[Endpoint, ...]:
     """The pool: ``--engine`` flags, else the ``[[engine]]`` tables (none: the local engine)."""
-    flags = getattr(args, "engine", None) or []
-    if flags:
-        configs = [parse_engine_flag(flag) for flag in flags]
-    else:
-        configs = engine_tables(read_config_file(root).get("engine", []), root, CONFIG_NAME)
-    return tuple(resolve_engines(configs, dict(os.environ if environ is None else environ)))
+    from ..engine.endpoints import parse_engine_flag, resolve_engines
+
+    configs = [parse_engine_flag(flag) for flag in args.engine] or list(config.engines)
+    return tuple(resolve_engines(configs, dict(environ)))
+
+
+# ---------------------------------------------------------------- runs
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by the commands that pull, build or push."""
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        metavar="N",
+        help=f"Docker builds at once (default: {default_jobs()} on this machine; with"
+        " --engine: per engine, else each engine's CPU count)",
+    )
+    p.add_argument(
+        "--transfers",
+        type=int,
+        default=DEFAULT_TRANSFERS,
+        metavar="N",
+        help=f"pulls and pushes at once per registry (default: {DEFAULT_TRANSFERS})",
+    )
+    p.add_argument(
+        "--fail-fast", action="store_true", help="stop at the first failure (default: go on)"
+    )
+    p.add_argument(
+        "--cache-registry",
+        metavar="REF",
+        help="layer cache: build from REF/NAME:buildcache and push it back after builds",
+    )
+    p.add_argument(
+        "--report", metavar="FILE", help="write the run as JSON (plan, results, lookups)"
+    )
+    p.add_argument(
+        "--trace", metavar="FILE", help="write a Chrome trace-event JSON of the run (Perfetto)"
+    )
+    p.add_argument(
+        "--timeline", metavar="FILE", help="write a self-contained HTML Gantt chart of the run"
+    )
+    p.add_argument(
+        "--trust-cache",
+        action="store_true",
+        help="ensure and CI steps: take the lookup cache's 'present' without asking the"
+        " registry again (registries that never delete tags; also [lookup] trust-cache)",
+    )
+    p.add_argument(
+        "--builder",
+        choices=["engine", "buildx"],
+        default="engine",
+        help="build through the engine API (default) or `docker buildx` (BuildKit's cache)",
+    )
+    add_engine_arguments(p)
+    add_registry_arguments(p)
+
+
+def run_options(args: argparse.Namespace, settings: Settings, *, force: bool = False) -> RunOptions:
+    """A run's options: its flags, the file's lookup settings, the pool, a CI step's."""
+    from ..workflow.options import RunOptions
+
+    jobs = args.jobs if args.jobs is not None else default_jobs()
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, not {jobs}")
+    if args.transfers < 1:
+        raise UsageError(f"--transfers must be at least 1, not {args.transfers}")
+    registry = settings.registries
+    return RunOptions(
+        tiers=registry.tiers,
+        trust_cache=args.trust_cache or registry.config.trust_cache,
+        jobs=jobs,
+        transfers=args.transfers,
+        fail_fast=args.fail_fast,
+        force=force,
+        cache_registry=args.cache_registry,
+        builder=args.builder,
+        engines=settings.engines,
+        slots=args.jobs,
+        transfer_registry=args.transfer_registry,
+        environ=settings.environ,
+        **step_options(args, settings.environ),
+    )
+
+
+# ---------------------------------------------------------------- CI steps
+
+
+def add_wait_argument(p: argparse.ArgumentParser, what: str) -> None:
+    """``--wait SECONDS``: how long a CI step awaits images other steps build."""
+    p.add_argument(
+        "--wait",
+        type=positive_seconds,
+        default=3600.0,
+        metavar="SECONDS",
+        help=f"{what} (default: 3600)",
+    )
+
+
+def add_step_arguments(p: argparse.ArgumentParser) -> None:
+    """A CI step's own images; what other steps build is awaited in the registry."""
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="IMAGE[=FINGERPRINT]",
+        help="build only these images (a CI step; the targets when no IMAGE is named);"
+        " others this run needs are awaited in the registry. With =FINGERPRINT, the"
+        " checkout must fingerprint the image so (repeatable)",
+    )
+    add_wait_argument(p, "how long to await an image another step builds")
+    p.add_argument("--step", metavar="KEY", help="the CI step this run is (in --json and --report)")
+
+
+def step_options(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
+    """``--only``/``--wait``/``--step`` as RunOptions fields (a CI step), if given."""
+    only = getattr(args, "only", None)  # (ensure and plan take them)
+    if only is None:
+        return {}
+    expected: dict[str, str] = {}
+    for item in only:
+        name, _, fingerprint = item.partition("=")
+        if not name:
+            raise UsageError(f"--only {item!r}: give IMAGE or IMAGE=FINGERPRINT")
+        expected[name] = fingerprint
+    from ..ci import pipeline_run
+
+    return {
+        "only": expected,
+        "wait": args.wait,
+        "step": args.step,
+        "pipeline_run": pipeline_run(environ),
+    }
+
+
+# ---------------------------------------------------------------- pipeline
+
+
+def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
+    """How ``pipeline`` cuts the builds into steps, and what each step runs."""
+    p.add_argument(
+        "--format",
+        choices=CI_NAMES,
+        default="buildkite",
+        help="the CI system whose pipeline to print (default: buildkite)",
+    )
+    p.add_argument(
+        "--agents",
+        type=positive_int,
+        metavar="N",
+        help="agents to spread the steps over (default: 4)",
+    )
+    p.add_argument(
+        "--max-step-seconds",
+        type=positive_seconds,
+        metavar="S",
+        help="estimated build seconds one step may take at most",
+    )
+    p.add_argument(
+        "--startup",
+        type=non_negative_seconds,
+        default=30.0,
+        metavar="S",
+        help="seconds a step costs before its first build (default: 30)",
+    )
+    p.add_argument(
+        "--step-jobs",
+        type=positive_int,
+        default=4,
+        metavar="N",
+        help="builds at once within a step (default: 4)",
+    )
+    add_wait_argument(p, "how long a step awaits images other steps build")
+    p.add_argument("--queue", default="builder", help="Buildkite agent queue (arch appended)")
+    p.add_argument(
+        "--runs-on", action="append", metavar="LABEL", help="GitHub Actions runner labels"
+    )
+    p.add_argument("--jobs-only", action="store_true", help="GitHub: only the jobs: mapping")
+    p.add_argument(
+        "--gitlab-tag", action="append", metavar="TAG", help="GitLab runner tags (repeatable)"
+    )
+    p.add_argument(
+        "--any-commit",
+        action="store_true",
+        help="a pipeline kept in the repository: steps for every image, no fingerprints",
+    )
+    p.add_argument(
+        "--program",
+        default="mzbuild-async",
+        help="how the steps start mzbuild-async (default: mzbuild-async)",
+    )
+
+
+def pipeline_shape(args: argparse.Namespace) -> PipelineShape:
+    """The ``pipeline`` flags."""
+    from ..pipeline.emit import StepSettings
+    from ..workflow.pipeline import PipelineShape
+
+    return PipelineShape(
+        format=args.format,
+        step=StepSettings(
+            program=args.program,
+            wait=args.wait,
+            queue=args.queue,
+            runs_on=tuple(args.runs_on or ["ubuntu-latest"]),
+            tags=tuple(args.gitlab_tag or ()),
+        ),
+        agents=args.agents,
+        max_step_seconds=args.max_step_seconds,
+        startup=args.startup,
+        step_jobs=args.step_jobs,
+        any_commit=args.any_commit,
+        jobs_only=args.jobs_only,
+    )

@@ -41,7 +41,19 @@ from ..errors import UsageError
 #: The engine a Docker client reaches without DOCKER_HOST.
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _SCHEMES = ("unix", "tcp", "https", "http", "ssh")
-_KEYS = {"url", "name", "slots", "platform", "tls-dir", "ca", "cert", "key", "tls-verify"}
+#: The keys of an ``[[engine]]`` table, and what each means (the reference in docs/).
+ENGINE_KEYS = {
+    "url": "the engine: ``unix://``, ``tcp://``/``https://``, ``ssh://``, or a Docker context"
+    " name (required)",
+    "name": "its name in output and reports (default: from the URL)",
+    "slots": "builds at once on it (default: its CPU count; ``--jobs`` overrides it)",
+    "platform": "what it builds, as ``linux/amd64`` (default: what its ``/info`` says)",
+    "tls-dir": "a ``DOCKER_CERT_PATH``-style directory: ``ca.pem``, ``cert.pem``, ``key.pem``",
+    "ca": "the CA that signed the engine's certificate (instead of ``tls-dir``)",
+    "cert": "the client certificate (instead of ``tls-dir``)",
+    "key": "the client certificate's key (instead of ``tls-dir``)",
+    "tls-verify": "check the engine's certificate (default: true)",
+}
 _PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
 
 
@@ -110,7 +122,7 @@ def engine_tables(tables: object, base: Path, where: str) -> list[EngineConfig]:
     configs: list[EngineConfig] = []
     for i, table in enumerate(tables, 1):
         label = f"{where}: engine #{i}"
-        unknown = set(table) - _KEYS
+        unknown = set(table) - set(ENGINE_KEYS)
         if unknown:
             raise UsageError(f"{label}: unknown setting {sorted(unknown)[0]!r}")
         url = table.get("url")

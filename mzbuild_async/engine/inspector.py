@@ -12,7 +12,6 @@ the engine :func:`~.factory.open_engine` makes otherwise. Failures are
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from urllib.parse import quote, urlsplit
 
@@ -73,9 +72,8 @@ class SocketInspector:
             self._client = None
 
 
-def local_inspector(environ: Mapping[str, str] | None = None) -> ImageInspector:
+def local_inspector(environ: Mapping[str, str]) -> ImageInspector:
     """The cheapest way to ask the local engine about images (see the module)."""
-    environ = os.environ if environ is None else environ
     host = environ.get("DOCKER_HOST") or DEFAULT_SOCKET
     context = environ.get("DOCKER_CONTEXT", "default")
     if host.startswith("unix://") and context == "default":

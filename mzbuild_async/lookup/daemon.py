@@ -8,6 +8,7 @@ it). No engine means the tier is skipped, with one warning.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..engine.inspector import local_inspector
@@ -23,8 +24,14 @@ class DaemonTier:
     """``GET /images/<spec>/json`` on the local engine."""
 
     name: str = "daemon"
-    _engine: ImageInspector = field(default_factory=local_inspector)
+    _engine: ImageInspector = field(default_factory=lambda: local_inspector({}))
     _disabled: bool = False
+
+    @classmethod
+    def at(cls, environ: Mapping[str, str]) -> DaemonTier:
+        """The tier over the local engine ``environ`` names (``DOCKER_HOST``,
+        ``DOCKER_CONTEXT``; neither: the default socket)."""
+        return cls(_engine=local_inspector(environ))
 
     async def warm_up(self) -> None:
         """Connect now (through aiodocker, its import takes ~0.25 s), ahead of the first

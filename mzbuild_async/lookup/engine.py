@@ -112,8 +112,11 @@ class LookupEngine:
         manifest_on_docker_hub: bool = False,
         owns_client: bool | None = None,
         confirm: bool = False,
+        environ: Mapping[str, str] | None = None,
     ) -> LookupEngine:
-        """An engine with the named tiers (``cache_dir`` is needed for ``disk``).
+        """An engine with the named tiers (``cache_dir`` is needed for ``disk``;
+        ``environ`` says where the local engine is, for ``daemon``: ``DOCKER_HOST``,
+        ``DOCKER_CONTEXT``; none: the default socket).
 
         The engine closes the registry client only if it owns it: when it
         made it (no ``client``), or when ``owns_client`` hands it over.
@@ -129,7 +132,7 @@ class LookupEngine:
                     continue
                 chosen.append(DiskTier(Path(cache_dir)))
             elif name == "daemon":
-                chosen.append(DaemonTier())
+                chosen.append(DaemonTier.at(environ or {}))
             elif name == "registry":
                 chosen.append(RegistryTier(client))
             elif name == "manifest":

@@ -19,6 +19,8 @@ DEFAULT_IMAGE_REGISTRY = "ghcr.io/materializeinc/materialize"
 DEFAULT_IMAGE_PREFIX = ""
 #: The original hashes its image mirror; ours is always the GHCR default.
 MIRROR = "ghcr"
+#: The settings file at the repository root (:mod:`..workflow.config` reads it).
+CONFIG_NAME = "mzbuild-async.toml"
 
 
 class Profile(enum.Enum):

@@ -30,6 +30,7 @@ from ..support.retry import DEFAULT_RETRY, RetryPolicy, Sleep, Transient, call_w
 from ..support.singleflight import SingleFlight
 from .auth import Challenge, CredentialStore, parse_challenge
 from .names import Reference, is_loopback
+from .schemes import SCHEMES, AuthContext, Authenticator, AuthUnusable
 from .tls import (
     TlsSettings,
     TlsSetupError,
@@ -45,10 +46,6 @@ MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
 )
 ACCEPT = ", ".join(MANIFEST_TYPES)
-#: Tokens without ``expires_in`` live this long (the distribution spec's default).
-DEFAULT_TOKEN_SECONDS = 60.0
-#: Repositories asked for in one token request (keeps the URL short).
-SCOPES_PER_TOKEN = 50
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 #: No single lookup takes longer than this, retries included.
 DEFAULT_DEADLINE = 90.0
@@ -71,12 +68,6 @@ class _HostUnusable(_Unknown):
 
 class RegistryUnavailable(Exception):
     """A registry request could not be made or answered (the message says why)."""
-
-
-@dataclass
-class _Token:
-    value: str
-    expires: float
 
 
 @dataclass
@@ -125,8 +116,10 @@ class RegistryClient:
         self._unverified: set[str] = set(self.remembered)
         #: Hosts whose first contact failed after retries, with the reason.
         self._unreachable: dict[str, str] = {}
-        self._tokens: dict[tuple[str, str, str], _Token] = {}
-        self._token_flights: SingleFlight[tuple[str, str, frozenset[str]], None] = SingleFlight()
+        context = AuthContext(self.credentials, self._send_retried, self._now)
+        #: One authenticator per scheme, made when a host first challenges with it.
+        self._authenticators: dict[str, Authenticator] = {}
+        self._auth_context = context
         self._challenge_flights: SingleFlight[str, Challenge | None] = SingleFlight()
 
     # -- plumbing -----------------------------------------------------------
@@ -426,73 +419,25 @@ class RegistryClient:
                 raise
         return self._challenges[host]
 
-    async def _fetch_tokens(
-        self, host: str, challenge: Challenge, repos: Iterable[str], actions: str = "pull"
-    ) -> None:
-        realm = challenge.realm
-        if not realm or not realm.startswith(("http://", "https://")):
-            raise _Unknown(f"{host}: bearer challenge without a usable realm ({realm!r})")
-        service = challenge.params.get("service", "")
-        scopes = sorted({f"repository:{r}:{actions}" for r in repos})
-        key = (realm, service, frozenset(scopes))
+    def _now(self) -> float:
+        """The clock (read each time: a test may set another)."""
+        return self.clock()
 
-        async def fetch() -> None:
-            realm_url = httpx.URL(realm)
-            realm_host = realm_url.netloc.decode()
-            params: list[tuple[str, str | int | float | bool | None]] = (
-                [("service", service)] if service else []
-            )
-            params += [("scope", s) for s in scopes]
-            headers = {}
-            credentials = await self.credentials.get(host)
-            if credentials is not None:
-                headers["Authorization"] = credentials.basic()
-            url = str(realm_url.copy_merge_params(params))
-            response = await self._retrying(realm_host, "GET", url, headers)
-            if response.status_code in (401, 403):
-                who = "anonymous" if credentials is None else f"user {credentials.username}"
-                raise _Unknown(f"{host}: token endpoint refused {who} ({response.status_code})")
-            if response.status_code != 200:
-                raise _Unknown(f"{host}: token endpoint answered {response.status_code}")
-            try:
-                data = response.json()
-                token = data.get("token") or data.get("access_token")
-                seconds = float(data.get("expires_in") or DEFAULT_TOKEN_SECONDS)
-            except (
-                json.JSONDecodeError,
-                UnicodeDecodeError,
-                AttributeError,
-                TypeError,
-                ValueError,
-            ):
-                token = None
-            if not isinstance(token, str) or not token:
-                kind = response.headers.get("content-type", "no content type")
-                raise _Unknown(f"{host}: token endpoint answered {kind}, not a token")
-            expires = self.clock() + max(1.0, seconds - 5.0)
-            for scope in scopes:
-                self._tokens[(realm, service, scope)] = _Token(token, expires)
+    async def _send_retried(
+        self, host: str, method: str, url: str, headers: Mapping[str, str]
+    ) -> httpx.Response:
+        """A request as an authenticator sends it (a token endpoint's), retried."""
+        return await self._retrying(host, method, url, headers)
 
-        await self._token_flights.do(key, fetch)
-
-    def _cached_token(self, challenge: Challenge, repo: str, actions: str = "pull") -> str | None:
-        key = (
-            challenge.realm or "",
-            challenge.params.get("service", ""),
-            f"repository:{repo}:{actions}",
-        )
-        token = self._tokens.get(key)
-        if token is None or token.expires <= self.clock():
-            return None
-        return token.value
-
-    def _forget_token(self, challenge: Challenge, repo: str, actions: str) -> None:
-        key = (
-            challenge.realm or "",
-            challenge.params.get("service", ""),
-            f"repository:{repo}:{actions}",
-        )
-        self._tokens.pop(key, None)
+    def _authenticator(self, host: str, challenge: Challenge) -> Authenticator:
+        """The authenticator of ``challenge``'s scheme (one per scheme per client)."""
+        scheme = challenge.scheme.lower()
+        if scheme not in self._authenticators:
+            make = SCHEMES.get(scheme)
+            if make is None:
+                raise _Unknown(f"{host}: unsupported authentication scheme {challenge.scheme!r}")
+            self._authenticators[scheme] = make(self._auth_context)
+        return self._authenticators[scheme]
 
     async def _auth_header(
         self, host: str, repo: str, *, fresh: bool = False, actions: str = "pull"
@@ -500,23 +445,11 @@ class RegistryClient:
         challenge = self._challenges.get(host)
         if challenge is None:
             return {}
-        if challenge.scheme == "basic":
-            credentials = await self.credentials.get(host)
-            if credentials is None:
-                raise _Unknown(
-                    f"{host}: the registry wants a username and password; log in with"
-                    " `docker login` or set MZBUILD_ASYNC_REGISTRY_USERNAME/PASSWORD"
-                )
-            return {"Authorization": credentials.basic()}
-        if challenge.scheme == "bearer":
-            if fresh:
-                self._forget_token(challenge, repo, actions)
-            token = self._cached_token(challenge, repo, actions)
-            if token is None:
-                await self._fetch_tokens(host, challenge, [repo], actions)
-                token = self._cached_token(challenge, repo, actions)
-            return {"Authorization": f"Bearer {token}"} if token else {}
-        raise _Unknown(f"{host}: unsupported authentication scheme {challenge.scheme!r}")
+        authenticator = self._authenticator(host, challenge)
+        try:
+            return await authenticator.header(host, challenge, repo, actions, fresh=fresh)
+        except AuthUnusable as exc:
+            raise _Unknown(str(exc)) from None
 
     async def prepare(self, refs: Iterable[Reference]) -> None:
         """Learn each host's challenge and fetch tokens for many repositories at once.
@@ -532,17 +465,12 @@ class RegistryClient:
             for _ in range(2):
                 try:
                     challenge = await self._challenge(host)
-                    if challenge is None or challenge.scheme != "bearer":
+                    if challenge is None:
                         return
-                    todo = sorted(
-                        r for r in repos if self._cached_token(challenge, r, "pull") is None
-                    )
-                    async with anyio.create_task_group() as tg:
-                        for i in range(0, len(todo), SCOPES_PER_TOKEN):
-                            batch = todo[i : i + SCOPES_PER_TOKEN]
-                            tg.start_soon(self._fetch_tokens, host, challenge, batch)
+                    authenticator = self._authenticator(host, challenge)
+                    await authenticator.prepare(host, challenge, repos)
                     return
-                except (Transient, _Unknown, ExceptionGroup):
+                except (Transient, _Unknown, AuthUnusable, ExceptionGroup):
                     if not self._distrust(host):  # a remembered realm may have moved
                         return
 

@@ -28,27 +28,36 @@ directory.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError, shorten
+from ..model.options import CONFIG_NAME
 from ..model.status import parse_tiers
 from ..support.ratelimit import Limiters, Limits
 from .tls import TlsFiles
 
-CONFIG_NAME = "mzbuild-async.toml"
-_HOST_KEYS = {
-    "concurrency",
-    "rate",
-    "burst",
-    "insecure",
-    "manifest-get",
-    "ca",
-    "client-cert",
-    "client-key",
+#: The keys of a ``[registry."HOST"]`` table, and what each means (the reference in docs/).
+HOST_KEYS = {
+    "concurrency": "requests in flight to the host at most",
+    "rate": "requests per second, sustained",
+    "burst": "requests at once after an idle spell",
+    "insecure": "no certificate check; plain HTTP if the host speaks that",
+    "manifest-get": "allow the manifest ``GET`` tier (Docker Hub: off by default, a GET is a pull)",
+    "ca": "trust this CA too, besides Docker's ``certs.d/HOST/*.crt`` (path from the file)",
+    "client-cert": "mutual TLS: the client certificate (with ``client-key``)",
+    "client-key": "mutual TLS: the client certificate's key",
+}
+#: The keys of the ``[lookup]`` table, and what each means.
+LOOKUP_KEYS = {
+    "tiers": "the tiers to consult, in order (default: all five: memory, disk, daemon,"
+    " registry, manifest)",
+    "retries": "attempts per request on transient failures (default: 5)",
+    "deadline": "seconds one lookup may take, retries included (default: 90)",
+    "trust-cache": "``ensure`` and CI steps take the disk tier's 'present' unconfirmed"
+    " (only for registries that never delete a tag; default: false)",
 }
 
 
@@ -89,41 +98,9 @@ def _limits(where: str, host: str, table: Mapping[str, Any], base: Limits) -> Li
     return replace(base, **values)
 
 
-#: The tables ``mzbuild-async.toml`` may have.
-TOP_LEVEL_KEYS = ("engine", "lookup", "registry")
-
-
-def read_config_file(root: Path) -> dict[str, Any]:
-    """The parsed ``mzbuild-async.toml`` at ``root`` (empty when there is none).
-
-    Whatever the file holds (bytes that are not UTF-8, nesting deeper than
-    the parser's recursion, a key we do not know) is one line naming it.
-    """
-    try:
-        with open(root / CONFIG_NAME, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        return {}
-    except UnicodeDecodeError as exc:
-        raise UsageError(
-            f"{CONFIG_NAME}: not UTF-8 (byte {exc.start}: {exc.reason}); TOML files are UTF-8"
-        ) from None
-    except RecursionError:
-        raise UsageError(f"{CONFIG_NAME}: nested too deeply to read") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"{CONFIG_NAME}: cannot read: {exc}") from None
-    unknown = sorted(set(data) - set(TOP_LEVEL_KEYS))
-    if unknown:
-        raise UsageError(
-            f"{CONFIG_NAME}: unknown setting {shorten(unknown[0])!r}; known:"
-            f" {', '.join(f'[{k}]' for k in TOP_LEVEL_KEYS)}"
-        )
-    return data
-
-
-def load_registry_config(root: Path) -> RegistryConfig:
-    """The ``[lookup]`` and ``[registry."HOST"]`` tables of ``mzbuild-async.toml``."""
-    data = read_config_file(root)
+def registry_config(data: Mapping[str, Any], root: Path) -> RegistryConfig:
+    """The ``[lookup]`` and ``[registry."HOST"]`` tables of the parsed file, checked
+    (TLS paths from ``root``)."""
     if not data:
         return RegistryConfig()
     return replace(_hosts(data.get("registry", {}), root), **_lookup(data.get("lookup", {})))
@@ -133,11 +110,11 @@ def _lookup(lookup: object) -> dict[str, Any]:
     """The ``[lookup]`` table, checked: ``tiers``, ``retries`` and ``deadline``."""
     if not isinstance(lookup, dict):
         raise UsageError(f"{CONFIG_NAME}: [lookup] must be a table")
-    unknown_lookup = set(lookup) - {"tiers", "retries", "deadline", "trust-cache"}
+    unknown_lookup = set(lookup) - set(LOOKUP_KEYS)
     if unknown_lookup:
         raise UsageError(
             f"{CONFIG_NAME}: [lookup]: unknown setting {sorted(unknown_lookup)[0]!r};"
-            " known: deadline, retries, tiers, trust-cache"
+            f" known: {', '.join(sorted(LOOKUP_KEYS))}"
         )
     trust = lookup.get("trust-cache", False)
     if not isinstance(trust, bool):
@@ -181,11 +158,11 @@ def _hosts(hosts: object, base: Path) -> RegistryConfig:
     for host, table in hosts.items():
         if not isinstance(table, dict):
             raise UsageError(f'{CONFIG_NAME}: registry.{host} must be a table [registry."{host}"]')
-        unknown = set(table) - _HOST_KEYS
+        unknown = set(table) - set(HOST_KEYS)
         if unknown:
             raise UsageError(
                 f"{CONFIG_NAME}: {host}: unknown setting {sorted(unknown)[0]!r};"
-                f" known: {', '.join(sorted(_HOST_KEYS))}"
+                f" known: {', '.join(sorted(HOST_KEYS))}"
             )
         limits[host] = _limits(CONFIG_NAME, host, table, Limiters().limits_for(host))
         for key in ("insecure", "manifest-get"):

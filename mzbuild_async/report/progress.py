@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections import deque
@@ -245,13 +244,12 @@ def make_progress(
     *,
     verbose: bool = False,
     quiet: bool = False,
-    environ: Mapping[str, str] | None = None,
+    environ: Mapping[str, str],
     interval: float = 10.0,
 ) -> Progress | None:
     """The view for ``out``: live on a terminal, lines otherwise; None when quiet."""
     if quiet:
         return None
-    environ = os.environ if environ is None else environ
     folding = detect(environ)
     if out.isatty() and not verbose and environ.get("TERM") != "dumb":
         return LiveProgress(out, verbose=verbose, folding=folding)

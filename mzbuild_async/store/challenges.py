@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..registry.auth import Challenge
+from ..registry.schemes import usable
 from ..support import logs
 from . import layout
 from .integrity import read_json, write_json
 
 FILE_NAME = layout.HOSTS
-_SCHEMES = ("basic", "bearer")
 
 
 def _parse(entry: object) -> tuple[bool, Challenge | None]:
@@ -34,18 +34,12 @@ def _parse(entry: object) -> tuple[bool, Challenge | None]:
     if not isinstance(entry, dict) or set(entry) != {"scheme", "params"}:
         return False, None
     scheme, params = entry["scheme"], entry["params"]
-    if not isinstance(scheme, str) or scheme.lower() not in _SCHEMES:
+    if not isinstance(scheme, str) or not isinstance(params, dict):
         return False, None
-    if not isinstance(params, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in params.items()
-    ):
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in params.items()):
         return False, None
-    realm = params.get("realm")
-    if scheme.lower() == "bearer" and not (
-        isinstance(realm, str) and realm.startswith(("https://", "http://"))
-    ):
-        return False, None
-    return True, Challenge(scheme, params)
+    challenge = Challenge(scheme, params)
+    return (True, challenge) if usable(challenge) else (False, None)
 
 
 _TRANSPORTS = ("http", "https")

@@ -19,7 +19,6 @@ from ..lookup.engine import Answer, LookupEngine, Span, TierStatistics
 from ..model.status import Status
 from ..registry.names import parse_reference
 from ..source.repository import Repository
-from ..store.challenges import save_challenges
 from .settings import RegistrySettings
 
 
@@ -56,12 +55,13 @@ async def check(
 ) -> CheckResult:
     """Fingerprint ``targets`` and look each one up; the registry hosts' challenges
     are saved for the next run."""
-    async with settings.client(cache_dir) as client:
+    async with settings.session(cache_dir) as client:
         engine = LookupEngine.create(
             tiers=settings.tiers,
             client=client,
             cache_dir=cache_dir,
             manifest_on_docker_hub=settings.config.manifest_on_docker_hub,
+            environ=settings.environ,
         )
         try:
             hosts = [parse_reference(f"{repo.options.image_registry}/probe:probe").api_host]
@@ -80,7 +80,6 @@ async def check(
         finally:
             await engine.aclose()
         ended = time.perf_counter()
-        save_challenges(cache_dir, client.challenges, client.schemes)
         return CheckResult(
             specs=names,
             answers=answers,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -46,6 +47,10 @@ class RunOptions:
     #: ``[lookup] trust-cache``: take the disk tier's "present" without asking the
     #: registry, also in ``ensure`` and CI steps (for registries that never delete).
     trust_cache: bool = False
+    #: The environment the run works in: the local engine's address, what cargo
+    #: runs with. The command line passes its settings' environment; a script
+    #: that passes none gets the process's.
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
     def confirms(self, workflow: Workflow) -> bool:
         """Whether the run confirms cached "present" answers with the registry:

@@ -18,9 +18,8 @@ from ..ci import by_name
 from ..pipeline.emit import StepSettings, carried_flags
 from ..pipeline.partition import DEFAULT_AGENT_JOBS, DEFAULT_STARTUP, partition
 from ..source.repository import Repository
-from ..store.challenges import save_challenges
 from ..store.history import BuildHistory
-from .plan import plan_workflow
+from .plan import plan_configured
 from .settings import RegistrySettings
 from .walk import build_estimates
 
@@ -64,11 +63,9 @@ async def plan_pipeline(
     shape: PipelineShape,
 ) -> PipelineResult:
     """Plan ``ensure`` of ``targets``, cut the builds into steps, emit the pipeline."""
-    async with settings.client(cache_dir) as client:
-        plan = await plan_workflow(
-            repo, Workflow.ENSURE, targets, cache_dir=cache_dir, client=client, tiers=settings.tiers
-        )
-    save_challenges(cache_dir, client.challenges, client.schemes)
+    plan = await plan_configured(
+        repo, Workflow.ENSURE, targets, registry=settings, cache_dir=cache_dir
+    )
     decisions = plan.decisions
     builds = [n for n, d in decisions.items() if shape.any_commit or d.action is Action.BUILD]
     chosen = set(builds)

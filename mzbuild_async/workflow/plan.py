@@ -17,6 +17,7 @@ from .ci_steps import check_fingerprints
 from .options import RunOptions
 from .results import RunPlan
 from .services import open_services, registry_host, run_platform
+from .settings import RegistrySettings
 from .walk import build_estimates, job_settings, walk
 
 
@@ -75,3 +76,29 @@ async def plan_workflow(
             **job_settings(repo, workflow, targets, options, platform),
         )
         return replace(plan, placement=predict_placement(planned, services.slots()))
+
+
+async def plan_configured(
+    repo: Repository,
+    workflow: Workflow,
+    targets: Iterable[str],
+    *,
+    registry: RegistrySettings,
+    cache_dir: Path,
+    force: bool = False,
+    options: RunOptions | None = None,
+) -> RunPlan:
+    """:func:`plan_workflow` with a registry client made from ``registry``; the
+    hosts' challenges are saved for the next run."""
+    async with registry.session(cache_dir) as client:
+        plan = await plan_workflow(
+            repo,
+            workflow,
+            targets,
+            cache_dir=cache_dir,
+            force=force,
+            client=client,
+            tiers=registry.tiers,
+            options=options,
+        )
+    return plan

@@ -96,6 +96,7 @@ async def run_round(
         buildx=await open_builder(options, services.configured),
         listener=events.shifted,
         rebuild=rebuild,
+        environ=options.environ,
         **extra,
     )
     limits = RunLimits(jobs=options.jobs, transfers=options.transfers, fail_fast=options.fail_fast)

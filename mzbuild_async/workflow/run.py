@@ -29,6 +29,7 @@ from .options import RunOptions
 from .results import RunResult, image_result
 from .rounds import ROUNDS, Round, engine_reports, learn, merged, remember_pushed, run_round
 from .services import open_services, registry_host, run_platform
+from .settings import RegistrySettings
 
 
 async def run_workflow(
@@ -140,3 +141,28 @@ async def run_container(
         return await docker.run(spec, list(argv), write)
     finally:
         await docker.aclose()
+
+
+async def run_configured(
+    repo: Repository,
+    workflow: Workflow,
+    targets: Iterable[str],
+    *,
+    registry: RegistrySettings,
+    cache_dir: Path,
+    options: RunOptions,
+    listener: Listener = ignore,
+) -> RunResult:
+    """:func:`run_workflow` with a registry client made from ``registry``; the
+    hosts' challenges are saved for the next run."""
+    async with registry.session(cache_dir) as client:
+        result = await run_workflow(
+            repo,
+            workflow,
+            targets,
+            cache_dir=cache_dir,
+            options=options,
+            client=client,
+            listener=listener,
+        )
+    return result

@@ -4,7 +4,6 @@ the registry client and the lookup engine, opened together and closed by whoever
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from collections.abc import Set as AbstractSet
 from contextlib import asynccontextmanager
@@ -113,7 +112,7 @@ async def _connect(docker: Engine | None, options: RunOptions, platform: str) ->
     """The run's engines: the pool's members that build ``platform``, else one engine."""
     if options.engines and docker is None:
         return _usable_members(await open_pool(options.engines, slots=options.slots), platform)
-    url = default_endpoint(os.environ) if docker is None else "(given)"
+    url = default_endpoint(options.environ) if docker is None else "(given)"
     docker = docker or open_engine()
     await docker.ping()
     return [Member(LOCAL_ENGINE, url, docker, platform, options.jobs)]

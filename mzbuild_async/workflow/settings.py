@@ -6,7 +6,8 @@ from its flags, ``mzbuild-async.toml`` and the environment it was given.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from ..registry.auth import CredentialStore
 from ..registry.client import RegistryClient
 from ..registry.config import RegistryConfig
 from ..registry.tls import TlsSettings
-from ..store.challenges import load_hosts
+from ..store.challenges import load_hosts, save_challenges
 from ..support.retry import RetryPolicy
 
 
@@ -27,6 +28,14 @@ class RegistrySettings:
     retry: RetryPolicy
     deadline: float
     environ: Mapping[str, str]
+
+    @asynccontextmanager
+    async def session(self, cache_dir: Path) -> AsyncIterator[RegistryClient]:
+        """A client with these settings, closed at the end of the block; the hosts'
+        challenges it learned are then saved for the next run (not after a failure)."""
+        async with self.client(cache_dir) as client:
+            yield client
+        save_challenges(cache_dir, client.challenges, client.schemes)
 
     def client(self, cache_dir: Path) -> RegistryClient:
         """A registry client with these settings (the caller closes it: ``async with``)."""

@@ -1,0 +1,98 @@
+"""``mzbuild-async.toml``: the one reader of the settings file.
+
+The file is read once per command; each table goes to the module that owns
+its meaning (``[lookup]`` and ``[registry."HOST"]``:
+:mod:`..registry.config`; ``[[engine]]``: :mod:`..engine.endpoints`). A table
+or key it does not know, a value of the wrong kind, bytes that are not
+UTF-8: one line naming the file, exit status 2.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..engine.endpoints import ENGINE_KEYS, EngineConfig, engine_tables
+from ..errors import UsageError, shorten
+from ..model.options import CONFIG_NAME
+from ..registry.config import HOST_KEYS, LOOKUP_KEYS, RegistryConfig, registry_config
+
+
+@dataclass(frozen=True)
+class Table:
+    """One kind of table the file may have: how it is written, what it is for, its keys."""
+
+    header: str
+    about: str
+    keys: Mapping[str, str]
+
+
+#: The tables the file may have, by top-level key (docs/reference/configuration.md
+#: is made from these, and from nothing else).
+TABLES = {
+    "lookup": Table(
+        "[lookup]",
+        "How images are looked up, for every command that looks them up (flags win).",
+        LOOKUP_KEYS,
+    ),
+    "registry": Table(
+        '[registry."HOST"]',
+        "One registry host (``HOST`` as in image names, with its port): limits, TLS, HTTP.",
+        HOST_KEYS,
+    ),
+    "engine": Table(
+        "[[engine]]",
+        "One engine of the pool builds are spread over, home engine first"
+        " (``--engine`` flags replace them all).",
+        ENGINE_KEYS,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """What ``mzbuild-async.toml`` says (defaults when there is none)."""
+
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
+    #: The ``[[engine]]`` tables: the pool, home engine first.
+    engines: tuple[EngineConfig, ...] = ()
+
+
+def load_config(root: Path) -> ConfigFile:
+    """The settings file at ``root``, read and checked."""
+    data = read_config_file(root)
+    return ConfigFile(
+        registry=registry_config(data, root),
+        engines=tuple(engine_tables(data.get("engine", []), root, CONFIG_NAME)),
+    )
+
+
+def read_config_file(root: Path) -> dict[str, Any]:
+    """The parsed file at ``root`` (empty when there is none).
+
+    Whatever the file holds (bytes that are not UTF-8, nesting deeper than
+    the parser's recursion, a table we do not know) is one line naming it.
+    """
+    try:
+        with open(root / CONFIG_NAME, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{CONFIG_NAME}: not UTF-8 (byte {exc.start}: {exc.reason}); TOML files are UTF-8"
+        ) from None
+    except RecursionError:
+        raise UsageError(f"{CONFIG_NAME}: nested too deeply to read") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{CONFIG_NAME}: cannot read: {exc}") from None
+    unknown = sorted(set(data) - set(TABLES))
+    if unknown:
+        raise UsageError(
+            f"{CONFIG_NAME}: unknown setting {shorten(unknown[0])!r}; known:"
+            f" {', '.join(f'[{k}]' for k in sorted(TABLES))}"
+        )
+    return data
