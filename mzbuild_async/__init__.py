@@ -38,12 +38,12 @@ from .source.fingerprint import Fingerprint
 from .source.repository import ImageDescription, InputFile, Repository
 
 if TYPE_CHECKING:
-    from .builds.multiarch import IndexResult, publish_indexes
     from .builds.plan import Workflow
     from .lookup.engine import Answer, LookupEngine
     from .model.status import Status
     from .registry.client import RegistryClient
     from .registry.names import Reference, parse_reference
+    from .release.promote import IndexResult, Promotion, promote_images, publish_indexes
     from .workflow.options import RunOptions
     from .workflow.plan import plan_workflow
     from .workflow.results import ImageResult, RunPlan, RunResult
@@ -67,8 +67,10 @@ _LAZY = {
     "run_workflow": "workflow.run",
     "plan_workflow": "workflow.plan",
     "RunPlan": "workflow.results",
-    "IndexResult": "builds.multiarch",
-    "publish_indexes": "builds.multiarch",
+    "IndexResult": "release.promote",
+    "Promotion": "release.promote",
+    "promote_images": "release.promote",
+    "publish_indexes": "release.promote",
 }
 
 
@@ -107,6 +109,7 @@ __all__ = [
     "ManifestError",
     "MzbuildError",
     "Profile",
+    "Promotion",
     "Reference",
     "RegistryClient",
     "Repository",
@@ -122,6 +125,7 @@ __all__ = [
     "__version__",
     "parse_reference",
     "plan_workflow",
+    "promote_images",
     "publish_indexes",
     "run_workflow",
 ]

@@ -1,4 +1,4 @@
-"""publish-manifest: OCI image indexes over the real registry API."""
+"""promote (publish-manifest) over several arches: OCI image indexes over the real registry API."""
 
 from __future__ import annotations
 
@@ -107,12 +107,17 @@ def test_a_wrong_platform_is_refused(published: tuple[Cli, Registry]) -> None:
     assert "built for amd64, not arm64" in json.loads(result.stdout)["images"]["demo-lib"]["error"]
 
 
-def test_publish_manifest_needs_arches(published: tuple[Cli, Registry]) -> None:
+def test_publish_manifest_is_promote(published: tuple[Cli, Registry]) -> None:
+    """(Another name for promote: without --arch, this machine's arch, retagged.)"""
     cli, _registry = published
-    result = cli.run("publish-manifest", "v1.0", "demo-base")
-    assert result.returncode == 2
-    assert "--arch" in result.stderr
-    assert "Traceback" not in result.stderr
+    result = cli.run("publish-manifest", "v1.0", "demo-base", "--json")
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)["images"]["demo-base"]
+    assert outcome["kind"] == "tag"
+    assert (
+        outcome["digest"]
+        == _manifest(_spec(cli, "demo-base", "x86_64")).headers["docker-content-digest"]
+    )
 
 
 def test_the_engine_pulls_an_index_over_real_images(

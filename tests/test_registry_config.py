@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mzbuild_async.errors import UsageError
+from mzbuild_async.model.options import BuildOptions
 from mzbuild_async.registry.config import RegistryConfig, parse_limit_flag, with_flags
 from mzbuild_async.support.ratelimit import DOCKER_HUB_LIMITS, Limits
 from mzbuild_async.workflow.config import load_config
@@ -57,7 +58,11 @@ def test_missing_file_is_defaults(tmp_path: Path) -> None:
         pytest.param('[registry."h"]\ninsecure = "yes"\n', "insecure must be true or", id="yes"),
         pytest.param('[registry."h"]\nmanifest-get = 1\n', "manifest-get must be", id="get"),
         pytest.param("[registri]\n", "unknown setting 'registri'", id="top-level"),
-        pytest.param("colour = 1\n", "known: [engine], [lookup], [registry]", id="top-key"),
+        pytest.param(
+            "colour = 1\n",
+            "known: [engine], [lookup], [promote], [publish], [registry]",
+            id="top-key",
+        ),
         pytest.param("[lookup]\ntrust-cache = 1\n", "trust-cache must be true or", id="trust"),
         pytest.param("x = " + "[" * 50_000 + "]" * 50_000 + "\n", "nested too deeply", id="deep"),
         pytest.param('[registry."h"]\nspeed = 1\n', "h: unknown setting 'speed'", id="unknown"),
@@ -134,6 +139,7 @@ def test_any_file_is_a_setting_or_one_line(tmp_path: Path, data: bytes) -> None:
         engine=[],
         registry_limit=[],
         insecure_registry=[],
+        mirror_registry=[],
         tiers=None,
         retries=None,
         deadline=None,
@@ -142,7 +148,7 @@ def test_any_file_is_a_setting_or_one_line(tmp_path: Path, data: bytes) -> None:
     message = "mzbuild-async.toml"
     try:
         config = load_config(tmp_path)
-        registry_settings(args, config.registry, {})
+        registry_settings(args, config, {}, BuildOptions())
         engine_settings(args, config, {})
     except UsageError as exc:
         message = str(exc)

@@ -339,8 +339,8 @@ def test_options_round_trip() -> None:
 
 
 async def test_publish_indexes_points_a_tag_at_each_arch(world: World) -> None:
-    from mzbuild_async.builds.multiarch import publish_indexes
     from mzbuild_async.registry.writer import RegistryWriter
+    from mzbuild_async.release.promote import publish_indexes
 
     amd = world.engine_like("amd64")
     arm = world.engine_like("arm64", platform="linux/arm64")

@@ -26,9 +26,8 @@ from collections.abc import Callable
 
 from ..errors import MzbuildError, shorten
 from ..registry.names import parse_reference
-from ..registry.writer import RegistryWriter
+from ..registry.writer import OCI_INDEX, RegistryWriter
 from ..support import logs
-from .multiarch import OCI_INDEX
 
 #: The annotation keys of a marker.
 STEP, ERROR, AT = "io.mzbuild.step", "io.mzbuild.error", "io.mzbuild.failed-at"

@@ -1,4 +1,4 @@
-"""The ``acquire``, ``ensure``, ``build``, ``run``, ``plan`` and ``publish-manifest`` commands.
+"""The ``acquire``, ``ensure``, ``build``, ``run``, ``plan`` and ``promote`` commands.
 
 Each calls one workflow function with the command's settings, shows progress
 on stderr while it runs, and renders the result on stdout (the summary, or
@@ -20,13 +20,13 @@ from ..model.options import Arch
 from ..report import files
 from ..report.plan import plan_text
 from ..report.progress import make_progress
-from ..report.publish import publish_json, publish_text
+from ..report.promote import promote_json, promote_text
 from ..report.summary import summary_text
 from ..source.repository import Repository
 from ..support.events import ignore
 from ..workflow.options import RunOptions
 from ..workflow.plan import plan_configured
-from ..workflow.publish import publish_manifests
+from ..workflow.promote import mainline_only, promote
 from ..workflow.results import RunResult
 from ..workflow.run import run_configured, run_container
 from .parser import WORKFLOW_NAMES
@@ -126,20 +126,24 @@ async def run_plan_command(
     return 0
 
 
-async def run_publish_manifest(
+async def run_promote(
     args: argparse.Namespace, repo: Repository, targets: list[str], settings: Settings
 ) -> int:
-    """Write one multi-arch index per image at TAG; exit 1 if any image failed."""
-    results = await publish_manifests(
+    """Give each image TAG (a retag for one arch, an index for several); exit 1 if any
+    image failed."""
+    if args.mainline:
+        targets = mainline_only(repo, targets)
+    results = await promote(
         repo,
         targets,
         args.tag,
         [Arch.parse(a) for a in (args.arch or [])],
         cache_dir=settings.cache_dir,
         settings=settings.registries,
+        force=args.force,
     )
     if args.json:
-        sys.stdout.write(json.dumps(publish_json(results), indent=2) + "\n")
+        sys.stdout.write(json.dumps(promote_json(results), indent=2) + "\n")
     else:
-        sys.stdout.write(publish_text(results))
+        sys.stdout.write(promote_text(results))
     return 1 if any(isinstance(r, Exception) for r in results.values()) else 0

@@ -112,7 +112,17 @@ async def run_command(args: argparse.Namespace) -> int:
 #: Commands that keep state in the cache directory besides the digest cache
 #: (which copes with an unwritable directory on its own).
 WRITES_CACHE = frozenset(
-    {"check", "plan", "pipeline", "acquire", "ensure", "build", "run", "publish-manifest"}
+    {
+        "check",
+        "plan",
+        "pipeline",
+        "acquire",
+        "ensure",
+        "build",
+        "run",
+        "promote",
+        "publish-manifest",
+    }
 )
 
 
@@ -242,13 +252,13 @@ async def _pipeline(args: argparse.Namespace, repo: Repository, settings: Settin
     return await run_pipeline_command(args, repo, targets, settings)
 
 
-async def _publish_manifest(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
-    from .build import run_publish_manifest
+async def _promote(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
+    from .build import run_promote
 
     targets = _targets(args, repo)
     if args.all:
         targets = [t for t in targets if repo.image(t).manifest.publish]
-    return await run_publish_manifest(args, repo, targets, settings)
+    return await run_promote(args, repo, targets, settings)
 
 
 Command = Callable[[argparse.Namespace, Repository, Settings], Awaitable[int]]
@@ -266,7 +276,8 @@ COMMANDS: dict[str, Command] = {
     "explain": _explain,
     "plan": _plan,
     "pipeline": _pipeline,
-    "publish-manifest": _publish_manifest,
+    "promote": _promote,
+    "publish-manifest": _promote,
 }
 
 

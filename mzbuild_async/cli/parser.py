@@ -120,7 +120,7 @@ def _add_check(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> Non
 
 
 def _add_run_commands(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
-    """acquire, ensure, build, plan, run and publish-manifest."""
+    """acquire, ensure, build, plan, run and promote."""
     for name, what in (
         ("acquire", "make images available in the local Docker engine (pull or build)"),
         ("ensure", "make images published (build and push what the registry lacks)"),
@@ -172,12 +172,24 @@ def _add_run_commands(sub: argparse._SubParsersAction[_Parser], common: _Parser)
     p.add_argument("images", nargs=1, metavar="IMAGE", help="the image to acquire and run")
     add_run_arguments(p)
     p = sub.add_parser(
-        "publish-manifest",
+        "promote",
+        aliases=["publish-manifest"],
         parents=[common],
-        help="write a multi-arch image index at TAG for each image",
+        help="give published images a release tag: the same manifest for one --arch,"
+        " an index over several (publish-manifest is another name for it)",
     )
-    p.add_argument("tag", metavar="TAG", help="the tag every index is written at")
+    p.add_argument("tag", metavar="TAG", help="the tag to write (an OCI tag: v1.2.3, latest)")
     _targets(p, "every publishable image")
+    p.add_argument(
+        "--mainline",
+        action="store_true",
+        help="only images whose mzbuild.yml says mainline (the default: true)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="move TAG even where it names other content and is not a moving tag",
+    )
     add_registry_arguments(p)
 
 

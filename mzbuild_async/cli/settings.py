@@ -46,7 +46,6 @@ from .argtypes import non_negative_seconds, positive_int, positive_seconds
 
 if TYPE_CHECKING:
     from ..engine.endpoints import Endpoint
-    from ..registry.config import RegistryConfig
     from ..workflow.config import ConfigFile
     from ..workflow.options import RunOptions
     from ..workflow.pipeline import PipelineShape
@@ -93,7 +92,7 @@ def build_settings(
         options,
         cache_dir,
         environ,
-        registry=registry_settings(args, config.registry, environ),
+        registry=registry_settings(args, config, environ, options),
         engines=engine_settings(args, config, environ) if hasattr(args, "engine") else (),
     )
 
@@ -127,7 +126,7 @@ def add_build_arguments(group: argparse._ArgumentGroup) -> None:
         "--arch",
         action="append",
         metavar="ARCH",
-        help="x86_64 or aarch64 (default: this machine's; publish-manifest takes several)",
+        help="x86_64 or aarch64 (default: this machine's; promote takes several)",
     )
     group.add_argument(
         "--coverage",
@@ -183,8 +182,8 @@ def options_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Buil
 
 def _single_arch(args: argparse.Namespace) -> Arch:
     arches: list[str] = args.arch or []
-    if len(arches) > 1 and args.command != "publish-manifest":
-        raise UsageError(f"{args.command}: give --arch once (only publish-manifest takes several)")
+    if len(arches) > 1 and args.command not in ("promote", "publish-manifest"):
+        raise UsageError(f"{args.command}: give --arch once (only promote takes several)")
     return Arch.parse(arches[0]) if arches else Arch.host()
 
 
@@ -233,19 +232,32 @@ def add_registry_arguments(p: argparse.ArgumentParser) -> None:
         metavar="HOST",
         help="speak plain HTTP to HOST (loopback hosts always are)",
     )
+    p.add_argument(
+        "--mirror-registry",
+        action="append",
+        default=[],
+        metavar="REGISTRY",
+        help="publish to this registry too, with the --image-prefix (repeatable;"
+        " also [[publish]] tables of mzbuild-async.toml); an image is published when"
+        " every registry has it",
+    )
 
 
 def registry_settings(
-    args: argparse.Namespace, config: RegistryConfig, environ: Mapping[str, str]
+    args: argparse.Namespace,
+    file: ConfigFile,
+    environ: Mapping[str, str],
+    options: BuildOptions,
 ) -> RegistrySettings:
-    """The file's registry settings with the command's flags applied."""
+    """The file's registry and publication settings with the command's flags applied."""
+    from ..model.publication import Destination
     from ..registry.client import DEFAULT_DEADLINE
     from ..registry.config import with_flags
     from ..support.retry import DEFAULT_RETRY
     from ..workflow.settings import RegistrySettings
 
     config = with_flags(
-        config,
+        file.registry,
         args.registry_limit,
         args.insecure_registry,
         getattr(args, "manifest_get_docker_hub", False),  # (check's own flag)
@@ -261,6 +273,9 @@ def registry_settings(
         retry=retry,
         deadline=args.deadline or config.deadline or DEFAULT_DEADLINE,
         environ=dict(environ),
+        publication=file.publish.publication(
+            Destination(options.image_registry, options.image_prefix), args.mirror_registry
+        ),
     )
 
 

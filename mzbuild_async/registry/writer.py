@@ -16,6 +16,9 @@ from ..errors import TransferError
 from .client import ACCEPT, RegistryClient, RegistryUnavailable
 from .names import Reference
 
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+#: The media types of manifests that list other manifests.
+INDEX_TYPES = frozenset({OCI_INDEX, "application/vnd.docker.distribution.manifest.list.v2+json"})
 #: Largest manifest or config blob we read (the distribution spec suggests 4 MiB).
 MAX_DOCUMENT = 4 * 1024 * 1024
 

@@ -2,7 +2,8 @@
 
 The file is read once per command; each table goes to the module that owns
 its meaning (``[lookup]`` and ``[registry."HOST"]``:
-:mod:`..registry.config`; ``[[engine]]``: :mod:`..engine.endpoints`). A table
+:mod:`..registry.config`; ``[[engine]]``: :mod:`..engine.endpoints`;
+``[[publish]]`` and ``[promote]``: :mod:`..model.publication`). A table
 or key it does not know, a value of the wrong kind, bytes that are not
 UTF-8: one line naming the file, exit status 2.
 """
@@ -18,6 +19,7 @@ from typing import Any
 from ..engine.endpoints import ENGINE_KEYS, EngineConfig, engine_tables
 from ..errors import UsageError, shorten
 from ..model.options import CONFIG_NAME
+from ..model.publication import PROMOTE_KEYS, PUBLISH_KEYS, PublishConfig, publish_config
 from ..registry.config import HOST_KEYS, LOOKUP_KEYS, RegistryConfig, registry_config
 
 
@@ -49,6 +51,12 @@ TABLES = {
         " (``--engine`` flags replace them all).",
         ENGINE_KEYS,
     ),
+    "publish": Table(
+        "[[publish]]",
+        "One mirror registry: every image is published there too, under the same tags.",
+        PUBLISH_KEYS,
+    ),
+    "promote": Table("[promote]", "How ``promote`` treats tags that already exist.", PROMOTE_KEYS),
 }
 
 
@@ -59,6 +67,8 @@ class ConfigFile:
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     #: The ``[[engine]]`` tables: the pool, home engine first.
     engines: tuple[EngineConfig, ...] = ()
+    #: The ``[[publish]]`` mirrors and ``[promote]`` settings.
+    publish: PublishConfig = field(default_factory=PublishConfig)
 
 
 def load_config(root: Path) -> ConfigFile:
@@ -67,6 +77,7 @@ def load_config(root: Path) -> ConfigFile:
     return ConfigFile(
         registry=registry_config(data, root),
         engines=tuple(engine_tables(data.get("engine", []), root, CONFIG_NAME)),
+        publish=publish_config(data),
     )
 
 

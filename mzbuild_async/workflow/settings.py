@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..model.options import BuildOptions
+from ..model.publication import Destination, Publication
 from ..registry.auth import CredentialStore
 from ..registry.client import RegistryClient
 from ..registry.config import RegistryConfig
@@ -28,6 +30,15 @@ class RegistrySettings:
     retry: RetryPolicy
     deadline: float
     environ: Mapping[str, str]
+    #: Where images are published (primary and mirrors) and which tags may move
+    #: (None: the options' registry alone, the default moving tags).
+    publication: Publication | None = None
+
+    def publication_for(self, options: BuildOptions) -> Publication:
+        """Where images built with ``options`` are published."""
+        if self.publication is not None:
+            return self.publication
+        return Publication(Destination(options.image_registry, options.image_prefix))
 
     @asynccontextmanager
     async def session(self, cache_dir: Path) -> AsyncIterator[RegistryClient]:

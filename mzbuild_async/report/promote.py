@@ -1,16 +1,16 @@
-"""The ``publish-manifest`` report: one line per image, or JSON."""
+"""The ``promote`` report: one line per image, or JSON."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from ..builds.multiarch import IndexResult
+from ..release.promote import Promotion
 from ..support import logs
 
 
-def publish_json(results: Mapping[str, IndexResult | Exception]) -> dict[str, Any]:
-    """The ``publish-manifest --json`` document."""
+def promote_json(results: Mapping[str, Promotion | Exception]) -> dict[str, Any]:
+    """The ``promote --json`` document."""
     return {
         "images": {
             name: (
@@ -23,8 +23,8 @@ def publish_json(results: Mapping[str, IndexResult | Exception]) -> dict[str, An
     }
 
 
-def publish_text(results: Mapping[str, IndexResult | Exception]) -> str:
-    """Per image: what was done to its index, and where it is."""
+def promote_text(results: Mapping[str, Promotion | Exception]) -> str:
+    """Per image: what was done to its tag, and the reference with its digest."""
     lines = []
     for name, outcome in results.items():
         if isinstance(outcome, Exception):

@@ -1,0 +1,179 @@
+"""promote: release tags over the real registry API, read back with skopeo."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.demo import Cli, commit, make_demo
+from tests.support.engine import _fail_or_skip
+from tests.support.registry import Registry
+
+pytestmark = [pytest.mark.slow, pytest.mark.real]
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+def _skopeo(*args: str) -> subprocess.CompletedProcess[str]:
+    program = shutil.which("skopeo")
+    if program is None:
+        _fail_or_skip("skopeo is not installed; run scripts/setup-system")
+    return subprocess.run(
+        [str(program), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def _raw(ref: str) -> str:
+    """The manifest bytes at ``ref``, as skopeo reads them."""
+    read = _skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{ref}")
+    assert read.returncode == 0, read.stderr
+    return read.stdout
+
+
+def _digest(ref: str) -> str:
+    read = _skopeo("inspect", "--tls-verify=false", "--format", "{{.Digest}}", f"docker://{ref}")
+    assert read.returncode == 0, read.stderr
+    return read.stdout.strip()
+
+
+def _spec(cli: Cli, name: str, arch: str = "x86_64") -> str:
+    result = cli.run("spec", name, "--arch", arch)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def _publish(cli: Cli, registry: Registry, names: tuple[str, ...]) -> None:
+    """Minimal per-arch manifests at each image's specs (the engine would be slower)."""
+    for name in names:
+        for arch, go in (("x86_64", "amd64"), ("aarch64", "arm64")):
+            repo_path, tag = _spec(cli, name, arch).partition("/")[2].rsplit(":", 1)
+            registry.push(repo_path, tag, architecture=go)
+
+
+@pytest.fixture
+def released(tmp_path: Path, registries: dict[str, Registry]) -> tuple[Cli, Registry]:
+    registry = registries["none"]
+    repo = make_demo(tmp_path / "demo")
+    cli = Cli(repo, f"{registry.host}/p{uuid.uuid4().hex[:10]}", tmp_path / "cache")
+    _publish(cli, registry, ("demo-base", "demo-lib"))
+    return cli, registry
+
+
+def _promote(cli: Cli, *rest: str) -> tuple[int, dict[str, Any], str]:
+    result = cli.run("promote", *rest, "--json")
+    images = json.loads(result.stdout)["images"] if result.stdout.strip() else {}
+    return result.returncode, images, result.stderr
+
+
+def test_one_arch_is_a_retag_that_keeps_the_bytes_and_digest(
+    released: tuple[Cli, Registry],
+) -> None:
+    cli, _registry = released
+    status, images, stderr = _promote(cli, "v1.2.3", "--arch", "x86_64", "demo-base", "demo-lib")
+    assert status == 0, stderr
+    for name in ("demo-base", "demo-lib"):
+        spec = _spec(cli, name)
+        outcome = images[name]
+        assert (outcome["status"], outcome["kind"]) == ("created", "tag")
+        assert outcome["target"] == spec.rsplit(":", 1)[0] + ":v1.2.3"
+        assert _raw(outcome["target"]) == _raw(spec)
+        assert outcome["digest"] == _digest(outcome["target"]) == _digest(spec)
+        assert outcome["manifests"]["x86_64"]["platform"] == "linux/amd64"
+
+
+def test_several_arches_make_an_index_skopeo_reads(released: tuple[Cli, Registry]) -> None:
+    cli, _registry = released
+    status, images, stderr = _promote(
+        cli, "v1.2.3", "--arch", "x86_64", "--arch", "aarch64", "demo-base"
+    )
+    assert status == 0, stderr
+    outcome = images["demo-base"]
+    assert outcome["kind"] == "index"
+    index = json.loads(_raw(outcome["target"]))
+    assert index["mediaType"] == OCI_INDEX
+    by_arch = {m["platform"]["architecture"]: m["digest"] for m in index["manifests"]}
+    assert by_arch == {
+        "amd64": _digest(_spec(cli, "demo-base", "x86_64")),
+        "arm64": _digest(_spec(cli, "demo-base", "aarch64")),
+    }
+    assert outcome["digest"] == _digest(outcome["target"])
+    arm = _skopeo(
+        "inspect", "--tls-verify=false", "--override-arch", "arm64", "--format",
+        "{{.Architecture}}", f"docker://{outcome['target']}",
+    )  # fmt: skip
+    assert arm.stdout.strip() == "arm64", arm.stderr
+
+
+def test_a_release_tag_never_moves_but_latest_does(released: tuple[Cli, Registry]) -> None:
+    cli, registry = released
+    repo_path = _spec(cli, "demo-base").partition("/")[2].rsplit(":", 1)[0]
+    other = registry.push(repo_path, "v1.2.3", architecture="arm64")  # other content
+    status, images, _ = _promote(cli, "v1.2.3", "demo-base")
+    assert status == 1
+    message = images["demo-base"]["error"]
+    ours = _digest(_spec(cli, "demo-base"))
+    assert f"demo-base:v1.2.3 already names {other}, not {ours}" in message
+    assert registry.digest(repo_path, "v1.2.3") == other  # nothing written
+
+    # The same content is unchanged, whatever the tag.
+    registry.push(repo_path, "v1.2.4", architecture="amd64")
+    status, images, stderr = _promote(cli, "v1.2.4", "demo-base")
+    assert (status, images["demo-base"]["status"]) == (0, "unchanged"), stderr
+
+    # latest moves (a moving tag), and --force moves any tag.
+    registry.push(repo_path, "latest", architecture="arm64")
+    status, images, stderr = _promote(cli, "latest", "demo-base")
+    assert (status, images["demo-base"]["status"]) == (0, "updated"), stderr
+    assert registry.digest(repo_path, "latest") == ours
+    status, images, stderr = _promote(cli, "v1.2.3", "demo-base", "--force")
+    assert (status, images["demo-base"]["status"]) == (0, "updated"), stderr
+    assert registry.digest(repo_path, "v1.2.3") == ours
+
+
+def test_moving_tags_come_from_the_settings_file(released: tuple[Cli, Registry]) -> None:
+    cli, registry = released
+    (cli.repo / "mzbuild-async.toml").write_text('[promote]\nmoving = ["nightly"]\n')
+    repo_path = _spec(cli, "demo-base").partition("/")[2].rsplit(":", 1)[0]
+    registry.push(repo_path, "nightly", architecture="arm64")
+    registry.push(repo_path, "latest", architecture="arm64")
+    status, _, stderr = _promote(cli, "nightly", "demo-base")
+    assert status == 0, stderr
+    status, images, _ = _promote(cli, "latest", "demo-base")  # no longer a moving one
+    assert status == 1
+    assert "never moves" in images["demo-base"]["error"]
+
+
+def test_mainline_keeps_only_mainline_images(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    registry = registries["none"]
+    repo = make_demo(tmp_path / "demo")
+    manifest = repo / "images" / "lib" / "mzbuild.yml"
+    manifest.write_text(manifest.read_text() + "mainline: false\n")
+    commit(repo, "demo-lib is not mainline")
+    cli = Cli(repo, f"{registry.host}/p{uuid.uuid4().hex[:10]}", tmp_path / "cache")
+    _publish(cli, registry, ("demo-base", "demo-lib", "demo-app", "demo-hello"))
+    status, images, stderr = _promote(cli, "v2.0.0", "--all", "--mainline")
+    assert "demo-lib" not in images
+    assert {"demo-base", "demo-app", "demo-hello"} <= set(images)
+    assert "demo-scratchpad" not in images  # publish: false
+    assert images["demo-base"]["status"] == "created", stderr
+    status, images, stderr = _promote(cli, "v2.0.0", "demo-lib", "demo-base", "--mainline")
+    assert (status, set(images)) == (0, {"demo-base"}), stderr
+
+
+def test_an_invalid_tag_is_refused_before_any_request(tmp_path: Path) -> None:
+    repo = make_demo(tmp_path / "demo")
+    closed = "127.0.0.1:9"  # (nothing listens: a request would fail, not this way)
+    cli = Cli(repo, f"{closed}/p", tmp_path / "cache")
+    for tag in ("v1/2", "v1:2", "a" * 129, ".hidden", "v1 2"):
+        result = cli.run("promote", tag, "demo-base")
+        assert result.returncode == 2, result.stderr
+        assert "is not a valid tag" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert "127.0.0.1:9" not in result.stderr
