@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import git
 from tests.support.demo import Cli, commit, make_demo
 from tests.support.registry import PASSWORD, USER, Registry
 
@@ -99,6 +100,8 @@ def _local(spec: str) -> bool:
 
 
 def test_ensure_cold_then_warm(cli: Cli, registries: dict[str, Registry]) -> None:
+    # (A remote with credentials in it: the source label must not carry them.)
+    git(cli.repo, "remote", "add", "origin", "https://ci:s3cret@git.example.test/org/demo.git")
     cold = cli.run("ensure", "--all", "--json")
     assert cold.returncode == 0, cold.stderr
     first = _json(cold)
@@ -121,6 +124,9 @@ def test_ensure_cold_then_warm(cli: Cli, registries: dict[str, Registry]) -> Non
     )
     assert labels["io.mzbuild.fingerprint"] == first["images"]["demo-app"]["spec"].rsplit("-", 1)[1]
     assert labels["io.mzbuild.inputs-digest"].startswith("sha256:")
+    assert labels["org.opencontainers.image.source"] == "https://git.example.test/org/demo"
+    head = git(cli.repo, "rev-parse", "HEAD").strip()
+    assert labels["org.opencontainers.image.revision"] == head
 
     warm = cli.run("ensure", "--all", "--json")
     assert warm.returncode == 0, warm.stderr

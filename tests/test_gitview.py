@@ -12,7 +12,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mzbuild_async.errors import GitError
-from mzbuild_async.source.gitview import GitView, find_toplevel, load_git_view
+from mzbuild_async.source.gitview import (
+    LABEL_REVISION,
+    LABEL_SOURCE,
+    GitView,
+    find_toplevel,
+    load_git_view,
+    source_labels,
+    source_url,
+)
 from tests.conftest import MakeRepo, git, write_tree
 
 
@@ -315,3 +323,36 @@ def test_errors_are_git_errors_naming_the_directory(
     with pytest.raises(GitError) as info:
         anyio.run(function, target)
     assert str(info.value).startswith(f"{target}: {message}")
+
+
+@pytest.mark.parametrize(
+    ("remote", "url"),
+    [
+        (
+            "git@github.com:MaterializeInc/materialize.git",
+            "https://github.com/MaterializeInc/materialize",
+        ),
+        ("https://github.com/org/repo.git", "https://github.com/org/repo"),
+        (
+            "https://ci:t0ken@git.example.test:8443/org/repo",
+            "https://git.example.test:8443/org/repo",
+        ),
+        ("ssh://git@git.example.test:2222/org/repo.git", "https://git.example.test/org/repo"),
+        ("git://git.example.test/org/repo", "https://git.example.test/org/repo"),
+        ("/srv/git/repo.git", None),
+        ("file:///srv/git/repo.git", None),
+        ("../sibling", None),
+    ],
+)
+def test_source_url(remote: str, url: str | None) -> None:
+    assert source_url(remote) == url
+
+
+def test_source_labels(make_repo: MakeRepo) -> None:
+    root = make_repo({"a.txt": "a"})
+    labels = anyio.run(source_labels, root)
+    assert labels == {LABEL_REVISION: git(root, "rev-parse", "HEAD").strip()}
+    git(root, "remote", "add", "upstream", "git@git.example.test:org/up.git")
+    git(root, "remote", "add", "origin", "https://u:p@git.example.test/org/demo.git")
+    labels = anyio.run(source_labels, root)
+    assert labels[LABEL_SOURCE] == "https://git.example.test/org/demo"  # origin wins

@@ -429,6 +429,7 @@ class EngineWorker:
                 dockerfile=CONTEXT_DOCKERFILE,
                 buildargs=build_args(repo, name),
                 labels={
+                    **await repo.source_labels(),
                     LABEL_FINGERPRINT: fingerprint,
                     LABEL_INPUTS: input_list_digest(repo.inputs(name)),
                 },

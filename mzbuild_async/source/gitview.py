@@ -11,10 +11,13 @@ the deleted ones.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import anyio
 
@@ -123,4 +126,48 @@ async def find_toplevel(start: Path) -> Path:
     return Path(os.fsdecode(out.rstrip(b"\n")))
 
 
-__all__ = ["GitView", "find_toplevel", "load_git_view"]
+LABEL_SOURCE = "org.opencontainers.image.source"
+LABEL_REVISION = "org.opencontainers.image.revision"
+#: ``git@host:path`` (scp-like remote syntax).
+_SCP_LIKE = re.compile(r"(?:[^@/]+@)?([^:/]+):(?!//)(.+)")
+
+
+def source_url(remote: str) -> str | None:
+    """A git remote as a browsable source URL, credentials removed (None: not a URL).
+
+    ``git@github.com:org/repo.git`` and ``https://user:token@host/org/repo.git``
+    both become ``https://host/org/repo``; a local path is no source URL.
+    """
+    remote = remote.strip()
+    scp = _SCP_LIKE.fullmatch(remote)
+    if "://" not in remote and scp is not None:
+        host, path = scp.groups()
+        return f"https://{host}/{path.removesuffix('.git').strip('/')}"
+    parts = urlsplit(remote)
+    if parts.scheme not in ("https", "http", "ssh", "git") or not parts.hostname:
+        return None
+    host = parts.hostname + (f":{parts.port}" if parts.port and parts.scheme != "ssh" else "")
+    scheme = "https" if parts.scheme in ("ssh", "git") else parts.scheme
+    return f"{scheme}://{host}/{parts.path.removesuffix('.git').strip('/')}"
+
+
+async def source_labels(root: Path) -> dict[str, str]:
+    """The OCI labels naming where ``root``'s images come from: the revision (HEAD) and
+    the source (the ``origin`` remote, else the first one); a missing one is left out."""
+    labels: dict[str, str] = {}
+    with contextlib.suppress(GitError):  # (a repository without a commit yet)
+        labels[LABEL_REVISION] = (await _git(("git", "rev-parse", "HEAD"), root)).decode().strip()
+    try:
+        remotes = (await _git(("git", "remote"), root)).decode().split()
+        if remotes:
+            name = "origin" if "origin" in remotes else remotes[0]
+            url = (await _git(("git", "remote", "get-url", name), root)).decode()
+            source = source_url(url)
+            if source is not None:
+                labels[LABEL_SOURCE] = source
+    except GitError:
+        pass
+    return labels
+
+
+__all__ = ["GitView", "find_toplevel", "load_git_view", "source_labels", "source_url"]

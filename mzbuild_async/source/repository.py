@@ -26,7 +26,7 @@ from ..store.layout import default_cache_dir
 from ..support import logs
 from .cargo import Workspace, load_workspace
 from .fingerprint import Fingerprint, fingerprint, input_record, self_digest
-from .gitview import GitView, find_toplevel, load_git_view
+from .gitview import GitView, find_toplevel, load_git_view, source_labels
 from .hashing import DEFAULT_HASH_WORKERS, FileDigest, FileHasher
 from .inputs import context_files, image_inputs
 
@@ -174,6 +174,7 @@ class Repository:
         self._inputs: dict[str, tuple[str, ...]] = {}
         self._fingerprints: dict[str, Fingerprint] = {}
         self._records: dict[str, bytes] = {}
+        self._labels: dict[str, str] | None = None
         self.hasher = hasher or FileHasher(root)
 
     @classmethod
@@ -232,6 +233,13 @@ class Repository:
         repo = cls(path, options, view, graph, hasher=hasher)
         repo._workspace = workspace[0] if workspace else None
         return repo
+
+    async def source_labels(self) -> Mapping[str, str]:
+        """``org.opencontainers.image.source`` and ``.revision`` for the images built
+        here (asked of git once; not fingerprint inputs)."""
+        if self._labels is None:
+            self._labels = await source_labels(self.root)
+        return self._labels
 
     @property
     def images(self) -> Mapping[str, Image]:
