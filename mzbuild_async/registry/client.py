@@ -17,7 +17,7 @@ import os
 import ssl
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import anyio
@@ -440,14 +440,16 @@ class RegistryClient:
         return self._authenticators[scheme]
 
     async def _auth_header(
-        self, host: str, repo: str, *, fresh: bool = False, actions: str = "pull"
+        self, host: str, repo: str, *, fresh: bool = False, actions: str = "pull", also: str = ""
     ) -> dict[str, str]:
         challenge = self._challenges.get(host)
         if challenge is None:
             return {}
         authenticator = self._authenticator(host, challenge)
         try:
-            return await authenticator.header(host, challenge, repo, actions, fresh=fresh)
+            return await authenticator.header(
+                host, challenge, repo, actions, fresh=fresh, also=also
+            )
         except AuthUnusable as exc:
             raise _Unknown(str(exc)) from None
 
@@ -535,13 +537,16 @@ class RegistryClient:
         headers: Mapping[str, str],
         content: bytes | None = None,
         actions: str = "pull",
+        also: str = "",
     ) -> httpx.Response:
         """A request with the host's authentication, renewed once on a 401."""
         await self._challenge(host)
         fresh = False
         while True:
             try:
-                auth = await self._auth_header(host, repository, fresh=fresh, actions=actions)
+                auth = await self._auth_header(
+                    host, repository, fresh=fresh, actions=actions, also=also
+                )
             except (_Unknown, Transient):
                 if self._distrust(host):  # a remembered realm may have moved: ask again
                     await self._challenge(host)
@@ -570,11 +575,13 @@ class RegistryClient:
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
         push: bool = False,
+        mount_from: str = "",
     ) -> httpx.Response:
         """Any request under ``/v2/<repository>/`` with authentication and retries.
 
         ``path`` follows the repository name (``manifests/<ref>``,
-        ``blobs/<digest>``); ``push`` asks for a ``pull,push`` token. Raises
+        ``blobs/<digest>``); ``push`` asks for a ``pull,push`` token, and
+        ``mount_from`` for the pull of that repository too (a blob mount). Raises
         :class:`RegistryUnavailable` when the registry could not be asked.
         """
         url = f"/v2/{ref.repository}/{path}"
@@ -588,6 +595,7 @@ class RegistryClient:
                     headers or {},
                     content,
                     "pull,push" if push else "pull",
+                    mount_from,
                 )
             assert scope.cancelled_caught
             raise RegistryUnavailable(f"{ref.api_host}: no answer within {self.deadline:g} s")
@@ -595,6 +603,64 @@ class RegistryClient:
             raise RegistryUnavailable(f"{exc} (gave up after retries)") from None
         except _Unknown as exc:
             raise RegistryUnavailable(str(exc)) from None
+
+    @contextlib.asynccontextmanager
+    async def blob_stream(self, ref: Reference, digest: str) -> AsyncIterator[httpx.Response]:
+        """The blob ``digest`` of ``ref``'s repository, its body still to be read
+        (redirects followed). One attempt; :class:`RegistryUnavailable` when the
+        registry could not be asked. (The host's slot is held until the answer's
+        headers come: a body streamed into another request of the same host cannot
+        starve it.)"""
+        url = f"/v2/{ref.repository}/blobs/{digest}"
+        response = await self._send_once(ref, "GET", url, {}, None, "pull", stream=True)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def put_stream(
+        self, ref: Reference, location: str, content: AsyncIterable[bytes], size: int
+    ) -> httpx.Response:
+        """``content`` (``size`` bytes) sent with ``PUT`` to an upload ``location`` of
+        ``ref``'s repository. One attempt (a stream cannot be sent twice)."""
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        return await self._send_once(ref, "PUT", location, headers, content, "pull,push")
+
+    async def _send_once(
+        self,
+        ref: Reference,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        content: AsyncIterable[bytes] | None,
+        actions: str,
+        *,
+        stream: bool = False,
+    ) -> httpx.Response:
+        """One authenticated request in one of the host's slots, never retried."""
+        host = ref.api_host
+        try:
+            await self._challenge(host)
+            await self._learn_scheme(host)
+            auth = await self._auth_header(host, ref.repository, actions=actions)
+            async with self.limiters(host):
+                self.requests[host] += 1
+                client = self._client(host)
+                request = client.build_request(
+                    method, url, headers={**headers, **auth}, content=content
+                )
+                response = await client.send(request, stream=stream)
+        except (Transient, _Unknown) as exc:
+            raise RegistryUnavailable(str(exc)) from None
+        except BeyondDeadline as exc:
+            raise RegistryUnavailable(_too_long(host, exc.seconds, exc.left)) from None
+        except (httpx.HTTPError, ssl.SSLError) as exc:
+            raise RegistryUnavailable(
+                f"{host}: {method} failed: {exc or type(exc).__name__}"
+            ) from None
+        with contextlib.suppress(Transient, _Unknown):  # (the status is the caller's)
+            self._observe(host, response)
+        return response
 
     async def lookup(self, ref: Reference, *, method: str = "HEAD") -> Probe:
         """Whether ``ref``'s manifest exists, asked with ``HEAD`` (or ``GET``)."""

@@ -60,10 +60,18 @@ class Authenticator(Protocol):
         ...
 
     async def header(
-        self, host: str, challenge: Challenge, repo: str, actions: str, *, fresh: bool
+        self,
+        host: str,
+        challenge: Challenge,
+        repo: str,
+        actions: str,
+        *,
+        fresh: bool,
+        also: str = "",
     ) -> dict[str, str]:
         """The headers that authenticate a request for ``repo`` (``fresh``: the last
-        ones were refused; do not reuse them)."""
+        ones were refused; do not reuse them; ``also``: a repository the same request
+        must be allowed to pull, as a cross-repository mount needs)."""
         ...
 
     async def prepare(self, host: str, challenge: Challenge, repos: Iterable[str]) -> None:
@@ -84,7 +92,14 @@ class BasicAuth:
         return True
 
     async def header(
-        self, host: str, challenge: Challenge, repo: str, actions: str, *, fresh: bool
+        self,
+        host: str,
+        challenge: Challenge,
+        repo: str,
+        actions: str,
+        *,
+        fresh: bool,
+        also: str = "",
     ) -> dict[str, str]:
         """The credentials, or :class:`AuthUnusable` when there are none."""
         credentials = await self.context.credentials.get(host)
@@ -122,15 +137,25 @@ class BearerAuth:
         return params.get("realm", "").startswith(("https://", "http://"))
 
     async def header(
-        self, host: str, challenge: Challenge, repo: str, actions: str, *, fresh: bool
+        self,
+        host: str,
+        challenge: Challenge,
+        repo: str,
+        actions: str,
+        *,
+        fresh: bool,
+        also: str = "",
     ) -> dict[str, str]:
-        """A token for ``repo`` and ``actions``: cached, else fetched."""
+        """A token for ``repo`` and ``actions`` (and ``also``'s pull, in the same
+        token): cached, else fetched."""
+        scopes = [f"repository:{repo}:{actions}"] + ([f"repository:{also}:pull"] if also else [])
+        key = _scope_key(challenge, scopes)
         if fresh:
-            self._tokens.pop(_key(challenge, repo, actions), None)
-        token = self._cached(challenge, repo, actions)
+            self._tokens.pop(key, None)
+        token = self._cached_key(key)
         if token is None:
-            await self.fetch(host, challenge, [repo], actions)
-            token = self._cached(challenge, repo, actions)
+            await self._fetch_scopes(host, challenge, scopes)
+            token = self._cached_key(key)
         return {"Authorization": f"Bearer {token}"} if token else {}
 
     async def prepare(self, host: str, challenge: Challenge, repos: Iterable[str]) -> None:
@@ -141,7 +166,10 @@ class BearerAuth:
                 tg.start_soon(self.fetch, host, challenge, todo[i : i + SCOPES_PER_TOKEN])
 
     def _cached(self, challenge: Challenge, repo: str, actions: str) -> str | None:
-        token = self._tokens.get(_key(challenge, repo, actions))
+        return self._cached_key(_scope_key(challenge, [f"repository:{repo}:{actions}"]))
+
+    def _cached_key(self, key: tuple[str, str, str]) -> str | None:
+        token = self._tokens.get(key)
         if token is None or token.expires <= self.context.clock():
             return None
         return token.value
@@ -150,11 +178,16 @@ class BearerAuth:
         self, host: str, challenge: Challenge, repos: Iterable[str], actions: str = "pull"
     ) -> None:
         """One token for ``repos`` (once, however many callers ask at the same time)."""
+        await self._fetch_scopes(host, challenge, [f"repository:{r}:{actions}" for r in repos])
+
+    async def _fetch_scopes(self, host: str, challenge: Challenge, wanted: list[str]) -> None:
+        """One token for the ``wanted`` scopes, cached under each scope and under all of
+        them together."""
         realm = challenge.realm
         if not realm or not realm.startswith(("http://", "https://")):
             raise AuthUnusable(f"{host}: bearer challenge without a usable realm ({realm!r})")
         service = challenge.params.get("service", "")
-        scopes = sorted({f"repository:{r}:{actions}" for r in repos})
+        scopes = sorted(set(wanted))
 
         async def fetch() -> None:
             realm_url = httpx.URL(realm)
@@ -177,16 +210,14 @@ class BearerAuth:
             expires = self.context.clock() + max(1.0, seconds - 5.0)
             for scope in scopes:
                 self._tokens[(realm, service, scope)] = _Token(token, expires)
+            self._tokens[_scope_key(challenge, scopes)] = _Token(token, expires)
 
         await self._flights.do((realm, service, frozenset(scopes)), fetch)
 
 
-def _key(challenge: Challenge, repo: str, actions: str) -> tuple[str, str, str]:
-    return (
-        challenge.realm or "",
-        challenge.params.get("service", ""),
-        f"repository:{repo}:{actions}",
-    )
+def _scope_key(challenge: Challenge, scopes: Iterable[str]) -> tuple[str, str, str]:
+    """The cache key of a token granting ``scopes`` together."""
+    return (challenge.realm or "", challenge.params.get("service", ""), " ".join(sorted(scopes)))
 
 
 def _token(host: str, response: httpx.Response) -> tuple[str, float]:
