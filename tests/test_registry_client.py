@@ -209,7 +209,14 @@ async def test_a_new_auth_scheme_is_one_class_and_one_entry(
             return True
 
         async def header(
-            self, host: str, challenge: Challenge, repo: str, actions: str, *, fresh: bool
+            self,
+            host: str,
+            challenge: Challenge,
+            repo: str,
+            actions: str,
+            *,
+            fresh: bool,
+            also: str = "",
         ) -> dict[str, str]:
             return {"Authorization": f"Token {challenge.params['key']}-{repo}"}
 
