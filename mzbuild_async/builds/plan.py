@@ -24,9 +24,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..model.graph import Image, ImageGraph
+from ..model.status import Status
 from .scheduler import Action, Job
 
 
@@ -66,6 +67,12 @@ class Found:
     unknown: bool = False
     #: For an answer of the disk tier: when it was seen present (unconfirmed).
     cached: str = ""
+    #: Each mirror registry's answer (``ensure`` with mirrors), by registry.
+    mirrors: Mapping[str, Status] = field(default_factory=dict)
+    #: The mirror the primary's copy came from (or, in a plan, would come from).
+    copied_from: str = ""
+    #: The manifest digest the registry answered with ("" when no registry said).
+    digest: str = ""
 
 
 def decide(

@@ -120,6 +120,9 @@ class EngineWorker:
     environ: Mapping[str, str] = field(default_factory=dict)
     #: Seconds waited for each awaited image.
     waited: dict[str, float] = field(default_factory=dict)
+    #: The manifest digest of each image pushed (or found pushed by another run), as
+    #: the registry's ``HEAD`` gave it.
+    digests: dict[str, str] = field(default_factory=dict)
     #: Specs this run found absent although a lookup said present (a failed
     #: pull's "manifest unknown"): pushed without asking the registry again.
     absent: AbstractSet[str] = frozenset()
@@ -309,6 +312,8 @@ class EngineWorker:
         if probe.get_may_help:
             probe = await self.client.lookup(parse_reference(ref), method="GET")
         if probe.status is Status.PRESENT:
+            if probe.digest and ref == self.specs.get(name):
+                self.digests[name] = probe.digest
             return "already published (by another run)"
         if probe.status is Status.UNKNOWN:
             raise TransferError(
@@ -503,6 +508,8 @@ class EngineWorker:
                 f"pushed {spec} but the registry does not show it ({after.status}"
                 f"{': ' + after.detail if after.detail else ''})"
             )
+        if after.digest:
+            self.digests[name] = after.digest
         return ""
 
 

@@ -116,6 +116,7 @@ async def run_plan_command(
             slots=args.jobs,
             transfer_registry=args.transfer_registry,
             environ=settings.environ,
+            mirrors=settings.registries.publication_for(settings.options).mirrors,
             **step_options(args, settings.environ),
         ),
     )

@@ -386,6 +386,7 @@ def run_options(args: argparse.Namespace, settings: Settings, *, force: bool = F
         slots=args.jobs,
         transfer_registry=args.transfer_registry,
         environ=settings.environ,
+        mirrors=registry.publication_for(settings.options).mirrors,
         **step_options(args, settings.environ),
     )
 

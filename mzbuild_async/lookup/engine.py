@@ -56,6 +56,8 @@ class Answer:
     #: Wall time from the start of this spec's lookup to its answer.
     seconds: float
     detail: str = ""
+    #: The manifest digest, when the deciding tier had one (a registry's ``HEAD``).
+    digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,7 @@ class LookupEngine:
     async def _record(self, spec: str, answer: Answer) -> None:
         memory = self.tier("memory")
         if isinstance(memory, MemoryTier):
-            memory.record(spec, answer.status)
+            memory.record(spec, answer.status, answer.digest)
         disk = self.tier("disk")
         if not isinstance(disk, DiskTier):
             return
@@ -256,7 +258,9 @@ class LookupEngine:
         if decided is None:
             return Answer(spec, Status.UNKNOWN, None, seconds, "no tier could answer")
         probe, tier = decided
-        return Answer(spec, probe.status, tier, seconds, logs.redact_text(probe.detail))
+        return Answer(
+            spec, probe.status, tier, seconds, logs.redact_text(probe.detail), probe.digest
+        )
 
     def statistics(self) -> dict[str, TierStatistics]:
         """Per tier: how many lookups it took part in and their latencies."""

@@ -13,17 +13,19 @@ class MemoryTier:
     """Present and absent answers of this run; unknown is never kept."""
 
     name: str = "memory"
-    _answers: dict[str, Status] = field(default_factory=dict)
+    _answers: dict[str, tuple[Status, str]] = field(default_factory=dict)
 
     async def lookup(self, spec: str, ref: Reference) -> Probe | None:
-        """A definite answer remembered for ``spec``."""
-        status = self._answers.get(spec)
-        return Probe(status, "remembered") if status is not None else None
+        """A definite answer remembered for ``spec`` (with its digest, when one came)."""
+        known = self._answers.get(spec)
+        if known is None:
+            return None
+        return Probe(known[0], "remembered", digest=known[1])
 
-    def record(self, spec: str, status: Status) -> None:
+    def record(self, spec: str, status: Status, digest: str = "") -> None:
         """Remember a definite answer (an unknown one is ignored)."""
         if status is not Status.UNKNOWN:
-            self._answers[spec] = status
+            self._answers[spec] = (status, digest if status is Status.PRESENT else "")
 
     def forget(self, spec: str) -> None:
         """Drop what is known of ``spec`` (after pushing it, say)."""
@@ -31,4 +33,4 @@ class MemoryTier:
 
     def forget_present(self) -> None:
         """Drop every "present" (they may have come from the disk tier, unconfirmed)."""
-        self._answers = {k: v for k, v in self._answers.items() if v is not Status.PRESENT}
+        self._answers = {k: v for k, v in self._answers.items() if v[0] is not Status.PRESENT}

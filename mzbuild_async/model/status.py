@@ -37,6 +37,8 @@ class Probe:
     detail: str = ""
     #: Whether a GET could answer where the HEAD could not (e.g. HEAD refused).
     get_may_help: bool = False
+    #: The manifest digest, where the answer came with one (a registry's ``present``).
+    digest: str = ""
 
 
 def parse_tiers(text: str) -> tuple[str, ...]:

@@ -682,7 +682,8 @@ class RegistryClient:
             if not _is_manifest(response, method):
                 kind = response.headers.get("content-type", "no content type")
                 return Probe(Status.UNKNOWN, f"{host}: answered 200 with {kind}, not a manifest")
-            return Probe(Status.PRESENT, response.headers.get("docker-content-digest", ""))
+            digest = response.headers.get("docker-content-digest", "")
+            return Probe(Status.PRESENT, digest, digest=digest if digest.startswith("sha") else "")
         if status in (405, 501, 400) and method == "HEAD":
             return Probe(Status.UNKNOWN, f"{host}: HEAD answered {status}", get_may_help=True)
         if status == 403:

@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 
-from ..errors import TransferError
+from ..errors import TransferError, single_error
 from .client import RegistryClient, RegistryUnavailable
 from .names import Reference
 from .writer import INDEX_TYPES, Document, RegistryWriter
@@ -72,9 +72,10 @@ async def copy_image(
             async with limit:
                 await copy_blob(writer.client, source, target, digest, size, stats)
 
-        async with anyio.create_task_group() as tg:
-            for digest, size in dict(blobs).items():
-                tg.start_soon(one, digest, size)
+        with single_error():  # (the first blob's failure, as one line)
+            async with anyio.create_task_group() as tg:
+                for digest, size in dict(blobs).items():
+                    tg.start_soon(one, digest, size)
     stored = await writer.put_manifest(target, manifest.media_type, manifest.body)
     if stored != manifest.digest:
         raise TransferError(f"{target}: the registry stored {stored}, not {manifest.digest}")

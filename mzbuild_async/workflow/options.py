@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from ..builds.plan import Workflow
 from ..engine.endpoints import Endpoint
 from ..model.options import DEFAULT_TRANSFERS, default_jobs
+from ..model.publication import Destination
 from ..model.status import TIER_ORDER
 
 
@@ -51,6 +52,8 @@ class RunOptions:
     #: runs with. The command line passes its settings' environment; a script
     #: that passes none gets the process's.
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    #: ``ensure``: the registries images are published to besides the primary.
+    mirrors: tuple[Destination, ...] = ()
 
     def confirms(self, workflow: Workflow) -> bool:
         """Whether the run confirms cached "present" answers with the registry:

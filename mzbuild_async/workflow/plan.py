@@ -61,6 +61,7 @@ async def plan_workflow(
             services.lookups,
             force=force,
             only=None if options.only is None else frozenset(options.only),
+            mirrors=options.mirrors,
         )
         plan = replace(plan, step=options.step)
         if not services.configured:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..builds.plan import Decision, Found, Workflow
 from ..builds.scheduler import Action, Outcome
 from ..lookup.engine import Answer, TierStatistics
 from ..model.status import Status
+from ..release.mirrors import Mirrored
 from ..support import logs
 from .steps import Interval
 
@@ -33,6 +34,13 @@ class ImageResult:
     landed: float | None = None
     #: Seconds this run waited for the image to be published by another step.
     awaited: float | None = None
+    #: The manifest digest at the registries ("" where no registry told).
+    digest: str = ""
+    #: ``ensure``: each registry's state after the run (``present``, ``pushed``,
+    #: ``copied``, ``unknown``, ``failed``), the primary first.
+    registries: Mapping[str, str] = field(default_factory=dict)
+    #: Blobs copied to mirrors (mounted, uploaded, present) and bytes streamed.
+    copied: Mapping[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` record of this image."""
@@ -53,6 +61,11 @@ class ImageResult:
             record["artifacts_landed"] = round(self.landed, 3)
         if self.awaited is not None:
             record["awaited_seconds"] = round(self.awaited, 3)
+        record["digest"] = self.digest or None
+        if self.registries:
+            record["registries"] = dict(self.registries)
+        if self.copied is not None:
+            record["copied"] = dict(self.copied)
         return record
 
 
@@ -129,12 +142,14 @@ def found_state(local: bool, answer: Answer | None) -> Found:
     """One image's state: in the engine or not, and the registry's answer (if asked)."""
     if answer is None:
         return Found(local, False)
+    present = answer.status is Status.PRESENT
     return Found(
         local,
-        answer.status is Status.PRESENT,
+        present,
         answer.tier,
         unknown=answer.status is Status.UNKNOWN,
         cached=answer.detail if answer.tier == "disk" else "",
+        digest=answer.digest if present else "",
     )
 
 
@@ -187,6 +202,14 @@ class RunPlan:
                 images[name]["engine"] = self.placement.get(name)
             if state.cached:
                 images[name]["cached"] = state.cached
+            images[name]["digest"] = state.digest or None
+            if state.mirrors:  # (ensure with mirrors: what each said, what would be copied)
+                images[name]["mirrors"] = {r: str(s) for r, s in state.mirrors.items()}
+                absent = [r for r, s in state.mirrors.items() if s is Status.ABSENT]
+                if absent:
+                    images[name]["copy_to"] = absent
+            if state.copied_from:
+                images[name]["copy_from"] = state.copied_from
         document: dict[str, Any] = {"workflow": self.workflow.value, "images": images}
         if self.step is not None:
             document["step"] = self.step
@@ -208,3 +231,19 @@ def image_result(decision: Decision, outcome: Outcome, offset: float) -> ImageRe
         engine=outcome.engine,
         landed=None if outcome.landed is None else outcome.landed + offset,
     )
+
+
+def published_result(
+    result: ImageResult, primary: str, state: str, digest: str, mirrored: Mirrored | None
+) -> ImageResult:
+    """``result`` with where the image is published (``state`` at the ``primary``
+    registry, the mirrors' states) and its digest; a mirror that lacks it after
+    the run fails the image."""
+    registries = {primary: state} if state else {}
+    if mirrored is None:
+        return replace(result, digest=digest, registries=registries)
+    registries.update(mirrored.registries)
+    result = replace(result, digest=digest, registries=registries, copied=mirrored.stats.to_json())
+    if mirrored.errors and result.action not in ("failed", "skipped"):
+        result = replace(result, action="failed", error="; ".join(mirrored.errors))
+    return result

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from ..lookup.disk import DiskTier
 from ..lookup.engine import LookupEngine
 from ..model.status import Status
 from ..registry.names import parse_reference
+from ..registry.writer import RegistryWriter
+from ..release.mirrors import restore
 from ..source.repository import Repository
 from ..store.history import BuildHistory
 from .events import RunEvents
@@ -145,6 +148,8 @@ async def run_round(
                         release=release,
                         fingerprinted=True,
                         only=None if options.only is None else frozenset(options.only),
+                        mirrors=options.mirrors,
+                        restore=partial(restore, RegistryWriter(registry_client)),
                     )
                 finally:
                     scheduler.close()

@@ -26,7 +26,8 @@ from ..support.events import Listener, ignore
 from .ci_steps import check_fingerprints, mark_failures
 from .events import RunEvents
 from .options import RunOptions
-from .results import RunResult, image_result
+from .publish import primary_state, publish_to_mirrors
+from .results import RunResult, image_result, published_result
 from .rounds import ROUNDS, Round, engine_reports, learn, merged, remember_pushed, run_round
 from .services import open_services, registry_host, run_platform
 from .settings import RegistrySettings
@@ -106,12 +107,20 @@ async def run_workflow(
         worker = rounds[-1].worker
         learn(history, {k: v for r in rounds for k, v in r.build_seconds.items()})
         await remember_pushed(services.lookups, outcomes, specs)
+        mirrored = await publish_to_mirrors(
+            services.client, workflow, repo, targets, plan, outcomes, options.mirrors
+        )
         await mark_failures(services.client, options, outcomes, specs)
         engines = engine_reports(services, [r.scheduler for r in rounds], platform)
     waits: Mapping[str, float] = getattr(worker, "waited", {})
+    digests: Mapping[str, str] = getattr(worker, "digests", {})
     results = {
-        name: replace(
-            image_result(decision, outcomes[name], events.offset), awaited=waits.get(name)
+        name: published_result(
+            replace(image_result(decision, outcomes[name], events.offset), awaited=waits.get(name)),
+            repo.options.image_registry,
+            primary_state(outcomes[name], plan.found.get(name)),
+            digests.get(name) or (plan.found[name].digest if name in plan.found else ""),
+            mirrored.get(name),
         )
         for name, decision in plan.decisions.items()
         if name in outcomes

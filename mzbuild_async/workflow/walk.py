@@ -4,8 +4,9 @@ image is released to the scheduler the moment its decision can no longer change.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -14,24 +15,44 @@ from ..builds.plan import Decision, Found, Workflow, decide, settled_decisions
 from ..engine.protocol import Engine
 from ..errors import single_error
 from ..lookup.engine import Answer, LookupEngine
+from ..model.publication import Destination
 from ..model.spec import fingerprint_of
+from ..model.status import Status
+from ..release.mirrors import mirror_specs
 from ..source.repository import Repository
 from ..store.history import BuildHistory
 from ..support.events import Event, EventStatus, Listener, Phase, ignore
 from .options import RunOptions
 from .results import RunPlan, found_state
 
+#: Copies a mirror's spec to the primary's; the digest, or None if it could not.
+Restore = Callable[[str, str], Awaitable[str | None]]
+
 
 class Answers:
-    """Local and published state of images, each recorded the moment both are known."""
+    """Local and published state of images, each recorded the moment all is known.
+
+    With ``mirrors`` (name -> registry -> spec), every registry is asked at
+    once; an image the primary lacks but a mirror has is ``restore``d (copied
+    to the primary: then it is published), or, in a plan (no ``restore``),
+    counted published with where it would come from.
+    """
 
     def __init__(
-        self, repo: Repository, specs: Mapping[str, str], docker: Engine, engine: LookupEngine
+        self,
+        repo: Repository,
+        specs: Mapping[str, str],
+        docker: Engine,
+        engine: LookupEngine,
+        mirrors: Mapping[str, Mapping[str, str]] | None = None,
+        restore: Restore | None = None,
     ) -> None:
         self.repo = repo
         self.specs = specs
         self.docker = docker
         self.engine = engine
+        self.mirrors = mirrors or {}
+        self.restore = restore
         self.found: dict[str, Found] = {}
         self._changed = anyio.Event()
 
@@ -44,27 +65,73 @@ class Answers:
         """Ask the engine and the registry about ``names``, all at once."""
         local: dict[str, bool] = {}
         answers: dict[str, Answer] = {}
+        mirrored: dict[str, dict[str, Status]] = {}
         publishable = {self.specs[n]: n for n in names if self.repo.image(n).manifest.publish}
+        at_mirror = {
+            spec: (name, registry)
+            for name in publishable.values()
+            for registry, spec in self.mirrors.get(name, {}).items()
+        }
+        settling: set[str] = set()
+
+        def complete(name: str) -> bool:
+            if name not in local:
+                return False
+            if self.specs[name] not in publishable:
+                return True
+            return name in answers and len(mirrored.get(name, {})) == len(
+                self.mirrors.get(name, {})
+            )
 
         def settle(name: str) -> None:
-            if name in local and (name in answers or self.specs[name] not in publishable):
-                self.found[name] = found_state(local[name], answers.get(name))
-                self._changed.set()
+            if complete(name) and name not in settling:
+                settling.add(name)
+                tg.start_soon(self._record, name, local[name], answers.get(name), mirrored)
 
         async def check_local(name: str) -> None:
             local[name] = await self.docker.exists(self.specs[name])
             settle(name)
 
         def answered(answer: Answer) -> None:
-            name = publishable[answer.spec]
-            answers[name] = answer
+            if answer.spec in publishable:
+                name = publishable[answer.spec]
+                answers[name] = answer
+            else:
+                name, registry = at_mirror[answer.spec]
+                mirrored.setdefault(name, {})[registry] = answer.status
             settle(name)
 
         async with anyio.create_task_group() as tg:
             for name in names:
                 tg.start_soon(check_local, name)
             if publishable:
-                tg.start_soon(self.engine.lookup_many, list(publishable), answered)
+                asked = [*publishable, *at_mirror]
+                tg.start_soon(self.engine.lookup_many, asked, answered)
+
+    async def _record(
+        self,
+        name: str,
+        local: bool,
+        answer: Answer | None,
+        mirrored: Mapping[str, Mapping[str, Status]],
+    ) -> None:
+        state = found_state(local, answer)
+        said = dict(mirrored.get(name, {}))
+        if said:
+            state = replace(state, mirrors=said)
+            source = next((r for r, s in said.items() if s is Status.PRESENT), None)
+            if source is not None and answer is not None and answer.status is Status.ABSENT:
+                from_spec = self.mirrors[name][source]
+                if self.restore is None:  # (a plan: what the run would do)
+                    state = replace(state, published=True, tier="mirror", copied_from=source)
+                else:
+                    digest = await self.restore(from_spec, self.specs[name])
+                    if digest is not None:
+                        state = replace(
+                            state, published=True, tier="mirror", copied_from=source, digest=digest
+                        )
+        self.found[name] = state
+        self._changed.set()
 
 
 #: Receives, as they become final, the names of images whose decision can no
@@ -85,6 +152,8 @@ async def walk(
     release: Release | None = None,
     fingerprinted: bool = False,
     only: AbstractSet[str] | None = None,
+    mirrors: Sequence[Destination] = (),
+    restore: Restore | None = None,
 ) -> RunPlan:
     """Fingerprints, lookups and decisions, each image released as soon as it is final.
 
@@ -106,7 +175,12 @@ async def walk(
     if not fingerprinted:
         listener(Event(since(), None, Phase.FINGERPRINT, EventStatus.DONE))
     listener(Event(since(), None, Phase.LOOKUP, EventStatus.START, f"{len(images)} images"))
-    answers = Answers(repo, specs, docker, engine)
+    asked_mirrors = (
+        {n: mirror_specs(n, specs[n], mirrors) for n in specs}
+        if mirrors and workflow is Workflow.ENSURE
+        else {}
+    )
+    answers = Answers(repo, specs, docker, engine, asked_mirrors, restore)
     found = answers.found
     requested: set[str] = set()
     released: set[str] = set()

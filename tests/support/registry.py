@@ -190,7 +190,7 @@ class Registry:
             headers["Authorization"] = f"Basic {basic}"
         elif self.auth == "token":
             assert self.issuer is not None
-            token = self.issuer.sign([f"repository:{repo}:pull,push"])
+            token = self.issuer.sign([f"repository:{repo}:pull,push,delete"])
             headers["Authorization"] = f"Bearer {token}"
         return httpx.Client(base_url=self.url, headers=headers, timeout=10, **self._tls_options())
 
@@ -286,6 +286,7 @@ def run_registry(
     tls: TlsMaterial | None = None,
     client_auth: bool = False,
     stranger: bool = False,
+    readonly: bool = False,
 ) -> Iterator[Registry]:
     """Start docker-registry with ``auth`` (none, htpasswd, token) until the block ends.
 
@@ -307,6 +308,7 @@ def run_registry(
         f"    rootdirectory: {directory / 'data'}",
         "  delete:",  # (tests delete tags, as a retention policy would)
         "    enabled: true",
+        *(["  maintenance:", "    readonly:", "      enabled: true"] if readonly else []),
         "http:",
         f"  addr: 127.0.0.1:{port}",
     ]

@@ -1,0 +1,190 @@
+"""ensure with mirrors: every registry gets every image, copied registry to registry.
+
+The primary is the token-auth registry (the engine pushes there), the mirror
+one over TLS (only our registry client talks to it: the copy never goes
+through the engine); skopeo reads both back, independently of our code.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.support.demo import Cli, make_demo
+from tests.support.engine import _fail_or_skip, remove_images
+from tests.support.registry import Registry, run_registry
+from tests.support.tls import TlsMaterial, make_tls
+
+pytestmark = [pytest.mark.slow, pytest.mark.real]
+NAMES = ("demo-base", "demo-lib")
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> TlsMaterial:
+    return make_tls(tmp_path_factory.mktemp("mirror-pki"))
+
+
+@pytest.fixture(scope="module")
+def tls_mirror(tmp_path_factory: pytest.TempPathFactory, pki: TlsMaterial) -> Iterator[Registry]:
+    with run_registry(tmp_path_factory.mktemp("reg-mirror"), tls=pki) as registry:
+        yield registry
+
+
+@pytest.fixture(scope="module")
+def readonly_mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    with run_registry(tmp_path_factory.mktemp("reg-readonly"), readonly=True) as registry:
+        yield registry
+
+
+@pytest.fixture
+def cli(
+    tmp_path: Path, registries: dict[str, Registry], tls_mirror: Registry, pki: TlsMaterial
+) -> Iterator[Cli]:
+    """The demo, published to the token registry, mirrored to the TLS one (CA trusted
+    through mzbuild-async.toml)."""
+
+    async def engine_up() -> None:
+        from tests.support.engine import engine
+
+        await (await engine()).close()
+
+    anyio.run(engine_up)
+    run = uuid.uuid4().hex[:10]
+    repo = make_demo(tmp_path / "demo")
+    (repo / "mzbuild-async.toml").write_text(
+        f'[[publish]]\nregistry = "{tls_mirror.host}/mirror{run}"\n\n'
+        f'[registry."{tls_mirror.host}"]\nca = "{pki.ca}"\n'
+    )
+    primary = f"{registries['token'].host}/p{run}"
+    yield Cli(repo, primary, tmp_path / "cache")
+    remove_images(primary)
+
+
+def _skopeo_digest(ref: str) -> str | None:
+    program = shutil.which("skopeo")
+    if program is None:
+        _fail_or_skip("skopeo is not installed; run scripts/setup-system")
+    read = subprocess.run(
+        [str(program), "inspect", "--tls-verify=false", "--format", "{{.Digest}}", f"docker://{ref}"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    return read.stdout.strip() if read.returncode == 0 else None
+
+
+def _ensure(cli: Cli, *rest: str) -> tuple[int, dict[str, Any], str]:
+    result = cli.run("ensure", *NAMES, "--json", *rest)
+    assert result.stdout, result.stderr
+    return result.returncode, json.loads(result.stdout)["images"], result.stderr
+
+
+def _mirror_ref(cli: Cli, mirror: Registry, spec: str) -> str:
+    path = spec.removeprefix(cli.registry + "/")
+    return f"{_mirror_of(cli)}/{path}"
+
+
+def _mirror_of(cli: Cli) -> str:
+    text = (cli.repo / "mzbuild-async.toml").read_text()
+    return text.split('registry = "', 1)[1].split('"', 1)[0]
+
+
+def _repo_tag(ref: str) -> tuple[str, str]:
+    path = ref.split("/", 1)[1]
+    repository, tag = path.rsplit(":", 1)
+    return repository, tag
+
+
+def test_ensure_publishes_to_every_registry_and_copies_what_one_lacks(
+    cli: Cli, registries: dict[str, Registry], tls_mirror: Registry
+) -> None:
+    status, images, stderr = _ensure(cli)
+    assert status == 0, stderr
+    primary_registry = cli.registry
+    mirror_registry = _mirror_of(cli)
+    for name in NAMES:
+        image = images[name]
+        assert image["action"] == "built"
+        assert image["registries"] == {primary_registry: "pushed", mirror_registry: "copied"}
+        at_mirror = _mirror_ref(cli, tls_mirror, image["spec"])
+        # The same manifest in both (skopeo's digests), and the one our output gives.
+        assert image["digest"] == _skopeo_digest(image["spec"]) == _skopeo_digest(at_mirror)
+
+    # The mirror loses demo-lib's tag: the next ensure copies it, builds and pulls nothing.
+    lib = images["demo-lib"]
+    tls_mirror.delete(*_repo_tag(_mirror_ref(cli, tls_mirror, lib["spec"])))
+    status, again, stderr = _ensure(cli)
+    assert status == 0, stderr
+    assert {n: again[n]["action"] for n in NAMES} == dict.fromkeys(NAMES, "none")
+    assert again["demo-lib"]["registries"] == {
+        primary_registry: "present",
+        mirror_registry: "copied",
+    }
+    assert again["demo-base"]["registries"] == {
+        primary_registry: "present",
+        mirror_registry: "present",
+    }
+    assert again["demo-lib"]["copied"]["uploaded"] == 0  # the blobs were there: a HEAD each
+    assert _skopeo_digest(_mirror_ref(cli, tls_mirror, lib["spec"])) == lib["digest"]
+
+    # The primary loses demo-base's tag: copied back from the mirror, not rebuilt.
+    base = images["demo-base"]
+    registries["token"].delete(*_repo_tag(base["spec"]))
+    status, third, stderr = _ensure(cli)
+    assert status == 0, stderr
+    assert third["demo-base"]["action"] == "none"
+    assert third["demo-base"]["registries"] == {
+        primary_registry: "copied",
+        mirror_registry: "present",
+    }
+    assert _skopeo_digest(base["spec"]) == base["digest"]
+
+
+def test_a_mirror_on_the_same_host_mounts_the_blobs(
+    cli: Cli, registries: dict[str, Registry]
+) -> None:
+    token = registries["token"]
+    (cli.repo / "mzbuild-async.toml").write_text(
+        f'[[publish]]\nregistry = "{token.host}/same{uuid.uuid4().hex[:8]}"\n'
+    )
+    status, images, stderr = _ensure(cli)
+    assert status == 0, stderr
+    for name in NAMES:
+        copied = images[name]["copied"]
+        assert copied["mounted"] >= 2, copied  # config and layer: no byte streamed
+        assert (copied["uploaded"], copied["bytes"]) == (0, 0)
+
+
+def test_an_unreachable_mirror_is_unknown_and_never_published(cli: Cli) -> None:
+    (cli.repo / "mzbuild-async.toml").write_text("")
+    status, images, stderr = _ensure(
+        cli, "--mirror-registry", "127.0.0.1:9/nowhere", "--retries", "1"
+    )
+    assert status == 1
+    for name in NAMES:
+        image = images[name]
+        assert image["action"] == "failed"
+        assert image["registries"]["127.0.0.1:9/nowhere"] == "unknown"
+        assert "127.0.0.1:9/nowhere could not tell whether it has" in image["error"]
+        assert image["registries"][cli.registry] == "pushed"  # the primary has it
+    assert "Traceback" not in stderr
+
+
+def test_a_mirror_that_refuses_pushes_fails_those_images_only(
+    cli: Cli, readonly_mirror: Registry
+) -> None:
+    (cli.repo / "mzbuild-async.toml").write_text("")
+    status, images, stderr = _ensure(cli, "--mirror-registry", f"{readonly_mirror.host}/ro")
+    assert status == 1
+    for name in NAMES:
+        image = images[name]
+        assert image["action"] == "failed", image
+        assert image["registries"][f"{readonly_mirror.host}/ro"] == "failed"
+        assert f"copy to {readonly_mirror.host}/ro failed" in image["error"]
+    assert "Traceback" not in stderr
