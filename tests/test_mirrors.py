@@ -145,6 +145,14 @@ def test_ensure_publishes_to_every_registry_and_copies_what_one_lacks(
     }
     assert _skopeo_digest(base["spec"]) == base["digest"]
 
+    # The summary says it too.
+    tls_mirror.delete(*_repo_tag(_mirror_ref(cli, tls_mirror, lib["spec"])))
+    text = cli.run("ensure", *NAMES)
+    assert text.returncode == 0, text.stderr
+    assert f"registries: demo-lib copied to {mirror_registry} (" in text.stdout
+    quiet = cli.run("ensure", *NAMES)
+    assert "registries: every image at all 2" in quiet.stdout
+
 
 def test_a_mirror_on_the_same_host_mounts_the_blobs(
     cli: Cli, registries: dict[str, Registry]

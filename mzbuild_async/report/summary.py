@@ -97,8 +97,37 @@ def summary_text(result: RunResult, status: int) -> str:
         lines.append("slowest: " + ", ".join(f"{step_label(s)} {s.seconds:.1f} s" for s in slow))
     if pooled:
         lines.append(engines_line(result))
+    registries = registries_line(result)
+    if registries:
+        lines.append(registries)
     lines.append(totals_line(result, status))
     return "\n".join(lines)
+
+
+def registries_line(result: RunResult) -> str:
+    """With mirrors: what was copied where, and where an image is missing ("" without
+    mirrors)."""
+    mirrored = [r for r in result.images.values() if len(r.registries) > 1]
+    if not mirrored:
+        return ""
+    parts = []
+    for r in mirrored:
+        copied = [reg for reg, state in r.registries.items() if state == "copied"]
+        missing = [f"{reg} {state}" for reg, state in r.registries.items() if state in MISSING]
+        if copied:
+            blobs = r.copied or {}
+            how = f"{blobs.get('mounted', 0)} blobs mounted, {blobs.get('uploaded', 0)} streamed"
+            parts.append(f"{r.name} copied to {', '.join(copied)} ({how})")
+        if missing:
+            parts.append(f"{r.name} not at {', '.join(missing)}")
+    count = len(next(iter(mirrored)).registries)
+    if not parts:
+        return f"registries: every image at all {count}"
+    return "registries: " + "; ".join(parts)
+
+
+#: Registry states of an image that is not published there after the run.
+MISSING = ("unknown", "failed")
 
 
 def markdown_summary(result: RunResult, status: int) -> str:
@@ -130,6 +159,9 @@ def markdown_summary(result: RunResult, status: int) -> str:
         ]
     if result.pooled:
         lines += ["", engines_line(result)]
+    registries = registries_line(result)
+    if registries:
+        lines += ["", cell(registries)]
     lines += ["", totals_line(result, status), ""]
     return "\n".join(lines)
 
