@@ -73,6 +73,8 @@ class Found:
     copied_from: str = ""
     #: The manifest digest the registry answered with ("" when no registry said).
     digest: str = ""
+    #: The manifest's size the registry said (0: it did not).
+    size: int = 0
 
 
 def decide(

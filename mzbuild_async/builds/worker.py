@@ -31,7 +31,6 @@ import anyio
 from ..engine.protocol import Builder, BuildRequest, Engine
 from ..errors import BuildError, CargoBuildError, EngineError, ManifestUnknown, TransferError
 from ..model.manifest import CargoBuild, Copy
-from ..model.options import Arch
 from ..model.spec import fingerprint_of
 from ..model.status import Status
 from ..registry.auth import Credentials
@@ -62,7 +61,6 @@ from .context import (
 from .markers import failure_of
 
 T = TypeVar("T")
-GO_ARCH = {Arch.X86_64: "amd64", Arch.AARCH64: "arm64"}
 LABEL_FINGERPRINT = "io.mzbuild.fingerprint"
 LABEL_INPUTS = "io.mzbuild.inputs-digest"
 
@@ -74,7 +72,7 @@ def build_args(repo: Repository, name: str) -> dict[str, str]:
         **repo.image(name).manifest.build_args,
         "BUILD_PROFILE": options.profile.name,
         "ARCH_GCC": str(options.arch),
-        "ARCH_GO": GO_ARCH[options.arch],
+        "ARCH_GO": options.arch.go,
         "CI_SANITIZER": str(options.sanitizer),
     }
 
@@ -122,7 +120,7 @@ class EngineWorker:
     waited: dict[str, float] = field(default_factory=dict)
     #: The manifest digest of each image pushed (or found pushed by another run), as
     #: the registry's ``HEAD`` gave it.
-    digests: dict[str, str] = field(default_factory=dict)
+    digests: dict[str, tuple[str, int]] = field(default_factory=dict)
     #: Specs this run found absent although a lookup said present (a failed
     #: pull's "manifest unknown"): pushed without asking the registry again.
     absent: AbstractSet[str] = frozenset()
@@ -313,7 +311,7 @@ class EngineWorker:
             probe = await self.client.lookup(parse_reference(ref), method="GET")
         if probe.status is Status.PRESENT:
             if probe.digest and ref == self.specs.get(name):
-                self.digests[name] = probe.digest
+                self.digests[name] = (probe.digest, probe.size)
             return "already published (by another run)"
         if probe.status is Status.UNKNOWN:
             raise TransferError(
@@ -438,7 +436,7 @@ class EngineWorker:
                     LABEL_FINGERPRINT: fingerprint,
                     LABEL_INPUTS: input_list_digest(repo.inputs(name)),
                 },
-                platform=f"linux/{GO_ARCH[repo.options.arch]}",
+                platform=repo.options.arch.platform,
                 cache_from=cache_from,
             )
             context = stream_context(entries, rewritten, dockerignore=ignore_text)
@@ -509,7 +507,7 @@ class EngineWorker:
                 f"{': ' + after.detail if after.detail else ''})"
             )
         if after.digest:
-            self.digests[name] = after.digest
+            self.digests[name] = (after.digest, after.size)
         return ""
 
 

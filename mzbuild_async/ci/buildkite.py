@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
+
+import anyio
 
 from ..pipeline.emit import (
     INFRASTRUCTURE_EXIT_STATUSES,
@@ -13,6 +16,7 @@ from ..pipeline.emit import (
     step_command,
 )
 from ..pipeline.partition import Partition
+from .protocol import Produced
 
 
 class Buildkite:
@@ -37,6 +41,43 @@ class Buildkite:
     def summary_path(self, environ: Mapping[str, str]) -> str | None:
         """None: Buildkite has annotations, not a summary file."""
         return None
+
+    async def hand_over(self, environ: Mapping[str, str], produced: Produced) -> None:
+        """With ``buildkite-agent`` on the PATH: ``meta-data set mzbuild:IMAGE
+        name@digest`` per image, and one annotation (context ``mzbuild-STEP``) listing
+        them, failures in the error style."""
+        agent = shutil.which("buildkite-agent", path=environ.get("PATH"))
+        if agent is None or not (produced.references or produced.failures):
+            return
+
+        async def run(*args: str, body: str | None = None) -> None:
+            done = await anyio.run_process(
+                [agent, *args],
+                input=None if body is None else body.encode(),
+                env=dict(environ),
+                check=False,
+            )
+            if done.returncode != 0:
+                detail = done.stderr.decode(errors="replace").strip().splitlines()
+                raise OSError(
+                    f"buildkite-agent {args[0]} exited {done.returncode}"
+                    f"{': ' + detail[-1] if detail else ''}"
+                )
+
+        for name, reference in produced.references.items():
+            await run("meta-data", "set", f"mzbuild:{name}", reference)
+        lines = [f"- `{name}`: `{ref}`" for name, ref in produced.references.items()]
+        lines += [f"- **{name} failed**: {error}" for name, error in produced.failures.items()]
+        title = "mzbuild-async" + (f" {produced.step}" if produced.step else "")
+        style = "error" if produced.failures else "success"
+        await run(
+            "annotate",
+            "--context",
+            f"mzbuild-{produced.step or 'run'}",
+            "--style",
+            style,
+            body=f"**{title}**\n\n" + "\n".join(lines) + "\n",
+        )
 
     def pipeline(
         self,

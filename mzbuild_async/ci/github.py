@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from ..pipeline.emit import StepSettings, concurrency_group, label, step_command
 from ..pipeline.partition import Partition
+from .protocol import Produced
 
 
 class GitHubActions:
@@ -32,6 +35,18 @@ class GitHubActions:
     def summary_path(self, environ: Mapping[str, str]) -> str | None:
         """``$GITHUB_STEP_SUMMARY``."""
         return environ.get("GITHUB_STEP_SUMMARY") or None
+
+    async def hand_over(self, environ: Mapping[str, str], produced: Produced) -> None:
+        """``$GITHUB_OUTPUT``: one output per image (``name@digest``) and ``images``
+        (all of them, a line each)."""
+        path = environ.get("GITHUB_OUTPUT")
+        if not path or not produced.references:
+            return
+        delimiter = f"mzbuild_{uuid.uuid4().hex}"
+        lines = [f"{output_name(n)}={ref}" for n, ref in produced.references.items()]
+        lines += [f"images<<{delimiter}", *produced.references.values(), delimiter]
+        with open(path, "a", encoding="utf-8") as out:
+            out.writelines(f"{line}\n" for line in lines)
 
     def pipeline(
         self,
@@ -71,3 +86,8 @@ class GitHubActions:
 
 
 NOTHING = "mzbuild-async: every image is published; nothing to build"
+
+
+def output_name(image: str) -> str:
+    """An image name as a step output's name (letters, digits, ``-`` and ``_``)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", image)

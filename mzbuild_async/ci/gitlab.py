@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 from ..pipeline.emit import StepSettings, concurrency_group, step_command
 from ..pipeline.partition import Partition
+from .protocol import Produced
 
 #: Job failures that are the runner's, not the build's: retried.
 RUNNER_FAILURES = ("runner_system_failure", "stuck_or_timeout_failure", "api_failure")
@@ -22,6 +23,10 @@ class GitLabCi:
     def detect(self, environ: Mapping[str, str]) -> bool:
         """Whether this runs as a GitLab CI job."""
         return environ.get("GITLAB_CI") == "true"
+
+    async def hand_over(self, environ: Mapping[str, str], produced: Produced) -> None:
+        """Nothing: GitLab takes outputs as artifacts the pipeline declares (``--json``
+        and ``--metadata-file`` are those)."""
 
     def run_id(self, environ: Mapping[str, str]) -> str:
         """The pipeline (a retried job keeps it)."""

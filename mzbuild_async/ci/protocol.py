@@ -10,10 +10,23 @@ one entry in :data:`~mzbuild_async.ci.SYSTEMS`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
 from ..pipeline.emit import StepSettings
 from ..pipeline.partition import Partition
+
+
+@dataclass(frozen=True)
+class Produced:
+    """What a run produced, for the CI system to show and pass on."""
+
+    #: Each image published, by name: its ``name@digest`` reference (the primary's).
+    references: Mapping[str, str]
+    #: Each image that failed, by name: its one-line error.
+    failures: Mapping[str, str]
+    #: The CI step the run was (``--step``), if any.
+    step: str | None = None
 
 
 class CiSystem(Protocol):
@@ -36,6 +49,11 @@ class CiSystem(Protocol):
 
     def summary_path(self, environ: Mapping[str, str]) -> str | None:
         """Where a Markdown summary of the run is appended (None: nowhere)."""
+        ...
+
+    async def hand_over(self, environ: Mapping[str, str], produced: Produced) -> None:
+        """Give the system what the run produced (step outputs, meta-data, an
+        annotation), where it takes such things; OSError when it could not."""
         ...
 
     def pipeline(

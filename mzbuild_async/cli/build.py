@@ -77,7 +77,8 @@ async def run_build_command(
     else:
         sys.stdout.write(summary_text(result, status) + "\n")
     sys.stdout.flush()  # (the summary comes first, whatever happens to the files)
-    return write_outputs(args, settings, result, status)
+    status = write_outputs(args, settings, result, status)
+    return await files.hand_over(result, status, settings.environ)
 
 
 def write_outputs(
@@ -91,6 +92,7 @@ def write_outputs(
         trace=args.trace,
         timeline=args.timeline,
         step_summary=files.step_summary_path(settings.environ),
+        metadata=args.metadata_file,
     )
 
 

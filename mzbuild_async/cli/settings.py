@@ -348,6 +348,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "--timeline", metavar="FILE", help="write a self-contained HTML Gantt chart of the run"
     )
     p.add_argument(
+        "--metadata-file",
+        metavar="FILE",
+        help="write each image's spec, digest, size, platform and name@digest per registry"
+        " as JSON (schema: report/schemas/metadata.json)",
+    )
+    p.add_argument(
         "--trust-cache",
         action="store_true",
         help="ensure and CI steps: take the lookup cache's 'present' without asking the"

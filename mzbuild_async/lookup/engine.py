@@ -58,6 +58,8 @@ class Answer:
     detail: str = ""
     #: The manifest digest, when the deciding tier had one (a registry's ``HEAD``).
     digest: str = ""
+    #: The manifest's size in bytes, when the deciding tier said (0: it did not).
+    size: int = 0
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,7 @@ class LookupEngine:
     async def _record(self, spec: str, answer: Answer) -> None:
         memory = self.tier("memory")
         if isinstance(memory, MemoryTier):
-            memory.record(spec, answer.status, answer.digest)
+            memory.record(spec, answer.status, answer.digest, answer.size)
         disk = self.tier("disk")
         if not isinstance(disk, DiskTier):
             return
@@ -259,7 +261,13 @@ class LookupEngine:
             return Answer(spec, Status.UNKNOWN, None, seconds, "no tier could answer")
         probe, tier = decided
         return Answer(
-            spec, probe.status, tier, seconds, logs.redact_text(probe.detail), probe.digest
+            spec,
+            probe.status,
+            tier,
+            seconds,
+            logs.redact_text(probe.detail),
+            probe.digest,
+            probe.size,
         )
 
     def statistics(self) -> dict[str, TierStatistics]:

@@ -13,19 +13,21 @@ class MemoryTier:
     """Present and absent answers of this run; unknown is never kept."""
 
     name: str = "memory"
-    _answers: dict[str, tuple[Status, str]] = field(default_factory=dict)
+    _answers: dict[str, tuple[Status, str, int]] = field(default_factory=dict)
 
     async def lookup(self, spec: str, ref: Reference) -> Probe | None:
         """A definite answer remembered for ``spec`` (with its digest, when one came)."""
         known = self._answers.get(spec)
         if known is None:
             return None
-        return Probe(known[0], "remembered", digest=known[1])
+        return Probe(known[0], "remembered", digest=known[1], size=known[2])
 
-    def record(self, spec: str, status: Status, digest: str = "") -> None:
+    def record(self, spec: str, status: Status, digest: str = "", size: int = 0) -> None:
         """Remember a definite answer (an unknown one is ignored)."""
-        if status is not Status.UNKNOWN:
-            self._answers[spec] = (status, digest if status is Status.PRESENT else "")
+        if status is Status.PRESENT:
+            self._answers[spec] = (status, digest, size)
+        elif status is Status.ABSENT:
+            self._answers[spec] = (status, "", 0)
 
     def forget(self, spec: str) -> None:
         """Drop what is known of ``spec`` (after pushing it, say)."""

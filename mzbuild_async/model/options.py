@@ -52,6 +52,16 @@ class Arch(enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    @property
+    def go(self) -> str:
+        """The name Go, Docker and OCI platforms use (``amd64``, ``arm64``)."""
+        return {"x86_64": "amd64", "aarch64": "arm64"}[self.value]
+
+    @property
+    def platform(self) -> str:
+        """The OCI platform of a Linux image for this arch (``linux/amd64``)."""
+        return f"linux/{self.go}"
+
     @classmethod
     def parse(cls, text: str) -> Arch:
         """The architecture named ``text``, accepting Docker's aliases too."""

@@ -39,6 +39,8 @@ class Probe:
     get_may_help: bool = False
     #: The manifest digest, where the answer came with one (a registry's ``present``).
     digest: str = ""
+    #: The manifest's size in bytes, where the answer said (0: it did not).
+    size: int = 0
 
 
 def parse_tiers(text: str) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ one token for many repositories at once.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import ssl
@@ -682,13 +683,23 @@ class RegistryClient:
             if not _is_manifest(response, method):
                 kind = response.headers.get("content-type", "no content type")
                 return Probe(Status.UNKNOWN, f"{host}: answered 200 with {kind}, not a manifest")
-            digest = response.headers.get("docker-content-digest", "")
-            return Probe(Status.PRESENT, digest, digest=digest if digest.startswith("sha") else "")
+            digest, size = _descriptor(response, method)
+            return Probe(Status.PRESENT, digest, digest=digest, size=size)
         if status in (405, 501, 400) and method == "HEAD":
             return Probe(Status.UNKNOWN, f"{host}: HEAD answered {status}", get_may_help=True)
         if status == 403:
             return Probe(Status.UNKNOWN, f"{host}: access to {ref.repository} denied (403)")
         return Probe(Status.UNKNOWN, f"{host}: unexpected answer {status}")
+
+
+def _descriptor(response: httpx.Response, method: str) -> tuple[str, int]:
+    """The digest and size of the manifest a 200 answered about ("", 0: not said)."""
+    if method == "GET":
+        body = response.content
+        return f"sha256:{hashlib.sha256(body).hexdigest()}", len(body)
+    digest = response.headers.get("docker-content-digest", "")
+    size = _leading_int(response.headers.get("content-length", "")) or 0
+    return (digest if digest.startswith("sha256:") else ""), size
 
 
 def _wants_tls(response: httpx.Response) -> bool:

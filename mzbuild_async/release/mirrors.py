@@ -42,6 +42,8 @@ class Mirrored:
     ``unknown``, ``failed``) and what failed."""
 
     registries: dict[str, str] = field(default_factory=dict)
+    #: The image's spec at each mirror, by registry.
+    references: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     stats: CopyStats = field(default_factory=CopyStats)
 
@@ -50,15 +52,15 @@ class Mirrored:
         return {"registries": dict(self.registries), "copied": self.stats.to_json()}
 
 
-async def restore(client_writer: RegistryWriter, source: str, target: str) -> str | None:
-    """Copy ``source`` (a mirror's spec) to ``target`` (the primary's); the digest, or
-    None with one warning when the copy failed (the image is then built)."""
+async def restore(writer: RegistryWriter, source: str, target: str) -> tuple[str, int] | None:
+    """Copy ``source`` (a mirror's spec) to ``target`` (the primary's); the manifest's
+    digest and size, or None with one warning when the copy failed (it is then built)."""
     try:
-        copied = await copy_image(client_writer, parse_reference(source), parse_reference(target))
+        copied = await copy_image(writer, parse_reference(source), parse_reference(target))
     except TransferError as exc:
         logs.warning(f"{target}: could not copy it from {source}: {exc}; building it")
         return None
-    return copied.digest
+    return copied.digest, copied.size
 
 
 async def copy_to_mirrors(
@@ -74,6 +76,7 @@ async def copy_to_mirrors(
 
     async def one(name: str, registry: str, target: str) -> None:
         state = results[name]
+        state.references[registry] = target
         said = answers.get(name, {}).get(registry)
         if said is Status.PRESENT:
             state.registries[registry] = "present"

@@ -26,7 +26,6 @@ from ..model.options import Arch
 from ..registry.names import parse_reference
 from ..registry.writer import INDEX_TYPES, OCI_INDEX, Document, RegistryWriter, digest_of
 
-GO_ARCH = {Arch.X86_64: "amd64", Arch.AARCH64: "arm64"}
 #: Images promoted at once.
 CONCURRENCY = 16
 
@@ -134,9 +133,9 @@ async def read_platform(writer: RegistryWriter, arch: Arch, spec: str) -> tuple[
     os_name, architecture = data.get("os"), data.get("architecture")
     if not isinstance(os_name, str) or not isinstance(architecture, str):
         raise TransferError(f"{spec}: its config records no os/architecture")
-    if architecture != GO_ARCH[arch]:
+    if architecture != arch.go:
         raise TransferError(
-            f"{spec}: built for {architecture}, not {GO_ARCH[arch]} as --arch {arch} says"
+            f"{spec}: built for {architecture}, not {arch.go} as --arch {arch} says"
         )
     variant = data.get("variant")
     platform = Platform(

@@ -1,5 +1,5 @@
-"""The files a run leaves: ``--report``, ``--trace``, ``--timeline`` and the CI
-system's step summary.
+"""The files a run leaves: ``--report``, ``--trace``, ``--timeline``,
+``--metadata-file`` and the CI system's step summary.
 
 Each is written after the summary is printed; one that cannot be written
 is one line on stderr and exit status 1 (the run's work is done and
@@ -13,7 +13,9 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from ..ci.protocol import Produced
 from ..workflow.results import RunResult
+from .metadata import metadata_document, pinned
 from .summary import markdown_summary, report_document
 from .timeline import write_timeline
 from .trace import run_trace
@@ -30,6 +32,7 @@ def write_outputs(
     trace: str | None = None,
     timeline: str | None = None,
     step_summary: str | None = None,
+    metadata: str | None = None,
 ) -> int:
     """Write each file asked for; ``status``, or 1 when one could not be written."""
     written = status
@@ -37,6 +40,7 @@ def write_outputs(
         ("--report", report, _write_report),
         ("--trace", trace, _write_trace),
         ("--timeline", timeline, _write_timeline),
+        ("--metadata-file", metadata, _write_metadata),
         ("the step summary", step_summary, _append_step_summary),
     )
     for what, path, write in outputs:
@@ -51,6 +55,37 @@ def write_outputs(
             )
             written = written or 1
     return written
+
+
+def produced(result: RunResult) -> Produced:
+    """What the run produced, as the CI system is handed it."""
+    references = {
+        name: pinned(r.spec, r.digest)
+        for name, r in result.images.items()
+        if r.digest and r.action not in ("failed", "skipped")
+    }
+    failures = {
+        name: r.error or r.action
+        for name, r in result.images.items()
+        if r.action in ("failed", "skipped")
+    }
+    return Produced(references, failures, result.step)
+
+
+async def hand_over(result: RunResult, status: int, environ: Mapping[str, str]) -> int:
+    """Give the CI system this runs in what the run produced (step outputs, meta-data,
+    an annotation); ``status``, or 1 with one line when it could not be given."""
+    from ..ci import detect
+
+    system = detect(environ)
+    if system is None:
+        return status
+    try:
+        await system.hand_over(environ, produced(result))
+    except OSError as exc:
+        print(f"{PROG}: error: {system.name}: {exc.strerror or exc}", file=sys.stderr)
+        return status or 1
+    return status
 
 
 def step_summary_path(environ: Mapping[str, str]) -> str | None:
@@ -68,6 +103,10 @@ def _append_step_summary(path: Path, result: RunResult, status: int) -> None:
 
 def _write_report(path: Path, result: RunResult, status: int) -> None:
     path.write_text(json.dumps(report_document(result, status), indent=2) + "\n")
+
+
+def _write_metadata(path: Path, result: RunResult, status: int) -> None:
+    path.write_text(json.dumps(metadata_document(result), indent=2) + "\n")
 
 
 def _write_trace(path: Path, result: RunResult, status: int) -> None:

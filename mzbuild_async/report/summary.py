@@ -162,6 +162,13 @@ def markdown_summary(result: RunResult, status: int) -> str:
     registries = registries_line(result)
     if registries:
         lines += ["", cell(registries)]
+    pinned = [
+        f"- `{r.name}`: `{r.spec.rsplit(':', 1)[0]}@{r.digest}`"
+        for r in result.images.values()
+        if r.digest and r.action not in ("failed", "skipped")
+    ]
+    if pinned:
+        lines += ["", "Digests:", "", *pinned]
     lines += ["", totals_line(result, status), ""]
     return "\n".join(lines)
 

@@ -36,6 +36,10 @@ class ImageResult:
     awaited: float | None = None
     #: The manifest digest at the registries ("" where no registry told).
     digest: str = ""
+    #: The manifest's size in bytes (0: no registry told).
+    size: int = 0
+    #: The image's spec at each registry it is published to (the primary first).
+    references: Mapping[str, str] = field(default_factory=dict)
     #: ``ensure``: each registry's state after the run (``present``, ``pushed``,
     #: ``copied``, ``unknown``, ``failed``), the primary first.
     registries: Mapping[str, str] = field(default_factory=dict)
@@ -87,6 +91,8 @@ class RunResult:
     engines: Mapping[str, EngineReport] = field(default_factory=dict)
     #: The CI step this run was (``--step``).
     step: str | None = None
+    #: The platform the run's images are for (``linux/amd64``).
+    platform: str = ""
 
     @property
     def pooled(self) -> bool:
@@ -150,6 +156,7 @@ def found_state(local: bool, answer: Answer | None) -> Found:
         unknown=answer.status is Status.UNKNOWN,
         cached=answer.detail if answer.tier == "disk" else "",
         digest=answer.digest if present else "",
+        size=answer.size if present else 0,
     )
 
 
@@ -234,16 +241,37 @@ def image_result(decision: Decision, outcome: Outcome, offset: float) -> ImageRe
 
 
 def published_result(
-    result: ImageResult, primary: str, state: str, digest: str, mirrored: Mirrored | None
+    result: ImageResult,
+    primary: str,
+    state: str,
+    descriptor: tuple[str, int],
+    mirrored: Mirrored | None,
 ) -> ImageResult:
     """``result`` with where the image is published (``state`` at the ``primary``
-    registry, the mirrors' states) and its digest; a mirror that lacks it after
-    the run fails the image."""
+    registry, the mirrors' states), its digest and size; a mirror that lacks it
+    after the run fails the image."""
+    digest, size = descriptor
     registries = {primary: state} if state else {}
+    references = {primary: result.spec} if state else {}
     if mirrored is None:
-        return replace(result, digest=digest, registries=registries)
+        return replace(
+            result, digest=digest, size=size, registries=registries, references=references
+        )
     registries.update(mirrored.registries)
-    result = replace(result, digest=digest, registries=registries, copied=mirrored.stats.to_json())
+    references.update(mirrored.references)
+    result = replace(
+        result,
+        digest=digest,
+        size=size,
+        registries=registries,
+        references=references,
+        copied=mirrored.stats.to_json(),
+    )
     if mirrored.errors and result.action not in ("failed", "skipped"):
         result = replace(result, action="failed", error="; ".join(mirrored.errors))
     return result
+
+
+def descriptor_of(found: Found | None) -> tuple[str, int]:
+    """The digest and size the lookups found an image with (("", 0): none said)."""
+    return ("", 0) if found is None or not found.published else (found.digest, found.size)

@@ -27,7 +27,7 @@ from .ci_steps import check_fingerprints, mark_failures
 from .events import RunEvents
 from .options import RunOptions
 from .publish import primary_state, publish_to_mirrors
-from .results import RunResult, image_result, published_result
+from .results import RunResult, descriptor_of, image_result, published_result
 from .rounds import ROUNDS, Round, engine_reports, learn, merged, remember_pushed, run_round
 from .services import open_services, registry_host, run_platform
 from .settings import RegistrySettings
@@ -113,13 +113,13 @@ async def run_workflow(
         await mark_failures(services.client, options, outcomes, specs)
         engines = engine_reports(services, [r.scheduler for r in rounds], platform)
     waits: Mapping[str, float] = getattr(worker, "waited", {})
-    digests: Mapping[str, str] = getattr(worker, "digests", {})
+    pushed: Mapping[str, tuple[str, int]] = getattr(worker, "digests", {})
     results = {
         name: published_result(
             replace(image_result(decision, outcomes[name], events.offset), awaited=waits.get(name)),
             repo.options.image_registry,
             primary_state(outcomes[name], plan.found.get(name)),
-            digests.get(name) or (plan.found[name].digest if name in plan.found else ""),
+            pushed.get(name) or descriptor_of(plan.found.get(name)),
             mirrored.get(name),
         )
         for name, decision in plan.decisions.items()
@@ -137,6 +137,7 @@ async def run_workflow(
         dict(engine.requests),
         engines,
         options.step,
+        platform,
     )
 
 

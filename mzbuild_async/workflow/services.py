@@ -159,6 +159,4 @@ async def open_builder(options: RunOptions, pooled: bool) -> BuildxBuilder | Non
 
 def run_platform(repo: Repository) -> str:
     """The platform every build of the run is for (``linux/amd64``)."""
-    from ..builds.worker import GO_ARCH
-
-    return f"linux/{GO_ARCH[repo.options.arch]}"
+    return repo.options.arch.platform

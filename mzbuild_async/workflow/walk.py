@@ -25,8 +25,8 @@ from ..support.events import Event, EventStatus, Listener, Phase, ignore
 from .options import RunOptions
 from .results import RunPlan, found_state
 
-#: Copies a mirror's spec to the primary's; the digest, or None if it could not.
-Restore = Callable[[str, str], Awaitable[str | None]]
+#: Copies a mirror's spec to the primary's; the digest and size, or None if it could not.
+Restore = Callable[[str, str], Awaitable[tuple[str, int] | None]]
 
 
 class Answers:
@@ -125,10 +125,15 @@ class Answers:
                 if self.restore is None:  # (a plan: what the run would do)
                     state = replace(state, published=True, tier="mirror", copied_from=source)
                 else:
-                    digest = await self.restore(from_spec, self.specs[name])
-                    if digest is not None:
+                    copied = await self.restore(from_spec, self.specs[name])
+                    if copied is not None:
                         state = replace(
-                            state, published=True, tier="mirror", copied_from=source, digest=digest
+                            state,
+                            published=True,
+                            tier="mirror",
+                            copied_from=source,
+                            digest=copied[0],
+                            size=copied[1],
                         )
         self.found[name] = state
         self._changed.set()
