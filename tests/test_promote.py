@@ -177,3 +177,21 @@ def test_an_invalid_tag_is_refused_before_any_request(tmp_path: Path) -> None:
         assert "is not a valid tag" in result.stderr
         assert "Traceback" not in result.stderr
         assert "127.0.0.1:9" not in result.stderr
+
+
+def test_to_copies_to_other_registries_first_then_tags_there(
+    released: tuple[Cli, Registry], registries: dict[str, Registry]
+) -> None:
+    cli, _registry = released
+    other = f"{registries['token'].host}/to{uuid.uuid4().hex[:8]}"
+    status, images, stderr = _promote(cli, "v3.0.0", "demo-base", "--to", other)
+    assert status == 0, stderr
+    spec = _spec(cli, "demo-base")
+    at = images["demo-base"]["registries"]
+    assert set(at) == {cli.registry, other}
+    copied_spec = f"{other}/demo-base:{spec.rsplit(':', 1)[1]}"
+    # The fingerprint tag was copied (same digest), then tagged there too.
+    assert _digest(copied_spec) == _digest(spec)
+    assert at[other]["target"] == f"{other}/demo-base:v3.0.0"
+    assert _raw(at[other]["target"]) == _raw(spec)
+    assert at[other]["digest"] == at[cli.registry]["digest"] == _digest(spec)

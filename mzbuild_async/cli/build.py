@@ -20,7 +20,7 @@ from ..model.options import Arch
 from ..report import files
 from ..report.plan import plan_text
 from ..report.progress import make_progress
-from ..report.promote import promote_json, promote_text
+from ..report.promote import failed, promote_json, promote_text, promoted
 from ..report.summary import summary_text
 from ..source.repository import Repository
 from ..support.events import ignore
@@ -144,9 +144,13 @@ async def run_promote(
         cache_dir=settings.cache_dir,
         settings=settings.registries,
         force=args.force,
+        to=args.to,
     )
     if args.json:
         sys.stdout.write(json.dumps(promote_json(results), indent=2) + "\n")
     else:
         sys.stdout.write(promote_text(results))
-    return 1 if any(isinstance(r, Exception) for r in results.values()) else 0
+    sys.stdout.flush()
+    return await files.hand_over_produced(
+        promoted(results), 1 if failed(results) else 0, settings.environ
+    )

@@ -190,6 +190,14 @@ def _add_run_commands(sub: argparse._SubParsersAction[_Parser], common: _Parser)
         action="store_true",
         help="move TAG even where it names other content and is not a moving tag",
     )
+    p.add_argument(
+        "--to",
+        action="append",
+        default=[],
+        metavar="REGISTRY",
+        help="copy each image to REGISTRY first (registry to registry), then tag it there too"
+        " (repeatable; a [[publish]] mirror's prefix applies)",
+    )
     add_registry_arguments(p)
 
 

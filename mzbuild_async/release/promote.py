@@ -23,6 +23,7 @@ import anyio
 
 from ..errors import TransferError
 from ..model.options import Arch
+from ..registry.copy import copy_image
 from ..registry.names import parse_reference
 from ..registry.writer import INDEX_TYPES, OCI_INDEX, Document, RegistryWriter, digest_of
 
@@ -209,6 +210,53 @@ async def promote_images(
         for name, specs in specs_by_image.items():
             tg.start_soon(one, name, specs)
     return {name: results[name] for name in specs_by_image}
+
+
+async def promote_at(
+    writer: RegistryWriter,
+    tag: str,
+    specs_by_registry: Mapping[str, Mapping[Arch, str]],
+    *,
+    may_move: bool = False,
+) -> dict[str, Promotion | Exception]:
+    """One image promoted at several registries: the first (the primary) as it is,
+    each other one after the image is copied there from the first (a mount on the
+    same host, else a stream; nothing that is there is sent again)."""
+    registries = list(specs_by_registry)
+    primary = specs_by_registry[registries[0]]
+    results: dict[str, Promotion | Exception] = {}
+    for registry in registries:
+        specs = specs_by_registry[registry]
+        try:
+            if registry != registries[0]:
+                for arch, spec in specs.items():
+                    await copy_image(writer, parse_reference(primary[arch]), parse_reference(spec))
+            results[registry] = await promote_image(writer, tag, specs, may_move=may_move)
+        except TransferError as exc:
+            results[registry] = exc
+    return results
+
+
+async def promote_everywhere(
+    writer: RegistryWriter,
+    tag: str,
+    specs: Mapping[str, Mapping[str, Mapping[Arch, str]]],
+    *,
+    may_move: bool = False,
+) -> dict[str, dict[str, Promotion | Exception]]:
+    """Every image (name -> registry -> arch -> spec, the primary first) promoted at
+    each of its registries, images concurrently."""
+    results: dict[str, dict[str, Promotion | Exception]] = {}
+    limit = anyio.CapacityLimiter(CONCURRENCY)
+
+    async def one(name: str) -> None:
+        async with limit:
+            results[name] = await promote_at(writer, tag, specs[name], may_move=may_move)
+
+    async with anyio.create_task_group() as tg:
+        for name in specs:
+            tg.start_soon(one, name)
+    return {name: results[name] for name in specs}
 
 
 async def publish_indexes(

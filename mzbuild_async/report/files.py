@@ -75,13 +75,18 @@ def produced(result: RunResult) -> Produced:
 async def hand_over(result: RunResult, status: int, environ: Mapping[str, str]) -> int:
     """Give the CI system this runs in what the run produced (step outputs, meta-data,
     an annotation); ``status``, or 1 with one line when it could not be given."""
+    return await hand_over_produced(produced(result), status, environ)
+
+
+async def hand_over_produced(what: Produced, status: int, environ: Mapping[str, str]) -> int:
+    """:func:`hand_over` for what any command produced."""
     from ..ci import detect
 
     system = detect(environ)
     if system is None:
         return status
     try:
-        await system.hand_over(environ, produced(result))
+        await system.hand_over(environ, what)
     except OSError as exc:
         print(f"{PROG}: error: {system.name}: {exc.strerror or exc}", file=sys.stderr)
         return status or 1
