@@ -119,6 +119,16 @@ def test_ensure_publishes_to_every_registry_and_copies_what_one_lacks(
     # The mirror loses demo-lib's tag: the next ensure copies it, builds and pulls nothing.
     lib = images["demo-lib"]
     tls_mirror.delete(*_repo_tag(_mirror_ref(cli, tls_mirror, lib["spec"])))
+    # (without the disk tier: a cached "present" has no digest, a HEAD does)
+    planned = cli.run("plan", *NAMES, "--workflow", "ensure", "--json", "--tiers", "registry")
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)["images"]
+    assert plan["demo-lib"]["mirrors"] == {mirror_registry: "absent"}
+    assert plan["demo-lib"]["copy_to"] == [mirror_registry]
+    assert plan["demo-lib"]["digest"] == lib["digest"]  # (from the HEAD the plan sent)
+    assert "copy_to" not in plan["demo-base"]
+    text_plan = cli.run("plan", *NAMES, "--workflow", "ensure")
+    assert f"copies: demo-lib to {mirror_registry}" in text_plan.stdout
     status, again, stderr = _ensure(cli)
     assert status == 0, stderr
     assert {n: again[n]["action"] for n in NAMES} == dict.fromkeys(NAMES, "none")

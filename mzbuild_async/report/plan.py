@@ -27,6 +27,15 @@ def plan_text(plan: RunPlan) -> str:
             )
         )
     lines = table(rows)
+    copies = [
+        f"{name} from {image['copy_from']}" if "copy_from" in image else ""
+        for name, image in document.items()
+    ] + [
+        f"{name} to {', '.join(image['copy_to'])}" if image.get("copy_to") else ""
+        for name, image in document.items()
+    ]
+    if any(copies):
+        lines.append("copies: " + "; ".join(c for c in copies if c))
     counts: dict[str, int] = {}
     for image in document.values():
         counts[image["action"]] = counts.get(image["action"], 0) + 1
