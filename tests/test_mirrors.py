@@ -159,7 +159,7 @@ def test_ensure_publishes_to_every_registry_and_copies_what_one_lacks(
     tls_mirror.delete(*_repo_tag(_mirror_ref(cli, tls_mirror, lib["spec"])))
     text = cli.run("ensure", *NAMES)
     assert text.returncode == 0, text.stderr
-    assert f"registries: demo-lib copied to {mirror_registry} (" in text.stdout
+    assert f"registries: 1 copied to {mirror_registry} (demo-lib); blobs:" in text.stdout
     quiet = cli.run("ensure", *NAMES)
     assert "registries: every image at all 2" in quiet.stdout
 

@@ -196,7 +196,7 @@ def _add_run_commands(sub: argparse._SubParsersAction[_Parser], common: _Parser)
         default=[],
         metavar="REGISTRY",
         help="copy each image to REGISTRY first (registry to registry), then tag it there too"
-        " (repeatable; a [[publish]] mirror's prefix applies)",
+        " (repeatable; the primary and the mirrors are always tagged)",
     )
     add_registry_arguments(p)
 

@@ -105,25 +105,31 @@ def summary_text(result: RunResult, status: int) -> str:
 
 
 def registries_line(result: RunResult) -> str:
-    """With mirrors: what was copied where, and where an image is missing ("" without
-    mirrors)."""
+    """With mirrors: what was copied to which registry, and where an image is missing
+    ("" without mirrors)."""
     mirrored = [r for r in result.images.values() if len(r.registries) > 1]
     if not mirrored:
         return ""
-    parts = []
+    copied: dict[str, list[str]] = {}
+    missing: list[str] = []
+    mounted = streamed = 0
     for r in mirrored:
-        copied = [reg for reg, state in r.registries.items() if state == "copied"]
-        missing = [f"{reg} {state}" for reg, state in r.registries.items() if state in MISSING]
-        if copied:
-            blobs = r.copied or {}
-            how = f"{blobs.get('mounted', 0)} blobs mounted, {blobs.get('uploaded', 0)} streamed"
-            parts.append(f"{r.name} copied to {', '.join(copied)} ({how})")
-        if missing:
-            parts.append(f"{r.name} not at {', '.join(missing)}")
-    count = len(next(iter(mirrored)).registries)
-    if not parts:
-        return f"registries: every image at all {count}"
-    return "registries: " + "; ".join(parts)
+        for registry, state in r.registries.items():
+            if state == "copied":
+                copied.setdefault(registry, []).append(r.name)
+            elif state in MISSING:
+                missing.append(f"{r.name} {state} at {registry}")
+        mounted += (r.copied or {}).get("mounted", 0)
+        streamed += (r.copied or {}).get("uploaded", 0)
+    parts = [
+        f"{len(names)} copied to {registry}" + (f" ({', '.join(names)})" if len(names) <= 3 else "")
+        for registry, names in copied.items()
+    ]
+    if copied:
+        parts[-1] += f"; blobs: {mounted} mounted, {streamed} streamed"
+    parts += missing
+    count = len(mirrored[0].registries)
+    return "registries: " + ("; ".join(parts) if parts else f"every image at all {count}")
 
 
 #: Registry states of an image that is not published there after the run.

@@ -1,8 +1,9 @@
 """``promote``: release tags on the published images of this checkout.
 
 Each architecture's specs come from fingerprinting the working tree for
-that architecture (nothing is built or pulled); with ``--to``, each image
-is copied to the other registries first, then tagged there too. The tags
+that architecture (nothing is built or pulled). The tag is written at the
+primary and at every mirror, and with ``--to`` at other registries: each
+image is copied to those first, then tagged there too. The tags
 are written concurrently, a failure being that image's (and registry's)
 result (:mod:`..release.promote`).
 """
@@ -34,12 +35,12 @@ def mainline_only(repo: Repository, names: Sequence[str]) -> list[str]:
 def destinations(
     settings: RegistrySettings, repo: Repository, to: Sequence[str]
 ) -> list[Destination]:
-    """The primary, then each ``--to`` registry (with its ``[[publish]]`` prefix where it
-    is a configured mirror, else the primary's)."""
+    """The primary, the mirrors (``[[publish]]``, ``--mirror-registry``), then each
+    ``--to`` registry (with a mirror's prefix where it is one, else the primary's)."""
     publication = settings.publication_for(repo.options)
     known = {m.registry: m for m in publication.mirrors}
     primary = publication.primary
-    chosen = [primary]
+    chosen = list(publication.destinations)
     for name in to:
         registry = name.rstrip("/")
         destination = known.get(registry) or Destination(registry, primary.prefix).check("--to")
