@@ -206,3 +206,26 @@ def test_a_mirror_that_refuses_pushes_fails_those_images_only(
         assert image["registries"][f"{readonly_mirror.host}/ro"] == "failed"
         assert f"copy to {readonly_mirror.host}/ro failed" in image["error"]
     assert "Traceback" not in stderr
+
+
+def test_a_pipeline_gives_a_copy_to_a_step_with_the_mirror_flags(
+    cli: Cli, tls_mirror: Registry, pki: TlsMaterial
+) -> None:
+    import yaml
+
+    mirror = f"{tls_mirror.host}/flag{uuid.uuid4().hex[:6]}"
+    (cli.repo / "mzbuild-async.toml").write_text(
+        f'[registry."{tls_mirror.host}"]\nca = "{pki.ca}"\n'
+    )
+    status, images, stderr = _ensure(cli, "--mirror-registry", mirror)
+    assert status == 0, stderr
+    lib = images["demo-lib"]
+    tls_mirror.delete(*_repo_tag(f"{mirror}/{lib['spec'].rsplit('/', 1)[1]}"))
+    result = cli.run("pipeline", *NAMES, "--format", "github", "--mirror-registry", mirror)
+    assert result.returncode == 0, result.stderr
+    jobs = yaml.safe_load(result.stdout)["jobs"]
+    commands = [step["run"] for job in jobs.values() for step in job["steps"] if "run" in step]
+    fingerprint = lib["spec"].rsplit("-", 1)[1]
+    (command,) = [c for c in commands if f"--only demo-lib={fingerprint}" in c]
+    assert f"--mirror-registry {mirror}" in command
+    assert not any("demo-base" in c for c in commands)  # at both registries: nothing to do

@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from mzbuild_async.builds.plan import Workflow
 from mzbuild_async.engine.endpoints import Endpoint
 from mzbuild_async.engine.memory import MemoryEngine
 from mzbuild_async.model.options import Arch, BuildOptions
+from mzbuild_async.model.publication import Destination
 from mzbuild_async.registry.client import RegistryClient
 from mzbuild_async.registry.memory import MemoryRegistry
 from mzbuild_async.source.repository import Repository
@@ -203,6 +205,79 @@ async def test_plan_says_what_a_run_would_do(world: World) -> None:
     assert document["lib"]["action"] == "none"
     assert document["lib"]["published"] == "present"
     json.dumps(document)
+
+
+# -- mirrors and digests ----------------------------------------------------------------
+
+MIRROR = Destination("mirror.test/m", "")
+
+
+def _drop(world: World, spec: str) -> None:
+    host, _, rest = spec.partition("/")
+    repository, _, tag = rest.rpartition(":")
+    del world.registry.manifests[(host, repository)][tag]
+
+
+def _at_mirror(spec: str) -> str:
+    return spec.replace(REGISTRY, MIRROR.registry, 1)
+
+
+async def test_ensure_copies_to_mirrors_and_back_never_rebuilding(world: World) -> None:
+    first = await world.run(Workflow.ENSURE, "lib", mirrors=(MIRROR,))
+    assert first.ok, first.to_json()
+    for name in ("base", "lib"):
+        image = first.images[name]
+        assert image.registries == {REGISTRY: "pushed", MIRROR.registry: "copied"}
+        assert world.registry.manifest(_at_mirror(image.spec)) == world.registry.manifest(
+            image.spec
+        )
+        assert image.digest.startswith("sha256:")
+        assert image.size > 0
+    builds = sum(1 for c in world.engine.calls if c[0] == "build")
+
+    _drop(world, _at_mirror(first.images["lib"].spec))  # the mirror lost it
+    _drop(world, first.images["base"].spec)  # the primary lost this one
+    again = await world.run(Workflow.ENSURE, "base", "lib", mirrors=(MIRROR,))
+    assert again.ok, again.to_json()
+    assert actions(again) == {"base": "none", "lib": "none"}
+    assert again.images["lib"].registries == {REGISTRY: "present", MIRROR.registry: "copied"}
+    assert again.images["base"].registries == {REGISTRY: "copied", MIRROR.registry: "present"}
+    assert again.images["base"].digest == first.images["base"].digest
+    assert sum(1 for c in world.engine.calls if c[0] == "build") == builds  # nothing rebuilt
+    assert world.registry.manifest(first.images["base"].spec) is not None
+
+
+async def test_a_mirror_that_cannot_tell_fails_the_image(world: World) -> None:
+    down = Destination("down.test", "")
+    original = world.registry.handle
+
+    def handle(request: Any) -> Any:
+        if request.url.host == "down.test":
+            return httpx.Response(503)
+        return original(request)
+
+    world.registry.handle = handle  # type: ignore[method-assign]
+    world.client.transport = httpx.MockTransport(handle)
+    result = await world.run(Workflow.ENSURE, "base", mirrors=(down,))
+    image = result.images["base"]
+    assert image.action == "failed"
+    assert image.registries == {REGISTRY: "pushed", "down.test": "unknown"}
+    assert "down.test could not tell whether it has" in image.error
+    assert world.registry.manifest("down.test/base:" + image.spec.rsplit(":", 1)[1]) is None
+
+
+async def test_a_plans_digests_come_from_the_heads_it_sent(world: World) -> None:
+    ran = await world.run(Workflow.ENSURE, "app")
+    before = dict(world.registry.requests)
+    plan = await plan_workflow(
+        world.repo, Workflow.ENSURE, ["base", "lib", "app"], cache_dir=world.cache,
+        docker=world.engine, client=world.client, tiers=("registry",),
+    )  # fmt: skip
+    sent = {m: n - before.get(m, 0) for m, n in world.registry.requests.items()}
+    assert {m: n for m, n in sent.items() if n} == {"HEAD": 3}  # one HEAD each, nothing more
+    for name, found in plan.found.items():
+        assert found.digest == ran.images[name].digest, name
+        assert plan.to_json()["images"][name]["digest"] == found.digest
 
 
 # -- a pool of in-memory engines ---------------------------------------------------------

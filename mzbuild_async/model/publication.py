@@ -82,11 +82,12 @@ class PublishConfig:
             Destination(r, primary.prefix if p is None else p).check(CONFIG_NAME)
             for r, p in self.mirrors
         ]
+        flags = tuple(flags)
         mirrors += [
             Destination(r.rstrip("/"), primary.prefix).check("--mirror-registry") for r in flags
         ]
         unique = tuple(d for d in dict.fromkeys(mirrors) if d != primary)
-        return Publication(primary, unique, self.moving)
+        return Publication(primary, unique, self.moving, flags)
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ class Publication:
     primary: Destination
     mirrors: tuple[Destination, ...] = ()
     moving: frozenset[str] = frozenset(DEFAULT_MOVING)
+    #: The mirrors given as ``--mirror-registry`` (a CI step is given them again).
+    flagged: tuple[str, ...] = ()
 
     @property
     def destinations(self) -> tuple[Destination, ...]:

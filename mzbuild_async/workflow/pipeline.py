@@ -12,13 +12,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..builds.plan import Workflow
+from ..builds.plan import Found, Workflow
 from ..builds.scheduler import Action
 from ..ci import by_name
+from ..model.status import Status
 from ..pipeline.emit import StepSettings, carried_flags
 from ..pipeline.partition import DEFAULT_AGENT_JOBS, DEFAULT_STARTUP, partition
 from ..source.repository import Repository
 from ..store.history import BuildHistory
+from .options import RunOptions
 from .plan import plan_configured
 from .settings import RegistrySettings
 from .walk import build_estimates
@@ -63,25 +65,42 @@ async def plan_pipeline(
     shape: PipelineShape,
 ) -> PipelineResult:
     """Plan ``ensure`` of ``targets``, cut the builds into steps, emit the pipeline."""
+    publication = settings.publication_for(repo.options)
     plan = await plan_configured(
-        repo, Workflow.ENSURE, targets, registry=settings, cache_dir=cache_dir
+        repo,
+        Workflow.ENSURE,
+        targets,
+        registry=settings,
+        cache_dir=cache_dir,
+        options=RunOptions(mirrors=publication.mirrors, environ=settings.environ),
     )
     decisions = plan.decisions
     builds = [n for n, d in decisions.items() if shape.any_commit or d.action is Action.BUILD]
+    # A published image a mirror lacks (or the primary) is a step's too: its ensure copies it.
+    copies = [n for n in decisions if n not in builds and _needs_copy(plan.found.get(n))]
+    builds += copies
     chosen = set(builds)
     deps = {n: {d for d in repo.image(n).dependencies if d in chosen} for n in builds}
     given = shape.agents is not None or shape.max_step_seconds
     cut = partition(
         builds,
         deps,
-        build_estimates(repo, builds, BuildHistory.load(cache_dir)),
+        {
+            **build_estimates(repo, builds, BuildHistory.load(cache_dir)),
+            **dict.fromkeys(copies, 0.0),
+        },
         sticky={n for n in builds if not repo.image(n).manifest.publish},
         agents=shape.agents if given else DEFAULT_AGENTS,
         max_step_seconds=shape.max_step_seconds,
         startup=shape.startup,
         jobs=shape.step_jobs,
     )
-    step = replace(shape.step, flags=carried_flags(repo.options), arch=str(repo.options.arch))
+    mirror_flags = tuple(f for r in publication.flagged for f in ("--mirror-registry", r))
+    step = replace(
+        shape.step,
+        flags=carried_flags(repo.options) + mirror_flags,
+        arch=str(repo.options.arch),
+    )
     document = by_name(shape.format).pipeline(
         cut,
         {n: d.spec for n, d in decisions.items()},
@@ -90,3 +109,10 @@ async def plan_pipeline(
         jobs_only=shape.jobs_only,
     )
     return PipelineResult(document, builds, len(decisions))
+
+
+def _needs_copy(found: Found | None) -> bool:
+    """Whether an image is published somewhere but not everywhere."""
+    if found is None:
+        return False
+    return bool(found.copied_from) or any(s is Status.ABSENT for s in found.mirrors.values())
