@@ -8,8 +8,6 @@ through the engine); skopeo reads both back, independently of our code.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +17,9 @@ import anyio
 import pytest
 
 from tests.support.demo import Cli, make_demo
-from tests.support.engine import _fail_or_skip, remove_images
+from tests.support.engine import remove_images
 from tests.support.registry import Registry, run_registry
+from tests.support.skopeo import digest_of
 from tests.support.tls import TlsMaterial, make_tls
 
 pytestmark = [pytest.mark.slow, pytest.mark.real]
@@ -68,17 +67,6 @@ def cli(
     remove_images(primary)
 
 
-def _skopeo_digest(ref: str) -> str | None:
-    program = shutil.which("skopeo")
-    if program is None:
-        _fail_or_skip("skopeo is not installed; run scripts/setup-system")
-    read = subprocess.run(
-        [str(program), "inspect", "--tls-verify=false", "--format", "{{.Digest}}", f"docker://{ref}"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    return read.stdout.strip() if read.returncode == 0 else None
-
-
 def _ensure(cli: Cli, *rest: str) -> tuple[int, dict[str, Any], str]:
     result = cli.run("ensure", *NAMES, "--json", *rest)
     assert result.stdout, result.stderr
@@ -114,7 +102,7 @@ def test_ensure_publishes_to_every_registry_and_copies_what_one_lacks(
         assert image["registries"] == {primary_registry: "pushed", mirror_registry: "copied"}
         at_mirror = _mirror_ref(cli, tls_mirror, image["spec"])
         # The same manifest in both (skopeo's digests), and the one our output gives.
-        assert image["digest"] == _skopeo_digest(image["spec"]) == _skopeo_digest(at_mirror)
+        assert image["digest"] == digest_of(image["spec"]) == digest_of(at_mirror)
 
     # The mirror loses demo-lib's tag: the next ensure copies it, builds and pulls nothing.
     lib = images["demo-lib"]
@@ -141,7 +129,7 @@ def test_ensure_publishes_to_every_registry_and_copies_what_one_lacks(
         mirror_registry: "present",
     }
     assert again["demo-lib"]["copied"]["uploaded"] == 0  # the blobs were there: a HEAD each
-    assert _skopeo_digest(_mirror_ref(cli, tls_mirror, lib["spec"])) == lib["digest"]
+    assert digest_of(_mirror_ref(cli, tls_mirror, lib["spec"])) == lib["digest"]
 
     # The primary loses demo-base's tag: copied back from the mirror, not rebuilt.
     base = images["demo-base"]
@@ -153,7 +141,7 @@ def test_ensure_publishes_to_every_registry_and_copies_what_one_lacks(
         primary_registry: "copied",
         mirror_registry: "present",
     }
-    assert _skopeo_digest(base["spec"]) == base["digest"]
+    assert digest_of(base["spec"]) == base["digest"]
 
     # The summary says it too.
     tls_mirror.delete(*_repo_tag(_mirror_ref(cli, tls_mirror, lib["spec"])))

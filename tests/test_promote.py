@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,33 +10,21 @@ from typing import Any
 import pytest
 
 from tests.support.demo import Cli, commit, make_demo
-from tests.support.engine import _fail_or_skip
 from tests.support.registry import Registry
+from tests.support.skopeo import digest_of, raw_manifest, skopeo
 
 pytestmark = [pytest.mark.slow, pytest.mark.real]
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 
-def _skopeo(*args: str) -> subprocess.CompletedProcess[str]:
-    program = shutil.which("skopeo")
-    if program is None:
-        _fail_or_skip("skopeo is not installed; run scripts/setup-system")
-    return subprocess.run(
-        [str(program), *args], capture_output=True, text=True, timeout=60, check=False
-    )
-
-
 def _raw(ref: str) -> str:
-    """The manifest bytes at ``ref``, as skopeo reads them."""
-    read = _skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{ref}")
-    assert read.returncode == 0, read.stderr
-    return read.stdout
+    return raw_manifest(ref)
 
 
 def _digest(ref: str) -> str:
-    read = _skopeo("inspect", "--tls-verify=false", "--format", "{{.Digest}}", f"docker://{ref}")
-    assert read.returncode == 0, read.stderr
-    return read.stdout.strip()
+    digest = digest_of(ref)
+    assert digest is not None, ref
+    return digest
 
 
 def _spec(cli: Cli, name: str, arch: str = "x86_64") -> str:
@@ -102,7 +88,7 @@ def test_several_arches_make_an_index_skopeo_reads(released: tuple[Cli, Registry
         "arm64": _digest(_spec(cli, "demo-base", "aarch64")),
     }
     assert outcome["digest"] == _digest(outcome["target"])
-    arm = _skopeo(
+    arm = skopeo(
         "inspect", "--tls-verify=false", "--override-arch", "arm64", "--format",
         "{{.Architecture}}", f"docker://{outcome['target']}",
     )  # fmt: skip

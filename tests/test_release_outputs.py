@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,7 @@ import jsonschema
 import pytest
 
 from tests.support.demo import Cli, commit
-from tests.support.engine import _fail_or_skip
+from tests.support.skopeo import digest_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.real]
 NAMES = ("demo-base", "demo-lib", "demo-tools")
@@ -23,15 +21,9 @@ SCHEMA = Path(__file__).parents[1] / "mzbuild_async" / "report" / "schemas" / "m
 
 
 def _skopeo_digest(ref: str) -> str:
-    program = shutil.which("skopeo")
-    if program is None:
-        _fail_or_skip("skopeo is not installed; run scripts/setup-system")
-    read = subprocess.run(
-        [str(program), "inspect", "--tls-verify=false", "--format", "{{.Digest}}", f"docker://{ref}"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert read.returncode == 0, read.stderr
-    return read.stdout.strip()
+    digest = digest_of(ref)
+    assert digest is not None, ref
+    return digest
 
 
 def _metadata(cli: Cli, path: Path, *rest: str) -> dict[str, Any]:
