@@ -7,6 +7,7 @@ import json
 import os
 import uuid
 
+import anyio
 import httpx
 import pytest
 
@@ -22,9 +23,12 @@ pytestmark = [pytest.mark.anyio, pytest.mark.real]
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
-def push_layered(registry: Registry, repo: str, tag: str, layers: int = 3) -> str:
-    """An image with ``layers`` random layers (1 MiB and more) at ``repo:tag``; its digest."""
-    blobs = [os.urandom(1024 * 1024 + i) for i in range(layers)]
+def push_layered(
+    registry: Registry, repo: str, tag: str, layers: int = 3, blobs: list[bytes] | None = None
+) -> str:
+    """An image with ``layers`` random layers (1 MiB and more), or with ``blobs``, at
+    ``repo:tag``; its digest."""
+    blobs = blobs or [os.urandom(1024 * 1024 + i) for i in range(layers)]
     config = json.dumps({"architecture": "amd64", "os": "linux", "run": uuid.uuid4().hex}).encode()
     with registry._client(repo) as client:
         for body in (config, *blobs):
@@ -146,3 +150,30 @@ async def test_a_missing_source_is_one_error(registries: dict[str, Registry]) ->
     registry = registries["none"]
     with pytest.raises(TransferError, match="not there to copy from"):
         await _copy(f"{registry.host}/nothing/here:mzbuild-X", f"{registry.host}/else:mzbuild-X")
+
+
+async def test_images_that_share_layers_send_each_layer_once(
+    registries: dict[str, Registry],
+) -> None:
+    """Two images copied at once to a new host: a shared layer is streamed once, then
+    mounted from the repository it went to (as the engine's own pushes do)."""
+    source, target = registries["none"], registries["token"]
+    run = uuid.uuid4().hex[:8]
+    shared = [os.urandom(1024 * 1024), os.urandom(1024 * 1024 + 1)]
+    push_layered(source, f"s{run}/one", "mzbuild-A", blobs=shared)
+    push_layered(source, f"s{run}/two", "mzbuild-A", blobs=shared)
+    stats = CopyStats()
+    async with RegistryClient() as client:
+        writer = RegistryWriter(client)
+        async with anyio.create_task_group() as tg:
+            for name in ("one", "two"):
+                tg.start_soon(
+                    copy_image,
+                    writer,
+                    parse_reference(f"{source.host}/s{run}/{name}:mzbuild-A"),
+                    parse_reference(f"{target.host}/t{run}/{name}:mzbuild-A"),
+                    stats,
+                )
+    # Two configs (they differ) and the two shared layers streamed; the layers mounted once.
+    assert (stats.uploaded, stats.mounted, stats.present) == (4, 2, 0)
+    assert stats.bytes < 2 * 1024 * 1024 + 2 + 2 * 1024  # the layers' bytes went once

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 
 from ..errors import TransferError, single_error
-from .client import RegistryClient, RegistryUnavailable
+from .client import RegistryUnavailable
 from .names import Reference
 from .writer import INDEX_TYPES, Document, RegistryWriter
 
@@ -70,7 +70,7 @@ async def copy_image(
 
         async def one(digest: str, size: int) -> None:
             async with limit:
-                await copy_blob(writer.client, source, target, digest, size, stats)
+                await copy_blob(writer, source, target, digest, size, stats)
 
         with single_error():  # (the first blob's failure, as one line)
             async with anyio.create_task_group() as tg:
@@ -99,17 +99,40 @@ def _descriptors(ref: Reference, items: Any, *, sizes: bool = False) -> list[Any
 
 
 async def copy_blob(
-    client: RegistryClient,
+    writer: RegistryWriter,
     source: Reference,
     target: Reference,
     digest: str,
     size: int,
     stats: CopyStats,
 ) -> None:
-    """One blob into ``target``'s repository, unless it is there already."""
+    """One blob into ``target``'s repository, unless it is there already (a copy of the
+    same blob to the same host already under way is waited for, then mounted)."""
+    key = (target.api_host, digest)
+    flight = writer.blob_flights.get(key)
+    if flight is not None:
+        await flight.wait()
+        await _copy_blob_retried(writer, source, target, digest, size, stats)
+        return
+    writer.blob_flights[key] = anyio.Event()
+    try:
+        await _copy_blob_retried(writer, source, target, digest, size, stats)
+    finally:
+        writer.blob_flights.pop(key).set()
+
+
+async def _copy_blob_retried(
+    writer: RegistryWriter,
+    source: Reference,
+    target: Reference,
+    digest: str,
+    size: int,
+    stats: CopyStats,
+) -> None:
     for attempt in range(1, BLOB_ATTEMPTS + 1):
         try:
-            await _copy_blob_once(client, source, target, digest, size, stats)
+            await _copy_blob_once(writer, source, target, digest, size, stats)
+            writer.blob_homes[(target.api_host, digest)] = target.repository
             return
         except RegistryUnavailable as exc:
             if attempt == BLOB_ATTEMPTS:
@@ -117,25 +140,32 @@ async def copy_blob(
 
 
 async def _copy_blob_once(
-    client: RegistryClient,
+    writer: RegistryWriter,
     source: Reference,
     target: Reference,
     digest: str,
     size: int,
     stats: CopyStats,
 ) -> None:
+    client = writer.client
     known = await client.request(target, "HEAD", f"blobs/{digest}", push=True)
     if known.status_code == 200:
         stats.present += 1
         return
-    same_host = source.api_host == target.api_host and source.repository != target.repository
-    if same_host:
+    # A repository on the target's host that has the blob: the source, or one this
+    # session copied it to (images share their base layers).
+    home = (
+        source.repository
+        if source.api_host == target.api_host
+        else writer.blob_homes.get((target.api_host, digest), "")
+    )
+    if home and home != target.repository:
         started = await client.request(
             target,
             "POST",
-            f"blobs/uploads/?mount={digest}&from={source.repository}",
+            f"blobs/uploads/?mount={digest}&from={home}",
             push=True,
-            mount_from=source.repository,
+            mount_from=home,
         )
         if started.status_code == 201:
             stats.mounted += 1

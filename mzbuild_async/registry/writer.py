@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+import anyio
 
 from ..errors import TransferError
 from .client import ACCEPT, RegistryClient, RegistryUnavailable
@@ -53,6 +55,12 @@ class RegistryWriter:
     """Manifests and blobs of one or more registries, through one client."""
 
     client: RegistryClient
+    #: Where blobs were seen or put this session: (host, digest) -> a repository there
+    #: that has it (a copy mounts from it instead of sending the bytes again).
+    blob_homes: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: Blob copies in flight, by (host, digest): a second copy of one waits for the
+    #: first, then mounts it.
+    blob_flights: dict[tuple[str, str], anyio.Event] = field(default_factory=dict)
 
     async def _get(self, ref: Reference, path: str, accept: str) -> Document | None:
         try:
