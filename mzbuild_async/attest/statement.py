@@ -1,0 +1,143 @@
+"""in-toto statements about an image: SLSA provenance, exact to the input file.
+
+The subject is the image's manifest digest in its repository. The
+predicate (SLSA Provenance v1) records what decided the image: the
+options (profile, arch, coverage, sanitizer) as external parameters; as
+resolved dependencies every input file (path and git blob SHA-1, as the
+fingerprint hashed it), every ``MZFROM`` parent (spec and digest) and the
+source revision; as run details the engine it was built on, the CI build
+where one is known, and when it started and finished.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PROVENANCE_TYPE = "https://slsa.dev/provenance/v1"
+#: What this build type means is this module's docstring.
+BUILD_TYPE = "urn:mzbuild-async:build:v1"
+#: A builder id names the engine: ``urn:mzbuild-async:engine:NAME``.
+BUILDER_PREFIX = "urn:mzbuild-async:engine:"
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The image a statement is about: its repository and manifest digest."""
+
+    repository: str
+    digest: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The in-toto ResourceDescriptor."""
+        algorithm, _, value = self.digest.partition(":")
+        return {"name": self.repository, "digest": {algorithm: value}}
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input file: its path in the repository and its git blob SHA-1 (hex)."""
+
+    path: str
+    sha1: str
+
+
+@dataclass(frozen=True)
+class Parent:
+    """An image this one is built ``MZFROM``: its spec and manifest digest."""
+
+    name: str
+    spec: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class Build:
+    """What a provenance statement records of one build."""
+
+    name: str
+    fingerprint: str
+    options: Mapping[str, Any]
+    inputs: Sequence[Input]
+    parents: Sequence[Parent]
+    #: The source: ``org.opencontainers.image.source`` and ``.revision`` ("" unknown).
+    source: str = ""
+    revision: str = ""
+    #: The engine that built it, and its platform.
+    engine: str = "local"
+    platform: str = ""
+    #: The CI build this ran in (a URL), when one is known.
+    invocation: str = ""
+    started: float | None = None
+    finished: float | None = None
+    version: str = ""
+
+
+def timestamp(seconds: float) -> str:
+    """RFC 3339 in UTC, to the second (``2026-12-01T12:00:00Z``)."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def provenance(subject: Subject, build: Build) -> dict[str, Any]:
+    """The in-toto statement with the SLSA Provenance v1 predicate of ``build``."""
+    dependencies: list[dict[str, Any]] = [
+        {"name": i.path, "digest": {"gitBlob": i.sha1}} for i in build.inputs
+    ]
+    dependencies += [
+        {
+            "name": p.name,
+            "uri": f"oci://{p.spec}",
+            "digest": {p.digest.partition(":")[0]: p.digest.partition(":")[2]},
+            "annotations": {"mzbuild.spec": p.spec},
+        }
+        for p in build.parents
+    ]
+    if build.source and build.revision:
+        dependencies.append({"uri": f"git+{build.source}", "digest": {"gitCommit": build.revision}})
+    metadata: dict[str, Any] = {}
+    if build.invocation:
+        metadata["invocationId"] = build.invocation
+    if build.started is not None:
+        metadata["startedOn"] = timestamp(build.started)
+    if build.finished is not None:
+        metadata["finishedOn"] = timestamp(build.finished)
+    builder: dict[str, Any] = {"id": BUILDER_PREFIX + build.engine}
+    if build.version:
+        builder["version"] = {"mzbuild-async": build.version}
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [subject.to_json()],
+        "predicateType": PROVENANCE_TYPE,
+        "predicate": {
+            "buildDefinition": {
+                "buildType": BUILD_TYPE,
+                "externalParameters": {
+                    "image": build.name,
+                    "options": dict(build.options),
+                },
+                "internalParameters": {
+                    "fingerprint": build.fingerprint,
+                    "platform": build.platform,
+                },
+                "resolvedDependencies": dependencies,
+            },
+            "runDetails": {"builder": builder, "metadata": metadata},
+        },
+    }
+
+
+def ci_build_url(environ: Mapping[str, str]) -> str:
+    """The URL of the CI build this runs in ("" when none is known)."""
+    if environ.get("BUILDKITE_BUILD_URL"):
+        return environ["BUILDKITE_BUILD_URL"]
+    server, repository, run = (
+        environ.get("GITHUB_SERVER_URL"),
+        environ.get("GITHUB_REPOSITORY"),
+        environ.get("GITHUB_RUN_ID"),
+    )
+    if server and repository and run:
+        return f"{server}/{repository}/actions/runs/{run}"
+    return environ.get("CI_JOB_URL", "")

@@ -1,0 +1,115 @@
+"""Provenance statements: in-toto Statement v1 with a SLSA Provenance v1 predicate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from referencing import Registry, Resource
+
+from mzbuild_async.attest.statement import (
+    BUILD_TYPE,
+    Build,
+    Input,
+    Parent,
+    Subject,
+    ci_build_url,
+    provenance,
+    timestamp,
+)
+
+SCHEMAS = Path(__file__).parents[1] / "mzbuild_async" / "attest" / "schemas"
+DIGEST = "sha256:" + "ab" * 32
+
+
+def validate(statement: dict[str, Any]) -> None:
+    """Against the Statement v1 schema, and the predicate against SLSA Provenance v1."""
+    statement_schema = json.loads((SCHEMAS / "statement-v1.json").read_text())
+    predicate_schema = json.loads((SCHEMAS / "slsa-provenance-v1.json").read_text())
+    registry = Registry().with_resource(
+        "statement-v1.json", Resource.from_contents(statement_schema)
+    )
+    jsonschema.Draft202012Validator(statement_schema).validate(statement)
+    jsonschema.Draft202012Validator(predicate_schema, registry=registry).validate(
+        statement["predicate"]
+    )
+
+
+BUILD = Build(
+    name="demo-lib",
+    fingerprint="NVMXCASFVBOKCEAARMKR7BR5ICEOQTE3",
+    options={"profile": "release", "arch": "x86_64", "coverage": False, "sanitizer": "none"},
+    inputs=[Input("images/lib/Dockerfile", "1" * 40), Input("images/lib/lib.txt", "2" * 40)],
+    parents=[Parent("demo-base", "reg.test/demo-base:mzbuild-X", "sha256:" + "cd" * 32)],
+    source="https://git.example.test/org/demo",
+    revision="3" * 40,
+    engine="e2",
+    platform="linux/amd64",
+    invocation="https://ci.example.test/builds/7",
+    started=1_764_590_400.0,
+    finished=1_764_590_412.5,
+    version="0.1.0",
+)
+
+
+def test_a_statement_is_valid_and_says_what_decided_the_image() -> None:
+    statement = provenance(Subject("reg.test/demo-lib", DIGEST), BUILD)
+    validate(statement)
+    assert statement["subject"] == [{"name": "reg.test/demo-lib", "digest": {"sha256": "ab" * 32}}]
+    definition = statement["predicate"]["buildDefinition"]
+    assert definition["buildType"] == BUILD_TYPE
+    assert definition["externalParameters"]["options"]["profile"] == "release"
+    deps = definition["resolvedDependencies"]
+    assert deps[0] == {"name": "images/lib/Dockerfile", "digest": {"gitBlob": "1" * 40}}
+    assert deps[2]["digest"] == {"sha256": "cd" * 32}
+    assert deps[-1] == {
+        "uri": "git+https://git.example.test/org/demo",
+        "digest": {"gitCommit": "3" * 40},
+    }
+    run = statement["predicate"]["runDetails"]
+    assert run["builder"]["id"] == "urn:mzbuild-async:engine:e2"
+    assert run["metadata"] == {
+        "invocationId": "https://ci.example.test/builds/7",
+        "startedOn": "2025-12-01T12:00:00Z",
+        "finishedOn": "2025-12-01T12:00:12Z",
+    }
+
+
+def test_a_statement_without_optional_facts_is_valid() -> None:
+    bare = Build(name="x", fingerprint="F", options={}, inputs=[], parents=[])
+    statement = provenance(Subject("reg.test/x", DIGEST), bare)
+    validate(statement)
+    assert statement["predicate"]["runDetails"]["metadata"] == {}
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"_type": "https://in-toto.io/Statement/v0.1"},
+        {"subject": []},
+        {"subject": [{"name": "x", "digest": {"sha256": "short"}}]},
+    ],
+)
+def test_the_schema_refuses_what_is_not_a_statement(broken: dict[str, Any]) -> None:
+    statement = provenance(Subject("reg.test/x", DIGEST), BUILD)
+    with pytest.raises(jsonschema.ValidationError):
+        validate({**statement, **broken})
+
+
+def test_ci_build_urls() -> None:
+    assert ci_build_url({"BUILDKITE_BUILD_URL": "https://bk.test/b/1"}) == "https://bk.test/b/1"
+    github = {
+        "GITHUB_SERVER_URL": "https://gh.test",
+        "GITHUB_REPOSITORY": "org/repo",
+        "GITHUB_RUN_ID": "99",
+    }
+    assert ci_build_url(github) == "https://gh.test/org/repo/actions/runs/99"
+    assert ci_build_url({"CI_JOB_URL": "https://gl.test/j/5"}) == "https://gl.test/j/5"
+    assert ci_build_url({}) == ""
+
+
+def test_timestamps_are_utc_seconds() -> None:
+    assert timestamp(0.9) == "1970-01-01T00:00:00Z"
