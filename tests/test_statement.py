@@ -63,7 +63,7 @@ def test_a_statement_is_valid_and_says_what_decided_the_image() -> None:
     assert definition["buildType"] == BUILD_TYPE
     assert definition["externalParameters"]["options"]["profile"] == "release"
     deps = definition["resolvedDependencies"]
-    assert deps[0] == {"name": "images/lib/Dockerfile", "digest": {"gitBlob": "1" * 40}}
+    assert deps[0] == {"name": "images/lib/Dockerfile", "digest": {"sha1": "1" * 40}}
     assert deps[2]["digest"] == {"sha256": "cd" * 32}
     assert deps[-1] == {
         "uri": "git+https://git.example.test/org/demo",

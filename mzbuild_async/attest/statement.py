@@ -3,8 +3,8 @@
 The subject is the image's manifest digest in its repository. The
 predicate (SLSA Provenance v1) records what decided the image: the
 options (profile, arch, coverage, sanitizer) as external parameters; as
-resolved dependencies every input file (path and git blob SHA-1, as the
-fingerprint hashed it), every ``MZFROM`` parent (spec and digest) and the
+resolved dependencies every input file (path and the SHA-1 of its content,
+as the fingerprint hashed it), every ``MZFROM`` parent (spec and digest) and the
 source revision; as run details the engine it was built on, the CI build
 where one is known, and when it started and finished.
 """
@@ -39,7 +39,7 @@ class Subject:
 
 @dataclass(frozen=True)
 class Input:
-    """One input file: its path in the repository and its git blob SHA-1 (hex)."""
+    """One input file: its path in the repository and the SHA-1 of its content (hex)."""
 
     path: str
     sha1: str
@@ -84,7 +84,7 @@ def timestamp(seconds: float) -> str:
 def provenance(subject: Subject, build: Build) -> dict[str, Any]:
     """The in-toto statement with the SLSA Provenance v1 predicate of ``build``."""
     dependencies: list[dict[str, Any]] = [
-        {"name": i.path, "digest": {"gitBlob": i.sha1}} for i in build.inputs
+        {"name": i.path, "digest": {"sha1": i.sha1}} for i in build.inputs
     ]
     dependencies += [
         {

@@ -45,6 +45,7 @@ from ..model.status import TIER_ORDER, parse_tiers
 from .argtypes import non_negative_seconds, positive_int, positive_seconds
 
 if TYPE_CHECKING:
+    from ..attest.dsse import Signer
     from ..engine.endpoints import Endpoint
     from ..workflow.config import ConfigFile
     from ..workflow.options import RunOptions
@@ -348,6 +349,17 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "--timeline", metavar="FILE", help="write a self-contained HTML Gantt chart of the run"
     )
     p.add_argument(
+        "--attest",
+        action="store_true",
+        help="ensure: attach a provenance statement (in-toto, SLSA v1) to every image pushed"
+        " and every one found without one, as an OCI 1.1 artifact",
+    )
+    p.add_argument(
+        "--sign-key",
+        metavar="PEM",
+        help="sign the statements with this key (ECDSA P-256 or Ed25519; implies --attest)",
+    )
+    p.add_argument(
         "--metadata-file",
         metavar="FILE",
         help="write each image's spec, digest, size, platform and name@digest per registry"
@@ -393,8 +405,19 @@ def run_options(args: argparse.Namespace, settings: Settings, *, force: bool = F
         transfer_registry=args.transfer_registry,
         environ=settings.environ,
         mirrors=registry.publication_for(settings.options).mirrors,
+        attest=args.attest or args.sign_key is not None,
+        signers=signers_from(args),
         **step_options(args, settings.environ),
     )
+
+
+def signers_from(args: argparse.Namespace) -> tuple[Signer, ...]:
+    """The keys ``--sign-key`` names (read now: a bad key is one line before any work)."""
+    if args.sign_key is None:
+        return ()
+    from ..attest.dsse import KeySigner
+
+    return (KeySigner.load(args.sign_key),)
 
 
 # ---------------------------------------------------------------- CI steps

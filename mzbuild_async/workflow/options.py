@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ..attest.dsse import Signer
 from ..builds.plan import Workflow
 from ..engine.endpoints import Endpoint
 from ..model.options import DEFAULT_TRANSFERS, default_jobs
@@ -54,6 +55,9 @@ class RunOptions:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     #: ``ensure``: the registries images are published to besides the primary.
     mirrors: tuple[Destination, ...] = ()
+    #: ``ensure --attest``: attach provenance to what is published, signed by these.
+    attest: bool = False
+    signers: tuple[Signer, ...] = ()
 
     def confirms(self, workflow: Workflow) -> bool:
         """Whether the run confirms cached "present" answers with the registry:

@@ -45,6 +45,9 @@ class ImageResult:
     registries: Mapping[str, str] = field(default_factory=dict)
     #: Blobs copied to mirrors (mounted, uploaded, present) and bytes streamed.
     copied: Mapping[str, int] | None = None
+    #: ``ensure --attest``: its provenance (``attached``, ``present``, ``failed``), the
+    #: artifact's digest.
+    attestation: Mapping[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` record of this image."""
@@ -70,6 +73,8 @@ class ImageResult:
             record["registries"] = dict(self.registries)
         if self.copied is not None:
             record["copied"] = dict(self.copied)
+        if self.attestation is not None:
+            record["attestation"] = dict(self.attestation)
         return record
 
 
@@ -275,3 +280,14 @@ def published_result(
 def descriptor_of(found: Found | None) -> tuple[str, int]:
     """The digest and size the lookups found an image with (("", 0): none said)."""
     return ("", 0) if found is None or not found.published else (found.digest, found.size)
+
+
+def attested_result(result: ImageResult, attested: Any) -> ImageResult:
+    """``result`` with what ``ensure --attest`` did for it; a failed attestation fails
+    the image (its job was to be published and attested)."""
+    if attested is None:
+        return result
+    result = replace(result, attestation=attested.to_json())
+    if attested.state == "failed" and result.action not in ("failed", "skipped"):
+        result = replace(result, action="failed", error=f"attestation: {attested.error}")
+    return result

@@ -23,11 +23,18 @@ from ..source.repository import Repository
 from ..store.history import BuildHistory
 from ..support import logs
 from ..support.events import Listener, ignore
+from .attest import attest_images, build_windows
 from .ci_steps import check_fingerprints, mark_failures
 from .events import RunEvents
 from .options import RunOptions
 from .publish import primary_state, publish_to_mirrors
-from .results import RunResult, descriptor_of, image_result, published_result
+from .results import (
+    RunResult,
+    attested_result,
+    descriptor_of,
+    image_result,
+    published_result,
+)
 from .rounds import ROUNDS, Round, engine_reports, learn, merged, remember_pushed, run_round
 from .services import open_services, registry_host, run_platform
 from .settings import RegistrySettings
@@ -112,20 +119,29 @@ async def run_workflow(
         )
         await mark_failures(services.client, options, outcomes, specs)
         engines = engine_reports(services, [r.scheduler for r in rounds], platform)
-    waits: Mapping[str, float] = getattr(worker, "waited", {})
-    pushed: Mapping[str, tuple[str, int]] = getattr(worker, "digests", {})
-    results = {
-        name: published_result(
-            replace(image_result(decision, outcomes[name], events.offset), awaited=waits.get(name)),
-            repo.options.image_registry,
-            primary_state(outcomes[name], plan.found.get(name)),
-            pushed.get(name) or descriptor_of(plan.found.get(name)),
-            mirrored.get(name),
-        )
-        for name, decision in plan.decisions.items()
-        if name in outcomes
-    }
-    steps = tuple(sorted(events.recorder.steps, key=lambda s: (s.start, s.track)))
+        waits: Mapping[str, float] = getattr(worker, "waited", {})
+        pushed: Mapping[str, tuple[str, int]] = getattr(worker, "digests", {})
+        results = {
+            name: published_result(
+                replace(
+                    image_result(decision, outcomes[name], events.offset),
+                    awaited=waits.get(name),
+                ),
+                repo.options.image_registry,
+                primary_state(outcomes[name], plan.found.get(name)),
+                pushed.get(name) or descriptor_of(plan.found.get(name)),
+                mirrored.get(name),
+            )
+            for name, decision in plan.decisions.items()
+            if name in outcomes
+        }
+        steps = tuple(sorted(events.recorder.steps, key=lambda s: (s.start, s.track)))
+        if options.attest and workflow is Workflow.ENSURE:
+            attested = await attest_images(
+                services.client, repo, results, options.signers, options.environ,
+                found_too=True, windows=build_windows(steps, events.since()),
+            )  # fmt: skip
+            results = {n: attested_result(r, attested.get(n)) for n, r in results.items()}
     engine = services.lookups
     return RunResult(
         workflow,

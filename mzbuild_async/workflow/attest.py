@@ -1,0 +1,174 @@
+"""After an ``ensure --attest``: a signed provenance statement attached to each image.
+
+For every image the run pushed (and every image it found published without
+one), an in-toto statement with the SLSA provenance of the build
+(:mod:`..attest.statement`) is signed with the run's keys as a DSSE
+envelope (:mod:`..attest.dsse`) and attached to the image's manifest as an
+OCI 1.1 artifact (:mod:`..registry.referrers`). ``verify`` reads them back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from .. import __version__
+from ..attest.dsse import ENVELOPE_TYPE, IN_TOTO_TYPE, Signer, envelope
+from ..attest.statement import PROVENANCE_TYPE, Build, Input, Parent, Subject, ci_build_url
+from ..attest.statement import provenance as provenance_statement
+from ..errors import TransferError
+from ..registry.client import RegistryClient
+from ..registry.names import parse_reference
+from ..registry.referrers import Descriptor, attach, referrers
+from ..registry.writer import RegistryWriter
+from ..source.repository import Repository
+from .results import ImageResult
+
+#: The annotation that says which predicate an attached statement carries.
+PREDICATE_ANNOTATION = "in-toto.io/predicate-type"
+#: Images attested at once.
+CONCURRENCY = 8
+
+
+@dataclass(frozen=True)
+class Attested:
+    """What became of one image's provenance: ``attached``, ``present`` (it had one),
+    or ``failed`` (with why)."""
+
+    state: str
+    digest: str = ""
+    error: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The record in ``--json``."""
+        record: dict[str, Any] = {"provenance": self.state}
+        if self.digest:
+            record["digest"] = self.digest
+        if self.error:
+            record["error"] = self.error
+        return record
+
+
+def build_of(
+    repo: Repository,
+    name: str,
+    result: ImageResult,
+    parents: Sequence[Parent],
+    inputs: Sequence[Input],
+    labels: Mapping[str, str],
+    environ: Mapping[str, str],
+    window: tuple[float, float] | None,
+) -> Build:
+    """What the statement of ``name`` records."""
+    options = repo.options
+    return Build(
+        name=name,
+        fingerprint=result.spec.rsplit("-", 1)[1],
+        options={
+            "profile": options.profile.value,
+            "arch": str(options.arch),
+            "coverage": options.coverage,
+            "sanitizer": options.sanitizer.value,
+        },
+        inputs=inputs,
+        parents=parents,
+        source=labels.get("org.opencontainers.image.source", ""),
+        revision=labels.get("org.opencontainers.image.revision", ""),
+        engine=result.engine or "local",
+        platform=options.arch.platform,
+        invocation=ci_build_url(environ),
+        started=window[0] if window else None,
+        finished=window[1] if window else None,
+        version=__version__,
+    )
+
+
+async def inputs_of(repo: Repository, name: str) -> list[Input]:
+    """Every input file of ``name`` with the SHA-1 of its content, as the fingerprint
+    hashed it."""
+    described = await repo.describe(name)
+    return [Input(f.path, f.sha1.hex()) for f in described.inputs]
+
+
+async def attest_images(
+    client: RegistryClient,
+    repo: Repository,
+    results: Mapping[str, ImageResult],
+    signers: Sequence[Signer],
+    environ: Mapping[str, str],
+    *,
+    found_too: bool,
+    windows: Mapping[str, tuple[float, float]],
+) -> dict[str, Attested]:
+    """Attach a signed provenance statement to each image pushed (and, with
+    ``found_too``, each found published without one); per image, what was done."""
+    writer = RegistryWriter(client)
+    labels = await repo.source_labels()
+    chosen = [
+        name
+        for name, r in results.items()
+        if r.digest and repo.image(name).manifest.publish and (r.pushed or found_too)
+        and r.action not in ("failed", "skipped")
+    ]  # fmt: skip
+    done: dict[str, Attested] = {}
+    limit = anyio.CapacityLimiter(CONCURRENCY)
+
+    async def one(name: str) -> None:
+        result = results[name]
+        ref = parse_reference(result.spec)
+        repository = parse_reference(result.spec.rsplit(":", 1)[0])
+        async with limit:
+            try:
+                if not result.pushed:
+                    have = await referrers(writer, repository, result.digest, IN_TOTO_TYPE)
+                    if any(
+                        dict(d.annotations).get(PREDICATE_ANNOTATION) == PROVENANCE_TYPE
+                        for d in have
+                    ):
+                        done[name] = Attested("present")
+                        return
+                manifest = await writer.manifest(ref)
+                if manifest is None or manifest.digest != result.digest:
+                    raise TransferError(f"{result.spec} is not the image this run published")
+                parents = [
+                    Parent(dep, results[dep].spec, results[dep].digest)
+                    for dep in repo.image(name).dependencies
+                    if dep in results and results[dep].digest
+                ]
+                build = build_of(
+                    repo, name, result, parents, await inputs_of(repo, name), labels, environ,
+                    windows.get(name),
+                )  # fmt: skip
+                subject = Subject(result.spec.rsplit(":", 1)[0], result.digest)
+                statement = provenance_statement(subject, build)
+                payload = json.dumps(statement, sort_keys=True).encode()
+                signed = json.dumps(envelope(payload, IN_TOTO_TYPE, signers)).encode()
+                attached = await attach(
+                    writer, repository, Descriptor.of(manifest), IN_TOTO_TYPE, ENVELOPE_TYPE,
+                    signed, {PREDICATE_ANNOTATION: PROVENANCE_TYPE},
+                )  # fmt: skip
+                done[name] = Attested("attached", attached.digest)
+            except TransferError as exc:
+                done[name] = Attested("failed", error=str(exc))
+
+    async with anyio.create_task_group() as tg:
+        for name in chosen:
+            tg.start_soon(one, name)
+    return done
+
+
+def build_windows(
+    steps: Sequence[Any], seconds: float, now: float | None = None
+) -> dict[str, tuple[float, float]]:
+    """Each image's build as wall-clock times (UNIX), from the run's steps."""
+    origin = (time.time() if now is None else now) - seconds
+    return {
+        s.track: (origin + s.start, origin + s.end)
+        for s in steps
+        if s.phase == "build" and s.status == "done"
+    }
