@@ -95,3 +95,105 @@ def test_a_bad_key_is_one_line_before_any_work(demo_cli: Cli, tmp_path: Path) ->
     assert "not an unencrypted PEM private key" in result.stderr
     assert "Traceback" not in result.stderr
     assert "build start" not in result.stderr
+
+
+def _verify(cli: Cli, *args: str) -> tuple[int, dict[str, str]]:
+    result = cli.run("verify", *args)
+    assert "Traceback" not in result.stderr
+    lines = {line.split("  ", 1)[0]: line for line in result.stdout.splitlines()}
+    return result.returncode, lines
+
+
+@pytest.fixture
+def attested(
+    demo_cli: Cli, key: tuple[Path, ec.EllipticCurvePrivateKey], tmp_path: Path
+) -> tuple[Cli, dict[str, Any], Path]:
+    """The demo's two images ensured with --sign-key, and the public key as printed."""
+    path, _private = key
+    result = demo_cli.run("ensure", *NAMES, "--sign-key", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    printed = demo_cli.run("public-key", "--sign-key", str(path))
+    assert printed.returncode == 0, printed.stderr
+    (tmp_path / "pub.pem").write_text(printed.stdout)
+    return demo_cli, json.loads(result.stdout)["images"], tmp_path / "pub.pem"
+
+
+def test_verify_checks_the_signatures(
+    attested: tuple[Cli, dict[str, Any], Path], tmp_path: Path
+) -> None:
+    cli, _images, public = attested
+    status, lines = _verify(cli, *NAMES, "--key", str(public))
+    assert status == 0, lines
+    assert all(" verified  provenance signed by sha256:" in lines[n] for n in NAMES)
+    status, lines = _verify(cli, "demo-base")
+    assert (status, "signatures not checked" in lines["demo-base"]) == (0, True)
+    other = ec.generate_private_key(ec.SECP256R1()).public_key()
+    (tmp_path / "other.pem").write_bytes(
+        other.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    status, lines = _verify(cli, "demo-base", "--key", str(tmp_path / "other.pem"))
+    assert status == 1
+    assert "demo-base  FAILED  no signature by the given key verifies" in lines["demo-base"]
+
+
+def test_verify_refuses_a_statement_of_another_image_or_a_tampered_one(
+    attested: tuple[Cli, dict[str, Any], Path],
+) -> None:
+    import anyio
+
+    from mzbuild_async.registry.client import RegistryClient
+    from mzbuild_async.registry.names import parse_reference
+    from mzbuild_async.registry.referrers import Descriptor, attach
+    from mzbuild_async.registry.writer import RegistryWriter
+
+    cli, images, public = attested
+    _, _, base_envelope = _statement_of(images["demo-base"]["spec"])
+    _, lib_payload, lib_envelope = _statement_of(images["demo-lib"]["spec"])
+    lib_spec = images["demo-lib"]["spec"]
+    repository = lib_spec.rsplit(":", 1)[0]
+    host, _, path_in = repository.partition("/")
+    # demo-lib loses its own statement (its fallback index) ...
+    fallback = images["demo-lib"]["digest"].replace(":", "-")
+    head = httpx.head(
+        f"http://{host}/v2/{path_in}/manifests/{fallback}",
+        headers={"Accept": "application/vnd.oci.image.index.v1+json"}, timeout=10,
+    )  # fmt: skip
+    httpx.delete(
+        f"http://{host}/v2/{path_in}/manifests/{head.headers['docker-content-digest']}", timeout=10
+    ).raise_for_status()
+
+    async def attach_to_lib(envelope: dict[str, Any]) -> None:
+        async with RegistryClient() as client:
+            writer = RegistryWriter(client)
+            manifest = await writer.manifest(parse_reference(lib_spec))
+            assert manifest is not None
+            await attach(
+                writer, parse_reference(repository), Descriptor.of(manifest),
+                "application/vnd.in-toto+json", "application/vnd.dsse.envelope.v1+json",
+                json.dumps(envelope).encode(),
+            )  # fmt: skip
+
+    # ... and gets demo-base's, re-attached: its statement is of another image.
+    anyio.run(attach_to_lib, base_envelope)
+    status, lines = _verify(cli, "demo-lib", "--key", str(public))
+    assert status == 1
+    assert "its subject is another image" in lines["demo-lib"]
+    # A copy of its own with one byte changed: the signature no longer verifies.
+    flipped = lib_payload.replace(b'"demo-lib"', b'"demo-lIb"')
+    assert flipped != lib_payload
+    anyio.run(attach_to_lib, dict(lib_envelope, payload=base64.b64encode(flipped).decode()))
+    status, lines = _verify(cli, "demo-lib", "--key", str(public))
+    assert status == 1
+    assert "no signature by the given key verifies" in lines["demo-lib"]
+
+
+def test_verify_fails_when_an_input_changed_since_the_build(
+    attested: tuple[Cli, dict[str, Any], Path],
+) -> None:
+    cli, _images, public = attested
+    (cli.repo / "images" / "base" / "extra.txt").write_text("changed\n")
+    status, lines = _verify(cli, "demo-base", "--key", str(public))
+    assert status == 1
+    assert "demo-base  FAILED" in lines["demo-base"]

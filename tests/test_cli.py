@@ -175,7 +175,8 @@ def make_repo_with_warning(make_repo: object) -> Path:
 
 
 def test_every_command_has_a_runner() -> None:
-    """Each subcommand of the parser is run by COMMANDS (``cache`` needs no repository)."""
+    """Each subcommand of the parser is run by COMMANDS (``cache`` and ``public-key`` need
+    no repository)."""
     import argparse
 
     from mzbuild_async.cli.main import COMMANDS
@@ -183,7 +184,7 @@ def test_every_command_has_a_runner() -> None:
 
     parser = build_parser()
     [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    assert set(sub.choices) == {*COMMANDS, "cache"}
+    assert set(sub.choices) == {*COMMANDS, "cache", "public-key"}
 
 
 @pytest.mark.parametrize("command", ["list", "spec --all", "fingerprint --all", "describe base"])

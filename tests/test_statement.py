@@ -113,3 +113,29 @@ def test_ci_build_urls() -> None:
 
 def test_timestamps_are_utc_seconds() -> None:
     assert timestamp(0.9) == "1970-01-01T00:00:00Z"
+
+
+def test_check_statement_names_the_first_difference() -> None:
+    from mzbuild_async.attest.verify import Mismatch, check_statement
+
+    statement = provenance(Subject("reg.test/demo-lib", DIGEST), BUILD)
+    inputs = {i.path: i.sha1 for i in BUILD.inputs}
+    parents = {"demo-base": "reg.test/demo-base:mzbuild-X"}
+    check_statement(statement, DIGEST, inputs, parents)  # describes the image: no error
+    cases = [
+        ("sha256:" + "ef" * 32, inputs, parents, "its subject is another image"),
+        (DIGEST, {**inputs, "images/lib/new.txt": "4" * 40}, parents, "is not in the statement"),
+        (DIGEST, {"images/lib/Dockerfile": "1" * 40}, parents, "this checkout does not"),
+        (
+            DIGEST,
+            {**inputs, "images/lib/lib.txt": "5" * 40},
+            parents,
+            "input images/lib/lib.txt differs",
+        ),
+        (DIGEST, inputs, {"demo-base": "reg.test/demo-base:mzbuild-Y"}, "parent demo-base differs"),
+    ]
+    for digest, want_inputs, want_parents, message in cases:
+        with pytest.raises(Mismatch, match=message):
+            check_statement(statement, digest, want_inputs, want_parents)
+    with pytest.raises(Mismatch, match="not SLSA provenance"):
+        check_statement({**statement, "predicateType": "x"}, DIGEST, inputs, parents)

@@ -103,6 +103,11 @@ async def run_command(args: argparse.Namespace) -> int:
         clear(cache_dir)
         _emit(f"cleared the caches in {cache_dir}")
         return 0
+    if args.command == "public-key":  # (needs no repository)
+        from ..attest.dsse import KeySigner
+
+        _emit(KeySigner.load(args.sign_key).public_pem().rstrip("\n"))
+        return 0
     with contextlib.ExitStack() as stack:
         if args.command in WRITES_CACHE:
             cache_dir = usable_cache_dir(cache_dir, stack)
@@ -122,6 +127,7 @@ WRITES_CACHE = frozenset(
         "run",
         "promote",
         "publish-manifest",
+        "verify",
     }
 )
 
@@ -252,6 +258,15 @@ async def _pipeline(args: argparse.Namespace, repo: Repository, settings: Settin
     return await run_pipeline_command(args, repo, targets, settings)
 
 
+async def _verify(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
+    from .attest import run_verify
+
+    targets = _targets(args, repo)
+    if args.all:
+        targets = [t for t in targets if repo.image(t).manifest.publish]
+    return await run_verify(args, repo, targets, settings)
+
+
 async def _promote(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
     from .build import run_promote
 
@@ -277,6 +292,7 @@ COMMANDS: dict[str, Command] = {
     "plan": _plan,
     "pipeline": _pipeline,
     "promote": _promote,
+    "verify": _verify,
     "publish-manifest": _promote,
 }
 

@@ -69,6 +69,7 @@ def build_parser() -> _Parser:
     _add_source_commands(sub, common)
     _add_check(sub, common)
     _add_run_commands(sub, common)
+    _add_attest_commands(sub, common)
     p = sub.add_parser("cache", parents=[common], help="manage the local caches")
     p.add_argument(
         "action",
@@ -117,6 +118,30 @@ def _add_check(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> Non
         action="store_true",
         help="allow the GET tier on Docker Hub (each GET counts as a pull there)",
     )
+
+
+def _add_attest_commands(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    """verify and public-key."""
+    p = sub.add_parser(
+        "verify",
+        parents=[common],
+        help="check each image's attached provenance: signatures, subject, and that it"
+        " describes what this checkout builds",
+    )
+    _targets(p, "every publishable image")
+    p.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="a public key the signatures must verify with (repeatable; without one,"
+        " signatures are not checked)",
+    )
+    add_registry_arguments(p)
+    p = sub.add_parser(
+        "public-key", parents=[common], help="print the public key of a --sign-key (PEM)"
+    )
+    p.add_argument("--sign-key", metavar="PEM", required=True, help="the private key")
 
 
 def _add_run_commands(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:

@@ -1,0 +1,28 @@
+"""The ``verify`` command: parse, call the workflow, render."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..attest.dsse import load_public_key
+from ..report.verify import verify_json, verify_text
+from ..source.repository import Repository
+from ..workflow.verify import verify_images
+from .settings import Settings
+
+
+async def run_verify(
+    args: argparse.Namespace, repo: Repository, targets: list[str], settings: Settings
+) -> int:
+    """One verdict per image; exit 1 if any image failed."""
+    keys = [load_public_key(path) for path in args.key]
+    verdicts = await verify_images(
+        repo, targets, keys, cache_dir=settings.cache_dir, settings=settings.registries
+    )
+    if args.json:
+        sys.stdout.write(json.dumps(verify_json(verdicts), indent=2) + "\n")
+    else:
+        sys.stdout.write(verify_text(verdicts))
+    return 0 if all(v.ok for v in verdicts.values()) else 1
