@@ -197,3 +197,25 @@ def test_verify_fails_when_an_input_changed_since_the_build(
     status, lines = _verify(cli, "demo-base", "--key", str(public))
     assert status == 1
     assert "demo-base  FAILED" in lines["demo-base"]
+
+
+def test_the_statements_travel_with_a_mirror_copy_and_verify_there(
+    demo_cli: Cli,
+    key: tuple[Path, ec.EllipticCurvePrivateKey],
+    registries: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    cli = demo_cli
+    path, private = key
+    mirror = f"{registries['token'].host}/{cli.registry.split('/', 1)[1]}"
+    result = cli.run("ensure", *NAMES, "--sign-key", str(path), "--mirror-registry", mirror)
+    assert result.returncode == 0, result.stderr
+    (tmp_path / "pub.pem").write_bytes(
+        private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    at_mirror = Cli(cli.repo, mirror, cli.cache_dir)
+    status, lines = _verify(at_mirror, *NAMES, "--key", str(tmp_path / "pub.pem"))
+    assert status == 0, lines
+    assert all(" verified  " in lines[n] for n in NAMES)

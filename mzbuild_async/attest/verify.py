@@ -2,7 +2,7 @@
 
 Pure checks over an opened statement: the subject is the image's digest, the
 input files are exactly the ones (and the content SHA-1s) this checkout's
-fingerprint hashed, the parents are the specs this checkout computes. A
+fingerprint hashed, the parents have the fingerprints this checkout computes. A
 statement copied onto another image, or an image built from other inputs,
 fails with the first difference named.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..model.spec import fingerprint_of
 from .statement import PROVENANCE_TYPE, STATEMENT_TYPE
 
 
@@ -50,7 +51,8 @@ def check_statement(
         if recorded[path] != inputs[path]:
             raise Mismatch(f"input {path} differs (built from {recorded[path][:12]})")
     for name, spec in sorted(parents.items()):
-        if recorded_parents.get(name) != spec:
+        # (the fingerprint, not the registry: a mirror's copy names the primary's parents)
+        if fingerprint_of(recorded_parents.get(name, "")) != fingerprint_of(spec):
             raise Mismatch(
                 f"parent {name} differs ({recorded_parents.get(name, 'missing')}, not {spec})"
             )

@@ -140,18 +140,8 @@ async def referrers(
 ) -> list[Descriptor]:
     """The artifacts attached to ``subject`` (of ``artifact_type``, when given): from
     the referrers API, else from the fallback tag."""
-    listed: Any = None
-    try:
-        response = await writer.client.request(
-            repository, "GET", f"referrers/{subject}", headers={"Accept": OCI_INDEX}
-        )
-    except RegistryUnavailable as exc:
-        raise TransferError(f"{repository}: could not list referrers: {exc}") from None
-    if response.status_code == 200 and response.headers.get("content-type", "").startswith(
-        OCI_INDEX
-    ):
-        listed = response.json().get("manifests")
-    else:
+    listed = await _from_api(writer, repository, subject)
+    if listed is None:
         index = await writer.manifest(_at(repository, fallback_tag(subject)))
         listed = index.json().get("manifests") if index is not None else []
     found: list[Descriptor] = []
@@ -174,3 +164,53 @@ async def referrers(
             )
         )
     return found
+
+
+async def copy_referrers(
+    writer: RegistryWriter, source: Reference, target: Reference, subject: str
+) -> int:
+    """Copy the artifacts attached to ``subject`` in ``source``'s repository to
+    ``target``'s (same digests; the fallback index kept where the target has no
+    referrers API); how many were copied."""
+    from .copy import copy_image  # (copy knows nothing of referrers)
+
+    source_repo = _at(source, subject)
+    count = 0
+    for descriptor in await referrers(writer, source_repo, subject):
+        copied = await copy_image(
+            writer, _at(source, descriptor.digest), _at(target, descriptor.digest)
+        )
+        if await _from_api(writer, target, subject) is None:
+            await _add_to_fallback(
+                writer,
+                target,
+                subject,
+                Descriptor(
+                    copied.media_type,
+                    copied.digest,
+                    copied.size,
+                    descriptor.artifact_type,
+                    descriptor.annotations,
+                ),
+            )
+        count += 1
+    return count
+
+
+async def _from_api(writer: RegistryWriter, repository: Reference, subject: str) -> Any:
+    """What the referrers API lists for ``subject`` (None: the registry has no such API)."""
+    try:
+        response = await writer.client.request(
+            repository, "GET", f"referrers/{subject}", headers={"Accept": OCI_INDEX}
+        )
+    except RegistryUnavailable as exc:
+        raise TransferError(f"{repository}: could not list referrers: {exc}") from None
+    if response.status_code != 200 or not response.headers.get("content-type", "").startswith(
+        OCI_INDEX
+    ):
+        return None
+    try:
+        listed = response.json().get("manifests")
+    except (ValueError, AttributeError):
+        return None
+    return listed if isinstance(listed, list) else []

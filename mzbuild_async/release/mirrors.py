@@ -5,7 +5,8 @@ registry about every image at once (:mod:`..workflow.walk`). An image the
 primary lacks but a mirror has is copied to the primary, not rebuilt
 (:func:`restore`); after the run, each image it publishes is copied from
 the primary to every mirror that lacks it (:func:`copy_to_mirrors`), over
-the registry API (:mod:`..registry.copy`). A mirror that could not tell is
+the registry API (:mod:`..registry.copy`), with the artifacts attached to it
+(signed provenance). A mirror that could not tell is
 never copied over: the image is not published there, and fails.
 """
 
@@ -23,6 +24,7 @@ from ..model.spec import TAG_PREFIX, fingerprint_of
 from ..model.status import Status
 from ..registry.copy import CopyStats, copy_image
 from ..registry.names import parse_reference
+from ..registry.referrers import copy_referrers
 from ..registry.writer import RegistryWriter
 from ..support import logs
 
@@ -57,6 +59,9 @@ async def restore(writer: RegistryWriter, source: str, target: str) -> tuple[str
     digest and size, or None with one warning when the copy failed (it is then built)."""
     try:
         copied = await copy_image(writer, parse_reference(source), parse_reference(target))
+        await copy_referrers(
+            writer, parse_reference(source), parse_reference(target), copied.digest
+        )
     except TransferError as exc:
         logs.warning(f"{target}: could not copy it from {source}: {exc}; building it")
         return None
@@ -89,9 +94,9 @@ async def copy_to_mirrors(
             return
         async with limit:
             try:
-                await copy_image(
-                    writer, parse_reference(specs[name]), parse_reference(target), state.stats
-                )
+                source = parse_reference(specs[name])
+                copied = await copy_image(writer, source, parse_reference(target), state.stats)
+                await copy_referrers(writer, source, parse_reference(target), copied.digest)
             except TransferError as exc:
                 state.registries[registry] = "failed"
                 state.errors.append(f"copy to {registry} failed: {logs.redact_text(str(exc))}")

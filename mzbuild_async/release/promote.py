@@ -25,6 +25,7 @@ from ..errors import TransferError
 from ..model.options import Arch
 from ..registry.copy import copy_image
 from ..registry.names import parse_reference
+from ..registry.referrers import copy_referrers
 from ..registry.writer import INDEX_TYPES, OCI_INDEX, Document, RegistryWriter, digest_of
 
 #: Images promoted at once.
@@ -230,7 +231,9 @@ async def promote_at(
         try:
             if registry != registries[0]:
                 for arch, spec in specs.items():
-                    await copy_image(writer, parse_reference(primary[arch]), parse_reference(spec))
+                    source, target = parse_reference(primary[arch]), parse_reference(spec)
+                    copied = await copy_image(writer, source, target)
+                    await copy_referrers(writer, source, target, copied.digest)
             results[registry] = await promote_image(writer, tag, specs, may_move=may_move)
         except TransferError as exc:
             results[registry] = exc

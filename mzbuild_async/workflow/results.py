@@ -246,30 +246,25 @@ def image_result(decision: Decision, outcome: Outcome, offset: float) -> ImageRe
 
 
 def published_result(
-    result: ImageResult,
-    primary: str,
-    state: str,
-    descriptor: tuple[str, int],
-    mirrored: Mirrored | None,
+    result: ImageResult, primary: str, state: str, descriptor: tuple[str, int]
 ) -> ImageResult:
-    """``result`` with where the image is published (``state`` at the ``primary``
-    registry, the mirrors' states), its digest and size; a mirror that lacks it
-    after the run fails the image."""
+    """``result`` with where the primary has it (``state`` at the ``primary``
+    registry), its digest and size."""
     digest, size = descriptor
     registries = {primary: state} if state else {}
     references = {primary: result.spec} if state else {}
+    return replace(result, digest=digest, size=size, registries=registries, references=references)
+
+
+def mirrored_result(result: ImageResult, mirrored: Mirrored | None) -> ImageResult:
+    """``result`` with the mirrors' states; a mirror that lacks it after the run fails
+    the image."""
     if mirrored is None:
-        return replace(
-            result, digest=digest, size=size, registries=registries, references=references
-        )
-    registries.update(mirrored.registries)
-    references.update(mirrored.references)
+        return result
     result = replace(
         result,
-        digest=digest,
-        size=size,
-        registries=registries,
-        references=references,
+        registries={**result.registries, **mirrored.registries},
+        references={**result.references, **mirrored.references},
         copied=mirrored.stats.to_json(),
     )
     if mirrored.errors and result.action not in ("failed", "skipped"):

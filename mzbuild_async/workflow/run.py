@@ -33,6 +33,7 @@ from .results import (
     attested_result,
     descriptor_of,
     image_result,
+    mirrored_result,
     published_result,
 )
 from .rounds import ROUNDS, Round, engine_reports, learn, merged, remember_pushed, run_round
@@ -114,9 +115,6 @@ async def run_workflow(
         worker = rounds[-1].worker
         learn(history, {k: v for r in rounds for k, v in r.build_seconds.items()})
         await remember_pushed(services.lookups, outcomes, specs)
-        mirrored = await publish_to_mirrors(
-            services.client, workflow, repo, targets, plan, outcomes, options.mirrors
-        )
         await mark_failures(services.client, options, outcomes, specs)
         engines = engine_reports(services, [r.scheduler for r in rounds], platform)
         waits: Mapping[str, float] = getattr(worker, "waited", {})
@@ -130,18 +128,21 @@ async def run_workflow(
                 repo.options.image_registry,
                 primary_state(outcomes[name], plan.found.get(name)),
                 pushed.get(name) or descriptor_of(plan.found.get(name)),
-                mirrored.get(name),
             )
             for name, decision in plan.decisions.items()
             if name in outcomes
         }
         steps = tuple(sorted(events.recorder.steps, key=lambda s: (s.start, s.track)))
-        if options.attest and workflow is Workflow.ENSURE:
+        if options.attest and workflow is Workflow.ENSURE:  # (before the mirrors: they copy it)
             attested = await attest_images(
                 services.client, repo, results, options.signers, options.environ,
                 found_too=True, windows=build_windows(steps, events.since()),
             )  # fmt: skip
             results = {n: attested_result(r, attested.get(n)) for n, r in results.items()}
+        mirrored = await publish_to_mirrors(
+            services.client, workflow, repo, targets, plan, outcomes, options.mirrors
+        )
+        results = {n: mirrored_result(r, mirrored.get(n)) for n, r in results.items()}
     engine = services.lookups
     return RunResult(
         workflow,
