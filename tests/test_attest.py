@@ -36,13 +36,20 @@ def key(tmp_path: Path) -> tuple[Path, ec.EllipticCurvePrivateKey]:
     return path, private
 
 
-def _statement_of(spec: str) -> tuple[dict[str, Any], bytes, dict[str, Any]]:
-    """The attached envelope of ``spec``'s image (through the fallback tag, by hand)."""
+def _statement_of(
+    spec: str, predicate: str = "https://slsa.dev/provenance/v1"
+) -> tuple[dict[str, Any], bytes, dict[str, Any]]:
+    """The attached envelope of ``spec``'s image with ``predicate`` (through the fallback
+    tag, by hand)."""
     repository = spec.rsplit(":", 1)[0]
     digest = digest_of(spec)
     assert digest is not None
     index = json.loads(raw_manifest(f"{repository}:{digest.replace(':', '-')}"))
-    (entry,) = index["manifests"]
+    (entry,) = [
+        m
+        for m in index["manifests"]
+        if m.get("annotations", {}).get("in-toto.io/predicate-type") == predicate
+    ]
     artifact = json.loads(raw_manifest(f"{repository}@{entry['digest']}"))
     assert artifact["subject"]["digest"] == digest
     host, _, path = repository.partition("/")
@@ -79,6 +86,22 @@ def test_ensure_attests_and_signs_every_image_it_publishes(
     assert lib_txt["digest"] == {"sha1": hashlib.sha1(content).hexdigest()}
     parent = next(d for d in deps if d.get("name") == "demo-base")
     assert parent["digest"] == {"sha256": images["demo-base"]["digest"][7:]}
+
+    # The SBOM: CycloneDX 1.6 (the library's validator), the cargo packages of demo-hello's
+    # binary (Cargo.lock) and its parent, signed the same way.
+    hello = cli.run("ensure", "demo-hello", "--sign-key", str(path), "--json")
+    assert hello.returncode == 0, hello.stderr
+    hello_spec = json.loads(hello.stdout)["images"]["demo-hello"]["spec"]
+    statement, _, _ = _statement_of(hello_spec, "https://cyclonedx.org/bom")
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    bom = statement["predicate"]
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(bom)) is None
+    purls = {c.get("purl") for c in bom["components"]}
+    assert {"pkg:cargo/hello@0.1.0", "pkg:cargo/greeting@0.1.0"} <= purls
+    assert any(c["name"] == "demo-base" and c["type"] == "container" for c in bom["components"])
+    assert statement["subject"][0]["digest"]["sha256"] == digest_of(hello_spec)[7:]  # type: ignore[index]
 
     # Found images that already have one are left alone.
     again = cli.run("ensure", *NAMES, "--attest", "--json")

@@ -81,6 +81,16 @@ def timestamp(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def in_toto(subject: Subject, predicate_type: str, predicate: dict[str, Any]) -> dict[str, Any]:
+    """An in-toto statement about ``subject``."""
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [subject.to_json()],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    }
+
+
 def provenance(subject: Subject, build: Build) -> dict[str, Any]:
     """The in-toto statement with the SLSA Provenance v1 predicate of ``build``."""
     dependencies: list[dict[str, Any]] = [
@@ -107,11 +117,10 @@ def provenance(subject: Subject, build: Build) -> dict[str, Any]:
     builder: dict[str, Any] = {"id": BUILDER_PREFIX + build.engine}
     if build.version:
         builder["version"] = {"mzbuild-async": build.version}
-    return {
-        "_type": STATEMENT_TYPE,
-        "subject": [subject.to_json()],
-        "predicateType": PROVENANCE_TYPE,
-        "predicate": {
+    return in_toto(
+        subject,
+        PROVENANCE_TYPE,
+        {
             "buildDefinition": {
                 "buildType": BUILD_TYPE,
                 "externalParameters": {
@@ -126,7 +135,7 @@ def provenance(subject: Subject, build: Build) -> dict[str, Any]:
             },
             "runDetails": {"builder": builder, "metadata": metadata},
         },
-    }
+    )
 
 
 def ci_build_url(environ: Mapping[str, str]) -> str:

@@ -32,12 +32,7 @@ def check_statement(
         raise Mismatch("not an in-toto v1 statement")
     if statement.get("predicateType") != PROVENANCE_TYPE:
         raise Mismatch(f"predicate {statement.get('predicateType')!r}, not SLSA provenance v1")
-    algorithm, _, value = digest.partition(":")
-    subjects = statement.get("subject")
-    if not isinstance(subjects, list) or not any(
-        isinstance(s, dict) and s.get("digest", {}).get(algorithm) == value for s in subjects
-    ):
-        raise Mismatch(f"its subject is another image, not {digest}")
+    check_subject(statement, digest)
     try:
         dependencies = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
     except (KeyError, TypeError):
@@ -72,3 +67,13 @@ def _recorded(dependencies: object) -> tuple[dict[str, str], dict[str, str]]:
         elif isinstance(digest, dict) and "sha1" in digest:
             inputs[dependency["name"]] = str(digest["sha1"])
     return inputs, parents
+
+
+def check_subject(statement: Mapping[str, Any], digest: str) -> None:
+    """:class:`Mismatch` unless ``statement`` is about the image at ``digest``."""
+    algorithm, _, value = digest.partition(":")
+    subjects = statement.get("subject")
+    if not isinstance(subjects, list) or not any(
+        isinstance(s, dict) and s.get("digest", {}).get(algorithm) == value for s in subjects
+    ):
+        raise Mismatch(f"its subject is another image, not {digest}")

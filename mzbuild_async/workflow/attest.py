@@ -19,13 +19,23 @@ import anyio
 
 from .. import __version__
 from ..attest.dsse import ENVELOPE_TYPE, IN_TOTO_TYPE, Signer, envelope
-from ..attest.statement import PROVENANCE_TYPE, Build, Input, Parent, Subject, ci_build_url
+from ..attest.sbom import CYCLONEDX_TYPE, SbomError, sbom
+from ..attest.statement import (
+    PROVENANCE_TYPE,
+    Build,
+    Input,
+    Parent,
+    Subject,
+    ci_build_url,
+    in_toto,
+)
 from ..attest.statement import provenance as provenance_statement
-from ..errors import TransferError
+from ..errors import CargoError, TransferError
 from ..registry.client import RegistryClient
 from ..registry.names import parse_reference
 from ..registry.referrers import Descriptor, attach, referrers
 from ..registry.writer import RegistryWriter
+from ..source.lockfile import Lockfile, Package, load_lockfile
 from ..source.repository import Repository
 from .results import ImageResult
 
@@ -43,12 +53,16 @@ class Attested:
     state: str
     digest: str = ""
     error: str = ""
+    #: The SBOM statement attached with it.
+    sbom: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The record in ``--json``."""
         record: dict[str, Any] = {"provenance": self.state}
         if self.digest:
             record["digest"] = self.digest
+        if self.sbom:
+            record["sbom"] = self.sbom
         if self.error:
             record["error"] = self.error
         return record
@@ -88,6 +102,19 @@ def build_of(
     )
 
 
+def packages_of(repo: Repository, name: str, lock: Lockfile | None) -> list[Package]:
+    """The cargo packages in the closure of every binary and example ``name``'s
+    ``cargo-build`` pre-images put in (none without a ``Cargo.lock``)."""
+    builds = repo.image(name).manifest.cargo_builds
+    if lock is None or not builds:
+        return []
+    crates = set()
+    for build in builds:
+        crates |= {repo.workspace().crate_for_bin(b, name).name for b in build.bins}
+        crates |= {repo.workspace().crate_for_example(e, name).name for e in build.examples}
+    return lock.closure(crates)
+
+
 async def inputs_of(repo: Repository, name: str) -> list[Input]:
     """Every input file of ``name`` with the SHA-1 of its content, as the fingerprint
     hashed it."""
@@ -109,6 +136,7 @@ async def attest_images(
     ``found_too``, each found published without one); per image, what was done."""
     writer = RegistryWriter(client)
     labels = await repo.source_labels()
+    lock = load_lockfile(repo.root)
     chosen = [
         name
         for name, r in results.items()
@@ -145,15 +173,28 @@ async def attest_images(
                     windows.get(name),
                 )  # fmt: skip
                 subject = Subject(result.spec.rsplit(":", 1)[0], result.digest)
-                statement = provenance_statement(subject, build)
-                payload = json.dumps(statement, sort_keys=True).encode()
-                signed = json.dumps(envelope(payload, IN_TOTO_TYPE, signers)).encode()
-                attached = await attach(
-                    writer, repository, Descriptor.of(manifest), IN_TOTO_TYPE, ENVELOPE_TYPE,
-                    signed, {PREDICATE_ANNOTATION: PROVENANCE_TYPE},
-                )  # fmt: skip
-                done[name] = Attested("attached", attached.digest)
-            except TransferError as exc:
+                statements = {
+                    PROVENANCE_TYPE: provenance_statement(subject, build),
+                    CYCLONEDX_TYPE: in_toto(
+                        subject,
+                        CYCLONEDX_TYPE,
+                        sbom(
+                            name, result.spec, result.digest, packages_of(repo, name, lock),
+                            parents, version=__version__, created=build.finished,
+                        ),
+                    ),
+                }  # fmt: skip
+                digests = []
+                for predicate, statement in statements.items():
+                    payload = json.dumps(statement, sort_keys=True).encode()
+                    signed = json.dumps(envelope(payload, IN_TOTO_TYPE, signers)).encode()
+                    attached = await attach(
+                        writer, repository, Descriptor.of(manifest), IN_TOTO_TYPE,
+                        ENVELOPE_TYPE, signed, {PREDICATE_ANNOTATION: predicate},
+                    )  # fmt: skip
+                    digests.append(attached.digest)
+                done[name] = Attested("attached", digests[0], sbom=digests[1])
+            except (TransferError, SbomError, CargoError) as exc:
                 done[name] = Attested("failed", error=str(exc))
 
     async with anyio.create_task_group() as tg:

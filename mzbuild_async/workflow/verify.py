@@ -13,18 +13,20 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 
 from ..attest.dsse import IN_TOTO_TYPE, BadEnvelope, PublicKey, key_id, open_envelope, statement_of
-from ..attest.verify import Mismatch, check_statement
+from ..attest.sbom import CYCLONEDX_TYPE
+from ..attest.verify import Mismatch, check_statement, check_subject
 from ..errors import TransferError
 from ..model.status import Status
-from ..registry.names import parse_reference
-from ..registry.referrers import referrers
+from ..registry.names import Reference, parse_reference
+from ..registry.referrers import Descriptor, referrers
 from ..registry.writer import RegistryWriter
 from ..source.repository import Repository
-from .attest import inputs_of
+from .attest import PREDICATE_ANNOTATION, inputs_of
 from .settings import RegistrySettings
 
 #: Images verified at once.
@@ -87,37 +89,65 @@ async def _verify(
     expected_inputs = {i.path: i.sha1 for i in await inputs_of(repo, name)}
     parents = {dep: await repo.spec(dep) for dep in repo.image(name).dependencies}
     problems: list[str] = []
-    for descriptor in attached:
-        artifact = await writer.manifest(
-            parse_reference(f"{spec.rsplit(':', 1)[0]}@{descriptor.digest}")
-        )
-        if artifact is None:
-            problems.append(f"artifact {descriptor.digest[:19]} is gone")
-            continue
-        document = artifact.json()
-        if document.get("subject", {}).get("digest") != probe.digest:
-            problems.append("an artifact whose subject is another image")
-            continue
-        layers = document.get("layers")
-        if not isinstance(layers, list) or not layers or not isinstance(layers[0], dict):
-            problems.append("an artifact without its envelope")
-            continue
-        blob = await writer.blob(repository, str(layers[0].get("digest")))
+    verified = ""
+    sboms = 0
+
+    def is_sbom(descriptor: Descriptor) -> bool:
+        return dict(descriptor.annotations).get(PREDICATE_ANNOTATION) == CYCLONEDX_TYPE
+
+    for descriptor in sorted(attached, key=is_sbom):  # (provenance first)
+        sbom = is_sbom(descriptor)
+        if sbom and not verified:
+            break
         try:
-            envelope = json.loads(blob.body)
-            if keys:
-                payload_type, payload = open_envelope(envelope, keys)
-                signer = f"signed by {key_id(keys[0])[:19]}" if len(keys) == 1 else "signed"
-            else:
-                payload_type, payload = _unsigned(envelope)
-                signer = "signatures not checked (no --key)"
-            statement = statement_of(payload_type, payload)
-            check_statement(statement, probe.digest, expected_inputs, parents)
+            statement, signer = await _opened(
+                writer, repository, descriptor.digest, probe.digest, keys
+            )
+            if sbom:
+                check_subject(statement, probe.digest)
+                sboms += 1
+            elif not verified:
+                check_statement(statement, probe.digest, expected_inputs, parents)
+                verified = f"provenance {signer}, {len(expected_inputs)} inputs match"
         except (BadEnvelope, Mismatch, json.JSONDecodeError) as exc:
-            problems.append(str(exc))
-            continue
-        return f"provenance {signer}, {len(expected_inputs)} inputs match"
-    raise Mismatch("; ".join(dict.fromkeys(problems)))
+            if not sbom:
+                problems.append(str(exc))
+            else:
+                raise Mismatch(f"SBOM: {exc}") from None
+    if not verified:
+        raise Mismatch("; ".join(dict.fromkeys(problems)) or "no provenance attached")
+    return verified + (f"; SBOM {'signed' if keys else 'attached'}" if sboms else "")
+
+
+async def _opened(
+    writer: RegistryWriter,
+    repository: Reference,
+    artifact_digest: str,
+    image_digest: str,
+    keys: Sequence[PublicKey],
+) -> tuple[dict[str, Any], str]:
+    """An attached statement, its artifact's subject checked and its envelope opened
+    with ``keys`` (not checked without keys); and who signed it."""
+    artifact = await writer.manifest(
+        Reference(repository.domain, repository.repository, tag=artifact_digest)
+    )
+    if artifact is None:
+        raise Mismatch(f"artifact {artifact_digest[:19]} is gone")
+    document = artifact.json()
+    if document.get("subject", {}).get("digest") != image_digest:
+        raise Mismatch("an artifact whose subject is another image")
+    layers = document.get("layers")
+    if not isinstance(layers, list) or not layers or not isinstance(layers[0], dict):
+        raise Mismatch("an artifact without its envelope")
+    blob = await writer.blob(repository, str(layers[0].get("digest")))
+    envelope = json.loads(blob.body)
+    if keys:
+        payload_type, payload = open_envelope(envelope, keys)
+        signer = f"signed by {key_id(keys[0])[:19]}" if len(keys) == 1 else "signed"
+    else:
+        payload_type, payload = _unsigned(envelope)
+        signer = "signatures not checked (no --key)"
+    return statement_of(payload_type, payload), signer
 
 
 def _unsigned(envelope: object) -> tuple[str, bytes]:
