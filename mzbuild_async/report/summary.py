@@ -100,8 +100,24 @@ def summary_text(result: RunResult, status: int) -> str:
     registries = registries_line(result)
     if registries:
         lines.append(registries)
+    attested = attestations_line(result)
+    if attested:
+        lines.append(attested)
     lines.append(totals_line(result, status))
     return "\n".join(lines)
+
+
+def attestations_line(result: RunResult) -> str:
+    """``ensure --attest``: how many images got provenance and an SBOM, had them, or
+    failed ("" without --attest)."""
+    states: dict[str, int] = {}
+    for r in result.images.values():
+        if r.attestation is not None:
+            state = r.attestation.get("provenance", "")
+            states[state] = states.get(state, 0) + 1
+    if not states:
+        return ""
+    return "attestations: " + ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
 
 
 def registries_line(result: RunResult) -> str:
