@@ -69,3 +69,26 @@ async def test_an_image_without_referrers_has_none(registries: dict[str, Registr
             )
             == []
         )
+
+
+async def test_a_registry_with_the_referrers_api_is_asked_not_the_fallback_tag(
+    registries: dict[str, Registry],
+) -> None:
+    """In front of docker-registry, a server that answers the referrers API and says
+    ``OCI-Subject``: no fallback index is written, and the API's list is read."""
+    from tests.support.faultproxy import Faults, proxy_thread
+
+    registry = registries["none"]
+    repo = f"r{uuid.uuid4().hex[:8]}/img"
+    digest = registry.push(repo, "mzbuild-C")
+    with proxy_thread(f"http://{registry.host}", Faults(referrers_api=True)) as proxy:
+        async with RegistryClient() as client:
+            writer = RegistryWriter(client)
+            where = parse_reference(f"{proxy.host}/{repo}")
+            image = await writer.manifest(parse_reference(f"{proxy.host}/{repo}:mzbuild-C"))
+            assert image is not None
+            attached = await attach(writer, where, Descriptor.of(image), IN_TOTO, DSSE, b"{}")
+            listed = await referrers(writer, where, digest, IN_TOTO)
+    assert [d.digest for d in listed] == [attached.digest]
+    assert registry.digest(repo, fallback_tag(digest)) is None  # no fallback index
+    assert proxy.referrers[(repo, digest)][0]["digest"] == attached.digest

@@ -32,6 +32,7 @@ HOP_HEADERS = {
     "content-length",
 }
 TOKEN_PREFIX = "/__token__"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 @dataclass
@@ -71,6 +72,10 @@ class Faults:
     #: ``gate_seconds`` pass): shows, without timing, how many a client sends at once.
     gate: int = 0
     gate_seconds: float = 5.0
+    #: Answer the OCI 1.1 referrers API (``GET /v2/<name>/referrers/<digest>``) from the
+    #: artifacts pushed through the proxy, and say ``OCI-Subject`` when one is pushed
+    #: (a registry with the API, in front of one without it).
+    referrers_api: bool = False
     #: Faults apply only to paths containing this (None: every path)...
     only: str | None = None
     #: ...and only to these methods (None: every method).
@@ -96,6 +101,8 @@ class FaultProxy:
         self.in_flight = 0
         self.most_in_flight = 0
         self._gate_open = anyio.Event()
+        #: With ``referrers_api``: (repository, subject digest) -> descriptors.
+        self.referrers: dict[tuple[str, str], list[dict[str, object]]] = {}
 
     @property
     def host(self) -> str:
@@ -246,6 +253,8 @@ class FaultProxy:
                 text = f'{{"message":"rate limited, retry-after: {ms:.1f}ms"}}'.encode()
             await self._reply(stream, method, 429, extra, text)
             return True
+        if faults.referrers_api and await self._list_referrers(stream, method, target):
+            return True
         if target.startswith(TOKEN_PREFIX) and self.token_realm:
             url = self.token_realm + target[len(TOKEN_PREFIX) :]
         else:
@@ -267,9 +276,49 @@ class FaultProxy:
                 else (k, v)
                 for k, v in out
             ]
+        out += self._indexed(method, target, body, response)
         length = response.headers.get("content-length")
         await self._reply(stream, method, response.status_code, out, response.content, length)
         return True
+
+    async def _list_referrers(self, stream: anyio.abc.ByteStream, method: str, target: str) -> bool:
+        """Answer ``GET /v2/<name>/referrers/<digest>``; False for any other request."""
+        if method != "GET" or "/referrers/" not in target:
+            return False
+        name, _, subject = target.removeprefix("/v2/").partition("/referrers/")
+        listed = self.referrers.get((name, subject.split("?")[0]), [])
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": listed}
+        await self._reply(
+            stream, method, 200, [("Content-Type", OCI_INDEX)], json.dumps(index).encode()
+        )
+        return True
+
+    def _indexed(
+        self, method: str, target: str, body: bytes, response: httpx.Response
+    ) -> list[tuple[str, str]]:
+        """With ``referrers_api``: record an artifact pushed with a ``subject``; the
+        header that says so."""
+        if not self.faults.referrers_api or method != "PUT" or "/manifests/" not in target:
+            return []
+        try:
+            manifest = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return []
+        subject = manifest.get("subject") if isinstance(manifest, dict) else None
+        if response.status_code != 201 or not isinstance(subject, dict):
+            return []
+        name = target.removeprefix("/v2/").partition("/manifests/")[0]
+        descriptor = {
+            "mediaType": manifest.get("mediaType", ""),
+            "digest": response.headers.get("docker-content-digest", ""),
+            "size": len(body),
+            "artifactType": manifest.get("artifactType", ""),
+            "annotations": manifest.get("annotations", {}),
+        }
+        listed = self.referrers.setdefault((name, subject["digest"]), [])
+        if all(d["digest"] != descriptor["digest"] for d in listed):
+            listed.append(descriptor)
+        return [("OCI-Subject", subject["digest"])]
 
     async def _manifest_fault(
         self,
