@@ -242,3 +242,61 @@ def test_the_statements_travel_with_a_mirror_copy_and_verify_there(
     status, lines = _verify(at_mirror, *NAMES, "--key", str(tmp_path / "pub.pem"))
     assert status == 0, lines
     assert all(" verified  " in lines[n] for n in NAMES)
+
+
+def test_require_attested_attests_again_what_does_not_hold_never_rebuilding(
+    attested: tuple[Cli, dict[str, Any], Path], key: tuple[Path, ec.EllipticCurvePrivateKey]
+) -> None:
+    import anyio
+
+    from mzbuild_async.registry.client import RegistryClient
+    from mzbuild_async.registry.names import parse_reference
+    from mzbuild_async.registry.referrers import Descriptor, attach
+    from mzbuild_async.registry.writer import RegistryWriter
+
+    cli, images, public = attested
+    spec = images["demo-lib"]["spec"]
+    repository = spec.rsplit(":", 1)[0]
+    host, _, path_in = repository.partition("/")
+    _, payload, envelope = _statement_of(spec)
+    fallback = images["demo-lib"]["digest"].replace(":", "-")
+    head = httpx.head(
+        f"http://{host}/v2/{path_in}/manifests/{fallback}",
+        headers={"Accept": "application/vnd.oci.image.index.v1+json"}, timeout=10,
+    )  # fmt: skip
+    httpx.delete(
+        f"http://{host}/v2/{path_in}/manifests/{head.headers['docker-content-digest']}", timeout=10
+    ).raise_for_status()
+    tampered = dict(
+        envelope, payload=base64.b64encode(payload.replace(b"demo-lib", b"demo-lIb")).decode()
+    )
+
+    async def attach_tampered() -> None:
+        async with RegistryClient() as client:
+            writer = RegistryWriter(client)
+            manifest = await writer.manifest(parse_reference(spec))
+            assert manifest is not None
+            await attach(
+                writer, parse_reference(repository), Descriptor.of(manifest),
+                "application/vnd.in-toto+json", "application/vnd.dsse.envelope.v1+json",
+                json.dumps(tampered).encode(),
+                {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v1"},
+            )  # fmt: skip
+
+    anyio.run(attach_tampered)
+    present = cli.run("ensure", "demo-lib", "--attest", "--json")  # (it has one: enough here)
+    assert (
+        json.loads(present.stdout)["images"]["demo-lib"]["attestation"]["provenance"] == "present"
+    )
+    status, _ = _verify(cli, "demo-lib", "--key", str(public))
+    assert status == 1
+    path, _private = key
+    again = cli.run("ensure", "demo-lib", "--require-attested", "--sign-key", str(path), "--json")
+    assert again.returncode == 0, again.stderr
+    lib = json.loads(again.stdout)["images"]["demo-lib"]
+    assert (lib["action"], lib["attestation"]["provenance"]) == ("none", "attached")
+    status, lines = _verify(cli, "demo-lib", "--key", str(public))
+    assert status == 0, lines
+    # And once it holds, it is left alone.
+    third = cli.run("ensure", "demo-lib", "--require-attested", "--sign-key", str(path), "--json")
+    assert json.loads(third.stdout)["images"]["demo-lib"]["attestation"]["provenance"] == "present"

@@ -355,6 +355,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         " and every one found without one, as an OCI 1.1 artifact",
     )
     p.add_argument(
+        "--require-attested",
+        action="store_true",
+        help="ensure: a found image whose attached provenance does not verify (with the"
+        " --sign-key's public key) is attested again, never rebuilt (implies --attest)",
+    )
+    p.add_argument(
         "--sign-key",
         metavar="PEM",
         help="sign the statements with this key (ECDSA P-256 or Ed25519; implies --attest)",
@@ -405,7 +411,8 @@ def run_options(args: argparse.Namespace, settings: Settings, *, force: bool = F
         transfer_registry=args.transfer_registry,
         environ=settings.environ,
         mirrors=registry.publication_for(settings.options).mirrors,
-        attest=args.attest or args.sign_key is not None,
+        attest=args.attest or args.sign_key is not None or args.require_attested,
+        require_attested=args.require_attested,
         signers=signers_from(args),
         **step_options(args, settings.environ),
     )

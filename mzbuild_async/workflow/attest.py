@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from ..attest.statement import (
 )
 from ..attest.statement import provenance as provenance_statement
 from ..errors import CargoError, TransferError
+from ..model.status import Status
 from ..registry.client import RegistryClient
 from ..registry.names import parse_reference
 from ..registry.referrers import Descriptor, attach, referrers
@@ -41,6 +42,8 @@ from .results import ImageResult
 
 #: The annotation that says which predicate an attached statement carries.
 PREDICATE_ANNOTATION = "in-toto.io/predicate-type"
+#: Whether image ``name``'s attached provenance holds (signed, about it, this checkout's).
+Holds = Callable[[str], Awaitable[bool]]
 #: Images attested at once.
 CONCURRENCY = 8
 
@@ -131,9 +134,11 @@ async def attest_images(
     *,
     found_too: bool,
     windows: Mapping[str, tuple[float, float]],
+    holds: Holds | None = None,
 ) -> dict[str, Attested]:
     """Attach a signed provenance statement to each image pushed (and, with
-    ``found_too``, each found published without one); per image, what was done."""
+    ``found_too``, each found published without one; with ``holds``, without one
+    that holds); per image, what was done."""
     writer = RegistryWriter(client)
     labels = await repo.source_labels()
     lock = load_lockfile(repo.root)
@@ -152,21 +157,15 @@ async def attest_images(
         repository = parse_reference(result.spec.rsplit(":", 1)[0])
         async with limit:
             try:
-                if not result.pushed:
-                    have = await referrers(writer, repository, result.digest, IN_TOTO_TYPE)
-                    if any(
-                        dict(d.annotations).get(PREDICATE_ANNOTATION) == PROVENANCE_TYPE
-                        for d in have
-                    ):
-                        done[name] = Attested("present")
-                        return
+                if not result.pushed and await _has_one(writer, name, result, holds):
+                    done[name] = Attested("present")
+                    return
                 manifest = await writer.manifest(ref)
                 if manifest is None or manifest.digest != result.digest:
                     raise TransferError(f"{result.spec} is not the image this run published")
                 parents = [
-                    Parent(dep, results[dep].spec, results[dep].digest)
+                    await _parent(writer, repo, dep, results)
                     for dep in repo.image(name).dependencies
-                    if dep in results and results[dep].digest
                 ]
                 build = build_of(
                     repo, name, result, parents, await inputs_of(repo, name), labels, environ,
@@ -201,6 +200,32 @@ async def attest_images(
         for name in chosen:
             tg.start_soon(one, name)
     return done
+
+
+async def _parent(
+    writer: RegistryWriter, repo: Repository, name: str, results: Mapping[str, ImageResult]
+) -> Parent:
+    """A parent with its digest: from this run, else from the registry (a found
+    image's parents are not looked up by the run)."""
+    known = results.get(name)
+    if known is not None and known.digest:
+        return Parent(name, known.spec, known.digest)
+    spec = await repo.spec(name)
+    probe = await writer.client.lookup(parse_reference(spec))
+    if probe.status is not Status.PRESENT or not probe.digest:
+        raise TransferError(f"parent {spec} is not published ({probe.detail or probe.status})")
+    return Parent(name, spec, probe.digest)
+
+
+async def _has_one(
+    writer: RegistryWriter, name: str, result: ImageResult, holds: Holds | None
+) -> bool:
+    """Whether a found image has its provenance (with ``holds``: one that holds)."""
+    if holds is not None:
+        return await holds(name)
+    repository = parse_reference(result.spec.rsplit(":", 1)[0])
+    have = await referrers(writer, repository, result.digest, IN_TOTO_TYPE)
+    return any(dict(d.annotations).get(PREDICATE_ANNOTATION) == PROVENANCE_TYPE for d in have)
 
 
 def build_windows(

@@ -58,6 +58,8 @@ class RunOptions:
     #: ``ensure --attest``: attach provenance to what is published, signed by these.
     attest: bool = False
     signers: tuple[Signer, ...] = ()
+    #: ``--require-attested``: a found image's provenance must hold, else it is attested.
+    require_attested: bool = False
 
     def confirms(self, workflow: Workflow) -> bool:
         """Whether the run confirms cached "present" answers with the registry:

@@ -13,12 +13,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from ..attest.dsse import KeySigner
 from ..builds.plan import Workflow
 from ..builds.scheduler import Worker
 from ..engine.endpoints import Endpoint
 from ..engine.factory import open_engine
 from ..engine.protocol import Engine
 from ..registry.client import RegistryClient
+from ..registry.writer import RegistryWriter
 from ..source.repository import Repository
 from ..store.history import BuildHistory
 from ..support import logs
@@ -39,6 +41,7 @@ from .results import (
 from .rounds import ROUNDS, Round, engine_reports, learn, merged, remember_pushed, run_round
 from .services import open_services, registry_host, run_platform
 from .settings import RegistrySettings
+from .verify import holding
 
 
 async def run_workflow(
@@ -134,9 +137,12 @@ async def run_workflow(
         }
         steps = tuple(sorted(events.recorder.steps, key=lambda s: (s.start, s.track)))
         if options.attest and workflow is Workflow.ENSURE:  # (before the mirrors: they copy it)
+            keys = [s.public for s in options.signers if isinstance(s, KeySigner)]
+            holds = holding(repo, RegistryWriter(services.client), keys)
             attested = await attest_images(
                 services.client, repo, results, options.signers, options.environ,
                 found_too=True, windows=build_windows(steps, events.since()),
+                holds=holds if options.require_attested else None,
             )  # fmt: skip
             results = {n: attested_result(r, attested.get(n)) for n, r in results.items()}
         mirrored = await publish_to_mirrors(

@@ -10,7 +10,7 @@ verdict per image.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,3 +160,20 @@ def _unsigned(envelope: object) -> tuple[str, bytes]:
         return str(envelope["payloadType"]), base64.b64decode(envelope["payload"], validate=True)
     except (KeyError, TypeError, ValueError):
         raise BadEnvelope("not a DSSE envelope") from None
+
+
+def holding(
+    repo: Repository, writer: RegistryWriter, keys: Sequence[PublicKey]
+) -> Callable[[str], Awaitable[bool]]:
+    """Whether an image's attached provenance holds, as ``verify`` would say
+    (``ensure --require-attested``)."""
+
+    async def holds(name: str) -> bool:
+        specs = {name: await repo.spec(name)}
+        try:
+            await _verify(repo, writer, name, specs, keys)
+        except (TransferError, Mismatch, BadEnvelope):
+            return False
+        return True
+
+    return holds
