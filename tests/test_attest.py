@@ -64,9 +64,17 @@ def test_ensure_attests_and_signs_every_image_it_publishes(
 ) -> None:
     cli = demo_cli
     path, private = key
-    result = cli.run("ensure", *NAMES, "--sign-key", str(path), "--json")
+    report, trace = path.parent / "report.json", path.parent / "trace.json"
+    result = cli.run(
+        "ensure", *NAMES, "--sign-key", str(path), "--json", "-v",
+        "--report", str(report), "--trace", str(trace),
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     images = json.loads(result.stdout)["images"]
+    # The key's secret is nowhere: not in the output, the log, the report or the trace.
+    secret = [line for line in path.read_text().splitlines() if not line.startswith("-----")]
+    written = result.stdout + result.stderr + report.read_text() + trace.read_text()
+    assert not any(line in written for line in secret)
     for name in NAMES:
         assert images[name]["attestation"]["provenance"] == "attached", images[name]
         statement, payload, envelope = _statement_of(images[name]["spec"])
