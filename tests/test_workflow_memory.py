@@ -454,3 +454,58 @@ async def test_a_cache_registry_gets_each_build_and_gives_it_back(world: World) 
     )
     assert again.ok, again.to_json()
     assert ("pull", "reg.test/cache/base:buildcache") in fresh.calls  # the cache came back
+
+
+# -- attestations over the in-memory registry, with an injected signer -------------------
+
+
+class _Injected:
+    """A signer behind the Signer seam (as a keyless one would be): HMAC, recorded."""
+
+    keyid = "injected:test"
+
+    def __init__(self) -> None:
+        self.signed: list[bytes] = []
+
+    def sign(self, data: bytes) -> bytes:
+        import hashlib
+        import hmac
+
+        self.signed.append(data)
+        return hmac.new(b"k", data, hashlib.sha256).digest()
+
+
+async def test_ensure_attest_signs_with_any_signer(world: World) -> None:
+    import base64
+
+    from mzbuild_async.registry.names import parse_reference
+    from mzbuild_async.registry.referrers import referrers
+    from mzbuild_async.registry.writer import RegistryWriter
+
+    signer = _Injected()
+    result = await world.run(Workflow.ENSURE, "lib", attest=True, signers=(signer,))
+    assert result.ok, result.to_json()
+    for name in ("base", "lib"):
+        image = result.images[name]
+        assert image.attestation is not None
+        assert image.attestation["provenance"] == "attached"
+    # Two statements per image (provenance, SBOM), each signed once by the injected signer.
+    assert len(signer.signed) == 4
+    writer = RegistryWriter(world.client)
+    lib = result.images["lib"]
+    attached = await referrers(
+        writer,
+        parse_reference(lib.spec.rsplit(":", 1)[0]),
+        lib.digest,
+        "application/vnd.in-toto+json",
+    )
+    assert len(attached) == 2
+    host, _, repository = lib.spec.rsplit(":", 1)[0].partition("/")
+    artifact = world.registry.manifests[(host, repository)][attached[0].digest].body
+    layer = json.loads(artifact)["layers"][0]["digest"]
+    envelope = json.loads(world.registry.blobs[layer])
+    assert envelope["signatures"][0]["keyid"] == "injected:test"
+    payload = base64.b64decode(envelope["payload"])
+    assert any(payload in message for message in signer.signed)
+    again = await world.run(Workflow.ENSURE, "lib", attest=True, signers=(signer,))
+    assert again.images["lib"].attestation == {"provenance": "present"}
