@@ -37,6 +37,7 @@ from ..registry.auth import Credentials
 from ..registry.client import RegistryClient
 from ..registry.names import parse_reference
 from ..registry.writer import RegistryWriter
+from ..source.pins import pinned_dockerfile, read_lock
 from ..source.repository import Repository
 from ..store.locks import spec_lock
 from ..support import logs
@@ -419,8 +420,9 @@ class EngineWorker:
                 dockerignore=ignore_text,
             )
             dockerfile = (repo.root / image.dockerfile).read_bytes()
-            rewritten = rewrite_dockerfile(
-                dockerfile, {d: self.specs[d] for d in image.dependencies}
+            rewritten = pinned_dockerfile(  # (its mzbuild.lock's digests, where it has one)
+                rewrite_dockerfile(dockerfile, {d: self.specs[d] for d in image.dependencies}),
+                read_lock(repo.root / image.directory),
             )
             fingerprint = fingerprint_of(spec)
             cache_from: list[str] = []

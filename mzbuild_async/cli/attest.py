@@ -1,4 +1,4 @@
-"""The ``verify`` command: parse, call the workflow, render."""
+"""The ``verify`` and ``lock`` commands: parse, call the workflow, render."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import json
 import sys
 
 from ..attest.dsse import load_public_key
-from ..report.verify import verify_json, verify_text
+from ..report.verify import lock_json, lock_text, verify_json, verify_text
 from ..source.repository import Repository
+from ..workflow.lock import lock_images
 from ..workflow.verify import verify_images
 from .settings import Settings
 
@@ -26,3 +27,19 @@ async def run_verify(
     else:
         sys.stdout.write(verify_text(verdicts))
     return 0 if all(v.ok for v in verdicts.values()) else 1
+
+
+async def run_lock(
+    args: argparse.Namespace, repo: Repository, targets: list[str], settings: Settings
+) -> int:
+    """Pin (or, with ``--check``, check) each image's external bases; exit 1 when a
+    reference could not be resolved, or (``--check``) a lock is not what the registry says."""
+    results = await lock_images(
+        repo, targets, cache_dir=settings.cache_dir, settings=settings.registries, check=args.check
+    )
+    if args.json:
+        sys.stdout.write(json.dumps(lock_json(results, check=args.check), indent=2) + "\n")
+    else:
+        sys.stdout.write(lock_text(results, check=args.check))
+    bad = {"failed", "changed"} if args.check else {"failed"}
+    return 1 if any(r.state in bad for r in results.values()) else 0

@@ -128,6 +128,7 @@ WRITES_CACHE = frozenset(
         "promote",
         "publish-manifest",
         "verify",
+        "lock",
     }
 )
 
@@ -267,6 +268,12 @@ async def _verify(args: argparse.Namespace, repo: Repository, settings: Settings
     return await run_verify(args, repo, targets, settings)
 
 
+async def _lock(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
+    from .attest import run_lock
+
+    return await run_lock(args, repo, _targets(args, repo), settings)
+
+
 async def _promote(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
     from .build import run_promote
 
@@ -293,6 +300,7 @@ COMMANDS: dict[str, Command] = {
     "pipeline": _pipeline,
     "promote": _promote,
     "verify": _verify,
+    "lock": _lock,
     "publish-manifest": _promote,
 }
 

@@ -121,7 +121,7 @@ def _add_check(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> Non
 
 
 def _add_attest_commands(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
-    """verify and public-key."""
+    """verify, lock and public-key."""
     p = sub.add_parser(
         "verify",
         parents=[common],
@@ -136,6 +136,18 @@ def _add_attest_commands(sub: argparse._SubParsersAction[_Parser], common: _Pars
         metavar="PEM",
         help="a public key the signatures must verify with (repeatable; without one,"
         " signatures are not checked)",
+    )
+    add_registry_arguments(p)
+    p = sub.add_parser(
+        "lock",
+        parents=[common],
+        help="pin each image's external base images to digests in its mzbuild.lock",
+    )
+    _targets(p, "every image")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 when a lock is missing, incomplete or has drifted",
     )
     add_registry_arguments(p)
     p = sub.add_parser(

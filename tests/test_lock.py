@@ -1,0 +1,92 @@
+"""lock: external base images pinned in mzbuild.lock, builds using the pins, drift found."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.support.demo import Cli, commit
+from tests.support.engine import BUSYBOX
+from tests.support.registry import Registry
+from tests.support.skopeo import digest_of
+
+pytestmark = [pytest.mark.slow, pytest.mark.real]
+
+
+def _docker(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+
+
+def _push_base(tmp: Path, ref: str, marker: str) -> None:
+    """A FROM-scratch image with busybox and /marker at ``ref``, pushed."""
+    context = tmp / f"ctx-{marker}"
+    context.mkdir()
+    shutil.copy2(BUSYBOX, context / "busybox")
+    (context / "marker").write_text(marker + "\n")
+    (context / "Dockerfile").write_text(
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY marker /marker\n"
+    )
+    built = _docker("build", "-q", "-t", ref, str(context))
+    assert built.returncode == 0, built.stderr
+    pushed = _docker("push", ref)
+    assert pushed.returncode == 0, pushed.stderr
+
+
+def test_lock_pins_builds_use_the_pins_and_check_finds_drift(
+    demo_cli: Cli, registries: dict[str, Registry], tmp_path: Path
+) -> None:
+    cli = demo_cli
+    base = f"{registries['none'].host}/ext{uuid.uuid4().hex[:8]}/base:v1"
+    _push_base(tmp_path, base, "one")
+    image = cli.repo / "images" / "ext"
+    image.mkdir()
+    (image / "mzbuild.yml").write_text("name: demo-ext\n")
+    (image / "Dockerfile").write_text(f"FROM {base}\nCOPY x.txt /x.txt\n")
+    (image / "x.txt").write_text("x\n")
+    commit(cli.repo, "an image on an external base")
+    demo_base = cli.run("spec", "demo-base").stdout
+
+    locked = cli.run("lock", "demo-ext", "demo-base", "--json")
+    assert locked.returncode == 0, locked.stderr
+    images = json.loads(locked.stdout)["images"]
+    assert images["demo-ext"]["state"] == "written"
+    assert images["demo-ext"]["pins"] == {base: digest_of(base)}
+    assert images["demo-base"]["state"] == "none"  # FROM scratch: nothing to pin
+    assert (image / "mzbuild.lock").is_file()
+    assert not (cli.repo / "images" / "base" / "mzbuild.lock").exists()
+    assert cli.run("spec", "demo-base").stdout == demo_base  # no lock: same fingerprint
+    check = cli.run("lock", "--check", "demo-ext")
+    assert (check.returncode, "demo-ext  unchanged  1 pinned") == (0, check.stdout.strip())
+
+    # The tag moves: the build still uses the pinned digest, and --check says so.
+    _push_base(tmp_path, base, "two")
+    built = cli.run("ensure", "demo-ext", "--json")
+    assert built.returncode == 0, built.stderr
+    spec = json.loads(built.stdout)["images"]["demo-ext"]["spec"]
+    ran = _docker("run", "--rm", spec, "/bin/busybox", "cat", "/marker")
+    assert ran.stdout.strip() == "one", ran.stderr
+    drift = cli.run("lock", "--check", "demo-ext")
+    assert drift.returncode == 1
+    assert f"demo-ext  drift  {base} moved to sha256:" in drift.stdout
+    relock = cli.run("lock", "demo-ext")
+    assert relock.returncode == 0, relock.stderr
+    assert digest_of(base) in (image / "mzbuild.lock").read_text()
+
+
+def test_an_unresolvable_base_is_one_line(demo_cli: Cli) -> None:
+    cli = demo_cli
+    image = cli.repo / "images" / "gone"
+    image.mkdir()
+    (image / "mzbuild.yml").write_text("name: demo-gone\n")
+    (image / "Dockerfile").write_text(f"FROM {cli.registry}/nothing/here:v1\n")
+    commit(cli.repo, "an image on a base nobody published")
+    result = cli.run("lock", "demo-gone")
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"demo-gone  failed  {cli.registry}/nothing/here:v1: ")
+    assert "Traceback" not in result.stderr
+    assert not (image / "mzbuild.lock").exists()
