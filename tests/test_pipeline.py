@@ -327,3 +327,18 @@ def test_bad_pipeline_numbers_are_one_line(cli: Cli) -> None:
         assert len(lines) == 1, result.stderr
         assert flags[0] in lines[0]
         assert "Traceback" not in result.stderr
+
+
+def test_attestation_flags_reach_every_step(cli: Cli, tmp_path: Path) -> None:
+    """--attest, --require-attested and --sign-key's path (never the key) in each step."""
+    key = tmp_path / "sign.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nnot-read-here\n-----END PRIVATE KEY-----\n")
+    text, _ = _pipeline(cli, "--format", "github", "--require-attested", "--sign-key", str(key))
+    workflow = yaml.safe_load(text)
+    commands = [s["run"] for j in workflow["jobs"].values() for s in j["steps"] if "run" in s]
+    assert commands
+    for command in commands:
+        words = shlex.split(command)
+        assert "--require-attested" in words
+        assert words[words.index("--sign-key") + 1] == str(key)
+    assert "not-read-here" not in text

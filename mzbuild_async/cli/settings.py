@@ -481,6 +481,15 @@ def step_options(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[s
 
 def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     """How ``pipeline`` cuts the builds into steps, and what each step runs."""
+    p.add_argument("--attest", action="store_true", help="every step: ensure --attest")
+    p.add_argument(
+        "--require-attested", action="store_true", help="every step: ensure --require-attested"
+    )
+    p.add_argument(
+        "--sign-key",
+        metavar="PEM",
+        help="every step signs with the key at PEM on its agent (the path is carried)",
+    )
     p.add_argument(
         "--format",
         choices=CI_NAMES,
@@ -534,6 +543,15 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def step_attest_flags(args: argparse.Namespace) -> tuple[str, ...]:
+    """``--attest``, ``--require-attested`` and ``--sign-key PEM`` for every step (the
+    key's path on the agents, never its content)."""
+    flags = [f"--{n.replace('_', '-')}" for n in ("attest", "require_attested") if getattr(args, n)]
+    if args.sign_key:
+        flags += ["--sign-key", args.sign_key]
+    return tuple(flags)
+
+
 def pipeline_shape(args: argparse.Namespace) -> PipelineShape:
     """The ``pipeline`` flags."""
     from ..pipeline.emit import StepSettings
@@ -547,6 +565,7 @@ def pipeline_shape(args: argparse.Namespace) -> PipelineShape:
             queue=args.queue,
             runs_on=tuple(args.runs_on or ["ubuntu-latest"]),
             tags=tuple(args.gitlab_tag or ()),
+            extra=step_attest_flags(args),
         ),
         agents=args.agents,
         max_step_seconds=args.max_step_seconds,

@@ -42,6 +42,8 @@ class StepSettings:
     tags: tuple[str, ...] = ()
     #: The architecture the images are built for.
     arch: str = "x86_64"
+    #: Flags the pipeline was given for its steps (``--attest``, ``--sign-key PEM``).
+    extra: tuple[str, ...] = ()
 
 
 def carried_flags(options: BuildOptions) -> tuple[str, ...]:
@@ -66,6 +68,7 @@ def carried_flags(options: BuildOptions) -> tuple[str, ...]:
 def step_command(step: Step, fingerprints: Mapping[str, str], settings: StepSettings) -> str:
     """The shell command of one step: ``ensure`` of its images only."""
     words = [*shlex.split(settings.program), "ensure", "--step", step.key, *settings.flags]
+    words += settings.extra
     words += ["--wait", f"{settings.wait:g}"]
     for name in step.images:
         fingerprint = fingerprints.get(name, "")
