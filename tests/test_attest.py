@@ -169,9 +169,21 @@ def test_verify_checks_the_signatures(
     assert "demo-base  FAILED  no signature by the given key verifies" in lines["demo-base"]
 
 
-def test_verify_refuses_a_statement_of_another_image_or_a_tampered_one(
-    attested: tuple[Cli, dict[str, Any], Path],
-) -> None:
+def _drop_statements(spec: str, digest: str) -> None:
+    """Delete the fallback index of the image at ``spec`` (its statements are gone)."""
+    repository = spec.rsplit(":", 1)[0]
+    host, _, path_in = repository.partition("/")
+    head = httpx.head(
+        f"http://{host}/v2/{path_in}/manifests/{digest.replace(':', '-')}",
+        headers={"Accept": "application/vnd.oci.image.index.v1+json"}, timeout=10,
+    )  # fmt: skip
+    httpx.delete(
+        f"http://{host}/v2/{path_in}/manifests/{head.headers['docker-content-digest']}", timeout=10
+    ).raise_for_status()
+
+
+def _attach(spec: str, envelope: dict[str, Any], predicate: str | None = None) -> None:
+    """Attach ``envelope`` to the image at ``spec`` with our own code, as a forger would."""
     import anyio
 
     from mzbuild_async.registry.client import RegistryClient
@@ -179,42 +191,38 @@ def test_verify_refuses_a_statement_of_another_image_or_a_tampered_one(
     from mzbuild_async.registry.referrers import Descriptor, attach
     from mzbuild_async.registry.writer import RegistryWriter
 
+    async def run() -> None:
+        async with RegistryClient() as client:
+            writer = RegistryWriter(client)
+            manifest = await writer.manifest(parse_reference(spec))
+            assert manifest is not None
+            await attach(
+                writer, parse_reference(spec.rsplit(":", 1)[0]), Descriptor.of(manifest),
+                "application/vnd.in-toto+json", "application/vnd.dsse.envelope.v1+json",
+                json.dumps(envelope).encode(),
+                {"in-toto.io/predicate-type": predicate} if predicate else None,
+            )  # fmt: skip
+
+    anyio.run(run)
+
+
+def test_verify_refuses_a_statement_of_another_image_or_a_tampered_one(
+    attested: tuple[Cli, dict[str, Any], Path],
+) -> None:
     cli, images, public = attested
     _, _, base_envelope = _statement_of(images["demo-base"]["spec"])
     _, lib_payload, lib_envelope = _statement_of(images["demo-lib"]["spec"])
     lib_spec = images["demo-lib"]["spec"]
-    repository = lib_spec.rsplit(":", 1)[0]
-    host, _, path_in = repository.partition("/")
-    # demo-lib loses its own statement (its fallback index) ...
-    fallback = images["demo-lib"]["digest"].replace(":", "-")
-    head = httpx.head(
-        f"http://{host}/v2/{path_in}/manifests/{fallback}",
-        headers={"Accept": "application/vnd.oci.image.index.v1+json"}, timeout=10,
-    )  # fmt: skip
-    httpx.delete(
-        f"http://{host}/v2/{path_in}/manifests/{head.headers['docker-content-digest']}", timeout=10
-    ).raise_for_status()
-
-    async def attach_to_lib(envelope: dict[str, Any]) -> None:
-        async with RegistryClient() as client:
-            writer = RegistryWriter(client)
-            manifest = await writer.manifest(parse_reference(lib_spec))
-            assert manifest is not None
-            await attach(
-                writer, parse_reference(repository), Descriptor.of(manifest),
-                "application/vnd.in-toto+json", "application/vnd.dsse.envelope.v1+json",
-                json.dumps(envelope).encode(),
-            )  # fmt: skip
-
-    # ... and gets demo-base's, re-attached: its statement is of another image.
-    anyio.run(attach_to_lib, base_envelope)
+    # demo-lib loses its own statements, and gets demo-base's: of another image.
+    _drop_statements(lib_spec, images["demo-lib"]["digest"])
+    _attach(lib_spec, base_envelope)
     status, lines = _verify(cli, "demo-lib", "--key", str(public))
     assert status == 1
     assert "its subject is another image" in lines["demo-lib"]
     # A copy of its own with one byte changed: the signature no longer verifies.
     flipped = lib_payload.replace(b'"demo-lib"', b'"demo-lIb"')
     assert flipped != lib_payload
-    anyio.run(attach_to_lib, dict(lib_envelope, payload=base64.b64encode(flipped).decode()))
+    _attach(lib_spec, dict(lib_envelope, payload=base64.b64encode(flipped).decode()))
     status, lines = _verify(cli, "demo-lib", "--key", str(public))
     assert status == 1
     assert "no signature by the given key verifies" in lines["demo-lib"]
@@ -255,43 +263,16 @@ def test_the_statements_travel_with_a_mirror_copy_and_verify_there(
 def test_require_attested_attests_again_what_does_not_hold_never_rebuilding(
     attested: tuple[Cli, dict[str, Any], Path], key: tuple[Path, ec.EllipticCurvePrivateKey]
 ) -> None:
-    import anyio
-
-    from mzbuild_async.registry.client import RegistryClient
-    from mzbuild_async.registry.names import parse_reference
-    from mzbuild_async.registry.referrers import Descriptor, attach
-    from mzbuild_async.registry.writer import RegistryWriter
-
     cli, images, public = attested
     spec = images["demo-lib"]["spec"]
-    repository = spec.rsplit(":", 1)[0]
-    host, _, path_in = repository.partition("/")
     _, payload, envelope = _statement_of(spec)
-    fallback = images["demo-lib"]["digest"].replace(":", "-")
-    head = httpx.head(
-        f"http://{host}/v2/{path_in}/manifests/{fallback}",
-        headers={"Accept": "application/vnd.oci.image.index.v1+json"}, timeout=10,
-    )  # fmt: skip
-    httpx.delete(
-        f"http://{host}/v2/{path_in}/manifests/{head.headers['docker-content-digest']}", timeout=10
-    ).raise_for_status()
-    tampered = dict(
-        envelope, payload=base64.b64encode(payload.replace(b"demo-lib", b"demo-lIb")).decode()
+    _drop_statements(spec, images["demo-lib"]["digest"])
+    flipped = payload.replace(b"demo-lib", b"demo-lIb")
+    _attach(
+        spec,
+        dict(envelope, payload=base64.b64encode(flipped).decode()),
+        "https://slsa.dev/provenance/v1",
     )
-
-    async def attach_tampered() -> None:
-        async with RegistryClient() as client:
-            writer = RegistryWriter(client)
-            manifest = await writer.manifest(parse_reference(spec))
-            assert manifest is not None
-            await attach(
-                writer, parse_reference(repository), Descriptor.of(manifest),
-                "application/vnd.in-toto+json", "application/vnd.dsse.envelope.v1+json",
-                json.dumps(tampered).encode(),
-                {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v1"},
-            )  # fmt: skip
-
-    anyio.run(attach_tampered)
     present = cli.run("ensure", "demo-lib", "--attest", "--json")  # (it has one: enough here)
     assert (
         json.loads(present.stdout)["images"]["demo-lib"]["attestation"]["provenance"] == "present"
