@@ -289,3 +289,18 @@ def test_require_attested_attests_again_what_does_not_hold_never_rebuilding(
     # And once it holds, it is left alone.
     third = cli.run("ensure", "demo-lib", "--require-attested", "--sign-key", str(path), "--json")
     assert json.loads(third.stdout)["images"]["demo-lib"]["attestation"]["provenance"] == "present"
+
+
+def test_keyless_without_a_token_or_sigstore_is_one_line(demo_cli: Cli) -> None:
+    import importlib.util
+
+    result = demo_cli.run("ensure", "demo-base", "--keyless")
+    assert result.returncode == 2
+    assert "--keyless: no OIDC token; the CI must provide one in SIGSTORE_ID_TOKEN" in result.stderr
+    if importlib.util.find_spec("sigstore") is None:  # (CI: the extra is not installed)
+        demo_cli.env["SIGSTORE_ID_TOKEN"] = "a.b.c"
+        result = demo_cli.run("ensure", "demo-base", "--keyless")
+        assert result.returncode == 2
+        assert "--keyless needs sigstore: pip install 'mzbuild-async[sigstore]'" in result.stderr
+        assert "a.b.c" not in result.stderr
+    assert "Traceback" not in result.stderr

@@ -509,3 +509,40 @@ async def test_ensure_attest_signs_with_any_signer(world: World) -> None:
     assert any(payload in message for message in signer.signed)
     again = await world.run(Workflow.ENSURE, "lib", attest=True, signers=(signer,))
     assert again.images["lib"].attestation == {"provenance": "present"}
+
+
+class _Keyless:
+    """A keyless signer behind the BundleSigner seam (sigstore's place), recorded."""
+
+    identity = "ci@example.test"
+
+    def __init__(self) -> None:
+        self.statements: list[bytes] = []
+
+    def sign_statement(self, statement: bytes) -> str:
+        self.statements.append(statement)
+        return json.dumps({"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+                           "dsseEnvelope": {"payload": len(statement)}})  # fmt: skip
+
+
+async def test_ensure_keyless_attaches_a_bundle_per_statement(world: World) -> None:
+    from mzbuild_async.registry.names import parse_reference
+    from mzbuild_async.registry.referrers import referrers
+    from mzbuild_async.registry.writer import RegistryWriter
+
+    keyless = _Keyless()
+    result = await world.run(Workflow.ENSURE, "base", attest=True, keyless=keyless)
+    assert result.ok, result.to_json()
+    base = result.images["base"]
+    assert len(keyless.statements) == 2  # provenance and SBOM
+    assert all(b'"_type": "https://in-toto.io/Statement/v1"' in s for s in keyless.statements)
+    attached = await referrers(
+        RegistryWriter(world.client), parse_reference(base.spec.rsplit(":", 1)[0]), base.digest
+    )
+    bundles = [d for d in attached if dict(d.annotations).get("dev.sigstore.bundle.identity")]
+    assert [dict(d.annotations)["dev.sigstore.bundle.identity"] for d in bundles] == [
+        "ci@example.test"
+    ] * 2
+    host, _, repository = base.spec.rsplit(":", 1)[0].partition("/")
+    layer = json.loads(world.registry.manifests[(host, repository)][bundles[0].digest].body)
+    assert layer["layers"][0]["mediaType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"

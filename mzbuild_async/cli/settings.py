@@ -46,6 +46,7 @@ from .argtypes import non_negative_seconds, positive_int, positive_seconds
 
 if TYPE_CHECKING:
     from ..attest.dsse import Signer
+    from ..attest.keyless import BundleSigner
     from ..engine.endpoints import Endpoint
     from ..workflow.config import ConfigFile
     from ..workflow.options import RunOptions
@@ -355,6 +356,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         " and every one found without one, as an OCI 1.1 artifact",
     )
     p.add_argument(
+        "--keyless",
+        action="store_true",
+        help="ensure: also sign each statement through sigstore with the CI's OIDC token"
+        " (SIGSTORE_ID_TOKEN; the sigstore extra; implies --attest)",
+    )
+    p.add_argument(
         "--require-attested",
         action="store_true",
         help="ensure: a found image whose attached provenance does not verify (with the"
@@ -411,11 +418,21 @@ def run_options(args: argparse.Namespace, settings: Settings, *, force: bool = F
         transfer_registry=args.transfer_registry,
         environ=settings.environ,
         mirrors=registry.publication_for(settings.options).mirrors,
-        attest=args.attest or args.sign_key is not None or args.require_attested,
+        attest=args.attest or args.sign_key is not None or args.require_attested or args.keyless,
         require_attested=args.require_attested,
+        keyless=keyless_from(args, settings.environ),
         signers=signers_from(args),
         **step_options(args, settings.environ),
     )
+
+
+def keyless_from(args: argparse.Namespace, environ: Mapping[str, str]) -> BundleSigner | None:
+    """The sigstore signer ``--keyless`` asks for (checked now: one line before any work)."""
+    if not args.keyless:
+        return None
+    from ..attest.keyless import keyless_signer
+
+    return keyless_signer(environ)
 
 
 def signers_from(args: argparse.Namespace) -> tuple[Signer, ...]:

@@ -19,6 +19,7 @@ import anyio
 
 from .. import __version__
 from ..attest.dsse import ENVELOPE_TYPE, IN_TOTO_TYPE, Signer, envelope
+from ..attest.keyless import BUNDLE_TYPE, BundleSigner
 from ..attest.sbom import CYCLONEDX_TYPE, SbomError, sbom
 from ..attest.statement import (
     PROVENANCE_TYPE,
@@ -42,6 +43,8 @@ from .results import ImageResult
 
 #: The annotation that says which predicate an attached statement carries.
 PREDICATE_ANNOTATION = "in-toto.io/predicate-type"
+#: Who signed a keyless bundle (the OIDC identity).
+SIGNER_ANNOTATION = "dev.sigstore.bundle.identity"
 #: Whether image ``name``'s attached provenance holds (signed, about it, this checkout's).
 Holds = Callable[[str], Awaitable[bool]]
 #: Images attested at once.
@@ -135,6 +138,7 @@ async def attest_images(
     found_too: bool,
     windows: Mapping[str, tuple[float, float]],
     holds: Holds | None = None,
+    keyless: BundleSigner | None = None,
 ) -> dict[str, Attested]:
     """Attach a signed provenance statement to each image pushed (and, with
     ``found_too``, each found published without one; with ``holds``, without one
@@ -192,6 +196,13 @@ async def attest_images(
                         ENVELOPE_TYPE, signed, {PREDICATE_ANNOTATION: predicate},
                     )  # fmt: skip
                     digests.append(attached.digest)
+                    if keyless is not None:  # (the same statement, as a sigstore bundle)
+                        bundle = await anyio.to_thread.run_sync(keyless.sign_statement, payload)
+                        await attach(
+                            writer, repository, Descriptor.of(manifest), IN_TOTO_TYPE,
+                            BUNDLE_TYPE, bundle.encode(),
+                            {PREDICATE_ANNOTATION: predicate, SIGNER_ANNOTATION: keyless.identity},
+                        )  # fmt: skip
                 done[name] = Attested("attached", digests[0], sbom=digests[1])
             except (TransferError, SbomError, CargoError) as exc:
                 done[name] = Attested("failed", error=str(exc))

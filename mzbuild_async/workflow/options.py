@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..attest.dsse import Signer
+from ..attest.keyless import BundleSigner
 from ..builds.plan import Workflow
 from ..engine.endpoints import Endpoint
 from ..model.options import DEFAULT_TRANSFERS, default_jobs
@@ -58,6 +59,8 @@ class RunOptions:
     #: ``ensure --attest``: attach provenance to what is published, signed by these.
     attest: bool = False
     signers: tuple[Signer, ...] = ()
+    #: ``--keyless``: each statement also signed through sigstore (attached as a bundle).
+    keyless: BundleSigner | None = None
     #: ``--require-attested``: a found image's provenance must hold, else it is attested.
     require_attested: bool = False
 

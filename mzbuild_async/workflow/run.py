@@ -143,6 +143,7 @@ async def run_workflow(
                 services.client, repo, results, options.signers, options.environ,
                 found_too=True, windows=build_windows(steps, events.since()),
                 holds=holds if options.require_attested else None,
+                keyless=options.keyless,
             )  # fmt: skip
             results = {n: attested_result(r, attested.get(n)) for n, r in results.items()}
         mirrored = await publish_to_mirrors(

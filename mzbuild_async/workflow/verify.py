@@ -26,7 +26,7 @@ from ..registry.names import Reference, parse_reference
 from ..registry.referrers import Descriptor, referrers
 from ..registry.writer import RegistryWriter
 from ..source.repository import Repository
-from .attest import PREDICATE_ANNOTATION, inputs_of
+from .attest import PREDICATE_ANNOTATION, SIGNER_ANNOTATION, inputs_of
 from .settings import RegistrySettings
 
 #: Images verified at once.
@@ -95,6 +95,8 @@ async def _verify(
     def is_sbom(descriptor: Descriptor) -> bool:
         return dict(descriptor.annotations).get(PREDICATE_ANNOTATION) == CYCLONEDX_TYPE
 
+    bundles = [d for d in attached if SIGNER_ANNOTATION in dict(d.annotations)]
+    attached = [d for d in attached if d not in bundles]
     for descriptor in sorted(attached, key=is_sbom):  # (provenance first)
         sbom = is_sbom(descriptor)
         if sbom and not verified:
@@ -116,7 +118,10 @@ async def _verify(
                 raise Mismatch(f"SBOM: {exc}") from None
     if not verified:
         raise Mismatch("; ".join(dict.fromkeys(problems)) or "no provenance attached")
-    return verified + (f"; SBOM {'signed' if keys else 'attached'}" if sboms else "")
+    keyless = (
+        f"; {len(bundles)} sigstore bundles (checked by sigstore's verifier)" if bundles else ""
+    )
+    return verified + (f"; SBOM {'signed' if keys else 'attached'}" if sboms else "") + keyless
 
 
 async def _opened(
