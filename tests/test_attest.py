@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.support.demo import Cli
+from tests.support.registry import PASSWORD, USER
 from tests.support.skopeo import digest_of, raw_manifest
 from tests.test_statement import validate
 
@@ -258,6 +259,16 @@ def test_the_statements_travel_with_a_mirror_copy_and_verify_there(
     status, lines = _verify(at_mirror, *NAMES, "--key", str(tmp_path / "pub.pem"))
     assert status == 0, lines
     assert all(" verified  " in lines[n] for n in NAMES)
+    # promote --to another registry: the statements go with the images, and verify there.
+    other = f"{registries['htpasswd'].host}/{cli.registry.split('/', 1)[1]}"
+    cli.env.update(
+        {"MZBUILD_ASYNC_REGISTRY_USERNAME": USER, "MZBUILD_ASYNC_REGISTRY_PASSWORD": PASSWORD}
+    )
+    promoted = cli.run("promote", "v1.0.0", *NAMES, "--to", other, "--mirror-registry", mirror)
+    assert promoted.returncode == 0, promoted.stderr
+    at_other = Cli(cli.repo, other, cli.cache_dir, env=dict(cli.env))
+    status, lines = _verify(at_other, *NAMES, "--key", str(tmp_path / "pub.pem"))
+    assert status == 0, lines
 
 
 def test_require_attested_attests_again_what_does_not_hold_never_rebuilding(
