@@ -14,6 +14,7 @@ from tests.support.demo import Cli, commit
 from tests.support.engine import BUSYBOX
 from tests.support.registry import Registry
 from tests.support.skopeo import digest_of
+from tests.test_attest import _statement_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.real]
 
@@ -55,7 +56,9 @@ def test_lock_pins_builds_use_the_pins_and_check_finds_drift(
     assert locked.returncode == 0, locked.stderr
     images = json.loads(locked.stdout)["images"]
     assert images["demo-ext"]["state"] == "written"
-    assert images["demo-ext"]["pins"] == {base: digest_of(base)}
+    pinned = digest_of(base)
+    assert pinned is not None
+    assert images["demo-ext"]["pins"] == {base: pinned}
     assert images["demo-base"]["state"] == "none"  # FROM scratch: nothing to pin
     assert (image / "mzbuild.lock").is_file()
     assert not (cli.repo / "images" / "base" / "mzbuild.lock").exists()
@@ -70,6 +73,18 @@ def test_lock_pins_builds_use_the_pins_and_check_finds_drift(
     spec = json.loads(built.stdout)["images"]["demo-ext"]["spec"]
     ran = _docker("run", "--rm", spec, "/bin/busybox", "cat", "/marker")
     assert ran.stdout.strip() == "one", ran.stderr
+    # Its provenance and SBOM name the base by the pinned digest, not the tag's new one.
+    attested = cli.run("ensure", "demo-ext", "--attest", "--json")
+    assert attested.returncode == 0, attested.stderr
+    statement, _, _ = _statement_of(spec)
+    deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+    (entry,) = [d for d in deps if d.get("name") == base]
+    assert entry["digest"] == {"sha256": pinned[7:]}
+    bom, _, _ = _statement_of(spec, "https://cyclonedx.org/bom")
+    assert any(
+        c["name"] == base and c["hashes"][0]["content"] == pinned[7:]
+        for c in bom["predicate"]["components"]
+    )
     drift = cli.run("lock", "--check", "demo-ext")
     assert drift.returncode == 1
     assert f"demo-ext  drift  {base} moved to sha256:" in drift.stdout

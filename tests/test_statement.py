@@ -12,6 +12,7 @@ from referencing import Registry, Resource
 
 from mzbuild_async.attest.statement import (
     BUILD_TYPE,
+    Base,
     Build,
     Input,
     Parent,
@@ -44,6 +45,7 @@ BUILD = Build(
     options={"profile": "release", "arch": "x86_64", "coverage": False, "sanitizer": "none"},
     inputs=[Input("images/lib/Dockerfile", "1" * 40), Input("images/lib/lib.txt", "2" * 40)],
     parents=[Parent("demo-base", "reg.test/demo-base:mzbuild-X", "sha256:" + "cd" * 32)],
+    bases=[Base("debian:12-slim", "sha256:" + "ef" * 32)],
     source="https://git.example.test/org/demo",
     revision="3" * 40,
     engine="e2",
@@ -65,9 +67,15 @@ def test_a_statement_is_valid_and_says_what_decided_the_image() -> None:
     deps = definition["resolvedDependencies"]
     assert deps[0] == {"name": "images/lib/Dockerfile", "digest": {"sha1": "1" * 40}}
     assert deps[2]["digest"] == {"sha256": "cd" * 32}
-    assert deps[-1] == {
+    assert deps[3] == {
+        "name": "source",
         "uri": "git+https://git.example.test/org/demo",
         "digest": {"gitCommit": "3" * 40},
+    }
+    assert deps[4] == {
+        "name": "debian:12-slim",
+        "uri": "oci://debian:12-slim",
+        "digest": {"sha256": "ef" * 32},
     }
     run = statement["predicate"]["runDetails"]
     assert run["builder"]["id"] == "urn:mzbuild-async:engine:e2"

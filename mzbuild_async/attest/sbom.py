@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..source.lockfile import Package
-from .statement import Parent
+from .statement import Base, Parent
 
 #: The predicate type of a CycloneDX SBOM in an in-toto statement.
 CYCLONEDX_TYPE = "https://cyclonedx.org/bom"
@@ -32,6 +32,7 @@ def sbom(
     packages: Sequence[Package],
     parents: Sequence[Parent],
     *,
+    bases: Sequence[Base] = (),
     version: str = "",
     created: float | None = None,
 ) -> dict[str, Any]:
@@ -93,6 +94,18 @@ def sbom(
             bom_ref=f"image:{parent.name}",
             hashes=[HashType(alg=HashAlgorithm.SHA_256, content=parent.digest.partition(":")[2])],
             purl=_oci_purl(PackageURL, parent.name, parent.digest),
+        )
+        bom.components.add(component)
+        bom.register_dependency(image, [component])
+    for base in bases:
+        component = Component(
+            name=base.reference,
+            type=ComponentType.CONTAINER,
+            bom_ref=f"base:{base.reference}",
+            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=base.digest.partition(":")[2])],
+            purl=_oci_purl(
+                PackageURL, base.reference.rsplit("/", 1)[-1].split(":")[0], base.digest
+            ),
         )
         bom.components.add(component)
         bom.register_dependency(image, [component])

@@ -3,7 +3,8 @@
 The subject is the image's manifest digest in its repository. The
 predicate (SLSA Provenance v1) records what decided the image: the
 options (profile, arch, coverage, sanitizer) as external parameters; as
-resolved dependencies every input file (path and the SHA-1 of its content,
+resolved dependencies every external base image (reference and digest),
+every input file (path and the SHA-1 of its content,
 as the fingerprint hashed it), every ``MZFROM`` parent (spec and digest) and the
 source revision; as run details the engine it was built on, the CI build
 where one is known, and when it started and finished.
@@ -55,6 +56,14 @@ class Parent:
 
 
 @dataclass(frozen=True)
+class Base:
+    """An external base image: its reference and the manifest digest built from."""
+
+    reference: str
+    digest: str
+
+
+@dataclass(frozen=True)
 class Build:
     """What a provenance statement records of one build."""
 
@@ -63,6 +72,8 @@ class Build:
     options: Mapping[str, Any]
     inputs: Sequence[Input]
     parents: Sequence[Parent]
+    #: The external base images (``FROM``), each with the digest it was built from.
+    bases: Sequence[Base] = ()
     #: The source: ``org.opencontainers.image.source`` and ``.revision`` ("" unknown).
     source: str = ""
     revision: str = ""
@@ -105,8 +116,15 @@ def provenance(subject: Subject, build: Build) -> dict[str, Any]:
         }
         for p in build.parents
     ]
-    if build.source and build.revision:
-        dependencies.append({"uri": f"git+{build.source}", "digest": {"gitCommit": build.revision}})
+    if build.revision:  # (the source's URI where a remote names it)
+        revision: dict[str, Any] = {"name": "source", "digest": {"gitCommit": build.revision}}
+        if build.source:
+            revision["uri"] = f"git+{build.source}"
+        dependencies.append(revision)
+    dependencies += [
+        {"name": b.reference, "uri": f"oci://{b.reference}", "digest": {"sha256": b.digest[7:]}}
+        for b in build.bases
+    ]
     metadata: dict[str, Any] = {}
     if build.invocation:
         metadata["invocationId"] = build.invocation

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
@@ -23,6 +23,7 @@ from ..attest.keyless import BUNDLE_TYPE, BundleSigner
 from ..attest.sbom import CYCLONEDX_TYPE, SbomError, sbom
 from ..attest.statement import (
     PROVENANCE_TYPE,
+    Base,
     Build,
     Input,
     Parent,
@@ -31,13 +32,14 @@ from ..attest.statement import (
     in_toto,
 )
 from ..attest.statement import provenance as provenance_statement
-from ..errors import CargoError, TransferError
+from ..errors import CargoError, TransferError, UsageError
 from ..model.status import Status
 from ..registry.client import RegistryClient
 from ..registry.names import parse_reference
 from ..registry.referrers import Descriptor, attach, referrers
 from ..registry.writer import RegistryWriter
 from ..source.lockfile import Lockfile, Package, load_lockfile
+from ..source.pins import external_bases, read_lock
 from ..source.repository import Repository
 from .results import ImageResult
 
@@ -171,9 +173,12 @@ async def attest_images(
                     await _parent(writer, repo, dep, results)
                     for dep in repo.image(name).dependencies
                 ]
-                build = build_of(
-                    repo, name, result, parents, await inputs_of(repo, name), labels, environ,
-                    windows.get(name),
+                build = replace(
+                    build_of(
+                        repo, name, result, parents, await inputs_of(repo, name), labels,
+                        environ, windows.get(name),
+                    ),
+                    bases=await bases_of(writer, repo, name),
                 )  # fmt: skip
                 subject = Subject(result.spec.rsplit(":", 1)[0], result.digest)
                 statements = {
@@ -183,7 +188,8 @@ async def attest_images(
                         CYCLONEDX_TYPE,
                         sbom(
                             name, result.spec, result.digest, packages_of(repo, name, lock),
-                            parents, version=__version__, created=build.finished,
+                            parents, bases=build.bases, version=__version__,
+                            created=build.finished,
                         ),
                     ),
                 }  # fmt: skip
@@ -226,6 +232,26 @@ async def _parent(
     if probe.status is not Status.PRESENT or not probe.digest:
         raise TransferError(f"parent {spec} is not published ({probe.detail or probe.status})")
     return Parent(name, spec, probe.digest)
+
+
+async def bases_of(writer: RegistryWriter, repo: Repository, name: str) -> list[Base]:
+    """The external base images of ``name`` with their digests: its ``mzbuild.lock``'s
+    (what the build used), else what the registry says now."""
+    image = repo.image(name)
+    pins = read_lock(repo.root / image.directory)
+    bases = []
+    for reference in external_bases((repo.root / image.dockerfile).read_bytes()):
+        digest = pins.get(reference, "")
+        if not digest:
+            try:
+                probe = await writer.client.lookup(parse_reference(reference))
+            except UsageError as exc:
+                raise TransferError(f"base {reference}: {exc}") from None
+            if probe.status is not Status.PRESENT or not probe.digest:
+                raise TransferError(f"base {reference}: {probe.detail or probe.status}")
+            digest = probe.digest
+        bases.append(Base(reference, digest))
+    return bases
 
 
 async def _has_one(
