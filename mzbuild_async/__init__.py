@@ -36,6 +36,7 @@ from .model.manifest import CargoBuild, Copy, Manifest
 from .model.options import Arch, BuildOptions, Profile, Sanitizer
 from .source.fingerprint import Fingerprint
 from .source.repository import ImageDescription, InputFile, Repository
+from .support.version import VERSION
 
 if TYPE_CHECKING:
     from .builds.plan import Workflow
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from .workflow.results import ImageResult, RunPlan, RunResult
     from .workflow.run import run_workflow
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 #: Names imported on first use: the lookup engine pulls in httpx, which the
 #: fingerprinting commands do not need.

@@ -86,26 +86,21 @@ def sbom(
         )
         bom.components.add(component)
         bom.register_dependency(image, [component])
-    for parent in parents:
+    containers = [
+        (p.name, p.spec.rpartition(":")[2], f"image:{p.name}", p.name, p.digest) for p in parents
+    ] + [
+        (b.reference, None, f"base:{b.reference}",
+         b.reference.rsplit("/", 1)[-1].split(":")[0], b.digest)
+        for b in bases
+    ]  # fmt: skip
+    for name_, version_, ref, purl_name, digest_ in containers:
         component = Component(
-            name=parent.name,
-            version=parent.spec.rpartition(":")[2],
+            name=name_,
+            version=version_,
             type=ComponentType.CONTAINER,
-            bom_ref=f"image:{parent.name}",
-            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=parent.digest.partition(":")[2])],
-            purl=_oci_purl(PackageURL, parent.name, parent.digest),
-        )
-        bom.components.add(component)
-        bom.register_dependency(image, [component])
-    for base in bases:
-        component = Component(
-            name=base.reference,
-            type=ComponentType.CONTAINER,
-            bom_ref=f"base:{base.reference}",
-            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=base.digest.partition(":")[2])],
-            purl=_oci_purl(
-                PackageURL, base.reference.rsplit("/", 1)[-1].split(":")[0], base.digest
-            ),
+            bom_ref=ref,
+            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=digest_.partition(":")[2])],
+            purl=_oci_purl(PackageURL, purl_name, digest_),
         )
         bom.components.add(component)
         bom.register_dependency(image, [component])

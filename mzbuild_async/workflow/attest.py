@@ -17,7 +17,6 @@ from typing import Any
 
 import anyio
 
-from .. import __version__
 from ..attest.dsse import ENVELOPE_TYPE, IN_TOTO_TYPE, Signer, envelope
 from ..attest.keyless import BUNDLE_TYPE, BundleSigner
 from ..attest.sbom import CYCLONEDX_TYPE, SbomError, sbom
@@ -41,6 +40,7 @@ from ..registry.writer import RegistryWriter
 from ..source.lockfile import Lockfile, Package, load_lockfile
 from ..source.pins import external_bases, read_lock
 from ..source.repository import Repository
+from ..support.version import VERSION
 from .results import ImageResult
 
 #: The annotation that says which predicate an attached statement carries.
@@ -106,7 +106,7 @@ def build_of(
         invocation=ci_build_url(environ),
         started=window[0] if window else None,
         finished=window[1] if window else None,
-        version=__version__,
+        version=VERSION,
     )
 
 
@@ -188,7 +188,7 @@ async def attest_images(
                         CYCLONEDX_TYPE,
                         sbom(
                             name, result.spec, result.digest, packages_of(repo, name, lock),
-                            parents, bases=build.bases, version=__version__,
+                            parents, bases=build.bases, version=VERSION,
                             created=build.finished,
                         ),
                     ),

@@ -138,11 +138,15 @@ async def run_workflow(
         steps = tuple(sorted(events.recorder.steps, key=lambda s: (s.start, s.track)))
         if options.attest and workflow is Workflow.ENSURE:  # (before the mirrors: they copy it)
             keys = [s.public for s in options.signers if isinstance(s, KeySigner)]
-            holds = holding(repo, RegistryWriter(services.client), keys)
+            holds = (
+                holding(repo, RegistryWriter(services.client), keys)
+                if options.require_attested
+                else None
+            )
             attested = await attest_images(
                 services.client, repo, results, options.signers, options.environ,
                 found_too=True, windows=build_windows(steps, events.since()),
-                holds=holds if options.require_attested else None,
+                holds=holds,
                 keyless=options.keyless,
             )  # fmt: skip
             results = {n: attested_result(r, attested.get(n)) for n, r in results.items()}
