@@ -283,6 +283,12 @@ async def _promote(args: argparse.Namespace, repo: Repository, settings: Setting
     return await run_promote(args, repo, targets, settings)
 
 
+async def _gc(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
+    from .gc import run_gc
+
+    return await run_gc(args, repo, settings)
+
+
 Command = Callable[[argparse.Namespace, Repository, Settings], Awaitable[int]]
 #: Each command (but ``cache``, which needs no repository) and what runs it.
 COMMANDS: dict[str, Command] = {
@@ -302,6 +308,7 @@ COMMANDS: dict[str, Command] = {
     "verify": _verify,
     "lock": _lock,
     "publish-manifest": _promote,
+    "gc": _gc,
 }
 
 

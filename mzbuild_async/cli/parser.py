@@ -10,6 +10,7 @@ import argparse
 from typing import NoReturn
 
 from ..model.options import DEFAULT_SEARCH
+from .argtypes import duration, positive_int
 from .settings import (
     add_build_arguments,
     add_engine_arguments,
@@ -236,6 +237,7 @@ def _add_run_commands(sub: argparse._SubParsersAction[_Parser], common: _Parser)
         " (repeatable; the primary and the mirrors are always tagged)",
     )
     add_registry_arguments(p)
+    _add_gc(sub, common)
 
 
 def add_explain_arguments(p: argparse.ArgumentParser) -> None:
@@ -254,3 +256,48 @@ def add_explain_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"commits searched for --against SPEC (default: {DEFAULT_SEARCH})",
     )
+
+
+def _add_gc(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    p = sub.add_parser(
+        "gc",
+        parents=[common],
+        help="delete the registry tags no kept commit asks for (a dry run without --apply)",
+    )
+    keep = p.add_argument_group("what to keep (--arch and --profile may be given several times)")
+    keep.add_argument(
+        "--keep-branch",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="keep the images of the last --keep-last commits of each branch (local or"
+        " remote-tracking) matching this glob (repeatable; default: the current branch)",
+    )
+    keep.add_argument(
+        "--keep-tag",
+        action="append",
+        default=None,
+        metavar="PATTERN",
+        help="keep the images of each git tag matching this glob (repeatable; default: every tag)",
+    )
+    keep.add_argument(
+        "--keep-last",
+        type=positive_int,
+        default=20,
+        metavar="N",
+        help="commits kept per branch (default 20)",
+    )
+    keep.add_argument(
+        "--keep-younger",
+        type=duration,
+        default=86400.0,
+        metavar="DURATION",
+        help="keep anything made less than this long ago, e.g. 30m, 24h, 7d (default 24h;"
+        " it is also what protects images a concurrent run is pushing)",
+    )
+    p.add_argument(
+        "--apply",
+        action="store_true",
+        help="delete (by digest); without it nothing is deleted and the plan is printed",
+    )
+    add_registry_arguments(p)

@@ -115,12 +115,13 @@ def add_build_arguments(group: argparse._ArgumentGroup) -> None:
         profile.add_argument(
             f"--{name}",
             dest="profile",
-            action="store_const",
+            action="append_const",
             const=name,
             help=f"build Rust binaries with the {name} profile",
         )
     profile.add_argument(
         "--profile",
+        action="append",
         metavar="NAME",
         help="profile by name (default: optimized, or release when CI_LTO is set)",
     )
@@ -128,7 +129,7 @@ def add_build_arguments(group: argparse._ArgumentGroup) -> None:
         "--arch",
         action="append",
         metavar="ARCH",
-        help="x86_64 or aarch64 (default: this machine's; promote takes several)",
+        help="x86_64 or aarch64 (default: this machine's; promote and gc take several)",
     )
     group.add_argument(
         "--coverage",
@@ -137,7 +138,10 @@ def add_build_arguments(group: argparse._ArgumentGroup) -> None:
         help="build with coverage (default: CI_COVERAGE_ENABLED)",
     )
     group.add_argument(
-        "--sanitizer", metavar="NAME", help="Rust sanitizer (default: CI_SANITIZER or none)"
+        "--sanitizer",
+        action="append",
+        metavar="NAME",
+        help="Rust sanitizer (default: CI_SANITIZER or none; gc takes several)",
     )
     group.add_argument(
         "--cache-dir",
@@ -156,14 +160,14 @@ def add_build_arguments(group: argparse._ArgumentGroup) -> None:
 
 def options_from_args(args: argparse.Namespace, environ: dict[str, str]) -> BuildOptions:
     """Build options from flags, falling back to the original's environment defaults."""
-    if args.profile is not None:
-        profile = Profile.parse(args.profile)
+    if args.profile:
+        profile = Profile.parse(_one(args, "profile", args.profile))
     elif env_is_truthy(environ, "CI_LTO"):
         profile = Profile.RELEASE
     else:
         profile = Profile.OPTIMIZED
-    if args.sanitizer is not None:
-        sanitizer = Sanitizer.parse(args.sanitizer)
+    if args.sanitizer:
+        sanitizer = Sanitizer.parse(_one(args, "sanitizer", args.sanitizer))
     else:
         sanitizer = Sanitizer.parse(environ.get("CI_SANITIZER") or "none", source="CI_SANITIZER")
     registry = args.image_registry or DEFAULT_IMAGE_REGISTRY
@@ -182,10 +186,22 @@ def options_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Buil
     )
 
 
+#: The commands that take several --arch (and gc several --profile and --sanitizer).
+SEVERAL_ARCHES = ("promote", "publish-manifest", "gc")
+
+
+def _one(args: argparse.Namespace, flag: str, values: list[str]) -> str:
+    """The one value of a flag only ``gc`` takes several times (its first, for gc)."""
+    distinct = list(dict.fromkeys(values))
+    if len(distinct) > 1 and args.command != "gc":
+        raise UsageError(f"{args.command}: give --{flag} once (only gc takes several)")
+    return distinct[0]
+
+
 def _single_arch(args: argparse.Namespace) -> Arch:
     arches: list[str] = args.arch or []
-    if len(arches) > 1 and args.command not in ("promote", "publish-manifest"):
-        raise UsageError(f"{args.command}: give --arch once (only promote takes several)")
+    if len(set(arches)) > 1 and args.command not in SEVERAL_ARCHES:
+        raise UsageError(f"{args.command}: give --arch once (only promote and gc take several)")
     return Arch.parse(arches[0]) if arches else Arch.host()
 
 

@@ -577,12 +577,14 @@ class RegistryClient:
         content: bytes | None = None,
         push: bool = False,
         mount_from: str = "",
+        delete: bool = False,
     ) -> httpx.Response:
         """Any request under ``/v2/<repository>/`` with authentication and retries.
 
         ``path`` follows the repository name (``manifests/<ref>``,
-        ``blobs/<digest>``); ``push`` asks for a ``pull,push`` token, and
-        ``mount_from`` for the pull of that repository too (a blob mount). Raises
+        ``blobs/<digest>``); ``push`` asks for a ``pull,push`` token, ``delete`` for
+        ``pull,delete``, and ``mount_from`` for the pull of that repository too (a
+        blob mount). Raises
         :class:`RegistryUnavailable` when the registry could not be asked.
         """
         url = f"/v2/{ref.repository}/{path}"
@@ -595,7 +597,7 @@ class RegistryClient:
                     url,
                     headers or {},
                     content,
-                    "pull,push" if push else "pull",
+                    "pull,delete" if delete else "pull,push" if push else "pull",
                     mount_from,
                 )
             assert scope.cancelled_caught

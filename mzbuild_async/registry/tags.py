@@ -55,7 +55,7 @@ async def tags(client: RegistryClient, repository: Reference, *, page: int = PAG
 async def delete(client: RegistryClient, repository: Reference, digest: str) -> bool:
     """Delete the manifest ``digest`` of ``repository``; False when it was not there."""
     try:
-        response = await client.request(repository, "DELETE", f"manifests/{digest}", push=True)
+        response = await client.request(repository, "DELETE", f"manifests/{digest}", delete=True)
     except RegistryUnavailable as exc:
         raise TransferError(f"{repository.api_host}: could not delete: {exc}") from None
     if response.status_code in (200, 202):

@@ -65,7 +65,14 @@ def self_digest(
     ``records`` are the :func:`input_record` of every input, in sorted path
     order (Python ``sorted()`` over the paths as ``str``).
     """
-    h = hashlib.sha1(b"".join(records))
+    return finish_self_digest(hashlib.sha1(b"".join(records)), pre_images, options)
+
+
+def finish_self_digest(
+    h: hashlib._Hash, pre_images: Iterable[PreImage], options: BuildOptions
+) -> bytes:
+    """:func:`self_digest` from a hash already fed the records (a copy of one hash
+    serves every set of build options)."""
     for pre_image in pre_images:
         h.update(pre_image_extra(pre_image, options).encode())
         h.update(b"\0")

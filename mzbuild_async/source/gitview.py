@@ -95,10 +95,15 @@ class GitView:
         return (p for p in self.paths if p == filename or p.endswith(suffix))
 
 
+def git_environ() -> dict[str, str]:
+    """The environment git runs with: ours, without taking optional locks (we only read)."""
+    return {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+
+
 async def _git(args: tuple[str, ...], cwd: Path) -> bytes:
     try:
         result = await anyio.run_process(
-            args, cwd=cwd, check=False, env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+            args, cwd=cwd, check=False, env=git_environ()
         )
     except FileNotFoundError:
         if not cwd.is_dir():

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
 import anyio
 
@@ -198,6 +198,28 @@ class HashStatistics:
     #: Wall time spent in hashing rounds.
     seconds: float
     workers: int
+
+
+class Hasher(Protocol):
+    """What a repository asks of its file digests (:class:`FileHasher` reads the
+    working tree; :class:`~.history.TreeHasher` a commit's blobs)."""
+
+    @property
+    def hashed(self) -> Mapping[str, FileDigest]:
+        """Every digest computed so far."""
+        ...
+
+    async def preload(self) -> None:
+        """Read ahead whatever helps the first round."""
+        ...
+
+    async def digests(self, paths: Iterable[str]) -> dict[str, FileDigest]:
+        """The digests of ``paths``."""
+        ...
+
+    def statistics(self) -> HashStatistics:
+        """Files and bytes hashed, and the time it took."""
+        ...
 
 
 class FileHasher:

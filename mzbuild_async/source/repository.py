@@ -8,6 +8,7 @@ many images share it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 import stat
@@ -25,9 +26,9 @@ from ..store.digests import DigestCache
 from ..store.layout import default_cache_dir
 from ..support import logs
 from .cargo import Workspace, load_workspace
-from .fingerprint import Fingerprint, fingerprint, input_record, self_digest
+from .fingerprint import Fingerprint, fingerprint, finish_self_digest, input_record
 from .gitview import GitView, find_toplevel, load_git_view, source_labels
-from .hashing import DEFAULT_HASH_WORKERS, FileDigest, FileHasher
+from .hashing import DEFAULT_HASH_WORKERS, FileDigest, FileHasher, Hasher
 from .inputs import context_files, image_inputs
 
 MANIFEST_NAME = "mzbuild.yml"
@@ -80,10 +81,13 @@ def discover(view: GitView) -> list[str]:
     return sorted(p for p in view.named(MANIFEST_NAME) if not p.startswith(IGNORED_PREFIX))
 
 
-def load_images(root: Path, view: GitView, *, strict: bool = False) -> dict[str, Image]:
+def load_images(
+    root: Path, view: GitView, *, strict: bool = False, warnings: list[str] | None = None
+) -> dict[str, Image]:
     """Parse every image in the view into a dict keyed and sorted by name.
 
-    Unknown manifest keys are logged as warnings, or raised with ``strict``.
+    Unknown manifest keys are logged as warnings (or collected in ``warnings``),
+    or raised with ``strict``.
     """
     images: dict[str, Image] = {}
     for manifest_path in discover(view):
@@ -91,7 +95,10 @@ def load_images(root: Path, view: GitView, *, strict: bool = False) -> dict[str,
         for warning in manifest.warnings:
             if strict:
                 raise ManifestError(warning.replace("; --strict makes it an error", ""))
-            logs.warning(warning)
+            if warnings is None:
+                logs.warning(warning)
+            else:
+                warnings.append(warning)
         directory = posixpath.dirname(manifest_path)
         dockerfile = posixpath.join(directory, DOCKERFILE_NAME)
         if dockerfile not in view:
@@ -163,7 +170,7 @@ class Repository:
         view: GitView,
         graph: ImageGraph,
         *,
-        hasher: FileHasher | None = None,
+        hasher: Hasher | None = None,
     ) -> None:
         self.root = root
         self.options = options
@@ -175,7 +182,22 @@ class Repository:
         self._fingerprints: dict[str, Fingerprint] = {}
         self._records: dict[str, bytes] = {}
         self._labels: dict[str, str] | None = None
-        self.hasher = hasher or FileHasher(root)
+        #: Each image's hash of its input records, before the options go in.
+        self._record_hashes: dict[str, hashlib._Hash] = {}
+        self.hasher: Hasher = hasher or FileHasher(root)
+
+    def variant(self, options: BuildOptions) -> Repository:
+        """The same tree under other build options: files, inputs, the Cargo
+        workspace and the records' hashes are shared, so only the options are hashed
+        again."""
+        other = Repository(self.root, options, self.view, self.graph, hasher=self.hasher)
+        other._nested = self._nested
+        other._workspace = self._workspace
+        other._inputs = self._inputs
+        other._records = self._records
+        other._record_hashes = self._record_hashes
+        other._labels = self._labels
+        return other
 
     @classmethod
     async def open(
@@ -295,8 +317,11 @@ class Repository:
             await self._hash_inputs(todo)
             for name in todo:  # dependencies come first
                 image = self.images[name]
-                records = (self._records[p] for p in self.inputs(name))
-                own = self_digest(records, image.manifest.pre_images, self.options)
+                records = self._record_hashes.get(name)
+                if records is None:
+                    records = hashlib.sha1(b"".join(self._records[p] for p in self.inputs(name)))
+                    self._record_hashes[name] = records
+                own = finish_self_digest(records.copy(), image.manifest.pre_images, self.options)
                 deps = {d: self._fingerprints[d] for d in image.dependencies}
                 self._fingerprints[name] = fingerprint(own, deps)
         return {i.name: self._fingerprints[i.name] for i in images}

@@ -287,8 +287,12 @@ def run_registry(
     client_auth: bool = False,
     stranger: bool = False,
     readonly: bool = False,
+    deletion: bool = True,
 ) -> Iterator[Registry]:
     """Start docker-registry with ``auth`` (none, htpasswd, token) until the block ends.
+
+    Its files are under ``directory`` (``config.yml``, the storage in ``data``);
+    ``deletion=False`` makes it refuse ``DELETE`` as registries do by default.
 
     With ``tls`` it serves HTTPS (and HTTP/2) with the test PKI's server
     certificate (``stranger``: one from a CA nobody trusts), and with
@@ -307,7 +311,7 @@ def run_registry(
         "  filesystem:",
         f"    rootdirectory: {directory / 'data'}",
         "  delete:",  # (tests delete tags, as a retention policy would)
-        "    enabled: true",
+        f"    enabled: {'true' if deletion else 'false'}",
         *(["  maintenance:", "    readonly:", "      enabled: true"] if readonly else []),
         "http:",
         f"  addr: 127.0.0.1:{port}",
