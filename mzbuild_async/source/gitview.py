@@ -102,9 +102,7 @@ def git_environ() -> dict[str, str]:
 
 async def _git(args: tuple[str, ...], cwd: Path) -> bytes:
     try:
-        result = await anyio.run_process(
-            args, cwd=cwd, check=False, env=git_environ()
-        )
+        result = await anyio.run_process(args, cwd=cwd, check=False, env=git_environ())
     except FileNotFoundError:
         if not cwd.is_dir():
             raise GitError(f"{cwd}: no such directory; pass an existing --repo") from None
