@@ -68,6 +68,23 @@ def _names(table: object, key: str, manifest: str) -> list[str]:
     return names
 
 
+def discovers(path: str) -> bool:
+    """Whether the mere presence of file ``path`` can add a target Cargo discovers
+    (``src/main.rs``, ``src/bin/*.rs``, ``src/bin/*/main.rs`` and the same under
+    ``examples/``): what :func:`load_crate` looks for besides ``Cargo.toml``."""
+    parts = path.split("/")
+    if not path.endswith(".rs"):
+        return False
+    if parts[-2:] == ["src", "main.rs"]:
+        return True
+    for i in range(len(parts) - 1):
+        rest = parts[i + 1 :]
+        target_dir = parts[i] == "examples" or (i > 0 and parts[i - 1 : i + 1] == ["src", "bin"])
+        if target_dir and (rest[1:] in ([], ["main.rs"])):
+            return True
+    return False
+
+
 def _targets(directory: Path) -> list[str]:
     """Auto-discovered targets in ``directory``: ``*.rs`` stems, then ``*/main.rs`` dirs.
 

@@ -8,12 +8,14 @@ is hashed once for the whole walk (the fingerprint takes the content's
 SHA-1, not git's blob id). The manifests, Dockerfiles and ``Cargo.toml``
 files the image graph and the Cargo workspace are read from are written into
 one scratch directory kept in step with the commit being read (what changed
-since the previous commit is rewritten, the rest stays); every other path is
-an empty placeholder there, since only its presence is read.
+since the previous commit is rewritten, the rest stays), with an empty
+placeholder for each file whose mere presence Cargo reads (``src/main.rs``,
+``src/bin/*.rs``: :func:`~.cargo.discovers`); nothing else is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import posixpath
@@ -31,12 +33,15 @@ import anyio
 from ..errors import GitError, InputError, shown_path
 from ..model.graph import ImageGraph
 from ..model.options import BuildOptions
+from .cargo import discovers
 from .gitview import GitView, _decode, _git, git_environ
 from .hashing import MODE_SYMLINK, FileDigest, HashStatistics
 from .repository import MANIFEST_NAME, Repository, load_images
 
 #: Files whose content the image graph or the Cargo workspace is read from.
 DEFINITIONS = frozenset({MANIFEST_NAME, "Dockerfile", "Cargo.toml"})
+#: Git's mode of a submodule (a commit, not a file).
+MODE_SUBMODULE = 0o160000
 #: Symlinks followed at most while resolving one path (as the kernel's limit).
 MAX_SYMLINKS = 40
 
@@ -64,6 +69,23 @@ async def list_tree(root: Path, commit: str) -> dict[str, Entry]:
         if kind == b"blob":
             tree[_decode(raw)] = Entry(int(mode, 8), oid.decode())
     return tree
+
+
+async def tree_changes(root: Path, old: str, new: str) -> dict[str, Entry | None]:
+    """The files that differ from ``old`` to ``new``: their entry at ``new``, None
+    where removed (one ``git diff-tree``: far less than listing the whole tree)."""
+    out = await _git(("git", "diff-tree", "-r", "-z", "--no-renames", old, new), root)
+    changes: dict[str, Entry | None] = {}
+    fields = out.split(b"\0")
+    for meta, raw in zip(fields[0::2], fields[1::2], strict=False):
+        if not meta.startswith(b":"):
+            continue
+        _, new_mode, _, new_oid, _ = meta[1:].split()
+        mode = int(new_mode, 8)
+        # Removed (mode 0) or a submodule (not a file): not in the tree.
+        gone = mode in (0, MODE_SUBMODULE)
+        changes[_decode(raw)] = None if gone else Entry(mode, new_oid.decode())
+    return changes
 
 
 @dataclass(frozen=True)
@@ -224,6 +246,12 @@ class TreeHasher:
         return resolved
 
 
+def _written(path: str, entry: Entry) -> bool:
+    """Whether the scratch directory holds ``path``: a definition, a symlink (which
+    a definition may be read through) or a file Cargo discovers targets by."""
+    return posixpath.basename(path) in DEFINITIONS or entry.mode == MODE_SYMLINK or discovers(path)
+
+
 class Scratch:
     """A directory holding one commit's definitions, updated commit by commit."""
 
@@ -234,6 +262,7 @@ class Scratch:
 
     async def show(self, tree: Mapping[str, Entry]) -> None:
         """Make the directory hold ``tree``'s definitions and placeholders."""
+        tree = {p: e for p, e in tree.items() if _written(p, e)}
         gone = [p for p in self.tree if p not in tree]
         fresh = {p: e for p, e in tree.items() if self.tree.get(p) != e}
         texts = [
@@ -246,24 +275,31 @@ class Scratch:
         self.tree = dict(tree)
 
     def _write(self, gone: list[str], fresh: Mapping[str, Entry]) -> None:
-        root = self.directory
+        root = str(self.directory)
+        # The first commit writes thousands of placeholders into an empty directory:
+        # plain system calls, no checks for what was there.
+        first = not self.tree
         for path in gone:
-            target = root / path
-            if target.is_symlink() or target.is_file():
-                target.unlink()
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                os.unlink(os.path.join(root, path))
+        made: set[str] = set()
         for path, entry in fresh.items():
-            target = root / path
-            if target.is_dir() and not target.is_symlink():  # a directory became a file
-                shutil.rmtree(target)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if target.is_symlink() or target.exists():
-                target.unlink()
+            full = os.path.join(root, path)
+            parent = os.path.dirname(full)
+            if parent not in made:
+                os.makedirs(parent, exist_ok=True)
+                made.add(parent)
+            if not first:
+                if os.path.isdir(full) and not os.path.islink(full):  # a directory became a file
+                    shutil.rmtree(full)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(full)
             if entry.mode == MODE_SYMLINK:
-                os.symlink(self.store.text(entry.oid), target)
+                os.symlink(self.store.text(entry.oid), full)
             elif posixpath.basename(path) in DEFINITIONS:
-                target.write_bytes(self.store.text(entry.oid))
+                Path(full).write_bytes(self.store.text(entry.oid))
             else:
-                target.touch()
+                os.close(os.open(full, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
 
 
 class History:
@@ -278,6 +314,8 @@ class History:
         self.root = root
         self.store = scratch.store
         self._scratch = scratch
+        #: The last commit, its tree and repository (the next is read as changes to it).
+        self._last: tuple[str, dict[str, Entry], Repository] | None = None
 
     @classmethod
     @asynccontextmanager
@@ -296,13 +334,38 @@ class History:
         A manifest or Cargo error of that commit is raised as it would be in
         a checkout of it.
         """
-        tree = await list_tree(self.root, commit)
+        last = self._last
+        if last is None:
+            tree = await list_tree(self.root, commit)
+        else:
+            changes = await tree_changes(self.root, last[0], commit)
+            tree = dict(last[1])
+            for path, entry in changes.items():
+                if entry is None:
+                    tree.pop(path, None)
+                else:
+                    tree[path] = entry
+            edits = all(
+                entry is not None
+                and path in last[1]
+                and not _written(path, entry)
+                and not _written(path, last[1][path])
+                for path, entry in changes.items()
+            )
+            if edits:
+                # Only contents changed, none the graph or the workspace is read from.
+                repo = last[2].edited(set(changes), TreeHasher(tree, self.store), options)
+                self._last = (commit, tree, repo)
+                return repo
+        hasher = TreeHasher(tree, self.store)
         await self._scratch.show(tree)
         directory = self._scratch.directory
         view = GitView(directory, tuple(sorted(tree)))
         # Old commits' manifest warnings are not this checkout's to fix.
         graph = ImageGraph.build(load_images(directory, view, warnings=[]))
-        return Repository(directory, options, view, graph, hasher=TreeHasher(tree, self.store))
+        repo = Repository(directory, options, view, graph, hasher=hasher)
+        self._last = (commit, tree, repo)
+        return repo
 
 
 async def specs_at(

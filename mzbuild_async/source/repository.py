@@ -12,7 +12,7 @@ import hashlib
 import os
 import posixpath
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -256,6 +256,26 @@ class Repository:
         repo._workspace = workspace[0] if workspace else None
         return repo
 
+    def edited(
+        self, changed: Collection[str], hasher: Hasher, options: BuildOptions | None = None
+    ) -> Repository:
+        """The same tree with the contents or modes of the ``changed`` files
+        different (no file added, removed or renamed, no manifest, Dockerfile or
+        ``Cargo.toml`` changed): the images, inputs and Cargo workspace are kept; only
+        the records of those files, and the hashes of the images that take them, are
+        computed again."""
+        other = Repository(self.root, options or self.options, self.view, self.graph, hasher=hasher)
+        other._nested = self._nested
+        other._workspace = self._workspace
+        other._inputs = self._inputs
+        other._records = {p: r for p, r in self._records.items() if p not in changed}
+        other._record_hashes = {
+            name: h
+            for name, h in self._record_hashes.items()
+            if not any(p in changed for p in self._inputs.get(name, ()))
+        }
+        return other
+
     async def source_labels(self) -> Mapping[str, str]:
         """``org.opencontainers.image.source`` and ``.revision`` for the images built
         here (asked of git once; not fingerprint inputs)."""
@@ -313,8 +333,10 @@ class Repository:
         """
         images = self.resolve(targets)
         todo = [i.name for i in images if i.name not in self._fingerprints]
+        unhashed = [name for name in todo if name not in self._record_hashes]
+        if unhashed:
+            await self._hash_inputs(unhashed)
         if todo:
-            await self._hash_inputs(todo)
             for name in todo:  # dependencies come first
                 image = self.images[name]
                 records = self._record_hashes.get(name)
@@ -374,7 +396,7 @@ class Repository:
         """The fingerprint of ``name`` with every input and dependency behind it."""
         fp = await self.fingerprint(name)
         image = self.image(name)
-        digests: Mapping[str, FileDigest] = self.hasher.hashed
+        digests: Mapping[str, FileDigest] = await self.hasher.digests(self.inputs(name))
         inputs = tuple(
             InputFile(p, digests[p].mode, digests[p].sha1, digests[p].size)
             for p in self.inputs(name)

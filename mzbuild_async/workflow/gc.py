@@ -24,6 +24,7 @@ from ..attest.keyless import BUNDLE_TYPE
 from ..errors import InputError, ManifestError, MzbuildError, UsageError
 from ..model.options import Arch, BuildOptions, Profile, Sanitizer
 from ..model.spec import TAG_PREFIX, fingerprint_of
+from ..registry import ghcr
 from ..registry.names import Reference, parse_reference
 from ..registry.writer import RegistryWriter
 from ..release.retention import Deleter, Deletion, Plan, Policy, apply, plan
@@ -217,6 +218,8 @@ async def collect(
         for tag in keep.tags.get(name, ())
     )
     policy = Policy(specs, options.keep_younger, time.time() if now is None else now, OUR_ARTIFACTS)
+    if deleters is None:  # GHCR refuses the standard DELETE: its Packages API instead
+        deleters = {ghcr.HOST: ghcr.GhcrPackages(settings.environ)}
     async with settings.session(cache_dir) as client:
         writer = RegistryWriter(client)
         verdicts = await plan(writer, sorted(where, key=str), policy)
