@@ -289,6 +289,31 @@ async def test_a_plan_sends_one_list_one_get_per_tag_and_one_config_per_candidat
         await image(writer, ref, tag_of(n), created=NOW - 10 * DAY, layer=bytes([n]))
     registry.requests.clear()
     await plan(writer, [ref], policy(*(f"{name}:{tag_of(n)}" for n in range(4))))
-    # The list, 6 manifests, 2 configs (the candidates'): nothing else.
-    assert registry.requests["GET"] == 1 + 6 + 2
+    # The list, 6 manifests, 2 configs (the candidates'), one question whether the
+    # referrers API is there: nothing else.
+    assert registry.requests["GET"] == 1 + 6 + 2 + 1
     assert set(registry.requests) == {"GET"}
+
+
+async def test_where_the_referrers_api_is_our_attestations_go_with_their_image(
+    world: tuple[MemoryRegistry, RegistryWriter],
+) -> None:
+    registry, writer = world
+    registry.referrers_api = True
+    ref = repo()
+    name = f"{HOST}/p/app"
+    doomed = await image(writer, ref, tag_of(1), created=NOW - 10 * DAY, layer=b"1")
+    kept = await image(writer, ref, tag_of(2), created=NOW - 10 * DAY, layer=b"2")
+    ours = await artifact(writer, ref, doomed, b"provenance")
+    theirs = await artifact(writer, ref, kept, b"kept provenance")
+    result = await plan(writer, [ref], policy(f"{name}:{tag_of(2)}"))
+    (deletion,) = result.deletions
+    assert deletion.tag == tag_of(1)
+    assert deletion.artifacts == (ours,)
+    assert deletion.freed > len(b"provenance")
+    await apply(writer, result)
+    stored = registry.manifests[(HOST, "p/app")]
+    assert ours not in stored
+    assert doomed not in stored
+    assert theirs in stored
+    assert kept in stored

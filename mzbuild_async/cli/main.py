@@ -39,8 +39,9 @@ INTERRUPTED, BROKEN_PIPE, TERMINATED = 130, 141, 128 + signal.SIGTERM
 EXIT_STATUSES = {
     0: "success: every image ended as wanted (``check``: every answer is present or absent)",
     1: "the command ran, but some image failed (a build, a pull, a push), ``check`` has an"
-    " unknown answer, ``explain`` found no commit, or stdout or a ``--report``/``--trace``/"
-    "``--timeline`` file could not be written",
+    " unknown answer, ``explain`` found no commit, ``gc`` could not read a repository or"
+    " delete a tag, or stdout or a ``--report``/``--trace``/``--timeline`` file could not"
+    " be written",
     2: "bad input: a flag, a manifest, the settings file, the repository, an engine or"
     " registry that cannot be used as given (one line on stderr names it)",
     INTERRUPTED: "interrupted (Ctrl-C): all work stopped, nothing half-pushed",

@@ -5,8 +5,9 @@ Shipped for tests and scripting: hand :meth:`MemoryRegistry.transport` to a
 this registry. It speaks the part of the OCI distribution API the tool uses:
 ``GET /v2/``; ``HEAD``/``GET``/``PUT``/``DELETE`` of manifests by tag or
 digest; ``HEAD``/``GET`` of blobs; monolithic blob uploads (``POST`` then
-``PUT ...?digest=``); tag lists. It keeps a count of requests by method and
-can answer like a registry that is down (``unavailable``).
+``PUT ...?digest=``); tag lists; with ``referrers_api``, the referrers API. It
+keeps a count of requests by method and can answer like a registry that is
+down (``unavailable``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ import httpx
 
 def _digest(body: bytes) -> str:
     return f"sha256:{hashlib.sha256(body).hexdigest()}"
+
+
+#: The media type of the referrers API's answer.
+OCI_INDEX_TYPE = "application/vnd.oci.image.index.v1+json"
 
 
 @dataclass
@@ -45,6 +50,8 @@ class MemoryRegistry:
     requests: Counter[str] = field(default_factory=Counter)
     #: Answer every request with 503 (a registry that is down).
     unavailable: bool = False
+    #: Serve the referrers API (``GET /v2/<name>/referrers/<digest>``).
+    referrers_api: bool = False
 
     def transport(self) -> httpx.MockTransport:
         """An httpx transport whose every host is this registry."""
@@ -76,6 +83,7 @@ class MemoryRegistry:
             ("/blobs/uploads/", self._uploads),
             ("/blobs/", self._blobs),
             ("/tags/list", self._tag_list),
+            ("/referrers/", self._referrers),
         ):
             if marker in path:
                 repository, _, rest = path.removeprefix("/v2/").partition(marker.rstrip("/"))
@@ -125,6 +133,31 @@ class MemoryRegistry:
             return httpx.Response(400, json={"errors": [{"code": "DIGEST_INVALID"}]})
         self.blobs[digest] = request.content
         return httpx.Response(201, headers={"Docker-Content-Digest": digest})
+
+    def _referrers(
+        self, request: httpx.Request, host: str, repository: str, subject: str
+    ) -> httpx.Response:
+        if not self.referrers_api:
+            return httpx.Response(404, json={"errors": [{"code": "NAME_UNKNOWN"}]})
+        listed = []
+        for manifest in {
+            m.digest: m for m in self.manifests.get((host, repository), {}).values()
+        }.values():
+            document = json.loads(manifest.body)
+            if (document.get("subject") or {}).get("digest") != subject:
+                continue
+            listed.append(
+                {
+                    "mediaType": manifest.media_type,
+                    "digest": manifest.digest,
+                    "size": len(manifest.body),
+                    "artifactType": document.get("artifactType", ""),
+                }
+            )
+        body = {"schemaVersion": 2, "mediaType": OCI_INDEX_TYPE, "manifests": listed}
+        return httpx.Response(
+            200, headers={"Content-Type": OCI_INDEX_TYPE}, content=json.dumps(body).encode()
+        )
 
     def _tag_list(
         self, request: httpx.Request, host: str, repository: str, rest: str

@@ -140,7 +140,7 @@ async def referrers(
 ) -> list[Descriptor]:
     """The artifacts attached to ``subject`` (of ``artifact_type``, when given): from
     the referrers API, else from the fallback tag."""
-    listed = await _from_api(writer, repository, subject)
+    listed = await from_api(writer, repository, subject)
     if listed is None:
         index = await writer.manifest(_at(repository, fallback_tag(subject)))
         listed = index.json().get("manifests") if index is not None else []
@@ -180,7 +180,7 @@ async def copy_referrers(
         copied = await copy_image(
             writer, _at(source, descriptor.digest), _at(target, descriptor.digest)
         )
-        if await _from_api(writer, target, subject) is None:
+        if await from_api(writer, target, subject) is None:
             await _add_to_fallback(
                 writer,
                 target,
@@ -197,7 +197,7 @@ async def copy_referrers(
     return count
 
 
-async def _from_api(writer: RegistryWriter, repository: Reference, subject: str) -> Any:
+async def from_api(writer: RegistryWriter, repository: Reference, subject: str) -> Any:
     """What the referrers API lists for ``subject`` (None: the registry has no such API)."""
     try:
         response = await writer.client.request(

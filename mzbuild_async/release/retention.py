@@ -41,6 +41,7 @@ from ..errors import TransferError
 from ..model.spec import TAG_PREFIX
 from ..model.status import Status
 from ..registry.names import Reference
+from ..registry.referrers import from_api
 from ..registry.tags import tags as list_tags
 from ..registry.writer import INDEX_TYPES, Document, RegistryWriter
 
@@ -336,7 +337,40 @@ async def _decide(
                 verdict, delete=False, reason="its manifest is also a kept tag's"
             )
     _referrers(name, verdicts, kinds, by_tag)
+    await _attached(reader, verdicts, policy)
     result.verdicts = [verdicts[t] for t in sorted(verdicts)]
+
+
+async def _attached(reader: _Reader, verdicts: dict[str, Verdict], policy: Policy) -> None:
+    """Our attestations of each deleted image, where the registry has the referrers
+    API (they are under no tag there): deleted with it. One question tells whether
+    the registry has the API at all."""
+    doomed = [t for t, v in verdicts.items() if v.delete and v.kind is Kind.IMAGE]
+    if not doomed:
+        return
+    first = verdicts[doomed[0]]
+    if await from_api(reader.writer, reader.repository, first.digest) is None:
+        return  # no API: attestations hang off fallback tags, judged above
+
+    async def one(tag: str) -> None:
+        verdict = verdicts[tag]
+        listed = await from_api(reader.writer, reader.repository, verdict.digest) or []
+        ours = tuple(
+            sorted(
+                item["digest"]
+                for item in listed
+                if isinstance(item, dict)
+                and isinstance(item.get("digest"), str)
+                and item.get("artifactType") in policy.ours
+            )
+        )
+        for digest in ours:  # (read for the bytes they free)
+            await reader.manifest(digest)
+        verdicts[tag] = replace(verdict, artifacts=ours)
+
+    async with anyio.create_task_group() as tg:
+        for tag in doomed:
+            tg.start_soon(one, tag)
 
 
 def _verdict(

@@ -20,6 +20,10 @@ def _size(n: int) -> str:
     raise AssertionError
 
 
+def _tags(n: int) -> str:
+    return f"{n} tag" if n == 1 else f"{n} tags"
+
+
 def _outcomes(result: GcResult) -> dict[tuple[str, str], Deletion]:
     return {(d.verdict.repository, d.verdict.tag): d for d in result.deletions or ()}
 
@@ -48,7 +52,7 @@ def gc_text(result: GcResult, *, verbose: bool = False) -> str:
     )
     if result.deletions is None:
         lines.append(
-            f"dry run: {len(deletions)} tags would be deleted, freeing about"
+            f"dry run: {_tags(len(deletions))} would be deleted, freeing about"
             f" {_size(plan.freed)} once the registry collects garbage; --apply deletes them"
         )
     else:
