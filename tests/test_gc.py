@@ -46,7 +46,8 @@ class Built:
     commits: dict[str, str] = field(default_factory=dict)
     #: Commit -> image -> spec (from a checkout of that commit).
     specs: dict[str, dict[str, str]] = field(default_factory=dict)
-    index_digest: str = ""
+    #: demo-app's aarch64 spec at c1 (under the promoted index only).
+    arm64: str = ""
 
 
 def _specs_at(cli: Cli, commit_id: str, where: Path) -> dict[str, str]:
@@ -87,7 +88,8 @@ def _du(path: Path) -> int:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     """main: c0 (tagged v1), c1, c2 (app.sh edits), c3 (lib.txt edit); feature: f1
-    from c2; an index ``release-1`` over c1's demo-app, pushed by hand."""
+    from c2; c2 and c3 signed (attestations); ``release-1`` promoted at c1 over
+    x86_64 (built) and aarch64 (a synthetic manifest): an index."""
     from tests.support.engine import engine
 
     async def engine_up() -> None:
@@ -104,58 +106,57 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
             done.commits["c0"] = git(cli.repo, "rev-parse", "HEAD").strip()
             git(cli.repo, "tag", "v1")
             _ensure(cli, APP)
+            key = _signing_key(base / "sign.pem")
             for n in (1, 2):
                 done.commits[f"c{n}"] = _edit(
                     cli, "images/app/app.sh", app_sh + f"# edit {n}\n", f"c{n}"
                 )
-                _ensure(cli, APP)
+                _ensure(cli, APP, *(("--sign-key", str(key)) if n == 2 else ()))
             git(cli.repo, "checkout", "-q", "-b", "feature")
             done.commits["f1"] = _edit(cli, "images/app/app.sh", app_sh + "# feature\n", "f1")
             _ensure(cli, APP)
             git(cli.repo, "checkout", "-q", "main")
             lib = (cli.repo / "images/lib/lib.txt").read_text()
             done.commits["c3"] = _edit(cli, "images/lib/lib.txt", lib + "more\n", "c3")
-            _ensure(cli, APP)
+            _ensure(cli, APP, "--sign-key", str(key))
             for label, commit_id in done.commits.items():
                 done.specs[commit_id] = _specs_at(cli, commit_id, base / f"wt-{label}")
-            done.index_digest = _push_index(registry, done.specs[done.commits["c1"]][APP])
+            done.arm64 = _promote_at(cli, registry, done.commits["c1"], base / "wt-promote")
             yield done
         finally:
             remove_images(prefix)
 
 
-def _push_index(registry: Registry, spec: str) -> str:
-    """An OCI index ``release-1`` over ``spec``'s manifest (as a promote over arches
-    writes), put with plain HTTP: not by our code."""
-    repo, _tag = spec.split("/", 1)[1].rsplit(":", 1)
-    raw = raw_manifest(spec)
-    manifest = json.loads(raw)
-    digest = "sha256:" + __import__("hashlib").sha256(raw.encode()).hexdigest()
-    read = skopeo("inspect", "--config", "--raw", "--tls-verify=false", f"docker://{spec}")
-    assert read.returncode == 0, read.stderr
-    config = json.loads(read.stdout)
-    index = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.index.v1+json",
-            "manifests": [
-                {
-                    "mediaType": manifest["mediaType"],
-                    "digest": digest,
-                    "size": len(raw.encode()),
-                    "platform": {"architecture": config["architecture"], "os": config["os"]},
-                }
-            ],
-        }
-    ).encode()
-    response = httpx.put(
-        f"{registry.url}/v2/{repo}/manifests/release-1",
-        content=index,
-        headers={"Content-Type": "application/vnd.oci.image.index.v1+json"},
-        timeout=10,
+def _signing_key(path: Path) -> Path:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    path.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
     )
-    response.raise_for_status()
-    return str(response.headers["docker-content-digest"])
+    return path
+
+
+def _promote_at(cli: Cli, registry: Registry, commit_id: str, where: Path) -> str:
+    """At ``commit_id``: an arm64 manifest (synthetic, made 30 days ago) at demo-app's
+    aarch64 spec, then ``promote release-1`` over both arches (an index). Returns the
+    arm64 spec."""
+    git(cli.repo, "worktree", "add", "-q", "--detach", str(where), commit_id)
+    try:
+        there = Cli(where, cli.registry, cli.cache_dir)
+        spec = there.run("spec", APP, "--arch", "aarch64").stdout.strip()
+        repo, tag = spec.split("/", 1)[1].rsplit(":", 1)
+        registry.push(repo, tag, architecture="arm64", created="2026-01-01T00:00:00Z")
+        result = there.run("promote", "release-1", APP, "--arch", "x86_64", "--arch", "aarch64")
+        assert result.returncode == 0, result.stdout + result.stderr
+        return spec
+    finally:
+        git(cli.repo, "worktree", "remove", "--force", str(where))
 
 
 def _fingerprint_tag(spec: str) -> str:
@@ -195,13 +196,26 @@ def test_gc_keeps_exactly_what_kept_commits_ask_for_then_deletes_the_rest(built:
     at = {label: built.specs[commit_id] for label, commit_id in c.items()}
     before = _du(built.storage)
     plan = _gc(cli, "--keep-younger", "0s")
-    # Kept: main's last commit (c3) and the v1 tag (c0); c1's app is under the index.
+    # Kept: main's last commit (c3) and the v1 tag (c0); c1's app (both arches) is
+    # under the promoted index; c2's attestations go with c2's image, c3's stay.
     assert set(plan["keep"]["commits"]) == {c["c3"], c["c0"]}
     assert plan["keep"]["commits"][c["c0"]] == ["tag v1"]
-    assert _deleted(plan) == {at["c2"][APP], at["f1"][APP]}
     verdicts = {f"{r['repository']}:{t['tag']}": t for r in plan["repositories"] for t in r["tags"]}
-    assert "kept" in verdicts[at["c1"][APP]]["reason"]
-    assert verdicts[at["c1"][APP].rsplit(":", 1)[0] + ":release-1"]["reason"] == "not ours"
+    app_repo = at["c1"][APP].rsplit(":", 1)[0]
+    attested = {
+        label: f"{app_repo}:{verdicts[at[label][APP]]['digest'].replace(':', '-')}"
+        for label in ("c2", "c3")
+    }
+    assert _deleted(plan) == {at["c2"][APP], at["f1"][APP], attested["c2"]}
+    assert verdicts[attested["c2"]]["reason"] == "its image is deleted"
+    artifacts = verdicts[attested["c2"]]["artifacts"]
+    assert len(artifacts) == 2  # the provenance and the SBOM
+    for digest in artifacts:
+        assert json.loads(raw_manifest(f"{app_repo}@{digest}"))["subject"]
+    assert verdicts[attested["c3"]]["reason"] == "its image is kept"
+    for spec in (at["c1"][APP], built.arm64):
+        assert verdicts[spec]["reason"] == "its manifest is also a kept tag's"
+    assert verdicts[f"{app_repo}:release-1"]["reason"] == "not ours"
     assert plan["freed_bytes"] > 0
     # Nothing deleted by the dry run.
     repo_path = at["c2"][APP].split("/", 1)[1].rsplit(":", 1)[0]
@@ -225,10 +239,24 @@ def test_gc_keeps_exactly_what_kept_commits_ask_for_then_deletes_the_rest(built:
         ["docker", "run", "--rm", at["c3"][APP]], check=True, capture_output=True, text=True
     )
     assert ran.stdout.strip()
-    host = built.registry.host
-    index = raw_manifest(f"{host}/{repo_path}:release-1")
-    child = json.loads(index)["manifests"][0]["digest"]
-    raw_manifest(f"{host}/{repo_path}@{child}")
+    for arch in ("amd64", "arm64"):
+        platform = skopeo(
+            "inspect",
+            "--tls-verify=false",
+            "--override-arch",
+            arch,
+            "--format",
+            "{{.Architecture}}",
+            f"docker://{app_repo}:release-1",
+        )
+        assert platform.stdout.strip() == arch, platform.stderr
+    # The attestations of the deleted image are gone, not only their tag.
+    assert attested["c2"].rsplit(":", 1)[1] not in left
+    for digest in artifacts:
+        gone = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{app_repo}@{digest}")
+        assert gone.returncode != 0
+        assert "manifest unknown" in gone.stderr
+    assert json.loads(raw_manifest(attested["c3"]))["manifests"]  # c3's are all there
     # The registry's own collector frees about what the dry run said.
     subprocess.run(
         [require("docker-registry"), "garbage-collect", str(built.config)],
@@ -309,6 +337,7 @@ def test_gc_racing_ensure_loses_nothing_ensure_pushed(built: Built, tmp_path: Pa
             result = cli.run("gc", "--keep-branch", "main", "--keep-last", "1", "--apply")
             assert result.returncode == 0, result.stderr
             rounds += 1
+        print(f"gc --apply ran {rounds} times while ensure ran")
         _out, err = started.communicate()
         assert started.returncode == 0, err
         specs = _specs_at(racer, git(worktree, "rev-parse", "HEAD").strip(), tmp_path / "wt")

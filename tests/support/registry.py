@@ -194,15 +194,19 @@ class Registry:
             headers["Authorization"] = f"Bearer {token}"
         return httpx.Client(base_url=self.url, headers=headers, timeout=10, **self._tls_options())
 
-    def push(self, repo: str, tag: str, *, architecture: str = "amd64") -> str:
-        """Push a minimal image manifest at ``repo:tag``; returns its digest."""
-        config = json.dumps(
-            {
-                "architecture": architecture,
-                "os": "linux",
-                "rootfs": {"type": "layers", "diff_ids": []},
-            }
-        ).encode()
+    def push(
+        self, repo: str, tag: str, *, architecture: str = "amd64", created: str | None = None
+    ) -> str:
+        """Push a minimal image manifest at ``repo:tag`` (its config dated ``created``
+        when given); returns its digest."""
+        fields: dict[str, Any] = {
+            "architecture": architecture,
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": []},
+        }
+        if created is not None:
+            fields["created"] = created
+        config = json.dumps(fields).encode()
         digest = "sha256:" + hashlib.sha256(config).hexdigest()
         manifest = json.dumps(
             {
