@@ -16,7 +16,8 @@ from mzbuild_async.registry.client import RegistryClient
 from mzbuild_async.registry.memory import MemoryRegistry
 from mzbuild_async.registry.names import Reference, parse_reference
 from mzbuild_async.registry.writer import OCI_INDEX, RegistryWriter
-from mzbuild_async.release.retention import Kind, Policy, apply, kind_of, plan
+from mzbuild_async.release.deletions import apply
+from mzbuild_async.release.retention import Kind, Policy, kind_of, plan
 from mzbuild_async.support.retry import RetryPolicy
 
 pytestmark = pytest.mark.anyio

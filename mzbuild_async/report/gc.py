@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..release.retention import Deletion, Verdict
+from ..release.deletions import Deletion
+from ..release.retention import Verdict
 from ..workflow.gc import GcResult
 
 #: The ``gc --json`` document's schema (``report/schemas/gc.json``).

@@ -27,7 +27,8 @@ from ..model.spec import TAG_PREFIX, fingerprint_of
 from ..registry import ghcr
 from ..registry.names import Reference, parse_reference
 from ..registry.writer import RegistryWriter
-from ..release.retention import Deleter, Deletion, Plan, Policy, apply, plan
+from ..release.deletions import Deleter, Deletion, apply
+from ..release.retention import Plan, Policy, plan
 from ..source.gitview import _git
 from ..source.history import History, specs_at
 from ..source.repository import Repository
