@@ -39,14 +39,11 @@ class GitHubActions:
     async def hand_over(self, environ: Mapping[str, str], produced: Produced) -> None:
         """``$GITHUB_OUTPUT``: one output per image (``name@digest``) and ``images``
         (all of them, a line each)."""
-        path = environ.get("GITHUB_OUTPUT")
-        if not path or not produced.references:
+        if not produced.references:
             return
-        delimiter = f"mzbuild_{uuid.uuid4().hex}"
-        lines = [f"{output_name(n)}={ref}" for n, ref in produced.references.items()]
-        lines += [f"images<<{delimiter}", *produced.references.values(), delimiter]
-        with open(path, "a", encoding="utf-8") as out:
-            out.writelines(f"{line}\n" for line in lines)
+        outputs = {output_name(n): ref for n, ref in produced.references.items()}
+        outputs["images"] = "\n".join(produced.references.values())
+        write_outputs(environ, outputs)
 
     def pipeline(
         self,
@@ -86,6 +83,24 @@ class GitHubActions:
 
 
 NOTHING = "mzbuild-async: every image is published; nothing to build"
+
+
+def write_outputs(environ: Mapping[str, str], outputs: Mapping[str, str]) -> bool:
+    """Append step outputs to ``$GITHUB_OUTPUT`` (a multi-line value with a random
+    delimiter); False when not under GitHub Actions."""
+    path = environ.get("GITHUB_OUTPUT")
+    if not path:
+        return False
+    lines: list[str] = []
+    for name, value in outputs.items():
+        if "\n" in value:
+            delimiter = f"mzbuild_{uuid.uuid4().hex}"
+            lines += [f"{name}<<{delimiter}", value, delimiter]
+        else:
+            lines.append(f"{name}={value}")
+    with open(path, "a", encoding="utf-8") as out:
+        out.writelines(f"{line}\n" for line in lines)
+    return True
 
 
 def output_name(image: str) -> str:

@@ -284,6 +284,12 @@ async def _promote(args: argparse.Namespace, repo: Repository, settings: Setting
     return await run_promote(args, repo, targets, settings)
 
 
+async def _affected(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
+    from .affected import run_affected
+
+    return await run_affected(args, repo, settings)
+
+
 async def _gc(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
     from .gc import run_gc
 
@@ -310,6 +316,7 @@ COMMANDS: dict[str, Command] = {
     "lock": _lock,
     "publish-manifest": _promote,
     "gc": _gc,
+    "affected": _affected,
 }
 
 

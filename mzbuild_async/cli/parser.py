@@ -105,6 +105,30 @@ def _add_source_commands(sub: argparse._SubParsersAction[_Parser], common: _Pars
     )
     p.add_argument("images", nargs=1, metavar="IMAGE", help="the image to explain")
     add_explain_arguments(p)
+    p = sub.add_parser(
+        "affected",
+        parents=[common],
+        help="the images whose fingerprints differ between two commits, and the CI steps"
+        " that must run",
+    )
+    p.add_argument("--base", required=True, metavar="REV", help="the commit compared with")
+    p.add_argument(
+        "--head",
+        metavar="REV",
+        help="the other commit (default: the working tree, as ensure would build it)",
+    )
+    p.add_argument(
+        "--steps",
+        metavar="FILE",
+        help="a steps file: CI steps, the images and paths each uses (docs: CI pipelines)",
+    )
+    p.add_argument(
+        "--format",
+        choices=("text", "json", "buildkite", "github"),
+        default="text",
+        help="text, json, a Buildkite pipeline with skip: reasons, or a GitHub Actions"
+        " matrix (the last two need --steps)",
+    )
 
 
 def _add_check(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:

@@ -1,8 +1,8 @@
 """Why an image's fingerprint differs from another: files, options, dependencies.
 
 ``explain IMAGE --against REV`` computes the other side at a git revision
-from ``git archive`` into a temporary directory (the working tree and the
-index are never touched) and compares, input by input, what went into
+from git objects (:mod:`.history`: the working tree and the index are never
+touched) and compares, input by input, what went into
 each fingerprint; dependencies whose fingerprints differ are explained
 the same way, down to their files. ``--against SPEC`` looks for the commit
 (among the last ``search`` ones) whose fingerprint is the spec's.
@@ -11,21 +11,17 @@ the same way, down to their files. ``--against SPEC`` looks for the commit
 from __future__ import annotations
 
 import base64
-import shutil
-import tarfile
-import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anyio
-
 from ..errors import GitError, UsageError
 from ..model.spec import fingerprint_of
 from .fingerprint import pre_image_extra
-from .gitview import GitView, _decode, _git
+from .gitview import _git
+from .history import History
 from .repository import InputFile, Repository
 
 
@@ -222,49 +218,27 @@ async def _explain_one(
     )
 
 
-async def resolve_revision(root: Path, rev: str) -> str:
-    """The commit ``rev`` names (a clear error when it names none)."""
+async def resolve_revision(root: Path, rev: str, *, flag: str = "--against") -> str:
+    """The commit ``rev`` names (a clear error, naming ``flag``, when it names none)."""
     if rev.startswith("-"):
-        raise UsageError(f"--against {rev}: not a revision")
+        raise UsageError(f"{flag} {rev}: not a revision")
     try:
         out = await _git(("git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"), root)
     except GitError:
+        spec = " (or an image spec)" if flag == "--against" else ""
         raise UsageError(
-            f"--against {rev}: no such revision in {root}; give a commit, branch or tag"
-            " (or an image spec)"
+            f"{flag} {rev}: no such revision in {root}; give a commit, branch or tag{spec}"
         ) from None
     return out.decode().strip()
 
 
-def _extract(archive: Path, directory: Path) -> None:
-    with tarfile.open(archive) as tar:
-        tar.extractall(directory, filter="tar")
-
-
 @asynccontextmanager
 async def repository_at(repo: Repository, rev: str) -> AsyncIterator[Repository]:
-    """The repository as it was at ``rev``, in a temporary directory, same options."""
+    """The repository as it was at ``rev``, same options, from git objects (nothing is
+    checked out or extracted: :mod:`.history`)."""
     commit = await resolve_revision(repo.root, rev)
-    listing = await _git(("git", "ls-tree", "-r", "-z", "--full-tree", commit), repo.root)
-    paths = []
-    for entry in listing.split(b"\0"):
-        if not entry:
-            continue
-        meta, _, raw = entry.partition(b"\t")
-        if meta.split()[1] == b"blob":
-            paths.append(_decode(raw))
-    directory = Path(tempfile.mkdtemp(prefix="mzbuild-explain-"))
-    try:
-        archive = directory / "tree.tar"
-        await _git(("git", "archive", "--format=tar", "-o", str(archive), commit), repo.root)
-        tree = directory / "tree"
-        await anyio.to_thread.run_sync(_extract, archive, tree)
-        archive.unlink()
-        view = GitView(tree, tuple(sorted(paths)))
-        yield await Repository.open(tree, repo.options, view=view)
-    finally:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(shutil.rmtree, directory, True)
+    async with History.open(repo.root) as history:
+        yield await history.at(commit, repo.options)
 
 
 def spec_fingerprint(text: str) -> str | None:
@@ -282,8 +256,9 @@ def spec_fingerprint(text: str) -> str | None:
 async def find_revision(repo: Repository, name: str, wanted: str, search: int) -> str | None:
     """The newest of the last ``search`` commits where ``name`` had fingerprint ``wanted``."""
     out = await _git(("git", "rev-list", f"--max-count={search}", "HEAD"), repo.root)
-    for commit in out.decode().split():
-        async with repository_at(repo, commit) as old:
+    async with History.open(repo.root) as history:
+        for commit in out.decode().split():
+            old = await history.at(commit, repo.options)
             if name in old.images and str(await old.fingerprint(name)) == wanted:
                 return commit
     return None

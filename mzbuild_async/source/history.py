@@ -319,11 +319,12 @@ class History:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, root: Path) -> AsyncIterator[History]:
-        """A walk over ``root``'s history (its scratch directory removed at the end)."""
+    async def open(cls, root: Path, store: BlobStore | None = None) -> AsyncIterator[History]:
+        """A walk over ``root``'s history (its scratch directory removed at the end);
+        walks that share a ``store`` read each blob once between them."""
         directory = Path(tempfile.mkdtemp(prefix="mzbuild-history-"))
         try:
-            yield cls(root, Scratch(directory / "tree", BlobStore(root)))
+            yield cls(root, Scratch(directory / "tree", store or BlobStore(root)))
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(shutil.rmtree, directory, True)
