@@ -15,6 +15,7 @@ import sys
 import anyio
 
 from ..builds.plan import Workflow
+from ..engine.endpoints import local_endpoint
 from ..errors import single_error
 from ..model.options import Arch
 from ..report import files
@@ -71,6 +72,7 @@ async def run_build_command(
             return 1
         home = next(iter(result.engines), "")
         endpoint = next((e for e in options.engines if e.name == home), None)
+        endpoint = endpoint or local_endpoint(settings.environ)
         return await run_container(result.images[targets[0]].spec, args.args, endpoint, _out)
     if args.json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")

@@ -71,9 +71,16 @@ class DockerEngine:
     honoured), or the one at ``endpoint`` (a pool member)."""
 
     def __init__(
-        self, endpoint: Endpoint | None = None, *, request_seconds: float = REQUEST_SECONDS
+        self,
+        endpoint: Endpoint | None = None,
+        *,
+        request_seconds: float = REQUEST_SECONDS,
+        local: Endpoint | None = None,
     ) -> None:
         self.endpoint = endpoint
+        #: Where the local engine is (:func:`~.endpoints.local_endpoint`; None: where
+        #: aiodocker finds one).
+        self.local = local
         self.request_seconds = request_seconds
         self._docker: Any = None
         self._lock = anyio.Lock()
@@ -99,12 +106,13 @@ class DockerEngine:
         async with self._lock:
             if self._docker is None:
                 module = await anyio.to_thread.run_sync(importlib.import_module, "aiodocker")
-                if self.endpoint is None:
+                target = self.endpoint or self.local
+                if target is None:
                     self._docker = module.Docker()
                 else:
-                    context = self.endpoint.ssl_context()
+                    context = target.ssl_context()
                     try:
-                        self._docker = module.Docker(url=self.endpoint.url, ssl_context=context)
+                        self._docker = module.Docker(url=target.url, ssl_context=context)
                     except Exception as exc:  # e.g. ssh://: no known_hosts entry, no key
                         message = getattr(exc, "message", None) or str(exc)
                         raise EngineError(f"{self.label}: cannot connect: {message}") from None

@@ -298,9 +298,53 @@ def _from_context(config: EngineConfig, environ: Mapping[str, str], home: Path) 
     return _resolve(resolved, environ, home)
 
 
+def _config_dir(environ: Mapping[str, str], home: Path) -> Path:
+    return Path(environ.get("DOCKER_CONFIG") or home / ".docker")
+
+
+def current_context(environ: Mapping[str, str], home: Path | None = None) -> str:
+    """The ``currentContext`` of the Docker CLI's ``config.json`` ("" when none: no
+    file, no key, or a file that is not JSON)."""
+    home = home or Path(environ.get("HOME") or Path.home())
+    try:
+        config: Any = json.loads((_config_dir(environ, home) / "config.json").read_bytes())
+    except (OSError, ValueError):
+        return ""
+    name = config.get("currentContext") if isinstance(config, dict) else None
+    return name if isinstance(name, str) else ""
+
+
+def local_endpoint(environ: Mapping[str, str], home: Path | None = None) -> Endpoint:
+    """The engine the Docker CLI talks to without ``--host``/``--context``, in its
+    order: ``DOCKER_HOST``, else ``DOCKER_CONTEXT``, else ``config.json``'s
+    ``currentContext`` (``docker context use``), else the local socket. Contexts
+    are read from ``$DOCKER_CONFIG`` (default ``~/.docker``); one that does not
+    exist is one line naming it."""
+    home = home or Path(environ.get("HOME") or Path.home())
+    host = environ.get("DOCKER_HOST")
+    if host:
+        return _resolve(EngineConfig(host, name="local", origin="DOCKER_HOST"), environ, home)
+    context, origin = environ.get("DOCKER_CONTEXT", ""), "DOCKER_CONTEXT"
+    if not context:
+        context = current_context(environ, home)
+        origin = f"{_config_dir(environ, home) / 'config.json'} (currentContext)"
+    if context and context != "default":
+        meta = _config_dir(environ, home) / "contexts" / "meta"
+        if not (meta / hashlib.sha256(context.encode()).hexdigest() / "meta.json").is_file():
+            raise UsageError(
+                f"{origin}: no Docker context {context!r} in {meta.parent}; `docker context ls`"
+                " lists them (DOCKER_CONFIG says where they are)"
+            )
+        return _from_context(EngineConfig(context, origin=origin), environ, home)
+    return _resolve(EngineConfig(DEFAULT_SOCKET, name="local"), environ, home)
+
+
 def default_endpoint(environ: Mapping[str, str]) -> str:
-    """The URL of the engine a run uses without a pool."""
-    return environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+    """The URL of the engine a run uses without a pool (see :func:`local_endpoint`)."""
+    try:
+        return local_endpoint(environ).url
+    except UsageError:
+        return environ.get("DOCKER_HOST") or DEFAULT_SOCKET
 
 
 def docker_platform(info: Mapping[str, Any]) -> str:

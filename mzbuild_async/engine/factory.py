@@ -13,12 +13,13 @@ from .endpoints import Endpoint
 from .protocol import Engine
 
 
-def open_engine(endpoint: Endpoint | None = None) -> Engine:
-    """The engine at ``endpoint`` (None: the local one), not connected yet."""
+def open_engine(endpoint: Endpoint | None = None, *, local: Endpoint | None = None) -> Engine:
+    """The engine at ``endpoint`` (None: the local one, at ``local`` when given:
+    :func:`~.endpoints.local_endpoint`), not connected yet."""
     if endpoint is not None and endpoint.url.startswith("memory://"):
         from .memory import MemoryEngine
 
         return MemoryEngine.named(endpoint.url.removeprefix("memory://"))
     from .docker import DockerEngine
 
-    return DockerEngine(endpoint)
+    return DockerEngine(endpoint, local=local)

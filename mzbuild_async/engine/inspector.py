@@ -5,7 +5,7 @@ aiodocker that costs its import and client set-up (a quarter of a second
 here, more than the lookups themselves); over the engine's unix socket with
 httpx, which the registry client has loaded anyway, it costs nothing extra.
 :func:`local_inspector` takes that way when the local engine is a unix
-socket (``DOCKER_HOST`` unset or ``unix://``, no other Docker context), and
+socket (the Docker CLI's choice, :func:`~.endpoints.local_endpoint`), and
 the engine :func:`~.factory.open_engine` makes otherwise. Failures are
 :class:`EngineError`, as everywhere behind the engine seam.
 """
@@ -19,7 +19,7 @@ import httpx
 
 from ..errors import EngineError
 from .docker import REQUEST_SECONDS
-from .endpoints import DEFAULT_SOCKET
+from .endpoints import local_endpoint
 from .factory import open_engine
 from .protocol import ImageInspector
 
@@ -74,8 +74,7 @@ class SocketInspector:
 
 def local_inspector(environ: Mapping[str, str]) -> ImageInspector:
     """The cheapest way to ask the local engine about images (see the module)."""
-    host = environ.get("DOCKER_HOST") or DEFAULT_SOCKET
-    context = environ.get("DOCKER_CONTEXT", "default")
-    if host.startswith("unix://") and context == "default":
-        return SocketInspector(urlsplit(host).path)
-    return open_engine()
+    local = local_endpoint(environ)
+    if local.url.startswith("unix://"):
+        return SocketInspector(urlsplit(local.url).path)
+    return open_engine(local=local)

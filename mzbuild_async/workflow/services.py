@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ..builds.scheduler import LOCAL_ENGINE, Slots
-from ..engine.endpoints import default_endpoint
+from ..engine.endpoints import local_endpoint
 from ..engine.factory import open_engine
 from ..engine.pool import Member, close_pool, open_pool
 from ..engine.protocol import Engine
@@ -112,8 +112,11 @@ async def _connect(docker: Engine | None, options: RunOptions, platform: str) ->
     """The run's engines: the pool's members that build ``platform``, else one engine."""
     if options.engines and docker is None:
         return _usable_members(await open_pool(options.engines, slots=options.slots), platform)
-    url = default_endpoint(options.environ) if docker is None else "(given)"
-    docker = docker or open_engine()
+    if docker is None:
+        local = local_endpoint(options.environ)  # the Docker CLI's choice
+        url, docker = local.url, open_engine(local=local)
+    else:
+        url = "(given)"
     await docker.ping()
     return [Member(LOCAL_ENGINE, url, docker, platform, options.jobs)]
 
