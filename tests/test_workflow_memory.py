@@ -403,6 +403,8 @@ async def test_wait_is_a_bound(world: World) -> None:
     result = await world.run(Workflow.ENSURE, "app", only={"app": fingerprints["app"]}, wait=0.5)
     assert not result.ok
     assert "was not published within 0.5 s" in result.images["lib"].error
+    assert result.images["lib"].wait_ran_out
+    assert result.only_waits_ran_out
 
 
 def test_options_round_trip() -> None:

@@ -119,6 +119,8 @@ class EngineWorker:
     environ: Mapping[str, str] = field(default_factory=dict)
     #: Seconds waited for each awaited image.
     waited: dict[str, float] = field(default_factory=dict)
+    #: The awaited images whose ``--wait`` ran out (they never came).
+    timed_out: set[str] = field(default_factory=set)
     #: The manifest digest of each image pushed (or found pushed by another run), as
     #: the registry's ``HEAD`` gave it.
     digests: dict[str, tuple[str, int]] = field(default_factory=dict)
@@ -277,6 +279,7 @@ class EngineWorker:
                 await anyio.sleep(pause)
                 pause = min(pause * 2, 15.0)
         self.waited[name] = self.clock() - start
+        self.timed_out.add(name)
         if unknown:
             raise TransferError(
                 f"{name}: the registry did not tell within {self.wait:g} s whether it was"

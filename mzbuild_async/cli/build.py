@@ -19,17 +19,20 @@ from ..engine.endpoints import local_endpoint
 from ..errors import single_error
 from ..model.options import Arch
 from ..report import files
+from ..report.annotations import failure_annotations
 from ..report.plan import plan_text
-from ..report.progress import make_progress
+from ..report.progress import make_progress, progress_mode
 from ..report.promote import failed, promote_json, promote_text, promoted
 from ..report.summary import summary_text
 from ..source.repository import Repository
+from ..support import annotate
 from ..support.events import ignore
 from ..workflow.options import RunOptions
 from ..workflow.plan import plan_configured
 from ..workflow.promote import mainline_only, promote
 from ..workflow.results import RunResult
 from ..workflow.run import run_configured, run_container
+from .exits import WAIT_RAN_OUT
 from .parser import WORKFLOW_NAMES
 from .settings import Settings, run_options, step_options
 
@@ -43,7 +46,11 @@ async def run_build_command(
     command = args.command
     options = run_options(args, settings, force=bool(getattr(args, "force", False)))
     progress = make_progress(
-        sys.stderr, verbose=args.verbose > 0, quiet=args.quiet > 0, environ=settings.environ
+        sys.stderr,
+        verbose=args.verbose > 0,
+        quiet=args.quiet > 0,
+        environ=settings.environ,
+        mode=progress_mode(args.progress, settings.environ),
     )
     try:
         with single_error():
@@ -63,7 +70,10 @@ async def run_build_command(
     finally:
         if progress is not None:
             progress.close()
-    status = 0 if result.ok else 1
+    status = 0 if result.ok else WAIT_RAN_OUT if result.only_waits_ran_out else 1
+    if annotate.enabled(settings.environ):  # each failure on its Dockerfile line
+        for line in failure_annotations(result, repo):
+            sys.stderr.write(line + "\n")
     if command == "run":
         if not result.ok:
             sys.stdout.write(summary_text(result, status) + "\n")

@@ -30,11 +30,11 @@ from ..model.options import (
 from ..source.repository import Repository
 from ..store.layout import default_cache_dir
 from ..store.locks import LOCKS_DIR
-from ..support import logs
+from ..support import annotate, logs
+from .exits import BROKEN_PIPE, INTERRUPTED, TERMINATED, WAIT_RAN_OUT
 from .parser import PROG, build_parser, one_line
 from .settings import Settings, build_settings, options_from_args
 
-INTERRUPTED, BROKEN_PIPE, TERMINATED = 130, 141, 128 + signal.SIGTERM
 #: Every exit status, and what it means (docs/reference/exit-statuses.md is made from it).
 EXIT_STATUSES = {
     0: "success: every image ended as wanted (``check``: every answer is present or absent)",
@@ -44,6 +44,10 @@ EXIT_STATUSES = {
     " be written",
     2: "bad input: a flag, a manifest, the settings file, the repository, an engine or"
     " registry that cannot be used as given (one line on stderr names it)",
+    WAIT_RAN_OUT: "a CI step's ``--wait`` ran out: an image another step builds never came"
+    " and nothing of this step's own failed (the other step has not run or died without a"
+    " failure marker, or the registry could not tell); a retry rule can tell it from a"
+    " build failure (1)",
     INTERRUPTED: "interrupted (Ctrl-C): all work stopped, nothing half-pushed",
     BROKEN_PIPE: "the reader of stdout went away (``| head``)",
     TERMINATED: "terminated (SIGTERM, a CI system's cancel): stopped as on Ctrl-C",
@@ -369,13 +373,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if passthrough and args.command != "run":
         parser.error(f"{args.command}: arguments after `--` are only for `run`")
     args.args = passthrough
-    logs.configure(args.verbose - args.quiet, fmt=args.log_format)
+    logs.configure(
+        args.verbose - args.quiet,
+        fmt=args.log_format,
+        colors=logs.wants_color(sys.stderr, os.environ),
+        annotate=annotate.enabled(os.environ),
+    )
     terminated: list[int] = []
     try:
         status = anyio.run(_run_until_terminated, args, terminated)
     except MzbuildError as exc:
         if not terminated:
-            print(f"{PROG}: error: {one_line(logs.redact_text(str(exc)))}", file=sys.stderr)
+            message = one_line(logs.redact_text(str(exc)))
+            print(f"{PROG}: error: {message}", file=sys.stderr)
+            if annotate.enabled(os.environ):  # (the runner reads commands on stderr too)
+                print(annotate.for_message("error", message), file=sys.stderr, flush=True)
             return exc.exit_status
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; stopped all work, pushed nothing unfinished", file=sys.stderr)

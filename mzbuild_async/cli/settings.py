@@ -174,7 +174,7 @@ def options_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Buil
     prefix = DEFAULT_IMAGE_PREFIX if args.image_prefix is None else args.image_prefix
     return BuildOptions(
         profile=profile,
-        arch=_single_arch(args),
+        arch=_single_arch(args, environ),
         coverage=(
             args.coverage
             if args.coverage is not None
@@ -198,11 +198,29 @@ def _one(args: argparse.Namespace, flag: str, values: list[str]) -> str:
     return distinct[0]
 
 
-def _single_arch(args: argparse.Namespace) -> Arch:
+def _single_arch(args: argparse.Namespace, environ: Mapping[str, str]) -> Arch:
     arches: list[str] = args.arch or []
     if len(set(arches)) > 1 and args.command not in SEVERAL_ARCHES:
         raise UsageError(f"{args.command}: give --arch once (only promote and gc take several)")
-    return Arch.parse(arches[0]) if arches else Arch.host()
+    return Arch.parse(arches[0]) if arches else default_arch(environ)
+
+
+def default_arch(environ: Mapping[str, str]) -> Arch:
+    """``DOCKER_DEFAULT_PLATFORM``'s architecture (as ``docker build`` takes it), else
+    this machine's."""
+    platform = environ.get("DOCKER_DEFAULT_PLATFORM", "").strip()
+    if not platform:
+        return Arch.host()
+    os_name, _, rest = platform.partition("/")
+    try:
+        if os_name != "linux" or not rest:
+            raise UsageError(platform)
+        return Arch.parse(rest.split("/")[0])
+    except UsageError:
+        raise UsageError(
+            f"DOCKER_DEFAULT_PLATFORM={platform}: not a platform mzbuild images are built for;"
+            " use linux/amd64 or linux/arm64, or pass --arch"
+        ) from None
 
 
 # ---------------------------------------------------------------- registries and lookups
@@ -350,6 +368,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--fail-fast", action="store_true", help="stop at the first failure (default: go on)"
+    )
+    p.add_argument(
+        "--progress",
+        choices=("auto", "plain", "tty", "quiet", "rawjson"),
+        help="how progress shows on stderr: auto (live on a terminal, lines otherwise),"
+        " plain, tty, quiet, rawjson (an event per line) (default: BUILDKIT_PROGRESS, else"
+        " auto)",
     )
     p.add_argument(
         "--cache-registry",

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections import deque
@@ -236,7 +237,43 @@ class LiveProgress(_Progress):
         self.out.flush()
 
 
-Progress = LineProgress | LiveProgress
+@dataclass
+class JsonProgress:
+    """``--progress rawjson``: every event as one JSON object per line (for tools)."""
+
+    out: TextIO
+
+    def __call__(self, event: Event) -> None:
+        record = {
+            "at": round(event.at, 3),
+            "image": event.image,
+            "phase": str(event.phase),
+            "status": str(event.status),
+            "detail": event.detail,
+            "engine": event.engine,
+        }
+        self.out.write(json.dumps(record) + "\n")
+        self.out.flush()
+
+    async def ticker(self) -> None:
+        """Nothing to tick: every event is a line already."""
+
+    def close(self) -> None:
+        """Nothing to clear."""
+
+
+Progress = LineProgress | LiveProgress | JsonProgress
+#: ``--progress`` values (``BUILDKIT_PROGRESS``'s, as buildx takes them).
+PROGRESS_MODES = ("auto", "plain", "tty", "quiet", "rawjson")
+
+
+def progress_mode(flag: str | None, environ: Mapping[str, str]) -> str:
+    """``--progress``, else ``BUILDKIT_PROGRESS`` when it is one of the modes, else
+    ``auto``."""
+    if flag:
+        return flag
+    value = environ.get("BUILDKIT_PROGRESS", "").strip().lower()
+    return value if value in PROGRESS_MODES else "auto"
 
 
 def make_progress(
@@ -246,12 +283,18 @@ def make_progress(
     quiet: bool = False,
     environ: Mapping[str, str],
     interval: float = 10.0,
+    mode: str = "auto",
 ) -> Progress | None:
-    """The view for ``out``: live on a terminal, lines otherwise; None when quiet."""
-    if quiet:
+    """The view for ``out``: ``auto`` is live on a terminal (not ``TERM=dumb``), lines
+    otherwise; ``plain`` lines, ``tty`` live, ``rawjson`` JSON lines; None for
+    ``quiet`` (or ``-q``)."""
+    if quiet or mode == "quiet":
         return None
+    if mode == "rawjson":
+        return JsonProgress(out)
     folding = detect(environ)
-    if out.isatty() and not verbose and environ.get("TERM") != "dumb":
+    live = out.isatty() and not verbose and environ.get("TERM") != "dumb"
+    if mode == "tty" or (mode == "auto" and live):
         return LiveProgress(out, verbose=verbose, folding=folding)
     progress = LineProgress(out, verbose=verbose, folding=folding)
     progress.interval = interval

@@ -10,10 +10,12 @@ import json
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
+
+from . import annotate
 
 if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
@@ -95,19 +97,44 @@ class _Settings:
     level: int
     fmt: str
     stream: Any
+    #: Colours in console logs (None: when the stream is a terminal).
+    colors: bool | None = None
 
 
 class _State:
     pending: _Settings | None = None
     #: The configured level (None: not configured, structlog decides).
     level: int | None = None
+    #: Also print warnings that name a file and line as GitHub Actions annotations.
+    annotate: bool = False
 
 
 _state = _State()
 
 
-def configure(verbosity: int = 0, *, fmt: str = "auto", stream: TextIO | None = None) -> None:
-    """Send events to ``stream`` (stderr): readable on a TTY, JSON lines otherwise.
+def wants_color(stream: Any, environ: Mapping[str, str]) -> bool:
+    """Colour for ``stream``, as the no-color.org and force-color.org conventions say:
+    ``NO_COLOR`` (any value) turns it off, else ``FORCE_COLOR`` (but ``0``) on, else a
+    terminal that is not ``TERM=dumb``."""
+    if environ.get("NO_COLOR"):
+        return False
+    force = environ.get("FORCE_COLOR")
+    if force is not None and force != "":
+        return force != "0"
+    return stream.isatty() is True and environ.get("TERM") != "dumb"
+
+
+def configure(
+    verbosity: int = 0,
+    *,
+    fmt: str = "auto",
+    stream: TextIO | None = None,
+    colors: bool | None = None,
+    annotate: bool = False,
+) -> None:
+    """Send events to ``stream`` (stderr): readable on a TTY, JSON lines otherwise;
+    ``colors`` (default: when a terminal) colours the readable form; ``annotate``
+    also prints warnings that name a file and line as GitHub Actions annotations.
 
     ``verbosity`` 0 shows warnings, 1 info, 2 debug; negative only errors.
     Takes effect at the first event.
@@ -115,8 +142,9 @@ def configure(verbosity: int = 0, *, fmt: str = "auto", stream: TextIO | None = 
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
         max(-1, min(verbosity, 2)), logging.DEBUG
     )
-    _state.pending = _Settings(level, fmt, stream or _Stderr())
+    _state.pending = _Settings(level, fmt, stream or _Stderr(), colors)
     _state.level = level
+    _state.annotate = annotate
     if "structlog" in sys.modules:
         _apply()
 
@@ -125,6 +153,7 @@ def reset() -> None:
     """Forget a pending configuration (for tests)."""
     _state.pending = None
     _state.level = None
+    _state.annotate = False
 
 
 def _apply() -> None:
@@ -138,7 +167,9 @@ def _apply() -> None:
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if use_json
-        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=out.isatty() if settings.colors is None else settings.colors
+        )
     )
     structlog.configure(
         processors=[
@@ -169,6 +200,10 @@ def warning(event: str, **values: Any) -> None:
     processors and renderer would write it (its import costs ~65 ms of a command
     that prints one warning, as the real Materialize tree's manifests make every
     command print)."""
+    if _state.annotate and annotate.located(event) is not None:
+        # On stderr, which the runner reads commands from too (stdout may be --json).
+        sys.stderr.write(annotate.for_message("warning", redact_text(event)) + "\n")
+        sys.stderr.flush()
     if _state.level is not None and _state.level > logging.WARNING:
         return
     settings = _state.pending

@@ -34,6 +34,8 @@ class ImageResult:
     landed: float | None = None
     #: Seconds this run waited for the image to be published by another step.
     awaited: float | None = None
+    #: ``--wait`` ran out before this awaited image came (another step's image).
+    wait_ran_out: bool = False
     #: The manifest digest at the registries ("" where no registry told).
     digest: str = ""
     #: The manifest's size in bytes (0: no registry told).
@@ -68,6 +70,8 @@ class ImageResult:
             record["artifacts_landed"] = round(self.landed, 3)
         if self.awaited is not None:
             record["awaited_seconds"] = round(self.awaited, 3)
+        if self.wait_ran_out:
+            record["wait_ran_out"] = True
         record["digest"] = self.digest or None
         if self.registries:
             record["registries"] = dict(self.registries)
@@ -108,6 +112,13 @@ class RunResult:
     def ok(self) -> bool:
         """Whether every image ended as wanted."""
         return all(r.action not in ("failed", "skipped") for r in self.images.values())
+
+    @property
+    def only_waits_ran_out(self) -> bool:
+        """Whether every failure is an awaited image that never came (``--wait`` ran
+        out; the images that needed it skipped): no build of ours failed."""
+        failed = [r for r in self.images.values() if r.action == "failed"]
+        return bool(failed) and all(r.wait_ran_out for r in failed)
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` document."""

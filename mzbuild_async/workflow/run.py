@@ -121,12 +121,14 @@ async def run_workflow(
         await mark_failures(services.client, options, outcomes, specs)
         engines = engine_reports(services, [r.scheduler for r in rounds], platform)
         waits: Mapping[str, float] = getattr(worker, "waited", {})
+        ran_out: set[str] = getattr(worker, "timed_out", set())
         pushed: Mapping[str, tuple[str, int]] = getattr(worker, "digests", {})
         results = {
             name: published_result(
                 replace(
                     image_result(decision, outcomes[name], events.offset),
                     awaited=waits.get(name),
+                    wait_ran_out=name in ran_out and outcomes[name].action == "failed",
                 ),
                 repo.options.image_registry,
                 primary_state(outcomes[name], plan.found.get(name)),

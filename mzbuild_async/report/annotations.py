@@ -1,0 +1,35 @@
+"""GitHub Actions annotations for a run's failures: a failed build on the
+Dockerfile line of its failing step, any other failure on the image."""
+
+from __future__ import annotations
+
+import re
+
+from ..model.manifest import instruction_lines
+from ..source.repository import Repository
+from ..support.annotate import command
+from ..workflow.results import RunResult
+
+_STEP = re.compile(r"\bat Step (\d+)/\d+")
+
+
+def failure_annotations(result: RunResult, repo: Repository) -> list[str]:
+    """One ``::error`` per failed image."""
+    found: list[str] = []
+    for name, image in result.images.items():
+        if not image.error:
+            continue
+        title = f"{name}: {image.action}"
+        step = _STEP.search(image.error)
+        if step is None or name not in repo.images:
+            found.append(command("error", image.error, title=title))
+            continue
+        path = f"{repo.image(name).directory}/Dockerfile".lstrip("/")
+        try:
+            lines = instruction_lines((repo.root / path).read_bytes())
+        except OSError:
+            lines = []
+        index = int(step.group(1)) - 1
+        line = lines[index] if 0 <= index < len(lines) else None
+        found.append(command("error", image.error, file=path, line=line, title=title))
+    return found
