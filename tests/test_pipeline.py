@@ -342,3 +342,43 @@ def test_attestation_flags_reach_every_step(cli: Cli, tmp_path: Path) -> None:
         assert "--require-attested" in words
         assert words[words.index("--sign-key") + 1] == str(key)
     assert "not-read-here" not in text
+
+
+def test_a_pipelines_steps_on_several_engines_are_one_trace(cli: Cli, tmp_path: Path) -> None:
+    """The pipeline's root span and every step's spans, sent by separate processes on
+    separate engines, arrive at a real OTLP receiver as one trace: each step's run
+    under the pipeline's root, every span's parent among them."""
+    from mzbuild_async.ci import pipeline_run
+    from mzbuild_async.support.tracecontext import for_run
+    from tests.support.otlp import receiver
+
+    env = engines("e2", "e4")
+    hosts = [{}, {"DOCKER_HOST": env["E2"]}, {"DOCKER_HOST": env["E4"]}]
+    build = {"BUILDKITE": "true", "BUILDKITE_BUILD_ID": f"b-{tmp_path.name}"}
+    with receiver() as otlp:
+        cli.env.update({**build, "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url})
+        text, _ = _pipeline(cli, "--max-step-seconds", "20", "--startup", "0")
+        steps = yaml.safe_load(text)["steps"]
+        trace = for_run(pipeline_run(build))
+        assert len(steps) >= 3
+        assert all(f"TRACEPARENT={trace.header()}" in s["command"] for s in steps)
+        results = Runner(cli, hosts, tmp_path).run(steps, all_at_once=False)
+        assert all(r.returncode == 0 for r in results.values()), {
+            k: r.stderr[-2000:] for k, r in results.items() if r.returncode
+        }
+    traces = otlp.traces()
+    assert list(traces) == [f"{trace.trace_id:032x}"]
+    spans = traces[f"{trace.trace_id:032x}"]
+    (root,) = [s for s in spans if s.name == "mzbuild-async pipeline"]
+    assert root.span_id == f"{trace.span_id:016x}"
+    assert root.parent_id == ""
+    runs = [s for s in spans if s.name == "mzbuild-async ensure"]
+    assert len(runs) == len(steps)
+    assert all(r.parent_id == root.span_id for r in runs)
+    assert {r.attributes["mzbuild.step"] for r in runs} == {s["key"] for s in steps}
+    ids = {s.span_id for s in spans}
+    assert all(s.parent_id in ids for s in spans if s is not root)
+    # Separate processes (one per step, and the pipeline's).
+    assert otlp.requests == len(steps) + 1
+    builds = [s for s in spans if s.name.startswith("build ")]
+    assert {b.attributes["mzbuild.image"] for b in builds} == {s.name for s in WIDE}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 import anyio
 
@@ -32,7 +33,9 @@ from ..workflow.plan import plan_configured
 from ..workflow.promote import mainline_only, promote
 from ..workflow.results import RunResult
 from ..workflow.run import run_configured, run_container
+from ..workflow.services import registry_host
 from .exits import WAIT_RAN_OUT
+from .otlp import export_run
 from .parser import WORKFLOW_NAMES
 from .settings import Settings, run_options, step_options
 
@@ -44,6 +47,7 @@ async def run_build_command(
 ) -> int:
     """Run acquire/ensure/build/run; print the summary; the exit status."""
     command = args.command
+    started_ns = time.time_ns()  # (the spans' clock: the run's times are relative)
     options = run_options(args, settings, force=bool(getattr(args, "force", False)))
     progress = make_progress(
         sys.stderr,
@@ -71,6 +75,7 @@ async def run_build_command(
         if progress is not None:
             progress.close()
     status = 0 if result.ok else WAIT_RAN_OUT if result.only_waits_ran_out else 1
+    await export_run(args.otlp, settings.environ, result, command, registry_host(repo), started_ns)
     if annotate.enabled(settings.environ):  # each failure on its Dockerfile line
         for line in failure_annotations(result, repo):
             sys.stderr.write(line + "\n")

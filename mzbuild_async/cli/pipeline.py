@@ -11,6 +11,7 @@ import sys
 from ..report.pipeline import pipeline_text
 from ..source.repository import Repository
 from ..workflow.pipeline import plan_pipeline
+from .otlp import export_pipeline_root
 from .settings import Settings, pipeline_shape
 
 
@@ -18,13 +19,11 @@ async def run_pipeline_command(
     args: argparse.Namespace, repo: Repository, targets: list[str], settings: Settings
 ) -> int:
     """Plan, cut, print the pipeline; exit status 0."""
+    shape = pipeline_shape(args, settings.environ)
     result = await plan_pipeline(
-        repo,
-        targets,
-        cache_dir=settings.cache_dir,
-        settings=settings.registries,
-        shape=pipeline_shape(args),
+        repo, targets, cache_dir=settings.cache_dir, settings=settings.registries, shape=shape
     )
+    await export_pipeline_root(args.otlp, settings.environ, len(result.builds))
     if not result.builds:
         sys.stderr.write(
             f"mzbuild-async: nothing to build: all {result.images} images are published\n"

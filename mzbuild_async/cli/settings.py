@@ -369,6 +369,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fail-fast", action="store_true", help="stop at the first failure (default: go on)"
     )
+    add_otlp_argument(p)
     p.add_argument(
         "--progress",
         choices=("auto", "plain", "tty", "quiet", "rawjson"),
@@ -537,8 +538,19 @@ def step_options(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[s
 # ---------------------------------------------------------------- pipeline
 
 
+def add_otlp_argument(p: argparse.ArgumentParser) -> None:
+    """``--otlp URL``: where the run's OpenTelemetry spans go."""
+    p.add_argument(
+        "--otlp",
+        metavar="URL",
+        help="export the run's spans over OTLP/HTTP to URL (…/v1/traces is appended;"
+        " default: OTEL_EXPORTER_OTLP_ENDPOINT; unset: nothing is exported)",
+    )
+
+
 def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     """How ``pipeline`` cuts the builds into steps, and what each step runs."""
+    add_otlp_argument(p)
     p.add_argument("--attest", action="store_true", help="every step: ensure --attest")
     p.add_argument(
         "--require-attested", action="store_true", help="every step: ensure --require-attested"
@@ -610,10 +622,14 @@ def step_attest_flags(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(flags)
 
 
-def pipeline_shape(args: argparse.Namespace) -> PipelineShape:
-    """The ``pipeline`` flags."""
+def pipeline_shape(args: argparse.Namespace, environ: Mapping[str, str]) -> PipelineShape:
+    """The ``pipeline`` flags (and the pipeline run's trace, for every step)."""
+    from ..ci import pipeline_run
     from ..pipeline.emit import StepSettings
+    from ..support.tracecontext import for_run
     from ..workflow.pipeline import PipelineShape
+
+    run = pipeline_run(environ)
 
     return PipelineShape(
         format=args.format,
@@ -624,6 +640,8 @@ def pipeline_shape(args: argparse.Namespace) -> PipelineShape:
             runs_on=tuple(args.runs_on or ["ubuntu-latest"]),
             tags=tuple(args.gitlab_tag or ()),
             extra=step_attest_flags(args),
+            traceparent=for_run(run).header() if run else "",
+            otlp=args.otlp or "",
         ),
         agents=args.agents,
         max_step_seconds=args.max_step_seconds,

@@ -44,6 +44,10 @@ class StepSettings:
     arch: str = "x86_64"
     #: Flags the pipeline was given for its steps (``--attest``, ``--sign-key PEM``).
     extra: tuple[str, ...] = ()
+    #: The pipeline run's trace: every step continues it (``TRACEPARENT``), "" none.
+    traceparent: str = ""
+    #: ``--otlp`` of every step ("": the agents' own OTEL_EXPORTER_OTLP_ENDPOINT).
+    otlp: str = ""
 
 
 def carried_flags(options: BuildOptions) -> tuple[str, ...]:
@@ -68,7 +72,11 @@ def carried_flags(options: BuildOptions) -> tuple[str, ...]:
 def step_command(step: Step, fingerprints: Mapping[str, str], settings: StepSettings) -> str:
     """The shell command of one step: ``ensure`` of its images only."""
     words = [*shlex.split(settings.program), "ensure", "--step", step.key, *settings.flags]
+    if settings.traceparent:  # one trace for the whole pipeline, whichever agent runs it
+        words = ["env", f"TRACEPARENT={settings.traceparent}", *words]
     words += settings.extra
+    if settings.otlp:
+        words += ["--otlp", settings.otlp]
     words += ["--wait", f"{settings.wait:g}"]
     for name in step.images:
         fingerprint = fingerprints.get(name, "")

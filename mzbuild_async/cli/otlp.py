@@ -1,0 +1,66 @@
+"""Sending a command's spans over OTLP (only when an endpoint is configured)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import anyio
+
+from ..ci import pipeline_run
+from ..report import otel
+from ..support import logs
+from ..support.tracecontext import TraceParent, for_run, inherited
+from ..workflow.results import RunResult
+
+
+async def _send(
+    root: otel.Node,
+    started_ns: int,
+    url: str,
+    environ: Mapping[str, str],
+    parent: TraceParent | None,
+    root_span_id: int | None = None,
+) -> None:
+    def send() -> str:
+        return otel.export(
+            root,
+            started_ns,
+            url,
+            parent=parent,
+            root_span_id=root_span_id,
+            header_values=otel.headers(environ),
+        )
+
+    problem = await anyio.to_thread.run_sync(send)
+    if problem:
+        logs.warning(problem)
+
+
+async def export_run(
+    flag: str | None,
+    environ: Mapping[str, str],
+    result: RunResult,
+    command: str,
+    registry_host: str,
+    started_ns: int,
+) -> None:
+    """The run's span tree, continuing ``TRACEPARENT`` or the pipeline run's trace."""
+    url = otel.endpoint(environ, flag)
+    if url is None:
+        return
+    parent = inherited(environ, pipeline_run(environ))
+    await _send(otel.run_tree(result, command, registry_host), started_ns, url, environ, parent)
+
+
+async def export_pipeline_root(flag: str | None, environ: Mapping[str, str], steps: int) -> None:
+    """``pipeline``'s root span of the pipeline run's trace (its steps' spans hang
+    under it); nothing outside a pipeline run."""
+    url, run = otel.endpoint(environ, flag), pipeline_run(environ)
+    if url is None or not run:
+        return
+    trace = for_run(run)
+    root = otel.Node(
+        "mzbuild-async pipeline", 0.0, 0.0, {"mzbuild.run": run, "mzbuild.steps": steps}
+    )
+    await _send(root, time.time_ns(), url, environ, trace, root_span_id=trace.span_id)

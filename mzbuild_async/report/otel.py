@@ -1,0 +1,274 @@
+"""OpenTelemetry: a run's spans exported over OTLP/HTTP, when an endpoint is set.
+
+With ``--otlp URL``, ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or
+``OTEL_EXPORTER_OTLP_ENDPOINT``, every build run exports one span tree when it
+ends: the run; fingerprinting; the lookups (each tier's answer per image, the
+registry's with ``http.*`` and ``server.address``); cargo; and per image its
+pulls, builds and pushes, with ``mzbuild.image``, ``mzbuild.fingerprint`` and
+``mzbuild.engine``. A CI step continues ``TRACEPARENT``, else the trace its
+pipeline run derives (:mod:`..support.tracecontext`), so the steps of one
+pipeline, on any number of agents, are one trace; ``pipeline`` exports that
+trace's root span. No credential goes into a span (specs and hosts only).
+
+Nothing here is imported, and nothing costs anything, without an endpoint.
+An endpoint that cannot take the spans is one warning (``EXPORT_SECONDS`` at
+most); the run's exit status is its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..support.tracecontext import TraceParent
+from ..support.version import VERSION
+from ..workflow.results import RunResult
+from ..workflow.steps import Interval
+
+#: The longest an export may take (a dead endpoint delays the end of the run by this).
+EXPORT_SECONDS = 3.0
+#: The standard's HTTP method for each registry lookup tier.
+_METHODS = {"registry": "HEAD", "manifest": "GET"}
+_HTTP_STATUS = {"present": 200, "absent": 404}
+
+
+def endpoint(environ: Mapping[str, str], flag: str | None = None) -> str | None:
+    """The OTLP/HTTP traces URL (None: export nothing). ``--otlp`` and
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` are base URLs (``/v1/traces`` is appended);
+    ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is used as it is."""
+    if flag:
+        return _traces(flag)
+    full = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+    if full:
+        return full
+    base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+    return _traces(base) if base else None
+
+
+def _traces(base: str) -> str:
+    base = base.rstrip("/")
+    return base if base.endswith("/v1/traces") else f"{base}/v1/traces"
+
+
+def headers(environ: Mapping[str, str]) -> dict[str, str]:
+    """``OTEL_EXPORTER_OTLP_HEADERS`` (``key=value,...``, values URL-encoded)."""
+    from urllib.parse import unquote
+
+    found: dict[str, str] = {}
+    for item in environ.get("OTEL_EXPORTER_OTLP_HEADERS", "").split(","):
+        key, sep, value = item.partition("=")
+        if sep and key.strip():
+            found[key.strip()] = unquote(value.strip())
+    return found
+
+
+@dataclass
+class Node:
+    """One span to be: times in seconds since the run started."""
+
+    name: str
+    start: float
+    end: float
+    attributes: dict[str, Any] = field(default_factory=dict)
+    children: list[Node] = field(default_factory=list)
+    error: str = ""
+
+
+def run_tree(result: RunResult, command: str, registry_host: str) -> Node:
+    """The span tree of a build run."""
+    root = Node(
+        f"mzbuild-async {command}",
+        0.0,
+        result.seconds,
+        {
+            "mzbuild.command": command,
+            "mzbuild.images": len(result.images),
+            "mzbuild.ok": result.ok,
+            **({"mzbuild.step": result.step} if result.step else {}),
+            **({"mzbuild.platform": result.platform} if result.platform else {}),
+        },
+    )
+    lookup: Node | None = None
+    images: dict[str, Node] = {}
+    for step in result.steps:
+        if step.track in ("fingerprint", "lookup", "cargo"):
+            node = Node(step.name, step.start, step.end, {"mzbuild.phase": step.phase})
+            if step.detail:
+                node.attributes["mzbuild.detail"] = step.detail
+            if step.status == "failed":
+                node.error = step.detail or "failed"
+            root.children.append(node)
+            if step.track == "lookup":
+                lookup = node
+            continue
+        if step.track.startswith("lookup: "):
+            (lookup or root).children.append(_lookup(step, registry_host))
+            continue
+        image = result.images.get(step.track)
+        holder = images.get(step.track)
+        if holder is None:
+            holder = images[step.track] = Node(
+                f"image {step.track}", step.start, step.end, {"mzbuild.image": step.track}
+            )
+            if image is not None:
+                holder.attributes["mzbuild.fingerprint"] = image.spec.rsplit("mzbuild-", 1)[-1]
+                holder.attributes["mzbuild.spec"] = image.spec
+                holder.attributes["mzbuild.action"] = image.action
+                holder.error = image.error
+            root.children.append(holder)
+        holder.start, holder.end = min(holder.start, step.start), max(holder.end, step.end)
+        node = Node(
+            f"{step.phase} {step.track}",
+            step.start,
+            step.end,
+            {"mzbuild.image": step.track, "mzbuild.phase": step.phase},
+        )
+        if step.engine:
+            node.attributes["mzbuild.engine"] = step.engine
+            holder.attributes["mzbuild.engine"] = step.engine
+        if image is not None:
+            node.attributes["mzbuild.fingerprint"] = holder.attributes["mzbuild.fingerprint"]
+        if step.status == "failed":
+            node.error = step.detail or "failed"
+        holder.children.append(node)
+    return root
+
+
+def _lookup(step: Interval, registry_host: str) -> Node:
+    """One tier's answer about one image (the registry's as an HTTP request)."""
+    tier = step.track.removeprefix("lookup: ")
+    name = step.name.partition(":")[0]
+    node = Node(
+        f"lookup {tier} {name}",
+        step.start,
+        step.end,
+        {"mzbuild.image": name, "mzbuild.tier": tier, "mzbuild.status": step.status},
+    )
+    if tier in _METHODS:
+        node.attributes["http.request.method"] = _METHODS[tier]
+        node.attributes["server.address"] = registry_host
+        if step.status in _HTTP_STATUS:
+            node.attributes["http.response.status_code"] = _HTTP_STATUS[step.status]
+    return node
+
+
+def _spans(
+    root: Node, started_ns: int, parent: TraceParent | None, *, root_span_id: int | None = None
+) -> Any:
+    """The SDK's finished spans of ``root`` (``root_span_id``: the root's own id)."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+    from opentelemetry.trace import (
+        NonRecordingSpan,
+        SpanContext,
+        Status,
+        StatusCode,
+        TraceFlags,
+        set_span_in_context,
+    )
+
+    class _Ids(RandomIdGenerator):
+        """Random ids, but the root's span id when it is given (a pipeline's root)."""
+
+        def __init__(self) -> None:
+            self.first = root_span_id
+
+        def generate_span_id(self) -> int:
+            if self.first is not None:
+                first, self.first = self.first, None
+                return first
+            return super().generate_span_id()
+
+        def generate_trace_id(self) -> int:
+            return parent.trace_id if parent is not None else super().generate_trace_id()
+
+    provider = TracerProvider(
+        resource=Resource.create(
+            {
+                "service.name": "mzbuild-async",
+                "service.version": VERSION,
+                "host.name": socket.gethostname(),
+                "process.pid": os.getpid(),
+            }
+        ),
+        id_generator=_Ids(),
+    )
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("mzbuild_async", VERSION)
+    context = None
+    if parent is not None and root_span_id is None:
+        remote = SpanContext(
+            parent.trace_id, parent.span_id, is_remote=True, trace_flags=TraceFlags(1)
+        )
+        context = set_span_in_context(NonRecordingSpan(remote))
+
+    def emit(node: Node, context: Any) -> None:
+        span = tracer.start_span(
+            node.name,
+            context=context,
+            start_time=started_ns + int(node.start * 1e9),
+            attributes=node.attributes,
+        )
+        if node.error:
+            span.set_status(Status(StatusCode.ERROR, node.error[:500]))
+        inner = set_span_in_context(span)
+        for child in node.children:
+            emit(child, inner)
+        span.end(end_time=started_ns + int(max(node.end, node.start) * 1e9))
+
+    emit(root, context)
+    spans = memory.get_finished_spans()
+    provider.shutdown()
+    return spans
+
+
+def export(
+    root: Node,
+    started_ns: int,
+    url: str,
+    *,
+    parent: TraceParent | None = None,
+    root_span_id: int | None = None,
+    header_values: Mapping[str, str] | None = None,
+    timeout: float = EXPORT_SECONDS,
+) -> str:
+    """Send the tree; "" when the endpoint took it, else why not (one line)."""
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace.export import SpanExportResult
+    except ImportError:
+        return (
+            "OpenTelemetry is not installed (pip install opentelemetry-sdk"
+            " opentelemetry-exporter-otlp-proto-http); no spans were sent"
+        )
+    spans = _spans(root, started_ns, parent, root_span_id=root_span_id)
+    quiet = logging.getLogger("opentelemetry")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # its retries and failures are our one warning
+    exporter = OTLPSpanExporter(endpoint=url, headers=dict(header_values or {}), timeout=timeout)
+    started = time.monotonic()
+    try:
+        done = exporter.export(spans)
+    except Exception as exc:  # the SDK's export should not raise; it is the run's end
+        done, detail = None, str(exc)
+    else:
+        detail = ""
+    finally:
+        exporter.shutdown()  # type: ignore[no-untyped-call]
+        quiet.setLevel(level)
+    if done == SpanExportResult.SUCCESS:
+        return ""
+    took = time.monotonic() - started
+    return (
+        f"{url}: the OpenTelemetry endpoint did not take the run's {len(spans)} spans"
+        f" ({detail or f'gave up after {took:.1f} s'}); the run itself is unaffected"
+    )

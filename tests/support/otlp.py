@@ -1,0 +1,113 @@
+"""A real OTLP/HTTP trace receiver on loopback, decoding with the OpenTelemetry
+protobuf definitions (independently of the SDK that sent them)."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    """One span as it arrived."""
+
+    trace_id: str
+    span_id: str
+    parent_id: str
+    name: str
+    attributes: dict[str, Any]
+    start_ns: int
+    end_ns: int
+    error: bool
+    service: str
+
+
+@dataclass
+class Receiver:
+    """Where spans land."""
+
+    url: str
+    spans: list[ReceivedSpan] = field(default_factory=list)
+    requests: int = 0
+    headers: list[dict[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def traces(self) -> dict[str, list[ReceivedSpan]]:
+        """The spans by trace id."""
+        found: dict[str, list[ReceivedSpan]] = {}
+        for span in self.spans:
+            found.setdefault(span.trace_id, []).append(span)
+        return found
+
+
+def _value(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    return getattr(value, kind) if kind else None
+
+
+def decode(body: bytes) -> list[ReceivedSpan]:
+    """The spans of one ``ExportTraceServiceRequest``."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(body)
+    found: list[ReceivedSpan] = []
+    for resource_spans in request.resource_spans:
+        resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                found.append(
+                    ReceivedSpan(
+                        span.trace_id.hex(),
+                        span.span_id.hex(),
+                        span.parent_span_id.hex(),
+                        span.name,
+                        {a.key: _value(a.value) for a in span.attributes},
+                        span.start_time_unix_nano,
+                        span.end_time_unix_nano,
+                        span.status.code == 2,
+                        str(resource.get("service.name", "")),
+                    )
+                )
+    return found
+
+
+@contextmanager
+def receiver() -> Iterator[Receiver]:
+    """A receiver at ``http://127.0.0.1:PORT`` (base URL) until the block ends."""
+    state: list[Receiver] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            if self.headers.get("content-encoding") == "gzip":
+                body = gzip.decompress(body)
+            spans = decode(body) if self.path == "/v1/traces" else []
+            with state[0].lock:
+                state[0].requests += 1
+                state[0].headers.append(dict(self.headers))
+                state[0].spans += spans
+            self.send_response(200 if self.path == "/v1/traces" else 404)
+            self.send_header("content-type", "application/x-protobuf")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.append(Receiver(f"http://127.0.0.1:{server.server_address[1]}"))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state[0]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,131 @@
+"""OpenTelemetry: a real ensure (engine, registry, cargo) sends one span tree to a real
+OTLP/HTTP receiver, with the attributes and without a credential; TRACEPARENT is
+continued; a dead endpoint is one warning; nothing is imported without one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mzbuild_async.support.tracecontext import TraceParent, for_run, inherited, parse
+from tests.support.demo import Cli
+from tests.support.otlp import receiver
+from tests.support.registry import PASSWORD, USER, Registry, free_port
+
+
+def test_traceparent_parse_and_derive() -> None:
+    header = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    parent = parse(header)
+    assert parent == TraceParent(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, True)
+    assert parent.header() == header
+    for bad in (
+        "",
+        "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "00-0-0-01",
+        "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+    ):
+        assert parse(bad) is None
+    assert for_run("buildkite:1") == for_run("buildkite:1") != for_run("buildkite:2")
+    assert inherited({"TRACEPARENT": header}, "buildkite:1") == parent
+    assert inherited({}, "buildkite:1") == for_run("buildkite:1")
+    assert inherited({}, "") is None
+
+
+def test_nothing_is_imported_without_an_endpoint() -> None:
+    code = (
+        "import sys; import mzbuild_async.cli.build, mzbuild_async.cli.main;"
+        " print(any(m.startswith('opentelemetry') for m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.real
+@pytest.mark.slow
+def test_a_real_ensure_is_one_span_tree_with_its_attributes(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    from tests.support.demo import make_demo
+    from tests.support.engine import remove_images
+
+    registry = registries["htpasswd"]
+    prefix = f"{registry.host}/otel{tmp_path.name[-6:]}"
+    cli = Cli(make_demo(tmp_path / "demo"), prefix, tmp_path / "cache")
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    try:
+        with receiver() as otlp:
+            cli.env.update(
+                {
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
+                    "TRACEPARENT": parent,
+                    "MZBUILD_ASYNC_REGISTRY_USERNAME": USER,
+                    "MZBUILD_ASYNC_REGISTRY_PASSWORD": PASSWORD,
+                    "DOCKER_CONFIG": str(tmp_path / "docker-config"),
+                }
+            )
+            result = cli.run("ensure", "demo-hello", "demo-app", "--json")
+            assert result.returncode == 0, result.stderr
+    finally:
+        remove_images(prefix)
+    spans = otlp.spans
+    assert {s.trace_id for s in spans} == {"4bf92f3577b34da6a3ce929d0e0e4736"}
+    (root,) = [s for s in spans if s.name == "mzbuild-async ensure"]
+    assert root.parent_id == "00f067aa0ba902b7"  # TRACEPARENT continued
+    ids = {s.span_id for s in spans}
+    assert all(s.parent_id in ids for s in spans if s is not root)
+    assert {s.service for s in spans} == {"mzbuild-async"}
+    names = {s.name for s in spans}
+    assert {"fingerprint", "lookup", "cargo", "build demo-hello", "push demo-app"} <= names
+    import json
+
+    images = json.loads(result.stdout)["images"]
+    for name in ("demo-hello", "demo-app"):
+        (build,) = [s for s in spans if s.name == f"build {name}"]
+        assert build.attributes["mzbuild.image"] == name
+        assert build.attributes["mzbuild.engine"] == "local"
+        assert build.attributes["mzbuild.fingerprint"] == images[name]["spec"].rsplit("-", 1)[1]
+        (image,) = [s for s in spans if s.name == f"image {name}"]
+        assert build.parent_id == image.span_id
+        assert image.start_ns <= build.start_ns <= build.end_ns <= image.end_ns
+    heads = [s for s in spans if s.attributes.get("http.request.method") == "HEAD"]
+    assert heads
+    assert all(s.attributes["server.address"] == registry.host for s in heads)
+    assert {s.attributes.get("http.response.status_code") for s in heads} >= {404}
+    # No credential anywhere in what was sent.
+    for span in spans:
+        for value in span.attributes.values():
+            assert PASSWORD not in str(value)
+    assert root.start_ns <= min(s.start_ns for s in spans)
+
+
+@pytest.mark.real
+def test_an_unreachable_endpoint_costs_one_warning(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    from tests.support.demo import make_demo
+    from tests.support.engine import remove_images
+
+    prefix = f"{registries['none'].host}/oteldead{tmp_path.name[-6:]}"
+    cli = Cli(make_demo(tmp_path / "demo"), prefix, tmp_path / "cache")
+    dead = f"http://127.0.0.1:{free_port()}"
+    cli.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = dead
+    try:
+        result = cli.run("ensure", "demo-base", "--log-format", "console")
+    finally:
+        remove_images(prefix)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "OpenTelemetry" in line]
+    assert len(warnings) == 1, result.stderr
+    assert f"{dead}/v1/traces" in warnings[0]
+    assert "the run itself is unaffected" in warnings[0]
+    assert "Traceback" not in result.stderr
