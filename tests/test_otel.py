@@ -129,3 +129,55 @@ def test_an_unreachable_endpoint_costs_one_warning(
     assert f"{dead}/v1/traces" in warnings[0]
     assert "the run itself is unaffected" in warnings[0]
     assert "Traceback" not in result.stderr
+
+
+def test_the_trace_page_groups_a_pipeline_by_step() -> None:
+    import json
+
+    from mzbuild_async.report.traceview import page, read_otlp_json
+
+    def span(sid: str, parent: str, name: str, start: int, end: int, **attrs: str) -> object:
+        return {
+            "traceId": "ab" * 16,
+            "spanId": sid,
+            "parentSpanId": parent,
+            "name": name,
+            "startTimeUnixNano": str(start),
+            "endTimeUnixNano": str(end),
+            "attributes": [{"key": k, "value": {"stringValue": v}} for k, v in attrs.items()],
+        }
+
+    spans = [
+        span("01" * 8, "", "mzbuild-async pipeline", 0, 0),
+        span(
+            "02" * 8,
+            "01" * 8,
+            "mzbuild-async ensure",
+            10**9,
+            5 * 10**9,
+            **{"mzbuild.step": "build-1"},
+        ),
+        span("03" * 8, "02" * 8, "image a", 2 * 10**9, 4 * 10**9, **{"mzbuild.image": "a"}),
+        span(
+            "04" * 8,
+            "03" * 8,
+            "build a",
+            2 * 10**9,
+            3 * 10**9,
+            **{"mzbuild.image": "a", "mzbuild.phase": "build"},
+        ),
+        span(
+            "05" * 8,
+            "01" * 8,
+            "mzbuild-async ensure",
+            6 * 10**9,
+            9 * 10**9,
+            **{"mzbuild.step": "build-2"},
+        ),
+    ]
+    line = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]})
+    drawn = page(read_otlp_json([line, ""]))
+    assert 'data-engine="build-1">step build-1</div>' in drawn
+    assert 'data-engine="build-2">step build-2</div>' in drawn
+    assert drawn.count('data-phase="build"') == 1
+    assert "left:22.2222%;width:11.1111%" in drawn  # 2 s into 9 s, 1 s long

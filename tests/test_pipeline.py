@@ -382,3 +382,12 @@ def test_a_pipelines_steps_on_several_engines_are_one_trace(cli: Cli, tmp_path: 
     assert otlp.requests == len(steps) + 1
     builds = [s for s in spans if s.name.startswith("build ")]
     assert {b.attributes["mzbuild.image"] for b in builds} == {s.name for s in WIDE}
+    # The timeline page draws the whole trace from the collected OTLP JSON: a group
+    # of lanes per step, every image's build in it.
+    from mzbuild_async.report.traceview import page, read_otlp_json
+
+    drawn = page(read_otlp_json(otlp.json_lines))
+    for step in steps:
+        assert f'data-engine="{step["key"]}">step {step["key"]}</div>' in drawn
+    assert drawn.count('data-phase="build"') == len(builds)
+    (tmp_path / "trace.jsonl").write_text("\n".join(otlp.json_lines) + "\n")

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..workflow.steps import Interval
 
 COLORS = {
+    "run": "#c1c7d0",
     "fingerprint": "#8e8cd8",
     "lookup": "#9fb3c8",
     "cargo": "#d9822b",
@@ -102,18 +103,20 @@ def timeline_html(
     summary: Mapping[str, str] | None = None,
     *,
     by_engine: bool = False,
+    group: str = "engine",
 ) -> str:
     """The page: header, legend, time axis, one lane per track (with ``by_engine``,
-    a group of lanes per engine of the pool), the slowest steps."""
+    a group of lanes per engine of the pool, or per whatever ``group`` names: a
+    pipeline's steps), the slowest steps."""
     total = max([seconds, *(s.end for s in steps)], default=seconds) or 1.0
     esc = html.escape
     rows: list[str] = []
-    group = ""
+    current = ""
     for engine, track in _lanes(steps, by_engine):
-        if engine != group:
-            group = engine
+        if engine != current:
+            current = engine
             rows.append(
-                f'<div class="group" data-engine="{esc(engine)}">engine {esc(engine)}</div>'
+                f'<div class="group" data-engine="{esc(engine)}">{esc(group)} {esc(engine)}</div>'
             )
         bars = []
         for step in (

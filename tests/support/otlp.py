@@ -35,6 +35,8 @@ class Receiver:
     spans: list[ReceivedSpan] = field(default_factory=list)
     requests: int = 0
     headers: list[dict[str, str]] = field(default_factory=list)
+    #: Each request as OTLP JSON (a collector's file exporter writes these lines).
+    json_lines: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def traces(self) -> dict[str, list[ReceivedSpan]]:
@@ -79,6 +81,28 @@ def decode(body: bytes) -> list[ReceivedSpan]:
     return found
 
 
+def as_json(body: bytes) -> str:
+    """One request in OTLP JSON, on one line (ids in hex, as OTLP JSON has them)."""
+    import base64
+    import json
+
+    from google.protobuf.json_format import MessageToDict
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(body)
+    document = MessageToDict(request)
+    for resource in document.get("resourceSpans", []):
+        for scope in resource.get("scopeSpans", []):
+            for span in scope.get("spans", []):
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if span.get(key):
+                        span[key] = base64.b64decode(span[key]).hex()
+    return json.dumps(document)
+
+
 @contextmanager
 def receiver() -> Iterator[Receiver]:
     """A receiver at ``http://127.0.0.1:PORT`` (base URL) until the block ends."""
@@ -90,7 +114,10 @@ def receiver() -> Iterator[Receiver]:
             if self.headers.get("content-encoding") == "gzip":
                 body = gzip.decompress(body)
             spans = decode(body) if self.path == "/v1/traces" else []
+            line = as_json(body) if self.path == "/v1/traces" else ""
             with state[0].lock:
+                if line:
+                    state[0].json_lines.append(line)
                 state[0].requests += 1
                 state[0].headers.append(dict(self.headers))
                 state[0].spans += spans
