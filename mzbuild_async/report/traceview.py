@@ -86,7 +86,8 @@ def intervals(spans: Sequence[TraceSpan]) -> tuple[list[Interval], float]:
             if span.name.startswith("mzbuild-async ") and "mzbuild.step" in span.attributes:
                 break
             span = by_id[span.parent_id]
-        return str(span.attributes.get("mzbuild.step") or span.name)
+        step = span.attributes.get("mzbuild.step")
+        return str(step) if step else span.name.removeprefix("mzbuild-async ")
 
     found: list[Interval] = []
     for span in spans:
