@@ -30,8 +30,10 @@ from ..support.version import VERSION
 from ..workflow.results import RunResult
 from ..workflow.steps import Interval
 
-#: The longest an export may take (a dead endpoint delays the end of the run by this).
+#: The longest an export may take (a stalled endpoint delays the end of the run by this).
 EXPORT_SECONDS = 3.0
+#: How long connecting may take before an endpoint counts as unreachable.
+CONNECT_SECONDS = 0.5
 #: The standard's HTTP method for each registry lookup tier.
 _METHODS = {"registry": "HEAD", "manifest": "GET"}
 _HTTP_STATUS = {"present": 200, "absent": 404}
@@ -231,6 +233,19 @@ def _spans(
     return spans
 
 
+def _unreachable(url: str) -> str:
+    """Why nothing listens at ``url``'s host and port ("" when something does)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        with socket.create_connection((parts.hostname or "", port), timeout=CONNECT_SECONDS):
+            return ""
+    except (OSError, ValueError) as exc:
+        return str(exc) or type(exc).__name__
+
+
 def export(
     root: Node,
     started_ns: int,
@@ -251,6 +266,12 @@ def export(
             " opentelemetry-exporter-otlp-proto-http); no spans were sent"
         )
     spans = _spans(root, started_ns, parent, root_span_id=root_span_id)
+    unreachable = _unreachable(url)
+    if unreachable:  # (the exporter would retry a refused connection until its timeout)
+        return (
+            f"{url}: the OpenTelemetry endpoint cannot be reached ({unreachable}); the run's"
+            f" {len(spans)} spans were not sent, the run itself is unaffected"
+        )
     quiet = logging.getLogger("opentelemetry")
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)  # its retries and failures are our one warning
