@@ -301,3 +301,15 @@ def test_an_unknown_base_is_one_line(
     )
     assert status == 2
     assert "--format github needs --steps FILE" in err
+
+
+def test_a_base_missing_from_a_shallow_clone_says_fetch_it(
+    history: tuple[Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, commits = history
+    shallow = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth=1", f"file://{root}", str(shallow))
+    status, _, err = _run(capsys, "affected", "--repo", str(shallow), "--base", commits[0])
+    assert status == 2
+    assert "this is a shallow clone: fetch it (git fetch origin" in err
+    assert err.strip().count("\n") == 0

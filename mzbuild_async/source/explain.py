@@ -226,8 +226,10 @@ async def resolve_revision(root: Path, rev: str, *, flag: str = "--against") -> 
         out = await _git(("git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"), root)
     except GitError:
         spec = " (or an image spec)" if flag == "--against" else ""
+        shallow = (root / ".git" / "shallow").is_file()
+        hint = f"; this is a shallow clone: fetch it (git fetch origin {rev})" if shallow else ""
         raise UsageError(
-            f"{flag} {rev}: no such revision in {root}; give a commit, branch or tag{spec}"
+            f"{flag} {rev}: no such revision in {root}; give a commit, branch or tag{spec}{hint}"
         ) from None
     return out.decode().strip()
 
