@@ -37,7 +37,8 @@ from ..workflow.services import registry_host
 from .exits import WAIT_RAN_OUT
 from .otlp import export_run
 from .parser import WORKFLOW_NAMES
-from .settings import Settings, run_options, step_options
+from .settings import Settings, run_options
+from .steps import step_options
 
 WORKFLOWS = {name: Workflow(name) for name in WORKFLOW_NAMES}
 

@@ -14,11 +14,10 @@ from .argtypes import duration, positive_int
 from .settings import (
     add_build_arguments,
     add_engine_arguments,
-    add_pipeline_arguments,
     add_registry_arguments,
     add_run_arguments,
-    add_step_arguments,
 )
+from .steps import add_pipeline_arguments, add_step_arguments
 
 PROG = "mzbuild-async"
 #: The workflows ``plan --workflow`` can plan.

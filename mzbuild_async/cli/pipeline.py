@@ -12,7 +12,8 @@ from ..report.pipeline import pipeline_text
 from ..source.repository import Repository
 from ..workflow.pipeline import plan_pipeline
 from .otlp import export_pipeline_root
-from .settings import Settings, pipeline_shape
+from .settings import Settings
+from .steps import pipeline_shape
 
 
 async def run_pipeline_command(
