@@ -181,3 +181,24 @@ def test_the_trace_page_groups_a_pipeline_by_step() -> None:
     assert 'data-engine="build-2">step build-2</div>' in drawn
     assert drawn.count('data-phase="build"') == 1
     assert "left:22.2222%;width:11.1111%" in drawn  # 2 s into 9 s, 1 s long
+
+
+@pytest.mark.real
+def test_check_sends_each_tiers_lookups(tmp_path: Path, registries: dict[str, Registry]) -> None:
+    from tests.support.demo import make_demo
+
+    registry = registries["none"]
+    cli = Cli(make_demo(tmp_path / "demo"), f"{registry.host}/chk", tmp_path / "cache")
+    with receiver() as otlp:
+        result = cli.run(
+            "check", "demo-base", "demo-lib", "--otlp", otlp.url, "--tiers", "disk,registry"
+        )
+        assert result.returncode == 0, result.stderr
+    (root,) = [s for s in otlp.spans if s.name == "mzbuild-async check"]
+    lookups = [s for s in otlp.spans if s.parent_id == root.span_id]
+    assert {(s.attributes["mzbuild.tier"], s.attributes["mzbuild.image"]) for s in lookups} == {
+        (tier, image) for tier in ("disk", "registry") for image in ("demo-base", "demo-lib")
+    }
+    heads = [s for s in lookups if s.attributes["mzbuild.tier"] == "registry"]
+    assert {s.attributes["http.response.status_code"] for s in heads} == {404}
+    assert all(s.attributes["server.address"] == registry.host for s in heads)

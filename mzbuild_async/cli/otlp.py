@@ -11,6 +11,7 @@ from ..ci import pipeline_run
 from ..report import otel
 from ..support import logs
 from ..support.tracecontext import TraceParent, for_run, inherited
+from ..workflow.check import CheckResult
 from ..workflow.results import RunResult
 
 
@@ -64,3 +65,18 @@ async def export_pipeline_root(flag: str | None, environ: Mapping[str, str], ste
         "mzbuild-async pipeline", 0.0, 0.0, {"mzbuild.run": run, "mzbuild.steps": steps}
     )
     await _send(root, time.time_ns(), url, environ, trace, root_span_id=trace.span_id)
+
+
+async def export_check(
+    flag: str | None,
+    environ: Mapping[str, str],
+    result: CheckResult,
+    registry_host: str,
+    started_ns: int,
+) -> None:
+    """``check``'s spans: its lookups, tier by tier (for lookup latency across tiers)."""
+    url = otel.endpoint(environ, flag)
+    if url is None:
+        return
+    parent = inherited(environ, pipeline_run(environ))
+    await _send(otel.check_tree(result, registry_host), started_ns, url, environ, parent)

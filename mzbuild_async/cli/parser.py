@@ -17,7 +17,7 @@ from .settings import (
     add_registry_arguments,
     add_run_arguments,
 )
-from .steps import add_pipeline_arguments, add_step_arguments
+from .steps import add_otlp_argument, add_pipeline_arguments, add_step_arguments
 
 PROG = "mzbuild-async"
 #: The workflows ``plan --workflow`` can plan.
@@ -136,6 +136,7 @@ def _add_check(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> Non
     )
     _targets(p)
     p.add_argument("--trace", metavar="FILE", help="write a Chrome trace-event JSON of the lookups")
+    add_otlp_argument(p)
     add_registry_arguments(p)
     p.add_argument(
         "--manifest-get-docker-hub",

@@ -1,8 +1,8 @@
 """OpenTelemetry: a run's spans exported over OTLP/HTTP, when an endpoint is set.
 
 With ``--otlp URL``, ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or
-``OTEL_EXPORTER_OTLP_ENDPOINT``, every build run exports one span tree when it
-ends: the run; fingerprinting; the lookups (each tier's answer per image, the
+``OTEL_EXPORTER_OTLP_ENDPOINT``, every build run (and ``check``) exports one span tree
+when it ends: the run; fingerprinting; the lookups (each tier's answer per image, the
 registry's with ``http.*`` and ``server.address``); cargo; and per image its
 pulls, builds and pushes, with ``mzbuild.image``, ``mzbuild.fingerprint`` and
 ``mzbuild.engine``. A CI step continues ``TRACEPARENT``, else the trace its
@@ -27,6 +27,7 @@ from typing import Any
 
 from ..support.tracecontext import TraceParent
 from ..support.version import VERSION
+from ..workflow.check import CheckResult
 from ..workflow.results import RunResult
 from ..workflow.steps import Interval
 
@@ -138,6 +139,25 @@ def run_tree(result: RunResult, command: str, registry_host: str) -> Node:
         if step.status == "failed":
             node.error = step.detail or "failed"
         holder.children.append(node)
+    return root
+
+
+def check_tree(result: CheckResult, registry_host: str) -> Node:
+    """The span tree of ``check``: the command, then each tier's answer per image."""
+    root = Node(
+        "mzbuild-async check",
+        0.0,
+        result.seconds,
+        {
+            "mzbuild.command": "check",
+            "mzbuild.images": len(result.specs),
+            "mzbuild.definite": result.definite,
+        },
+    )
+    for span in result.spans:
+        step = Interval(f"lookup: {span.tier}", span.spec.rsplit("/", 1)[-1], "lookup",
+                        span.start, span.end, span.status)  # fmt: skip
+        root.children.append(_lookup(step, registry_host))
     return root
 
 
