@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mzbuild_async.cli.main import EXIT_STATUSES
-from mzbuild_async.model.manifest import instruction_lines
+from mzbuild_async.model.dockerfile import instruction_lines
 from mzbuild_async.report.progress import JsonProgress, LineProgress, LiveProgress, make_progress
 from mzbuild_async.support.annotate import command, for_message, located
 from mzbuild_async.support.events import Event, EventStatus, Phase

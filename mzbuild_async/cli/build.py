@@ -19,7 +19,7 @@ from ..builds.plan import Workflow
 from ..engine.endpoints import local_endpoint
 from ..errors import single_error
 from ..model.options import Arch
-from ..report import files
+from ..report import files, otel
 from ..report.annotations import failure_annotations
 from ..report.plan import plan_text
 from ..report.progress import make_progress, progress_mode
@@ -35,7 +35,7 @@ from ..workflow.results import RunResult
 from ..workflow.run import run_configured, run_container
 from ..workflow.services import registry_host
 from .exits import WAIT_RAN_OUT
-from .otlp import export_run
+from .otlp import export_tree
 from .parser import WORKFLOW_NAMES
 from .settings import Settings, run_options
 from .steps import step_options
@@ -76,7 +76,12 @@ async def run_build_command(
         if progress is not None:
             progress.close()
     status = 0 if result.ok else WAIT_RAN_OUT if result.only_waits_ran_out else 1
-    await export_run(args.otlp, settings.environ, result, command, registry_host(repo), started_ns)
+    await export_tree(
+        args.otlp,
+        settings.environ,
+        lambda: otel.run_tree(result, command, registry_host(repo)),
+        started_ns,
+    )
     if annotate.enabled(settings.environ):  # each failure on its Dockerfile line
         for line in failure_annotations(result, repo):
             sys.stderr.write(line + "\n")

@@ -8,12 +8,13 @@ import sys
 import time
 from pathlib import Path
 
+from ..report import otel
 from ..report.check import check_json, check_text
 from ..report.trace import write_trace
 from ..source.repository import Repository
 from ..workflow.check import check
 from ..workflow.services import registry_host
-from .otlp import export_check
+from .otlp import export_tree
 from .settings import Settings
 
 
@@ -23,7 +24,12 @@ async def run_check(
     """Run ``check``; exit status 0 if every answer is definite, 1 if any is unknown."""
     started_ns = time.time_ns()
     result = await check(repo, targets, cache_dir=settings.cache_dir, settings=settings.registries)
-    await export_check(args.otlp, settings.environ, result, registry_host(repo), started_ns)
+    await export_tree(
+        args.otlp,
+        settings.environ,
+        lambda: otel.check_tree(result, registry_host(repo)),
+        started_ns,
+    )
     if args.trace:
         write_trace(Path(args.trace), result.spans, result.tiers)
     if args.json:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import anyio
 
@@ -11,8 +11,6 @@ from ..ci import pipeline_run
 from ..report import otel
 from ..support import logs
 from ..support.tracecontext import TraceParent, for_run, inherited
-from ..workflow.check import CheckResult
-from ..workflow.results import RunResult
 
 
 async def _send(
@@ -38,20 +36,16 @@ async def _send(
         logs.warning(problem)
 
 
-async def export_run(
-    flag: str | None,
-    environ: Mapping[str, str],
-    result: RunResult,
-    command: str,
-    registry_host: str,
-    started_ns: int,
+async def export_tree(
+    flag: str | None, environ: Mapping[str, str], tree: Callable[[], otel.Node], started_ns: int
 ) -> None:
-    """The run's span tree, continuing ``TRACEPARENT`` or the pipeline run's trace."""
+    """A command's span tree (built only when there is an endpoint), continuing
+    ``TRACEPARENT`` or the pipeline run's trace."""
     url = otel.endpoint(environ, flag)
     if url is None:
         return
     parent = inherited(environ, pipeline_run(environ))
-    await _send(otel.run_tree(result, command, registry_host), started_ns, url, environ, parent)
+    await _send(tree(), started_ns, url, environ, parent)
 
 
 async def export_pipeline_root(flag: str | None, environ: Mapping[str, str], steps: int) -> None:
@@ -65,18 +59,3 @@ async def export_pipeline_root(flag: str | None, environ: Mapping[str, str], ste
         "mzbuild-async pipeline", 0.0, 0.0, {"mzbuild.run": run, "mzbuild.steps": steps}
     )
     await _send(root, time.time_ns(), url, environ, trace, root_span_id=trace.span_id)
-
-
-async def export_check(
-    flag: str | None,
-    environ: Mapping[str, str],
-    result: CheckResult,
-    registry_host: str,
-    started_ns: int,
-) -> None:
-    """``check``'s spans: its lookups, tier by tier (for lookup latency across tiers)."""
-    url = otel.endpoint(environ, flag)
-    if url is None:
-        return
-    parent = inherited(environ, pipeline_run(environ))
-    await _send(otel.check_tree(result, registry_host), started_ns, url, environ, parent)

@@ -339,14 +339,6 @@ def local_endpoint(environ: Mapping[str, str], home: Path | None = None) -> Endp
     return _resolve(EngineConfig(DEFAULT_SOCKET, name="local"), environ, home)
 
 
-def default_endpoint(environ: Mapping[str, str]) -> str:
-    """The URL of the engine a run uses without a pool (see :func:`local_endpoint`)."""
-    try:
-        return local_endpoint(environ).url
-    except UsageError:
-        return environ.get("DOCKER_HOST") or DEFAULT_SOCKET
-
-
 def docker_platform(info: Mapping[str, Any]) -> str:
     """``os/arch`` of an engine from its ``/info`` (Docker's and Go's architecture names)."""
     arch = str(info.get("Architecture", "")).lower()

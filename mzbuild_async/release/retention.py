@@ -153,6 +153,8 @@ class _Manifest:
     #: An index's manifests: digest -> artifactType.
     children: dict[str, str]
     annotations: dict[str, str]
+    #: An image's config blob (None for an index or a manifest without one).
+    config: str | None = None
 
 
 def _parse(document: Document) -> _Manifest:
@@ -164,6 +166,8 @@ def _parse(document: Document) -> _Manifest:
         body = {}
     blobs: dict[str, int] = {}
     children: dict[str, str] = {}
+    config = body.get("config")
+    config_digest = config.get("digest") if isinstance(config, dict) else None
     layers = body.get("layers")
     for item in [body.get("config"), *(layers if isinstance(layers, list) else [])]:
         if isinstance(item, dict) and isinstance(item.get("digest"), str):
@@ -173,16 +177,13 @@ def _parse(document: Document) -> _Manifest:
             children[item["digest"]] = str(item.get("artifactType", ""))
     notes = body.get("annotations")
     annotations = {str(k): str(v) for k, v in notes.items()} if isinstance(notes, dict) else {}
-    return _Manifest(document, blobs, children, annotations)
-
-
-def _config_digest(manifest: _Manifest) -> str | None:
-    try:
-        config = json.loads(manifest.document.body).get("config") or {}
-    except (ValueError, AttributeError):
-        return None
-    digest = config.get("digest") if isinstance(config, dict) else None
-    return digest if isinstance(digest, str) else None
+    return _Manifest(
+        document,
+        blobs,
+        children,
+        annotations,
+        config_digest if isinstance(config_digest, str) else None,
+    )
 
 
 def _timestamp(text: object) -> float | None:
@@ -232,7 +233,7 @@ class _Reader:
                 return float(manifest.annotations["io.mzbuild.failed-at"])
             except ValueError:
                 return None
-        digest = _config_digest(manifest)
+        digest = manifest.config
         if digest is None:
             return None
         async with self._limit:

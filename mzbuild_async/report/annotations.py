@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from ..model.manifest import instruction_lines
+from ..model.dockerfile import instruction_lines
 from ..source.repository import Repository
 from ..support.annotate import command
 from ..workflow.results import RunResult

@@ -386,13 +386,3 @@ async def specs_at(
         for name, spec in (await each.specs(list(repo.images))).items():
             found[name].add(spec)
     return found
-
-
-async def commit_list(root: Path, revisions: Sequence[str], *, max_count: int) -> list[str]:
-    """The last ``max_count`` commits reachable from each of ``revisions`` (first
-    parents and merged ones alike), newest first, each once."""
-    seen: dict[str, None] = {}
-    for rev in revisions:
-        out = await _git(("git", "rev-list", f"--max-count={max_count}", rev, "--"), root)
-        seen.update(dict.fromkeys(out.decode().split()))
-    return list(seen)
