@@ -285,6 +285,47 @@ def test_bad_input_is_one_line(built: Built, tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_shallow_or_tagless_clone_deletes_nothing(built: Built, tmp_path: Path) -> None:
+    """In a `git clone --depth 1` (GitHub Actions' default checkout) `gc --keep-last 3
+    --apply` would keep one commit and delete the images of the other two: it refuses
+    (exit 2, one line naming the fetch) and the registry keeps every tag; once the
+    history is fetched, the keep set is the full clone's."""
+    cli, c = built.cli, built.commits
+    clone = tmp_path / "clone"
+    git(
+        tmp_path,
+        "clone",
+        "-q",
+        "--depth",
+        "1",
+        "--branch",
+        "main",
+        f"file://{cli.repo}",
+        str(clone),
+    )
+    shallow = Cli(clone, cli.registry, cli.cache_dir)
+    app_repo = built.specs[c["c3"]][APP].split("/", 1)[1].rsplit(":", 1)[0]
+    before = _tags(built.registry, app_repo)
+    flags = ("--keep-branch", "main", "--keep-last", "3", "--keep-younger", "0s", "--apply")
+    result = shallow.run("gc", *flags)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "has 1 tag the keep policy asks for that this clone lacks (v1)" in result.stderr
+    assert "git fetch --tags --force origin" in result.stderr
+    git(clone, "fetch", "-q", "--tags", "origin")
+    result = shallow.run("gc", *flags)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "this clone is shallow: main's history ends at" in result.stderr
+    assert "git fetch --unshallow" in result.stderr
+    assert _tags(built.registry, app_repo) == before
+    git(clone, "fetch", "-q", "--unshallow")
+    result = shallow.run("gc", *flags[:-1], "--json")
+    assert result.returncode == 0, result.stderr
+    kept = json.loads(result.stdout)["keep"]["commits"]
+    assert set(kept) == {c["c3"], c["c2"], c["c1"], c["c0"]}
+
+
 def test_a_registry_that_refuses_delete_is_one_line(tmp_path: Path) -> None:
     with run_registry(tmp_path / "registry", deletion=False) as registry:
         prefix = f"{registry.host}/n{uuid.uuid4().hex[:8]}"

@@ -140,3 +140,109 @@ def test_only_gc_takes_several_profiles(
     assert err.strip().count("\n") == 0
     status = main(["spec", "a", "--repo", str(root), "--profile", "dev", "--profile", "dev"])
     assert status == 0  # the same profile twice is one profile
+
+
+def _clone(origin: Path, where: Path, *flags: str) -> Path:
+    """``git clone`` of ``origin`` over file:// (so --depth takes effect)."""
+    git(where.parent, "clone", "-q", *flags, f"file://{origin}", str(where))
+    return where
+
+
+def _refusal(root: Path, options: GcOptions) -> str:
+    from mzbuild_async.errors import GitError
+
+    with pytest.raises(GitError) as caught:
+        commits(root, options)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_a_shallow_clone_is_refused_when_the_walk_reaches_its_boundary(
+    history: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """`git clone --depth 1` has one commit of main: keeping 3 would keep 1 (and
+    delete the images of the other 2), so gc refuses, naming the fetch; whether the
+    local refs are trusted or not. A walk within the clone's depth is complete."""
+    origin, c = history
+    clone = _clone(origin, tmp_path / "shallow", "--depth", "1", "--branch", "main")
+    for trust in (False, True):
+        message = _refusal(
+            clone,
+            GcOptions(keep_branches=("main",), keep_last=3, keep_tags=(), trust_local_refs=trust),
+        )
+        assert (
+            f"this clone is shallow: main's history ends at {c['m3'][:12]} after 1 of the 3"
+            in message
+        )
+        assert "git fetch --unshallow" in message
+    assert commits(clone, GcOptions(keep_branches=("main",), keep_last=1, keep_tags=())) == {
+        c["m3"]: ["main", "origin/main"]
+    }
+    git(clone, "fetch", "-q", "--deepen", "2")  # now 3 deep: main~2 is the boundary
+    got = commits(clone, GcOptions(keep_branches=("main",), keep_last=3, keep_tags=()))
+    assert got == {
+        c["m3"]: ["main", "origin/main"],
+        c["m2"]: ["main~1", "origin/main~1"],
+        c["m1"]: ["main~2", "origin/main~2"],
+    }
+    _refusal(clone, GcOptions(keep_branches=("main",), keep_last=4, keep_tags=()))
+    git(clone, "fetch", "-q", "--unshallow")
+    assert len(commits(clone, GcOptions(keep_branches=("main",), keep_last=9, keep_tags=()))) == 4
+
+
+def test_a_clone_without_the_remotes_tags_is_refused(
+    history: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """A `--no-tags` clone lacks the tags the keep set needs; a tag the remote moved
+    is refused too; after `git fetch --tags --force` the keep set is the origin's."""
+    origin, c = history
+    clone = _clone(origin, tmp_path / "notags", "--no-tags")
+    message = _refusal(clone, GcOptions(keep_branches=("main",), keep_last=1))
+    assert "the remote origin has 3 tags the keep policy asks for that this clone lacks" in message
+    assert "(other-tag, v1, v2)" in message
+    assert "fetch with `git fetch --tags --force origin`" in message
+    # Only the tags a pattern keeps count.
+    assert commits(clone, GcOptions(keep_branches=("main",), keep_last=1, keep_tags=("none-*",)))
+    git(clone, "fetch", "-q", "--tags", "--force", "origin")
+    expected = commits(origin, GcOptions(keep_branches=("main",), keep_last=1, keep_tags=("v*",)))
+    got = commits(clone, GcOptions(keep_branches=("main",), keep_last=1, keep_tags=("v*",)))
+    assert {k: [x for x in v if x != "origin/main"] for k, v in got.items()} == expected
+    git(origin, "tag", "-f", "v1", c["m1"])  # moved at the remote
+    message = _refusal(clone, GcOptions(keep_branches=("main",), keep_last=1))
+    assert (
+        "has 1 tag the keep policy asks for that this clone holds at other commits (v1)" in message
+    )
+    trusted = commits(clone, GcOptions(keep_branches=("main",), keep_last=1, trust_local_refs=True))
+    assert trusted[c["m0"]] == ["tag v1"]
+
+
+def test_a_clone_lacking_or_behind_a_kept_branch_is_refused(
+    history: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """A `--single-branch` clone has not fetched the other branches a pattern keeps;
+    a remote-tracking branch behind its remote is refused; a remote that cannot be
+    asked is one line naming it (and --trust-local-refs goes on without asking)."""
+    origin, c = history
+    clone = _clone(origin, tmp_path / "single", "--single-branch", "--branch", "main")
+    message = _refusal(clone, GcOptions(keep_branches=("feat*",), keep_last=1, keep_tags=()))
+    assert "has 1 branch the keep policy asks for that this clone lacks (feature)" in message
+    assert "git fetch origin '+refs/heads/*:refs/remotes/origin/*'" in message
+    git(clone, "fetch", "-q", "origin", "+refs/heads/*:refs/remotes/origin/*")
+    assert commits(clone, GcOptions(keep_branches=("feat*",), keep_last=1, keep_tags=())) == {
+        c["f1"]: ["origin/feature"]
+    }
+    git(origin, "checkout", "-q", "feature")
+    f2 = _commit(origin, "f2")
+    message = _refusal(clone, GcOptions(keep_branches=("feat*",), keep_last=1, keep_tags=()))
+    assert "this clone holds at other commits (feature)" in message
+    git(clone, "fetch", "-q", "origin", "+refs/heads/*:refs/remotes/origin/*")
+    assert commits(clone, GcOptions(keep_branches=("feat*",), keep_last=1, keep_tags=())) == {
+        f2: ["origin/feature"]
+    }
+    git(clone, "remote", "set-url", "origin", f"file://{tmp_path}/gone")
+    message = _refusal(clone, GcOptions(keep_branches=("feat*",), keep_last=1, keep_tags=()))
+    assert message.startswith("could not ask the remote origin for its branches and tags (")
+    assert "pass --trust-local-refs" in message
+    trusted = GcOptions(keep_branches=("feat*",), keep_last=1, keep_tags=(), trust_local_refs=True)
+    assert commits(clone, trusted) == {f2: ["origin/feature"]}

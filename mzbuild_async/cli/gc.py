@@ -35,6 +35,7 @@ def gc_options(args: argparse.Namespace) -> GcOptions:
             else base.sanitizers
         ),
         apply=args.apply,
+        trust_local_refs=args.trust_local_refs,
     )
 
 

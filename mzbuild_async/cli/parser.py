@@ -319,6 +319,12 @@ def _add_gc(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
         help="keep anything made less than this long ago, e.g. 30m, 24h, 7d (default 24h;"
         " it is also what protects images a concurrent run is pushing)",
     )
+    keep.add_argument(
+        "--trust-local-refs",
+        action="store_true",
+        help="take this clone's branches and tags as they are, without asking its remotes"
+        " whether it lacks any (a shallow clone is refused all the same)",
+    )
     p.add_argument(
         "--apply",
         action="store_true",

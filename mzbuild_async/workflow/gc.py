@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..attest.dsse import ENVELOPE_TYPE, IN_TOTO_TYPE
 from ..attest.keyless import BUNDLE_TYPE
-from ..errors import InputError, ManifestError, MzbuildError, UsageError
+from ..errors import GitError, InputError, ManifestError, MzbuildError, UsageError, shorten
 from ..model.options import Arch, BuildOptions, Profile, Sanitizer
 from ..model.spec import TAG_PREFIX, fingerprint_of
 from ..registry import ghcr
@@ -29,6 +29,7 @@ from ..registry.names import Reference, parse_reference
 from ..registry.writer import RegistryWriter
 from ..release.deletions import Deleter, Deletion, apply
 from ..release.retention import Plan, Policy, plan
+from ..source.clone import remote_names, remote_refs, shallow_boundaries, shown_remote
 from ..source.gitview import _git
 from ..source.history import History, specs_at
 from ..source.repository import Repository
@@ -53,6 +54,9 @@ class GcOptions:
     coverage: tuple[bool, ...] = (False, True)
     sanitizers: tuple[Sanitizer, ...] = (Sanitizer.NONE,)
     apply: bool = False
+    #: Take the clone's branches and tags as they are, without asking its remotes
+    #: whether any are missing or behind (a shallow clone is refused all the same).
+    trust_local_refs: bool = False
 
 
 @dataclass
@@ -117,17 +121,38 @@ async def _current_branch(root: Path) -> str:
 
 
 async def keep_commits(root: Path, options: GcOptions) -> dict[str, list[str]]:
-    """The kept commits and why each is kept (an unmatched branch pattern is an error)."""
+    """The kept commits and why each is kept (an unmatched branch pattern is an error).
+
+    History the policy asks for and the clone lacks is an error too (GitError
+    naming the fetch that brings it): a shallow walk, and unless
+    ``trust_local_refs``, a branch or tag its remotes have that it lacks or has
+    at another commit. Fewer commits would mean fewer images kept.
+    """
     refs = await _refs(root)
     patterns = options.keep_branches
     if not patterns:
         current = await _current_branch(root)
         patterns = (current,) if current else ()
+    if not options.trust_local_refs:
+        await _compare_with_remotes(root, patterns, options)
+    shallow = await shallow_boundaries(root)
     commits: dict[str, list[str]] = {}
 
     async def walk(ref: str, label: str, count: int) -> None:
         out = await _git(("git", "rev-list", f"--max-count={count}", ref, "--"), root)
-        for i, commit in enumerate(out.decode().split()):
+        walked = out.decode().split()
+        # A boundary's parents are missing: the walk stopped there, not at a root.
+        # Only the last commit of a full walk needs no parents.
+        cut = [c for c in (walked if len(walked) < count else walked[:-1]) if c in shallow]
+        if cut:
+            raise GitError(
+                f"{root}: this clone is shallow: {label}'s history ends at {cut[0][:12]} after"
+                f" {walked.index(cut[0]) + 1} of the {count} commits --keep-last asks for, and"
+                " gc would delete the images of the rest; fetch the history with `git fetch"
+                " --unshallow` (GitHub Actions: actions/checkout with fetch-depth: 0) and run"
+                " gc again"
+            )
+        for i, commit in enumerate(walked):
             commits.setdefault(commit, []).append(f"{label}~{i}" if i else label)
 
     for pattern in patterns:
@@ -151,6 +176,71 @@ async def keep_commits(root: Path, options: GcOptions) -> dict[str, list[str]]:
             out = await _git(("git", "rev-parse", f"{ref}^{{commit}}"), root)
             commits.setdefault(out.decode().strip(), []).append(f"tag {_short(ref)}")
     return commits
+
+
+async def _compare_with_remotes(root: Path, patterns: Sequence[str], options: GcOptions) -> None:
+    """GitError when a remote has a branch matching ``patterns`` or a kept tag that
+    this clone lacks or holds at another commit (a ``--no-tags`` or single-branch
+    clone, or one not fetched lately)."""
+    tag_patterns = options.keep_tags if options.keep_tags is not None else ("*",)
+    remotes = await remote_names(root)
+    if not remotes:
+        return
+    here = await _ref_ids(root)
+    for remote in remotes:
+        there = await remote_refs(root, remote)
+        tags = {
+            f"refs/tags/{name}": oid
+            for name, oid in there.tags.items()
+            if any(fnmatch.fnmatchcase(name, p) for p in tag_patterns)
+        }
+        branches = {
+            f"refs/remotes/{remote}/{name}": oid
+            for name, oid in there.branches.items()
+            if any(fnmatch.fnmatchcase(n, p) for p in patterns for n in (name, f"{remote}/{name}"))
+        }
+        for refs, what, fetch in (
+            (tags, ("tag", "tags"), f"git fetch --tags --force {remote}"),
+            (
+                branches,
+                ("branch", "branches"),
+                f"git fetch {remote} '+refs/heads/*:refs/remotes/{remote}/*'",
+            ),
+        ):
+            wrong = sorted(r for r, oid in refs.items() if here.get(r) != oid)
+            if not wrong:
+                continue
+            lacking = sum(1 for r in wrong if r not in here)
+            how = (
+                "lacks"
+                if lacking == len(wrong)
+                else "holds at other commits"
+                if not lacking
+                else "lacks or holds at other commits"
+            )
+            names = [
+                r.removeprefix("refs/tags/").removeprefix(f"refs/remotes/{remote}/") for r in wrong
+            ]
+            shown = shorten(", ".join(names[:5]) + (" ..." if len(names) > 5 else ""))
+            raise GitError(
+                f"{root}: the remote {shown_remote(root, remote)} has {len(wrong)}"
+                f" {what[len(wrong) > 1]} the keep policy asks for that this clone {how}"
+                f" ({shown}), and gc would delete their images; fetch with `{fetch}` and run"
+                " gc again"
+            )
+
+
+async def _ref_ids(root: Path) -> dict[str, str]:
+    """What every tag and remote-tracking branch holds (one ``git for-each-ref``)."""
+    out = await _git(
+        ("git", "for-each-ref", "--format=%(objectname) %(refname)", "refs/tags", "refs/remotes"),
+        root,
+    )
+    found: dict[str, str] = {}
+    for line in out.decode("utf-8", "surrogateescape").splitlines():
+        oid, _, name = line.partition(" ")
+        found[name] = oid
+    return found
 
 
 def variants(base: BuildOptions, options: GcOptions) -> list[BuildOptions]:
