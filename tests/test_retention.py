@@ -318,3 +318,113 @@ async def test_where_the_referrers_api_is_our_attestations_go_with_their_image(
     assert doomed not in stored
     assert theirs in stored
     assert kept in stored
+
+
+async def test_a_listed_tag_that_cannot_be_read_makes_its_repository_delete_nothing(
+    world: tuple[MemoryRegistry, RegistryWriter],
+) -> None:
+    """A foreign tag listed but answering 404 protects what it names, which is then
+    unknown: that repository deletes nothing; a repository beside it goes on."""
+    registry, writer = world
+    ref, other = repo(), repo("other")
+    old = NOW - 10 * DAY
+    digest = await image(writer, ref, tag_of(1), created=old, layer=b"1")
+    body = (await writer.manifest(at(ref, tag_of(1)))).body  # type: ignore[union-attr]
+    await writer.put_manifest(at(ref, "release"), MANIFEST, body)
+    await image(writer, other, tag_of(2), created=old, layer=b"2")
+
+    def hide(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/p/app/manifests/release"):
+            return httpx.Response(404, json={"errors": [{"code": "MANIFEST_UNKNOWN"}]})
+        return registry.handle(request)
+
+    hiding = RegistryClient(transport=httpx.MockTransport(hide), retry=FAST, deadline=10)
+    async with hiding:
+        result = await plan(RegistryWriter(hiding), [ref, other], policy())
+    by_name = {r.ref.repository: r for r in result.repositories}
+    assert by_name["p/app"].error == "tag release is listed but its manifest is not found (404)"
+    assert by_name["p/app"].verdicts == []
+    assert [v.tag for v in by_name["p/other"].verdicts if v.delete] == [tag_of(2)]
+    await apply(writer, result)
+    assert digest in registry.manifests[(HOST, "p/app")]
+    assert registry.tags(HOST, "p/other") == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        pytest.param("503", "could not ask the registry: reg.test: server error 503", id="a 503"),
+        pytest.param("nul", "it lists 'bad\\x00tag', which is no valid tag name", id="a NUL"),
+        pytest.param("newline", "it lists 'bad\\ntag', which is no valid tag name", id="a newline"),
+        pytest.param("config", "reg.test: server error 500", id="a config that cannot be read"),
+    ],
+)
+async def test_a_failed_read_is_one_line_for_its_repository_and_the_others_go_on(
+    world: tuple[MemoryRegistry, RegistryWriter], fault: str, error: str
+) -> None:
+    """A 503 on a manifest, a listed tag no registry could hold (NUL, newline), a
+    config that cannot be read: one error for that repository, never an exception."""
+    registry, writer = world
+    ref, other = repo(), repo("other")
+    old = NOW - 10 * DAY
+    await image(writer, ref, tag_of(1), created=old, layer=b"1")
+    await image(writer, other, tag_of(2), created=old, layer=b"2")
+
+    def broken(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if "/p/app/" in path:
+            if fault == "503" and "/manifests/" in path:
+                return httpx.Response(503, json={"errors": [{"code": "UNAVAILABLE"}]})
+            if fault == "config" and "/blobs/" in path:
+                return httpx.Response(500)
+            if fault in ("nul", "newline") and path.endswith("/tags/list"):
+                bad = "bad\x00tag" if fault == "nul" else "bad\ntag"
+                return httpx.Response(200, json={"name": "p/app", "tags": [tag_of(1), bad]})
+        return registry.handle(request)
+
+    client = RegistryClient(transport=httpx.MockTransport(broken), retry=FAST, deadline=10)
+    async with client:
+        result = await plan(RegistryWriter(client), [ref, other], policy())
+    by_name = {r.ref.repository: r for r in result.repositories}
+    assert error in by_name["p/app"].error
+    assert "\n" not in by_name["p/app"].error
+    assert by_name["p/app"].verdicts == []
+    assert [v.tag for v in by_name["p/other"].verdicts if v.delete] == [tag_of(2)]
+
+
+@pytest.mark.parametrize("how", ["moved", "index", "unreadable"])
+async def test_the_guard_rereads_the_protecting_tags(
+    world: tuple[MemoryRegistry, RegistryWriter], how: str
+) -> None:
+    """Right before deleting, a protecting tag moved onto a doomed manifest (or onto
+    an index over one) protects it; one that cannot be read stops the repository."""
+    registry, writer = world
+    ref = repo()
+    old = NOW - 10 * DAY
+    doomed = await image(writer, ref, tag_of(1), created=old, layer=b"1")
+    kept = await image(writer, ref, tag_of(2), created=NOW, layer=b"2")
+    body = (await writer.manifest(at(ref, tag_of(2)))).body  # type: ignore[union-attr]
+    await writer.put_manifest(at(ref, "release"), MANIFEST, body)
+    result = await plan(writer, [ref], policy())
+    assert [v.tag for v in result.deletions] == [tag_of(1)]
+    if how == "moved":  # `release` now names the doomed image
+        doomed_body = (await writer.manifest(at(ref, tag_of(1)))).body  # type: ignore[union-attr]
+        await writer.put_manifest(at(ref, "release"), MANIFEST, doomed_body)
+    elif how == "index":
+        await index(writer, ref, "release", {kept: "", doomed: ""})
+    done: list[object]
+    if how == "unreadable":
+
+        def hide(request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("/manifests/release"):
+                return httpx.Response(404)
+            return registry.handle(request)
+
+        hiding = RegistryClient(transport=httpx.MockTransport(hide), retry=FAST, deadline=10)
+        async with hiding:
+            done = list(await apply(RegistryWriter(hiding), result))
+    else:
+        done = list(await apply(writer, result))
+    [deletion] = done
+    assert deletion.outcome == "skipped"  # type: ignore[attr-defined]
+    assert doomed in registry.manifests[(HOST, "p/app")]

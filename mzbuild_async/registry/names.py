@@ -17,7 +17,7 @@ from ..model.spec import PATH_COMPONENT, REGISTRY_HOST
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
 _COMPONENT = PATH_COMPONENT
-_TAG = re.compile(r"[\w][\w.-]{0,127}")
+_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 _DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}")
 _HOST = REGISTRY_HOST
 
@@ -50,6 +50,11 @@ class Reference:
         if self.digest:
             text += f"@{self.digest}"
         return text
+
+
+def is_tag(text: str) -> bool:
+    """Whether ``text`` is a tag name the distribution spec allows."""
+    return _TAG.fullmatch(text) is not None
 
 
 def parse_reference(text: str) -> Reference:

@@ -33,9 +33,9 @@ from typing import Any
 
 import anyio
 
-from ..errors import TransferError
+from ..errors import MzbuildError, shorten, single_error
 from ..model.spec import TAG_PREFIX
-from ..registry.names import Reference
+from ..registry.names import Reference, is_tag
 from ..registry.referrers import from_api
 from ..registry.tags import tags as list_tags
 from ..registry.writer import INDEX_TYPES, Document, RegistryWriter
@@ -186,6 +186,11 @@ def _parse(document: Document) -> _Manifest:
     )
 
 
+def children(document: Document) -> dict[str, str]:
+    """The manifests an index lists: digest -> artifactType (empty for others)."""
+    return _parse(document).children
+
+
 def _timestamp(text: object) -> float | None:
     if not isinstance(text, str):
         return None
@@ -247,20 +252,40 @@ class _Reader:
 async def _read_repository(
     writer: RegistryWriter, repository: Reference
 ) -> tuple[RepositoryPlan, _Reader, dict[str, _Manifest]]:
+    """Every tag's manifest (and the platform manifests of indexes); a tag that is
+    listed but cannot be read is unknown, and makes the whole repository an error
+    (what it protects cannot be known)."""
     reader = _Reader(writer, repository)
     result = RepositoryPlan(repository)
     by_tag: dict[str, _Manifest] = {}
+    unreadable: list[str] = []
     try:
         names = await list_tags(writer.client, repository)
+        invalid = [t for t in names if not is_tag(t)]
+        if invalid:
+            result.error = (
+                f"it lists {shorten(repr(invalid[0]))}, which is no valid tag name, and what"
+                " that tag protects cannot be read"
+            )
+            return result, reader, by_tag
 
         async def read(tag: str) -> None:
             found = await reader.manifest(tag)
-            if found is not None:  # deleted since the listing: nothing to decide
+            if found is None:
+                unreadable.append(tag)
+            else:
                 by_tag[tag] = found
 
-        async with anyio.create_task_group() as tg:
-            for tag in names:
-                tg.start_soon(read, tag)
+        with single_error():
+            async with anyio.create_task_group() as tg:
+                for tag in names:
+                    tg.start_soon(read, tag)
+        if unreadable:
+            result.error = (
+                f"tag {sorted(unreadable)[0]} is listed but its manifest is not found (404)"
+                + (f", and {len(unreadable) - 1} more" if len(unreadable) > 1 else "")
+            )
+            return result, reader, by_tag
         # Platform manifests of indexes not under a tag of their own.
         missing = {
             child
@@ -269,10 +294,11 @@ async def _read_repository(
             for child in m.children
             if child not in reader.manifests
         }
-        async with anyio.create_task_group() as tg:
-            for child in sorted(missing):
-                tg.start_soon(reader.manifest, child)
-    except TransferError as exc:
+        with single_error():
+            async with anyio.create_task_group() as tg:
+                for child in sorted(missing):
+                    tg.start_soon(reader.manifest, child)
+    except MzbuildError as exc:
         result.error = str(exc)
     result.listed = {tag: m.document.digest for tag, m in sorted(by_tag.items())}
     return result, reader, by_tag
@@ -452,7 +478,12 @@ async def plan(writer: RegistryWriter, repositories: Sequence[Reference], policy
     async def one(repository: Reference) -> None:
         found = await _read_repository(writer, repository)
         if not found[0].error:
-            await _decide(found[0], found[1], found[2], policy)
+            try:
+                with single_error():
+                    await _decide(found[0], found[1], found[2], policy)
+            except MzbuildError as exc:  # an age or the referrers API could not be read
+                found[0].error = str(exc)
+                found[0].verdicts = []
         read.append(found)
 
     async with anyio.create_task_group() as tg:

@@ -35,7 +35,9 @@ def gc_text(result: GcResult, *, verbose: bool = False) -> str:
     lines: list[str] = []
     for repository in result.plan.repositories:
         if repository.error:
-            lines.append(f"{repository.name}: could not be read: {repository.error}")
+            lines.append(
+                f"{repository.name}: could not read it: {repository.error}; nothing deleted there"
+            )
             continue
         shown = [v for v in repository.verdicts if v.delete or verbose]
         if not shown:

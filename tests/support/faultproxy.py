@@ -76,6 +76,11 @@ class Faults:
     #: artifacts pushed through the proxy, and say ``OCI-Subject`` when one is pushed
     #: (a registry with the API, in front of one without it).
     referrers_api: bool = False
+    #: Answer every HEAD and GET of a manifest with 404 MANIFEST_UNKNOWN (a tag the
+    #: listing names but the registry cannot find: eventual consistency, a broken store).
+    missing_manifests: bool = False
+    #: Tags added to every tag list (names no registry would store: NUL, newline).
+    extra_tags: tuple[str, ...] = ()
     #: Faults apply only to paths containing this (None: every path)...
     only: str | None = None
     #: ...and only to these methods (None: every method).
@@ -278,8 +283,17 @@ class FaultProxy:
             ]
         out += self._indexed(method, target, body, response)
         length = response.headers.get("content-length")
-        await self._reply(stream, method, response.status_code, out, response.content, length)
+        content = response.content
+        if applies and faults.extra_tags and "/tags/list" in target:
+            content, length = self._with_extra_tags(response), None
+        await self._reply(stream, method, response.status_code, out, content, length)
         return True
+
+    def _with_extra_tags(self, response: httpx.Response) -> bytes:
+        """A tag list with ``extra_tags`` added."""
+        listed = response.json() if response.status_code == 200 else {"tags": []}
+        listed["tags"] = [*(listed.get("tags") or []), *self.faults.extra_tags]
+        return json.dumps(listed).encode()
 
     async def _list_referrers(self, stream: anyio.abc.ByteStream, method: str, target: str) -> bool:
         """Answer ``GET /v2/<name>/referrers/<digest>``; False for any other request."""
@@ -340,6 +354,11 @@ class FaultProxy:
             return True
         if method not in ("HEAD", "GET"):
             return False
+        if self.faults.missing_manifests:
+            self.counts["manifest-404"] += 1
+            body = b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}'
+            await self._reply(stream, method, 404, [], body)
+            return True
         if self.faults.unavailable_manifests:
             self.counts["manifest-503"] += 1
             await self._reply(stream, method, 503, [], b'{"errors":[{"code":"UNAVAILABLE"}]}')
