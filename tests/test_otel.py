@@ -202,3 +202,83 @@ def test_check_sends_each_tiers_lookups(tmp_path: Path, registries: dict[str, Re
     heads = [s for s in lookups if s.attributes["mzbuild.tier"] == "registry"]
     assert {s.attributes["http.response.status_code"] for s in heads} == {404}
     assert all(s.attributes["server.address"] == registry.host for s in heads)
+
+
+def _check_argv(cli: Cli) -> list[str]:
+    return cli.args("check", "--all", "--tiers", "registry", "--log-format", "console")
+
+
+@pytest.mark.real
+def test_a_trickling_endpoint_costs_the_export_deadline_and_not_the_exit_status(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    """An endpoint that answers 200 and then sends a byte every half second (a
+    per-read timeout never fires) is cut off by the export's total deadline: one
+    warning, and the exit status is the run's own."""
+    from tests.support.demo import make_demo
+    from tests.support.otlp import trickler
+
+    cli = Cli(make_demo(tmp_path / "demo"), f"{registries['none'].host}/trk", tmp_path / "cache")
+    argv = _check_argv(cli)
+    own = subprocess.run(
+        argv, env=cli.environ(), capture_output=True, text=True, timeout=120, check=False
+    )
+    with trickler() as slow:
+        result = subprocess.run(
+            [*argv, "--otlp", slow.url],
+            env=cli.environ(),
+            capture_output=True,
+            text=True,
+            timeout=120,  # (a hang fails here: the trickle would take days)
+            check=False,
+        )
+        assert slow.asked.is_set()
+    assert result.returncode == own.returncode, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "OpenTelemetry" in line]
+    assert len(warnings) == 1, result.stderr
+    assert "no complete answer within 3 s" in warnings[0]
+    assert "the run itself is unaffected" in warnings[0]
+
+
+@pytest.mark.real
+@pytest.mark.parametrize(
+    ("signum", "status", "said"),
+    [
+        pytest.param(15, 143, "terminated (SIGTERM)", id="SIGTERM"),
+        pytest.param(2, 130, "interrupted", id="SIGINT"),
+    ],
+)
+def test_a_signal_stops_an_export_at_once(
+    tmp_path: Path, registries: dict[str, Registry], signum: int, status: int, said: str
+) -> None:
+    """With a ten-minute export deadline, SIGTERM or SIGINT while the endpoint
+    trickles ends the process at once, with the signal's exit status."""
+    import signal
+
+    from tests.support.demo import make_demo
+    from tests.support.otlp import trickler
+
+    cli = Cli(make_demo(tmp_path / "demo"), f"{registries['none'].host}/trk", tmp_path / "cache")
+    cli.env["OTEL_EXPORTER_OTLP_TIMEOUT"] = "600000"
+    with trickler() as slow:
+        proc = subprocess.Popen(
+            [*_check_argv(cli), "--otlp", slow.url],
+            env=cli.environ(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            # (a background shell's child inherits SIGINT ignored)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
+        )
+        try:
+            assert slow.asked.wait(60), "the export never started"
+            os.kill(proc.pid, signum)
+            _out, err = proc.communicate(timeout=20)  # a hang fails here
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+    assert proc.returncode == status, err
+    assert said in err
+    assert "Traceback" not in err

@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
-import anyio
-
 from ..ci import pipeline_run
 from ..report import otel
 from ..support import logs
@@ -21,17 +19,15 @@ async def _send(
     parent: TraceParent | None,
     root_span_id: int | None = None,
 ) -> None:
-    def send() -> str:
-        return otel.export(
-            root,
-            started_ns,
-            url,
-            parent=parent,
-            root_span_id=root_span_id,
-            header_values=otel.headers(environ),
-        )
-
-    problem = await anyio.to_thread.run_sync(send)
+    problem = await otel.export(
+        root,
+        started_ns,
+        url,
+        parent=parent,
+        root_span_id=root_span_id,
+        header_values=otel.headers(environ),
+        timeout=otel.export_seconds(environ),
+    )
     if problem:
         logs.warning(problem)
 

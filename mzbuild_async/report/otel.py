@@ -12,18 +12,21 @@ trace's root span. No credential goes into a span (specs and hosts only).
 
 Nothing here is imported, and nothing costs anything, without an endpoint.
 An endpoint that cannot take the spans is one warning (``EXPORT_SECONDS`` at
-most); the run's exit status is its own.
+most, whatever the endpoint does: the whole export is under one deadline, on
+the event loop, so signals stop it at once); the run's exit status is its own.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import anyio
+import httpx
 
 from ..support.tracecontext import TraceParent
 from ..support.version import VERSION
@@ -56,6 +59,21 @@ def endpoint(environ: Mapping[str, str], flag: str | None = None) -> str | None:
 def _traces(base: str) -> str:
     base = base.rstrip("/")
     return base if base.endswith("/v1/traces") else f"{base}/v1/traces"
+
+
+def export_seconds(environ: Mapping[str, str]) -> float:
+    """The export's deadline: ``OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`` or
+    ``OTEL_EXPORTER_OTLP_TIMEOUT`` (milliseconds, as the standard says), else
+    ``EXPORT_SECONDS``; a value that is no positive number is the default."""
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
+        text = environ.get(name, "").strip()
+        if text:
+            try:
+                milliseconds = float(text)
+            except ValueError:
+                return EXPORT_SECONDS
+            return milliseconds / 1000 if 0 < milliseconds < float("inf") else EXPORT_SECONDS
+    return EXPORT_SECONDS
 
 
 def headers(environ: Mapping[str, str]) -> dict[str, str]:
@@ -253,20 +271,21 @@ def _spans(
     return spans
 
 
-def _unreachable(url: str) -> str:
-    """Why nothing listens at ``url``'s host and port ("" when something does)."""
-    from urllib.parse import urlsplit
+def _encoded(
+    root: Node, started_ns: int, parent: TraceParent | None, root_span_id: int | None
+) -> tuple[int, bytes]:
+    """How many spans, and the OTLP protobuf request carrying them."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-    parts = urlsplit(url)
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        with socket.create_connection((parts.hostname or "", port), timeout=CONNECT_SECONDS):
-            return ""
-    except (OSError, ValueError) as exc:
-        return str(exc) or type(exc).__name__
+    spans = _spans(root, started_ns, parent, root_span_id=root_span_id)
+    return len(spans), encode_spans(spans).SerializeToString()
 
 
-def export(
+#: Answers after which another try may succeed (OTLP/HTTP's retryable statuses).
+_RETRYABLE = frozenset({429, 502, 503, 504})
+
+
+async def export(
     root: Node,
     started_ns: int,
     url: str,
@@ -275,41 +294,52 @@ def export(
     root_span_id: int | None = None,
     header_values: Mapping[str, str] | None = None,
     timeout: float = EXPORT_SECONDS,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> str:
-    """Send the tree; "" when the endpoint took it, else why not (one line)."""
+    """Send the tree; "" when the endpoint took it, else why not (one line).
+
+    ``timeout`` bounds the whole export (connecting, sending, every read of the
+    answer, retries): an endpoint that answers and then trickles its body costs
+    that long, no more. It runs on the event loop, so a signal cancels it at once.
+    """
     try:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.sdk.trace.export import SpanExportResult
+        import opentelemetry.exporter.otlp.proto.common.trace_encoder
+        import opentelemetry.sdk.trace  # noqa: F401
     except ImportError:
         return (
             "OpenTelemetry is not installed (pip install opentelemetry-sdk"
             " opentelemetry-exporter-otlp-proto-http); no spans were sent"
         )
-    spans = _spans(root, started_ns, parent, root_span_id=root_span_id)
-    unreachable = _unreachable(url)
-    if unreachable:  # (the exporter would retry a refused connection until its timeout)
-        return (
-            f"{url}: the OpenTelemetry endpoint cannot be reached ({unreachable}); the run's"
-            f" {len(spans)} spans were not sent, the run itself is unaffected"
-        )
-    quiet = logging.getLogger("opentelemetry")
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)  # its retries and failures are our one warning
-    exporter = OTLPSpanExporter(endpoint=url, headers=dict(header_values or {}), timeout=timeout)
+    # Encoding is finite CPU work: a worker thread keeps the loop free meanwhile.
+    count, body = await anyio.to_thread.run_sync(_encoded, root, started_ns, parent, root_span_id)
+    sent = {"Content-Type": "application/x-protobuf", **dict(header_values or {})}
     started = time.monotonic()
-    try:
-        done = exporter.export(spans)
-    except Exception as exc:  # the SDK's export should not raise; it is the run's end
-        done, detail = None, str(exc)
-    else:
-        detail = ""
-    finally:
-        exporter.shutdown()  # type: ignore[no-untyped-call]
-        quiet.setLevel(level)
-    if done == SpanExportResult.SUCCESS:
-        return ""
+    detail = ""
+    with anyio.move_on_after(timeout) as scope:
+        limits = httpx.Timeout(timeout, connect=min(CONNECT_SECONDS, timeout))
+        async with httpx.AsyncClient(timeout=limits, transport=transport) as client:
+            for attempt in range(3):
+                try:
+                    response = await client.post(url, content=body, headers=sent)
+                except httpx.ConnectError as exc:
+                    return (
+                        f"{url}: the OpenTelemetry endpoint cannot be reached"
+                        f" ({exc or type(exc).__name__}); the run's {count} spans were not"
+                        " sent, the run itself is unaffected"
+                    )
+                except httpx.HTTPError as exc:
+                    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                    break
+                if 200 <= response.status_code < 300:
+                    return ""
+                detail = f"it answered {response.status_code}"
+                if response.status_code not in _RETRYABLE:
+                    break
+                await anyio.sleep(0.2 * 2**attempt)
+    if scope.cancelled_caught:
+        detail = f"no complete answer within {timeout:g} s"
     took = time.monotonic() - started
     return (
-        f"{url}: the OpenTelemetry endpoint did not take the run's {len(spans)} spans"
+        f"{url}: the OpenTelemetry endpoint did not take the run's {count} spans"
         f" ({detail or f'gave up after {took:.1f} s'}); the run itself is unaffected"
     )

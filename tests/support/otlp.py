@@ -138,3 +138,50 @@ def receiver() -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@dataclass
+class Trickler:
+    """An endpoint that answers 200 and then sends its body a byte at a time."""
+
+    url: str
+    #: Set when the first request has arrived.
+    asked: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+@contextmanager
+def trickler(interval: float = 0.5) -> Iterator[Trickler]:
+    """A trickling endpoint at ``http://127.0.0.1:PORT`` until the block ends: it
+    reads the request, promises a megabyte and sends one byte every ``interval``."""
+    state: list[Trickler] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            state[0].asked.set()
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.send_header("content-length", str(1 << 20))
+            self.end_headers()
+            while not state[0].stop.wait(interval):
+                try:
+                    self.wfile.write(b"\0")
+                    self.wfile.flush()
+                except OSError:
+                    return
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.append(Trickler(f"http://127.0.0.1:{server.server_address[1]}"))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state[0]
+    finally:
+        state[0].stop.set()
+        server.shutdown()
+        server.server_close()
