@@ -181,3 +181,80 @@ def test_to_copies_to_other_registries_first_then_tags_there(
     assert at[other]["target"] == f"{other}/demo-base:v3.0.0"
     assert _raw(at[other]["target"]) == _raw(spec)
     assert at[other]["digest"] == at[cli.registry]["digest"] == _digest(spec)
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        pytest.param("mzbuild-" + "A" * 32, id="a fingerprint tag"),
+        pytest.param("mzbuild-" + "A" * 32 + ".failed", id="a failure marker"),
+        pytest.param("sha256-" + "0" * 64, id="a referrers tag"),
+        pytest.param("sha256-" + "0" * 64 + ".sig", id="cosign's signature tag"),
+    ],
+)
+def test_the_tools_own_tag_names_are_never_release_tags(
+    released: tuple[Cli, Registry], tag: str
+) -> None:
+    """`promote --force mzbuild-<fingerprint>` would move a commit's fingerprint tag
+    onto another image (and `ensure` at that commit would call it published): it is
+    refused in one line, exit 2, --force or not, and nothing is written."""
+    cli, registry = released
+    spec = _spec(cli, "demo-base")
+    repo_path, fingerprint_tag = spec.partition("/")[2].rsplit(":", 1)
+    if tag.startswith("mzbuild-"):
+        tag = fingerprint_tag + tag.removeprefix("mzbuild-" + "A" * 32)
+    before = registry.digest(repo_path, fingerprint_tag)
+    for force in ((), ("--force",)):
+        result = cli.run("promote", tag, "demo-base", "--arch", "aarch64", *force)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert "is a name of the tool's own tags" in result.stderr
+        assert "never a release tag, --force or not" in result.stderr
+    assert registry.digest(repo_path, fingerprint_tag) == before
+    assert registry.digest(repo_path, tag) in (None, before)
+
+
+def test_two_promotes_racing_for_one_tag_never_both_say_created(
+    released: tuple[Cli, Registry], tmp_path: Path
+) -> None:
+    """Two promotes of different content (amd64, arm64) to one release tag, both
+    finding it free, both writing it (the proxy holds their writes until both are
+    there): the one whose content the tag does not hold fails, naming both digests,
+    and hands over no reference; the other says created, and the tag holds its."""
+    import subprocess
+
+    from tests.support.faultproxy import Faults, proxy_thread
+
+    cli, registry = released
+    repo_path = _spec(cli, "demo-base").partition("/")[2].rsplit(":", 1)[0]
+    digests = {a: _digest(_spec(cli, "demo-base", a)) for a in ("x86_64", "aarch64")}
+    faults = Faults(put_barrier=2, only="/manifests/v9.9.9", gate_seconds=60)
+    with proxy_thread(registry.url, faults) as proxy:
+        racer = Cli(cli.repo, f"{proxy.host}/{cli.registry.split('/', 1)[1]}", cli.cache_dir)
+        started = {}
+        for arch in digests:
+            outputs = tmp_path / f"outputs-{arch}"
+            outputs.touch()
+            env = {**racer.environ(), "GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(outputs)}
+            started[arch] = subprocess.Popen(
+                racer.args("promote", "v9.9.9", "demo-base", "--arch", arch, "--json"),
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        done = {arch: (p.communicate(timeout=120), p.returncode) for arch, p in started.items()}
+    holds = registry.digest(repo_path, "v9.9.9")
+    [winner] = [a for a in digests if digests[a] == holds]
+    [loser] = [a for a in digests if a != winner]
+    (out, err), status = done[winner]
+    assert status == 0, err
+    assert json.loads(out)["images"]["demo-base"]["status"] == "created"
+    (out, err), status = done[loser]
+    assert status == 1, out + err
+    message = json.loads(out)["images"]["demo-base"]["error"]
+    assert "demo-base:v9.9.9 was moved by someone else" in message
+    assert digests[loser] in message
+    assert digests[winner] in message
+    assert digests[loser] not in (tmp_path / f"outputs-{loser}").read_text()
+    assert digests[winner] in (tmp_path / f"outputs-{winner}").read_text()

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import UsageError
 from .options import CONFIG_NAME
-from .spec import repository_problem
+from .spec import TAG_PREFIX, repository_problem
 
 #: The keys of a ``[[publish]]`` table, and what each means (the reference in docs/).
 PUBLISH_KEYS = {
@@ -45,6 +45,25 @@ def check_tag(tag: str) -> str:
         raise UsageError(
             f"{tag!r} is not a valid tag: letters, digits, '_', '.', '-'"
             " (at most 128, not starting with '.' or '-')"
+        )
+    return tag
+
+
+#: Tags of the tool's own: fingerprint tags and their ``.failed`` markers, and the
+#: referrers fallback tags attestations hang off (``sha256-<hex>``, cosign's too).
+OWN_TAG_PREFIXES = (TAG_PREFIX, "sha256-")
+
+
+def check_release_tag(tag: str) -> str:
+    """``tag`` if it may be a release tag: a valid tag that is not one of the names
+    the tool gives its own tags (moving one of those would make a commit's image
+    another's), else one line saying why."""
+    check_tag(tag)
+    if tag.startswith(OWN_TAG_PREFIXES):
+        raise UsageError(
+            f"{tag!r} is a name of the tool's own tags (mzbuild-<fingerprint>, its .failed"
+            " marker, sha256-<hex> referrers tags), never a release tag, --force or not;"
+            " choose another tag"
         )
     return tag
 
@@ -140,7 +159,7 @@ def publish_config(data: Mapping[str, Any]) -> PublishConfig:
         raise UsageError(f"{CONFIG_NAME}: [promote] moving must be a list of tags")
     for tag in moving:
         try:
-            check_tag(tag)
+            check_release_tag(tag)
         except UsageError as exc:
             raise UsageError(f"{CONFIG_NAME}: [promote] moving: {exc}") from None
     return PublishConfig(tuple(mirrors), frozenset(moving))

@@ -9,7 +9,10 @@ JSON: equal inputs give an equal digest).
 Tags are immutable unless they are moving ones (``latest``, ``unstable``)
 or forced: a tag that names other content is refused with both digests,
 and nothing is written. The same content is ``unchanged``. Per image, every
-read comes before the one write, so a failure leaves no half-written tag.
+read comes before the one write, so a failure leaves no half-written tag;
+the tag is read back after it (a concurrent promote of other content may
+have written it too: the one whose content it does not hold fails, naming
+both digests). The tool's own tag names are never release tags.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import anyio
 
 from ..errors import TransferError
 from ..model.options import Arch
+from ..model.publication import check_release_tag
 from ..registry.copy import copy_image
 from ..registry.names import parse_reference
 from ..registry.referrers import copy_referrers
@@ -34,6 +38,10 @@ CONCURRENCY = 16
 
 class TagMoved(TransferError):
     """A tag that is not a moving one already names other content."""
+
+
+class TagRaced(TransferError):
+    """Right after we wrote a tag, it named other content: someone else wrote it too."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,7 @@ async def promote_image(
 ) -> Promotion:
     """Point ``tag`` at one image's per-arch specs (the manifest itself for one arch,
     an index for several); ``may_move``: the tag may already name other content."""
+    check_release_tag(tag)
     if not specs:
         raise TransferError("no architectures given")
     read = [await read_platform(writer, arch, spec) for arch, spec in specs.items()]
@@ -185,6 +194,15 @@ async def promote_image(
     stored = await writer.put_manifest(ref, media_type, body)
     if stored != digest:
         raise TransferError(f"{target}: the registry stored {stored}, not {digest}")
+    # Registries have no conditional write: two promotes may both have found the tag
+    # free. Read it back; whoever's content it does not hold has lost.
+    holds = await writer.manifest(ref)
+    if holds is None or holds.digest != digest:
+        now = holds.digest if holds is not None else "nothing"
+        raise TagRaced(
+            f"{target} was moved by someone else: right after this promote wrote {digest}"
+            f" there, it names {now}; check who else promotes {tag}"
+        )
     status = "created" if existing is None else "updated"
     return Promotion(status, target, digest, media_type, len(body), tuple(platforms))
 
@@ -197,6 +215,7 @@ async def promote_images(
     may_move: bool = False,
 ) -> dict[str, Promotion | Exception]:
     """Every image's promotion, concurrently; a failure is that image's value."""
+    check_release_tag(tag)
     results: dict[str, Promotion | Exception] = {}
     limit = anyio.CapacityLimiter(CONCURRENCY)
 
@@ -249,6 +268,7 @@ async def promote_everywhere(
 ) -> dict[str, dict[str, Promotion | Exception]]:
     """Every image (name -> registry -> arch -> spec, the primary first) promoted at
     each of its registries, images concurrently."""
+    check_release_tag(tag)
     results: dict[str, dict[str, Promotion | Exception]] = {}
     limit = anyio.CapacityLimiter(CONCURRENCY)
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..model.options import Arch
-from ..model.publication import Destination, check_tag
+from ..model.publication import Destination, check_release_tag
 from ..model.spec import TAG_PREFIX, fingerprint_of
 from ..registry.writer import RegistryWriter
 from ..release.promote import Promotion, promote_everywhere
@@ -63,7 +63,7 @@ async def promote(
     """Point ``tag`` of each target at its ``arches`` specs (the repository's arch
     when none is given): a retag for one arch, an index for several; at the
     primary registry and at each ``to`` registry."""
-    check_tag(tag)
+    check_release_tag(tag)
     where = destinations(settings, repo, to)
     specs: dict[str, dict[str, dict[Arch, str]]] = {
         name: {d.registry: {} for d in where} for name in targets

@@ -72,6 +72,11 @@ class Faults:
     #: ``gate_seconds`` pass): shows, without timing, how many a client sends at once.
     gate: int = 0
     gate_seconds: float = 5.0
+    #: Hold manifest PUTs until this many are waiting (or ``gate_seconds`` pass), then
+    #: let them through one at a time in arrival order, reads of the same paths held
+    #: until all of them are through: two writers that both found a tag free both
+    #: write it before either reads it back, deterministically.
+    put_barrier: int = 0
     #: Answer the OCI 1.1 referrers API (``GET /v2/<name>/referrers/<digest>``) from the
     #: artifacts pushed through the proxy, and say ``OCI-Subject`` when one is pushed
     #: (a registry with the API, in front of one without it).
@@ -106,6 +111,11 @@ class FaultProxy:
         self.in_flight = 0
         self.most_in_flight = 0
         self._gate_open = anyio.Event()
+        self._puts_waiting = 0
+        self._puts_open = anyio.Event()
+        self._put_turn = anyio.Lock()
+        self._puts_through = 0
+        self._puts_done = anyio.Event()
         #: With ``referrers_api``: (repository, subject digest) -> descriptors.
         self.referrers: dict[tuple[str, str], list[dict[str, object]]] = {}
 
@@ -192,6 +202,22 @@ class FaultProxy:
         self.counts["requests"] += 1
         if "/manifests/" not in target:
             return await self._forward(stream, method, target, headers, body)
+        if self.faults.put_barrier and method == "PUT" and self._applies(method, target):
+            self._puts_waiting += 1
+            if self._puts_waiting >= self.faults.put_barrier:
+                self._puts_open.set()
+            with anyio.move_on_after(self.faults.gate_seconds):
+                await self._puts_open.wait()
+            try:
+                async with self._put_turn:
+                    return await self._forward(stream, method, target, headers, body)
+            finally:
+                self._puts_through += 1
+                if self._puts_through >= self.faults.put_barrier:
+                    self._puts_done.set()
+        if self.faults.put_barrier and self._puts_open.is_set() and self._applies(method, target):
+            with anyio.move_on_after(self.faults.gate_seconds):
+                await self._puts_done.wait()
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
@@ -204,6 +230,13 @@ class FaultProxy:
         finally:
             self.in_flight -= 1
 
+    def _applies(self, method: str, target: str) -> bool:
+        """Whether the faults apply to this request (``only``, ``methods``)."""
+        faults = self.faults
+        return (faults.only is None or faults.only in target) and (
+            faults.methods is None or method in faults.methods
+        )
+
     async def _forward(
         self,
         stream: anyio.abc.ByteStream,
@@ -213,9 +246,7 @@ class FaultProxy:
         body: bytes,
     ) -> bool:
         faults = self.faults
-        applies = (faults.only is None or faults.only in target) and (
-            faults.methods is None or method in faults.methods
-        )
+        applies = self._applies(method, target)
         if faults.latency:
             await anyio.sleep(faults.latency)
         if applies and self._take("resets"):
