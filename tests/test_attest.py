@@ -119,6 +119,66 @@ def test_ensure_attests_and_signs_every_image_it_publishes(
     assert {second[n]["attestation"]["provenance"] for n in NAMES} == {"present"}
 
 
+def test_a_publish_false_parent_is_named_by_fingerprint_and_config_digest(
+    demo_cli: Cli, key: tuple[Path, ec.EllipticCurvePrivateKey]
+) -> None:
+    """demo-report is built MZFROM demo-scratchpad (`publish: false`: at no registry).
+    Its statements name that parent by fingerprint and by the config digest the engine
+    has, marked unpublished; the SBOM validates; verify accepts it; a second run
+    finds it attested."""
+    import subprocess
+
+    cli = demo_cli
+    path, _private = key
+    result = cli.run("ensure", "demo-report", "--sign-key", str(path), "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    images = json.loads(result.stdout)["images"]
+    assert images["demo-report"]["attestation"]["provenance"] == "attached", images
+    scratchpad = images["demo-scratchpad"]["spec"]
+    config = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", scratchpad],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    statement, _, _ = _statement_of(images["demo-report"]["spec"])
+    validate(statement)
+    deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+    parent = next(d for d in deps if d.get("name") == "demo-scratchpad")
+    assert parent["digest"] == {"sha256": config.removeprefix("sha256:")}
+    assert parent["annotations"] == {
+        "mzbuild.spec": scratchpad,
+        "mzbuild.published": "false",
+        "mzbuild.fingerprint": scratchpad.rsplit(":mzbuild-", 1)[1],
+        "mzbuild.digest": "config",
+    }
+    bom_statement, _, _ = _statement_of(images["demo-report"]["spec"], "https://cyclonedx.org/bom")
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    bom = bom_statement["predicate"]
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(bom)) is None
+    [component] = [c for c in bom["components"] if c["name"] == "demo-scratchpad"]
+    assert "purl" not in component  # (a purl names a manifest: there is none)
+    assert {p["name"]: p["value"] for p in component["properties"]} == {
+        "mzbuild:published": "false",
+        "mzbuild:config-digest": config,
+    }
+    public = path.parent / "public.pem"
+    public.write_bytes(
+        _private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    checked = cli.run("verify", "demo-report", "--key", str(public))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    again = cli.run("ensure", "demo-report", "--attest", "--json")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads(again.stdout)["images"]["demo-report"]["attestation"]["provenance"] == (
+        "present"
+    )
+
+
 def test_a_bad_key_is_one_line_before_any_work(demo_cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "junk.pem").write_text("junk")
     result = demo_cli.run("ensure", "demo-base", "--sign-key", str(tmp_path / "junk.pem"))

@@ -86,21 +86,35 @@ def sbom(
         )
         bom.components.add(component)
         bom.register_dependency(image, [component])
+    # (name, version, bom-ref, purl name, manifest digest, config digest, published)
     containers = [
-        (p.name, p.spec.rpartition(":")[2], f"image:{p.name}", p.name, p.digest) for p in parents
+        (p.name, p.spec.rpartition(":")[2], f"image:{p.name}", p.name,
+         p.digest if p.published else "", "" if p.published else p.digest, p.published)
+        for p in parents
     ] + [
         (b.reference, None, f"base:{b.reference}",
-         b.reference.rsplit("/", 1)[-1].split(":")[0], b.digest)
+         b.reference.rsplit("/", 1)[-1].split(":")[0], b.digest, "", True)
         for b in bases
     ]  # fmt: skip
-    for name_, version_, ref, purl_name, digest_ in containers:
+    for name_, version_, ref, purl_name, digest_, config, published in containers:
         component = Component(
             name=name_,
             version=version_,
             type=ComponentType.CONTAINER,
             bom_ref=ref,
-            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=digest_.partition(":")[2])],
-            purl=_oci_purl(PackageURL, purl_name, digest_),
+            hashes=[
+                HashType(alg=HashAlgorithm.SHA_256, content=d.partition(":")[2])
+                for d in (digest_ or config,)
+                if d
+            ],
+            # (a purl names a manifest: an unpublished image has none)
+            purl=_oci_purl(PackageURL, purl_name, digest_) if digest_ else None,
+            properties=(
+                []
+                if published
+                else [Property(name="mzbuild:published", value="false")]
+                + ([Property(name="mzbuild:config-digest", value=config)] if config else [])
+            ),
         )
         bom.components.add(component)
         bom.register_dependency(image, [component])

@@ -48,11 +48,18 @@ class Input:
 
 @dataclass(frozen=True)
 class Parent:
-    """An image this one is built ``MZFROM``: its spec and manifest digest."""
+    """An image this one is built ``MZFROM``: its spec and manifest digest.
+
+    A ``publish: false`` parent has no manifest at any registry: ``published`` is
+    False and ``digest`` is the built image's config digest (its ID in the engine
+    that built this image), or "" where no engine has it any more; its
+    fingerprint (the spec's tag) names it all the same.
+    """
 
     name: str
     spec: str
     digest: str
+    published: bool = True
 
 
 @dataclass(frozen=True)
@@ -102,20 +109,34 @@ def in_toto(subject: Subject, predicate_type: str, predicate: dict[str, Any]) ->
     }
 
 
+def _parent(parent: Parent) -> dict[str, Any]:
+    """A parent as a resolved dependency: by manifest digest where it is published;
+    else by fingerprint and (where known) config digest, marked unpublished."""
+    found: dict[str, Any] = {
+        "name": parent.name,
+        "uri": f"oci://{parent.spec}",
+        "annotations": {"mzbuild.spec": parent.spec},
+    }
+    if parent.digest:
+        found["digest"] = {parent.digest.partition(":")[0]: parent.digest.partition(":")[2]}
+    if not parent.published:
+        found["annotations"].update(
+            {
+                "mzbuild.published": "false",
+                "mzbuild.fingerprint": parent.spec.rpartition(":")[2].removeprefix("mzbuild-"),
+            }
+        )
+        if parent.digest:
+            found["annotations"]["mzbuild.digest"] = "config"
+    return found
+
+
 def provenance(subject: Subject, build: Build) -> dict[str, Any]:
     """The in-toto statement with the SLSA Provenance v1 predicate of ``build``."""
     dependencies: list[dict[str, Any]] = [
         {"name": i.path, "digest": {"sha1": i.sha1}} for i in build.inputs
     ]
-    dependencies += [
-        {
-            "name": p.name,
-            "uri": f"oci://{p.spec}",
-            "digest": {p.digest.partition(":")[0]: p.digest.partition(":")[2]},
-            "annotations": {"mzbuild.spec": p.spec},
-        }
-        for p in build.parents
-    ]
+    dependencies += [_parent(p) for p in build.parents]
     if build.revision:  # (the source's URI where a remote names it)
         revision: dict[str, Any] = {"name": "source", "digest": {"gitCommit": build.revision}}
         if build.source:

@@ -169,14 +169,18 @@ class DockerEngine:
 
     async def exists(self, spec: str) -> bool:
         """Whether the engine has an image tagged ``spec``."""
+        return await self.image_id(spec) is not None
+
+    async def image_id(self, spec: str) -> str | None:
+        """The ID (config digest) of the image tagged ``spec``; None when there is none."""
         docker = await self.client()
         import aiodocker
 
         try:
-            await self._bounded(f"looking for {spec}", lambda: docker.images.inspect(spec))
+            found = await self._bounded(f"looking for {spec}", lambda: docker.images.inspect(spec))
         except aiodocker.exceptions.DockerError as exc:
             if exc.status == 404:
-                return False
+                return None
             if exc.status == 900:
                 raise self._engine_error(exc, f"looking for {spec}") from None
             raise EngineError(
@@ -186,7 +190,7 @@ class DockerEngine:
             if _is_connection_error(exc):
                 raise self._engine_error(exc, f"looking for {spec}") from None
             raise
-        return True
+        return str(found.get("Id") or "") if isinstance(found, dict) else ""
 
     async def _stream(
         self,

@@ -143,6 +143,12 @@ class MemoryEngine:
         await self._enter("exists", spec)
         return spec in self.images
 
+    async def image_id(self, spec: str) -> str | None:
+        """The ID of ``spec`` (None when it has none)."""
+        await self._enter("exists", spec)
+        found = self.images.get(spec)
+        return found.id if found is not None else None
+
     async def build(
         self, request: BuildRequest, context: AsyncIterable[bytes], on_line: LineSink = drop
     ) -> str:

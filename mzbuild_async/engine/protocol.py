@@ -83,6 +83,10 @@ class Engine(Protocol):
         """Whether the engine has an image tagged ``spec``."""
         ...
 
+    async def image_id(self, spec: str) -> str | None:
+        """The ID (config digest) of the image tagged ``spec``; None when there is none."""
+        ...
+
     async def build(
         self, request: BuildRequest, context: AsyncIterable[bytes], on_line: LineSink = ...
     ) -> str:

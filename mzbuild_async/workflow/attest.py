@@ -130,6 +130,11 @@ async def inputs_of(repo: Repository, name: str) -> list[Input]:
     return [Input(f.path, f.sha1.hex()) for f in described.inputs]
 
 
+#: The ID (config digest) of an image in one of the run's engines: (engine name, spec)
+#: -> the ID, None when that engine lacks it.
+ImageIds = Callable[[str, str], Awaitable[str | None]]
+
+
 async def attest_images(
     client: RegistryClient,
     repo: Repository,
@@ -141,6 +146,7 @@ async def attest_images(
     windows: Mapping[str, tuple[float, float]],
     holds: Holds | None = None,
     keyless: BundleSigner | None = None,
+    image_id: ImageIds | None = None,
 ) -> dict[str, Attested]:
     """Attach a signed provenance statement to each image pushed (and, with
     ``found_too``, each found published without one; with ``holds``, without one
@@ -170,7 +176,7 @@ async def attest_images(
                 if manifest is None or manifest.digest != result.digest:
                     raise TransferError(f"{result.spec} is not the image this run published")
                 parents = [
-                    await _parent(writer, repo, dep, results)
+                    await _parent(writer, repo, dep, results, result.engine, image_id)
                     for dep in repo.image(name).dependencies
                 ]
                 build = replace(
@@ -220,11 +226,22 @@ async def attest_images(
 
 
 async def _parent(
-    writer: RegistryWriter, repo: Repository, name: str, results: Mapping[str, ImageResult]
+    writer: RegistryWriter,
+    repo: Repository,
+    name: str,
+    results: Mapping[str, ImageResult],
+    engine: str,
+    image_id: ImageIds | None,
 ) -> Parent:
     """A parent with its digest: from this run, else from the registry (a found
-    image's parents are not looked up by the run)."""
+    image's parents are not looked up by the run). A ``publish: false`` parent is
+    at no registry: it is named by its fingerprint and its config digest, as the
+    engine that built the child (``engine``) has it, marked unpublished."""
     known = results.get(name)
+    if not repo.image(name).manifest.publish:
+        spec = known.spec if known is not None else await repo.spec(name)
+        config = (await image_id(engine, spec) or "") if image_id is not None else ""
+        return Parent(name, spec, config, published=False)
     if known is not None and known.digest:
         return Parent(name, known.spec, known.digest)
     spec = await repo.spec(name)

@@ -150,6 +150,7 @@ async def run_workflow(
                 found_too=True, windows=build_windows(steps, events.since()),
                 holds=holds,
                 keyless=options.keyless,
+                image_id=services.image_id,
             )  # fmt: skip
             results = {n: attested_result(r, attested.get(n)) for n, r in results.items()}
         mirrored = await publish_to_mirrors(

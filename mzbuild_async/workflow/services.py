@@ -18,7 +18,7 @@ from ..engine.endpoints import local_endpoint
 from ..engine.factory import open_engine
 from ..engine.pool import Member, close_pool, open_pool
 from ..engine.protocol import Engine
-from ..errors import UsageError, single_error
+from ..errors import MzbuildError, UsageError, single_error
 from ..lookup.engine import LookupEngine
 from ..model.status import TIER_ORDER
 from ..registry.client import RegistryClient
@@ -48,6 +48,19 @@ class Services:
     def home(self) -> Engine:
         """The engine the daemon tier asks, and where acquire leaves its targets."""
         return self.members[0].engine
+
+    async def image_id(self, engine: str, spec: str) -> str | None:
+        """The ID of ``spec`` in the engine named ``engine`` (else the home engine);
+        None when neither has it or can be asked."""
+        chosen = [m for m in self.members if m.name == engine] + self.members[:1]
+        for member in {m.name: m for m in chosen}.values():
+            try:
+                image = await member.engine.image_id(spec)
+            except MzbuildError:
+                continue
+            if image:
+                return image
+        return None
 
     def slots(self, lost: AbstractSet[str] = frozenset()) -> list[Slots]:
         """The engines as the scheduler sees them (but those ``lost`` already)."""
