@@ -269,6 +269,16 @@ def test_steps_run_or_skip_with_reasons_in_every_format(
         ("steps: [{key: a}, {key: a}]\n", "step 'a': the key is used twice"),
         ("steps: {a: 1}\n", "needs a 'steps' list"),
         ("steps: [\n", "malformed YAML"),
+        pytest.param(
+            "steps: " + "[" * 100_000 + "]" * 100_000 + "\n",
+            "steps.yml:1:71: nested more than 64 levels deep; fix the steps file",
+            id="a flow list 100k deep",
+        ),
+        pytest.param(
+            "steps:\n" + "".join(" " * (i + 1) + "- \n" for i in range(2000)),
+            "nested more than 64 levels deep",
+            id="block lists 2000 deep",
+        ),
     ],
 )
 def test_a_bad_steps_file_is_one_line(

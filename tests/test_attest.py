@@ -217,8 +217,15 @@ def test_verify_checks_the_signatures(
     status, lines = _verify(cli, *NAMES, "--key", str(public))
     assert status == 0, lines
     assert all(" verified  provenance signed by sha256:" in lines[n] for n in NAMES)
-    status, lines = _verify(cli, "demo-base")
+    status, lines = _verify(cli, "demo-base", "--allow-unsigned")
     assert (status, "signatures not checked" in lines["demo-base"]) == (0, True)
+    # Without a key, verify fails closed: `verify && deploy` passes nothing unsigned.
+    closed = cli.run("verify", "demo-base")
+    assert closed.returncode == 2, closed.stdout + closed.stderr
+    assert closed.stdout == ""
+    assert closed.stderr.count("\n") == 1
+    assert "give --key PEM" in closed.stderr
+    assert "--allow-unsigned" in closed.stderr
     other = ec.generate_private_key(ec.SECP256R1()).public_key()
     (tmp_path / "other.pem").write_bytes(
         other.public_bytes(
@@ -243,8 +250,9 @@ def _drop_statements(spec: str, digest: str) -> None:
     ).raise_for_status()
 
 
-def _attach(spec: str, envelope: dict[str, Any], predicate: str | None = None) -> None:
-    """Attach ``envelope`` to the image at ``spec`` with our own code, as a forger would."""
+def _attach(spec: str, envelope: dict[str, Any] | bytes, predicate: str | None = None) -> None:
+    """Attach ``envelope`` (a document, or raw bytes) to the image at ``spec`` with our
+    own code, as a forger would."""
     import anyio
 
     from mzbuild_async.registry.client import RegistryClient
@@ -260,7 +268,7 @@ def _attach(spec: str, envelope: dict[str, Any], predicate: str | None = None) -
             await attach(
                 writer, parse_reference(spec.rsplit(":", 1)[0]), Descriptor.of(manifest),
                 "application/vnd.in-toto+json", "application/vnd.dsse.envelope.v1+json",
-                json.dumps(envelope).encode(),
+                envelope if isinstance(envelope, bytes) else json.dumps(envelope).encode(),
                 {"in-toto.io/predicate-type": predicate} if predicate else None,
             )  # fmt: skip
 
@@ -360,6 +368,90 @@ def test_require_attested_attests_again_what_does_not_hold_never_rebuilding(
     # And once it holds, it is left alone.
     third = cli.run("ensure", "demo-lib", "--require-attested", "--sign-key", str(path), "--json")
     assert json.loads(third.stdout)["images"]["demo-lib"]["attestation"]["provenance"] == "present"
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+UNSIGNED_DEEP = {
+    "payloadType": "application/vnd.in-toto+json",
+    "payload": base64.b64encode(DEEP).decode(),
+    "signatures": [],
+}
+
+
+@pytest.mark.parametrize(
+    ("envelope", "said", "said_unsigned"),
+    [
+        pytest.param(
+            DEEP, "not a DSSE envelope", "not a DSSE envelope", id="an envelope nested 100k deep"
+        ),
+        pytest.param(
+            b"<html>garbage</html>", "not a DSSE envelope", "not a DSSE envelope", id="not JSON"
+        ),
+        pytest.param(
+            UNSIGNED_DEEP,
+            "no signature by the given key verifies",
+            "payload is not a JSON document",
+            id="a payload nested 100k deep",
+        ),
+    ],
+)
+def test_a_hostile_attestation_is_one_line_and_attested_again(
+    attested: tuple[Cli, dict[str, Any], Path],
+    key: tuple[Path, ec.EllipticCurvePrivateKey],
+    envelope: dict[str, Any] | bytes,
+    said: str,
+    said_unsigned: str,
+) -> None:
+    """Whoever can push can attach anything: verify says what is wrong in one line
+    (never a RecursionError or a raw parser message), and --require-attested
+    attaches a good statement again."""
+    cli, images, public = attested
+    spec = images["demo-lib"]["spec"]
+    _drop_statements(spec, images["demo-lib"]["digest"])
+    _attach(spec, envelope, "https://slsa.dev/provenance/v1")
+    for flags, expected in ((("--key", str(public)), said), (("--allow-unsigned",), said_unsigned)):
+        result = cli.run("verify", "demo-lib", *flags)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+        assert "Recursion" not in result.stdout
+        [line] = [x for x in result.stdout.splitlines() if x.startswith("demo-lib")]
+        assert line.startswith("demo-lib  FAILED  "), line
+        assert expected in line, line
+        assert "Expecting value" not in line
+    path, _private = key
+    again = cli.run("ensure", "demo-lib", "--require-attested", "--sign-key", str(path), "--json")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads(again.stdout)["images"]["demo-lib"]["attestation"]["provenance"] == (
+        "attached"
+    )
+    status, lines = _verify(cli, "demo-lib", "--key", str(public))
+    assert status == 0, lines
+
+
+def test_a_descriptor_that_lies_about_its_size_does_not_verify(
+    attested: tuple[Cli, dict[str, Any], Path],
+) -> None:
+    """The fallback index says an artifact is one byte bigger than it is: the artifact
+    read by digest does not match its descriptor, and verify fails naming both."""
+    cli, images, public = attested
+    spec = images["demo-base"]["spec"]
+    repository = spec.rsplit(":", 1)[0]
+    host, _, path_in = repository.partition("/")
+    tag = images["demo-base"]["digest"].replace(":", "-")
+    index = json.loads(raw_manifest(f"{repository}:{tag}"))
+    for entry in index["manifests"]:
+        entry["size"] += 1
+    httpx.put(
+        f"http://{host}/v2/{path_in}/manifests/{tag}",
+        content=json.dumps(index).encode(),
+        headers={"Content-Type": index["mediaType"]},
+        timeout=10,
+    ).raise_for_status()
+    status, lines = _verify(cli, "demo-base", "--key", str(public))
+    assert status == 1, lines
+    assert "bytes, but the index listing it says" in lines["demo-base"]
 
 
 def test_keyless_without_a_token_or_sigstore_is_one_line(demo_cli: Cli) -> None:

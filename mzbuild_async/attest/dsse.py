@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from ..errors import UsageError
+from ..support.documents import parse_json
 
 #: The media type of an envelope as a blob.
 ENVELOPE_TYPE = "application/vnd.dsse.envelope.v1+json"
@@ -176,9 +176,9 @@ def statement_of(payload_type: str, payload: bytes) -> dict[str, Any]:
     if payload_type != IN_TOTO_TYPE:
         raise BadEnvelope(f"payload type {payload_type!r}, not an in-toto statement")
     try:
-        statement = json.loads(payload)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadEnvelope("payload is not JSON") from None
+        statement = parse_json(payload)
+    except ValueError as exc:
+        raise BadEnvelope(f"payload is not a JSON document we read ({exc})") from None
     if not isinstance(statement, dict):
         raise BadEnvelope("payload is not a JSON object")
     return statement

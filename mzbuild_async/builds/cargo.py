@@ -9,7 +9,6 @@ and a failure names the crate and its first error.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -26,6 +25,7 @@ from ..errors import CargoBuildError
 from ..model.manifest import CargoBuild
 from ..model.options import Arch, BuildOptions, Profile, Sanitizer
 from ..source.cargo import Workspace
+from ..support.documents import parse_json
 from ..support.lines import pump_lines
 
 LineSink = Callable[[str], None]
@@ -191,8 +191,8 @@ class _Reader:
 
     def message(self, line: str) -> None:
         try:
-            msg = json.loads(line)
-        except json.JSONDecodeError:
+            msg = parse_json(line)
+        except ValueError:
             self.text(line)
             return
         reason = msg.get("reason")

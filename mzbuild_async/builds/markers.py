@@ -28,6 +28,7 @@ from ..errors import MzbuildError, shorten
 from ..registry.names import parse_reference
 from ..registry.writer import OCI_INDEX, RegistryWriter
 from ..support import logs
+from ..support.documents import parse_json
 
 #: The annotation keys of a marker.
 STEP, ERROR, AT = "io.mzbuild.step", "io.mzbuild.error", "io.mzbuild.failed-at"
@@ -78,7 +79,7 @@ async def failure_of(
     if document is None:
         return None
     try:
-        notes = json.loads(document.body).get("annotations", {})
+        notes = parse_json(document.body).get("annotations", {})
         at = float(notes.get(AT, "nan"))
         step, error = str(notes.get(STEP, "?")), str(notes.get(ERROR, ""))
         theirs = str(notes.get(RUN, ""))

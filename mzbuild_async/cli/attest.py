@@ -7,6 +7,7 @@ import json
 import sys
 
 from ..attest.dsse import load_public_key
+from ..errors import UsageError
 from ..report.verify import lock_json, lock_text, verify_json, verify_text
 from ..source.repository import Repository
 from ..workflow.lock import lock_images
@@ -17,7 +18,13 @@ from .settings import Settings
 async def run_verify(
     args: argparse.Namespace, repo: Repository, targets: list[str], settings: Settings
 ) -> int:
-    """One verdict per image; exit 1 if any image failed."""
+    """One verdict per image; exit 1 if any image failed. Without ``--key`` only with
+    ``--allow-unsigned``: a gate (``verify && deploy``) must not pass unsigned statements."""
+    if not args.key and not args.allow_unsigned:
+        raise UsageError(
+            "verify: give --key PEM (the public key the signatures must verify with), or"
+            " --allow-unsigned to check the statements without their signatures"
+        )
     keys = [load_public_key(path) for path in args.key]
     verdicts = await verify_images(
         repo, targets, keys, cache_dir=settings.cache_dir, settings=settings.registries

@@ -159,8 +159,14 @@ def _add_attest_commands(sub: argparse._SubParsersAction[_Parser], common: _Pars
         action="append",
         default=[],
         metavar="PEM",
-        help="a public key the signatures must verify with (repeatable; without one,"
-        " signatures are not checked)",
+        help="a public key the signatures must verify with (repeatable; one is needed"
+        " unless --allow-unsigned)",
+    )
+    p.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="check the statements without any --key: their signatures are not checked,"
+        " so anyone who can push could have made them",
     )
     add_registry_arguments(p)
     p = sub.add_parser(

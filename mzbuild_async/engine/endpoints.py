@@ -27,7 +27,6 @@ An engine is named by a URL or a Docker context name:
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import ssl
 from collections.abc import Mapping, Sequence
@@ -37,6 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import UsageError
+from ..support.documents import parse_json
 
 #: The engine a Docker client reaches without DOCKER_HOST.
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
@@ -275,7 +275,7 @@ def _from_context(config: EngineConfig, environ: Mapping[str, str], home: Path) 
     contexts = Path(environ.get("DOCKER_CONFIG") or home / ".docker") / "contexts"
     meta = contexts / "meta" / digest / "meta.json"
     try:
-        data: Any = json.loads(meta.read_bytes())
+        data: Any = parse_json(meta.read_bytes())
         endpoint = data["Endpoints"]["docker"]
         host = str(endpoint["Host"])
     except FileNotFoundError:
@@ -307,7 +307,7 @@ def current_context(environ: Mapping[str, str], home: Path | None = None) -> str
     file, no key, or a file that is not JSON)."""
     home = home or Path(environ.get("HOME") or Path.home())
     try:
-        config: Any = json.loads((_config_dir(environ, home) / "config.json").read_bytes())
+        config: Any = parse_json((_config_dir(environ, home) / "config.json").read_bytes())
     except (OSError, ValueError):
         return ""
     name = config.get("currentContext") if isinstance(config, dict) else None

@@ -19,11 +19,8 @@ from typing import Any, TypeAlias
 import yaml
 
 from ..errors import ManifestError, shorten
-
-try:  # The C loader is several times faster; fall back to pure Python.
-    from yaml import CSafeLoader as _Loader
-except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+from ..support.documents import DocumentError, check_yaml_depth
+from ..support.documents import YamlLoader as _Loader
 
 NAME_RE = re.compile(r"[A-Za-z0-9-]+")
 MZFROM_RE = re.compile(rb"^MZFROM\s*(\S+)")
@@ -169,45 +166,13 @@ def _check_aliases(node: yaml.Node, path: str) -> None:
         stack.extend((c, False) for c in _children(current) if id(c) not in sizes)
 
 
-#: Levels of nesting a manifest may have (it needs about four): libyaml's composer
-#: recurses in C, and a few hundred kilobytes of ``[[[[...`` overflow its stack.
-MAX_DEPTH = 64
-
-
-def _depth_bound(text: str | bytes) -> int:
-    """An upper bound of the nesting of ``text``, cheap to compute: every level needs
-    an indentation column, a bracket or brace, a ``-`` or a ``?``."""
-    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
-    indent = max((len(line) - len(line.lstrip(b" ")) for line in data.splitlines()), default=0)
-    return 2 + indent + sum(data.count(c) for c in (b"[", b"{", b"-", b"?"))
-
-
 def _check_depth(text: str | bytes, path: str) -> None:
-    """Refuse a manifest nested deeper than :data:`MAX_DEPTH` before it is composed
-    (only manifests whose cheap bound allows it are read event by event)."""
-    if _depth_bound(text) <= MAX_DEPTH:
-        return
-    loader = _Loader(text)
-    depth = 0
+    """Refuse a manifest nested deeper than :data:`MAX_DEPTH` before it is composed."""
     try:
-        while (event := loader.get_event()) is not None:
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    mark = event.start_mark
-                    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
-                    raise ManifestError(
-                        f"{where}: nested more than {MAX_DEPTH} levels deep; a manifest"
-                        " needs a handful"
-                    )
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
-            elif isinstance(event, yaml.StreamEndEvent):
-                return
-    except yaml.YAMLError:
-        return  # (the parse proper reports it, with its place)
-    finally:
-        loader.dispose()
+        check_yaml_depth(text)
+    except DocumentError as exc:
+        where = f"{path}:{exc.line}:{exc.column}" if exc.line else path
+        raise ManifestError(f"{where}: {exc}; a manifest needs a handful") from None
 
 
 def parse_manifest(text: str | bytes, path: str) -> Manifest:

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from ..errors import UsageError
+from ..support.documents import DocumentError, parse_yaml
 
 _KEYS = {"key", "label", "images", "paths", "always", "command"}
 
@@ -64,7 +65,10 @@ def _strings(value: object, where: str, what: str) -> tuple[str, ...]:
 def parse_steps(text: str, source: str) -> list[Step]:
     """The steps of a steps file (``source`` names it in errors)."""
     try:
-        document: Any = yaml.safe_load(text)
+        document: Any = parse_yaml(text)
+    except DocumentError as exc:
+        at = f":{exc.line}:{exc.column}" if exc.line else ""
+        raise UsageError(f"{source}{at}: {exc}; fix the steps file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""

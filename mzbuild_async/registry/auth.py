@@ -13,7 +13,6 @@ A :class:`Credentials` never shows its secret in ``repr`` or ``str``.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -23,6 +22,7 @@ from pathlib import Path
 import anyio
 
 from ..support import logs
+from ..support.documents import parse_json
 
 DOCKER_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io")
 HELPER_TIMEOUT = 10.0
@@ -115,8 +115,8 @@ class CredentialStore:
         inline = self.environ.get("DOCKER_AUTH_CONFIG")
         if inline:
             try:
-                data = json.loads(inline)
-            except json.JSONDecodeError:
+                data = parse_json(inline)
+            except ValueError:
                 logs.warning("DOCKER_AUTH_CONFIG is not JSON; ignored")
                 return {}, "DOCKER_AUTH_CONFIG"
             return (data if isinstance(data, dict) else {}), "DOCKER_AUTH_CONFIG"
@@ -125,10 +125,10 @@ class CredentialStore:
         )
         path = Path(directory) / "config.json"
         try:
-            data = json.loads(path.read_text())
+            data = parse_json(path.read_bytes())
         except FileNotFoundError:
             return {}, str(path)
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (OSError, ValueError) as exc:
             logs.warning(f"{path}: cannot read Docker's config ({exc}); no credentials from it")
             return {}, str(path)
         return (data if isinstance(data, dict) else {}), str(path)
@@ -150,9 +150,9 @@ class CredentialStore:
             if result.returncode != 0:
                 continue  # "credentials not found in native keychain"
             try:
-                data = json.loads(result.stdout)
+                data = parse_json(result.stdout)
                 return Credentials(str(data["Username"]), str(data["Secret"]), program)
-            except (json.JSONDecodeError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError):
                 logs.warning(f"{program} answered for {host} with something that is not JSON")
                 return None
         return None

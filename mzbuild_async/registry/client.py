@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import ssl
 import time
@@ -26,6 +25,7 @@ import httpx
 
 from ..model.status import Probe, Status
 from ..support.deadline import BeyondDeadline, time_left, within
+from ..support.documents import parse_json
 from ..support.ratelimit import Clock, Limiters, parse_body_hint, parse_retry_after
 from ..support.retry import DEFAULT_RETRY, RetryPolicy, Sleep, Transient, call_with_retries
 from ..support.singleflight import SingleFlight
@@ -724,8 +724,8 @@ def _is_manifest(response: httpx.Response, method: str) -> bool:
             or ("docker-content-digest" in response.headers and not kind.startswith("text/"))
         )
     try:
-        data = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = parse_json(response.content)
+    except ValueError:
         return False
     return isinstance(data, dict) and ("schemaVersion" in data or "mediaType" in data)
 

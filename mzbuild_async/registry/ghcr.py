@@ -18,6 +18,7 @@ from urllib.parse import quote
 import httpx
 
 from ..errors import TransferError
+from ..support.documents import parse_json
 from .names import Reference
 
 HOST = "ghcr.io"
@@ -121,7 +122,7 @@ class GhcrPackages:
                     f"{HOST}/{owner}/{package}: listing versions answered {response.status_code}"
                 )
             try:
-                listed = response.json()
+                listed = parse_json(response.content)
             except ValueError:
                 listed = None
             if not isinstance(listed, list):

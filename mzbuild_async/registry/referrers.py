@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import TransferError
+from ..support.documents import parse_json
 from .client import RegistryUnavailable
 from .names import Reference
 from .writer import OCI_INDEX, Document, RegistryWriter, digest_of
@@ -210,7 +211,7 @@ async def from_api(writer: RegistryWriter, repository: Reference, subject: str) 
     ):
         return None
     try:
-        listed = response.json().get("manifests")
+        listed = parse_json(response.content).get("manifests")
     except (ValueError, AttributeError):
         return None
     return listed if isinstance(listed, list) else []

@@ -23,6 +23,7 @@ from typing import ClassVar, Protocol
 import anyio
 import httpx
 
+from ..support.documents import parse_json
 from ..support.singleflight import SingleFlight
 from .auth import Challenge, CredentialStore
 
@@ -223,7 +224,7 @@ def _scope_key(challenge: Challenge, scopes: Iterable[str]) -> tuple[str, str, s
 def _token(host: str, response: httpx.Response) -> tuple[str, float]:
     """The token of a token endpoint's answer, and its lifetime in seconds."""
     try:
-        data = response.json()
+        data = parse_json(response.content)
         token = data.get("token") or data.get("access_token")
         seconds = float(data.get("expires_in") or DEFAULT_TOKEN_SECONDS)
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError, ValueError):

@@ -13,6 +13,7 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import TransferError
+from ..support.documents import parse_json
 from .client import RegistryClient, RegistryUnavailable
 from .names import Reference
 
@@ -40,7 +41,7 @@ async def tags(client: RegistryClient, repository: Reference, *, page: int = PAG
                 f" {response.status_code}"
             )
         try:
-            listed = response.json().get("tags") or []
+            listed = parse_json(response.content).get("tags") or []
         except (ValueError, AttributeError):
             raise TransferError(f"{repository.api_host}: a tag list that is not JSON") from None
         found += [t for t in listed if isinstance(t, str)]

@@ -8,13 +8,13 @@ a :class:`TransferError` naming the reference and what the registry said.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 
 from ..errors import TransferError
+from ..support.documents import parse_json
 from .client import ACCEPT, RegistryClient, RegistryUnavailable
 from .names import Reference
 
@@ -37,8 +37,8 @@ class Document:
     def json(self) -> dict[str, Any]:
         """The body as a JSON object (TransferError if it is not one)."""
         try:
-            data = json.loads(self.body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            data = parse_json(self.body)
+        except ValueError:
             data = None
         if not isinstance(data, dict):
             raise TransferError(f"{self.digest}: not a JSON object")

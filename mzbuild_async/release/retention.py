@@ -24,7 +24,6 @@ once across them: the registry's own garbage collector frees them.
 from __future__ import annotations
 
 import enum
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -39,6 +38,7 @@ from ..registry.names import Reference, is_tag
 from ..registry.referrers import from_api
 from ..registry.tags import tags as list_tags
 from ..registry.writer import INDEX_TYPES, Document, RegistryWriter
+from ..support.documents import parse_json
 
 _FINGERPRINT = r"[A-Z2-7]{32}"
 IMAGE_TAG = re.compile(rf"{TAG_PREFIX}{_FINGERPRINT}")
@@ -159,7 +159,7 @@ class _Manifest:
 
 def _parse(document: Document) -> _Manifest:
     try:
-        body = json.loads(document.body)
+        body = parse_json(document.body)
     except ValueError:
         body = {}
     if not isinstance(body, dict):
@@ -244,7 +244,7 @@ class _Reader:
         async with self._limit:
             config = await self.writer.blob(self.repository, digest)
         try:
-            return _timestamp(json.loads(config.body).get("created"))
+            return _timestamp(parse_json(config.body).get("created"))
         except (ValueError, AttributeError):
             return None
 

@@ -11,13 +11,13 @@ trace, and draws them with :mod:`.timeline`: a group of lanes per CI step
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..support.documents import parse_json
 from ..workflow.steps import Interval
 from .timeline import timeline_html
 
@@ -49,7 +49,7 @@ def read_otlp_json(lines: Iterable[str]) -> list[TraceSpan]:
     for line in lines:
         if not line.strip():
             continue
-        request = json.loads(line)
+        request = parse_json(line)
         for resource in request.get("resourceSpans", []):
             for scope in resource.get("scopeSpans", []):
                 for span in scope.get("spans", []):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..support import logs
+from ..support.documents import parse_json
 
 #: Bytes of a row's or file's integrity check (BLAKE2b).
 CHECK_SIZE = 16
@@ -54,7 +55,7 @@ def read_json(path: Path, what: str, *, warn: bool = True) -> Any | None:
             logs.warning(f"{path}: cannot read ({exc.strerror}); {what}")
         return None
     try:
-        envelope = json.loads(raw, parse_constant=_reject_constant)
+        envelope = parse_json(raw, parse_constant=_reject_constant)
         ok = (
             isinstance(envelope, dict)
             and envelope.get("version") == ENVELOPE_VERSION

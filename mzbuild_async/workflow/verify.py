@@ -9,7 +9,6 @@ verdict per image.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from ..registry.names import Reference, parse_reference
 from ..registry.referrers import Descriptor, referrers
 from ..registry.writer import RegistryWriter
 from ..source.repository import Repository
+from ..support.documents import parse_json
 from .attest import PREDICATE_ANNOTATION, SIGNER_ANNOTATION, inputs_of
 from .settings import RegistrySettings
 
@@ -102,16 +102,14 @@ async def _verify(
         if sbom and not verified:
             break
         try:
-            statement, signer = await _opened(
-                writer, repository, descriptor.digest, probe.digest, keys
-            )
+            statement, signer = await _opened(writer, repository, descriptor, probe.digest, keys)
             if sbom:
                 check_subject(statement, probe.digest)
                 sboms += 1
             elif not verified:
                 check_statement(statement, probe.digest, expected_inputs, parents)
                 verified = f"provenance {signer}, {len(expected_inputs)} inputs match"
-        except (BadEnvelope, Mismatch, json.JSONDecodeError) as exc:
+        except (BadEnvelope, Mismatch) as exc:
             if not sbom:
                 problems.append(str(exc))
             else:
@@ -127,25 +125,42 @@ async def _verify(
 async def _opened(
     writer: RegistryWriter,
     repository: Reference,
-    artifact_digest: str,
+    descriptor: Descriptor,
     image_digest: str,
     keys: Sequence[PublicKey],
 ) -> tuple[dict[str, Any], str]:
     """An attached statement, its artifact's subject checked and its envelope opened
-    with ``keys`` (not checked without keys); and who signed it."""
+    with ``keys`` (not checked without keys); and who signed it. Every descriptor on
+    the way must tell the truth about its size: what the registry holds is read by
+    digest, and a size that differs is a tampered index."""
     artifact = await writer.manifest(
-        Reference(repository.domain, repository.repository, tag=artifact_digest)
+        Reference(repository.domain, repository.repository, tag=descriptor.digest)
     )
     if artifact is None:
-        raise Mismatch(f"artifact {artifact_digest[:19]} is gone")
+        raise Mismatch(f"artifact {descriptor.digest[:19]} is gone")
+    if artifact.size != descriptor.size:
+        raise Mismatch(
+            f"artifact {descriptor.digest[:19]} is {artifact.size} bytes, but the index"
+            f" listing it says {descriptor.size}"
+        )
     document = artifact.json()
-    if document.get("subject", {}).get("digest") != image_digest:
+    subject = document.get("subject")
+    if not isinstance(subject, dict) or subject.get("digest") != image_digest:
         raise Mismatch("an artifact whose subject is another image")
     layers = document.get("layers")
     if not isinstance(layers, list) or not layers or not isinstance(layers[0], dict):
         raise Mismatch("an artifact without its envelope")
-    blob = await writer.blob(repository, str(layers[0].get("digest")))
-    envelope = json.loads(blob.body)
+    layer = layers[0]
+    blob = await writer.blob(repository, str(layer.get("digest")))
+    if blob.size != layer.get("size"):
+        raise Mismatch(
+            f"the envelope {str(layer.get('digest'))[:19]} is {blob.size} bytes, but its"
+            f" artifact says {layer.get('size')}"
+        )
+    try:
+        envelope = parse_json(blob.body)
+    except ValueError:
+        raise BadEnvelope("not a DSSE envelope") from None
     if keys:
         payload_type, payload = open_envelope(envelope, keys)
         signer = f"signed by {key_id(keys[0])[:19]}" if len(keys) == 1 else "signed"
