@@ -355,3 +355,53 @@ def test_cache_clear_removes_every_cache_and_keeps_history_and_locks(
     assert {p.name for p in cache.iterdir()} == {HISTORY_FILE, layout.LOCKS}
     assert anyio.run(_present, cache, SPECS) == set()
     assert BuildHistory.load(cache).seconds == {"a": 3.0}
+
+
+def _schema_offsets(path: Path) -> list[int]:
+    """The offsets of the bytes of every ``CREATE TABLE`` text in a SQLite file."""
+    data = path.read_bytes()
+    offsets: list[int] = []
+    start = data.find(b"CREATE TABLE")
+    while start != -1:
+        end = data.find(b")", data.find(b"PRIMARY", start))
+        offsets += range(start, max(end, start + 64) + 1)
+        start = data.find(b"CREATE TABLE", start + 1)
+    return offsets
+
+
+@pytest.mark.parametrize("byte", [0xFF, 0x80, 0x00])
+def test_a_damaged_byte_in_a_caches_schema_is_one_warning_and_the_run_goes_on(
+    make_repo: MakeRepo, tmp_path: Path, byte: int
+) -> None:
+    """One byte of the digest or lookup cache's schema overwritten, at every offset of
+    it: SQLite's message then quotes bytes that are not UTF-8 (a UnicodeDecodeError
+    in Python, not a DatabaseError). Each is at most one warning; the fingerprints
+    are right and the lookup cache says nothing it was not told."""
+    root = make_repo(FILES)
+    expected = fingerprints(root, False)
+    digests, present = tmp_path / "digests", tmp_path / "present"
+    fingerprints(root, DigestCache(digests, str(root), racy_seconds=0))
+
+    async def fill() -> None:
+        tier = DiskTier(present)
+        for spec in SPECS[:4]:
+            await tier.record(spec, Status.PRESENT)
+
+    anyio.run(fill)
+    files = {"digests": (digests / DIGEST_DB), "present": (present / PRESENT_DB)}
+    pristine = {name: path.read_bytes() for name, path in files.items()}
+    tried = 0
+    for name, path in files.items():
+        for offset in _schema_offsets(path):
+            damaged = bytearray(pristine[name])
+            damaged[offset] = byte
+            path.write_bytes(bytes(damaged))
+            with structlog.testing.capture_logs() as events:
+                if name == "digests":
+                    got = fingerprints(root, DigestCache(digests, str(root), racy_seconds=0))
+                    assert got == expected, offset
+                else:
+                    assert anyio.run(_present, present, SPECS) <= set(SPECS[:4])
+            assert len(warnings_of(events)) <= 1, (name, offset, warnings_of(events))
+            tried += 1
+    assert tried > 300

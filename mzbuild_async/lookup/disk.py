@@ -99,10 +99,12 @@ class DiskTier:
                 return {spec: seen for spec, check, seen in rows if _valid(spec, check, seen)}
             finally:
                 db.close()
-        except sqlite3.OperationalError as exc:
+        except (sqlite3.OperationalError, OSError) as exc:
             self._warn("read", exc)
             return {}
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeError) as exc:
+            # (SQLite's message quotes the damaged schema: bytes that are not UTF-8
+            # reach Python as a UnicodeDecodeError, not a DatabaseError)
             logs.warning(f"{self.path}: damaged lookup cache ({exc}); starting a new one")
             try:
                 self.path.unlink(missing_ok=True)
@@ -124,7 +126,7 @@ class DiskTier:
                     )
             finally:
                 db.close()
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, UnicodeError) as exc:
             self._warn("write", exc)
 
     def _delete(self, spec: str) -> None:
@@ -138,7 +140,7 @@ class DiskTier:
                     db.execute("DELETE FROM present_v2 WHERE spec = ?", (spec,))
             finally:
                 db.close()
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, UnicodeError) as exc:
             self._warn("write", exc)
 
     async def _loaded(self) -> dict[str, float]:

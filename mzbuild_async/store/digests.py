@@ -179,11 +179,13 @@ class DigestCache:
                     self._forget(db, bad)
             finally:
                 db.close()
-        except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError):
-                self._warn("read", exc)
-            else:
-                self._reset(exc)
+        except sqlite3.OperationalError as exc:
+            self._warn("read", exc)
+            return {}
+        except (sqlite3.DatabaseError, UnicodeError) as exc:
+            # (SQLite's message quotes the damaged schema: bytes that are not UTF-8
+            # reach Python as a UnicodeDecodeError, not a DatabaseError)
+            self._reset(exc)
             return {}
         except OSError as exc:
             self._warn("read", exc)
@@ -234,7 +236,7 @@ class DigestCache:
                     db.executemany(_INSERT, rows)
             finally:
                 db.close()
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, UnicodeError) as exc:
             self._warn("write", exc)
             return 0
         return len(rows)
