@@ -430,6 +430,48 @@ def test_a_hostile_attestation_is_one_line_and_attested_again(
     assert status == 0, lines
 
 
+def test_a_huge_envelope_is_refused_without_being_read_whole(
+    attested: tuple[Cli, dict[str, Any], Path],
+) -> None:
+    """An attached envelope of 150 MB (anyone who can push can attach one): verify
+    refuses it from its length, one line, and the process never holds it (its peak
+    resident size stays far below the envelope's)."""
+    import subprocess
+    import sys
+
+    cli, images, public = attested
+    spec = images["demo-lib"]["spec"]
+    _drop_statements(spec, images["demo-lib"]["digest"])
+    huge = b'{"payload": "' + b"A" * (150 * 1024 * 1024) + b'"}'
+    _attach(spec, huge, "https://slsa.dev/provenance/v1")
+    del huge
+    # (VmHWM: the peak of this process's own memory; ru_maxrss would carry the
+    # parent's from before exec)
+    measured = (
+        "import re, sys;"
+        "from mzbuild_async.cli.main import main;"
+        "status = main(sys.argv[1:]);"
+        "sys.stderr.write('maxrss=' + re.search("
+        "r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1) + '\\n');"
+        "sys.exit(status)"
+    )
+    argv = cli.args("verify", "demo-lib", "--key", str(public))
+    result = subprocess.run(
+        [sys.executable, "-c", measured, *argv[3:]],
+        env=cli.environ(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    [line] = [x for x in result.stdout.splitlines() if x.startswith("demo-lib")]
+    assert "is over 4194304 bytes (announced 157286" in line, line
+    peak_kib = int(result.stderr.rsplit("maxrss=", 1)[1].split()[0])
+    print(f"verify's peak resident size: {peak_kib / 1024:.0f} MiB")
+    assert peak_kib < 120 * 1024, peak_kib
+
+
 def test_a_descriptor_that_lies_about_its_size_does_not_verify(
     attested: tuple[Cli, dict[str, Any], Path],
 ) -> None:

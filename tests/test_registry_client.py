@@ -253,3 +253,34 @@ async def test_an_unknown_scheme_is_unknown_with_its_name() -> None:
     probe = await client(handler).lookup(REF)
     assert probe.status is Status.UNKNOWN
     assert "unsupported authentication scheme 'negotiate'" in probe.detail
+
+
+@pytest.mark.parametrize("announced", [True, False], ids=["with Content-Length", "chunked"])
+async def test_a_body_over_the_cap_is_never_read_whole(announced: bool) -> None:
+    """A 150 MB answer to a manifest GET: refused from its Content-Length before a byte
+    is read, or (chunked) once the cap has come; the rest is never asked for."""
+    from mzbuild_async.errors import TransferError
+    from mzbuild_async.registry.client import MAX_BODY
+    from mzbuild_async.registry.writer import RegistryWriter
+
+    chunk = b"x" * (1 << 20)
+    sent: list[int] = []
+
+    class Endless(httpx.AsyncByteStream):
+        async def __aiter__(self):  # type: ignore[no-untyped-def]
+            for _ in range(150):
+                sent.append(len(chunk))
+                yield chunk
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
+        if announced:
+            headers["Content-Length"] = str(150 * len(chunk))
+        return httpx.Response(200, headers=headers, stream=Endless())
+
+    async with client(handler) as registry:
+        writer = RegistryWriter(registry)
+        with pytest.raises(TransferError, match=f"is over {MAX_BODY} bytes") as caught:
+            await writer.manifest(parse_reference("reg.test/p/app:v1"))
+    assert "nothing of it was kept" in str(caught.value)
+    assert sum(sent) <= (0 if announced else MAX_BODY + len(chunk))

@@ -51,6 +51,10 @@ DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 #: No single lookup takes longer than this, retries included.
 DEFAULT_DEADLINE = 90.0
 MAX_HEADER_BYTES = 64 * 1024
+#: Largest answer body read into memory (manifests, config blobs, tag lists, tokens:
+#: the distribution spec suggests 4 MiB for a manifest); larger ones are refused from
+#: their Content-Length, or once that many bytes have come. (Layers are streamed.)
+MAX_BODY = 4 * 1024 * 1024
 #: How long the HTTP/1.1 look at a torn-down TLS connection may take.
 DIAGNOSIS_SECONDS = 5.0
 #: Transport errors after a connection was made: a TLS alert may be behind them.
@@ -323,9 +327,7 @@ class RegistryClient:
             scheme = self.scheme(host)
             tried.add(scheme)
             try:
-                response = await self._client(host).request(
-                    method, url, headers=headers, content=content
-                )
+                response = await self._capped(host, method, url, headers, content)
             except httpx.TimeoutException as exc:
                 raise Transient(f"{host}: timed out ({type(exc).__name__})") from exc
             except (httpx.TransportError, httpx.DecodingError, ssl.SSLError) as exc:
@@ -349,6 +351,50 @@ class RegistryClient:
                     continue
             self._scheme_unverified.discard(host)
             return response
+
+    async def _capped(
+        self,
+        host: str,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        content: bytes | None,
+    ) -> httpx.Response:
+        """One request whose answer's body is read only up to :data:`MAX_BODY` (an
+        announced length over it is refused before any byte is read): a registry
+        cannot make us hold more than that."""
+        client = self._client(host)
+        request = client.build_request(method, url, headers=headers, content=content)
+        response = await client.send(request, stream=True)
+        try:
+            if method == "HEAD":
+                await response.aread()
+                return response
+            announced = _leading_int(response.headers.get("content-length", ""))
+            if announced is not None and announced > MAX_BODY:
+                raise _Unknown(_too_big(host, method, url, f"announced {announced} bytes"))
+            chunks: list[bytes] = []
+            total = 0
+            async for chunk in response.aiter_bytes():
+                total += len(chunk)
+                if total > MAX_BODY:
+                    raise _Unknown(_too_big(host, method, url, "sent more"))
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        # (decoded already: the answer no longer carries its content-encoding)
+        kept = [
+            (k, v)
+            for k, v in response.headers.multi_items()
+            if k.lower() not in ("content-encoding", "transfer-encoding")
+        ]
+        return httpx.Response(
+            response.status_code,
+            headers=kept,
+            content=b"".join(chunks),
+            request=request,
+            extensions=response.extensions,
+        )
 
     async def _tls_diagnosis(self, host: str) -> ssl.SSLError | None:
         """Why a TLS connection to ``host`` is torn down, asked once over HTTP/1.1.
@@ -747,6 +793,13 @@ def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def _too_big(host: str, method: str, url: str, how: str) -> str:
+    return (
+        f"{host}: the answer to {method} {url.partition('?')[0]} is over {MAX_BODY} bytes"
+        f" ({how}); no registry document is that big, nothing of it was kept"
+    )
 
 
 def _too_long(host: str, asked: float, left: float) -> str:

@@ -15,14 +15,14 @@ import anyio
 
 from ..errors import TransferError
 from ..support.documents import parse_json
-from .client import ACCEPT, RegistryClient, RegistryUnavailable
+from .client import ACCEPT, MAX_BODY, RegistryClient, RegistryUnavailable
 from .names import Reference
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 #: The media types of manifests that list other manifests.
 INDEX_TYPES = frozenset({OCI_INDEX, "application/vnd.docker.distribution.manifest.list.v2+json"})
-#: Largest manifest or config blob we read (the distribution spec suggests 4 MiB).
-MAX_DOCUMENT = 4 * 1024 * 1024
+#: Largest manifest or config blob we read (the client reads no more of any answer).
+MAX_DOCUMENT = MAX_BODY
 
 
 @dataclass(frozen=True)
