@@ -196,6 +196,29 @@ def test_a_mirror_that_refuses_pushes_fails_those_images_only(
     assert "Traceback" not in stderr
 
 
+def test_a_mirror_that_says_201_and_keeps_nothing_is_a_failure(
+    cli: Cli, registries: dict[str, Registry]
+) -> None:
+    """A mirror (here a proxy in front of a real registry) that answers every manifest
+    PUT with 201, naming no digest, and stores nothing: the copy is read back, found
+    missing, and those images fail at that mirror; never `ensure: ok`."""
+    from tests.support.faultproxy import Faults, proxy_thread
+
+    (cli.repo / "mzbuild-async.toml").write_text("")
+    with proxy_thread(registries["none"].url, Faults(swallow_manifest_puts=True)) as proxy:
+        mirror = f"{proxy.host}/swallow{uuid.uuid4().hex[:6]}"
+        status, images, stderr = _ensure(cli, "--mirror-registry", mirror, "--retries", "1")
+        assert proxy.counts["swallowed"] >= len(NAMES)
+    assert status == 1, images
+    for name in NAMES:
+        image = images[name]
+        assert image["action"] == "failed", image
+        assert image["registries"][mirror] == "failed"
+        assert "naming no digest, but holds nothing there" in image["error"]
+        assert image["registries"][cli.registry] == "pushed"
+    assert "Traceback" not in stderr
+
+
 def test_a_pipeline_gives_a_copy_to_a_step_with_the_mirror_flags(
     cli: Cli, tls_mirror: Registry, pki: TlsMaterial
 ) -> None:

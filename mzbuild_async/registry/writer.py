@@ -95,7 +95,11 @@ class RegistryWriter:
         return found
 
     async def put_manifest(self, ref: Reference, media_type: str, body: bytes) -> str:
-        """Store ``body`` as ``ref``'s manifest; returns its digest."""
+        """Store ``body`` as ``ref``'s manifest; returns its digest.
+
+        An answer that names no digest is no proof: a registry (or a proxy, a cache
+        in front of one) may say 201 and keep nothing. Then ``ref`` is read back, as
+        a pushed image is confirmed, and what it holds must be ``body``."""
         try:
             response = await self.client.request(
                 ref,
@@ -113,7 +117,18 @@ class RegistryWriter:
                 f"{ref}: the registry refused the manifest ({response.status_code}"
                 f"{': ' + detail if detail else ''})"
             )
-        return response.headers.get("docker-content-digest") or digest_of(body)
+        announced = response.headers.get("docker-content-digest")
+        if announced:
+            return announced
+        digest = digest_of(body)
+        stored = await self.manifest(ref)
+        if stored is None or stored.digest != digest:
+            holds = "nothing" if stored is None else stored.digest
+            raise TransferError(
+                f"{ref}: the registry answered {response.status_code} to the manifest, naming"
+                f" no digest, but holds {holds} there, not {digest}; nothing was stored"
+            )
+        return digest
 
     async def put_blob(self, ref: Reference, body: bytes) -> str:
         """Store ``body`` as a blob of ``ref``'s repository (once: a blob the registry

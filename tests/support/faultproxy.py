@@ -84,6 +84,9 @@ class Faults:
     #: Answer every HEAD and GET of a manifest with 404 MANIFEST_UNKNOWN (a tag the
     #: listing names but the registry cannot find: eventual consistency, a broken store).
     missing_manifests: bool = False
+    #: Answer every manifest PUT with 201 and no digest header, storing nothing (a
+    #: broken cache or proxy in front of a registry).
+    swallow_manifest_puts: bool = False
     #: Tags added to every tag list (names no registry would store: NUL, newline).
     extra_tags: tuple[str, ...] = ()
     #: Faults apply only to paths containing this (None: every path)...
@@ -382,6 +385,10 @@ class FaultProxy:
             body = json.dumps({"errors": [{"code": "DENIED", "message": text}]}).encode()
             self.counts["echoed"] += 1
             await self._reply(stream, method, 403, [], body)
+            return True
+        if self.faults.swallow_manifest_puts and method == "PUT":
+            self.counts["swallowed"] += 1
+            await self._reply(stream, method, 201, [("Location", target)], b"")
             return True
         if method not in ("HEAD", "GET"):
             return False
