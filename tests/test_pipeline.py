@@ -344,6 +344,33 @@ def test_attestation_flags_reach_every_step(cli: Cli, tmp_path: Path) -> None:
     assert "not-read-here" not in text
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://otel:s3cr3t-value@127.0.0.1:4318",
+        "https://127.0.0.1:4318/v1/traces?api_key=s3cr3t-value",
+    ],
+)
+def test_otlp_credentials_never_go_into_the_pipeline(cli: Cli, url: str) -> None:
+    """An --otlp URL with credentials would be in clear in every step: refused in one
+    line that does not show them; a plain URL goes to every step, and the headers
+    the agents need come from their own environment (never the file)."""
+    result = cli.run("pipeline", "--all", "--format", "github", "--otlp", url)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "s3cr3t-value" not in result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "carries credentials" in lines[0]
+    assert "OTEL_EXPORTER_OTLP_HEADERS" in lines[0]
+    cli.env["OTEL_EXPORTER_OTLP_HEADERS"] = "Authorization=Basic%20s3cr3t-value"
+    text, _ = _pipeline(cli, "--format", "github", "--otlp", "http://127.0.0.1:9")
+    assert "s3cr3t-value" not in text
+    jobs = yaml.safe_load(text)["jobs"].values()
+    commands = [s["run"] for j in jobs for s in j["steps"] if " ensure " in s.get("run", "")]
+    assert commands
+    assert all("--otlp http://127.0.0.1:9" in c for c in commands)
+
+
 def test_a_pipelines_steps_on_several_engines_are_one_trace(cli: Cli, tmp_path: Path) -> None:
     """The pipeline's root span and every step's spans, sent by separate processes on
     separate engines, arrive at a real OTLP receiver as one trace: each step's run

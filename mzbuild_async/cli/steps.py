@@ -155,6 +155,34 @@ def step_attest_flags(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(flags)
 
 
+#: Query parameters whose value is likely a secret.
+_SECRET_QUERY = ("token", "key", "secret", "password", "passwd", "auth", "sig", "signature")
+
+
+def step_otlp(url: str | None) -> str:
+    """The ``--otlp`` URL every step is given, refused (one line, the secret not
+    shown) when it carries credentials: the pipeline file holds it in clear, and
+    every agent's log shows it."""
+    if not url:
+        return ""
+    from urllib.parse import parse_qsl, urlsplit
+
+    parts = urlsplit(url)
+    secret_query = [
+        k for k, _ in parse_qsl(parts.query) if any(w in k.lower() for w in _SECRET_QUERY)
+    ]
+    if parts.username or parts.password or secret_query:
+        where = "user:password@" if parts.username or parts.password else f"?{secret_query[0]}="
+        shown = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
+        raise UsageError(
+            f"pipeline --otlp {shown}...: the URL carries credentials ({where}), which every"
+            " step would hold in clear in the pipeline file; give the URL without them and"
+            " set OTEL_EXPORTER_OTLP_HEADERS (e.g. Authorization=Basic%20...) from a CI secret"
+            " on the agents"
+        )
+    return url
+
+
 def pipeline_shape(args: argparse.Namespace, environ: Mapping[str, str]) -> PipelineShape:
     """The ``pipeline`` flags (and the pipeline run's trace, for every step)."""
     from ..ci import pipeline_run
@@ -174,7 +202,7 @@ def pipeline_shape(args: argparse.Namespace, environ: Mapping[str, str]) -> Pipe
             tags=tuple(args.gitlab_tag or ()),
             extra=step_attest_flags(args),
             traceparent=for_run(run).header() if run else "",
-            otlp=args.otlp or "",
+            otlp=step_otlp(args.otlp),
         ),
         agents=args.agents,
         max_step_seconds=args.max_step_seconds,
