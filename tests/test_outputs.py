@@ -22,13 +22,16 @@ from tests.support.registry import Registry
 IMAGE = {"a/mzbuild.yml": "name: a\n", "a/Dockerfile": "FROM scratch\n"}
 
 
-def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
+def _cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
     return subprocess.run(
         [sys.executable, "-m", "mzbuild_async", *argv],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -38,11 +41,16 @@ def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
         pytest.param("--report", "missing/r.json", "there is no directory", id="no-dir"),
         pytest.param("--trace", ".", "is a directory", id="directory"),
         pytest.param("--timeline", "ro/t.html", "cannot write there", id="read-only"),
+        pytest.param("--metadata-file", "missing/m.json", "there is no directory", id="metadata"),
+        pytest.param("$GITHUB_OUTPUT", "missing/out", "there is no directory", id="github-output"),
+        pytest.param("$GITHUB_STEP_SUMMARY", "ro/sum.md", "cannot write there", id="summary"),
     ],
 )
 def test_output_paths_are_checked_before_any_work(
     make_repo: MakeRepo, tmp_path: Path, flag: str, where: str, message: str
 ) -> None:
+    """Every file the run would write is checked before any work: one line naming it,
+    exit 2, nothing on stdout."""
     root = make_repo(IMAGE)
     read_only = tmp_path / "ro"
     read_only.mkdir()
@@ -54,13 +62,15 @@ def test_output_paths_are_checked_before_any_work(
     assert mounted.returncode == 0, mounted.stderr  # (the suite runs as root)
     try:
         path = str(tmp_path / where)
-        result = _cli(
-            "ensure", "--all", "--repo", str(root), "--cache-dir", str(tmp_path / "c"), flag, path
-        )
+        argv = ["ensure", "--all", "--repo", str(root), "--cache-dir", str(tmp_path / "c")]
+        if flag.startswith("$"):  # (a CI system's file, named by the environment)
+            result = _cli(*argv, env={"GITHUB_ACTIONS": "true", flag[1:]: path})
+        else:
+            result = _cli(*argv, flag, path)
     finally:
         subprocess.run(["umount", str(read_only)], check=False, capture_output=True)
     assert result.returncode == 2, result.stderr
-    lines = result.stderr.splitlines()
+    lines = [x for x in result.stderr.splitlines() if not x.startswith("::")]  # (annotations)
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"mzbuild-async: error: {flag} {path}: {message}"), lines[0]
     assert result.stdout == ""
@@ -84,6 +94,10 @@ def test_a_report_that_fails_at_the_end_keeps_the_summary(
     ]
     assert json.loads((tmp_path / "trace.json").read_text())  # the others are written
     assert "Traceback" not in result.stderr
+    # The summary is printed after the files: it names the exit status the process has.
+    result = cli.run("ensure", "--all", "--metadata-file", "/dev/full")
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.rstrip().endswith("exit status 1"), result.stdout
 
 
 def test_stdout_that_is_full(make_repo: MakeRepo) -> None:

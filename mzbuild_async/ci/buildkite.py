@@ -42,6 +42,10 @@ class Buildkite:
         """None: Buildkite has annotations, not a summary file."""
         return None
 
+    def output_files(self, environ: Mapping[str, str]) -> Mapping[str, str]:
+        """Nothing: Buildkite takes meta-data and annotations through its agent."""
+        return {}
+
     async def hand_over(self, environ: Mapping[str, str], produced: Produced) -> None:
         """With ``buildkite-agent`` on the PATH: ``meta-data set mzbuild:IMAGE
         name@digest`` per image, and one annotation (context ``mzbuild-STEP``) listing

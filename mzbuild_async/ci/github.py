@@ -36,6 +36,15 @@ class GitHubActions:
         """``$GITHUB_STEP_SUMMARY``."""
         return environ.get("GITHUB_STEP_SUMMARY") or None
 
+    def output_files(self, environ: Mapping[str, str]) -> Mapping[str, str]:
+        """``$GITHUB_OUTPUT`` and ``$GITHUB_STEP_SUMMARY``, where set."""
+        found = {
+            name: environ[name]
+            for name in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY")
+            if environ.get(name)
+        }
+        return found
+
     async def hand_over(self, environ: Mapping[str, str], produced: Produced) -> None:
         """``$GITHUB_OUTPUT``: one output per image (``name@digest``) and ``images``
         (all of them, a line each)."""

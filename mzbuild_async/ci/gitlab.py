@@ -46,6 +46,10 @@ class GitLabCi:
         """None: GitLab has no step summary."""
         return None
 
+    def output_files(self, environ: Mapping[str, str]) -> Mapping[str, str]:
+        """Nothing: GitLab takes nothing from a job but its log."""
+        return {}
+
     def pipeline(
         self,
         cut: Partition,

@@ -51,6 +51,11 @@ class CiSystem(Protocol):
         """Where a Markdown summary of the run is appended (None: nowhere)."""
         ...
 
+    def output_files(self, environ: Mapping[str, str]) -> Mapping[str, str]:
+        """The files this system has the run append to (its step summary, its step
+        outputs), by the variable naming each: checked before any work."""
+        ...
+
     async def hand_over(self, environ: Mapping[str, str], produced: Produced) -> None:
         """Give the system what the run produced (step outputs, meta-data, an
         annotation), where it takes such things; OSError when it could not."""

@@ -87,21 +87,24 @@ async def run_build_command(
             sys.stderr.write(line + "\n")
     if command == "run":
         if not result.ok:
+            status = write_outputs(args, settings, result, 1)
             sys.stdout.write(summary_text(result, status) + "\n")
-            return write_outputs(args, settings, result, 1)
+            return status
         if write_outputs(args, settings, result, status):
             return 1
         home = next(iter(result.engines), "")
         endpoint = next((e for e in options.engines if e.name == home), None)
         endpoint = endpoint or local_endpoint(settings.environ)
         return await run_container(result.images[targets[0]].spec, args.args, endpoint, _out)
+    # The files and the CI hand-over first: the summary then says the exit status
+    # the process ends with (their paths were checked before any work).
+    status = write_outputs(args, settings, result, status)
+    status = await files.hand_over(result, status, settings.environ)
     if args.json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
     else:
         sys.stdout.write(summary_text(result, status) + "\n")
-    sys.stdout.flush()  # (the summary comes first, whatever happens to the files)
-    status = write_outputs(args, settings, result, status)
-    return await files.hand_over(result, status, settings.environ)
+    return status
 
 
 def write_outputs(

@@ -18,7 +18,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 import anyio
@@ -80,27 +80,43 @@ def _emit(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
 
 
-def check_output_paths(args: argparse.Namespace) -> None:
-    """``--report``, ``--trace`` and ``--timeline`` must be writable files, checked
-    before any work (a run that built and pushed for minutes must not fail on them)."""
-    for flag in ("report", "trace", "timeline"):
-        value = getattr(args, flag, None)
-        if not value:
-            continue
+#: Commands that hand what they produced to the CI system (its output files).
+HANDS_OVER = frozenset({"acquire", "ensure", "build", "run", "promote", "publish-manifest"})
+
+
+def check_output_paths(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
+    """Every file the command will write (``--report``, ``--trace``, ``--timeline``,
+    ``--metadata-file``, the CI system's step summary and outputs) must be a
+    writable file, checked before any work: a run that built and pushed for minutes
+    must not fail on them."""
+    paths = {
+        f"--{flag.replace('_', '-')}": value
+        for flag in ("report", "trace", "timeline", "metadata_file")
+        if (value := getattr(args, flag, None))
+    }
+    if args.command in HANDS_OVER:
+        from ..ci import detect
+
+        system = detect(environ)
+        if system is not None:
+            paths.update(
+                {f"${name}": value for name, value in system.output_files(environ).items()}
+            )
+    for what, value in paths.items():
         path = Path(value)
         parent = path.parent
         if path.is_dir():
-            raise UsageError(f"--{flag} {value}: is a directory; name a file")
+            raise UsageError(f"{what} {value}: is a directory; name a file")
         if not parent.is_dir():
-            raise UsageError(f"--{flag} {value}: there is no directory {parent}; create it first")
+            raise UsageError(f"{what} {value}: there is no directory {parent}; create it first")
         if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-            raise UsageError(f"--{flag} {value}: cannot write there (permissions or read-only)")
+            raise UsageError(f"{what} {value}: cannot write there (permissions or read-only)")
 
 
 async def run_command(args: argparse.Namespace) -> int:
     """Run the parsed command; returns the exit status."""
-    check_output_paths(args)
     environ = dict(os.environ)
+    check_output_paths(args, environ)
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(environ)
     if args.command == "cache":
         from ..store.layout import clear

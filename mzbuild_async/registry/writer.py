@@ -119,7 +119,7 @@ class RegistryWriter:
             )
         announced = response.headers.get("docker-content-digest")
         if announced:
-            return announced
+            return str(announced)
         digest = digest_of(body)
         stored = await self.manifest(ref)
         if stored is None or stored.digest != digest:

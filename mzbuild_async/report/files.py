@@ -1,9 +1,10 @@
 """The files a run leaves: ``--report``, ``--trace``, ``--timeline``,
 ``--metadata-file`` and the CI system's step summary.
 
-Each is written after the summary is printed; one that cannot be written
-is one line on stderr and exit status 1 (the run's work is done and
-summarised, only its record is missing).
+Their paths are checked before any work; each is written before the summary
+is printed, so the summary names the exit status the process ends with. One
+that cannot be written all the same (a full disk) is one line on stderr and
+exit status 1 (the run's work is done, only its record is missing).
 """
 
 from __future__ import annotations
