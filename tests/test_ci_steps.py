@@ -156,6 +156,31 @@ def test_a_marker_from_the_future_or_another_run_does_not_fail_a_step(
     assert "in the future" in err
 
 
+def test_wait_bounds_the_first_lookup_of_an_awaited_image_too(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    """The registry hangs on the other steps' images from the start: their very first
+    lookup would take the whole 90 s --deadline; with --wait 4 the step ends once 4 s
+    are gone (the hang shows as the subprocess' own timeout, 60 s), blaming the
+    registry."""
+    from tests.support.faultproxy import Faults, proxy_thread
+
+    hang = Faults(stalls=10_000, only="/mid", methods=("HEAD", "GET"))
+    with proxy_thread(registries["none"].url, hang) as proxy:
+        repo = make_sleepy_repo(tmp_path / "hang", DAG)
+        cli = Cli(repo, f"{proxy.host}/hang", tmp_path / "cache-hang")
+        fps = _fingerprints(cli)
+        result = cli.run("ensure", "--json", *_only(fps, "top"), "--wait", "4", timeout=60)
+        assert proxy.counts["stalls"] >= 2
+    assert result.returncode == 3, result.stderr
+    images = json.loads(result.stdout)["images"]
+    failed = {n: i for n, i in images.items() if i["action"] == "failed"}
+    assert set(failed) == {"mid1", "mid2"}
+    for image in failed.values():
+        assert "the registry did not tell within 4 s" in image["error"], image
+        assert "its lookup got no answer" in image["error"], image
+
+
 def test_wait_bounds_the_await_when_the_registry_stops_answering(
     tmp_path: Path, registries: dict[str, Registry]
 ) -> None:

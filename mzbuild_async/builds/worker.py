@@ -113,6 +113,11 @@ class EngineWorker:
     awaited: AbstractSet[str] = frozenset()
     #: ``--wait``: how long to await each of them.
     wait: float = 3600.0
+    #: When (on ``clock``) the step's ``--wait`` runs out, counted from its start
+    #: (its lookups of these images took some of it); None: ``wait`` from each await.
+    wait_until: float | None = None
+    #: The awaited images whose lookup got no answer (the registry's fault).
+    unanswered: AbstractSet[str] = frozenset()
     #: The pipeline run this CI step is part of (failure markers of others are ignored).
     pipeline_run: str = ""
     #: The environment cargo and rustc run with (the run's, from its settings).
@@ -251,17 +256,20 @@ class EngineWorker:
 
     async def _await_published(self, name: str) -> None:
         """HEAD the image's tag with backoff until the registry has it, the step that
-        builds it marked it failed, or ``wait`` seconds have passed in all (each
-        request gets what is left of them, so ``--wait`` is a bound)."""
+        builds it marked it failed, or ``--wait`` has passed in all, counted from the
+        step's start (each request gets what is left, so ``--wait`` is a bound)."""
         spec = self.specs[name]
         ref = parse_reference(spec)
         start = self.clock()
+        left = self.wait if self.wait_until is None else max(0.0, self.wait_until - start)
         pause = 0.5
-        unknown = ""
-        with deadline(self.wait), anyio.move_on_after(self.wait):
+        # Why the registry has not told so far ("" when it answered "absent").
+        previous = "its lookup got no answer" if name in self.unanswered else ""
+        unknown = previous
+        with deadline(left), anyio.move_on_after(left):
             while True:
                 # (a request the time runs out on is the registry's fault, not the step's)
-                unknown = "a request got no answer"
+                unknown = previous or "a request got no answer"
                 probe = await self.client.lookup(ref)
                 if probe.status is Status.PRESENT:
                     self.waited[name] = self.clock() - start

@@ -85,8 +85,10 @@ async def run_round(
 
     home, registry_client, engine = services.home, services.client, services.lookups
     # Filled as decisions are released: forced rebuilds, images other steps build.
-    rebuild, awaited = set[str](), set[str]()
-    extra = worker_arguments(services, options, awaited)
+    rebuild, awaited, unanswered = set[str](), set[str](), set[str]()
+    # A CI step's --wait runs from here: the awaited images' lookups count to it.
+    wait_until = anyio.current_time() + options.wait if options.only is not None else None
+    extra = worker_arguments(services, options, awaited, wait_until, unanswered)
     if stale:
         extra["absent"] = stale
     worker = (worker_factory or EngineWorker)(
@@ -117,6 +119,7 @@ async def run_round(
         # A build of an image an engine has is a forced rebuild (build --force).
         rebuild.update(n for n in names if found[n].local or n in forced)
         awaited.update(n for n in names if decisions[n].reason == AWAITED)
+        unanswered.update(n for n in names if decisions[n].reason == AWAITED and found[n].unknown)
         scheduler.add(
             jobs(
                 decisions,
@@ -148,6 +151,7 @@ async def run_round(
                         release=release,
                         fingerprinted=True,
                         only=None if options.only is None else frozenset(options.only),
+                        wait_until=wait_until,
                         mirrors=options.mirrors,
                         restore=partial(restore, RegistryWriter(registry_client)),
                     )
@@ -169,7 +173,11 @@ async def run_round(
 
 
 def worker_arguments(
-    services: Services, options: RunOptions, awaited: AbstractSet[str]
+    services: Services,
+    options: RunOptions,
+    awaited: AbstractSet[str],
+    wait_until: float | None = None,
+    unanswered: AbstractSet[str] = frozenset(),
 ) -> dict[str, Any]:
     """The worker's pool and CI-step arguments (only when used: fakes take neither)."""
     arguments: dict[str, Any] = {}
@@ -179,6 +187,8 @@ def worker_arguments(
     if options.only is not None:
         arguments["awaited"] = awaited
         arguments["wait"] = options.wait
+        arguments["wait_until"] = wait_until
+        arguments["unanswered"] = unanswered
         arguments["pipeline_run"] = options.pipeline_run
     return arguments
 

@@ -21,6 +21,7 @@ from ..model.status import Status
 from ..release.mirrors import mirror_specs
 from ..source.repository import Repository
 from ..store.history import BuildHistory
+from ..support.deadline import deadline
 from ..support.events import Event, EventStatus, Listener, Phase, ignore
 from .options import RunOptions
 from .results import RunPlan, found_state
@@ -46,8 +47,12 @@ class Answers:
         engine: LookupEngine,
         mirrors: Mapping[str, Mapping[str, str]] | None = None,
         restore: Restore | None = None,
+        others: tuple[AbstractSet[str], float] | None = None,
     ) -> None:
         self.repo = repo
+        #: A CI step's own images, and when (anyio's clock) its ``--wait`` runs out:
+        #: lookups of the other steps' images end by then.
+        self.others = others
         self.specs = specs
         self.docker = docker
         self.engine = engine
@@ -101,12 +106,28 @@ class Answers:
                 mirrored.setdefault(name, {})[registry] = answer.status
             settle(name)
 
+        async def ask(specs: list[str], until: float | None) -> None:
+            if until is None:
+                await self.engine.lookup_many(specs, answered)
+                return
+            with deadline(max(0.0, until - anyio.current_time())):
+                await self.engine.lookup_many(specs, answered)
+
         async with anyio.create_task_group() as tg:
             for name in names:
                 tg.start_soon(check_local, name)
             if publishable:
                 asked = [*publishable, *at_mirror]
-                tg.start_soon(self.engine.lookup_many, asked, answered)
+                if self.others is None:
+                    tg.start_soon(ask, asked, None)
+                else:  # (another step's image is awaited: its lookup counts to --wait)
+                    own, until = self.others
+                    mine = [s for s in asked if (publishable.get(s) or at_mirror[s][0]) in own]
+                    theirs = [s for s in asked if s not in set(mine)]
+                    if mine:
+                        tg.start_soon(ask, mine, None)
+                    if theirs:
+                        tg.start_soon(ask, theirs, until)
 
     async def _record(
         self,
@@ -159,6 +180,7 @@ async def walk(
     only: AbstractSet[str] | None = None,
     mirrors: Sequence[Destination] = (),
     restore: Restore | None = None,
+    wait_until: float | None = None,
 ) -> RunPlan:
     """Fingerprints, lookups and decisions, each image released as soon as it is final.
 
@@ -169,6 +191,8 @@ async def walk(
     decision no later answer can change (it is below no image still being
     looked up), and whose build's inputs are released too, goes to
     ``release`` at once, so its work can start while other lookups go on.
+    With ``only`` (a CI step), ``wait_until`` (anyio's clock) bounds the lookups
+    of every other image: an image another step builds is awaited until then.
     """
     images = repo.resolve(targets)
     order = [i.name for i in images]
@@ -185,7 +209,8 @@ async def walk(
         if mirrors and workflow is Workflow.ENSURE
         else {}
     )
-    answers = Answers(repo, specs, docker, engine, asked_mirrors, restore)
+    others = (only, wait_until) if only is not None and wait_until is not None else None
+    answers = Answers(repo, specs, docker, engine, asked_mirrors, restore, others)
     found = answers.found
     requested: set[str] = set()
     released: set[str] = set()
