@@ -319,7 +319,31 @@ async def bench(args: argparse.Namespace, registry: Registry, tmp: Path) -> None
         print("  targets: untold <= 1.3x N/R with every answer correct; within the limit: 0 429s")
 
 
+#: Of the Materialize-shaped repository's 49 specs, how many are pushed.
 PUBLISHED = 39
+#: Of a synthetic repository's (``--images N``), the share pushed.
+PUBLISHED_SHARE = 0.7
+
+
+def synthetic(dest: Path, images: int) -> int:
+    """A committed repository of ``images`` small images (every tenth ``MZFROM``s the one
+    before it); returns how many."""
+    for i in range(images):
+        where = dest / "images" / f"img{i:05d}"
+        where.mkdir(parents=True)
+        (where / "mzbuild.yml").write_text(f"name: img{i:05d}\n")
+        parent = f"MZFROM img{i - 1:05d}" if i % 10 == 9 else "FROM scratch"
+        (where / "Dockerfile").write_text(f"{parent}\nCOPY data.txt /\n")
+        (where / "data.txt").write_text(f"image {i}\n")
+    for args in (("init", "-q", "-b", "main"), ("add", "-A"), ("commit", "-q", "-m", "images")):
+        subprocess.run(
+            ["git", *args],
+            cwd=dest,
+            check=True,
+            env={**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b",
+                 "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"},
+        )  # fmt: skip
+    return images
 
 
 @dataclass
@@ -359,7 +383,11 @@ def process_tables(args: argparse.Namespace, tmp: Path) -> None:
     from tests.support.tls import make_tls
 
     repo = tmp / "repo"
-    stats = generate(repo, 0)
+    if args.images == 49:
+        images, published = generate(repo, 0).images, PUBLISHED
+    else:
+        images = synthetic(repo, args.images)
+        published = round(images * PUBLISHED_SHARE)
     pki = make_tls(tmp / "pki")
     cache = tmp / "cache"
     base_env = {**os.environ, "MZBUILD_ASYNC_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
@@ -368,7 +396,7 @@ def process_tables(args: argparse.Namespace, tmp: Path) -> None:
     spec_cmd = [sys.executable, "-m", "mzbuild_async", "spec", "--all", "--json", "--repo"]
     rows: list[ProcessRow] = []
     startup: list[float] = []
-    for tls in (False, True):
+    for tls in [s == "tls" for s in args.schemes.split(",")]:
         with (
             run_registry(tmp / f"reg-{tls}", "none", tls=pki if tls else None) as registry,
             delay_line_thread(int(registry.host.rsplit(":", 1)[1]), args.rtt / 2) as line,
@@ -383,7 +411,7 @@ def process_tables(args: argparse.Namespace, tmp: Path) -> None:
             time.sleep(2.1)  # files this new are not kept by the digest cache
             _, out = _run([*spec_cmd, str(repo), *registry_flag], env)
             specs = sorted(json.loads(out).values())
-            for spec in specs[:PUBLISHED]:
+            for spec in specs[:published]:
                 path, _, tag = spec.split("/", 1)[1].rpartition(":")
                 registry.push(path, tag)
             check = [sys.executable, "-m", "mzbuild_async", "check", "--all", "--no-disk-cache"]
@@ -391,7 +419,8 @@ def process_tables(args: argparse.Namespace, tmp: Path) -> None:
             one = [sys.executable, str(ROOT / "benchmarks" / "one_at_a_time.py")]
             one += [*(["--ca", str(pki.ca)] if tls else []), *specs]
             scheme = "TLS (HTTP/2)" if tls else "plain HTTP"
-            for contact in ("first contact", "host remembered"):
+            for kind in args.contacts.split(","):
+                contact = {"first": "first contact", "remembered": "host remembered"}[kind]
                 row = ProcessRow(f"{scheme}, {contact}", [], [], [], tls)
                 for _ in range(args.runs):
                     if contact == "first contact":
@@ -405,17 +434,21 @@ def process_tables(args: argparse.Namespace, tmp: Path) -> None:
                     )
                     startup.append(_run([*spec_cmd, str(repo), *registry_flag], env)[0])
                 rows.append(row)
-    _print_process(rows, startup, args, stats.images)
+    _print_process(rows, startup, args, images, published)
 
 
 def _print_process(
-    rows: list[ProcessRow], startup: list[float], args: argparse.Namespace, images: int
+    rows: list[ProcessRow],
+    startup: list[float],
+    args: argparse.Namespace,
+    images: int,
+    published: int,
 ) -> None:
     med = statistics.median
     rtt = args.rtt
     trips = math.ceil(images / CONCURRENCY)
     print(
-        f"check --all --no-disk-cache, whole process: {images} images, {PUBLISHED} published,"
+        f"check --all --no-disk-cache, whole process: {images} images, {published} published,"
         f" {rtt * 1000:.0f} ms round trip (delay line), {args.runs} alternating runs, medians"
     )
     print(f"start-up (spec --all, whole process): {med(startup) * 1000:.0f} ms")
@@ -447,6 +480,11 @@ def main() -> int:
     parser.add_argument("--engine-tables", action="store_true")
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--sizes", default="49,1000")
+    parser.add_argument(
+        "--images", type=int, default=49, help="49: Materialize-shaped; else N synthetic images"
+    )
+    parser.add_argument("--schemes", default="plain,tls", help="plain, tls or both")
+    parser.add_argument("--contacts", default="first,remembered", help="first, remembered")
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--rate-n", type=int, default=500)
     args = parser.parse_args()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 import pytest
 import structlog
 
@@ -62,3 +63,92 @@ async def test_no_engine_skips_the_tier_with_one_warning(monkeypatch: pytest.Mon
     assert len(warnings) == 1
     assert warnings[0].startswith("daemon tier skipped: no Docker engine")
     assert all(a.status is Status.UNKNOWN for a in answers.values())
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    """Counts the requests handed to the HTTP client at once (queued in its pool or
+    sent), around the real transport."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.now = self.most = self.total = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.now += 1
+        self.total += 1
+        self.most = max(self.most, self.now)
+        try:
+            return await self.inner.handle_async_request(request)
+        finally:
+            self.now -= 1
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.mark.real
+async def test_a_thousand_daemon_lookups_hand_at_most_the_pool_to_httpx() -> None:
+    """1,000 lookups of the daemon tier over the real engine's socket: never more than
+    INSPECTIONS requests in httpx at once (the rest wait in our limiter, before the
+    client and its timeout), every one answered, none "could not be reached"."""
+    import os
+    from urllib.parse import urlsplit
+
+    from mzbuild_async.engine.docker import INSPECTIONS
+    from mzbuild_async.engine.endpoints import local_endpoint
+    from mzbuild_async.engine.inspector import SocketInspector
+    from mzbuild_async.lookup.daemon import DaemonTier
+
+    await (await engine()).close()  # (fails under CI=true when there is none)
+    socket = urlsplit(local_endpoint(os.environ).url).path
+    counting = CountingTransport(httpx.AsyncHTTPTransport(uds=socket))
+    tier = DaemonTier(_engine=SocketInspector(socket, transport=counting))
+    eng = LookupEngine(client=RegistryClient(retry=NO_RETRY), tiers=[tier], owns_client=True)
+    specs = [f"127.0.0.1:1/many/img{i}:mzbuild-{uuid.uuid4().hex[:8].upper()}" for i in range(1000)]
+    with structlog.testing.capture_logs() as events:
+        try:
+            answers = await eng.lookup_many(specs)
+        finally:
+            await eng.aclose()
+    assert counting.total == 1000
+    assert counting.most <= INSPECTIONS, counting.most
+    assert not [e for e in events if e["log_level"] == "warning"], events
+    assert {a.detail for a in answers.values()} == {"no tier could answer"}  # (absent there)
+
+
+@pytest.mark.real
+async def test_a_thousand_inspections_through_aiodocker_wait_in_our_limiter() -> None:
+    """The same through the engine API client a pool member uses (aiodocker): at most
+    INSPECTIONS inspections in its client at once, every answer right."""
+    from mzbuild_async.engine.docker import INSPECTIONS, DockerEngine
+
+    docker = DockerEngine()
+    await docker.connect()
+    client = await docker.client()
+    inspect = client.images.inspect
+    state = {"now": 0, "most": 0}
+
+    async def counted(spec: str) -> object:
+        state["now"] += 1
+        state["most"] = max(state["most"], state["now"])
+        try:
+            return await inspect(spec)
+        finally:
+            state["now"] -= 1
+
+    client.images.inspect = counted
+    found: dict[int, bool] = {}
+
+    async def one(i: int) -> None:
+        found[i] = await docker.exists(f"127.0.0.1:1/many/img{i}:mzbuild-ABSENT{i}")
+
+    try:
+        import anyio
+
+        async with anyio.create_task_group() as tg:
+            for i in range(1000):
+                tg.start_soon(one, i)
+    finally:
+        await docker.aclose()
+    assert found == dict.fromkeys(range(1000), False)
+    assert state["most"] <= INSPECTIONS, state

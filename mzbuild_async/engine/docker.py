@@ -38,6 +38,9 @@ REQUEST_SECONDS = 30.0
 #: Seconds the clean-up of a ``run`` container may take when the run is over
 #: (or cancelled); past it the container is left, with a warning.
 CLEANUP_SECONDS = 5.0
+#: Image inspections (the daemon tier's lookups) handed to the engine's client at
+#: once; the rest wait in our limiter, before the HTTP client and its timeout.
+INSPECTIONS = 32
 
 
 def registry_auth(host: str, credentials: Credentials | None) -> str:
@@ -84,6 +87,8 @@ class DockerEngine:
         self.request_seconds = request_seconds
         self._docker: Any = None
         self._lock = anyio.Lock()
+        #: Inspections in flight at once (see :data:`INSPECTIONS`).
+        self.inspections = anyio.CapacityLimiter(INSPECTIONS)
 
     async def _bounded(self, doing: str, call: Callable[[], Awaitable[T]]) -> T:
         """``call()``, or EngineError when the engine gives no answer in time."""
@@ -177,7 +182,10 @@ class DockerEngine:
         import aiodocker
 
         try:
-            found = await self._bounded(f"looking for {spec}", lambda: docker.images.inspect(spec))
+            async with self.inspections:  # (the wait here is not the request's time)
+                found = await self._bounded(
+                    f"looking for {spec}", lambda: docker.images.inspect(spec)
+                )
         except aiodocker.exceptions.DockerError as exc:
             if exc.status == 404:
                 return None

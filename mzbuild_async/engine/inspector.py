@@ -15,31 +15,49 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import quote, urlsplit
 
+import anyio
 import httpx
 
 from ..errors import EngineError
-from .docker import REQUEST_SECONDS
+from .docker import INSPECTIONS, REQUEST_SECONDS
 from .endpoints import local_endpoint
 from .factory import open_engine
 from .protocol import ImageInspector
 
 
 class SocketInspector:
-    """``exists`` over the engine API on a unix socket, with httpx."""
+    """``exists`` over the engine API on a unix socket, with httpx.
 
-    def __init__(self, socket: str, *, request_seconds: float = REQUEST_SECONDS) -> None:
+    At most :data:`~.docker.INSPECTIONS` requests are handed to httpx at once
+    (as many as its pool has connections): a thousand lookups wait in our
+    limiter, where waiting costs nothing, not in httpcore's pool, whose queue
+    costs more per request the longer it is, and whose wait counts against each
+    request's timeout (the engine is then wrongly "not reached").
+    """
+
+    def __init__(
+        self,
+        socket: str,
+        *,
+        request_seconds: float = REQUEST_SECONDS,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.socket = socket
         self.request_seconds = request_seconds
+        self.transport = transport
         self._client: httpx.AsyncClient | None = None
+        self.slots = anyio.CapacityLimiter(INSPECTIONS)
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(
                 # (a unix socket: no TLS, so no CA bundle to load)
-                transport=httpx.AsyncHTTPTransport(uds=self.socket, verify=False),
+                transport=self.transport or httpx.AsyncHTTPTransport(uds=self.socket, verify=False),
                 base_url="http://docker",
                 timeout=httpx.Timeout(self.request_seconds),
-                limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+                limits=httpx.Limits(
+                    max_connections=INSPECTIONS, max_keepalive_connections=INSPECTIONS
+                ),
             )
         return self._client
 
@@ -50,7 +68,8 @@ class SocketInspector:
     async def exists(self, spec: str) -> bool:
         """Whether the engine has an image tagged ``spec``."""
         try:
-            response = await self._http().get(f"/images/{quote(spec, safe='/:@')}/json")
+            async with self.slots:
+                response = await self._http().get(f"/images/{quote(spec, safe='/:@')}/json")
         except httpx.HTTPError as exc:
             raise EngineError(
                 f"the Docker engine at {self.socket} could not be reached while looking for"
