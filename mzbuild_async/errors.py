@@ -105,6 +105,12 @@ class ManifestUnknown(TransferError):
     (deleted since, or a registry whose ``HEAD`` and ``GET`` disagree)."""
 
 
+def reason(exc: BaseException) -> str:
+    """What went wrong, for a message: the exception's text, else its kind (a
+    timeout or a closed connection often says nothing: never an empty reason)."""
+    return str(exc).strip() or type(exc).__name__
+
+
 def shown_path(path: str) -> str:
     """A path for a message: as is when it is text, else with its odd bytes escaped.
 

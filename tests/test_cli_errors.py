@@ -327,3 +327,28 @@ def test_only_takes_no_other_targets(
         "mzbuild-async: error: ensure: --only names a CI step's own images, which are its"
         " targets; give no IMAGE or --all with it"
     ]
+
+
+@pytest.mark.parametrize("command", ["acquire", "ensure", "build"])
+def test_an_unreachable_engine_is_one_line_and_leaves_no_session_open(
+    make_repo: MakeRepo,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+) -> None:
+    """The local engine at a closed port: one line, and the engine client made for it is
+    closed (an unclosed aiohttp session would print two more lines at exit; here, with
+    warnings as errors, it fails the test when collected)."""
+    import gc
+
+    root = make_repo({"a/mzbuild.yml": "name: a\n", "a/Dockerfile": "FROM scratch\n"})
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")
+    argv = [command, "a", "--repo", str(root), "--cache-dir", str(tmp_path / "c"), "-q"]
+    status = main([*argv, "--image-registry", "127.0.0.1:9/x", "--retries", "1"])
+    gc.collect()
+    err = capsys.readouterr().err
+    assert status == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "the Docker engine could not be reached" in lines[0]

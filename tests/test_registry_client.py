@@ -284,3 +284,25 @@ async def test_a_body_over_the_cap_is_never_read_whole(announced: bool) -> None:
             await writer.manifest(parse_reference("reg.test/p/app:v1"))
     assert "nothing of it was kept" in str(caught.value)
     assert sum(sent) <= (0 if announced else MAX_BODY + len(chunk))
+
+
+@pytest.mark.parametrize(
+    "error", [httpx.WriteTimeout(""), httpx.ReadTimeout(""), httpx.ConnectError("")]
+)
+async def test_a_failure_without_a_message_is_named_by_its_kind(error: httpx.HTTPError) -> None:
+    """A timeout often has no text: the line names its kind, never "PUT failed: "."""
+    from mzbuild_async.registry.client import RegistryUnavailable
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method != "PUT":
+            return httpx.Response(200)  # (the /v2/ probe: no auth)
+        raise error
+
+    async def body() -> object:
+        yield b"x"
+
+    async with client(handler) as registry:
+        with pytest.raises(RegistryUnavailable) as caught:
+            await registry.put_stream(REF, "/v2/acme/app/blobs/uploads/u1", body(), 1)  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert message.endswith(f"PUT failed: {type(error).__name__}"), message

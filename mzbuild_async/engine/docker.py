@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from ..errors import DockerBuildError, EngineError, ManifestUnknown, TransferError
+from ..errors import DockerBuildError, EngineError, ManifestUnknown, TransferError, reason
 from ..registry.auth import Credentials
 from ..registry.names import parse_reference
 from ..support import logs
@@ -135,9 +135,9 @@ class DockerEngine:
 
     def _engine_error(self, exc: BaseException, doing: str) -> EngineError:
         if self.endpoint is not None:
-            return EngineError(f"{self.label} could not be reached while {doing} ({exc})")
+            return EngineError(f"{self.label} could not be reached while {doing} ({reason(exc)})")
         return EngineError(
-            f"the Docker engine could not be reached while {doing} ({exc}); start dockerd"
+            f"the Docker engine could not be reached while {doing} ({reason(exc)}); start dockerd"
             " (scripts/setup-system) or set DOCKER_HOST"
         )
 
@@ -424,7 +424,7 @@ class DockerEngine:
                     )
                 except Exception as exc:  # the engine went away: say what is left
                     logs.warning(
-                        f"{self.label}: could not remove container {short} ({exc});"
+                        f"{self.label}: could not remove container {short} ({reason(exc)});"
                         f" remove it with `docker rm -f {short}`"
                     )
             if scope.cancelled_caught:

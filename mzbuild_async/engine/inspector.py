@@ -18,7 +18,7 @@ from urllib.parse import quote, urlsplit
 import anyio
 import httpx
 
-from ..errors import EngineError
+from ..errors import EngineError, reason
 from .docker import INSPECTIONS, REQUEST_SECONDS
 from .endpoints import local_endpoint
 from .factory import open_engine
@@ -73,7 +73,7 @@ class SocketInspector:
         except httpx.HTTPError as exc:
             raise EngineError(
                 f"the Docker engine at {self.socket} could not be reached while looking for"
-                f" {spec} ({exc or type(exc).__name__}); start dockerd or set DOCKER_HOST"
+                f" {spec} ({reason(exc)}); start dockerd or set DOCKER_HOST"
             ) from None
         if response.status_code == 404:
             return False

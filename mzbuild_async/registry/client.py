@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import anyio
 import httpx
 
+from ..errors import reason
 from ..model.status import Probe, Status
 from ..support.deadline import BeyondDeadline, time_left, within
 from ..support.documents import parse_json
@@ -336,7 +337,7 @@ class RegistryClient:
                 if tls is None and isinstance(exc, _TORN_DOWN) and scheme == "https":
                     tls = await self._tls_diagnosis(host)
                 if tls is None:
-                    detail = exc or type(exc).__name__
+                    detail = reason(exc)
                     raise Transient(f"{host}: connection failed: {detail}") from exc
                 if speaks_plain_http(tls) and self._may_speak_http(host):
                     await self._relearn_scheme(host, "https")
@@ -704,9 +705,7 @@ class RegistryClient:
         except BeyondDeadline as exc:
             raise RegistryUnavailable(_too_long(host, exc.seconds, exc.left)) from None
         except (httpx.HTTPError, ssl.SSLError) as exc:
-            raise RegistryUnavailable(
-                f"{host}: {method} failed: {exc or type(exc).__name__}"
-            ) from None
+            raise RegistryUnavailable(f"{host}: {method} failed: {reason(exc)}") from None
         with contextlib.suppress(Transient, _Unknown):  # (the status is the caller's)
             self._observe(host, response)
         return response

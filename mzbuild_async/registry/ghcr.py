@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import httpx
 
-from ..errors import TransferError
+from ..errors import TransferError, reason
 from ..support.documents import parse_json
 from .names import Reference
 
@@ -87,7 +87,9 @@ class GhcrPackages:
         try:
             response = await client.request(method, path)
         except httpx.HTTPError as exc:
-            raise TransferError(f"{HOST}: the Packages API could not be reached: {exc}") from None
+            raise TransferError(
+                f"{HOST}: the Packages API could not be reached: {reason(exc)}"
+            ) from None
         if response.status_code in (401, 403):
             raise TransferError(
                 f"{HOST}: the token may not delete packages of {owner}"

@@ -28,6 +28,7 @@ from typing import Any
 import anyio
 import httpx
 
+from ..errors import reason
 from ..support.tracecontext import TraceParent
 from ..support.version import VERSION
 from ..workflow.check import CheckResult
@@ -324,7 +325,7 @@ async def export(
                 except httpx.ConnectError as exc:
                     return (
                         f"{url}: the OpenTelemetry endpoint cannot be reached"
-                        f" ({exc or type(exc).__name__}); the run's {count} spans were not"
+                        f" ({reason(exc)}); the run's {count} spans were not"
                         " sent, the run itself is unaffected"
                     )
                 except httpx.HTTPError as exc:

@@ -125,12 +125,19 @@ async def _connect(docker: Engine | None, options: RunOptions, platform: str) ->
     """The run's engines: the pool's members that build ``platform``, else one engine."""
     if options.engines and docker is None:
         return _usable_members(await open_pool(options.engines, slots=options.slots), platform)
+    made = docker is None
     if docker is None:
         local = local_endpoint(options.environ)  # the Docker CLI's choice
         url, docker = local.url, open_engine(local=local)
     else:
         url = "(given)"
-    await docker.ping()
+    try:
+        await docker.ping()
+    except BaseException:
+        if made:  # (whoever made it closes it: no member holds it yet)
+            with anyio.CancelScope(shield=True):
+                await docker.aclose()
+        raise
     return [Member(LOCAL_ENGINE, url, docker, platform, options.jobs)]
 
 
