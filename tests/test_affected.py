@@ -323,3 +323,46 @@ def test_a_base_missing_from_a_shallow_clone_says_fetch_it(
     assert status == 2
     assert "this is a shallow clone: fetch it (git fetch origin" in err
     assert err.strip().count("\n") == 0
+
+
+def test_a_deep_chain_is_accounted_for_once_per_image(tmp_path: Path) -> None:
+    """A 300-deep chain whose root changed: every image is affected, each with its
+    parent as the reason, and each image is described once per side (a chain of N
+    costs N accounts, not N squared: 1,200 deep took 36 s that way)."""
+    import anyio
+
+    from mzbuild_async.model.options import Arch, BuildOptions
+    from mzbuild_async.source.affected import compare, sides
+    from mzbuild_async.source.repository import Repository
+
+    depth = 300
+    root = tmp_path / "chain"
+    for i in range(depth):
+        parent = f"MZFROM c{i - 1}" if i else "FROM scratch"
+        _write(root, f"c{i}/mzbuild.yml", f"name: c{i}\n")
+        _write(root, f"c{i}/Dockerfile", f"{parent}\n")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "chain")
+    _write(root, "c0/Dockerfile", "FROM scratch\n# changed\n")
+    calls: dict[str, int] = {}
+
+    async def run() -> list[Any]:
+        repo = await Repository.open(root, BuildOptions(arch=Arch.X86_64))
+        async with sides(repo, "HEAD", None) as (base, head, _, _):
+            for label, side in (("base", base), ("head", head)):
+                described = side.describe
+
+                async def counted(name: str, _d: Any = described, _l: str = label) -> Any:
+                    calls[_l] = calls.get(_l, 0) + 1
+                    return await _d(name)
+
+                side.describe = counted  # type: ignore[method-assign]
+            found, _unchanged = await compare(base, head)
+            return found
+
+    found = anyio.run(run)
+    assert [a.image for a in found] == [f"c{i}" for i in range(depth)]
+    assert found[0].reasons() == ["content c0/Dockerfile"]
+    assert all(a.reasons() == [f"parent c{i - 1}"] for i, a in enumerate(found) if i)
+    assert calls == {"base": depth, "head": depth}

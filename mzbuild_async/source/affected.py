@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .explain import Explanation, explain, resolve_revision
+from .explain import Explanation, explain_many, resolve_revision
 from .gitview import _decode, _git
 from .history import BlobStore, History
 from .repository import Repository
@@ -68,16 +68,17 @@ async def compare(base: Repository, head: Repository) -> tuple[list[Affected], l
     base_fps = await base.fingerprints(list(base.images))
     affected: list[Affected] = []
     unchanged: list[str] = []
-    for image in head.resolve(list(head.images)):
-        name = image.name
+    order = [image.name for image in head.resolve(list(head.images))]
+    changed = [n for n in order if n in base_fps and base_fps[n] != head_fps[n]]
+    accounts = await explain_many(head, base, changed)
+    for name in order:
         mine = str(head_fps[name])
         if name not in base_fps:
             affected.append(Affected(name, "added", "", mine))
         elif base_fps[name] == head_fps[name]:
             unchanged.append(name)
         else:
-            account = await explain(head, base, name)
-            affected.append(Affected(name, "changed", str(base_fps[name]), mine, account))
+            affected.append(Affected(name, "changed", str(base_fps[name]), mine, accounts[name]))
     for name in sorted(set(base_fps) - set(head_fps)):
         affected.append(Affected(name, "removed", str(base_fps[name]), ""))
     return affected, sorted(unchanged)

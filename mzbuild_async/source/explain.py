@@ -11,7 +11,7 @@ the same way, down to their files. ``--against SPEC`` looks for the commit
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,15 +167,23 @@ def _options(repo: Repository, name: str) -> dict[str, str]:
 
 async def explain(ours: Repository, theirs: Repository, name: str) -> Explanation:
     """Why ``name``'s fingerprint in ``ours`` differs from the one in ``theirs``."""
-    await ours.fingerprints([name])
-    if name in theirs.images:
-        await theirs.fingerprints([name])
+    return (await explain_many(ours, theirs, [name]))[name]
+
+
+async def explain_many(
+    ours: Repository, theirs: Repository, names: Sequence[str]
+) -> dict[str, Explanation]:
+    """:func:`explain` for each of ``names``, every image below them accounted for
+    once (an account is shared by every image above it: a chain of N images costs N
+    accounts, not N squared)."""
+    await ours.fingerprints(list(names))
+    await theirs.fingerprints([n for n in names if n in theirs.images])
     memo: dict[str, Explanation] = {}
     # Dependencies first, so each image finds its dependencies' accounts
     # made: a loop, not recursion, whatever the depth of the chain.
-    for image in ours.resolve([name]):
+    for image in ours.resolve(list(names)):
         memo[image.name] = await _explain_one(ours, theirs, image.name, memo)
-    return memo[name]
+    return {name: memo[name] for name in names}
 
 
 async def _explain_one(
