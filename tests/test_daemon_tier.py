@@ -12,6 +12,7 @@ from mzbuild_async.lookup.engine import LookupEngine
 from mzbuild_async.model.status import Status
 from mzbuild_async.registry.client import RegistryClient
 from mzbuild_async.support.retry import RetryPolicy
+from tests.support.counting import CountingTransport
 from tests.support.engine import build_scratch_image, engine
 
 pytestmark = pytest.mark.anyio
@@ -63,27 +64,6 @@ async def test_no_engine_skips_the_tier_with_one_warning(monkeypatch: pytest.Mon
     assert len(warnings) == 1
     assert warnings[0].startswith("daemon tier skipped: no Docker engine")
     assert all(a.status is Status.UNKNOWN for a in answers.values())
-
-
-class CountingTransport(httpx.AsyncBaseTransport):
-    """Counts the requests handed to the HTTP client at once (queued in its pool or
-    sent), around the real transport."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
-        self.now = self.most = self.total = 0
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.now += 1
-        self.total += 1
-        self.most = max(self.most, self.now)
-        try:
-            return await self.inner.handle_async_request(request)
-        finally:
-            self.now -= 1
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 @pytest.mark.real

@@ -111,3 +111,31 @@ def test_check_remembers_the_scheme_in_hosts_json(
         second = cli.run("check", "--all", "--no-disk-cache")
         assert second.returncode == 0, second.stderr
         assert proxy.counts["tls-attempts"] == 1
+
+
+async def test_a_thousand_lookups_hand_at_most_the_limit_to_httpx(
+    registries: dict[str, Registry],
+) -> None:
+    """1,000 lookups of one host: at most the host's limit of requests in the HTTP client
+    at once (the rest wait in the limiter, not in httpcore's pool, whose queue costs
+    more per request the longer it is), every answer right."""
+    import httpx
+
+    from tests.support.counting import CountingTransport
+
+    registry = registries["none"]
+    specs, pushed = registry.push_many(1000, 100)
+    counting = CountingTransport(httpx.AsyncHTTPTransport())
+    client = RegistryClient(
+        transport=counting,
+        remembered={registry.host: None},
+        remembered_schemes={registry.host: "http"},
+    )
+    async with LookupEngine.create(tiers=("memory", "registry"), client=client) as engine:
+        answers = await engine.lookup_many(specs)
+    await client.aclose()
+    assert {s: a.status for s, a in answers.items()} == {
+        s: Status.PRESENT if s in pushed else Status.ABSENT for s in specs
+    }
+    assert counting.total == 1000
+    assert counting.most <= CONCURRENCY, counting.most
