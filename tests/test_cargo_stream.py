@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -180,7 +179,7 @@ def test_sigterm_after_an_image_landed_stops_cargo_and_pushes_nothing_unfinished
     cli = Cli(
         repo, f"{registries['none'].host}/term", tmp_path / "cache", env={"MZB_GATE": str(never)}
     )
-    staged_before = set(Path(tempfile.gettempdir()).glob("mzbuild-*"))
+    staged_before = set(cli.tmp.glob("mzbuild-*"))
     proc = subprocess.Popen(
         cli.args("ensure", "--all", "--json"),
         env=cli.environ(),
@@ -206,4 +205,4 @@ def test_sigterm_after_an_image_landed_stops_cargo_and_pushes_nothing_unfinished
     assert left == [], left  # cargo, rustc and the build script are gone
     host = registries["none"].host
     assert _tags(f"{host}/term/slow-img:x") == []
-    assert set(Path(tempfile.gettempdir()).glob("mzbuild-*")) <= staged_before
+    assert set(cli.tmp.glob("mzbuild-*")) <= staged_before

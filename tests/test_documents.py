@@ -5,6 +5,7 @@ overflow the C stack); everything of an ordinary depth reads as json and yaml do
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -72,3 +73,45 @@ def test_ordinary_documents_read_as_json_and_yaml_read_them(value: object) -> No
     assert parse_json(text.encode()) == json.loads(text)
     text = json.dumps(value, ensure_ascii=False)
     assert parse_yaml(text) == yaml.safe_load(text)
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 5_000, 100_000])
+def test_toml_past_the_limit_is_tomls_own_error(depth: int) -> None:
+    """tomllib recurses too: a Cargo.toml, lock file or settings file nested past the
+    limit is a TOMLDecodeError (what every reader of them handles), never a
+    RecursionError."""
+    import tomllib
+
+    from mzbuild_async.support.documents import parse_toml
+
+    with pytest.raises(tomllib.TOMLDecodeError, match="nested more than 64 levels deep"):
+        parse_toml("a = " + nested(depth) + "\n")
+    assert parse_toml('[package]\nname = "x"\n') == {"package": {"name": "x"}}
+
+
+def test_a_deep_cargo_toml_is_one_line(tmp_path: Path) -> None:
+    """The CLI on a workspace whose Cargo.toml nests 100,000 arrays: one line naming it."""
+    import subprocess
+    import sys
+
+    from tests.conftest import git, write_tree
+
+    write_tree(
+        tmp_path,
+        {
+            "Cargo.toml": "[workspace]\nmembers = " + nested(100_000) + "\n",
+            "a/mzbuild.yml": "name: a\npre-image:\n  - type: cargo-build\n    bin: a\n",
+            "a/Dockerfile": "FROM scratch\n",
+        },
+    )
+    git(tmp_path, "init", "-q", "-b", "main")
+    result = subprocess.run(
+        [sys.executable, "-m", "mzbuild_async", "fingerprint", "a", "--repo", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "Cargo.toml: malformed TOML: nested more than 64 levels deep" in result.stderr

@@ -13,7 +13,6 @@ import json
 import re
 import signal
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -269,7 +268,7 @@ def test_ctrl_c_cancels_and_pushes_nothing_unfinished(cli: Cli) -> None:
     assert process.returncode == 130, err
     assert "interrupted" in err
     assert "Traceback" not in err
-    leftovers = list(Path(tempfile.gettempdir()).glob("mzbuild-demo-tools-*"))
+    leftovers = list(cli.tmp.glob("mzbuild-demo-tools-*"))
     assert not leftovers, "the staging directory of the cancelled build was left behind"
     for name in ("demo-tools", "demo-app"):
         spec = cli.run("spec", name).stdout.strip()

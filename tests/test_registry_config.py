@@ -64,7 +64,11 @@ def test_missing_file_is_defaults(tmp_path: Path) -> None:
             id="top-key",
         ),
         pytest.param("[lookup]\ntrust-cache = 1\n", "trust-cache must be true or", id="trust"),
-        pytest.param("x = " + "[" * 50_000 + "]" * 50_000 + "\n", "nested too deeply", id="deep"),
+        pytest.param(
+            "x = " + "[" * 50_000 + "]" * 50_000 + "\n",
+            "nested more than 64 levels deep",
+            id="deep",
+        ),
         pytest.param('[registry."h"]\nspeed = 1\n', "h: unknown setting 'speed'", id="unknown"),
         pytest.param("[registry\n", "cannot read", id="toml"),
         pytest.param('registry = "x"\n', "[registry] must hold", id="shape"),

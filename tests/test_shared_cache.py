@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,9 +70,9 @@ def test_unwritable_cache_directory_is_one_warning(demo_cli: Cli, how: str) -> N
             pytest.fail(f"cannot mount a read-only tmpfs (root is needed): {result.stderr}")
         mounted = True
     try:
-        before = set(Path(tempfile.gettempdir()).glob("mzbuild_async-cache-*"))
+        before = set(cli.tmp.glob("mzbuild_async-cache-*"))
         result = cli.run("ensure", "demo-app", "--json")
-        after = set(Path(tempfile.gettempdir()).glob("mzbuild_async-cache-*"))
+        after = set(cli.tmp.glob("mzbuild_async-cache-*"))
     finally:
         if mounted:
             subprocess.run(["umount", str(cli.cache_dir)], check=False)

@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -57,8 +56,9 @@ def wait_for(predicate: object, seconds: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def staging_dirs() -> set[Path]:
-    return set(Path(tempfile.gettempdir()).glob("mzbuild-*"))
+def staging_dirs(cli: Cli) -> set[Path]:
+    """What the runs of ``cli`` staged (in their own TMPDIR)."""
+    return set(cli.tmp.glob("mzbuild-*"))
 
 
 def tags(registry: Registry, repository: str) -> list[str]:
@@ -87,7 +87,7 @@ def test_sigterm_during_cargo_kills_its_group_and_exits_143(
     greeting = cli.repo / "src" / "greeting"
     (greeting / "build.rs").write_text(SLEEPY_BUILD_SCRIPT)
     commit(cli.repo, "a slow build script")
-    before = staging_dirs()
+    before = staging_dirs(cli)
     argv = cli.args("ensure", "--all")
     if how == "pid-1":
         argv = ["unshare", "--pid", "--fork", "--mount-proc", *argv]
@@ -116,7 +116,7 @@ def test_sigterm_during_cargo_kills_its_group_and_exits_143(
     assert "terminated (SIGTERM)" in err
     assert "Traceback" not in err
     wait_for(lambda: not processes_mentioning(str(cli.repo)), 10, "cargo's processes to end")
-    assert staging_dirs() <= before, "a staging directory was left behind"
+    assert staging_dirs(cli) <= before, "a staging directory was left behind"
     registry = registries["none"]
     repository = cli.registry.split("/", 1)[1]
     assert tags(registry, f"{repository}/demo-hello") == []
@@ -129,7 +129,7 @@ def test_sigterm_during_a_docker_build_pushes_nothing(
     dockerfile = cli.repo / "images" / "tools" / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text() + f"RUN echo {uuid.uuid4()} && sleep 60\n")
     commit(cli.repo, "very slow tools")
-    before = staging_dirs()
+    before = staging_dirs(cli)
     proc = cli.start("ensure", "demo-app")
     assert proc.stderr is not None
     deadline = time.monotonic() + 240
@@ -142,7 +142,7 @@ def test_sigterm_during_a_docker_build_pushes_nothing(
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
     assert "terminated (SIGTERM)" in err
-    assert staging_dirs() <= before
+    assert staging_dirs(cli) <= before
     repository = cli.registry.split("/", 1)[1]
     assert tags(registries["none"], f"{repository}/demo-tools") == []
     assert tags(registries["none"], f"{repository}/demo-app") == []

@@ -25,7 +25,7 @@ from ..errors import CargoBuildError
 from ..model.manifest import CargoBuild
 from ..model.options import Arch, BuildOptions, Profile, Sanitizer
 from ..source.cargo import Workspace
-from ..support.documents import parse_json
+from ..support.documents import parse_json, parse_toml
 from ..support.lines import pump_lines
 
 LineSink = Callable[[str], None]
@@ -141,9 +141,8 @@ async def check_profile_and_target(
     """Clear errors before cargo runs: a missing profile, an uninstalled target."""
     if options.profile is Profile.OPTIMIZED:
         try:
-            with open(root / "Cargo.toml", "rb") as f:
-                profiles = tomllib.load(f).get("profile", {})
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+            profiles = parse_toml((root / "Cargo.toml").read_bytes()).get("profile", {})
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise CargoBuildError(f"Cargo.toml: cannot read the workspace: {exc}") from None
         if "optimized" not in profiles:
             raise CargoBuildError(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CargoError
+from ..support.documents import parse_toml
 
 #: Files directly in a crate directory that are not inputs of the crate.
 EXCLUDED_CRATE_FILES = ("mzcompose", "mzcompose.py")
@@ -47,13 +48,12 @@ def _normalize(path: str) -> str:
 
 def _load_toml(root: Path, rel: str) -> dict[str, Any]:
     try:
-        with open(root / rel, "rb") as f:
-            return tomllib.load(f)
+        return parse_toml((root / rel).read_bytes())
     except FileNotFoundError:
         raise CargoError(f"{rel}: no such file; the Cargo workspace needs it") from None
     except OSError as exc:
         raise CargoError(f"{rel}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise CargoError(f"{rel}: malformed TOML: {exc}") from None
 
 

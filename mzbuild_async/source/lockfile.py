@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CargoError
+from ..support.documents import parse_toml
 
 LOCK_NAME = "Cargo.lock"
 
@@ -60,7 +61,7 @@ def load_lockfile(root: Path) -> Lockfile | None:
     """The ``Cargo.lock`` at ``root`` (None when there is none)."""
     path = root / LOCK_NAME
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = parse_toml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import InputError
+from ..support.documents import parse_toml
 
 LOCK_FILE = "mzbuild.lock"
 _FROM = re.compile(rb"^(\s*FROM\s+)((?:--\S+\s+)*)(\S+)(.*)$", re.IGNORECASE | re.DOTALL)
@@ -76,7 +77,7 @@ def read_lock(directory: Path) -> dict[str, str]:
     one line naming it."""
     path = directory / LOCK_FILE
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = parse_toml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

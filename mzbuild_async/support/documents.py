@@ -10,12 +10,15 @@ parsed) and refused past :data:`MAX_DEPTH` levels, with a
 :class:`DocumentError` (a ``ValueError``, as the parsers' own errors are, so
 the callers' handlers take it): never a RecursionError, never a crash. The
 checks are cheap: a bound computed from counts comes first, and only a
-document it cannot clear is read event by event.
+document it cannot clear is read event by event. TOML (``Cargo.toml``, the
+lock files, ``mzbuild-async.toml``) gets the same limit, as tomllib's own
+error.
 """
 
 from __future__ import annotations
 
 import json
+import tomllib
 from typing import Any
 
 import yaml
@@ -77,6 +80,20 @@ def parse_json(data: str | bytes | bytearray, **options: Any) -> Any:
         raise DocumentError(f"not UTF-8 ({exc.reason})") from None
     if brackets > MAX_DEPTH and _depth(value) > MAX_DEPTH:
         raise DocumentError(f"nested more than {MAX_DEPTH} levels deep")
+    return value
+
+
+def parse_toml(data: str | bytes) -> dict[str, Any]:
+    """``tomllib.loads(data)``, refused past :data:`MAX_DEPTH` levels with a
+    ``tomllib.TOMLDecodeError`` (tomllib recurses too, and its RecursionError is no
+    answer); bytes that are not UTF-8 raise UnicodeDecodeError as reading them would."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    try:
+        value = tomllib.loads(text)
+    except RecursionError:
+        raise tomllib.TOMLDecodeError(f"nested more than {MAX_DEPTH} levels deep") from None
+    if text.count("[") + text.count("{") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
+        raise tomllib.TOMLDecodeError(f"nested more than {MAX_DEPTH} levels deep")
     return value
 
 

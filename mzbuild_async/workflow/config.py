@@ -21,6 +21,7 @@ from ..errors import UsageError, shorten
 from ..model.options import CONFIG_NAME
 from ..model.publication import PROMOTE_KEYS, PUBLISH_KEYS, PublishConfig, publish_config
 from ..registry.config import HOST_KEYS, LOOKUP_KEYS, RegistryConfig, registry_config
+from ..support.documents import parse_toml
 
 
 @dataclass(frozen=True)
@@ -88,16 +89,13 @@ def read_config_file(root: Path) -> dict[str, Any]:
     the parser's recursion, a table we do not know) is one line naming it.
     """
     try:
-        with open(root / CONFIG_NAME, "rb") as f:
-            data = tomllib.load(f)
+        data = parse_toml((root / CONFIG_NAME).read_bytes())
     except FileNotFoundError:
         return {}
     except UnicodeDecodeError as exc:
         raise UsageError(
             f"{CONFIG_NAME}: not UTF-8 (byte {exc.start}: {exc.reason}); TOML files are UTF-8"
         ) from None
-    except RecursionError:
-        raise UsageError(f"{CONFIG_NAME}: nested too deeply to read") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"{CONFIG_NAME}: cannot read: {exc}") from None
     unknown = sorted(set(data) - set(TABLES))

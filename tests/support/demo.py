@@ -58,10 +58,17 @@ class Cli:
             *rest,
         ]
 
+    @property
+    def tmp(self) -> Path:
+        """The children's own TMPDIR (beside the cache directory): what they stage
+        is looked for there, never by scanning the shared /tmp."""
+        return self.cache_dir.parent / f"{self.cache_dir.name}.tmp"
+
     def environ(self) -> dict[str, str]:
-        """The environment of the child."""
+        """The environment of the child (its TMPDIR its own, see :attr:`tmp`)."""
         root = str(Path(__file__).resolve().parents[2])
-        return {**os.environ, "PYTHONPATH": root, **self.env}
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        return {**os.environ, "PYTHONPATH": root, "TMPDIR": str(self.tmp), **self.env}
 
     def run(
         self, command: str, *rest: str, timeout: float = 300
