@@ -41,7 +41,7 @@ async def test_image_in_the_engine_is_present() -> None:
         assert (answers[missing].status, answers[missing].tier) == (Status.UNKNOWN, "registry")
         assert eng.requests == {"127.0.0.1:1": 1}
     finally:
-        await docker.images.delete(tag, force=True)
+        await docker.images.delete(tag, force=True, noprune=True)
         await docker.close()
 
 

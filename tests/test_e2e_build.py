@@ -67,7 +67,7 @@ def cli(tmp_path: Path, registries: dict[str, Registry], engine_up: None) -> Ite
     images = _docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
     mine = [i for i in images if i.startswith(prefix)]
     if mine:
-        _docker("rmi", "-f", *mine)
+        _docker("rmi", "-f", "--no-prune", *mine)
 
 
 def _json(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -147,7 +147,7 @@ def test_cargo_image_runs_and_prints(cli: Cli) -> None:
 def test_acquire_pulls_only_what_the_target_needs(cli: Cli) -> None:
     first = _json(cli.run("ensure", "--all", "--json"))
     specs = {name: r["spec"] for name, r in first["images"].items()}
-    removed = _docker("rmi", "-f", *specs.values())
+    removed = _docker("rmi", "-f", "--no-prune", *specs.values())
     assert removed.returncode == 0, removed.stderr
     result = cli.run("acquire", "demo-app", "--json")
     assert result.returncode == 0, result.stderr

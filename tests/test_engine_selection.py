@@ -62,6 +62,7 @@ def test_a_context_that_does_not_exist_is_one_line(config: Path, tmp_path: Path)
 
 @pytest.mark.real
 @pytest.mark.slow
+@pytest.mark.xdist_group("engines")  # (the extra engines are shared: one worker, in turn)
 def test_a_real_second_engine_through_context_use_and_docker_context(
     tmp_path: Path, registries: dict[str, object]
 ) -> None:

@@ -32,7 +32,8 @@ from tests.support.pool import (
 )
 from tests.support.registry import Registry
 
-pytestmark = [pytest.mark.slow, pytest.mark.real]
+# (the extra engines are shared: their tests run on one worker, in turn)
+pytestmark = [pytest.mark.slow, pytest.mark.real, pytest.mark.xdist_group("engines")]
 
 MAIN = "unix:///var/run/docker.sock"
 STATE = Path(os.environ.get("MZBUILD_ASYNC_ENGINES_DIR", "/tmp/mzbuild-async-engines"))

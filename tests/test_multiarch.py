@@ -146,4 +146,6 @@ def test_the_engine_pulls_an_index_over_real_images(
         ).stdout.strip()
 
     assert image_id(target) == image_id(spec)
-    subprocess.run(["docker", "rmi", "-f", target, spec], capture_output=True, check=False)
+    subprocess.run(
+        ["docker", "rmi", "-f", "--no-prune", target, spec], capture_output=True, check=False
+    )

@@ -32,7 +32,8 @@ from tests.support.demo import Cli
 from tests.support.pool import Sleepy, engines, make_sleepy_repo
 from tests.support.registry import Registry
 
-pytestmark = [pytest.mark.slow, pytest.mark.real]
+# (the extra engines are shared: their tests run on one worker, in turn)
+pytestmark = [pytest.mark.slow, pytest.mark.real, pytest.mark.xdist_group("engines")]
 
 WIDE = [
     Sleepy("base", (), 1),

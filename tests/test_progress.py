@@ -90,7 +90,8 @@ def test_periodic_status_lines() -> None:
     assert status[0].endswith("1 building, 1 pulling")
 
 
-def test_live_block_on_a_terminal() -> None:
+def test_live_block_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "120")  # (the terminal's width, whatever runs the test)
     out, clock = Tty(), Clock()
     progress = LiveProgress(out, clock=clock)
     progress(Event(0.0, "base", Phase.BUILD, EventStatus.START))

@@ -49,7 +49,9 @@ class Setup:
 
 
 def _rmi(spec: str) -> None:
-    subprocess.run(["docker", "rmi", "-f", spec], capture_output=True, check=False, timeout=60)
+    subprocess.run(
+        ["docker", "rmi", "-f", "--no-prune", spec], capture_output=True, check=False, timeout=60
+    )
 
 
 @pytest.fixture

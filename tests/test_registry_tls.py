@@ -219,4 +219,6 @@ def test_ensure_through_tls(tmp_path: Path, tls_registry: Registry, docker_certs
         check=False,
     ).stdout.split()
     if listed:
-        subprocess.run(["docker", "rmi", "-f", *listed], capture_output=True, check=False)
+        subprocess.run(
+            ["docker", "rmi", "-f", "--no-prune", *listed], capture_output=True, check=False
+        )

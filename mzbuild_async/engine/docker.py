@@ -372,12 +372,16 @@ class DockerEngine:
         return digest
 
     async def remove(self, spec: str) -> None:
-        """Remove the tag ``spec`` (a missing image is fine)."""
+        """Remove the tag ``spec`` (a missing image is fine). Its untagged parents stay:
+        another build on the same engine may be using them as its cache right now (the
+        classic builder then fails with "unable to find image")."""
         docker = await self.client()
         import aiodocker
 
         try:
-            await self._bounded(f"removing {spec}", lambda: docker.images.delete(spec, force=True))
+            await self._bounded(
+                f"removing {spec}", lambda: docker.images.delete(spec, force=True, noprune=True)
+            )
         except aiodocker.exceptions.DockerError as exc:
             if exc.status != 404:
                 raise EngineError(f"could not remove {spec}: {exc.message}") from None

@@ -70,4 +70,6 @@ def remove_images(prefix: str) -> None:
     ).stdout.split()
     mine = [i for i in listed if i.startswith(prefix)]
     if mine:
-        subprocess.run(["docker", "rmi", "-f", *mine], capture_output=True, check=False)
+        subprocess.run(
+            ["docker", "rmi", "-f", "--no-prune", *mine], capture_output=True, check=False
+        )
