@@ -13,7 +13,9 @@ def tests(session: nox.Session) -> None:
     """Run the test suite (after installing any missing system programs)."""
     session.install("-e", ".[dev]")
     session.run("scripts/setup-system", external=True)
-    session.run("pytest", "-q", *session.posargs)
+    session.run(
+        "pytest", "-q", "-p", "no:benchmark", "-n", "2", "--dist", "loadgroup", *session.posargs
+    )
 
 
 @nox.session

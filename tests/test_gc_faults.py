@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import MakeRepo
+from tests.support.demo import Cli
 from tests.support.faultproxy import Faults, proxy_thread
 from tests.support.registry import Registry
 
@@ -30,31 +31,8 @@ LONG_AGO = "2020-01-01T00:00:00Z"
 
 
 def _gc(repo: Path, registry: str, tmp_path: Path, *flags: str) -> tuple[int, str, str]:
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mzbuild_async",
-            "gc",
-            "--repo",
-            str(repo),
-            "--image-registry",
-            registry,
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--keep-younger",
-            "0s",
-            "--retries",
-            "1",
-            *flags,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = Cli(repo, registry, tmp_path / "cache").run(
+        "gc", "--keep-younger", "0s", "--retries", "1", *flags, timeout=120
     )
     return result.returncode, result.stdout, result.stderr
 

@@ -129,12 +129,20 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.append(Receiver(f"http://127.0.0.1:{server.server_address[1]}"))
+    with _serving(Handler) as url:
+        state.append(Receiver(url))
+        yield state[0]
+
+
+@contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """``handler`` served on a free loopback port from a thread; its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield state[0]
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
@@ -174,14 +182,9 @@ def trickler(interval: float = 0.5) -> Iterator[Trickler]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state.append(Trickler(f"http://127.0.0.1:{server.server_address[1]}"))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state[0]
-    finally:
-        state[0].stop.set()
-        server.shutdown()
-        server.server_close()
+    with _serving(Handler) as url:
+        state.append(Trickler(url))
+        try:
+            yield state[0]
+        finally:
+            state[0].stop.set()  # (before the server's shutdown waits for its handlers)
