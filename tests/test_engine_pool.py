@@ -27,6 +27,7 @@ from tests.support.pool import (
     engine_tables,
     engines,
     make_sleepy_repo,
+    running_builds,
     running_commands,
     stop_engine,
     when,
@@ -266,9 +267,7 @@ def test_sigterm_stops_the_work_on_every_engine(
     hosts = (MAIN, env["E2"])
 
     def running() -> list[set[str]]:
-        return [
-            set(docker_on(host, "ps", "-q", "--filter", "status=running").split()) for host in hosts
-        ]
+        return [running_builds(host) for host in hosts]
 
     before = running()  # (other work on the main engine is not ours)
     deadline = time.monotonic() + 120

@@ -27,6 +27,7 @@ from tests.support.pool import (
     engine_tables,
     engines,
     make_sleepy_repo,
+    running_builds,
     running_commands,
     when,
 )
@@ -65,7 +66,7 @@ def test_a_frozen_engine_is_lost_and_its_builds_run_elsewhere(
     process = cli.start("ensure", "--all", "--json", "--report", str(report))
     froze = when(  # two builds run there
         process,
-        lambda: len(docker_on(frozen["E4"], "ps", "-q").split()) >= 2,
+        lambda: len(running_builds(frozen["E4"])) >= 2,
         lambda: os.kill(_pid("e4"), signal.SIGSTOP),
     )
     started = time.monotonic()

@@ -427,9 +427,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--builder",
-        choices=["engine", "buildx"],
-        default="engine",
-        help="build through the engine API (default) or `docker buildx` (BuildKit's cache)",
+        choices=["auto", "buildkit", "classic", "buildx", "engine"],
+        default="auto",
+        help="auto (default): through the engine API with its BuildKit where it has one,"
+        " else the classic builder; buildkit or classic to choose; buildx: the docker"
+        " buildx CLI (its registry cache); engine: the same as auto",
     )
     add_engine_arguments(p)
     add_registry_arguments(p)
@@ -453,7 +455,7 @@ def run_options(args: argparse.Namespace, settings: Settings, *, force: bool = F
         fail_fast=args.fail_fast,
         force=force,
         cache_registry=args.cache_registry,
-        builder=args.builder,
+        builder="auto" if args.builder == "engine" else args.builder,
         engines=settings.engines,
         slots=args.jobs,
         transfer_registry=args.transfer_registry,

@@ -24,11 +24,18 @@ from ..registry.auth import Credentials
 from ..registry.names import parse_reference
 from ..support import logs
 from ..support.lines import strip_ansi
+from .buildkit import Progress, decode_status
 from .endpoints import Endpoint, cpu_count, docker_platform
 from .protocol import TAIL_LINES, BuildRequest, EngineInfo, LineSink
 from .protocol import drop as _drop
 
 T = TypeVar("T")
+
+#: The builders an engine may build with (``auto``: BuildKit where it has it).
+AUTO, BUILDKIT, CLASSIC = "auto", "buildkit", "classic"
+BUILDER_NAMES = {BUILDKIT: "BuildKit (the engine API, version 2)", CLASSIC: "the classic builder"}
+#: The ids of the BuildKit stream's lines: a status message, the image built.
+TRACE_ID, IMAGE_ID_ID = "moby.buildkit.trace", "moby.image.id"
 
 #: Seconds a short request (ping, info, inspect, tag, remove, container
 #: create/start/delete) may take: a frozen engine accepts connections but never
@@ -79,8 +86,12 @@ class DockerEngine:
         *,
         request_seconds: float = REQUEST_SECONDS,
         local: Endpoint | None = None,
+        builder: str = AUTO,
     ) -> None:
         self.endpoint = endpoint
+        #: ``auto`` (BuildKit where the engine has it), ``buildkit`` or ``classic``.
+        self.builder = builder
+        self._chosen: str | None = None
         #: Where the local engine is (:func:`~.endpoints.local_endpoint`; None: where
         #: aiodocker finds one).
         self.local = local
@@ -241,10 +252,39 @@ class DockerEngine:
                 raise self._engine_error(exc, doing) from None
             raise
 
+    async def chosen_builder(self) -> str:
+        """``buildkit`` or ``classic``: what this engine builds with (asked once: a
+        ``Builder-Version`` header of ``/_ping``, else an API of 1.39 or later that is
+        not podman's). One line at ``-v`` says which, per engine."""
+        if self._chosen is None:
+            self._chosen = self.builder if self.builder != AUTO else await self._detect()
+            how = BUILDER_NAMES[self._chosen]
+            logs.get_logger().info(f"{self.label}: builds with {how}")
+        return self._chosen
+
+    async def _detect(self) -> str:
+        docker = await self.client()
+        try:
+            version = await self._bounded("asking which builder it has", docker.version)
+        except EngineError:
+            raise
+        except Exception as exc:
+            if _is_connection_error(exc) or getattr(exc, "status", 0) == 900:
+                raise self._engine_error(exc, "connecting") from None
+            return CLASSIC
+        components = " ".join(str(c.get("Name", "")) for c in version.get("Components") or [])
+        if "podman" in components.lower():
+            return CLASSIC  # (podman's Docker API builds with buildah, the classic way)
+        api = tuple(int(p) for p in str(version.get("ApiVersion", "0.0")).split(".")[:2])
+        linux = str(version.get("Os", "linux")) == "linux"
+        return BUILDKIT if api >= (1, 39) and linux else CLASSIC
+
     async def build(
         self, request: BuildRequest, context: AsyncIterable[bytes], on_line: LineSink = _drop
     ) -> str:
         """Build ``request.tag`` from a streamed tar context; returns the image ID."""
+        if await self.chosen_builder() == BUILDKIT:
+            return await self._build_buildkit(request, context, on_line)
         params: dict[str, Any] = {
             "t": request.tag,
             "dockerfile": request.dockerfile,
@@ -291,6 +331,58 @@ class DockerEngine:
                     image_id = line.split()[-1]
         if pending:
             on_line(pending)
+        if not image_id:
+            raise self._engine_error(
+                ConnectionError("the build stream ended without a result"),
+                f"building {request.tag}",
+            )
+        for extra in request.also_tag:
+            await self.tag(request.tag, extra)
+        return image_id
+
+    async def _build_buildkit(
+        self, request: BuildRequest, context: AsyncIterable[bytes], on_line: LineSink
+    ) -> str:
+        """The build through the engine's own BuildKit (``version=2``): its status
+        stream read as steps, lines and, for a failure, the failing step and its last
+        lines (:mod:`.buildkit`)."""
+        params: dict[str, Any] = {
+            "version": "2",
+            "t": request.tag,
+            "dockerfile": request.dockerfile,
+            "buildargs": json.dumps(dict(request.buildargs)),
+            "labels": json.dumps(dict(request.labels)),
+        }
+        if request.platform:
+            params["platform"] = request.platform
+        if request.cache_from:
+            params["cachefrom"] = json.dumps(list(request.cache_from))
+        progress = Progress()
+        image_id = ""
+        async for item in self._stream(
+            "build",
+            params=params,
+            headers={"content-type": "application/x-tar"},
+            data=context,
+            doing=f"building {request.tag}",
+        ):
+            if item.get("id") == TRACE_ID:
+                try:
+                    status = decode_status(base64.b64decode(str(item.get("aux", ""))))
+                except ValueError:
+                    continue  # (a progress message we cannot read: the build goes on)
+                for line in progress.feed(status):
+                    on_line(line)
+            elif item.get("id") == IMAGE_ID_ID and isinstance(item.get("aux"), dict):
+                image_id = str(item["aux"].get("ID", ""))
+            elif "error" in item or "errorDetail" in item:
+                message = str(item.get("error") or item.get("errorDetail", {}).get("message"))
+                failed = progress.failed()
+                where = f" at {failed.vertex.name}" if failed is not None else ""
+                tail = tuple(failed.tail if failed is not None else ())
+                raise DockerBuildError(
+                    f"docker build of {request.tag} failed{where}: {message.strip()}", tail
+                )
         if not image_id:
             raise self._engine_error(
                 ConnectionError("the build stream ended without a result"),

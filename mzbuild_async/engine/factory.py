@@ -13,13 +13,16 @@ from .endpoints import Endpoint
 from .protocol import Engine
 
 
-def open_engine(endpoint: Endpoint | None = None, *, local: Endpoint | None = None) -> Engine:
+def open_engine(
+    endpoint: Endpoint | None = None, *, local: Endpoint | None = None, builder: str = "auto"
+) -> Engine:
     """The engine at ``endpoint`` (None: the local one, at ``local`` when given:
-    :func:`~.endpoints.local_endpoint`), not connected yet."""
+    :func:`~.endpoints.local_endpoint`), not connected yet; ``builder``: ``auto``
+    (BuildKit where the engine has it), ``buildkit`` or ``classic``."""
     if endpoint is not None and endpoint.url.startswith("memory://"):
         from .memory import MemoryEngine
 
         return MemoryEngine.named(endpoint.url.removeprefix("memory://"))
     from .docker import DockerEngine
 
-    return DockerEngine(endpoint, local=local)
+    return DockerEngine(endpoint, local=local, builder=builder)

@@ -1,4 +1,5 @@
-"""Where a Dockerfile's instructions are: the legacy builder's ``Step N`` is the Nth."""
+"""Where a Dockerfile's instructions are: the legacy builder's ``Step N`` is the Nth;
+BuildKit's ``[stage n/m]`` is the nth after that stage's ``FROM``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,37 @@ def instruction_lines(content: bytes) -> list[int]:
     legacy builder's ``Step N`` is instruction N. Comments, parser directives and
     blank lines are not instructions; a line ending in the escape character
     continues on the next."""
-    lines: list[int] = []
+    return [line for line, _ in instructions(content)]
+
+
+def buildkit_step_line(content: bytes, stage: str, n: int) -> int | None:
+    """The line of BuildKit's step ``[stage n/m]`` (``stage`` "" in a Dockerfile of
+    one stage). A stage's ``FROM`` is its step 1 (``FROM scratch`` is no step: then
+    step 1 is the instruction after it). Stages are named by their ``AS`` name, else
+    ``stage-K`` (K counted from 0)."""
+    found = instructions(content)
+    # (``MZFROM`` in a repository's Dockerfile is ``FROM`` in the one built)
+    froms = [i for i, (_, text) in enumerate(found) if text.split()[:1] in (["FROM"], ["MZFROM"])]
+    if not froms:
+        return None
+    chosen: int | None = None
+    if not stage:
+        chosen = froms[-1] if len(froms) == 1 else None
+    for k, index in enumerate(froms):
+        words = found[index][1].split()
+        named = words[3].lower() if len(words) >= 4 and words[2].upper() == "AS" else ""
+        if stage.lower() in (named, f"stage-{k}"):
+            chosen = index
+    if chosen is None:
+        return None
+    words = found[chosen][1].split()
+    index = chosen + n if len(words) > 1 and words[1].lower() == "scratch" else chosen + n - 1
+    return found[index][0] if chosen <= index < len(found) else None
+
+
+def instructions(content: bytes) -> list[tuple[int, str]]:
+    """Each instruction's first line and its text there (the keyword upper-cased)."""
+    lines: list[tuple[int, str]] = []
     escape = "\\"
     continuing = False
     for number, raw in enumerate(content.decode("utf-8", "replace").split("\n"), 1):
@@ -24,6 +55,7 @@ def instruction_lines(content: bytes) -> list[int]:
         if continuing and text.startswith("#"):
             continue  # a comment inside a continued instruction
         if not continuing:
-            lines.append(number)
+            keyword, _, rest = text.partition(" ")
+            lines.append((number, f"{keyword.upper()} {rest}".strip()))
         continuing = text.endswith(escape)
     return lines

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 
-from ..model.dockerfile import instruction_lines
+from ..model.dockerfile import buildkit_step_line, instruction_lines
 from ..source.repository import Repository
 from ..support.annotate import command
 from ..workflow.results import RunResult
 
 _STEP = re.compile(r"\bat Step (\d+)/\d+")
+#: BuildKit's name of a Dockerfile step: ``at [2/3] RUN`` or ``at [stage-1 2/4] RUN``.
+_BUILDKIT_STEP = re.compile(r"\bat \[(?:(\S+) )?(\d+)/\d+\] ")
 
 
 def failure_annotations(result: RunResult, repo: Repository) -> list[str]:
@@ -21,15 +23,22 @@ def failure_annotations(result: RunResult, repo: Repository) -> list[str]:
             continue
         title = f"{name}: {image.action}"
         step = _STEP.search(image.error)
-        if step is None or name not in repo.images:
+        buildkit = _BUILDKIT_STEP.search(image.error)
+        if (step is None and buildkit is None) or name not in repo.images:
             found.append(command("error", image.error, title=title))
             continue
         path = f"{repo.image(name).directory}/Dockerfile".lstrip("/")
         try:
-            lines = instruction_lines((repo.root / path).read_bytes())
+            content = (repo.root / path).read_bytes()
         except OSError:
-            lines = []
-        index = int(step.group(1)) - 1
-        line = lines[index] if 0 <= index < len(lines) else None
+            content = b""
+        line: int | None
+        if step is not None:
+            lines = instruction_lines(content)
+            index = int(step.group(1)) - 1
+            line = lines[index] if 0 <= index < len(lines) else None
+        else:
+            assert buildkit is not None
+            line = buildkit_step_line(content, buildkit.group(1) or "", int(buildkit.group(2)))
         found.append(command("error", image.error, file=path, line=line, title=title))
     return found

@@ -26,8 +26,9 @@ class RunOptions:
     force: bool = False
     #: ``--cache-registry``: where ``NAME:buildcache`` layer caches live.
     cache_registry: str | None = None
-    #: ``engine`` (the Docker engine API) or ``buildx`` (the ``docker buildx`` CLI).
-    builder: str = "engine"
+    #: ``auto``, ``buildkit`` or ``classic`` (through the engine API) or ``buildx`` (the
+    #: ``docker buildx`` CLI).
+    builder: str = "auto"
     #: Lookup tiers to consult (``[lookup] tiers``); only those that can say
     #: "published" are used for that (the engine is asked directly).
     tiers: tuple[str, ...] = TIER_ORDER

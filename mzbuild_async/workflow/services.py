@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from collections.abc import Set as AbstractSet
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -123,12 +124,16 @@ async def open_services(
 
 async def _connect(docker: Engine | None, options: RunOptions, platform: str) -> list[Member]:
     """The run's engines: the pool's members that build ``platform``, else one engine."""
+    kind = options.builder if options.builder in ("buildkit", "classic") else "auto"
     if options.engines and docker is None:
-        return _usable_members(await open_pool(options.engines, slots=options.slots), platform)
+        connect = partial(open_engine, builder=kind)
+        return _usable_members(
+            await open_pool(options.engines, slots=options.slots, connect=connect), platform
+        )
     made = docker is None
     if docker is None:
         local = local_endpoint(options.environ)  # the Docker CLI's choice
-        url, docker = local.url, open_engine(local=local)
+        url, docker = local.url, open_engine(local=local, builder=kind)
     else:
         url = "(given)"
     try:

@@ -158,5 +158,68 @@ def when(
 
 
 def running_commands(host: str) -> str:
-    """The full commands of the containers running on engine ``host``."""
-    return docker_on(host, "ps", "--no-trunc", "--format", "{{.Command}}")
+    """The full commands running on engine ``host``: its containers (the classic
+    builder's steps, ``run``) and the processes its own BuildKit runs for a build's
+    steps, which are no containers (children of that dockerd, found through /proc)."""
+    containers = docker_on(host, "ps", "--no-trunc", "--format", "{{.Command}}")
+    return containers + "".join(f"{c}\n" for c in _build_steps(_dockerd_pid(host)))
+
+
+def running_builds(host: str) -> set[str]:
+    """One id per build running on engine ``host``: its running containers (the
+    classic builder's steps) and, for its BuildKit, each sleepy image's RUN shell
+    (the process whose command writes ``/out/``)."""
+    containers = set(docker_on(host, "ps", "-q", "--filter", "status=running").split())
+    steps = {f"buildkit:{c}" for c in _build_steps(_dockerd_pid(host)) if "/out/" in c}
+    return containers | steps
+
+
+def _dockerd_pid(host: str) -> int | None:
+    """The pid of the dockerd serving ``host`` (the main one or one of ours)."""
+    state = Path(os.environ.get("MZBUILD_ASYNC_ENGINES_DIR", "/tmp/mzbuild-async-engines"))
+    if host in ("unix:///var/run/docker.sock", "unix:///run/docker.sock"):
+        path = Path("/var/run/docker.pid")
+    elif host.endswith(".sock") and "mzbuild-async-" in host:
+        path = state / host.rsplit("mzbuild-async-", 1)[1].removesuffix(".sock") / "dockerd.pid"
+    elif host.startswith("tcp://127.0.0.1:23763"):
+        path = state / "e3" / "dockerd.pid"
+    else:
+        return None
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _build_steps(dockerd: int | None) -> list[str]:
+    """Command lines of the processes descending from ``dockerd`` (BuildKit's steps)."""
+    if dockerd is None:
+        return []
+    parents: dict[int, int] = {}
+    commands: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            commands[int(entry.name)] = (
+                (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            )
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z":
+            parents[int(entry.name)] = int(fields[1])
+    found = []
+    for pid, command in commands.items():
+        ancestor, hops = parents.get(pid), 0
+        while ancestor not in (None, 0, 1, dockerd) and hops < 16:
+            ancestor, hops = parents.get(ancestor), hops + 1
+        program = Path(command.split(" ", 1)[0]).name
+        if ancestor == dockerd and pid in parents and not program.startswith(_MACHINERY):
+            found.append(command)
+    return found
+
+
+#: The engine's own processes (not a build's steps).
+_MACHINERY = ("containerd", "runc", "docker-", "dockerd")

@@ -1,0 +1,219 @@
+"""BuildKit's build progress, as the engine streams it for ``POST /build?version=2``.
+
+Each ``{"id": "moby.buildkit.trace", "aux": "<base64>"}`` line of the stream is
+a protobuf ``StatusResponse`` of BuildKit's control API (field numbers from
+its ``control.proto``): vertexes (the build's steps: name, started, completed,
+cached, error), statuses (transfers inside a step) and logs (a step's output).
+:func:`decode_status` reads one; :class:`Progress` folds them into the lines a
+user reads (as ``docker buildx build --progress plain`` prints them), the
+steps as intervals, and for a failure the failing step and its last lines.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..support.protowire import fields, signed, text
+
+#: Log lines kept per step, for the message of a failure.
+TAIL_LINES = 20
+#: A Dockerfile step's vertex name: ``[2/3] RUN ...`` or ``[stage 2/4] RUN ...``.
+_STEP = re.compile(r"^\[(?:(?P<stage>[^\]]*) )?(?P<n>\d+)/(?P<of>\d+)\] (?P<instruction>.*)$", re.S)
+
+
+@dataclass(frozen=True)
+class Vertex:
+    """One step of the build graph, as last reported."""
+
+    digest: str
+    name: str = ""
+    inputs: tuple[str, ...] = ()
+    cached: bool = False
+    #: Seconds since the epoch (None: not yet).
+    started: float | None = None
+    completed: float | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Log:
+    """Output of one step."""
+
+    vertex: str
+    data: bytes
+    #: 1 stdout, 2 stderr.
+    stream: int = 1
+    timestamp: float | None = None
+
+
+@dataclass(frozen=True)
+class Status:
+    """One ``StatusResponse``."""
+
+    vertexes: tuple[Vertex, ...] = ()
+    logs: tuple[Log, ...] = ()
+    #: The short text of each warning.
+    warnings: tuple[str, ...] = ()
+
+
+def _timestamp(data: int | bytes) -> float:
+    if not isinstance(data, bytes):
+        raise ValueError("a number where a timestamp was expected")
+    seconds = nanos = 0
+    for number, value in fields(data):
+        if number == 1:
+            seconds = signed(value)
+        elif number == 2 and isinstance(value, int):
+            nanos = value
+    return seconds + nanos / 1e9
+
+
+def _vertex(data: bytes) -> Vertex:
+    digest, name, error = "", "", ""
+    inputs: list[str] = []
+    cached = False
+    started: float | None = None
+    completed: float | None = None
+    for number, value in fields(data):
+        if number == 1:
+            digest = text(value)
+        elif number == 2:
+            inputs.append(text(value))
+        elif number == 3:
+            name = text(value)
+        elif number == 4:
+            cached = bool(value)
+        elif number == 5:
+            started = _timestamp(value)
+        elif number == 6:
+            completed = _timestamp(value)
+        elif number == 7:
+            error = text(value)
+    return Vertex(digest, name, tuple(inputs), cached, started, completed, error)
+
+
+def _log(data: bytes) -> Log:
+    vertex, msg, stream, when = "", b"", 1, None
+    for number, value in fields(data):
+        if number == 1:
+            vertex = text(value)
+        elif number == 2:
+            when = _timestamp(value)
+        elif number == 3:
+            stream = signed(value)
+        elif number == 4 and isinstance(value, bytes):
+            msg = value
+    return Log(vertex, msg, stream, when)
+
+
+def _warning(data: bytes) -> str:
+    for number, value in fields(data):
+        if number == 3:
+            return text(value)
+    return ""
+
+
+def decode_status(data: bytes) -> Status:
+    """One ``StatusResponse`` (``ValueError`` when it is not one)."""
+    vertexes: list[Vertex] = []
+    logs: list[Log] = []
+    warnings: list[str] = []
+    for number, value in fields(data):
+        if not isinstance(value, bytes):
+            continue
+        if number == 1:
+            vertexes.append(_vertex(value))
+        elif number == 3:
+            logs.append(_log(value))
+        elif number == 4:
+            warnings.append(_warning(value))
+    return Status(tuple(vertexes), tuple(logs), tuple(warnings))
+
+
+@dataclass
+class _Step:
+    number: int
+    vertex: Vertex
+    tail: list[str] = field(default_factory=list)
+    #: An unfinished last line of output.
+    pending: str = ""
+    done: bool = False
+
+
+@dataclass
+class Progress:
+    """The steps of one BuildKit build, folded from its status messages."""
+
+    steps: dict[str, _Step] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def feed(self, status: Status) -> list[str]:
+        """Take one status message; the lines it adds, as ``--progress plain`` has them
+        (``#N NAME``, ``#N 0.123 output``, ``#N DONE 0.4s``, ``#N CACHED``, ``#N ERROR``)."""
+        lines: list[str] = []
+        for vertex in status.vertexes:
+            step = self.steps.get(vertex.digest)
+            if step is None:
+                step = self.steps[vertex.digest] = _Step(len(self.steps) + 1, vertex)
+                lines.append(f"#{step.number} {vertex.name}")
+            step.vertex = vertex
+            if step.done:
+                continue
+            if vertex.cached:
+                step.done = True
+                lines.append(f"#{step.number} CACHED")
+            elif vertex.error:
+                step.done = True
+                lines += self._flush(step)
+                lines.append(f"#{step.number} ERROR: {vertex.error}")
+            elif vertex.completed is not None:
+                step.done = True
+                lines += self._flush(step)
+                took = vertex.completed - (vertex.started or vertex.completed)
+                lines.append(f"#{step.number} DONE {took:.1f}s")
+        for log in status.logs:
+            step = self.steps.get(log.vertex)
+            if step is None:
+                continue
+            chunk = step.pending + log.data.decode("utf-8", "replace")
+            *complete, step.pending = chunk.split("\n")
+            for raw in complete:
+                lines.append(self._output(step, raw.rstrip("\r"), log.timestamp))
+        self.warnings += [w for w in status.warnings if w]
+        return lines
+
+    def _output(self, step: _Step, line: str, when: float | None) -> str:
+        step.tail.append(line)
+        del step.tail[:-TAIL_LINES]
+        started = step.vertex.started
+        offset = f"{when - started:.3f} " if when is not None and started is not None else ""
+        return f"#{step.number} {offset}{line}"
+
+    def _flush(self, step: _Step) -> list[str]:
+        if not step.pending:
+            return []
+        line, step.pending = step.pending, ""
+        return [self._output(step, line, None)]
+
+    def failed(self) -> _Step | None:
+        """The step that failed (the first with an error), if any."""
+        return next((s for s in self.steps.values() if s.vertex.error), None)
+
+    def cached(self) -> list[str]:
+        """The names of the steps BuildKit took from its cache."""
+        return [s.vertex.name for s in self.steps.values() if s.vertex.cached]
+
+
+def dockerfile_step(name: str) -> tuple[str, int, int, str] | None:
+    """``(stage, n, of, instruction)`` of a Dockerfile step's vertex name (None for
+    BuildKit's internal steps: loading the context, exporting the image)."""
+    found = _STEP.match(name)
+    if found is None:
+        return None
+    return (
+        found.group("stage") or "",
+        int(found.group("n")),
+        int(found.group("of")),
+        found.group("instruction"),
+    )
