@@ -336,11 +336,16 @@ def test_podman_serves_as_an_engine_of_the_pool(
     repo = make_sleepy_repo(tmp_path / "repo", dag)
     cli = Cli(repo, f"{host}/podman", tmp_path / "cache")
     result = cli.run(
-        "ensure", "--all", "--json", "--jobs", "1", "--engine", MAIN, "--engine", env["PODMAN"]
-    )
+        "ensure", "--all", "--json", "--jobs", "1", "--engine", MAIN, "--engine", env["PODMAN"],
+        "-v", "--log-format", "console",
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     images = json.loads(result.stdout)["images"]
     assert {i["engine"] for i in images.values()} == {"docker", "mzbuild-async-podman"}
+    # Each engine says which builder it has: podman's Docker API builds the classic way.
+    said = [line for line in result.stderr.splitlines() if ": builds with " in line]
+    assert any("the classic builder" in line and "podman" in line for line in said), said
+    assert any("BuildKit" in line and "podman" not in line for line in said), said
     assert all(i["action"] == "built" and i["pushed"] for i in images.values())
     assert sorted(_show(images["top"]["spec"])) == sorted(s.name for s in dag)
 
@@ -468,3 +473,40 @@ def test_a_lost_publish_false_parent_is_built_again(
         s["track"] == "priv" and "now lost" in (s.get("detail") or "") for s in report["steps"]
     ), report["steps"]
     assert sorted(_show(images["child"]["spec"])) == ["child", "priv"]
+
+
+def test_buildkit_inline_cache_crosses_engines_through_the_registry(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    """--cache-registry on BuildKit: the image carries its inline cache to the cache
+    registry; a second engine that never saw it builds it again with its RUN step taken
+    from that cache (no pull of the cache image first), and a cache image that is not
+    there is a miss, not a failure."""
+    import uuid
+
+    env = engines("e2")
+    host = registries["none"].host
+    repo = make_sleepy_repo(tmp_path / "repo", [Sleepy("solo", (), 3)])
+    run = uuid.uuid4().hex[:8]
+    cli = Cli(repo, f"{host}/ic{run}", tmp_path / "cache")
+    flags = ("--cache-registry", f"{host}/cache{run}", "-v", "--log-format", "console")
+
+    def run_step(result: subprocess.CompletedProcess[str]) -> list[str]:
+        """The RUN step's lines of solo's build (``#N [2/2] RUN ...``, ``#N ...``)."""
+        lines = [x.split("solo | ", 1)[1] for x in result.stderr.splitlines() if "solo | #" in x]
+        number = next(x.split()[0] for x in lines if "] RUN " in x)
+        return [x for x in lines if x.split()[0] == number]
+
+    first = cli.run("build", "solo", "--engine", MAIN, *flags)
+    assert first.returncode == 0, first.stderr
+    assert not any(x.endswith(" CACHED") for x in run_step(first))  # (it ran: 3 s)
+    second = cli.run("build", "solo", "--engine", env["E2"], *flags)
+    assert second.returncode == 0, second.stderr
+    assert "builds with BuildKit" in second.stderr
+    assert any(x.endswith(" CACHED") for x in run_step(second)), run_step(second)
+    assert "layer cache" not in second.stderr  # (no warning: nothing pulled first)
+    missing = Cli(repo, f"{host}/ic{run}b", tmp_path / "cache2")
+    third = missing.run(
+        "build", "solo", "--engine", env["E2"], "--cache-registry", f"{host}/none{run}"
+    )
+    assert third.returncode == 0, third.stderr

@@ -438,7 +438,7 @@ class EngineWorker:
             fingerprint = fingerprint_of(spec)
             cache_from: list[str] = []
             cache_tag = cache_ref(self.cache_registry, name) if self.cache_registry else None
-            if cache_tag and self.buildx is None and await self._pull_cache(cache_tag, docker):
+            if cache_tag and self.buildx is None and await self._cache_usable(cache_tag, docker):
                 cache_from.append(cache_tag)
             request = BuildRequest(
                 tag=spec,
@@ -451,6 +451,7 @@ class EngineWorker:
                 },
                 platform=repo.options.arch.platform,
                 cache_from=cache_from,
+                inline_cache=cache_tag is not None,
             )
             context = stream_context(entries, rewritten, dockerignore=ignore_text)
             if self.buildx is not None:
@@ -477,10 +478,15 @@ class EngineWorker:
                 }
         return {"image": None, "fingerprint": None, "phase": phase}
 
-    async def _pull_cache(self, tag: str, docker: Engine) -> bool:
+    async def _cache_usable(self, tag: str, docker: Engine) -> bool:
+        """Whether the layer cache ``tag`` can be built from: it is at its registry,
+        and (for a builder that does not import it itself) pulled. A missing or
+        unreadable cache is a miss, never a failure."""
         probe = await self.client.lookup(parse_reference(tag))
         if probe.status is not Status.PRESENT:
             return False
+        if await docker.imports_cache():
+            return True  # (BuildKit reads it from the registry: nothing to pull)
         try:
             await docker.pull(tag, await self._auth(tag))
         except BuildError as exc:

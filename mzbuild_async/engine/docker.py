@@ -34,6 +34,8 @@ T = TypeVar("T")
 #: The builders an engine may build with (``auto``: BuildKit where it has it).
 AUTO, BUILDKIT, CLASSIC = "auto", "buildkit", "classic"
 BUILDER_NAMES = {BUILDKIT: "BuildKit (the engine API, version 2)", CLASSIC: "the classic builder"}
+#: The build argument that makes BuildKit write its cache metadata into the image.
+INLINE_CACHE = "BUILDKIT_INLINE_CACHE"
 #: The ids of the BuildKit stream's lines: a status message, the image built.
 TRACE_ID, IMAGE_ID_ID = "moby.buildkit.trace", "moby.image.id"
 
@@ -279,6 +281,11 @@ class DockerEngine:
         linux = str(version.get("Os", "linux")) == "linux"
         return BUILDKIT if api >= (1, 39) and linux else CLASSIC
 
+    async def imports_cache(self) -> bool:
+        """BuildKit reads a ``cachefrom`` image from its registry; the classic builder
+        needs it pulled first."""
+        return await self.chosen_builder() == BUILDKIT
+
     async def build(
         self, request: BuildRequest, context: AsyncIterable[bytes], on_line: LineSink = _drop
     ) -> str:
@@ -346,11 +353,14 @@ class DockerEngine:
         """The build through the engine's own BuildKit (``version=2``): its status
         stream read as steps, lines and, for a failure, the failing step and its last
         lines (:mod:`.buildkit`)."""
+        buildargs = dict(request.buildargs)
+        if request.inline_cache:
+            buildargs[INLINE_CACHE] = "1"
         params: dict[str, Any] = {
             "version": "2",
             "t": request.tag,
             "dockerfile": request.dockerfile,
-            "buildargs": json.dumps(dict(request.buildargs)),
+            "buildargs": json.dumps(buildargs),
             "labels": json.dumps(dict(request.labels)),
         }
         if request.platform:

@@ -143,6 +143,10 @@ class MemoryEngine:
         await self._enter("exists", spec)
         return spec in self.images
 
+    async def imports_cache(self) -> bool:
+        """No: like the classic builder, it builds from the images it has."""
+        return False
+
     async def image_id(self, spec: str) -> str | None:
         """The ID of ``spec`` (None when it has none)."""
         await self._enter("exists", spec)

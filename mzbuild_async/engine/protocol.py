@@ -43,6 +43,9 @@ class BuildRequest:
     cache_from: Sequence[str] = ()
     #: Extra tags to apply after a successful build.
     also_tag: Sequence[str] = ()
+    #: Carry BuildKit's inline cache in the image (it is then a registry cache that
+    #: another engine's build imports without pulling it); ignored by other builders.
+    inline_cache: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,11 @@ class Engine(Protocol):
         self, request: BuildRequest, context: AsyncIterable[bytes], on_line: LineSink = ...
     ) -> str:
         """Build ``request.tag`` from a streamed tar context; the image ID."""
+        ...
+
+    async def imports_cache(self) -> bool:
+        """Whether its builder reads ``cache_from`` images from their registry itself
+        (BuildKit: no pull first), rather than from the engine's images (classic)."""
         ...
 
     async def tag(self, source: str, target: str) -> None:
