@@ -1,0 +1,116 @@
+"""Builds with the engine's own BuildKit (the default on this machine's dockerd):
+a cache mount that keeps its files between builds, independent stages that build at
+the same time, the builder said per engine, and the classic builder when asked for."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MakeRepo
+from tests.support.demo import Cli, commit
+from tests.support.engine import BUSYBOX
+from tests.support.registry import Registry
+
+pytestmark = [pytest.mark.slow, pytest.mark.real]
+
+CACHE_MOUNT = """FROM scratch
+COPY busybox /bin/busybox
+COPY round.txt /round.txt
+RUN --mount=type=cache,target=/cache ["/bin/busybox", "sh", "-c", \\
+    "/bin/busybox cat /round.txt >> /cache/log && /bin/busybox cat /cache/log"]
+"""
+
+STAGES = """FROM scratch AS one
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "for i in 1 2 3 4; do echo one-$i; /bin/busybox sleep 0.4; done"]
+
+FROM scratch AS two
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "for i in 1 2 3 4; do echo two-$i; /bin/busybox sleep 0.4; done"]
+
+FROM scratch
+COPY --from=one /bin/busybox /bin/busybox
+COPY --from=two /bin/busybox /bin/b2
+"""
+
+
+def _repo(make_repo: MakeRepo, dockerfile: str, token: str) -> Path:
+    repo = make_repo(
+        {
+            "img/mzbuild.yml": "name: img\n",
+            "img/Dockerfile": dockerfile,
+            "img/busybox": BUSYBOX.read_bytes(),
+            "img/round.txt": f"{token} round 1\n",
+        }
+    )
+    (repo / "img" / "busybox").chmod(0o755)
+    commit(repo, "busybox runs")
+    return repo
+
+
+def _build_lines(cli: Cli, *flags: str) -> list[str]:
+    result = cli.run("build", "img", "-v", "--log-format", "console", *flags)
+    assert result.returncode == 0, result.stderr
+    return [x.split("img | ", 1)[1] for x in result.stderr.splitlines() if "    img | " in x]
+
+
+def test_a_cache_mount_keeps_its_files_between_builds(
+    make_repo: MakeRepo, tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    """``RUN --mount=type=cache`` (cargo's and pip's caches live there): the second
+    build of an edited image finds what the first wrote."""
+    token = uuid.uuid4().hex
+    repo = _repo(make_repo, CACHE_MOUNT, token)
+    cli = Cli(repo, f"{registries['none'].host}/bk{token[:8]}", tmp_path / "cache")
+    first = _build_lines(cli)
+    assert any(line.endswith(f"{token} round 1") for line in first), first
+    (repo / "img" / "round.txt").write_text(f"{token} round 2\n")
+    commit(repo, "round 2")
+    second = [line for line in _build_lines(cli) if token in line]
+    assert [line.rsplit(" ", 3)[-3:] for line in second] == [
+        [token, "round", "1"],
+        [token, "round", "2"],
+    ], second
+
+
+def test_independent_stages_build_at_the_same_time(
+    make_repo: MakeRepo, tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    """Two stages that need nothing of each other: their RUN output interleaves."""
+    token = uuid.uuid4().hex
+    stages = STAGES.replace("echo one-", f"echo {token}; echo one-")
+    repo = _repo(make_repo, stages.replace("echo two-", f"echo {token}; echo two-"), token)
+    cli = Cli(repo, f"{registries['none'].host}/bk{token[:8]}", tmp_path / "cache")
+    lines = _build_lines(cli)
+    said = [m.group(1) for x in lines if (m := re.search(r" ((?:one|two)-\d)$", x))]
+    assert sorted(said) == [f"{s}-{i}" for s in ("one", "two") for i in range(1, 5)]
+    firsts = {said.index("one-1"), said.index("two-1")}
+    assert firsts == {0, 1}, said  # both started before either went on
+
+
+def test_the_builder_is_said_and_classic_can_be_chosen(
+    make_repo: MakeRepo, tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    """-v names the builder of the engine; ``--builder classic`` builds the classic
+    way (its "Step N/M" lines), with the same fingerprint."""
+    token = uuid.uuid4().hex
+    plain = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY round.txt /round.txt\n"
+    repo = _repo(make_repo, plain + 'RUN ["/bin/busybox", "true"]\n', token)
+    cli = Cli(repo, f"{registries['none'].host}/bk{token[:8]}", tmp_path / "cache")
+    default = cli.run("build", "img", "-v", "--log-format", "console")
+    assert default.returncode == 0, default.stderr
+    assert "the Docker engine: builds with BuildKit (the engine API, version 2)" in default.stderr
+    assert re.search(r"img \| #\d+ \[(stage-0 )?3/3\] RUN ", default.stderr)
+    spec = cli.run("spec", "img").stdout
+    classic = cli.run(
+        "build", "img", "--force", "-v", "--log-format", "console", "--builder", "classic", "--json"
+    )
+    assert classic.returncode == 0, classic.stderr
+    assert "the Docker engine: builds with the classic builder" in classic.stderr
+    assert re.search(r"img \| Step \d+/\d+ : RUN ", classic.stderr)
+    assert json.loads(classic.stdout)["images"]["img"]["spec"] == spec.strip()  # (the same)
