@@ -114,3 +114,95 @@ def test_the_builder_is_said_and_classic_can_be_chosen(
     assert "the Docker engine: builds with the classic builder" in classic.stderr
     assert re.search(r"img \| Step \d+/\d+ : RUN ", classic.stderr)
     assert json.loads(classic.stdout)["images"]["img"]["spec"] == spec.strip()  # (the same)
+
+
+SECRET_MOUNT = """FROM scratch
+COPY busybox /bin/busybox
+COPY round.txt /round.txt
+RUN --mount=type=secret,id=npm ["/bin/busybox", "sh", "-c", \\
+    "/bin/busybox sha256sum /run/secrets/npm | /bin/busybox cut -d' ' -f1 > /digest"]
+"""
+
+
+@pytest.mark.parametrize("how", ["src", "env", "table"])
+def test_a_secret_reaches_its_run_step_and_nothing_else(
+    make_repo: MakeRepo, tmp_path: Path, registries: dict[str, Registry], how: str
+) -> None:
+    """``RUN --mount=type=secret,id=npm`` reads the value given by --secret (a file, a
+    variable, a [[secret]] table), served over a BuildKit session: the step saw it (the
+    image holds its digest), and the value is in no layer of the saved image, not in
+    its history, the output, the report or the trace; the fingerprint ignores it."""
+    import hashlib
+    import io
+    import subprocess
+    import tarfile
+
+    token = uuid.uuid4().hex
+    value = f"npm-token-{token}"
+    repo = _repo(make_repo, SECRET_MOUNT, token)
+    cli = Cli(repo, f"{registries['none'].host}/bks{token[:8]}", tmp_path / "cache")
+    spec = cli.run("spec", "img").stdout.strip()
+    secret_file = tmp_path / "npm.txt"
+    secret_file.write_text(value)
+    if how == "src":
+        flags: tuple[str, ...] = ("--secret", f"id=npm,src={secret_file}")
+    elif how == "env":
+        cli.env["NPM_TOKEN"] = value
+        flags = ("--secret", "id=npm,env=NPM_TOKEN")
+    else:
+        (repo / "mzbuild-async.toml").write_text(f'[[secret]]\nid = "npm"\nsrc = "{secret_file}"\n')
+        flags = ()
+    report, trace = tmp_path / "report.json", tmp_path / "trace.json"
+    result = cli.run(
+        "ensure", "img", "-v", "--report", str(report), "--trace", str(trace), "--json", *flags
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["images"]["img"]["spec"] == spec  # (not an input)
+    ran = cli.run("run", "img", *flags, "--", "/bin/busybox", "cat", "/digest")
+    assert ran.stdout.strip() == hashlib.sha256(value.encode()).hexdigest(), ran.stderr
+    saved = tmp_path / "saved.tar"
+    subprocess.run(["docker", "save", "-o", str(saved), spec], check=True, capture_output=True)
+    with tarfile.open(saved) as outer:
+        for member in outer.getmembers():
+            data = outer.extractfile(member)
+            if data is None:
+                continue
+            content = data.read()
+            if member.name.endswith(".tar"):
+                with tarfile.open(fileobj=io.BytesIO(content)) as layer:
+                    for item in layer.getmembers():
+                        inner = layer.extractfile(item)
+                        assert inner is None or value.encode() not in inner.read(), item.name
+            assert value.encode() not in content, member.name
+    history = subprocess.run(
+        ["docker", "history", "--no-trunc", spec], capture_output=True, text=True, check=True
+    ).stdout
+    assert value not in history
+    for text in (result.stdout, result.stderr, report.read_text(), trace.read_text()):
+        assert value not in text
+
+
+def test_a_secret_not_given_is_one_line_before_the_build(
+    make_repo: MakeRepo, tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    """The Dockerfile mounts a secret nobody gave: one line naming its file and line,
+    before the build; a secret file that does not exist: one line before any work."""
+    token = uuid.uuid4().hex
+    repo = _repo(make_repo, SECRET_MOUNT, token)
+    cli = Cli(repo, f"{registries['none'].host}/bks{token[:8]}", tmp_path / "cache")
+    result = cli.run("build", "img", "--json")
+    assert result.returncode == 1, result.stderr
+    error = json.loads(result.stdout)["images"]["img"]["error"]
+    assert error.startswith("img/Dockerfile:4: the secret 'npm' is not given; pass --secret")
+    missing = cli.run("build", "img", "--secret", f"id=npm,src={tmp_path / 'nowhere'}")
+    assert missing.returncode == 2
+    assert missing.stderr.strip().endswith("(No such file or directory)")
+    assert "secret npm: cannot read" in missing.stderr
+    bad = cli.run("build", "img", "--secret", "npm")
+    assert bad.returncode == 2
+    assert "--secret 'npm': write id=NAME,src=PATH or id=NAME,env=VARIABLE" in bad.stderr
+    classic = cli.run(
+        "build", "img", "--builder", "classic", "--secret", "id=npm,env=HOME", "--json"
+    )
+    assert classic.returncode == 1
+    assert "secrets need BuildKit" in json.loads(classic.stdout)["images"]["img"]["error"]

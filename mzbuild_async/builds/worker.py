@@ -29,7 +29,15 @@ from typing import TypeVar
 import anyio
 
 from ..engine.protocol import Builder, BuildRequest, Engine
-from ..errors import BuildError, CargoBuildError, EngineError, ManifestUnknown, TransferError
+from ..errors import (
+    BuildError,
+    CargoBuildError,
+    DockerBuildError,
+    EngineError,
+    ManifestUnknown,
+    TransferError,
+)
+from ..model.dockerfile import secret_mounts
 from ..model.manifest import CargoBuild, Copy
 from ..model.spec import fingerprint_of
 from ..model.status import Status
@@ -111,6 +119,8 @@ class EngineWorker:
     transfer_registry: str | None = None
     #: Images another CI step builds: awaited in the registry before they are pulled.
     awaited: AbstractSet[str] = frozenset()
+    #: Build secrets by id (``--secret``): each build gets those its Dockerfile mounts.
+    secrets: Mapping[str, bytes] = field(default_factory=dict)
     #: ``--wait``: how long to await each of them.
     wait: float = 3600.0
     #: When (on ``clock``) the step's ``--wait`` runs out, counted from its start
@@ -431,6 +441,7 @@ class EngineWorker:
                 dockerignore=ignore_text,
             )
             dockerfile = (repo.root / image.dockerfile).read_bytes()
+            secrets = self._secrets_of(image.dockerfile, dockerfile)
             rewritten = pinned_dockerfile(  # (its mzbuild.lock's digests, where it has one)
                 rewrite_dockerfile(dockerfile, {d: self.specs[d] for d in image.dependencies}),
                 read_lock(repo.root / image.directory),
@@ -452,6 +463,7 @@ class EngineWorker:
                 platform=repo.options.arch.platform,
                 cache_from=cache_from,
                 inline_cache=cache_tag is not None,
+                secrets=secrets,
             )
             context = stream_context(entries, rewritten, dockerignore=ignore_text)
             if self.buildx is not None:
@@ -477,6 +489,19 @@ class EngineWorker:
                     "phase": phase,
                 }
         return {"image": None, "fingerprint": None, "phase": phase}
+
+    def _secrets_of(self, path: str, dockerfile: bytes) -> dict[str, bytes]:
+        """The secrets the Dockerfile mounts, of those given (only these go to its
+        build); one line before the build for a required one that was not given."""
+        mounts = secret_mounts(dockerfile)
+        for line, secret, required in mounts:
+            if required and secret not in self.secrets:
+                raise DockerBuildError(
+                    f"{path}:{line}: the secret {secret!r} is not given; pass --secret"
+                    f" id={secret},src=PATH (or env=VARIABLE) or a [[secret]] table, or mark"
+                    " the mount required=false"
+                )
+        return {s: self.secrets[s] for _, s, _ in mounts if s in self.secrets}
 
     async def _cache_usable(self, tag: str, docker: Engine) -> bool:
         """Whether the layer cache ``tag`` can be built from: it is at its registry,

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +41,7 @@ from ..model.options import (
     env_is_truthy,
 )
 from ..model.status import TIER_ORDER, parse_tiers
+from ..support import logs
 from .argtypes import positive_int, positive_seconds
 from .steps import add_otlp_argument, step_options
 
@@ -66,6 +67,8 @@ class Settings:
     registry: RegistrySettings | None = None
     #: The pool's engines, home first (empty: the local engine alone).
     engines: tuple[Endpoint, ...] = ()
+    #: Build secrets by id (``[[secret]]``, ``--secret``): read once, masked in output.
+    secrets: Mapping[str, bytes] = field(default_factory=dict)
 
     @property
     def registries(self) -> RegistrySettings:
@@ -95,7 +98,23 @@ def build_settings(
         environ,
         registry=registry_settings(args, config, environ, options),
         engines=engine_settings(args, config, environ) if hasattr(args, "engine") else (),
+        secrets=secret_settings(args, config, root, environ),
     )
+
+
+def secret_settings(
+    args: argparse.Namespace, config: ConfigFile, root: Path, environ: Mapping[str, str]
+) -> dict[str, bytes]:
+    """The build secrets of the file's ``[[secret]]`` tables and ``--secret`` flags (the
+    flags win), read now: a missing file or variable is one line before any work. Their
+    values are masked wherever text leaves the process."""
+    from ..model.secrets import load_secrets, parse_secret_flag
+
+    flags = [parse_secret_flag(text) for text in getattr(args, "secret", None) or ()]
+    values = load_secrets([*config.secrets, *flags], root, environ)
+    for value in values.values():
+        logs.register_secret(value.decode("utf-8", "replace").strip())
+    return values
 
 
 # ---------------------------------------------------------------- build options
@@ -433,6 +452,15 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         " else the classic builder; buildkit or classic to choose; buildx: the docker"
         " buildx CLI (its registry cache); engine: the same as auto",
     )
+    p.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="id=ID,src=PATH|env=VAR",
+        help="a build secret for RUN --mount=type=secret,id=ID: a file's content or a"
+        " variable's value (repeatable; also [[secret]] tables); BuildKit only, never a"
+        " fingerprint input",
+    )
     add_engine_arguments(p)
     add_registry_arguments(p)
 
@@ -465,6 +493,7 @@ def run_options(args: argparse.Namespace, settings: Settings, *, force: bool = F
         require_attested=args.require_attested,
         keyless=keyless_from(args, settings.environ),
         signers=signers_from(args),
+        secrets=settings.secrets,
         **step_options(args, settings.environ),
     )
 

@@ -9,6 +9,7 @@ fed on stdin; ``--load`` puts the result in the local daemon.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import AsyncIterable
@@ -21,6 +22,9 @@ from ..errors import DockerBuildError, UsageError
 from ..support.lines import pump_lines
 from .protocol import TAIL_LINES, BuildRequest, LineSink
 from .protocol import drop as _drop
+
+#: The environment variables the secrets travel in to ``docker buildx`` (numbered).
+SECRET_VARIABLE = "MZBUILD_ASYNC_SECRET_"
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,18 @@ class BuildxBuilder:
         if cache_ref:
             args += ["--cache-from", f"type=registry,ref={cache_ref}"]
             args += ["--cache-to", f"type=registry,ref={cache_ref},mode=max"]
+        for n, secret in enumerate(sorted(request.secrets)):  # (values: the environment)
+            args += ["--secret", f"id={secret},env={SECRET_VARIABLE}{n}"]
         return [*args, "-"]
+
+    @staticmethod
+    def environment(request: BuildRequest) -> dict[str, str]:
+        """The process's environment: ours, and each secret in a variable of its own
+        (never on the command line, which other users can read)."""
+        found = dict(os.environ)
+        for n, secret in enumerate(sorted(request.secrets)):
+            found[f"{SECRET_VARIABLE}{n}"] = request.secrets[secret].decode("utf-8", "replace")
+        return found
 
     async def check(self) -> None:
         """A clear error unless ``docker buildx`` is installed."""
@@ -78,7 +93,11 @@ class BuildxBuilder:
             on_line(line)
 
         process = await anyio.open_process(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=self.environment(request),
         )
         try:
             async with anyio.create_task_group() as tg:

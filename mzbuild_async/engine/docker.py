@@ -16,8 +16,10 @@ import json
 import re
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
+import anyio.abc
 
 from ..errors import DockerBuildError, EngineError, ManifestUnknown, TransferError, reason
 from ..registry.auth import Credentials
@@ -28,6 +30,7 @@ from .buildkit import Progress, decode_status
 from .endpoints import Endpoint, cpu_count, docker_platform
 from .protocol import TAIL_LINES, BuildRequest, EngineInfo, LineSink
 from .protocol import drop as _drop
+from .session import SessionServer, build_session
 
 T = TypeVar("T")
 
@@ -291,7 +294,22 @@ class DockerEngine:
     ) -> str:
         """Build ``request.tag`` from a streamed tar context; returns the image ID."""
         if await self.chosen_builder() == BUILDKIT:
-            return await self._build_buildkit(request, context, on_line)
+            if not request.secrets:
+                return await self._build_buildkit(request, context, on_line)
+            server = SessionServer(request.secrets)
+            async with build_session(self._raw_stream, server, self.label) as session:
+                return await self._build_buildkit(request, context, on_line, session)
+        if request.secrets:
+            raise DockerBuildError(
+                f"docker build of {request.tag}: secrets need BuildKit, and {self.label} builds"
+                " the classic way (--builder classic, or an engine without BuildKit)"
+            )
+        return await self._build_classic(request, context, on_line)
+
+    async def _build_classic(
+        self, request: BuildRequest, context: AsyncIterable[bytes], on_line: LineSink
+    ) -> str:
+        """The classic builder's build: its ``Step N/M`` lines, its last lines on failure."""
         params: dict[str, Any] = {
             "t": request.tag,
             "dockerfile": request.dockerfile,
@@ -347,8 +365,33 @@ class DockerEngine:
             await self.tag(request.tag, extra)
         return image_id
 
+    async def _raw_stream(self) -> anyio.abc.ByteStream:
+        """A connection of our own to the engine's API (what a session is upgraded on):
+        its unix socket, or TCP with its TLS."""
+        target = self.endpoint or self.local
+        url = target.url if target is not None else "unix:///var/run/docker.sock"
+        if url.startswith("unix://"):
+            return await anyio.connect_unix(url.removeprefix("unix://"))
+        if url.startswith(("tcp://", "http://", "https://")):
+            parts = urlsplit(url.replace("tcp://", "http://", 1))
+            host = parts.hostname or "127.0.0.1"
+            context = target.ssl_context() if target is not None else None
+            if context is None:
+                return await anyio.connect_tcp(host, parts.port or 2375)
+            return await anyio.connect_tcp(
+                host, parts.port or 2376, ssl_context=context, tls_standard_compatible=False
+            )
+        raise EngineError(
+            f"{self.label}: secrets and SSH forwarding need a unix:// or tcp:// engine, not"
+            f" {url.split('://', 1)[0]}://"
+        )
+
     async def _build_buildkit(
-        self, request: BuildRequest, context: AsyncIterable[bytes], on_line: LineSink
+        self,
+        request: BuildRequest,
+        context: AsyncIterable[bytes],
+        on_line: LineSink,
+        session: str = "",
     ) -> str:
         """The build through the engine's own BuildKit (``version=2``): its status
         stream read as steps, lines and, for a failure, the failing step and its last
@@ -367,6 +410,8 @@ class DockerEngine:
             params["platform"] = request.platform
         if request.cache_from:
             params["cachefrom"] = json.dumps(list(request.cache_from))
+        if session:
+            params["session"] = session
         progress = Progress()
         image_id = ""
         async for item in self._stream(

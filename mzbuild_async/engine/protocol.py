@@ -14,7 +14,7 @@ implementation.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -46,6 +46,9 @@ class BuildRequest:
     #: Carry BuildKit's inline cache in the image (it is then a registry cache that
     #: another engine's build imports without pulling it); ignored by other builders.
     inline_cache: bool = False
+    #: Secrets by id, for ``RUN --mount=type=secret,id=ID`` (served over a BuildKit
+    #: session: in no layer, history or log). Only BuildKit takes them.
+    secrets: Mapping[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

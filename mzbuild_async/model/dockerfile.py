@@ -59,3 +59,25 @@ def instructions(content: bytes) -> list[tuple[int, str]]:
             lines.append((number, f"{keyword.upper()} {rest}".strip()))
         continuing = text.endswith(escape)
     return lines
+
+
+#: ``--mount=...`` options of ``RUN`` instructions.
+_MOUNT = re.compile(r"--mount=(\S+)")
+
+
+def secret_mounts(content: bytes) -> list[tuple[int, str, bool]]:
+    """``(line, id, required)`` of every ``RUN --mount=type=secret`` (its id defaults
+    to its target's last component, as BuildKit's does; ``required`` unless the mount
+    says ``required=false``)."""
+    found: list[tuple[int, str, bool]] = []
+    for line, text in instructions(content):
+        if not text.startswith("RUN "):
+            continue
+        for option in _MOUNT.findall(text):
+            pairs = dict(item.partition("=")[::2] for item in option.split(","))
+            if pairs.get("type") != "secret":
+                continue
+            target = pairs.get("target") or pairs.get("dst") or pairs.get("destination", "")
+            secret = pairs.get("id") or target.rstrip("/").rsplit("/", 1)[-1]
+            found.append((line, secret, pairs.get("required", "true").lower() != "false"))
+    return found

@@ -69,3 +69,23 @@ def signed(value: int | bytes) -> int:
     if not isinstance(value, int):
         raise ValueError("bytes where a number was expected")
     return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _varint_bytes(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def field_bytes(number: int, data: bytes) -> bytes:
+    """A length-delimited field (bytes, a string's UTF-8, a message)."""
+    return _varint_bytes(number << 3 | LENGTH) + _varint_bytes(len(data)) + data
+
+
+def field_varint(number: int, value: int) -> bytes:
+    """A varint field (a bool, an enum, a non-negative integer)."""
+    return _varint_bytes(number << 3 | VARINT) + _varint_bytes(value)

@@ -20,6 +20,7 @@ from ..engine.endpoints import ENGINE_KEYS, EngineConfig, engine_tables
 from ..errors import UsageError, shorten
 from ..model.options import CONFIG_NAME
 from ..model.publication import PROMOTE_KEYS, PUBLISH_KEYS, PublishConfig, publish_config
+from ..model.secrets import SECRET_KEYS, SecretSource, secret_tables
 from ..registry.config import HOST_KEYS, LOOKUP_KEYS, RegistryConfig, registry_config
 from ..support.documents import parse_toml
 
@@ -58,6 +59,12 @@ TABLES = {
         PUBLISH_KEYS,
     ),
     "promote": Table("[promote]", "How ``promote`` treats tags that already exist.", PROMOTE_KEYS),
+    "secret": Table(
+        "[[secret]]",
+        "One build secret, for ``RUN --mount=type=secret,id=ID`` (``--secret`` flags add to"
+        " them); never a fingerprint input.",
+        SECRET_KEYS,
+    ),
 }
 
 
@@ -70,6 +77,8 @@ class ConfigFile:
     engines: tuple[EngineConfig, ...] = ()
     #: The ``[[publish]]`` mirrors and ``[promote]`` settings.
     publish: PublishConfig = field(default_factory=PublishConfig)
+    #: The ``[[secret]]`` tables (where each build secret's value comes from).
+    secrets: tuple[SecretSource, ...] = ()
 
 
 def load_config(root: Path) -> ConfigFile:
@@ -79,6 +88,7 @@ def load_config(root: Path) -> ConfigFile:
         registry=registry_config(data, root),
         engines=tuple(engine_tables(data.get("engine", []), root, CONFIG_NAME)),
         publish=publish_config(data),
+        secrets=tuple(secret_tables(data.get("secret", []))),
     )
 
 

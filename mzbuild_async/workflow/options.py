@@ -29,6 +29,8 @@ class RunOptions:
     #: ``auto``, ``buildkit`` or ``classic`` (through the engine API) or ``buildx`` (the
     #: ``docker buildx`` CLI).
     builder: str = "auto"
+    #: Build secrets by id (``--secret``, ``[[secret]]``), for the images that mount them.
+    secrets: Mapping[str, bytes] = field(default_factory=dict)
     #: Lookup tiers to consult (``[lookup] tiers``); only those that can say
     #: "published" are used for that (the engine is asked directly).
     tiers: tuple[str, ...] = TIER_ORDER

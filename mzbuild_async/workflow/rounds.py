@@ -181,6 +181,8 @@ def worker_arguments(
 ) -> dict[str, Any]:
     """The worker's pool and CI-step arguments (only when used: fakes take neither)."""
     arguments: dict[str, Any] = {}
+    if options.secrets:
+        arguments["secrets"] = options.secrets
     if services.configured:
         arguments["pool"] = {m.name: m.engine for m in services.members}
         arguments["transfer_registry"] = options.transfer_registry
