@@ -126,3 +126,18 @@ def test_a_stage_on_an_image_counts_its_from_as_step_one() -> None:
     assert buildkit_step_line(dockerfile, "", 3) == 5
     assert buildkit_step_line(dockerfile, "", 1) == 1
     assert buildkit_step_line(b"FROM scratch\nCOPY a /a\nRUN false\n", "", 2) == 3
+
+
+def test_secret_mounts_are_found_on_continuation_lines_too() -> None:
+    """A ``--mount`` on the second line of a ``RUN`` is that instruction's (and its line
+    is the instruction's first); an id defaults to the target's last component."""
+    from mzbuild_async.model.dockerfile import secret_mounts
+
+    dockerfile = (
+        b"FROM scratch\n"
+        b"RUN --mount=type=cache,target=/c \\\n"
+        b"    --mount=type=secret,id=npm \\\n"
+        b"    make\n"
+        b"RUN --mount=type=secret,target=/run/secrets/pip,required=false pip install\n"
+    )
+    assert secret_mounts(dockerfile) == [(2, "npm", True), (5, "pip", False)]

@@ -40,7 +40,8 @@ def buildkit_step_line(content: bytes, stage: str, n: int) -> int | None:
 
 
 def instructions(content: bytes) -> list[tuple[int, str]]:
-    """Each instruction's first line and its text there (the keyword upper-cased)."""
+    """Each instruction's first line and its whole text (continuation lines joined,
+    the escape characters that join them dropped; the keyword upper-cased)."""
     lines: list[tuple[int, str]] = []
     escape = "\\"
     continuing = False
@@ -54,9 +55,13 @@ def instructions(content: bytes) -> list[tuple[int, str]]:
             continue
         if continuing and text.startswith("#"):
             continue  # a comment inside a continued instruction
+        part = text.removesuffix(escape).strip() if text.endswith(escape) else text
         if not continuing:
-            keyword, _, rest = text.partition(" ")
+            keyword, _, rest = part.partition(" ")
             lines.append((number, f"{keyword.upper()} {rest}".strip()))
+        elif part:
+            first, joined = lines[-1]
+            lines[-1] = (first, f"{joined} {part}")
         continuing = text.endswith(escape)
     return lines
 
