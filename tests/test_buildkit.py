@@ -5,8 +5,10 @@ the same time, the builder said per engine, and the classic builder when asked f
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -205,4 +207,87 @@ def test_a_secret_not_given_is_one_line_before_the_build(
         "build", "img", "--builder", "classic", "--secret", "id=npm,env=HOME", "--json"
     )
     assert classic.returncode == 1
-    assert "secrets need BuildKit" in json.loads(classic.stdout)["images"]["img"]["error"]
+    assert "mounts need BuildKit" in json.loads(classic.stdout)["images"]["img"]["error"]
+
+
+AGENT_COUNT = Path(__file__).parent / "agentcount"
+
+
+@pytest.fixture(scope="module")
+def agentcount(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The static program that asks an SSH agent how many keys it holds (cargo)."""
+    import shutil
+    import subprocess
+
+    where = tmp_path_factory.mktemp("agentcount")
+    shutil.copytree(AGENT_COUNT, where, dirs_exist_ok=True)
+    built = subprocess.run(
+        ["cargo", "build", "--release", "-q", "--offline", "--target", "x86_64-unknown-linux-gnu"],
+        cwd=where,
+        env={**os.environ, "RUSTFLAGS": "-C target-feature=+crt-static"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    return where / "target" / "x86_64-unknown-linux-gnu" / "release" / "agentcount"
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A real ssh-agent holding one new key; its environment (stopped afterwards)."""
+    import subprocess
+
+    key = tmp_path / "key"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+        check=True,
+        capture_output=True,
+    )
+    socket = tmp_path / "agent.sock"
+    started = subprocess.run(
+        ["ssh-agent", "-s", "-a", str(socket)], check=True, capture_output=True, text=True
+    ).stdout
+    pid = int(re.search(r"SSH_AGENT_PID=(\d+)", started).group(1))  # type: ignore[union-attr]
+    env = {"SSH_AUTH_SOCK": str(socket)}
+    try:
+        subprocess.run(
+            ["ssh-add", "-q", str(key)], check=True, capture_output=True, env={**os.environ, **env}
+        )
+        yield env
+    finally:
+        os.kill(pid, 15)
+
+
+def test_an_ssh_agent_is_forwarded_to_its_run_step(
+    make_repo: MakeRepo,
+    tmp_path: Path,
+    registries: dict[str, Registry],
+    agentcount: Path,
+    agent: dict[str, str],
+) -> None:
+    """``RUN --mount=type=ssh`` talks to the agent given by ``--ssh default`` through the
+    build session: the step's program asks it for its keys and sees one. A required
+    agent not given is one line before the build."""
+    import shutil
+
+    token = uuid.uuid4().hex
+    dockerfile = (
+        "FROM scratch\nCOPY agentcount /agentcount\nCOPY round.txt /round.txt\n"
+        'RUN --mount=type=ssh,required=true ["/agentcount"]\n'
+    )
+    repo = _repo(make_repo, dockerfile, token)
+    shutil.copy2(agentcount, repo / "img" / "agentcount")
+    commit(repo, "the agent's client")
+    cli = Cli(repo, f"{registries['none'].host}/ssh{token[:8]}", tmp_path / "cache")
+    cli.env.update(agent)
+    lines = _build_lines(cli, "--ssh", "default")
+    assert any(line.endswith(" keys: 1") for line in lines), lines
+    missing = cli.run("build", "img", "--force", "--json")
+    assert missing.returncode == 1
+    error = json.loads(missing.stdout)["images"]["img"]["error"]
+    assert error.startswith("img/Dockerfile:4: the SSH agent 'default' is not given; pass --ssh")
+    nowhere = cli.run("build", "img", "--ssh", f"other={tmp_path / 'no.sock'}")
+    assert nowhere.returncode == 2
+    assert "is not an SSH agent's socket" in nowhere.stderr

@@ -6,6 +6,7 @@ window."""
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import anyio
 import anyio.abc
@@ -14,7 +15,13 @@ import h2.connection
 import h2.events
 import pytest
 
-from mzbuild_async.engine.session import GET_SECRET, HEALTH_CHECK, SessionServer
+from mzbuild_async.engine.session import (
+    CHECK_AGENT,
+    FORWARD_AGENT,
+    GET_SECRET,
+    HEALTH_CHECK,
+    SessionServer,
+)
 from mzbuild_async.support.protowire import field_bytes, fields
 
 pytestmark = pytest.mark.anyio
@@ -71,7 +78,60 @@ async def test_the_server_answers_as_buildkit_expects() -> None:
         assert (headers["grpc-status"], headers["grpc-message"]) == ("5", "secret pip not found")
         headers, body = await _call(client, conn, HEALTH_CHECK, b"")
         assert (headers["grpc-status"], dict(fields(body))) == ("0", {1: 1})
-        headers, _ = await _call(client, conn, "/moby.sshforward.v1.SSH/CheckAgent", b"")
+        headers, _ = await _call(client, conn, "/moby.filesync.v1.Auth/Credentials", b"")
         assert headers["grpc-status"] == "12"
+        headers, _ = await _call(client, conn, CHECK_AGENT, b"")
+        assert (headers["grpc-status"], headers["grpc-message"]) == (
+            "5",
+            "no SSH agent default was given",
+        )
         tg.cancel_scope.cancel()
     assert server.asked == ["npm", "cert", "pip"]
+
+
+async def test_an_agent_is_forwarded_both_ways(tmp_path: Path) -> None:
+    """``ForwardAgent`` (a stream both ways): what BuildKit sends reaches the agent's
+    socket, what the agent answers comes back as BytesMessages, and the call ends with
+    a status once BuildKit is done and the agent closed. Here the agent echoes."""
+    path = tmp_path / "agent.sock"
+    listener = await anyio.create_unix_listener(path)
+
+    async def echo(connection: anyio.abc.SocketStream) -> None:
+        async with connection:
+            async for chunk in connection:
+                await connection.send(b"agent:" + chunk)
+
+    server = SessionServer({}, {"default": str(path)})
+    ours, theirs = socket.socketpair()
+    served = await anyio.abc.UNIXSocketStream.from_socket(ours)
+    client = await anyio.abc.UNIXSocketStream.from_socket(theirs)
+    async with served, client, listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, echo)
+        tg.start_soon(server.serve, served, b"")
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(header_encoding="utf-8"))
+        conn.initiate_connection()
+        headers, _ = await _call(client, conn, CHECK_AGENT, b"")
+        assert headers["grpc-status"] == "0"
+        stream_id = conn.get_next_available_stream_id()
+        conn.send_headers(
+            stream_id,
+            [(":method", "POST"), (":path", FORWARD_AGENT), (":scheme", "http"),
+             (":authority", "x"), ("content-type", "application/grpc")],
+        )  # fmt: skip
+        conn.send_data(stream_id, _frame(field_bytes(1, b"hello")))
+        await client.send(conn.data_to_send())
+        answered, trailers, ended = bytearray(), dict[str, str](), False
+        while b"agent:hello" not in answered or not trailers:
+            for event in conn.receive_data(await client.receive(65536)):
+                if isinstance(event, h2.events.DataReceived):
+                    answered += event.data
+                    conn.acknowledge_received_data(event.flow_controlled_length, stream_id)
+                elif isinstance(event, h2.events.TrailersReceived):
+                    trailers = {str(k): str(v) for k, v in event.headers or ()}
+            if b"agent:hello" in answered and not ended:
+                conn.end_stream(stream_id)  # (BuildKit is done: the agent sees EOF, closes)
+                ended = True
+            await client.send(conn.data_to_send())
+        assert dict(fields(bytes(answered[5:]))) == {1: b"agent:hello"}
+        assert trailers["grpc-status"] == "0"
+        tg.cancel_scope.cancel()

@@ -37,7 +37,7 @@ from ..errors import (
     ManifestUnknown,
     TransferError,
 )
-from ..model.dockerfile import secret_mounts
+from ..model.dockerfile import secret_mounts, ssh_mounts
 from ..model.manifest import CargoBuild, Copy
 from ..model.spec import fingerprint_of
 from ..model.status import Status
@@ -121,6 +121,8 @@ class EngineWorker:
     awaited: AbstractSet[str] = frozenset()
     #: Build secrets by id (``--secret``): each build gets those its Dockerfile mounts.
     secrets: Mapping[str, bytes] = field(default_factory=dict)
+    #: SSH agents by id (``--ssh``): the socket of each, for ``--mount=type=ssh``.
+    ssh: Mapping[str, str] = field(default_factory=dict)
     #: ``--wait``: how long to await each of them.
     wait: float = 3600.0
     #: When (on ``clock``) the step's ``--wait`` runs out, counted from its start
@@ -441,7 +443,7 @@ class EngineWorker:
                 dockerignore=ignore_text,
             )
             dockerfile = (repo.root / image.dockerfile).read_bytes()
-            secrets = self._secrets_of(image.dockerfile, dockerfile)
+            secrets, agents = self._mounted(image.dockerfile, dockerfile)
             rewritten = pinned_dockerfile(  # (its mzbuild.lock's digests, where it has one)
                 rewrite_dockerfile(dockerfile, {d: self.specs[d] for d in image.dependencies}),
                 read_lock(repo.root / image.directory),
@@ -464,6 +466,8 @@ class EngineWorker:
                 cache_from=cache_from,
                 inline_cache=cache_tag is not None,
                 secrets=secrets,
+                ssh=agents,
+                session=bool(secret_mounts(dockerfile) or ssh_mounts(dockerfile)),
             )
             context = stream_context(entries, rewritten, dockerignore=ignore_text)
             if self.buildx is not None:
@@ -490,18 +494,27 @@ class EngineWorker:
                 }
         return {"image": None, "fingerprint": None, "phase": phase}
 
-    def _secrets_of(self, path: str, dockerfile: bytes) -> dict[str, bytes]:
-        """The secrets the Dockerfile mounts, of those given (only these go to its
-        build); one line before the build for a required one that was not given."""
-        mounts = secret_mounts(dockerfile)
-        for line, secret, required in mounts:
+    def _mounted(self, path: str, dockerfile: bytes) -> tuple[dict[str, bytes], dict[str, str]]:
+        """The secrets and SSH agents the Dockerfile mounts, of those given (only these
+        go to its build); one line before the build for a required one not given."""
+        secrets, agents = secret_mounts(dockerfile), ssh_mounts(dockerfile)
+        for line, secret, required in secrets:
             if required and secret not in self.secrets:
                 raise DockerBuildError(
                     f"{path}:{line}: the secret {secret!r} is not given; pass --secret"
                     f" id={secret},src=PATH (or env=VARIABLE) or a [[secret]] table, or mark"
                     " the mount required=false"
                 )
-        return {s: self.secrets[s] for _, s, _ in mounts if s in self.secrets}
+        for line, agent, required in agents:
+            if required and agent not in self.ssh:
+                raise DockerBuildError(
+                    f"{path}:{line}: the SSH agent {agent!r} is not given; pass --ssh"
+                    f" {agent if agent == 'default' else agent + '=SOCKET'}"
+                )
+        return (
+            {s: self.secrets[s] for _, s, _ in secrets if s in self.secrets},
+            {a: self.ssh[a] for _, a, _ in agents if a in self.ssh},
+        )
 
     async def _cache_usable(self, tag: str, docker: Engine) -> bool:
         """Whether the layer cache ``tag`` can be built from: it is at its registry,

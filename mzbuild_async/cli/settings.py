@@ -102,6 +102,13 @@ def build_settings(
     )
 
 
+def ssh_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
+    """The SSH agents of ``--ssh`` flags, by id (checked now: one line before any work)."""
+    from ..model.secrets import parse_ssh_flag
+
+    return dict(parse_ssh_flag(text, environ) for text in getattr(args, "ssh", None) or ())
+
+
 def secret_settings(
     args: argparse.Namespace, config: ConfigFile, root: Path, environ: Mapping[str, str]
 ) -> dict[str, bytes]:
@@ -461,6 +468,14 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         " variable's value (repeatable; also [[secret]] tables); BuildKit only, never a"
         " fingerprint input",
     )
+    p.add_argument(
+        "--ssh",
+        action="append",
+        default=[],
+        metavar="default|ID=SOCKET",
+        help="an SSH agent for RUN --mount=type=ssh: default is $SSH_AUTH_SOCK's"
+        " (repeatable); BuildKit only",
+    )
     add_engine_arguments(p)
     add_registry_arguments(p)
 
@@ -494,6 +509,7 @@ def run_options(args: argparse.Namespace, settings: Settings, *, force: bool = F
         keyless=keyless_from(args, settings.environ),
         signers=signers_from(args),
         secrets=settings.secrets,
+        ssh=ssh_settings(args, settings.environ),
         **step_options(args, settings.environ),
     )
 

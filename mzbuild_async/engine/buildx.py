@@ -9,11 +9,10 @@ fed on stdin; ``--load`` puts the result in the local daemon.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, Mapping
+from dataclasses import dataclass, field
 
 import anyio
 import anyio.abc
@@ -32,6 +31,8 @@ class BuildxBuilder:
     """Builds with the ``docker buildx`` CLI plugin (a :class:`~.protocol.Builder`)."""
 
     docker: str = "docker"
+    #: The environment ``docker buildx`` runs in (the run's: DOCKER_HOST, contexts).
+    environ: Mapping[str, str] = field(default_factory=dict)
 
     def command(self, request: BuildRequest, cache_ref: str | None) -> list[str]:
         """The ``docker buildx build`` argument list (context tar on stdin)."""
@@ -52,13 +53,14 @@ class BuildxBuilder:
             args += ["--cache-to", f"type=registry,ref={cache_ref},mode=max"]
         for n, secret in enumerate(sorted(request.secrets)):  # (values: the environment)
             args += ["--secret", f"id={secret},env={SECRET_VARIABLE}{n}"]
+        for agent, socket in sorted(request.ssh.items()):
+            args += ["--ssh", f"{agent}={socket}"]
         return [*args, "-"]
 
-    @staticmethod
-    def environment(request: BuildRequest) -> dict[str, str]:
+    def environment(self, request: BuildRequest) -> dict[str, str]:
         """The process's environment: ours, and each secret in a variable of its own
         (never on the command line, which other users can read)."""
-        found = dict(os.environ)
+        found = dict(self.environ)
         for n, secret in enumerate(sorted(request.secrets)):
             found[f"{SECRET_VARIABLE}{n}"] = request.secrets[secret].decode("utf-8", "replace")
         return found

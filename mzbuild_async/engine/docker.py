@@ -294,15 +294,16 @@ class DockerEngine:
     ) -> str:
         """Build ``request.tag`` from a streamed tar context; returns the image ID."""
         if await self.chosen_builder() == BUILDKIT:
-            if not request.secrets:
+            if not (request.secrets or request.ssh or request.session):
                 return await self._build_buildkit(request, context, on_line)
-            server = SessionServer(request.secrets)
+            server = SessionServer(request.secrets, request.ssh)
             async with build_session(self._raw_stream, server, self.label) as session:
                 return await self._build_buildkit(request, context, on_line, session)
-        if request.secrets:
+        if request.secrets or request.ssh or request.session:
             raise DockerBuildError(
-                f"docker build of {request.tag}: secrets need BuildKit, and {self.label} builds"
-                " the classic way (--builder classic, or an engine without BuildKit)"
+                f"docker build of {request.tag}: secret and SSH mounts need BuildKit, and"
+                f" {self.label} builds the classic way (--builder classic, or an engine"
+                " without BuildKit)"
             )
         return await self._build_classic(request, context, on_line)
 

@@ -49,6 +49,11 @@ class BuildRequest:
     #: Secrets by id, for ``RUN --mount=type=secret,id=ID`` (served over a BuildKit
     #: session: in no layer, history or log). Only BuildKit takes them.
     secrets: Mapping[str, bytes] = field(default_factory=dict)
+    #: SSH agents by id (``RUN --mount=type=ssh,id=ID``): the socket of each.
+    ssh: Mapping[str, str] = field(default_factory=dict)
+    #: The Dockerfile mounts secrets or agents: a BuildKit session is opened even when
+    #: none of them is given (BuildKit then skips an optional mount).
+    session: bool = False
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ whoever read them, and this module never puts one in a message.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -33,6 +34,12 @@ from ..support.protowire import field_bytes, field_varint, fields, text
 
 GET_SECRET = "/moby.buildkit.secrets.v1.Secrets/GetSecret"
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+CHECK_AGENT = "/moby.sshforward.v1.SSH/CheckAgent"
+FORWARD_AGENT = "/moby.sshforward.v1.SSH/ForwardAgent"
+#: The call metadata that names the SSH agent a ``ForwardAgent`` wants.
+SSH_ID_KEY = "buildkit.ssh.id"
+#: The id of ``RUN --mount=type=ssh`` without one (``--ssh default``).
+DEFAULT_SSH = "default"
 #: gRPC status codes we answer with.
 OK, NOT_FOUND, UNIMPLEMENTED = 0, 5, 12
 #: Seconds the engine has to accept the session.
@@ -49,14 +56,17 @@ class _Call:
 
     path: str
     body: bytearray = field(default_factory=bytearray)
+    #: A forwarded SSH agent's connection (``ForwardAgent`` calls only).
+    agent: anyio.abc.SocketStream | None = None
 
 
 @dataclass
 class _Outgoing:
-    """What is left to send on one stream (the window may not take it at once)."""
+    """What is left to send on one stream (the window may not take it at once); the
+    trailers once the answer is complete (None: more may come)."""
 
     data: bytearray
-    trailers: list[tuple[str, str]]
+    trailers: list[tuple[str, str]] | None
 
 
 def _str(value: str | bytes) -> str:
@@ -69,38 +79,83 @@ def _frame(message: bytes) -> bytes:
     return b"\0" + len(message).to_bytes(4, "big") + message
 
 
-def _messages(body: bytes) -> list[bytes]:
+def _take_messages(body: bytearray) -> list[bytes]:
+    """The complete gRPC messages at the start of ``body`` (removed from it)."""
     found: list[bytes] = []
-    at = 0
-    while at + 5 <= len(body):
-        size = int.from_bytes(body[at + 1 : at + 5], "big")
-        found.append(bytes(body[at + 5 : at + 5 + size]))
-        at += 5 + size
+    while len(body) >= 5:
+        size = int.from_bytes(body[1:5], "big")
+        if len(body) < 5 + size:
+            break
+        found.append(bytes(body[5 : 5 + size]))
+        del body[: 5 + size]
     return found
 
 
-class SessionServer:
-    """The gRPC methods we serve to the engine's BuildKit during a build."""
+@dataclass
+class _Connection:
+    """One served HTTP/2 connection: its state machine, its socket, what is queued;
+    every use of the state machine holds ``lock`` (agent pumps run beside the reader)."""
 
-    def __init__(self, secrets: Mapping[str, bytes]) -> None:
+    conn: H2Connection
+    stream: anyio.abc.ByteStream
+    lock: anyio.Lock = field(default_factory=anyio.Lock)
+    calls: dict[int, _Call] = field(default_factory=dict)
+    outgoing: dict[int, _Outgoing] = field(default_factory=dict)
+
+    def send_pending(self) -> None:
+        """Send what the flow-control windows take; trailers once a stream's data is out."""
+        conn = self.conn
+        for stream_id in list(self.outgoing):
+            pending = self.outgoing[stream_id]
+            while pending.data:
+                size = min(
+                    conn.local_flow_control_window(stream_id),
+                    conn.max_outbound_frame_size,
+                    len(pending.data),
+                )
+                if size <= 0:
+                    break  # (a window update lets the rest go)
+                conn.send_data(stream_id, bytes(pending.data[:size]))
+                del pending.data[:size]
+            if not pending.data and pending.trailers is not None:
+                conn.send_headers(stream_id, pending.trailers, end_stream=True)
+                del self.outgoing[stream_id]
+
+    async def flush(self) -> None:
+        """Send what the state machine has queued."""
+        out = self.conn.data_to_send()
+        if out:
+            await self.stream.send(out)
+
+
+class SessionServer:
+    """The gRPC methods we serve to the engine's BuildKit during a build: secrets by id
+    and, with ``ssh`` (id -> an agent's socket), SSH agent forwarding."""
+
+    def __init__(self, secrets: Mapping[str, bytes], ssh: Mapping[str, str] | None = None) -> None:
         self.secrets = dict(secrets)
+        self.ssh = dict(ssh or {})
         #: The secret ids asked for (for tests and the run's record; never values).
         self.asked: list[str] = []
 
     @property
     def methods(self) -> tuple[str, ...]:
         """The methods to name in the upgrade request."""
-        return (GET_SECRET, HEALTH_CHECK)
+        return (GET_SECRET, HEALTH_CHECK, *((CHECK_AGENT, FORWARD_AGENT) if self.ssh else ()))
 
     def answer(self, path: str, request: bytes) -> tuple[int, bytes, str]:
         """``(grpc status, response message, message)`` of one unary call."""
         if path == HEALTH_CHECK:
             return OK, field_varint(1, 1), ""  # SERVING
-        if path == GET_SECRET:
+        if path in (GET_SECRET, CHECK_AGENT):
             try:
                 wanted = next(text(v) for n, v in fields(request) if n == 1)
             except (StopIteration, ValueError):
-                return NOT_FOUND, b"", "a secret request without an id"
+                wanted = "" if path == GET_SECRET else DEFAULT_SSH
+            if path == CHECK_AGENT:
+                if (wanted or DEFAULT_SSH) in self.ssh:
+                    return OK, b"", ""
+                return NOT_FOUND, b"", f"no SSH agent {wanted or DEFAULT_SSH} was given"
             self.asked.append(wanted)
             if wanted not in self.secrets:
                 return NOT_FOUND, b"", f"secret {wanted} not found"
@@ -112,74 +167,124 @@ class SessionServer:
         the engine closes it."""
         import h2.config
         import h2.connection
-        import h2.events
 
         conn = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
         )
         conn.initiate_connection()
-        calls: dict[int, _Call] = {}
-        outgoing: dict[int, _Outgoing] = {}
+        served = _Connection(conn, stream)
         data = first
-        while True:
-            for event in conn.receive_data(data) if data else ():
-                if isinstance(event, h2.events.RequestReceived):
-                    path = next((_str(v) for k, v in event.headers or () if _str(k) == ":path"), "")
-                    calls[event.stream_id] = _Call(path)
-                elif isinstance(event, h2.events.DataReceived):
-                    call = calls.get(event.stream_id)
-                    if call is not None:
-                        call.body += event.data
-                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-                elif isinstance(event, h2.events.StreamEnded):
-                    call = calls.pop(event.stream_id, None)
-                    if call is not None:
-                        outgoing[event.stream_id] = self._respond(conn, event.stream_id, call)
-                elif isinstance(event, h2.events.StreamReset):
-                    calls.pop(event.stream_id, None)
-                    outgoing.pop(event.stream_id, None)
-                elif isinstance(event, h2.events.ConnectionTerminated):
-                    await self._flush(stream, conn)
+        async with anyio.create_task_group() as tg:
+            while True:
+                async with served.lock:
+                    for event in conn.receive_data(data) if data else ():
+                        if not await self._event(served, event, tg):
+                            await served.flush()
+                            tg.cancel_scope.cancel()
+                            return
+                    served.send_pending()
+                    await served.flush()
+                try:
+                    data = await stream.receive(65536)
+                except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    tg.cancel_scope.cancel()
                     return
-            self._send_pending(conn, outgoing)
-            await self._flush(stream, conn)
-            try:
-                data = await stream.receive(65536)
-            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                return
+
+    async def _event(self, served: _Connection, event: object, tg: anyio.abc.TaskGroup) -> bool:
+        """Handle one HTTP/2 event (with the lock held); False when the connection ends."""
+        import h2.events
+
+        conn, calls = served.conn, served.calls
+        if isinstance(event, h2.events.RequestReceived):
+            headers = {_str(k): _str(v) for k, v in event.headers or ()}
+            calls[event.stream_id] = _Call(headers.get(":path", ""))
+            if headers.get(":path") == FORWARD_AGENT:
+                await self._forward(served, event.stream_id, headers.get(SSH_ID_KEY), tg)
+        elif isinstance(event, h2.events.DataReceived):
+            receiving = calls.get(event.stream_id)
+            if receiving is not None:
+                receiving.body += event.data
+                if receiving.agent is not None:
+                    for message in _take_messages(receiving.body):
+                        chunk = next((v for n, v in fields(message) if n == 1), b"")
+                        with contextlib.suppress(anyio.BrokenResourceError, OSError):
+                            await receiving.agent.send(chunk if isinstance(chunk, bytes) else b"")
+            conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        elif isinstance(event, h2.events.StreamEnded):
+            ended = calls.get(event.stream_id)
+            if ended is not None and ended.agent is not None:
+                with contextlib.suppress(anyio.BrokenResourceError, OSError):
+                    await ended.agent.send_eof()  # (the agent answers what is left, then closes)
+            elif ended is not None:
+                del calls[event.stream_id]
+                served.outgoing[event.stream_id] = self._respond(conn, event.stream_id, ended)
+        elif isinstance(event, h2.events.StreamReset):
+            reset = calls.pop(event.stream_id, None)
+            served.outgoing.pop(event.stream_id, None)
+            if reset is not None and reset.agent is not None:
+                await reset.agent.aclose()
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            return False
+        return True
+
+    async def _forward(
+        self, served: _Connection, stream_id: int, wanted: str | None, tg: anyio.abc.TaskGroup
+    ) -> None:
+        """Start forwarding stream ``stream_id`` to the SSH agent ``wanted``."""
+        socket = self.ssh.get(wanted or DEFAULT_SSH)
+        served.conn.send_headers(
+            stream_id, [(":status", "200"), ("content-type", "application/grpc")]
+        )
+        agent = None
+        if socket is not None:
+            with contextlib.suppress(OSError):
+                agent = await anyio.connect_unix(socket)
+        if agent is None:
+            detail = f"no SSH agent {wanted or DEFAULT_SSH} could be reached"
+            served.calls.pop(stream_id, None)
+            served.outgoing[stream_id] = _Outgoing(
+                bytearray(), [("grpc-status", str(NOT_FOUND)), ("grpc-message", detail)]
+            )
+            return
+        served.calls[stream_id].agent = agent
+        served.outgoing[stream_id] = _Outgoing(bytearray(), None)
+        tg.start_soon(self._pump, served, stream_id, agent)
+
+    @staticmethod
+    async def _pump(served: _Connection, stream_id: int, agent: anyio.abc.SocketStream) -> None:
+        """The agent's answers, back to BuildKit as ``BytesMessage``s, until it closes."""
+        try:
+            while True:
+                try:
+                    chunk = await agent.receive(65536)
+                except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    break
+                async with served.lock:
+                    pending = served.outgoing.get(stream_id)
+                    if pending is None:
+                        break  # (reset by the engine)
+                    pending.data += _frame(field_bytes(1, chunk))
+                    served.send_pending()
+                    await served.flush()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await agent.aclose()
+                async with served.lock:
+                    served.calls.pop(stream_id, None)
+                    pending = served.outgoing.get(stream_id)
+                    if pending is not None:
+                        pending.trailers = [("grpc-status", str(OK))]
+                        served.send_pending()
+                        with contextlib.suppress(anyio.BrokenResourceError, OSError):
+                            await served.flush()
 
     def _respond(self, conn: H2Connection, stream_id: int, call: _Call) -> _Outgoing:
-        status, message, detail = self.answer(call.path, b"".join(_messages(bytes(call.body))))
+        status, message, detail = self.answer(call.path, b"".join(_take_messages(call.body)))
         conn.send_headers(stream_id, [(":status", "200"), ("content-type", "application/grpc")])
         trailers = [("grpc-status", str(status))]
         if detail:
             trailers.append(("grpc-message", detail))
         return _Outgoing(bytearray(_frame(message)) if status == OK else bytearray(), trailers)
-
-    @staticmethod
-    def _send_pending(conn: H2Connection, outgoing: dict[int, _Outgoing]) -> None:
-        """Send what the flow-control windows take; trailers once a stream's data is out."""
-        for stream_id in list(outgoing):
-            pending = outgoing[stream_id]
-            while pending.data:
-                size = min(
-                    conn.local_flow_control_window(stream_id),
-                    conn.max_outbound_frame_size,
-                    len(pending.data),
-                )
-                if size <= 0:
-                    break  # (a window update lets the rest go)
-                conn.send_data(stream_id, bytes(pending.data[:size]))
-                del pending.data[:size]
-            if not pending.data:
-                conn.send_headers(stream_id, pending.trailers, end_stream=True)
-                del outgoing[stream_id]
-
-    @staticmethod
-    async def _flush(stream: anyio.abc.ByteStream, conn: H2Connection) -> None:
-        out = conn.data_to_send()
-        if out:
-            await stream.send(out)
 
 
 async def upgrade(

@@ -74,13 +74,28 @@ def secret_mounts(content: bytes) -> list[tuple[int, str, bool]]:
     """``(line, id, required)`` of every ``RUN --mount=type=secret`` (its id defaults
     to its target's last component, as BuildKit's does; ``required`` unless the mount
     says ``required=false``)."""
+    return _mounts(content, "secret")
+
+
+def ssh_mounts(content: bytes) -> list[tuple[int, str, bool]]:
+    """``(line, id, required)`` of every ``RUN --mount=type=ssh`` (id ``default``
+    unless named; ``required`` only when the mount says ``required=true``, as BuildKit
+    has it)."""
+    return _mounts(content, "ssh")
+
+
+def _mounts(content: bytes, kind: str) -> list[tuple[int, str, bool]]:
     found: list[tuple[int, str, bool]] = []
     for line, text in instructions(content):
         if not text.startswith("RUN "):
             continue
         for option in _MOUNT.findall(text):
             pairs = dict(item.partition("=")[::2] for item in option.split(","))
-            if pairs.get("type") != "secret":
+            if pairs.get("type") != kind:
+                continue
+            if kind == "ssh":
+                required = pairs.get("required", "false").lower() == "true"
+                found.append((line, pairs.get("id") or "default", required))
                 continue
             target = pairs.get("target") or pairs.get("dst") or pairs.get("destination", "")
             secret = pairs.get("id") or target.rstrip("/").rsplit("/", 1)[-1]

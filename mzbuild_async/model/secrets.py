@@ -96,7 +96,7 @@ def load_secrets(
                 )
             values[source.id] = environ[source.env].encode()
             continue
-        path = Path(source.src).expanduser()
+        path = Path(source.src)
         path = path if path.is_absolute() else root / path
         try:
             values[source.id] = path.read_bytes()
@@ -105,3 +105,24 @@ def load_secrets(
                 f"secret {source.id}: cannot read {path} ({exc.strerror or exc})"
             ) from None
     return values
+
+
+def parse_ssh_flag(text: str, environ: Mapping[str, str]) -> tuple[str, str]:
+    """``--ssh default`` (the agent at ``$SSH_AUTH_SOCK``) or ``--ssh ID=SOCKET``: the id
+    a ``RUN --mount=type=ssh,id=ID`` asks for, and the agent's socket (which must be
+    there)."""
+    agent, sep, socket = text.partition("=")
+    agent = agent.strip()
+    if not _ID.fullmatch(agent):
+        raise UsageError(f"--ssh {text!r}: write default, or ID=SOCKET (an SSH agent's socket)")
+    if not sep:
+        socket = environ.get("SSH_AUTH_SOCK", "")
+        if not socket:
+            raise UsageError(
+                f"--ssh {agent}: SSH_AUTH_SOCK is not set; start an agent (ssh-agent) or"
+                f" give its socket as --ssh {agent}=SOCKET"
+            )
+    path = Path(socket.strip())
+    if not path.is_socket():
+        raise UsageError(f"--ssh {text!r}: {path} is not an SSH agent's socket")
+    return agent, str(path)

@@ -183,6 +183,8 @@ def worker_arguments(
     arguments: dict[str, Any] = {}
     if options.secrets:
         arguments["secrets"] = options.secrets
+    if options.ssh:
+        arguments["ssh"] = options.ssh
     if services.configured:
         arguments["pool"] = {m.name: m.engine for m in services.members}
         arguments["transfer_registry"] = options.transfer_registry

@@ -180,7 +180,7 @@ async def open_builder(options: RunOptions, pooled: bool) -> BuildxBuilder | Non
         raise UsageError("--builder buildx drives the local docker CLI; it takes no --engine")
     from ..engine.buildx import BuildxBuilder
 
-    buildx = BuildxBuilder()
+    buildx = BuildxBuilder(environ=options.environ)
     await buildx.check()
     return buildx
 
