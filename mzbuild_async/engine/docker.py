@@ -157,8 +157,8 @@ class DockerEngine:
             " (scripts/setup-system) or set DOCKER_HOST"
         )
 
-    async def ping(self) -> str:
-        """The engine's version; EngineError if there is no engine."""
+    async def _version(self) -> dict[str, Any]:
+        """``GET /version``; EngineError when the engine is absent or refuses it."""
         docker = await self.client()
         try:
             version = await self._bounded("connecting", docker.version)
@@ -168,7 +168,11 @@ class DockerEngine:
             if _is_connection_error(exc) or getattr(exc, "status", 0) == 900:
                 raise self._engine_error(exc, "connecting") from None
             raise EngineError(f"{self.label} refused a version request: {exc}") from None
-        return str(version.get("Version", "?"))
+        return version if isinstance(version, dict) else {}
+
+    async def ping(self) -> str:
+        """The engine's version; EngineError if there is no engine."""
+        return str((await self._version()).get("Version", "?"))
 
     async def info(self) -> EngineInfo:
         """Platform, CPU count and version, from ``GET /info``."""
@@ -258,9 +262,9 @@ class DockerEngine:
             raise
 
     async def chosen_builder(self) -> str:
-        """``buildkit`` or ``classic``: what this engine builds with (asked once: a
-        ``Builder-Version`` header of ``/_ping``, else an API of 1.39 or later that is
-        not podman's). One line at ``-v`` says which, per engine."""
+        """``buildkit`` or ``classic``: what this engine builds with (asked once: its
+        ``/version`` says an API of 1.39 or later, on Linux, and is not podman's). One
+        line at ``-v`` says which, per engine."""
         if self._chosen is None:
             self._chosen = self.builder if self.builder != AUTO else await self._detect()
             how = BUILDER_NAMES[self._chosen]
@@ -268,15 +272,7 @@ class DockerEngine:
         return self._chosen
 
     async def _detect(self) -> str:
-        docker = await self.client()
-        try:
-            version = await self._bounded("asking which builder it has", docker.version)
-        except EngineError:
-            raise
-        except Exception as exc:
-            if _is_connection_error(exc) or getattr(exc, "status", 0) == 900:
-                raise self._engine_error(exc, "connecting") from None
-            return CLASSIC
+        version = await self._version()
         components = " ".join(str(c.get("Name", "")) for c in version.get("Components") or [])
         if "podman" in components.lower():
             return CLASSIC  # (podman's Docker API builds with buildah, the classic way)
