@@ -17,6 +17,7 @@ from tests.conftest import MakeRepo
 from tests.support.demo import Cli, commit
 from tests.support.engine import BUSYBOX
 from tests.support.registry import Registry
+from tests.support.schemas import validate
 
 pytestmark = [pytest.mark.slow, pytest.mark.real]
 
@@ -83,16 +84,66 @@ def test_a_cache_mount_keeps_its_files_between_builds(
 def test_independent_stages_build_at_the_same_time(
     make_repo: MakeRepo, tmp_path: Path, registries: dict[str, Registry]
 ) -> None:
-    """Two stages that need nothing of each other: their RUN output interleaves."""
+    """Two stages that need nothing of each other: their RUN output interleaves, and
+    each of BuildKit's steps is a step of the image's build in ``--progress rawjson``,
+    the report, the trace (the two RUNs on two tracks, as they overlap) and the
+    timeline."""
     token = uuid.uuid4().hex
     stages = STAGES.replace("echo one-", f"echo {token}; echo one-")
     repo = _repo(make_repo, stages.replace("echo two-", f"echo {token}; echo two-"), token)
     cli = Cli(repo, f"{registries['none'].host}/bk{token[:8]}", tmp_path / "cache")
-    lines = _build_lines(cli)
+    files = {name: tmp_path / name for name in ("report.json", "trace.json", "page.html")}
+    result = cli.run(
+        "build", "img", "--progress", "rawjson", "--report", str(files["report.json"]),
+        "--trace", str(files["trace.json"]), "--timeline", str(files["page.html"]),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(x) for x in result.stderr.splitlines() if x.startswith("{")]
+    lines = [e["detail"] for e in events if e["status"] == "line" and e["image"] == "img"]
     said = [m.group(1) for x in lines if (m := re.search(r" ((?:one|two)-\d)$", x))]
     assert sorted(said) == [f"{s}-{i}" for s in ("one", "two") for i in range(1, 5)]
     firsts = {said.index("one-1"), said.index("two-1")}
     assert firsts == {0, 1}, said  # both started before either went on
+
+    steps = {e["step"]["name"]: e for e in events if e["status"] == "step"}
+    runs = [n for n in steps if re.match(r"\[(one|two) 2/2\] RUN ", n)]
+    assert len(runs) == 2, list(steps)
+    for name in runs:  # four sleeps of 0.4 s each, by BuildKit's clock
+        assert steps[name]["step"]["outcome"] == "done"
+        assert steps[name]["step"]["seconds"] >= 1.5, steps[name]
+        assert (steps[name]["image"], steps[name]["phase"]) == ("img", "build")
+    assert any(n.startswith("exporting to image") for n in steps), list(steps)
+    build_done = next(e for e in events if e["status"] == "done" and e["phase"] == "build")
+    assert all(e["at"] <= build_done["at"] for e in steps.values())
+
+    report = json.loads(files["report.json"].read_text())
+    validate(report, "report.json")
+    inner = {s["name"]: s for s in report["steps"] if s["phase"] == "build step"}
+    build = next(s for s in report["steps"] if s["phase"] == "build" and s["track"] == "img")
+    assert set(inner) == set(steps)
+    one, two = (inner[n] for n in runs)
+    assert max(one["start"], two["start"]) < min(one["end"], two["end"])  # they overlapped
+    assert all(build["start"] <= s["start"] <= s["end"] <= build["end"] for s in inner.values())
+    assert not any(s["phase"] == "build step" for s in report["slowest"])
+
+    trace = json.loads(files["trace.json"].read_text())["traceEvents"]
+    names = {e["tid"]: e["args"]["name"] for e in trace if e.get("name") == "thread_name"}
+    tids = {e["tid"] for e in trace if e.get("name") in runs}
+    assert sorted(names[t] for t in tids) == ["img steps", "img steps 2"]
+    for tid, track in names.items():  # spans on a track nest or follow: never cross
+        spans = sorted(
+            (e["ts"], e["ts"] + e["dur"]) for e in trace if e["ph"] == "X" and e["tid"] == tid
+        )
+        stack: list[float] = []
+        for start, end in spans:
+            while stack and stack[-1] <= start:
+                stack.pop()
+            assert not stack or end <= stack[-1] + 0.001, (track, spans)
+            stack.append(end)
+
+    page = files["page.html"].read_text()
+    assert page.count('data-phase="build step"') == len(steps)
+    assert page.count("\u21b3 steps") == 2
 
 
 def test_the_builder_is_said_and_classic_can_be_chosen(

@@ -32,7 +32,7 @@ from tests.support.pool import (
     stop_engine,
     when,
 )
-from tests.support.registry import Registry
+from tests.support.registry import PASSWORD, USER, Registry
 
 # (the extra engines are shared: their tests run on one worker, in turn)
 pytestmark = [pytest.mark.slow, pytest.mark.real, pytest.mark.xdist_group("engines")]
@@ -479,16 +479,19 @@ def test_buildkit_inline_cache_crosses_engines_through_the_registry(
     tmp_path: Path, registries: dict[str, Registry]
 ) -> None:
     """--cache-registry on BuildKit: the image carries its inline cache to the cache
-    registry; a second engine that never saw it builds it again with its RUN step taken
-    from that cache (no pull of the cache image first), and a cache image that is not
-    there is a miss, not a failure."""
+    registry (one that wants a login); a second engine that never saw it builds it
+    again with its RUN step taken from that cache (no pull of the cache image first:
+    BuildKit reads it with the credentials the build's session gives it), and a cache
+    image that is not there is a miss, not a failure."""
     import uuid
 
     env = engines("e2")
-    host = registries["none"].host
+    host = registries["htpasswd"].host
     repo = make_sleepy_repo(tmp_path / "repo", [Sleepy("solo", (), 3)])
     run = uuid.uuid4().hex[:8]
     cli = Cli(repo, f"{host}/ic{run}", tmp_path / "cache")
+    login = {"MZBUILD_ASYNC_REGISTRY_USERNAME": USER, "MZBUILD_ASYNC_REGISTRY_PASSWORD": PASSWORD}
+    cli.env.update(login)
     flags = ("--cache-registry", f"{host}/cache{run}", "-v", "--log-format", "console")
 
     def run_step(result: subprocess.CompletedProcess[str]) -> list[str]:
@@ -505,7 +508,9 @@ def test_buildkit_inline_cache_crosses_engines_through_the_registry(
     assert "builds with BuildKit" in second.stderr
     assert any(x.endswith(" CACHED") for x in run_step(second)), run_step(second)
     assert "layer cache" not in second.stderr  # (no warning: nothing pulled first)
+    assert PASSWORD not in first.stderr + second.stderr
     missing = Cli(repo, f"{host}/ic{run}b", tmp_path / "cache2")
+    missing.env.update(login)
     third = missing.run(
         "build", "solo", "--engine", env["E2"], "--cache-registry", f"{host}/none{run}"
     )

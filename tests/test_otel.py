@@ -5,6 +5,7 @@ continued; a dead endpoint is one warning; nothing is imported without one."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -97,6 +98,15 @@ def test_a_real_ensure_is_one_span_tree_with_its_attributes(
         (image,) = [s for s in spans if s.name == f"image {name}"]
         assert build.parent_id == image.span_id
         assert image.start_ns <= build.start_ns <= build.end_ns <= image.end_ns
+        # BuildKit's steps are spans inside the build, each within it.
+        inner = [s for s in spans if s.parent_id == build.span_id]
+        assert any(re.match(r"\[(\S+ )?\d+/\d+\] COPY ", s.name) for s in inner), [
+            s.name for s in inner
+        ]
+        for step in inner:
+            assert step.attributes["mzbuild.phase"] == "build step"
+            assert step.attributes["mzbuild.image"] == name
+            assert build.start_ns <= step.start_ns <= step.end_ns <= build.end_ns
     heads = [s for s in spans if s.attributes.get("http.request.method") == "HEAD"]
     assert heads
     assert all(s.attributes["server.address"] == registry.host for s in heads)

@@ -123,16 +123,25 @@ def test_the_trace_nests_and_has_one_span_per_step(run: Run) -> None:
         assert root["ts"] <= inner["ts"]
         assert inner["ts"] + inner["dur"] <= root["ts"] + root["dur"] + 1
     assert {s["cat"] for s in by_tid["run"]} == {"run", "fingerprint", "lookup"}
-    # Each image: one enclosing span, one span per step inside it.
+    # Each image: one enclosing span, one span per step inside it; the steps inside
+    # its BuildKit build on tracks of their own ("IMAGE steps", "IMAGE steps 2"...).
     report_steps = [s for s in run.report["steps"] if s["track"] in run.json_out["images"]]
     for image in run.json_out["images"]:
         own = by_tid[image]
         [outer] = [s for s in own if s["cat"] == "image"]
         parts = [s for s in own if s["cat"] != "image"]
         assert sorted(s["cat"] for s in parts) == sorted(
-            s["phase"] for s in report_steps if s["track"] == image
+            s["phase"] for s in report_steps if s["track"] == image and s["phase"] != "build step"
         )
-        for span in parts:
+        inside = [
+            s for t, o in by_tid.items() if re.fullmatch(f"{image} steps( \\d+)?", t) for s in o
+        ]
+        if run.json_out["images"][image]["action"] == "built":
+            assert inside, image  # (built with BuildKit: its steps are there)
+        assert sorted(s["name"] for s in inside) == sorted(
+            s["name"] for s in report_steps if s["track"] == image and s["phase"] == "build step"
+        )
+        for span in parts + inside:
             assert outer["ts"] <= span["ts"]
             assert span["ts"] + span["dur"] <= outer["ts"] + outer["dur"] + 1
     assert [s["cat"] for s in by_tid["cargo"]] == ["cargo"]

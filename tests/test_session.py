@@ -17,6 +17,7 @@ import pytest
 
 from mzbuild_async.engine.session import (
     CHECK_AGENT,
+    CREDENTIALS,
     FORWARD_AGENT,
     GET_SECRET,
     HEALTH_CHECK,
@@ -78,8 +79,8 @@ async def test_the_server_answers_as_buildkit_expects() -> None:
         assert (headers["grpc-status"], headers["grpc-message"]) == ("5", "secret pip not found")
         headers, body = await _call(client, conn, HEALTH_CHECK, b"")
         assert (headers["grpc-status"], dict(fields(body))) == ("0", {1: 1})
-        headers, _ = await _call(client, conn, "/moby.filesync.v1.Auth/Credentials", b"")
-        assert headers["grpc-status"] == "12"
+        headers, _ = await _call(client, conn, CREDENTIALS, field_bytes(1, b"r.example:5000"))
+        assert headers["grpc-status"] == "12"  # (no logins given: not served)
         headers, _ = await _call(client, conn, CHECK_AGENT, b"")
         assert (headers["grpc-status"], headers["grpc-message"]) == (
             "5",
@@ -87,6 +88,28 @@ async def test_the_server_answers_as_buildkit_expects() -> None:
         )
         tg.cancel_scope.cancel()
     assert server.asked == ["npm", "cert", "pip"]
+
+
+async def test_registry_credentials_go_to_their_host_only() -> None:
+    """``Auth/Credentials``: the username and secret of the host asked about; for a
+    host we have none for, an empty answer (BuildKit then goes anonymous)."""
+    server = SessionServer({}, logins={"127.0.0.1:5000": ("ci", "hunter2")})
+    assert CREDENTIALS in server.methods
+    assert CREDENTIALS not in SessionServer({}).methods
+    ours, theirs = socket.socketpair()
+    served = await anyio.abc.UNIXSocketStream.from_socket(ours)
+    client = await anyio.abc.UNIXSocketStream.from_socket(theirs)
+    async with served, client, anyio.create_task_group() as tg:
+        tg.start_soon(server.serve, served, b"")
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(header_encoding="utf-8"))
+        conn.initiate_connection()
+        await client.send(conn.data_to_send())
+        headers, body = await _call(client, conn, CREDENTIALS, field_bytes(1, b"127.0.0.1:5000"))
+        assert (headers["grpc-status"], dict(fields(body))) == ("0", {1: b"ci", 2: b"hunter2"})
+        headers, body = await _call(client, conn, CREDENTIALS, field_bytes(1, b"other:5000"))
+        assert (headers["grpc-status"], body) == ("0", b"")
+        tg.cancel_scope.cancel()
+    assert server.asked == ["127.0.0.1:5000", "other:5000"]
 
 
 async def test_an_agent_is_forwarded_both_ways(tmp_path: Path) -> None:

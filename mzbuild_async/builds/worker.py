@@ -50,7 +50,7 @@ from ..source.repository import Repository
 from ..store.locks import spec_lock
 from ..support import logs
 from ..support.deadline import deadline
-from ..support.events import Event, EventStatus, Listener, Phase, ignore
+from ..support.events import BuildStep, Event, EventStatus, Listener, Phase, ignore
 from ..support.retry import DEFAULT_RETRY, RetryPolicy, Transient, call_with_retries
 from .cargo import (
     CargoArtifacts,
@@ -165,6 +165,16 @@ class EngineWorker:
             if line.strip():
                 log.debug(line)
                 self.listener(Event(0.0, image, phase, EventStatus.LINE, line))
+
+        return sink
+
+    def _step(self, image: str) -> Callable[[BuildStep], None]:
+        fingerprint = fingerprint_of(self.specs[image])
+        log = logs.get_logger().bind(image=image, fingerprint=fingerprint, phase=Phase.BUILD)
+
+        def sink(step: BuildStep) -> None:
+            log.debug(f"build step {step.outcome}", step=step.name, seconds=round(step.seconds, 3))
+            self.listener(Event(0.0, image, Phase.BUILD, EventStatus.STEP, step.name, step=step))
 
         return sink
 
@@ -464,6 +474,7 @@ class EngineWorker:
                 },
                 platform=repo.options.arch.platform,
                 cache_from=cache_from,
+                logins=await self._logins(cache_from, docker),
                 inline_cache=cache_tag is not None,
                 secrets=secrets,
                 ssh=agents,
@@ -475,7 +486,7 @@ class EngineWorker:
                     request, context, self._line(name, Phase.BUILD), cache_ref=cache_tag
                 )
                 return
-            await docker.build(request, context, self._line(name, Phase.BUILD))
+            await docker.build(request, context, self._line(name, Phase.BUILD), self._step(name))
             if cache_tag:
                 await self._push_cache(spec, cache_tag, docker)
         finally:
@@ -531,6 +542,20 @@ class EngineWorker:
             logs.warning(f"layer cache {tag} not used: {exc}", **self._fields(tag, Phase.BUILD))
             return False
         return True
+
+    async def _logins(self, refs: Sequence[str], docker: Engine) -> dict[str, tuple[str, str]]:
+        """Our credentials for the registries of ``refs``, by host, for a builder that
+        reads them itself (BuildKit asks over its session; none: it goes anonymous)."""
+        if not refs or not await docker.imports_cache():
+            return {}
+        logins: dict[str, tuple[str, str]] = {}
+        for ref in refs:
+            credentials = await self._auth(ref)
+            if credentials is not None:
+                where = parse_reference(ref)
+                for host in (where.domain, where.api_host):
+                    logins[host] = (credentials.username, credentials.secret)
+        return logins
 
     async def _push_cache(self, spec: str, tag: str, docker: Engine) -> None:
         try:

@@ -5,15 +5,18 @@ a protobuf ``StatusResponse`` of BuildKit's control API (field numbers from
 its ``control.proto``): vertexes (the build's steps: name, started, completed,
 cached, error), statuses (transfers inside a step) and logs (a step's output).
 :func:`decode_status` reads one; :class:`Progress` folds them into the lines a
-user reads (as ``docker buildx build --progress plain`` prints them), the
-steps as intervals, and for a failure the failing step and its last lines.
+user reads (as ``docker buildx build --progress plain`` prints them), each
+finished step as a :class:`~mzbuild_async.support.events.BuildStep`, and for a
+failure the failing step and its last lines.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..support.events import BuildStep
 from ..support.protowire import fields, signed, text
 
 #: Log lines kept per step, for the message of a failure.
@@ -141,10 +144,16 @@ class _Step:
     done: bool = False
 
 
+def _ignore(step: BuildStep) -> None:
+    """Drop a finished step."""
+
+
 @dataclass
 class Progress:
-    """The steps of one BuildKit build, folded from its status messages."""
+    """The steps of one BuildKit build, folded from its status messages; ``on_step``
+    gets each as it finishes (done, cached or failed)."""
 
+    on_step: Callable[[BuildStep], None] = _ignore
     steps: dict[str, _Step] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -161,17 +170,16 @@ class Progress:
             if step.done:
                 continue
             if vertex.cached:
-                step.done = True
                 lines.append(f"#{step.number} CACHED")
+                self._finish(step, "cached")
             elif vertex.error:
-                step.done = True
                 lines += self._flush(step)
                 lines.append(f"#{step.number} ERROR: {vertex.error}")
+                self._finish(step, "failed")
             elif vertex.completed is not None:
-                step.done = True
                 lines += self._flush(step)
-                took = vertex.completed - (vertex.started or vertex.completed)
-                lines.append(f"#{step.number} DONE {took:.1f}s")
+                lines.append(f"#{step.number} DONE {self._took(vertex):.1f}s")
+                self._finish(step, "done")
         for log in status.logs:
             step = self.steps.get(log.vertex)
             if step is None:
@@ -182,6 +190,17 @@ class Progress:
                 lines.append(self._output(step, raw.rstrip("\r"), log.timestamp))
         self.warnings += [w for w in status.warnings if w]
         return lines
+
+    @staticmethod
+    def _took(vertex: Vertex) -> float:
+        if vertex.completed is None or vertex.started is None:
+            return 0.0
+        return max(0.0, vertex.completed - vertex.started)
+
+    def _finish(self, step: _Step, outcome: str) -> None:
+        step.done = True
+        seconds = 0.0 if outcome == "cached" else self._took(step.vertex)
+        self.on_step(BuildStep(step.number, step.vertex.name, outcome, seconds))
 
     def _output(self, step: _Step, line: str, when: float | None) -> str:
         step.tail.append(line)

@@ -28,7 +28,7 @@ from ..support import logs
 from ..support.lines import strip_ansi
 from .buildkit import Progress, decode_status
 from .endpoints import Endpoint, cpu_count, docker_platform
-from .protocol import TAIL_LINES, BuildRequest, EngineInfo, LineSink
+from .protocol import TAIL_LINES, BuildRequest, EngineInfo, LineSink, StepSink, drop_step
 from .protocol import drop as _drop
 from .session import SessionServer, build_session
 
@@ -286,15 +286,22 @@ class DockerEngine:
         return await self.chosen_builder() == BUILDKIT
 
     async def build(
-        self, request: BuildRequest, context: AsyncIterable[bytes], on_line: LineSink = _drop
+        self,
+        request: BuildRequest,
+        context: AsyncIterable[bytes],
+        on_line: LineSink = _drop,
+        on_step: StepSink = drop_step,
     ) -> str:
-        """Build ``request.tag`` from a streamed tar context; returns the image ID."""
+        """Build ``request.tag`` from a streamed tar context; returns the image ID
+        (BuildKit's steps go to ``on_step`` as they finish; the classic builder's are
+        only lines)."""
         if await self.chosen_builder() == BUILDKIT:
-            if not (request.secrets or request.ssh or request.session):
-                return await self._build_buildkit(request, context, on_line)
-            server = SessionServer(request.secrets, request.ssh)
+            progress = Progress(on_step)
+            if not (request.secrets or request.ssh or request.session or request.logins):
+                return await self._build_buildkit(request, context, on_line, progress)
+            server = SessionServer(request.secrets, request.ssh, request.logins)
             async with build_session(self._raw_stream, server, self.label) as session:
-                return await self._build_buildkit(request, context, on_line, session)
+                return await self._build_buildkit(request, context, on_line, progress, session)
         if request.secrets or request.ssh or request.session:
             raise DockerBuildError(
                 f"docker build of {request.tag}: secret and SSH mounts need BuildKit, and"
@@ -388,6 +395,7 @@ class DockerEngine:
         request: BuildRequest,
         context: AsyncIterable[bytes],
         on_line: LineSink,
+        progress: Progress,
         session: str = "",
     ) -> str:
         """The build through the engine's own BuildKit (``version=2``): its status
@@ -409,7 +417,6 @@ class DockerEngine:
             params["cachefrom"] = json.dumps(list(request.cache_from))
         if session:
             params["session"] = session
-        progress = Progress()
         image_id = ""
         async for item in self._stream(
             "build",

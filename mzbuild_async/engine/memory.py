@@ -32,7 +32,7 @@ from ..registry.auth import Credentials
 from ..registry.client import RegistryClient
 from ..registry.names import Reference, parse_reference
 from ..registry.writer import RegistryWriter
-from .protocol import BuildRequest, EngineInfo, LineSink, drop
+from .protocol import BuildRequest, EngineInfo, LineSink, StepSink, drop, drop_step
 
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
@@ -154,7 +154,11 @@ class MemoryEngine:
         return found.id if found is not None else None
 
     async def build(
-        self, request: BuildRequest, context: AsyncIterable[bytes], on_line: LineSink = drop
+        self,
+        request: BuildRequest,
+        context: AsyncIterable[bytes],
+        on_line: LineSink = drop,
+        on_step: StepSink = drop_step,
     ) -> str:
         """Read the context, check its ``FROM``s, make the image (or fail as told)."""
         await self._enter("build", request.tag)

@@ -17,11 +17,15 @@ from collections.abc import AsyncIterable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from ..support.events import BuildStep
+
 if TYPE_CHECKING:
     from ..registry.auth import Credentials
 
 #: Receives each line of a build's, pull's or push's output.
 LineSink = Callable[[str], None]
+#: Receives each finished step of a build (from builders that report steps: BuildKit).
+StepSink = Callable[[BuildStep], None]
 
 #: Lines of build output kept to explain a failure.
 TAIL_LINES = 20
@@ -29,6 +33,10 @@ TAIL_LINES = 20
 
 def drop(line: str) -> None:
     """Discard an output line (the default sink)."""
+
+
+def drop_step(step: BuildStep) -> None:
+    """Discard a finished step (the default sink)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,9 @@ class BuildRequest:
     #: The Dockerfile mounts secrets or agents: a BuildKit session is opened even when
     #: none of them is given (BuildKit then skips an optional mount).
     session: bool = False
+    #: Registry credentials by host (username, secret) BuildKit may ask for over a
+    #: session, to read ``cache_from`` images; other builders pull those themselves.
+    logins: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -99,9 +110,15 @@ class Engine(Protocol):
         ...
 
     async def build(
-        self, request: BuildRequest, context: AsyncIterable[bytes], on_line: LineSink = ...
+        self,
+        request: BuildRequest,
+        context: AsyncIterable[bytes],
+        on_line: LineSink = ...,
+        on_step: StepSink = ...,
     ) -> str:
-        """Build ``request.tag`` from a streamed tar context; the image ID."""
+        """Build ``request.tag`` from a streamed tar context; the image ID (each output
+        line to ``on_line``, each finished step, where the builder reports them, to
+        ``on_step``)."""
         ...
 
     async def imports_cache(self) -> bool:

@@ -5,7 +5,10 @@ check) goes over a session the client opens first: ``POST /session`` on the
 engine API, upgraded to HTTP/2 without TLS (``h2c``), naming the gRPC methods
 the client serves. On that connection the engine is the HTTP/2 client and we
 are the server: it calls ``/moby.buildkit.secrets.v1.Secrets/GetSecret`` with a
-secret's id and we answer its value. The build then names the session
+secret's id and we answer its value, ``/moby.filesync.v1.Auth/Credentials`` with
+a registry's host and we answer the username and secret we have for it (how
+BuildKit reads a cache image from a registry that wants a login). The build
+then names the session
 (``session=<id>``). gRPC over HTTP/2 is small enough to serve with ``h2``
 itself: a request's messages arrive as length-prefixed protobuf in DATA
 frames, the answer goes back the same way, then trailers with the status.
@@ -36,6 +39,7 @@ GET_SECRET = "/moby.buildkit.secrets.v1.Secrets/GetSecret"
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 CHECK_AGENT = "/moby.sshforward.v1.SSH/CheckAgent"
 FORWARD_AGENT = "/moby.sshforward.v1.SSH/ForwardAgent"
+CREDENTIALS = "/moby.filesync.v1.Auth/Credentials"
 #: The call metadata that names the SSH agent a ``ForwardAgent`` wants.
 SSH_ID_KEY = "buildkit.ssh.id"
 #: The id of ``RUN --mount=type=ssh`` without one (``--ssh default``).
@@ -129,24 +133,46 @@ class _Connection:
 
 
 class SessionServer:
-    """The gRPC methods we serve to the engine's BuildKit during a build: secrets by id
-    and, with ``ssh`` (id -> an agent's socket), SSH agent forwarding."""
+    """The gRPC methods we serve to the engine's BuildKit during a build: secrets by id;
+    with ``ssh`` (id -> an agent's socket), SSH agent forwarding; with ``logins``
+    (registry host -> username and secret), registry credentials."""
 
-    def __init__(self, secrets: Mapping[str, bytes], ssh: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        secrets: Mapping[str, bytes],
+        ssh: Mapping[str, str] | None = None,
+        logins: Mapping[str, tuple[str, str]] | None = None,
+    ) -> None:
         self.secrets = dict(secrets)
         self.ssh = dict(ssh or {})
-        #: The secret ids asked for (for tests and the run's record; never values).
+        self.logins = dict(logins or {})
+        #: The secret ids and registry hosts asked for (never values).
         self.asked: list[str] = []
 
     @property
     def methods(self) -> tuple[str, ...]:
         """The methods to name in the upgrade request."""
-        return (GET_SECRET, HEALTH_CHECK, *((CHECK_AGENT, FORWARD_AGENT) if self.ssh else ()))
+        return (
+            GET_SECRET,
+            HEALTH_CHECK,
+            *((CHECK_AGENT, FORWARD_AGENT) if self.ssh else ()),
+            *((CREDENTIALS,) if self.logins else ()),
+        )
 
     def answer(self, path: str, request: bytes) -> tuple[int, bytes, str]:
         """``(grpc status, response message, message)`` of one unary call."""
         if path == HEALTH_CHECK:
             return OK, field_varint(1, 1), ""  # SERVING
+        if path == CREDENTIALS and self.logins:
+            try:
+                host = next(text(v) for n, v in fields(request) if n == 1)
+            except (StopIteration, ValueError):
+                host = ""
+            self.asked.append(host)
+            if host not in self.logins:
+                return OK, b"", ""  # (none: BuildKit goes on without a login)
+            username, secret = self.logins[host]
+            return OK, field_bytes(1, username.encode()) + field_bytes(2, secret.encode()), ""
         if path in (GET_SECRET, CHECK_AGENT):
             try:
                 wanted = next(text(v) for n, v in fields(request) if n == 1)

@@ -32,7 +32,7 @@ from ..errors import reason
 from ..support.tracecontext import TraceParent
 from ..support.version import VERSION
 from ..workflow.check import CheckResult
-from ..workflow.results import RunResult
+from ..workflow.results import ImageResult, RunResult
 from ..workflow.steps import Interval
 
 #: The longest an export may take (a stalled endpoint delays the end of the run by this).
@@ -117,13 +117,12 @@ def run_tree(result: RunResult, command: str, registry_host: str) -> Node:
     )
     lookup: Node | None = None
     images: dict[str, Node] = {}
+    builds: dict[str, list[Node]] = {}
     for step in result.steps:
+        if step.inner:
+            continue
         if step.track in ("fingerprint", "lookup", "cargo"):
-            node = Node(step.name, step.start, step.end, {"mzbuild.phase": step.phase})
-            if step.detail:
-                node.attributes["mzbuild.detail"] = step.detail
-            if step.status == "failed":
-                node.error = step.detail or "failed"
+            node = _run_step(step)
             root.children.append(node)
             if step.track == "lookup":
                 lookup = node
@@ -134,14 +133,7 @@ def run_tree(result: RunResult, command: str, registry_host: str) -> Node:
         image = result.images.get(step.track)
         holder = images.get(step.track)
         if holder is None:
-            holder = images[step.track] = Node(
-                f"image {step.track}", step.start, step.end, {"mzbuild.image": step.track}
-            )
-            if image is not None:
-                holder.attributes["mzbuild.fingerprint"] = image.spec.rsplit("mzbuild-", 1)[-1]
-                holder.attributes["mzbuild.spec"] = image.spec
-                holder.attributes["mzbuild.action"] = image.action
-                holder.error = image.error
+            holder = images[step.track] = _image_node(step, image)
             root.children.append(holder)
         holder.start, holder.end = min(holder.start, step.start), max(holder.end, step.end)
         node = Node(
@@ -158,7 +150,53 @@ def run_tree(result: RunResult, command: str, registry_host: str) -> Node:
         if step.status == "failed":
             node.error = step.detail or "failed"
         holder.children.append(node)
+        if step.phase == "build":
+            builds.setdefault(step.track, []).append(node)
+    for step in (s for s in result.steps if s.inner):
+        _build_step(step, builds.get(step.track, []) or [images.get(step.track) or root])
     return root
+
+
+def _run_step(step: Interval) -> Node:
+    """A step of the run itself (fingerprinting, the lookups, cargo)."""
+    node = Node(step.name, step.start, step.end, {"mzbuild.phase": step.phase})
+    if step.detail:
+        node.attributes["mzbuild.detail"] = step.detail
+    if step.status == "failed":
+        node.error = step.detail or "failed"
+    return node
+
+
+def _image_node(step: Interval, image: ImageResult | None) -> Node:
+    """The span holding one image's work."""
+    holder = Node(f"image {step.track}", step.start, step.end, {"mzbuild.image": step.track})
+    if image is not None:
+        holder.attributes["mzbuild.fingerprint"] = image.spec.rsplit("mzbuild-", 1)[-1]
+        holder.attributes["mzbuild.spec"] = image.spec
+        holder.attributes["mzbuild.action"] = image.action
+        holder.error = image.error
+    return holder
+
+
+def _build_step(step: Interval, parents: list[Node]) -> None:
+    """A step inside an image's build (a BuildKit vertex), as a child of the build it
+    ran in (the one whose span holds it, else the last)."""
+    node = Node(
+        step.name[:200],
+        step.start,
+        step.end,
+        {
+            "mzbuild.image": step.track,
+            "mzbuild.phase": step.phase,
+            "mzbuild.cached": step.status == "cached",
+        },
+    )
+    if step.status == "failed":
+        node.error = "failed"
+    if step.engine:
+        node.attributes["mzbuild.engine"] = step.engine
+    holder = next((p for p in parents if p.start <= step.start and step.end <= p.end), parents[-1])
+    holder.children.append(node)
 
 
 def check_tree(result: CheckResult, registry_host: str) -> Node:

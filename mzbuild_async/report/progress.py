@@ -80,7 +80,7 @@ class _Progress:
         if event.phase == "engine":
             self.lost.add(event.engine)
             return
-        if event.status == "landed":  # (cargo goes on)
+        if event.status in ("landed", "step"):  # (cargo goes on; the build goes on)
             return
         image = self.images.setdefault(event.image or event.phase, _Image())
         if event.status == "line":
@@ -142,6 +142,8 @@ class LineProgress(_Progress):
     def __call__(self, event: Event) -> None:
         self.observe(event)
         name = event.image or event.phase
+        if event.status == "step":  # (with -v, its lines said so already)
+            return
         if event.status == "line":
             if self.verbose:
                 self.out.write(f"    {name} | {event.detail}\n")
@@ -198,7 +200,7 @@ class LiveProgress(_Progress):
         if event.status in ("done", "failed") and self.folding and event.phase != "engine":
             self._clear()
             self.fold(event.image or event.phase, event)
-        self.draw(force=event.status != "line")
+        self.draw(force=event.status not in ("line", "step"))
 
     def _clear(self) -> None:
         if self._drawn:
@@ -244,7 +246,7 @@ class JsonProgress:
     out: TextIO
 
     def __call__(self, event: Event) -> None:
-        record = {
+        record: dict[str, object] = {
             "at": round(event.at, 3),
             "image": event.image,
             "phase": str(event.phase),
@@ -252,6 +254,13 @@ class JsonProgress:
             "detail": event.detail,
             "engine": event.engine,
         }
+        if event.step is not None:  # a step inside a build (BuildKit's)
+            record["step"] = {
+                "number": event.step.number,
+                "name": event.step.name,
+                "outcome": event.step.outcome,
+                "seconds": round(event.step.seconds, 3),
+            }
         self.out.write(json.dumps(record) + "\n")
         self.out.flush()
 

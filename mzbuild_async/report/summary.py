@@ -33,8 +33,9 @@ def step_label(step: Interval) -> str:
 
 
 def slowest_steps(steps: Sequence[Interval], count: int = SLOWEST) -> list[Interval]:
-    """The longest pieces of work (per-tier lookup spans left out: they overlap)."""
-    work = [s for s in steps if not s.track.startswith("lookup: ")]
+    """The longest pieces of work (per-tier lookup spans and the steps inside builds
+    left out: they overlap other work)."""
+    work = [s for s in steps if not s.track.startswith("lookup: ") and not s.inner]
     return sorted(work, key=lambda s: (-s.seconds, s.track))[:count]
 
 

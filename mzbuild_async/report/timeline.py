@@ -1,10 +1,12 @@
 """A self-contained HTML Gantt chart of a run (``--timeline FILE.html``).
 
 One row per track (the run's phases, each lookup tier, cargo, each image),
-one bar per step, positioned in percent of the run's length, so the page
-needs no script, stylesheet or font from anywhere else. A few lines of
-inline script only record each bar's rendered width (``data-px``), which
-the tests read back from a headless browser.
+one bar per step, and under an image built with BuildKit the steps inside its
+build (as many rows as its stages ran at once). Bars are positioned in
+percent of the run's length, so the page needs no script, stylesheet or
+font from anywhere else. A few lines of inline script only record each
+bar's rendered width (``data-px``), which the tests read back from a
+headless browser.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..workflow.steps import Interval
+from ..workflow.steps import BUILD_STEP, Interval, pack_rows
 
 COLORS = {
     "run": "#c1c7d0",
@@ -26,8 +28,11 @@ COLORS = {
     "push": "#6554c0",
     "transfer": "#00b8d9",
     "send": "#8777d9",
+    BUILD_STEP: "#79d2a6",
 }
 FAILED = "#de350b"
+#: A build step BuildKit took from its cache.
+CACHED = "#dfe1e6"
 
 STYLE = """
 body{font:13px/1.4 system-ui,sans-serif;margin:16px;color:#172b4d}
@@ -110,21 +115,16 @@ def timeline_html(
     pipeline's steps), the slowest steps."""
     total = max([seconds, *(s.end for s in steps)], default=seconds) or 1.0
     esc = html.escape
+    outer = [s for s in steps if not s.inner]
     rows: list[str] = []
     current = ""
-    for engine, track in _lanes(steps, by_engine):
-        if engine != current:
-            current = engine
-            rows.append(
-                f'<div class="group" data-engine="{esc(engine)}">{esc(group)} {esc(engine)}</div>'
-            )
+
+    def lane(label: str, track: str, own: Sequence[Interval]) -> str:
         bars = []
-        for step in (
-            s for s in steps if s.track == track and (not by_engine or s.engine == engine)
-        ):
+        for step in own:
             left = 100.0 * step.start / total
             width = 100.0 * step.seconds / total
-            color = COLORS.get(step.phase, "#97a0af")
+            color = CACHED if step.status == "cached" else COLORS.get(step.phase, "#97a0af")
             tip = f"{track} {step.name}: {step.seconds:.3f} s ({step.status})"
             if step.detail:
                 tip += f" — {step.detail}"
@@ -134,7 +134,22 @@ def timeline_html(
                 f' style="left:{left:.4f}%;width:{width:.4f}%;background:{color}"'
                 f' title="{esc(tip)}"></div>'
             )
-        rows.append(f'<div class="label">{esc(track)}</div><div class="lane">{"".join(bars)}</div>')
+        return f'<div class="label">{esc(label)}</div><div class="lane">{"".join(bars)}</div>'
+
+    for engine, track in _lanes(outer, by_engine):
+        if engine != current:
+            current = engine
+            rows.append(
+                f'<div class="group" data-engine="{esc(engine)}">{esc(group)} {esc(engine)}</div>'
+            )
+
+        def here(s: Interval) -> bool:
+            return s.track == track and (not by_engine or s.engine == engine)  # noqa: B023
+
+        rows.append(lane(track, track, [s for s in outer if here(s)]))
+        inner = [s for s in steps if s.inner and here(s)]
+        for row in pack_rows(inner):
+            rows.append(lane("\u21b3 steps", track, row))
     tick = _tick_step(total)
     ticks = "".join(
         f'<span class="tick" style="left:{100.0 * i * tick / total:.4f}%">{i * tick:g}s</span>'
@@ -144,7 +159,7 @@ def timeline_html(
         f'<span><i style="background:{c}"></i>{esc(p)}</span>' for p, c in COLORS.items()
     )
     slowest = sorted(
-        (s for s in steps if not s.track.startswith("lookup: ")), key=lambda s: -s.seconds
+        (s for s in outer if not s.track.startswith("lookup: ")), key=lambda s: -s.seconds
     )[:10]
     slow_rows = "".join(
         f"<tr><td>{esc(s.track)}</td><td>{esc(s.phase)}</td><td>{s.seconds:.2f} s</td>"

@@ -43,10 +43,26 @@ class EventStatus(enum.StrEnum):
     LANDED = "landed"
     #: One line of output.
     LINE = "line"
+    #: A step inside an image's build finished (a BuildKit vertex: ``Event.step``).
+    STEP = "step"
 
 
 #: The phases of one image's work, in the order they can happen.
 PHASES = tuple(Phase)
+
+
+@dataclass(frozen=True)
+class BuildStep:
+    """One finished step inside an image's build, as BuildKit reports it (a vertex:
+    ``[2/4] RUN make``, ``[internal] load build context``, ``exporting to image``)."""
+
+    #: Its number within the build (``#N`` of the progress lines).
+    number: int
+    name: str
+    #: ``done``, ``cached`` or ``failed``.
+    outcome: str
+    #: How long it ran, by the builder's clock (0 when cached).
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +77,8 @@ class Event:
     detail: str = ""
     #: The engine of the pool the work ran on ("" when it does not say).
     engine: str = ""
+    #: The finished step of a ``step`` event.
+    step: BuildStep | None = None
 
 
 Listener = Callable[[Event], None]

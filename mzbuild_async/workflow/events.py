@@ -50,7 +50,7 @@ class RunEvents:
         if event.detail:
             event = replace(event, detail=logs.redact_text(event.detail))
         self.recorder(event)
-        if event.status != "line":  # the worker logs output lines itself, at debug level
+        if event.status not in ("line", "step"):  # (the worker logs these, at debug level)
             # Info level, failures too: at the default level the progress view
             # reports them; -v adds these structured events.
             logs.get_logger().info(
@@ -66,6 +66,10 @@ class RunEvents:
     def shifted(self, event: Event) -> None:
         """A scheduler event, moved onto the run's clock."""
         self.tee(replace(event, at=event.at + self.offset))
+
+    def now(self, event: Event) -> None:
+        """An event that happened just now (the worker's output lines and build steps)."""
+        self.tee(replace(event, at=self.since()))
 
     def record_lookups(self, engine: LookupEngine, origin: float) -> None:
         """Each lookup span as a step (span times count from ``origin``)."""

@@ -99,7 +99,7 @@ async def run_round(
         cache_dir=cache_dir,
         cache_registry=options.cache_registry,
         buildx=await open_builder(options, services.configured),
-        listener=events.shifted,
+        listener=events.now,
         rebuild=rebuild,
         environ=options.environ,
         **extra,

@@ -3,15 +3,21 @@
 The runner feeds every :class:`~mzbuild_async.events.Event` (with times
 since the run started) into a :class:`StepRecorder`, which pairs each
 ``start`` with its ``done``/``failed``; lookups arrive as finished spans.
-Traces, timelines and reports are all made from the resulting steps.
+The steps inside a BuildKit build arrive as they finish (``step`` events) and
+become intervals of phase :data:`BUILD_STEP` on the image's track, inside its
+build. Traces, timelines and reports are all made from the resulting steps.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..support.events import Event
+
+#: The phase of a step inside an image's build (a BuildKit vertex).
+BUILD_STEP = "build step"
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,11 @@ class Interval:
     def seconds(self) -> float:
         """How long the step took."""
         return max(0.0, self.end - self.start)
+
+    @property
+    def inner(self) -> bool:
+        """A step inside an image's build (it overlaps the build and its siblings)."""
+        return self.phase == BUILD_STEP
 
     def to_json(self) -> dict[str, Any]:
         """The step as JSON."""
@@ -72,6 +83,22 @@ class StepRecorder:
                     event.detail,
                 )
             )
+        elif event.status == "step" and event.step is not None:
+            build = self._open.get((track, "build"))
+            start = event.at - event.step.seconds
+            if build is not None:
+                start = max(start, build.at)
+            self.steps.append(
+                Interval(
+                    track,
+                    event.step.name,
+                    BUILD_STEP,
+                    min(start, event.at),
+                    event.at,
+                    event.step.outcome,
+                    engine=event.engine or (build.engine if build else ""),
+                )
+            )
         elif event.status == "start":
             self._open[key] = event
         elif event.status in ("done", "failed", "requeued"):
@@ -96,3 +123,16 @@ class StepRecorder:
                 Interval(track, phase, phase, event.at, at, "cancelled", engine=event.engine)
             )
         self._open.clear()
+
+
+def pack_rows(steps: Sequence[Interval]) -> list[list[Interval]]:
+    """Steps that may overlap (a build's parallel stages) as rows in which none do:
+    each in the first row free at its start, in order of start."""
+    rows: list[list[Interval]] = []
+    for step in sorted(steps, key=lambda s: (s.start, s.end)):
+        row = next((r for r in rows if r[-1].end <= step.start), None)
+        if row is None:
+            rows.append([step])
+        else:
+            row.append(step)
+    return rows
