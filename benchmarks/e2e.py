@@ -21,8 +21,15 @@ one: its inline cache is imported from the registry, not pulled) or
 ``classic`` (the cache image pulled first, then ``cachefrom``); a clean
 daemon has BuildKit's build cache pruned too.
 
-Usage: ``python benchmarks/e2e.py [--repeat 3] [--builder buildkit|classic]``
-(needs scripts/setup-system).
+``--vs-classic``: instead, the cold ``ensure --all`` with BuildKit and with
+the classic builder in pairs (BuildKit first in odd pairs, classic first in
+even ones), each pair's ratio, and the median of those ratios.
+
+The cache rows' ratio is also taken pair by pair (each repeat rebuilds with
+and without the cache in turn): the median of the per-pair ratios.
+
+Usage: ``python benchmarks/e2e.py [--repeat 3] [--builder buildkit|classic]
+[--vs-classic]`` (needs scripts/setup-system).
 """
 
 from __future__ import annotations
@@ -85,11 +92,42 @@ def fresh(base: Path, host: str, tag: str) -> Cli:
     return Cli(repo, f"{host}/b{uuid.uuid4().hex[:10]}", repo.parent / f"cache-{repo.name}")
 
 
+def vs_classic(pairs: int) -> None:
+    """Cold ``ensure --all``, BuildKit against the classic builder, in pairs."""
+    seconds: dict[str, list[float]] = {"buildkit": [], "classic": []}
+    with tempfile.TemporaryDirectory() as tmp, run_registry(Path(tmp) / "registry") as registry:
+        for pair in range(pairs):
+            order = ("buildkit", "classic") if pair % 2 == 0 else ("classic", "buildkit")
+            for builder in order:
+                BUILDER[1] = builder
+                cli = fresh(Path(tmp), registry.host, builder)
+                wipe(cli.registry)
+                took, actions = timed(cli)
+                assert set(actions.values()) == {"built"}, actions
+                seconds[builder].append(took)
+                wipe(cli.registry)
+    ratios = [b / c for b, c in zip(seconds["buildkit"], seconds["classic"], strict=True)]
+    print(f"examples/demo: 7 images (1 cargo), cold ensure --all, {pairs} pairs, wall seconds")
+    print(f"{'builder':12} {'median':>8} {'min':>8} {'max':>8}")
+    for builder, values in seconds.items():
+        print(
+            f"{builder:12} {statistics.median(values):8.2f} {min(values):8.2f} {max(values):8.2f}"
+        )
+    print(
+        f"BuildKit / classic, pair by pair: median {statistics.median(ratios):.2f}"
+        f" (min {min(ratios):.2f}, max {max(ratios):.2f})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--builder", choices=["buildkit", "classic"], default="buildkit")
+    parser.add_argument("--vs-classic", action="store_true")
     args = parser.parse_args()
+    if args.vs_classic:
+        vs_classic(args.repeat)
+        return
     BUILDER[1] = args.builder
     with tempfile.TemporaryDirectory() as tmp, run_registry(Path(tmp) / "registry") as registry:
         base = Path(tmp)
@@ -151,7 +189,7 @@ def main() -> None:
         (
             "edit + rebuild on a clean daemon, with cache",
             median(cached),
-            f"{median(cached) / median(uncached):.2f}",
+            f"{median([c / u for c, u in zip(cached, uncached, strict=True)]):.2f}",
         ),
     ]
     for name, seconds, ratio in rows:
