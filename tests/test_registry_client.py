@@ -181,7 +181,7 @@ async def test_https_first_plain_http_only_as_a_fallback(
 )
 def test_host_and_port_for_the_tls_diagnosis(host: str, expected: tuple[str, int]) -> None:
     """The TLS diagnosis connects where the registry host says, 443 by default."""
-    from mzbuild_async.registry.client import _host_and_port
+    from mzbuild_async.registry.transport import _host_and_port
 
     assert _host_and_port(host) == expected
 
@@ -260,7 +260,7 @@ async def test_a_body_over_the_cap_is_never_read_whole(announced: bool) -> None:
     """A 150 MB answer to a manifest GET: refused from its Content-Length before a byte
     is read, or (chunked) once the cap has come; the rest is never asked for."""
     from mzbuild_async.errors import TransferError
-    from mzbuild_async.registry.client import MAX_BODY
+    from mzbuild_async.registry.transport import MAX_BODY
     from mzbuild_async.registry.writer import RegistryWriter
 
     chunk = b"x" * (1 << 20)

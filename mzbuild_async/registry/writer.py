@@ -15,8 +15,9 @@ import anyio
 
 from ..errors import TransferError
 from ..support.documents import parse_json
-from .client import ACCEPT, MAX_BODY, RegistryClient, RegistryUnavailable
+from .client import ACCEPT, RegistryClient, RegistryUnavailable
 from .names import Reference
+from .transport import MAX_BODY
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 #: The media types of manifests that list other manifests.
