@@ -35,15 +35,16 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import TypeVar
 
 import anyio
 import anyio.abc
 
-from ..errors import EngineError, MzbuildError, TransferError, single_error
+from ..errors import EngineError, MzbuildError, single_error
 from ..support.events import Event, EventStatus, Listener, Phase, ignore
+from .health import HEARTBEAT_SECONDS, PING_SECONDS, WATCH_SECONDS, EngineHealth
 from .jobs import (
     Action,
     EngineLoad,
@@ -57,8 +58,13 @@ from .jobs import (
     critical_paths,
 )
 from .placement import Placement, choose_engine, predict_placement
+from .state import RunState
+from .transfers import Rebuilt, Transfers
 
 __all__ = [
+    "HEARTBEAT_SECONDS",
+    "PING_SECONDS",
+    "WATCH_SECONDS",
     "Action",
     "EngineLoad",
     "Job",
@@ -86,41 +92,6 @@ DEFAULT_ATTEMPTS = 3
 #: The name of the one engine of a run without a pool.
 LOCAL_ENGINE = "local"
 
-#: Seconds to wait for a ping (an engine with work in flight, or one a build just
-#: failed on) before the engine counts as gone.
-PING_SECONDS = 10.0
-
-#: Seconds between the pings of an engine with work in flight.
-HEARTBEAT_SECONDS = 5.0
-
-#: How long an engine whose build failed is watched before the failure counts as
-#: the build's own: a ``dockerd`` that is shutting down still answers for a
-#: moment while it kills the builds it runs.
-WATCH_SECONDS = 6.0
-
-
-class _Rebuilt(TransferError):
-    """A build's parent was lost with its engine and is being built again."""
-
-    def __init__(self, image: str) -> None:
-        super().__init__(f"{image} was lost with its engine and is being built again")
-        self.image = image
-
-
-class _Copy:
-    """An image on its way into the registry for other engines: pending, there, or failed."""
-
-    def __init__(self) -> None:
-        self.event = anyio.Event()
-        self.there = False
-        self.error = ""
-        self.sending = False
-
-    def done(self, error: str = "") -> None:
-        self.there = not error
-        self.error = error
-        self.event.set()
-
 
 class Scheduler:
     """Runs one set of jobs to completion (see the module docstring)."""
@@ -147,7 +118,6 @@ class Scheduler:
         ``heartbeat`` seconds and lost when a ping gets no answer in ``ping``.
         ``open_ended``: more jobs come with :meth:`add` while it runs, until
         :meth:`close`."""
-        self.jobs: dict[str, Job] = {}
         self.worker = worker
         self.limits = limits or RunLimits()
         self.engines = list(engines) if engines else [Slots(LOCAL_ENGINE, self.limits.jobs)]
@@ -157,28 +127,30 @@ class Scheduler:
         self.attempts = attempts
         self.clock = clock
         self.listener = listener
-        self.load = {e.name: EngineLoad() for e in self.engines}
-        self._live = [e.name for e in self.engines]
+        #: What the transfers and the engines' health share with the scheduler.
+        self.state = RunState(
+            worker,
+            self._emit,
+            load={e.name: EngineLoad() for e in self.engines},
+            live=[e.name for e in self.engines],
+        )
+        self.jobs = self.state.jobs
+        self.load = self.state.load
+        self._live = self.state.live
+        self._held = self.state.held
+        self._outcomes = self.state.outcomes
+        self.health = EngineHealth(
+            self.state, self._lose, self._dispatch, watch=watch, heartbeat=heartbeat, ping=ping
+        )
+        self.transfers = Transfers(self.state, self.health, self._lose, self.limits.transfers)
         self._slots = {e.name: e for e in self.engines}
         self._free = {e.name: e.slots for e in self.engines}
-        self._held: dict[str, set[str]] = {}
-        self._copies: dict[str, _Copy] = {}
-        self._fetches: dict[tuple[str, str], anyio.Event] = {}
         self._tries: dict[str, int] = {}
         self._queued: set[str] = set()
-        self._watches: dict[str, anyio.Event] = {}
-        self.watch_seconds = watch
-        self.heartbeat = heartbeat
-        self.ping_seconds = ping
-        #: Per engine: the cancel scopes of its work in flight, and whether a
-        #: task pings it.
-        self._inflight: dict[str, set[anyio.CancelScope]] = {}
-        self._pinging: set[str] = set()
-        self._idle: dict[str, anyio.Event] = {}
         self._where: dict[str, str] = {}
         #: Where builds may go and go (``publish: false`` groups pinned there).
         self.placement = Placement(
-            self.jobs, self._slots, self._live, self._held, self._fetchable, self.home
+            self.jobs, self._slots, self._live, self._held, self.transfers.fetchable, self.home
         )
         self._dependents: dict[str, list[str]] = {}
         self._waiting: dict[str, int] = {}
@@ -187,12 +159,9 @@ class Scheduler:
         self._landed: dict[str, float] = {}
         self._ready: list[tuple[float, int, str]] = []
         self._sequence = 0
-        self._outcomes: dict[str, Outcome] = {}
         self._started: dict[str, float] = {}
         self._available_now: set[str] = set()
-        self._limiters: dict[str, anyio.CapacityLimiter] = {}
         self._origin = 0.0
-        self._tg: anyio.abc.TaskGroup | None = None
         self._closed = anyio.Event()
         self._stopped = False
         self._pending: list[Job] = self._register(list(jobs))
@@ -203,6 +172,10 @@ class Scheduler:
     def pooled(self) -> bool:
         """Whether work is spread over more than one engine."""
         return len(self.engines) > 1
+
+    @property
+    def _tg(self) -> anyio.abc.TaskGroup | None:
+        return self.state.tg
 
     @property
     def running_builds(self) -> int:
@@ -244,7 +217,7 @@ class Scheduler:
             self._dependents[job.name] = []
             self._held[job.name] = {self.home} if job.local else set()
             if job.published:
-                self._copy(job.name).done()
+                self.transfers.copy(job.name).done()
         for job in jobs:
             for dep in job.after:
                 self._dependents[dep].append(job.name)
@@ -277,7 +250,7 @@ class Scheduler:
 
     async def _run_all(self) -> None:
         async with anyio.create_task_group() as tg:
-            self._tg = tg
+            self.state.tg = tg
             tg.start_soon(self._cargo_when_closed)
             pending, self._pending = self._pending, []
             self._start(pending)
@@ -361,16 +334,6 @@ class Scheduler:
         self._sequence += 1
         heapq.heappush(self._ready, (-self.priority[name], self._sequence, name))
 
-    def _copy(self, name: str) -> _Copy:
-        copy = self._copies.get(name)
-        if copy is None:
-            copy = self._copies[name] = _Copy()
-        return copy
-
-    def _fetchable(self, name: str) -> bool:
-        """Whether ``name`` can be fetched from a registry now."""
-        return self._copy(name).there
-
     def _dispatch(self) -> None:
         assert self._tg is not None
         deferred: list[tuple[float, int, str]] = []
@@ -387,7 +350,7 @@ class Scheduler:
             if not usable:
                 self._fail(name, self.placement.why_not(job))
                 continue
-            free = [e for e in usable if self._free[e] > 0 and e not in self._watches]
+            free = [e for e in usable if self._free[e] > 0 and not self.health.watched(e)]
             if not free:
                 deferred.append(item)
                 continue
@@ -400,13 +363,7 @@ class Scheduler:
 
     def _open_engines(self) -> list[str]:
         """Live engines taking builds (not being watched after a failure)."""
-        return [e for e in self._live if e not in self._watches]
-
-    def _limiter(self, registry: str) -> anyio.CapacityLimiter:
-        limiter = self._limiters.get(registry)
-        if limiter is None:
-            limiter = self._limiters[registry] = anyio.CapacityLimiter(self.limits.transfers)
-        return limiter
+        return [e for e in self._live if not self.health.watched(e)]
 
     def _available(self, name: str) -> None:
         """``name`` is there for its dependents: release the builds waiting for it."""
@@ -481,7 +438,7 @@ class Scheduler:
             if job.action is Action.BUILD
             and name in self._available_now
             and not self._held[name]
-            and not self._copy(name).there
+            and not self.transfers.copy(name).there
             and any(d not in self._outcomes for d in self._dependents[name])
             and self._tries.get(name, 0) + 1 < self.attempts
         ]
@@ -489,7 +446,7 @@ class Scheduler:
             self._tries[name] = self._tries.get(name, 0) + 1
             self._available_now.discard(name)
             self._outcomes.pop(name, None)
-            self._copies.pop(name, None)  # (waiters on the old one learn it is rebuilt)
+            self.transfers.forget(name)  # (waiters on the old one learn it is rebuilt)
             self._where.pop(name, None)
         for name in lost:
             for dependent in self._dependents[name]:
@@ -505,81 +462,6 @@ class Scheduler:
                 self._enqueue(name)
         if lost:
             self._dispatch()
-
-    async def _gone(self, engine: str, why: str) -> bool:
-        """Whether ``engine``, where a build just failed, is going away (pools only).
-
-        While it is watched it takes no new builds; builds failing on it at the
-        same time share the one watch.
-        """
-        watch = self._watches.get(engine)
-        if watch is None:
-            watch = self._watches[engine] = anyio.Event()
-            deadline = anyio.current_time() + self.watch_seconds
-            try:
-                while engine in self._live:
-                    if not await self._answers(engine):
-                        self._lose(engine, EngineError(f"engine {engine} stopped answering: {why}"))
-                        break
-                    if anyio.current_time() >= deadline:
-                        break
-                    await anyio.sleep(min(0.5, self.watch_seconds))
-            finally:
-                del self._watches[engine]
-                watch.set()
-                self._dispatch()
-            return engine not in self._live
-        await watch.wait()
-        return engine not in self._live
-
-    async def _answers(self, engine: str) -> bool:
-        """Whether ``engine`` still answers a ping."""
-        with anyio.move_on_after(self.ping_seconds):
-            try:
-                return await self.worker.alive(engine)
-            except MzbuildError:
-                return False
-        return False
-
-    async def _on(self, engine: str, work: Callable[[], Awaitable[T]]) -> T:
-        """``work()`` against ``engine``, watched: if the engine stops answering pings
-        meanwhile, the work is cancelled and :class:`EngineError` raised."""
-        with anyio.CancelScope() as scope:
-            scopes = self._inflight.setdefault(engine, set())
-            scopes.add(scope)
-            if engine not in self._pinging and self._tg is not None:
-                self._pinging.add(engine)
-                self._tg.start_soon(self._heartbeat, engine)
-            try:
-                return await work()
-            finally:
-                scopes.discard(scope)
-                if not scopes and engine in self._idle:
-                    self._idle[engine].set()
-        raise EngineError(self.load[engine].lost or f"engine {engine} stopped answering")
-
-    async def _heartbeat(self, engine: str) -> None:
-        """Ping ``engine`` while it has work in flight; lose it when it stops answering."""
-        try:
-            while self._inflight.get(engine) and engine in self._live:
-                idle = self._idle[engine] = anyio.Event()
-                with anyio.move_on_after(self.heartbeat):
-                    await idle.wait()
-                if not self._inflight.get(engine) or engine not in self._live:
-                    return
-                if not await self._answers(engine):
-                    who = f"engine {engine}" if self.pooled else "the Docker engine"
-                    error = EngineError(
-                        f"{who} gave no answer to a ping in {self.ping_seconds:g} s"
-                        " (frozen?); its work was stopped"
-                    )
-                    for scope in self._inflight.get(engine, ()):
-                        scope.cancel()
-                    self._lose(engine, error)
-                    return
-        finally:
-            self._pinging.discard(engine)
-            self._idle.pop(engine, None)
 
     def _requeue(self, job: Job, engine: str, phase: Phase, why: str) -> None:
         """``job``'s build went with a lost engine: run it elsewhere, a bounded number of times."""
@@ -625,12 +507,12 @@ class Scheduler:
 
     async def _pull(self, job: Job) -> None:
         engine = self.home
-        async with self._limiter(job.registry):
+        async with self.transfers.limiter(job.registry):
             self._started[job.name] = self.clock()
             self._where[job.name] = engine
             self._emit(job.name, Phase.PULL, EventStatus.START, engine=engine)
             try:
-                await self._on(engine, partial(self.worker.pull, job.name, engine))
+                await self.health.on(engine, partial(self.worker.pull, job.name, engine))
             except EngineError as exc:
                 self._lose(engine, exc)
                 self._fail(job.name, f"the home engine {engine} was lost: {exc}", phase=Phase.PULL)
@@ -652,8 +534,8 @@ class Scheduler:
         try:
             try:
                 for need in sorted({*job.needs, *job.after}):
-                    await self._bring(need, engine, name)
-                elsewhere = await self._on(engine, partial(self.worker.build, name, engine))
+                    await self.transfers.bring(need, engine, name)
+                elsewhere = await self.health.on(engine, partial(self.worker.build, name, engine))
             finally:
                 self._free[engine] += 1
                 self.load[engine].running -= 1
@@ -662,7 +544,7 @@ class Scheduler:
             self._lose(engine, exc)
             self._requeue(job, engine, Phase.BUILD, str(exc))
             return
-        except _Rebuilt as rebuilt:
+        except Rebuilt as rebuilt:
             # Released again once the parent is there (its wait was counted up).
             self._queued.discard(name)
             self._emit(
@@ -675,7 +557,7 @@ class Scheduler:
             self._dispatch()
             return
         except MzbuildError as exc:
-            if self.pooled and await self._gone(engine, str(exc)):
+            if self.pooled and await self.health.gone(engine, str(exc)):
                 self._requeue(job, engine, Phase.BUILD, str(exc))
                 return
             self._fail(name, str(exc))
@@ -702,8 +584,8 @@ class Scheduler:
     ) -> None:
         """Bring a target built on another engine into the home engine."""
         try:
-            await self._bring(job.name, self.home, job.name)
-        except _Rebuilt:
+            await self.transfers.bring(job.name, self.home, job.name)
+        except Rebuilt:
             return  # (its new build comes home in its turn)
         except EngineError as exc:
             self._lose(self.home, exc)
@@ -713,74 +595,6 @@ class Scheduler:
             self._fail(job.name, f"built, but could not reach the home engine: {exc}")
             return
         self._finish(job.name, action, pushed=pushed, note=note)
-
-    async def _bring(self, image: str, engine: str, job: str) -> None:
-        """Make ``image`` be on ``engine`` (through the registry), once per pair."""
-        key = (image, engine)
-        while engine not in self._held[image]:
-            pending = self._fetches.get(key)
-            if pending is not None:
-                await pending.wait()
-                continue
-            self._fetches[key] = done = anyio.Event()
-            try:
-                await self._in_registry(image)
-                async with self._limiter(self.jobs[image].registry):
-                    self._emit(job, Phase.TRANSFER, EventStatus.START, image, engine)
-                    try:
-                        await self._on(engine, partial(self.worker.fetch, image, engine))
-                    except BaseException:
-                        self._emit(job, Phase.TRANSFER, EventStatus.FAILED, image, engine)
-                        raise
-                    self._emit(job, Phase.TRANSFER, EventStatus.DONE, image, engine)
-                self._held[image].add(engine)
-                self.load[engine].transfers += 1
-            finally:
-                del self._fetches[key]
-                done.set()
-
-    async def _in_registry(self, image: str) -> None:
-        """Wait until ``image`` can be fetched from the registry (sending it if need be)."""
-        copy = self._copy(image)
-        job = self.jobs[image]
-        pushes_anyway = job.push and self._outcomes.get(image) is None
-        if not copy.there and not copy.error and not pushes_anyway and not copy.sending:
-            copy.sending = True
-            assert self._tg is not None
-            self._tg.start_soon(self._send, image)
-        await copy.event.wait()
-        if copy.error and self._copies.get(image) is not copy:
-            raise _Rebuilt(image)  # lost with its engine and being built again
-        if copy.error:
-            raise TransferError(f"{image} could not reach the registry: {copy.error}")
-
-    async def _send(self, image: str) -> None:
-        """Push ``image`` from an engine that has it to where the others fetch it."""
-        copy = self._copy(image)
-        job = self.jobs[image]
-        while not copy.event.is_set():
-            holders = [e for e in self._live if e in self._held[image]]
-            if not holders:
-                copy.done(f"it was only on an engine that was lost ({self._lost_names()})")
-                return
-            engine = holders[0]
-            async with self._limiter(job.registry):
-                self._emit(image, Phase.SEND, EventStatus.START, engine=engine)
-                try:
-                    await self._on(engine, partial(self.worker.send, image, engine))
-                except EngineError as exc:
-                    self._emit(image, Phase.SEND, EventStatus.FAILED, str(exc), engine)
-                    self._lose(engine, exc)
-                    continue
-                except MzbuildError as exc:
-                    self._emit(image, Phase.SEND, EventStatus.FAILED, str(exc), engine)
-                    copy.done(str(exc))
-                    return
-                self._emit(image, Phase.SEND, EventStatus.DONE, engine=engine)
-            copy.done()
-
-    def _lost_names(self) -> str:
-        return ", ".join(name for name, load in self.load.items() if load.lost)
 
     async def _push_local(self, job: Job) -> None:
         self._started[job.name] = self.clock()
@@ -792,10 +606,10 @@ class Scheduler:
     ) -> str | None:
         """Push ``job``'s image from ``engine``; its note ("" when pushed), None when
         it failed. ``finish``: record the outcome (else the caller does)."""
-        async with self._limiter(job.registry):
+        async with self.transfers.limiter(job.registry):
             self._emit(job.name, Phase.PUSH, EventStatus.START, engine=engine)
             try:
-                note = await self._on(engine, partial(self.worker.push, job.name, engine))
+                note = await self.health.on(engine, partial(self.worker.push, job.name, engine))
             except EngineError as exc:
                 self._lose(engine, exc)
                 if job.action is Action.BUILD:
@@ -806,12 +620,12 @@ class Scheduler:
             except MzbuildError as exc:
                 self._finish(job.name, OutcomeKind.FAILED, error=f"push failed: {exc}")
                 self._emit(job.name, Phase.PUSH, EventStatus.FAILED, str(exc), engine)
-                self._copy(job.name).done(str(exc))
+                self.transfers.copy(job.name).done(str(exc))
                 if self.limits.fail_fast and self._tg is not None:
                     self._tg.cancel_scope.cancel()
                 return None
         self._emit(job.name, Phase.PUSH, EventStatus.DONE, note, engine)
-        self._copy(job.name).done()
+        self.transfers.copy(job.name).done()
         if finish:
             self._finish(job.name, action, pushed=not note, note=note)
         return note
