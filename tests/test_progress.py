@@ -16,6 +16,7 @@ import pytest
 from mzbuild_async.ci import by_name
 from mzbuild_async.report.progress import LineProgress, LiveProgress, make_progress
 from mzbuild_async.support.events import Event, EventStatus, Phase
+from mzbuild_async.testing import FakeClock
 from tests.support.demo import Cli, make_demo
 from tests.support.registry import Registry
 
@@ -25,15 +26,7 @@ class Tty(io.StringIO):
         return True
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def feed(progress: LineProgress | LiveProgress, clock: Clock) -> None:
+def feed(progress: LineProgress | LiveProgress, clock: FakeClock) -> None:
     events = [
         Event(0.0, "base", Phase.BUILD, EventStatus.START),
         Event(0.0, "base", Phase.BUILD, EventStatus.LINE, "Step 1/2 : FROM scratch"),
@@ -59,7 +52,7 @@ def test_make_progress_picks_the_view() -> None:
 
 
 def test_lines_without_a_terminal() -> None:
-    out, clock = io.StringIO(), Clock()
+    out, clock = io.StringIO(), FakeClock(100.0)
     progress = LineProgress(out, clock=clock)
     feed(progress, clock)
     text = out.getvalue()
@@ -74,7 +67,7 @@ def test_lines_without_a_terminal() -> None:
 
 
 def test_periodic_status_lines() -> None:
-    out, clock = io.StringIO(), Clock()
+    out, clock = io.StringIO(), FakeClock(100.0)
     progress = LineProgress(out, clock=clock)
     progress.interval = 0.01
     progress(Event(0.0, "base", Phase.BUILD, EventStatus.START))
@@ -92,7 +85,7 @@ def test_periodic_status_lines() -> None:
 
 def test_live_block_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "120")  # (the terminal's width, whatever runs the test)
-    out, clock = Tty(), Clock()
+    out, clock = Tty(), FakeClock(100.0)
     progress = LiveProgress(out, clock=clock)
     progress(Event(0.0, "base", Phase.BUILD, EventStatus.START))
     clock.now += 1.0
@@ -110,7 +103,7 @@ def test_live_block_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_github_actions_groups() -> None:
-    out, clock = io.StringIO(), Clock()
+    out, clock = io.StringIO(), FakeClock(100.0)
     progress = LineProgress(out, clock=clock, folding=by_name("github"))
     feed(progress, clock)
     lines = out.getvalue().splitlines()
@@ -124,7 +117,7 @@ def test_github_actions_groups() -> None:
 
 
 def test_buildkite_sections_expand_failures() -> None:
-    out, clock = io.StringIO(), Clock()
+    out, clock = io.StringIO(), FakeClock(100.0)
     progress = LineProgress(out, clock=clock, folding=by_name("buildkite"))
     feed(progress, clock)
     lines = out.getvalue().splitlines()
@@ -133,7 +126,7 @@ def test_buildkite_sections_expand_failures() -> None:
 
 
 def test_gitlab_sections_expand_failures() -> None:
-    out, clock = io.StringIO(), Clock()
+    out, clock = io.StringIO(), FakeClock(100.0)
     progress = LineProgress(out, clock=clock, folding=by_name("gitlab"))
     feed(progress, clock)
     text = out.getvalue()

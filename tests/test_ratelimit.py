@@ -14,24 +14,9 @@ from mzbuild_async.support.ratelimit import (
     parse_body_hint,
     parse_retry_after,
 )
+from mzbuild_async.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
-
-
-class FakeClock:
-    """A clock that only moves when something sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await anyio.lowlevel.checkpoint()
 
 
 async def test_bucket_allows_burst_then_rate() -> None:

@@ -15,6 +15,7 @@ from mzbuild_async.model.status import Status
 from mzbuild_async.registry.client import RegistryClient
 from mzbuild_async.registry.names import parse_reference
 from mzbuild_async.support.retry import RetryPolicy
+from mzbuild_async.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
 REF = parse_reference("registry.test/acme/app:mzbuild-X")
@@ -22,25 +23,17 @@ CHALLENGE = 'Bearer realm="https://auth.test/token",service="registry.test"'
 MANIFEST = {"content-type": "application/vnd.oci.image.manifest.v1+json"}
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def no_sleep(seconds: float) -> None:
     return None
 
 
-def client(handler: object, clock: Clock | None = None) -> RegistryClient:
+def client(handler: object, clock: FakeClock | None = None) -> RegistryClient:
     assert callable(handler)
     return RegistryClient(
         transport=httpx.MockTransport(handler),
         retry=RetryPolicy(attempts=3, initial_wait=0.0),
         sleep=no_sleep,
-        clock=clock or Clock(),
+        clock=clock or FakeClock(1000.0),
     )
 
 
@@ -73,7 +66,7 @@ async def test_5xx_is_retried_then_unknown() -> None:
 
 async def test_tokens_are_reused_until_they_expire() -> None:
     """A token without expires_in lives 60 s (less a safety margin), then is fetched again."""
-    clock = Clock()
+    clock = FakeClock(1000.0)
     tokens = 0
 
     def handler(request: httpx.Request) -> httpx.Response:

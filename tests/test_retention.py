@@ -13,19 +13,18 @@ import httpx
 import pytest
 
 from mzbuild_async.registry.client import RegistryClient
-from mzbuild_async.registry.memory import MemoryRegistry
 from mzbuild_async.registry.names import Reference, parse_reference
 from mzbuild_async.registry.writer import OCI_INDEX, RegistryWriter
 from mzbuild_async.release.deletions import apply
 from mzbuild_async.release.retention import Kind, Policy, kind_of, plan
-from mzbuild_async.support.retry import RetryPolicy
+from mzbuild_async.testing import MemoryRegistry, no_wait
 
 pytestmark = pytest.mark.anyio
 HOST = "reg.test"
 NOW = 1_900_000_000.0
 DAY = 86400.0
 OURS = "application/vnd.dsse.envelope.v1+json"
-FAST = RetryPolicy(attempts=1, initial_wait=0.0, max_wait=0.0, max_seconds=5)
+FAST = no_wait(1)
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 

@@ -29,18 +29,9 @@ from mzbuild_async.builds.scheduler import (
 )
 from mzbuild_async.errors import BuildError, CargoBuildError
 from mzbuild_async.support.events import Event
+from mzbuild_async.testing import FakeClock
 
 REGISTRIES = ("r1.test", "r2.test")
-
-
-class FakeClock:
-    """Time that moves only when the fake worker says so."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass

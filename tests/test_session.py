@@ -158,3 +158,19 @@ async def test_an_agent_is_forwarded_both_ways(tmp_path: Path) -> None:
         assert dict(fields(bytes(answered[5:]))) == {1: b"agent:hello"}
         assert trailers["grpc-status"] == "0"
         tg.cancel_scope.cancel()
+
+
+def test_registry_logins_alone_never_need_a_session_an_engine_cannot_open() -> None:
+    """A session is a connection of our own to the engine: over ssh:// there is none,
+    so a build whose only use for one is registry logins goes without (anonymous),
+    instead of failing; unix and tcp engines open one."""
+    from mzbuild_async.engine.docker import DockerEngine
+    from mzbuild_async.engine.endpoints import Endpoint
+
+    assert DockerEngine()._sessions_reach()
+    for url, reaches in (
+        ("unix:///run/docker.sock", True),
+        ("tcp://127.0.0.1:2376", True),
+        ("ssh://builder@host", False),
+    ):
+        assert DockerEngine(endpoint=Endpoint("e", url))._sessions_reach() is reaches

@@ -20,13 +20,11 @@ import pytest
 
 from mzbuild_async.builds.plan import Workflow
 from mzbuild_async.engine.endpoints import Endpoint
-from mzbuild_async.engine.memory import MemoryEngine
 from mzbuild_async.model.options import Arch, BuildOptions
 from mzbuild_async.model.publication import Destination
 from mzbuild_async.registry.client import RegistryClient
-from mzbuild_async.registry.memory import MemoryRegistry
 from mzbuild_async.source.repository import Repository
-from mzbuild_async.support.retry import RetryPolicy
+from mzbuild_async.testing import MemoryEngine, MemoryRegistry, no_wait
 from mzbuild_async.workflow.options import RunOptions
 from mzbuild_async.workflow.plan import plan_workflow
 from mzbuild_async.workflow.results import RunResult
@@ -36,7 +34,7 @@ from tests.conftest import MakeRepo
 pytestmark = pytest.mark.anyio
 
 REGISTRY = "reg.test/unit"
-FAST = RetryPolicy(attempts=2, initial_wait=0.0, max_wait=0.0, max_seconds=5)
+FAST = no_wait(2)
 TIERS = ("memory", "disk", "registry", "manifest")
 
 FILES = {

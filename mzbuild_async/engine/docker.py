@@ -297,7 +297,9 @@ class DockerEngine:
         only lines)."""
         if await self.chosen_builder() == BUILDKIT:
             progress = Progress(on_step)
-            if not (request.secrets or request.ssh or request.session or request.logins):
+            needs = request.secrets or request.ssh or request.session
+            if not (needs or (request.logins and self._sessions_reach())):
+                # (registry logins only where a session can be opened; else anonymous)
                 return await self._build_buildkit(request, context, on_line, progress)
             server = SessionServer(request.secrets, request.ssh, request.logins)
             async with build_session(self._raw_stream, server, self.label) as session:
@@ -368,6 +370,12 @@ class DockerEngine:
         for extra in request.also_tag:
             await self.tag(request.tag, extra)
         return image_id
+
+    def _sessions_reach(self) -> bool:
+        """Whether a session connection of our own can be opened (not over ssh://)."""
+        target = self.endpoint or self.local
+        url = target.url if target is not None else "unix://"
+        return url.startswith(("unix://", "tcp://", "http://", "https://"))
 
     async def _raw_stream(self) -> anyio.abc.ByteStream:
         """A connection of our own to the engine's API (what a session is upgraded on):

@@ -160,6 +160,13 @@ class Answers:
         self._changed.set()
 
 
+#: Answers are acted on in batches of a 64th of a run's images (below 128 images:
+#: each at once)...
+BATCHES = 64
+#: ...or of what came in this long (seconds): no answer waits longer to be acted on.
+COALESCE_MAX = 0.05
+
+
 #: Receives, as they become final, the names of images whose decision can no
 #: longer change (dependencies first), with every decision and state so far.
 Release = Callable[[Sequence[str], Mapping[str, Decision], Mapping[str, Found]], None]
@@ -218,6 +225,7 @@ async def walk(
     with single_error():
         async with anyio.create_task_group() as tg:
             while True:
+                decided = len(found)
                 missing: set[str] = set()
                 decisions = decide(
                     workflow, images, targets, specs, found, force=force, missing=missing, only=only
@@ -236,6 +244,13 @@ async def walk(
                     requested.update(ask)
                     tg.start_soon(answers.look_up, [n for n in order if n in ask])
                 await answers.changed()
+                # Deciding again costs time in the number of images: answers are taken
+                # in batches of a 64th of the images (or what came in COALESCE_MAX), so a
+                # run decides again about 64 times per round of lookups, not once per image.
+                batch = max(1, len(order) // BATCHES)
+                with anyio.move_on_after(COALESCE_MAX):
+                    while len(found) - decided < batch and not requested <= found.keys():
+                        await answers.changed()
             tg.cancel_scope.cancel()  # lookups nothing needs any more
     listener(Event(since(), None, Phase.LOOKUP, EventStatus.DONE, f"{len(found)} looked up"))
     return RunPlan(
