@@ -19,7 +19,7 @@ from tests.support.engine import BUSYBOX
 from tests.support.registry import Registry
 from tests.support.schemas import validate
 
-pytestmark = [pytest.mark.slow, pytest.mark.real]
+pytestmark = [pytest.mark.slow, pytest.mark.real, pytest.mark.xdist_group("test_buildkit")]
 
 CACHE_MOUNT = """FROM scratch
 COPY busybox /bin/busybox

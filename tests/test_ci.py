@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from mzbuild_async.ci import NAMES, by_name, detect, pipeline_run
+from mzbuild_async.ci import build_url as ci_build_url
 from mzbuild_async.pipeline.emit import StepSettings
 from mzbuild_async.pipeline.partition import Partition, partition
 
@@ -25,7 +26,12 @@ DEPS = {
 }
 SECONDS = dict.fromkeys(IMAGES, 30.0)
 SPECS = {n: f"reg.test/{n}:mzbuild-{n.upper()}" for n in IMAGES}
-SCHEMAS = {"buildkite": "buildkite", "github": "github-workflows", "gitlab": "gitlab-ci"}
+SCHEMAS = {
+    "azure": "azure-pipelines",
+    "buildkite": "buildkite",
+    "github": "github-workflows",
+    "gitlab": "gitlab-ci",
+}
 
 
 def _cut() -> Partition:
@@ -58,12 +64,33 @@ def test_every_system_writes_a_pipeline_its_schema_accepts(name: str, tmp_path: 
     cut = _cut()
     assert len(cut.steps) > 1
     settings = StepSettings(
-        program="mzbuild-async", flags=("--image-registry", "reg.test"), tags=("docker",)
+        program="mzbuild-async",
+        flags=("--image-registry", "reg.test"),
+        tags=("docker",),
+        demands=("docker",),
     )
     document = by_name(name).pipeline(cut, SPECS, {n: n.upper() for n in IMAGES}, settings)
     _check(document, SCHEMAS[name], tmp_path)
     empty = by_name(name).pipeline(partition([], {}, {}), SPECS, {}, settings)
     _check(empty, SCHEMAS[name], tmp_path)
+
+
+def test_azure_jobs_wait_for_each_other_and_demand_the_tags() -> None:
+    cut = _cut()
+    document = by_name("azure").pipeline(cut, SPECS, {}, StepSettings(demands=("docker",)))
+    jobs = {job["job"]: job for job in document["jobs"]}
+    assert len(jobs) == len(cut.steps)
+    for step in cut.steps:
+        job = jobs[step.key.replace("-", "_")]
+        assert job["dependsOn"] == [d.replace("-", "_") for d in step.depends_on]
+        assert all(d in jobs for d in job["dependsOn"])
+        assert job["pool"] == {"demands": ["docker"]}
+        run = job["steps"][-1]
+        assert f"--step {step.key}" in run["script"]
+        assert run["retryCountOnTaskFailure"] == "2"
+    assert by_name("azure").pipeline(cut, SPECS, {}, StepSettings(), jobs_only=True).keys() == {
+        "jobs"
+    }
 
 
 def test_gitlab_jobs_wait_retry_and_hold_a_resource_group() -> None:
@@ -91,6 +118,7 @@ def test_gitlab_jobs_wait_retry_and_hold_a_resource_group() -> None:
             id="gh",
         ),
         pytest.param({"GITLAB_CI": "true", "CI_PIPELINE_ID": "42"}, "gitlab", "gitlab:42", id="gl"),
+        pytest.param({"TF_BUILD": "True", "BUILD_BUILDID": "7"}, "azure", "azure:7", id="az"),
         pytest.param({}, None, "", id="none"),
     ],
 )
@@ -124,4 +152,25 @@ def test_the_parser_knows_every_system_without_loading_one() -> None:
         text=True,
         check=True,
     ).stdout
-    assert "{buildkite,github,gitlab}" in help_text
+    assert "{azure,buildkite,github,gitlab}" in help_text
+
+
+def test_ci_build_urls() -> None:
+    """Each CI system's page of the run, the detected system's first."""
+    assert ci_build_url({"BUILDKITE_BUILD_URL": "https://bk.test/b/1"}) == "https://bk.test/b/1"
+    github = {
+        "GITHUB_SERVER_URL": "https://gh.test",
+        "GITHUB_REPOSITORY": "org/repo",
+        "GITHUB_RUN_ID": "99",
+    }
+    assert ci_build_url(github) == "https://gh.test/org/repo/actions/runs/99"
+    assert ci_build_url({"CI_JOB_URL": "https://gl.test/j/5"}) == "https://gl.test/j/5"
+    assert ci_build_url({}) == ""
+    azure = {
+        "TF_BUILD": "True",
+        "SYSTEM_COLLECTIONURI": "https://dev.test/org/",
+        "SYSTEM_TEAMPROJECT": "proj",
+        "BUILD_BUILDID": "12",
+        "CI_JOB_URL": "https://gl.test/j/5",  # (not GitLab's job: Azure is detected)
+    }
+    assert ci_build_url(azure) == "https://dev.test/org/proj/_build/results?buildId=12"

@@ -28,7 +28,7 @@ from tests.support.registry import Registry, require, run_registry
 from tests.support.schemas import validate
 from tests.support.skopeo import raw_manifest, skopeo
 
-pytestmark = [pytest.mark.slow, pytest.mark.real]
+pytestmark = [pytest.mark.slow, pytest.mark.real, pytest.mark.xdist_group("test_gc")]
 APP = "demo-app"
 #: The images an ensure of demo-app builds.
 BUILT = ("demo-app", "demo-lib", "demo-tools", "demo-base")

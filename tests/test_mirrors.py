@@ -22,7 +22,7 @@ from tests.support.registry import Registry, run_registry
 from tests.support.skopeo import digest_of
 from tests.support.tls import TlsMaterial, make_tls
 
-pytestmark = [pytest.mark.slow, pytest.mark.real]
+pytestmark = [pytest.mark.slow, pytest.mark.real, pytest.mark.xdist_group("test_mirrors")]
 NAMES = ("demo-base", "demo-lib")
 
 

@@ -25,7 +25,7 @@ from tests.support.demo import Cli, make_demo
 from tests.support.registry import Registry, run_registry
 from tests.support.tls import TlsMaterial, make_tls
 
-pytestmark = [pytest.mark.slow, pytest.mark.real]
+pytestmark = [pytest.mark.slow, pytest.mark.real, pytest.mark.xdist_group("test_registry_tls")]
 
 
 @pytest.fixture(scope="module")

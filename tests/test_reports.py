@@ -25,7 +25,7 @@ from tests.support.demo import Cli, make_demo
 from tests.support.registry import Registry
 from tests.support.schemas import validate
 
-pytestmark = [pytest.mark.slow, pytest.mark.real]
+pytestmark = [pytest.mark.slow, pytest.mark.real, pytest.mark.xdist_group("test_reports")]
 
 
 @dataclass

@@ -17,7 +17,6 @@ from mzbuild_async.attest.statement import (
     Input,
     Parent,
     Subject,
-    ci_build_url,
     provenance,
     timestamp,
 )
@@ -105,18 +104,6 @@ def test_the_schema_refuses_what_is_not_a_statement(broken: dict[str, Any]) -> N
     statement = provenance(Subject("reg.test/x", DIGEST), BUILD)
     with pytest.raises(jsonschema.ValidationError):
         validate({**statement, **broken})
-
-
-def test_ci_build_urls() -> None:
-    assert ci_build_url({"BUILDKITE_BUILD_URL": "https://bk.test/b/1"}) == "https://bk.test/b/1"
-    github = {
-        "GITHUB_SERVER_URL": "https://gh.test",
-        "GITHUB_REPOSITORY": "org/repo",
-        "GITHUB_RUN_ID": "99",
-    }
-    assert ci_build_url(github) == "https://gh.test/org/repo/actions/runs/99"
-    assert ci_build_url({"CI_JOB_URL": "https://gl.test/j/5"}) == "https://gl.test/j/5"
-    assert ci_build_url({}) == ""
 
 
 def test_timestamps_are_utc_seconds() -> None:

@@ -175,17 +175,3 @@ def provenance(subject: Subject, build: Build) -> dict[str, Any]:
             "runDetails": {"builder": builder, "metadata": metadata},
         },
     )
-
-
-def ci_build_url(environ: Mapping[str, str]) -> str:
-    """The URL of the CI build this runs in ("" when none is known)."""
-    if environ.get("BUILDKITE_BUILD_URL"):
-        return environ["BUILDKITE_BUILD_URL"]
-    server, repository, run = (
-        environ.get("GITHUB_SERVER_URL"),
-        environ.get("GITHUB_REPOSITORY"),
-        environ.get("GITHUB_RUN_ID"),
-    )
-    if server and repository and run:
-        return f"{server}/{repository}/actions/runs/{run}"
-    return environ.get("CI_JOB_URL", "")

@@ -29,11 +29,14 @@ work is then cancelled and re-queued within ``heartbeat + ping`` seconds
 A failure is a value: the failed image's dependents are skipped and
 independent work goes on (or, with ``fail_fast``, everything stops).
 Cancellation propagates: nothing is left running.
+
+Its parts: :mod:`.ready` (what each job waits for, the queue), :mod:`.transfers`
+(images between engines through the registry), :mod:`.health` (pings and the
+watch after a failure), sharing a :class:`~.state.RunState`.
 """
 
 from __future__ import annotations
 
-import heapq
 import time
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
@@ -58,6 +61,7 @@ from .jobs import (
     critical_paths,
 )
 from .placement import Placement, choose_engine, predict_placement
+from .ready import ReadyQueue
 from .state import RunState
 from .transfers import Rebuilt, Transfers
 
@@ -146,27 +150,26 @@ class Scheduler:
         self._slots = {e.name: e for e in self.engines}
         self._free = {e.name: e.slots for e in self.engines}
         self._tries: dict[str, int] = {}
-        self._queued: set[str] = set()
         self._where: dict[str, str] = {}
         #: Where builds may go and go (``publish: false`` groups pinned there).
         self.placement = Placement(
             self.jobs, self._slots, self._live, self._held, self.transfers.fetchable, self.home
         )
-        self._dependents: dict[str, list[str]] = {}
-        self._waiting: dict[str, int] = {}
-        self.priority: dict[str, float] = {}
+        self.ready = ReadyQueue(self.jobs)
         #: Cargo images whose artifacts have landed, and when.
         self._landed: dict[str, float] = {}
-        self._ready: list[tuple[float, int, str]] = []
-        self._sequence = 0
         self._started: dict[str, float] = {}
-        self._available_now: set[str] = set()
         self._origin = 0.0
         self._closed = anyio.Event()
         self._stopped = False
         self._pending: list[Job] = self._register(list(jobs))
         if not open_ended:
             self._closed.set()
+
+    @property
+    def priority(self) -> dict[str, float]:
+        """Each job's remaining critical path (ready builds start longest first)."""
+        return self.ready.priority
 
     @property
     def pooled(self) -> bool:
@@ -214,16 +217,12 @@ class Scheduler:
                     raise ValueError(f"{job.name} needs {dep}, which is not in the run")
         for job in jobs:
             self.jobs[job.name] = job
-            self._dependents[job.name] = []
             self._held[job.name] = {self.home} if job.local else set()
             if job.published:
                 self.transfers.copy(job.name).done()
+        self.ready.add(jobs)
         for job in jobs:
-            for dep in job.after:
-                self._dependents[dep].append(job.name)
-            self._waiting[job.name] = sum(d not in self._available_now for d in job.after)
             self.placement.join([n for n in (job.name, *job.needs) if not known[n].portable])
-        self.priority = critical_paths(self.jobs)
         return jobs
 
     async def run(self) -> dict[str, Outcome]:
@@ -263,7 +262,7 @@ class Scheduler:
             failed = [
                 d
                 for d in job.after
-                if d not in self._available_now
+                if d not in self.ready.there
                 and d in self._outcomes
                 and self._outcomes[d].action in _GONE
             ]
@@ -285,8 +284,8 @@ class Scheduler:
                     self._tg.start_soon(self._push_local, job)
                 else:
                     self._finish(name, OutcomeKind.NONE)
-            elif self._waiting[name] == 0 and self._cargo_ready(job):
-                self._enqueue(name)
+            elif self.ready.waiting[name] == 0 and self._cargo_ready(job):
+                self.ready.push(name)
         self._dispatch()
 
     async def _cargo_when_closed(self) -> None:
@@ -327,23 +326,16 @@ class Scheduler:
         landed = self._landed.get(name)
         self._outcomes[name] = Outcome(name, action, pushed, seconds, error, note, engine, landed)
 
-    def _enqueue(self, name: str) -> None:
-        if name in self._queued:
-            return  # (released twice: by _start and by a dependency made available)
-        self._queued.add(name)
-        self._sequence += 1
-        heapq.heappush(self._ready, (-self.priority[name], self._sequence, name))
-
     def _dispatch(self) -> None:
         assert self._tg is not None
         deferred: list[tuple[float, int, str]] = []
-        while self._ready and any(self._free[e] > 0 for e in self._open_engines()):
-            item = heapq.heappop(self._ready)
+        while self.ready and any(self._free[e] > 0 for e in self._open_engines()):
+            item = self.ready.pop()
             name = item[2]
             if name in self._outcomes:
                 continue
-            if self._waiting[name] > 0:  # a parent is being built again: released with it
-                self._queued.discard(name)
+            if self.ready.waiting[name] > 0:  # a parent is built again: released with it
+                self.ready.drop(name)
                 continue
             job = self.jobs[name]
             usable = self.placement.usable(job)
@@ -358,8 +350,7 @@ class Scheduler:
             self._free[engine] -= 1
             self.load[engine].running += 1
             self._tg.start_soon(self._build, job, engine)
-        for item in deferred:
-            heapq.heappush(self._ready, item)
+        self.ready.put_back(deferred)
 
     def _open_engines(self) -> list[str]:
         """Live engines taking builds (not being watched after a failure)."""
@@ -367,15 +358,12 @@ class Scheduler:
 
     def _available(self, name: str) -> None:
         """``name`` is there for its dependents: release the builds waiting for it."""
-        if name in self._available_now:
+        free = self.ready.arrived(name)
+        if free is None:
             return  # (rebuilt after its engine was lost)
-        self._available_now.add(name)
-        for dependent in self._dependents[name]:
-            self._waiting[dependent] -= 1
-            if dependent in self._outcomes:
-                continue  # skipped: another of its dependencies failed
-            if self._waiting[dependent] == 0 and self._cargo_ready(self.jobs[dependent]):
-                self._enqueue(dependent)
+        for dependent in free:  # (one in the outcomes was skipped: another dependency failed)
+            if dependent not in self._outcomes and self._cargo_ready(self.jobs[dependent]):
+                self.ready.push(dependent)
         self._dispatch()
 
     def _fail(
@@ -393,14 +381,14 @@ class Scheduler:
         self._skip_dependents(name, f"dependency {name} failed")
 
     def _skip_dependents(self, name: str, why: str) -> None:
-        stack = list(self._dependents[name])
+        stack = list(self.ready.dependents[name])
         while stack:
             dependent = stack.pop()
             if dependent in self._outcomes:
                 continue
             self._finish(dependent, OutcomeKind.SKIPPED, error=why)
             self._emit(dependent, Phase.BUILD, EventStatus.SKIPPED, why)
-            stack.extend(self._dependents[dependent])
+            stack.extend(self.ready.dependents[dependent])
 
     # -- engines that go away ------------------------------------------------
 
@@ -436,30 +424,24 @@ class Scheduler:
             name
             for name, job in self.jobs.items()
             if job.action is Action.BUILD
-            and name in self._available_now
+            and name in self.ready.there
             and not self._held[name]
             and not self.transfers.copy(name).there
-            and any(d not in self._outcomes for d in self._dependents[name])
+            and any(d not in self._outcomes for d in self.ready.dependents[name])
             and self._tries.get(name, 0) + 1 < self.attempts
         ]
         for name in lost:
             self._tries[name] = self._tries.get(name, 0) + 1
-            self._available_now.discard(name)
             self._outcomes.pop(name, None)
             self.transfers.forget(name)  # (waiters on the old one learn it is rebuilt)
             self._where.pop(name, None)
+        self.ready.gone(lost, self._outcomes)
         for name in lost:
-            for dependent in self._dependents[name]:
-                if dependent not in self._outcomes:
-                    self._waiting[dependent] += 1
-        for name in lost:
-            self._waiting[name] = sum(d not in self._available_now for d in self.jobs[name].after)
             self._emit(
                 name, Phase.BUILD, EventStatus.REQUEUED, f"it was only on engine {engine}, now lost"
             )
-            self._queued.discard(name)
-            if self._waiting[name] == 0:
-                self._enqueue(name)
+            if self.ready.waiting[name] == 0:
+                self.ready.push(name)
         if lost:
             self._dispatch()
 
@@ -472,8 +454,8 @@ class Scheduler:
             self._fail(name, f"{why} (its engine was lost {tries} times; gave up)", phase=phase)
             return
         self._emit(name, phase, EventStatus.REQUEUED, f"engine {engine} lost: {why}", engine)
-        self._queued.discard(name)
-        self._enqueue(name)
+        self.ready.drop(name)
+        self.ready.push(name)
         self._dispatch()
 
     # -- the work ----------------------------------------------------------
@@ -501,8 +483,8 @@ class Scheduler:
             return
         self._landed[name] = self.clock() - self._origin
         self._emit(None, Phase.CARGO, EventStatus.LANDED, name)
-        if self._waiting[name] == 0 and name not in self._outcomes:
-            self._enqueue(name)
+        if self.ready.waiting[name] == 0 and name not in self._outcomes:
+            self.ready.push(name)
         self._dispatch()
 
     async def _pull(self, job: Job) -> None:
@@ -546,7 +528,7 @@ class Scheduler:
             return
         except Rebuilt as rebuilt:
             # Released again once the parent is there (its wait was counted up).
-            self._queued.discard(name)
+            self.ready.drop(name)
             self._emit(
                 name,
                 Phase.BUILD,

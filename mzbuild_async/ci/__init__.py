@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 #: Every CI system: name -> ``module:Class`` (a new system is one module and one line).
 SYSTEMS: Mapping[str, str] = {
+    "azure": "azure:AzurePipelines",
     "buildkite": "buildkite:Buildkite",
     "github": "github:GitHubActions",
     "gitlab": "gitlab:GitLabCi",
@@ -51,3 +52,13 @@ def pipeline_run(environ: Mapping[str, str]) -> str:
         return system.run_id(environ)
     # (outside a detected job: any system's run id that is set)
     return next((run for n in SYSTEMS if (run := by_name(n).run_id(environ))), "")
+
+
+def build_url(environ: Mapping[str, str]) -> str:
+    """The web page of the CI run this process is a job of ("" outside one, or when
+    the system does not say)."""
+    system = detect(environ)
+    if system is not None:
+        return system.build_url(environ)
+    # (outside a detected job: any system's page that is known)
+    return next((url for n in SYSTEMS if (url := by_name(n).build_url(environ))), "")

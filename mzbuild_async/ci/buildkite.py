@@ -33,6 +33,10 @@ class Buildkite:
         build = environ.get("BUILDKITE_BUILD_ID", "")
         return f"buildkite:{build}" if build else ""
 
+    def build_url(self, environ: Mapping[str, str]) -> str:
+        """``$BUILDKITE_BUILD_URL``."""
+        return environ.get("BUILDKITE_BUILD_URL", "")
+
     def fold(self, out: TextIO, title: str, lines: Sequence[str], *, failed: bool) -> None:
         """A ``---`` group (``+++``: opened, for a failure)."""
         out.write(f"{'+++' if failed else '---'} {title}\n")

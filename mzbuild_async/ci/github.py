@@ -26,6 +26,15 @@ class GitHubActions:
         run = environ.get("GITHUB_RUN_ID", "")
         return f"github:{run}.{environ.get('GITHUB_RUN_ATTEMPT', '1')}" if run else ""
 
+    def build_url(self, environ: Mapping[str, str]) -> str:
+        """The run's page, from the server, the repository and the run id."""
+        server, repository, run = (
+            environ.get("GITHUB_SERVER_URL"),
+            environ.get("GITHUB_REPOSITORY"),
+            environ.get("GITHUB_RUN_ID"),
+        )
+        return f"{server}/{repository}/actions/runs/{run}" if server and repository and run else ""
+
     def fold(self, out: TextIO, title: str, lines: Sequence[str], *, failed: bool) -> None:
         """A ``::group::`` block."""
         out.write(f"::group::{title}\n")

@@ -33,6 +33,10 @@ class GitLabCi:
         pipeline = environ.get("CI_PIPELINE_ID", "")
         return f"gitlab:{pipeline}" if pipeline else ""
 
+    def build_url(self, environ: Mapping[str, str]) -> str:
+        """The job's page (``$CI_JOB_URL``)."""
+        return environ.get("CI_JOB_URL", "")
+
     def fold(self, out: TextIO, title: str, lines: Sequence[str], *, failed: bool) -> None:
         """A collapsible section (open when it failed)."""
         section = re.sub(r"[^a-z0-9_]", "_", title.lower())[:50]

@@ -1,7 +1,8 @@
 """What the tool needs of a CI system: one protocol, one module per system.
 
 A system says whether the process runs in it (its environment), which pipeline
-run a step belongs to (failure markers of other runs are ignored), how a log
+run a step belongs to (failure markers of other runs are ignored) and its web
+page (provenance names it), how a log
 folds a block of lines, where a step summary goes, and how a cut build is
 written as its pipeline. A new system is one module behind this protocol and
 one entry in :data:`~mzbuild_async.ci.SYSTEMS`.
@@ -41,6 +42,10 @@ class CiSystem(Protocol):
 
     def run_id(self, environ: Mapping[str, str]) -> str:
         """The pipeline run this job belongs to ("" when it cannot tell)."""
+        ...
+
+    def build_url(self, environ: Mapping[str, str]) -> str:
+        """The web page of the run this job belongs to ("" when it cannot tell)."""
         ...
 
     def fold(self, out: TextIO, title: str, lines: Sequence[str], *, failed: bool) -> None:

@@ -130,9 +130,17 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--runs-on", action="append", metavar="LABEL", help="GitHub Actions runner labels"
     )
-    p.add_argument("--jobs-only", action="store_true", help="GitHub: only the jobs: mapping")
+    p.add_argument(
+        "--jobs-only", action="store_true", help="GitHub, Azure: only the jobs (to template in)"
+    )
     p.add_argument(
         "--gitlab-tag", action="append", metavar="TAG", help="GitLab runner tags (repeatable)"
+    )
+    p.add_argument(
+        "--azure-demand",
+        action="append",
+        metavar="DEMAND",
+        help="Azure Pipelines agent demands (repeatable)",
     )
     p.add_argument(
         "--any-commit",
@@ -200,6 +208,7 @@ def pipeline_shape(args: argparse.Namespace, environ: Mapping[str, str]) -> Pipe
             queue=args.queue,
             runs_on=tuple(args.runs_on or ["ubuntu-latest"]),
             tags=tuple(args.gitlab_tag or ()),
+            demands=tuple(args.azure_demand or ()),
             extra=step_attest_flags(args),
             traceparent=for_run(run).header() if run else "",
             otlp=step_otlp(args.otlp),

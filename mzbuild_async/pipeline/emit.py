@@ -40,6 +40,8 @@ class StepSettings:
     runs_on: tuple[str, ...] = ("ubuntu-latest",)
     #: GitLab runner tags (none: any runner).
     tags: tuple[str, ...] = ()
+    #: Azure Pipelines agent demands (none: any agent of the pool).
+    demands: tuple[str, ...] = ()
     #: The architecture the images are built for.
     arch: str = "x86_64"
     #: Flags the pipeline was given for its steps (``--attest``, ``--sign-key PEM``).

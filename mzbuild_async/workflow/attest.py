@@ -27,10 +27,10 @@ from ..attest.statement import (
     Input,
     Parent,
     Subject,
-    ci_build_url,
     in_toto,
 )
 from ..attest.statement import provenance as provenance_statement
+from ..ci import build_url
 from ..errors import CargoError, TransferError, UsageError
 from ..model.status import Status
 from ..registry.client import RegistryClient
@@ -103,7 +103,7 @@ def build_of(
         revision=labels.get("org.opencontainers.image.revision", ""),
         engine=result.engine or "local",
         platform=options.arch.platform,
-        invocation=ci_build_url(environ),
+        invocation=build_url(environ),
         started=window[0] if window else None,
         finished=window[1] if window else None,
         version=VERSION,

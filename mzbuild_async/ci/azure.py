@@ -1,0 +1,102 @@
+"""Azure Pipelines: a pipeline of jobs wired by ``dependsOn``, ``##[group]`` log groups."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+from ..pipeline.emit import StepSettings, label, step_command
+from ..pipeline.partition import Partition
+from .protocol import Produced
+
+#: Times a step is run again when its task failed (an agent lost, a network blip).
+RETRIES = 2
+
+
+def job_name(key: str) -> str:
+    """A step's key as an Azure job name (letters, digits and ``_`` only)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", key)
+
+
+class AzurePipelines:
+    """Azure Pipelines (``TF_BUILD=True``)."""
+
+    name = "azure"
+
+    def detect(self, environ: Mapping[str, str]) -> bool:
+        """Whether this runs as an Azure Pipelines job."""
+        return environ.get("TF_BUILD", "").lower() == "true"
+
+    def run_id(self, environ: Mapping[str, str]) -> str:
+        """The build (a re-run of failed jobs keeps it)."""
+        build = environ.get("BUILD_BUILDID", "")
+        return f"azure:{build}" if build else ""
+
+    def build_url(self, environ: Mapping[str, str]) -> str:
+        """The build's results page."""
+        server = environ.get("SYSTEM_COLLECTIONURI", "")  # (ends with /)
+        project, build = environ.get("SYSTEM_TEAMPROJECT", ""), environ.get("BUILD_BUILDID", "")
+        if server and project and build:
+            return f"{server.rstrip('/')}/{project}/_build/results?buildId={build}"
+        return ""
+
+    def fold(self, out: TextIO, title: str, lines: Sequence[str], *, failed: bool) -> None:
+        """A ``##[group]`` block."""
+        out.write(f"##[group]{title}\n")
+        out.writelines(f"{line}\n" for line in lines)
+        out.write("##[endgroup]\n")
+
+    def summary_path(self, environ: Mapping[str, str]) -> str | None:
+        """None: a summary is uploaded by a task command, not appended to a file."""
+        return None
+
+    def output_files(self, environ: Mapping[str, str]) -> Mapping[str, str]:
+        """Nothing: Azure takes nothing from a job but its log."""
+        return {}
+
+    async def hand_over(self, environ: Mapping[str, str], produced: Produced) -> None:
+        """Nothing: the pipeline publishes ``--json`` and ``--metadata-file`` as
+        artifacts where it wants them."""
+
+    def pipeline(
+        self,
+        cut: Partition,
+        specs: Mapping[str, str],
+        fingerprints: Mapping[str, str],
+        settings: StepSettings,
+        *,
+        jobs_only: bool = False,
+    ) -> dict[str, Any]:
+        """A pipeline (or, with ``jobs_only``, its ``jobs:`` to template in): one job per
+        step, wired by ``dependsOn``; the agents must meet the ``--azure-demand``s; a
+        failed step task is run again."""
+        jobs: list[dict[str, Any]] = []
+        for step in cut.steps:
+            job: dict[str, Any] = {
+                "job": job_name(step.key),
+                "displayName": label(step),
+                "dependsOn": [job_name(d) for d in step.depends_on],
+                "steps": [
+                    {"checkout": "self"},
+                    {
+                        "script": step_command(step, fingerprints, settings),
+                        "displayName": step.key,
+                        "retryCountOnTaskFailure": str(RETRIES),  # (the schema: a string)
+                    },
+                ],
+            }
+            if settings.demands:
+                job["pool"] = {"demands": list(settings.demands)}
+            jobs.append(job)
+        if not jobs:  # (a pipeline needs a job; this one says there is nothing to do)
+            jobs.append(
+                {
+                    "job": "nothing_to_build",
+                    "steps": [{"script": f"echo '{NOTHING}'"}],
+                }
+            )
+        return {"jobs": jobs} if jobs_only else {"trigger": "none", "jobs": jobs}
+
+
+NOTHING = "mzbuild-async: every image is published; nothing to build"
