@@ -14,7 +14,7 @@ def tests(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
     session.run("scripts/setup-system", external=True)
     session.run(
-        "pytest", "-q", "-p", "no:benchmark", "-n", "2", "--dist", "loadgroup", *session.posargs
+        "pytest", "-q", "-p", "no:benchmark", "-n", "3", "--dist", "loadgroup", *session.posargs
     )
 
 

@@ -17,9 +17,9 @@ from .steps import Interval, StepRecorder
 class RunEvents:
     """Where a run's events go: its step recorder, the log, and the caller's listener.
 
-    Scheduler events carry times from the scheduler's own start: ``offset``
-    (seconds since the run started, set when the scheduler starts) moves
-    them onto the run's clock.
+    Scheduler and worker events are stamped on the run's clock as they arrive;
+    ``offset`` (seconds since the run started, set when the scheduler starts)
+    moves the scheduler's own times (when cargo artifacts landed) onto it.
     """
 
     listener: Listener
@@ -63,12 +63,9 @@ class RunEvents:
             )
         self.listener(event)
 
-    def shifted(self, event: Event) -> None:
-        """A scheduler event, moved onto the run's clock."""
-        self.tee(replace(event, at=event.at + self.offset))
-
     def now(self, event: Event) -> None:
-        """An event that happened just now (the worker's output lines and build steps)."""
+        """An event that happened just now, on the run's clock (the scheduler's and the
+        worker's: they are handed over as they happen, so one clock orders them all)."""
         self.tee(replace(event, at=self.since()))
 
     def record_lookups(self, engine: LookupEngine, origin: float) -> None:

@@ -106,7 +106,7 @@ async def run_round(
     )
     limits = RunLimits(jobs=options.jobs, transfers=options.transfers, fail_fast=options.fail_fast)
     scheduler = Scheduler(
-        [], worker, limits, engines=services.slots(lost), listener=events.shifted, open_ended=True
+        [], worker, limits, engines=services.slots(lost), listener=events.now, open_ended=True
     )
     estimates = build_estimates(repo, specs, history)
     registry = parse_reference(next(iter(specs.values()))).api_host if specs else ""
