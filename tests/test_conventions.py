@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from mzbuild_async.ci import annotator, by_name
 from mzbuild_async.cli.main import EXIT_STATUSES
 from mzbuild_async.model.dockerfile import instruction_lines
 from mzbuild_async.report.progress import JsonProgress, LineProgress, LiveProgress, make_progress
-from mzbuild_async.support.annotate import command, for_message, located
+from mzbuild_async.support.annotate import located
 from mzbuild_async.support.events import Event, EventStatus, Phase
 from tests.conftest import MakeRepo
 
@@ -29,7 +30,8 @@ def _cli(root: Path, *argv: str, **env: str) -> subprocess.CompletedProcess[str]
     clean = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("NO_COLOR", "FORCE_COLOR", "GITHUB_ACTIONS", "DOCKER_DEFAULT_PLATFORM")
+        if k
+        not in ("NO_COLOR", "FORCE_COLOR", "GITHUB_ACTIONS", "TF_BUILD", "DOCKER_DEFAULT_PLATFORM")
     }
     return subprocess.run(
         [sys.executable, "-m", "mzbuild_async", *argv, "--repo", str(root)],
@@ -140,6 +142,11 @@ def test_manifest_errors_and_warnings_are_annotations_under_github_actions(
         " 'split_debuginfo'" in warned.stderr
     )
     assert "::warning" not in _cli(root, "spec", "a").stderr
+    azure = _cli(root, "spec", "a", TF_BUILD="True")
+    assert (
+        "##vso[task.logissue type=warning;sourcepath=a/mzbuild.yml;linenumber=2;columnnumber=1;]"
+        "mzbuild-async: unknown key 'split_debuginfo'" in azure.stderr
+    )
     broken = make_repo({"b/mzbuild.yml": "name: b\npublish: [\n", "b/Dockerfile": "FROM scratch\n"})
     failed = _cli(broken, "spec", "--all", GITHUB_ACTIONS="true")
     assert failed.returncode == 2
@@ -150,12 +157,31 @@ def test_manifest_errors_and_warnings_are_annotations_under_github_actions(
 
 
 def test_workflow_commands_escape_their_data() -> None:
-    assert command("error", "50%\nnext", file="a,b:c", line=3) == (
+    github = by_name("github")
+    assert github.annotation("error", "50%\nnext", file="a,b:c", line=3) == (
         "::error file=a%2Cb%3Ac,line=3::50%25%0Anext"
     )
     assert located("x/Dockerfile:12: bad") is not None
     assert located("no location here") is None
-    assert for_message("error", "plain") == "::error title=mzbuild-async::plain"
+    annotate = annotator({"GITHUB_ACTIONS": "true"})
+    assert annotate is not None
+    assert annotate("error", "plain") == "::error title=mzbuild-async::plain"
+
+
+def test_azure_logging_commands_escape_their_data() -> None:
+    annotate = annotator({"TF_BUILD": "True"})
+    assert annotate is not None
+    assert annotate("warning", "a/mzbuild.yml:2:1: unknown key; 50%\nnext") == (
+        "##vso[task.logissue type=warning;sourcepath=a/mzbuild.yml;linenumber=2;"
+        "columnnumber=1;]mzbuild-async: unknown key; 50%AZP25%0Anext"
+    )
+    assert by_name("azure").annotation("error", "x", file="b;c]d") == (
+        "##vso[task.logissue type=error;sourcepath=b%3Bc%5Dd;]x"
+    )
+    # Systems with no annotation on a line, and outside CI: none.
+    assert annotator({"BUILDKITE": "true"}) is None
+    assert annotator({"GITLAB_CI": "true"}) is None
+    assert annotator({}) is None
 
 
 def test_instruction_lines() -> None:

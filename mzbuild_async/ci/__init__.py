@@ -13,6 +13,8 @@ import importlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from ..support.annotate import Annotator, located
+
 if TYPE_CHECKING:
     from .protocol import CiSystem
 
@@ -62,3 +64,23 @@ def build_url(environ: Mapping[str, str]) -> str:
         return system.build_url(environ)
     # (outside a detected job: any system's page that is known)
     return next((url for n in SYSTEMS if (url := by_name(n).build_url(environ))), "")
+
+
+def annotator(environ: Mapping[str, str], title: str = "mzbuild-async") -> Annotator | None:
+    """What makes the log line that shows a message on its file's line (the location
+    it starts with, if any) in the CI system this runs in; None outside one, or in one
+    that has no such thing."""
+    system = detect(environ)
+    if system is None or system.annotation("error", "") is None:
+        return None
+    shows = system
+
+    def annotate(kind: str, message: str) -> str | None:
+        where = located(message)
+        if where is None:
+            return shows.annotation(kind, message, title=title)
+        return shows.annotation(
+            kind, where.message, file=where.file, line=where.line, col=where.col, title=title
+        )
+
+    return annotate

@@ -41,6 +41,24 @@ class AzurePipelines:
             return f"{server.rstrip('/')}/{project}/_build/results?buildId={build}"
         return ""
 
+    def annotation(
+        self,
+        kind: str,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        col: int | None = None,
+        title: str | None = None,
+    ) -> str | None:
+        """A logging command (``##vso[task.logissue type=error;sourcepath=F;linenumber=L;
+        columnnumber=C]message``): an error or warning in the build's summary, on the
+        file's line."""
+        properties = {"type": kind, "sourcepath": file, "linenumber": line, "columnnumber": col}
+        given = "".join(f"{k}={_property(str(v))};" for k, v in properties.items() if v is not None)
+        text = f"{title}: {message}" if title else message
+        return f"##vso[task.logissue {given}]{_data(text)}"
+
     def fold(self, out: TextIO, title: str, lines: Sequence[str], *, failed: bool) -> None:
         """A ``##[group]`` block."""
         out.write(f"##[group]{title}\n")
@@ -100,3 +118,12 @@ class AzurePipelines:
 
 
 NOTHING = "mzbuild-async: every image is published; nothing to build"
+
+
+def _data(text: str) -> str:
+    """A logging command's message, escaped as the agent unescapes it."""
+    return text.replace("%", "%AZP25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _property(text: str) -> str:
+    return _data(text).replace(";", "%3B").replace("]", "%5D")

@@ -37,6 +37,19 @@ class Buildkite:
         """``$BUILDKITE_BUILD_URL``."""
         return environ.get("BUILDKITE_BUILD_URL", "")
 
+    def annotation(
+        self,
+        kind: str,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        col: int | None = None,
+        title: str | None = None,
+    ) -> str | None:
+        """None: Buildkite shows annotations per build, not per line (the run hands one over)."""
+        return None
+
     def fold(self, out: TextIO, title: str, lines: Sequence[str], *, failed: bool) -> None:
         """A ``---`` group (``+++``: opened, for a failure)."""
         out.write(f"{'+++' if failed else '---'} {title}\n")

@@ -35,6 +35,22 @@ class GitHubActions:
         )
         return f"{server}/{repository}/actions/runs/{run}" if server and repository and run else ""
 
+    def annotation(
+        self,
+        kind: str,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        col: int | None = None,
+        title: str | None = None,
+    ) -> str | None:
+        """A workflow command (``::error file=F,line=L,col=C,title=T::message``), which
+        the runner reads on stdout or stderr (we write stderr: stdout may be ``--json``)."""
+        properties = {"file": file, "line": line, "col": col, "title": title}
+        given = ",".join(f"{k}={_property(str(v))}" for k, v in properties.items() if v is not None)
+        return f"::{kind}{' ' + given if given else ''}::{_data(message)}"
+
     def fold(self, out: TextIO, title: str, lines: Sequence[str], *, failed: bool) -> None:
         """A ``::group::`` block."""
         out.write(f"::group::{title}\n")
@@ -101,6 +117,14 @@ class GitHubActions:
 
 
 NOTHING = "mzbuild-async: every image is published; nothing to build"
+
+
+def _data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _property(text: str) -> str:
+    return _data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def write_outputs(environ: Mapping[str, str], outputs: Mapping[str, str]) -> bool:

@@ -37,6 +37,19 @@ class GitLabCi:
         """The job's page (``$CI_JOB_URL``)."""
         return environ.get("CI_JOB_URL", "")
 
+    def annotation(
+        self,
+        kind: str,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        col: int | None = None,
+        title: str | None = None,
+    ) -> str | None:
+        """None: GitLab shows no problem on a line from a job log."""
+        return None
+
     def fold(self, out: TextIO, title: str, lines: Sequence[str], *, failed: bool) -> None:
         """A collapsible section (open when it failed)."""
         section = re.sub(r"[^a-z0-9_]", "_", title.lower())[:50]

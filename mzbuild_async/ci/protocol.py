@@ -2,7 +2,7 @@
 
 A system says whether the process runs in it (its environment), which pipeline
 run a step belongs to (failure markers of other runs are ignored) and its web
-page (provenance names it), how a log
+page (provenance names it), how a problem shows on a file's line, how a log
 folds a block of lines, where a step summary goes, and how a cut build is
 written as its pipeline. A new system is one module behind this protocol and
 one entry in :data:`~mzbuild_async.ci.SYSTEMS`.
@@ -46,6 +46,20 @@ class CiSystem(Protocol):
 
     def build_url(self, environ: Mapping[str, str]) -> str:
         """The web page of the run this job belongs to ("" when it cannot tell)."""
+        ...
+
+    def annotation(
+        self,
+        kind: str,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        col: int | None = None,
+        title: str | None = None,
+    ) -> str | None:
+        """The log line that shows ``message`` (``kind``: ``error`` or ``warning``) in
+        the system's UI, on ``file``'s ``line`` where given; None where it has none."""
         ...
 
     def fold(self, out: TextIO, title: str, lines: Sequence[str], *, failed: bool) -> None:

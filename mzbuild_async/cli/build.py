@@ -15,6 +15,7 @@ import time
 
 import anyio
 
+from .. import ci
 from ..builds.plan import Workflow
 from ..engine.endpoints import local_endpoint
 from ..errors import single_error
@@ -26,7 +27,6 @@ from ..report.progress import make_progress, progress_mode
 from ..report.promote import failed, promote_json, promote_text, promoted
 from ..report.summary import summary_text
 from ..source.repository import Repository
-from ..support import annotate
 from ..support.events import ignore
 from ..workflow.options import RunOptions
 from ..workflow.plan import plan_configured
@@ -82,8 +82,9 @@ async def run_build_command(
         lambda: otel.run_tree(result, command, registry_host(repo)),
         started_ns,
     )
-    if annotate.enabled(settings.environ):  # each failure on its Dockerfile line
-        for line in failure_annotations(result, repo):
+    system = ci.detect(settings.environ)
+    if system is not None:  # each failure on its Dockerfile line, where it shows that
+        for line in failure_annotations(result, repo, system):
             sys.stderr.write(line + "\n")
     if command == "run":
         if not result.ok:

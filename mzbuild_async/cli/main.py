@@ -23,6 +23,7 @@ from pathlib import Path
 
 import anyio
 
+from .. import ci
 from ..errors import MzbuildError, UsageError
 from ..model.options import (
     env_is_truthy,
@@ -30,7 +31,7 @@ from ..model.options import (
 from ..source.repository import Repository
 from ..store.layout import default_cache_dir
 from ..store.locks import LOCKS_DIR
-from ..support import annotate, logs
+from ..support import logs
 from .exits import BROKEN_PIPE, INTERRUPTED, TERMINATED, WAIT_RAN_OUT
 from .parser import PROG, build_parser, one_line
 from .settings import Settings, build_settings, options_from_args
@@ -389,11 +390,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if passthrough and args.command != "run":
         parser.error(f"{args.command}: arguments after `--` are only for `run`")
     args.args = passthrough
+    annotator = ci.annotator(os.environ)
     logs.configure(
         args.verbose - args.quiet,
         fmt=args.log_format,
         colors=logs.wants_color(sys.stderr, os.environ),
-        annotate=annotate.enabled(os.environ),
+        annotate=annotator,
     )
     terminated: list[int] = []
     try:
@@ -402,8 +404,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not terminated:
             message = one_line(logs.redact_text(str(exc)))
             print(f"{PROG}: error: {message}", file=sys.stderr)
-            if annotate.enabled(os.environ):  # (the runner reads commands on stderr too)
-                print(annotate.for_message("error", message), file=sys.stderr, flush=True)
+            shown = annotator("error", message) if annotator is not None else None
+            if shown is not None:  # (the runner reads commands on stderr too)
+                print(shown, file=sys.stderr, flush=True)
             return exc.exit_status
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; stopped all work, pushed nothing unfinished", file=sys.stderr)

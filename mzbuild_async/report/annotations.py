@@ -1,13 +1,13 @@
-"""GitHub Actions annotations for a run's failures: a failed build on the
+"""The CI system's annotations of a run's failures: a failed build on the
 Dockerfile line of its failing step, any other failure on the image."""
 
 from __future__ import annotations
 
 import re
 
+from ..ci.protocol import CiSystem
 from ..model.dockerfile import buildkit_step_line, instruction_lines
 from ..source.repository import Repository
-from ..support.annotate import command
 from ..workflow.results import RunResult
 
 _STEP = re.compile(r"\bat Step (\d+)/\d+")
@@ -15,8 +15,8 @@ _STEP = re.compile(r"\bat Step (\d+)/\d+")
 _BUILDKIT_STEP = re.compile(r"\bat \[(?:(\S+) )?(\d+)/\d+\] ")
 
 
-def failure_annotations(result: RunResult, repo: Repository) -> list[str]:
-    """One ``::error`` per failed image."""
+def failure_annotations(result: RunResult, repo: Repository, system: CiSystem) -> list[str]:
+    """One annotation per failed image (none where ``system`` shows none)."""
     found: list[str] = []
     for name, image in result.images.items():
         if not image.error:
@@ -25,7 +25,8 @@ def failure_annotations(result: RunResult, repo: Repository) -> list[str]:
         step = _STEP.search(image.error)
         buildkit = _BUILDKIT_STEP.search(image.error)
         if (step is None and buildkit is None) or name not in repo.images:
-            found.append(command("error", image.error, title=title))
+            shown = system.annotation("error", image.error, title=title)
+            found += [shown] if shown is not None else []
             continue
         path = f"{repo.image(name).directory}/Dockerfile".lstrip("/")
         try:
@@ -40,5 +41,6 @@ def failure_annotations(result: RunResult, repo: Repository) -> list[str]:
         else:
             assert buildkit is not None
             line = buildkit_step_line(content, buildkit.group(1) or "", int(buildkit.group(2)))
-        found.append(command("error", image.error, file=path, line=line, title=title))
+        shown = system.annotation("error", image.error, file=path, line=line, title=title)
+        found += [shown] if shown is not None else []
     return found

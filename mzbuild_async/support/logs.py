@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
-from . import annotate
+from .annotate import Annotator, located
 
 if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
@@ -105,8 +105,8 @@ class _State:
     pending: _Settings | None = None
     #: The configured level (None: not configured, structlog decides).
     level: int | None = None
-    #: Also print warnings that name a file and line as GitHub Actions annotations.
-    annotate: bool = False
+    #: Also print warnings that name a file and line as the CI system's annotations.
+    annotate: Annotator | None = None
 
 
 _state = _State()
@@ -130,11 +130,11 @@ def configure(
     fmt: str = "auto",
     stream: TextIO | None = None,
     colors: bool | None = None,
-    annotate: bool = False,
+    annotate: Annotator | None = None,
 ) -> None:
     """Send events to ``stream`` (stderr): readable on a TTY, JSON lines otherwise;
     ``colors`` (default: when a terminal) colours the readable form; ``annotate``
-    also prints warnings that name a file and line as GitHub Actions annotations.
+    (the CI system's) also prints warnings that name a file and line as annotations.
 
     ``verbosity`` 0 shows warnings, 1 info, 2 debug; negative only errors.
     Takes effect at the first event.
@@ -153,7 +153,7 @@ def reset() -> None:
     """Forget a pending configuration (for tests)."""
     _state.pending = None
     _state.level = None
-    _state.annotate = False
+    _state.annotate = None
 
 
 def _apply() -> None:
@@ -200,10 +200,12 @@ def warning(event: str, **values: Any) -> None:
     processors and renderer would write it (its import costs ~65 ms of a command
     that prints one warning, as the real Materialize tree's manifests make every
     command print)."""
-    if _state.annotate and annotate.located(event) is not None:
+    if _state.annotate is not None and located(event) is not None:
         # On stderr, which the runner reads commands from too (stdout may be --json).
-        sys.stderr.write(annotate.for_message("warning", redact_text(event)) + "\n")
-        sys.stderr.flush()
+        shown = _state.annotate("warning", redact_text(event))
+        if shown is not None:
+            sys.stderr.write(shown + "\n")
+            sys.stderr.flush()
     if _state.level is not None and _state.level > logging.WARNING:
         return
     settings = _state.pending
