@@ -3,6 +3,7 @@ the schema its system publishes (shipped by check-jsonschema, read offline)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import yaml
 
 from mzbuild_async.ci import NAMES, by_name, detect, pipeline_run
 from mzbuild_async.ci import build_url as ci_build_url
+from mzbuild_async.model.steps import Step, StepDecision
 from mzbuild_async.pipeline.emit import StepSettings
 from mzbuild_async.pipeline.partition import Partition, partition
 
@@ -174,3 +176,39 @@ def test_ci_build_urls() -> None:
         "CI_JOB_URL": "https://gl.test/j/5",  # (not GitLab's job: Azure is detected)
     }
     assert ci_build_url(azure) == "https://dev.test/org/proj/_build/results?buildId=12"
+
+
+DECISIONS = [
+    StepDecision(Step("app-tests", ":rocket: app tests", command="make test-app"), True, "app"),
+    StepDecision(Step("docs", "docs"), False, "nothing it uses (docs/*) changed since " + "x" * 80),
+]
+
+
+@pytest.mark.parametrize("name", ["azure", "buildkite", "gitlab"])
+def test_affected_documents_are_pipelines_their_schema_accepts(name: str, tmp_path: Path) -> None:
+    """``affected --format NAME``: every step, the skipped ones marked so, as a pipeline
+    the system's published schema accepts."""
+    text = by_name(name).affected(DECISIONS)
+    assert text is not None
+    document = yaml.safe_load(text)
+    _check(document, SCHEMAS[name], tmp_path)
+    if name == "gitlab":
+        assert document["docs"]["rules"] == [{"when": "never"}]
+        assert "rules" not in document["app-tests"]
+        assert document["app-tests"]["script"] == ["make test-app"]
+    elif name == "azure":
+        jobs = {job["job"]: job for job in document["jobs"]}
+        assert jobs["docs"]["condition"] == "false"
+        assert "condition" not in jobs["app_tests"]
+    else:
+        skips = {step["key"]: step.get("skip") for step in document["steps"]}
+        assert skips["app-tests"] is None
+        assert len(skips["docs"]) == 70
+
+
+def test_the_github_affected_document_is_a_matrix_of_the_steps_to_run() -> None:
+    text = by_name("github").affected(DECISIONS)
+    assert text is not None
+    assert json.loads(text) == {
+        "include": [{"key": "app-tests", "label": ":rocket: app tests", "command": "make test-app"}]
+    }

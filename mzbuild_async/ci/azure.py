@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
+import yaml
+
+from ..model.steps import StepDecision
 from ..pipeline.emit import StepSettings, label, step_command
 from ..pipeline.partition import Partition
 from .protocol import Produced
@@ -40,6 +44,21 @@ class AzurePipelines:
         if server and project and build:
             return f"{server.rstrip('/')}/{project}/_build/results?buildId={build}"
         return ""
+
+    def affected(self, decisions: Sequence[StepDecision]) -> str | None:
+        """A pipeline of every step as a job; a skipped one has ``condition: false``
+        and says why in its display name."""
+        jobs: list[dict[str, Any]] = []
+        for d in decisions:
+            job: dict[str, Any] = {
+                "job": job_name(d.step.key),
+                "displayName": d.step.label if d.run else f"{d.step.label} (skipped: {d.reason})",
+                "steps": [{"script": d.step.command or f"echo {json.dumps(d.step.key)}"}],
+            }
+            if not d.run:
+                job["condition"] = "false"
+            jobs.append(job)
+        return yaml.safe_dump({"jobs": jobs}, sort_keys=False)
 
     def annotation(
         self,

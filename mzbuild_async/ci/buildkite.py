@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 import anyio
+import yaml
 
+from ..model.steps import StepDecision
 from ..pipeline.emit import (
     INFRASTRUCTURE_EXIT_STATUSES,
     StepSettings,
@@ -36,6 +39,18 @@ class Buildkite:
     def build_url(self, environ: Mapping[str, str]) -> str:
         """``$BUILDKITE_BUILD_URL``."""
         return environ.get("BUILDKITE_BUILD_URL", "")
+
+    def affected(self, decisions: Sequence[StepDecision]) -> str | None:
+        """A pipeline of every step, the skipped ones with ``skip:`` and the reason
+        (Buildkite shows it on the step; it takes 70 characters)."""
+        steps: list[dict[str, Any]] = []
+        for d in decisions:
+            step: dict[str, Any] = {"label": d.step.label, "key": d.step.key}
+            step["command"] = d.step.command or f"echo {json.dumps(d.step.key)}"
+            if not d.run:
+                step["skip"] = d.reason[:70]
+            steps.append(step)
+        return yaml.safe_dump({"steps": steps}, sort_keys=False)
 
     def annotation(
         self,

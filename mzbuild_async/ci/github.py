@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
+from ..model.steps import StepDecision
 from ..pipeline.emit import StepSettings, concurrency_group, label, step_command
 from ..pipeline.partition import Partition
 from .protocol import Produced
@@ -34,6 +36,10 @@ class GitHubActions:
             environ.get("GITHUB_RUN_ID"),
         )
         return f"{server}/{repository}/actions/runs/{run}" if server and repository and run else ""
+
+    def affected(self, decisions: Sequence[StepDecision]) -> str | None:
+        """A job matrix (JSON) of the steps to run (``include``: key, label, command)."""
+        return json.dumps(matrix(decisions)) + "\n"
 
     def annotation(
         self,
@@ -117,6 +123,21 @@ class GitHubActions:
 
 
 NOTHING = "mzbuild-async: every image is published; nothing to build"
+
+
+def matrix(decisions: Sequence[StepDecision]) -> dict[str, Any]:
+    """A job matrix of the steps to run (``include``: key, label, command)."""
+    return {
+        "include": [
+            {
+                "key": d.step.key,
+                "label": d.step.label,
+                **({"command": d.step.command} if d.step.command else {}),
+            }
+            for d in decisions
+            if d.run
+        ]
+    }
 
 
 def _data(text: str) -> str:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
+import yaml
+
+from ..model.steps import StepDecision
 from ..pipeline.emit import StepSettings, concurrency_group, step_command
 from ..pipeline.partition import Partition
 from .protocol import Produced
@@ -36,6 +40,21 @@ class GitLabCi:
     def build_url(self, environ: Mapping[str, str]) -> str:
         """The job's page (``$CI_JOB_URL``)."""
         return environ.get("CI_JOB_URL", "")
+
+    def affected(self, decisions: Sequence[StepDecision]) -> str | None:
+        """A child pipeline of every step; a skipped one never runs (``rules: when:
+        never``) and says why in its job's variables."""
+        document: dict[str, Any] = {"stages": ["test"]}
+        for d in decisions:
+            job: dict[str, Any] = {
+                "stage": "test",
+                "script": [d.step.command or f"echo {json.dumps(d.step.key)}"],
+            }
+            if not d.run:
+                job["rules"] = [{"when": "never"}]
+                job["variables"] = {"MZBUILD_SKIPPED": d.reason}
+            document[d.step.key] = job
+        return yaml.safe_dump(document, sort_keys=False)
 
     def annotation(
         self,

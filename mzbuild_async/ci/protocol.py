@@ -3,9 +3,9 @@
 A system says whether the process runs in it (its environment), which pipeline
 run a step belongs to (failure markers of other runs are ignored) and its web
 page (provenance names it), how a problem shows on a file's line, how a log
-folds a block of lines, where a step summary goes, and how a cut build is
-written as its pipeline. A new system is one module behind this protocol and
-one entry in :data:`~mzbuild_async.ci.SYSTEMS`.
+folds a block of lines, which CI steps a change needs (``affected``), where a
+step summary goes, and how a cut build is written as its pipeline. A new system
+is one module behind this protocol and one entry in :data:`~mzbuild_async.ci.SYSTEMS`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
+from ..model.steps import StepDecision
 from ..pipeline.emit import StepSettings
 from ..pipeline.partition import Partition
 
@@ -78,6 +79,11 @@ class CiSystem(Protocol):
     async def hand_over(self, environ: Mapping[str, str], produced: Produced) -> None:
         """Give the system what the run produced (step outputs, meta-data, an
         annotation), where it takes such things; OSError when it could not."""
+        ...
+
+    def affected(self, decisions: Sequence[StepDecision]) -> str | None:
+        """``affected --format NAME``: the steps of a steps file to run and to skip, as
+        this system takes them (None: it takes no such document)."""
         ...
 
     def pipeline(

@@ -7,9 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from ..ci.github import write_outputs
+from .. import ci
+from ..ci.github import matrix, write_outputs
 from ..errors import UsageError
-from ..report.affected import affected_json, affected_text, buildkite_steps, github_matrix
+from ..report.affected import affected_json, affected_text
 from ..report.deepjson import deep_json
 from ..source.repository import Repository
 from ..workflow.affected import affected_steps
@@ -20,22 +21,22 @@ async def run_affected(args: argparse.Namespace, repo: Repository, settings: Set
     """Print the affected images (and steps); under GitHub Actions also the step
     outputs ``affected`` and, with ``--steps``, ``matrix``."""
     fmt = "json" if args.json else args.format
-    if fmt in ("buildkite", "github") and args.steps is None:
+    system = ci.by_name(fmt) if fmt in ci.NAMES else None
+    if system is not None and args.steps is None:
         raise UsageError(f"--format {fmt} needs --steps FILE (the CI steps to decide on)")
+    if system is not None and system.affected([]) is None:
+        raise UsageError(f"--format {fmt}: {fmt} takes no list of steps to run; use json")
     steps = Path(args.steps) if args.steps else None
     comparison, decisions = await affected_steps(repo, args.base, args.head, steps)
     if fmt == "json":
         sys.stdout.write(deep_json(affected_json(comparison, decisions)) + "\n")
-    elif fmt == "buildkite":
+    elif system is not None:
         assert decisions is not None
-        sys.stdout.write(buildkite_steps(decisions))
-    elif fmt == "github":
-        assert decisions is not None
-        sys.stdout.write(json.dumps(github_matrix(decisions)) + "\n")
+        sys.stdout.write(system.affected(decisions) or "")
     else:
         sys.stdout.write(affected_text(comparison, decisions))
     outputs = {"affected": " ".join(a.image for a in comparison.affected)}
     if decisions is not None:
-        outputs["matrix"] = json.dumps(github_matrix(decisions))
+        outputs["matrix"] = json.dumps(matrix(decisions))
     write_outputs(settings.environ, outputs)
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
+from ..ci import NAMES as CI_NAMES
 from ..model.options import DEFAULT_SEARCH
 from .argtypes import duration, positive_int
 from .settings import (
@@ -123,10 +124,11 @@ def _add_source_commands(sub: argparse._SubParsersAction[_Parser], common: _Pars
     )
     p.add_argument(
         "--format",
-        choices=("text", "json", "buildkite", "github"),
+        choices=("text", "json", *CI_NAMES),
         default="text",
-        help="text, json, a Buildkite pipeline with skip: reasons, or a GitHub Actions"
-        " matrix (the last two need --steps)",
+        help="text, json, or a CI system's document of the steps to run and skip (needs"
+        " --steps): a Buildkite pipeline with skip: reasons, a GitHub Actions matrix, a"
+        " GitLab child pipeline, an Azure pipeline",
     )
 
 

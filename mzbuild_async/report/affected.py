@@ -4,10 +4,7 @@ Actions job matrix)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
-
-import yaml
 
 from ..model.steps import StepDecision
 from ..source.affected import Comparison
@@ -58,32 +55,4 @@ def affected_json(comparison: Comparison, decisions: list[StepDecision] | None) 
             {"key": d.step.key, "label": d.step.label, "run": d.run, "reason": d.reason}
             for d in decisions
         ],
-    }
-
-
-def buildkite_steps(decisions: list[StepDecision]) -> str:
-    """A Buildkite pipeline: every step, the skipped ones with ``skip:`` and the reason
-    (Buildkite shows it on the step)."""
-    steps: list[dict[str, Any]] = []
-    for d in decisions:
-        step: dict[str, Any] = {"label": d.step.label, "key": d.step.key}
-        step["command"] = d.step.command or f"echo {json.dumps(d.step.key)}"
-        if not d.run:
-            step["skip"] = d.reason[:70]  # Buildkite's limit for a skip reason
-        steps.append(step)
-    return yaml.safe_dump({"steps": steps}, sort_keys=False)
-
-
-def github_matrix(decisions: list[StepDecision]) -> dict[str, Any]:
-    """A GitHub Actions job matrix of the steps to run (``include``: key, label)."""
-    return {
-        "include": [
-            {
-                "key": d.step.key,
-                "label": d.step.label,
-                **({"command": d.step.command} if d.step.command else {}),
-            }
-            for d in decisions
-            if d.run
-        ]
     }
