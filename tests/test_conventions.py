@@ -15,7 +15,7 @@ from mzbuild_async.ci import annotator, by_name
 from mzbuild_async.cli.main import EXIT_STATUSES
 from mzbuild_async.model.dockerfile import instruction_lines
 from mzbuild_async.report.progress import JsonProgress, LineProgress, LiveProgress, make_progress
-from mzbuild_async.support.annotate import located
+from mzbuild_async.support.annotate import Annotation, located
 from mzbuild_async.support.events import Event, EventStatus, Phase
 from tests.conftest import MakeRepo
 
@@ -158,7 +158,7 @@ def test_manifest_errors_and_warnings_are_annotations_under_github_actions(
 
 def test_workflow_commands_escape_their_data() -> None:
     github = by_name("github")
-    assert github.annotation("error", "50%\nnext", file="a,b:c", line=3) == (
+    assert github.annotation(Annotation("error", "50%\nnext", "a,b:c", 3)) == (
         "::error file=a%2Cb%3Ac,line=3::50%25%0Anext"
     )
     assert located("x/Dockerfile:12: bad") is not None
@@ -175,7 +175,7 @@ def test_azure_logging_commands_escape_their_data() -> None:
         "##vso[task.logissue type=warning;sourcepath=a/mzbuild.yml;linenumber=2;"
         "columnnumber=1;]mzbuild-async: unknown key; 50%AZP25%0Anext"
     )
-    assert by_name("azure").annotation("error", "x", file="b;c]d") == (
+    assert by_name("azure").annotation(Annotation("error", "x", "b;c]d")) == (
         "##vso[task.logissue type=error;sourcepath=b%3Bc%5Dd;]x"
     )
     # Systems with no annotation on a line, and outside CI: none.

@@ -6,6 +6,8 @@ window."""
 from __future__ import annotations
 
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -59,9 +61,12 @@ async def _call(
         await stream.send(conn.data_to_send())
 
 
-async def test_the_server_answers_as_buildkit_expects() -> None:
-    big = bytes(range(256)) * 800  # 200 KB: more than the 64 KB initial window
-    server = SessionServer({"npm": b"s3cret", "cert": big})
+@asynccontextmanager
+async def _serving(
+    server: SessionServer,
+) -> AsyncIterator[tuple[anyio.abc.ByteStream, h2.connection.H2Connection]]:
+    """The server on one end of a socket pair; an HTTP/2 client on the other, as the
+    engine's BuildKit is."""
     ours, theirs = socket.socketpair()
     served = await anyio.abc.UNIXSocketStream.from_socket(ours)
     client = await anyio.abc.UNIXSocketStream.from_socket(theirs)
@@ -70,6 +75,14 @@ async def test_the_server_answers_as_buildkit_expects() -> None:
         conn = h2.connection.H2Connection(h2.config.H2Configuration(header_encoding="utf-8"))
         conn.initiate_connection()
         await client.send(conn.data_to_send())
+        yield client, conn
+        tg.cancel_scope.cancel()
+
+
+async def test_the_server_answers_as_buildkit_expects() -> None:
+    big = bytes(range(256)) * 800  # 200 KB: more than the 64 KB initial window
+    server = SessionServer({"npm": b"s3cret", "cert": big})
+    async with _serving(server) as (client, conn):
         headers, body = await _call(client, conn, GET_SECRET, field_bytes(1, b"npm"))
         assert headers["grpc-status"] == "0"
         assert dict(fields(body)) == {1: b"s3cret"}
@@ -86,7 +99,6 @@ async def test_the_server_answers_as_buildkit_expects() -> None:
             "5",
             "no SSH agent default was given",
         )
-        tg.cancel_scope.cancel()
     assert server.asked == ["npm", "cert", "pip"]
 
 
@@ -96,19 +108,11 @@ async def test_registry_credentials_go_to_their_host_only() -> None:
     server = SessionServer({}, logins={"127.0.0.1:5000": ("ci", "hunter2")})
     assert CREDENTIALS in server.methods
     assert CREDENTIALS not in SessionServer({}).methods
-    ours, theirs = socket.socketpair()
-    served = await anyio.abc.UNIXSocketStream.from_socket(ours)
-    client = await anyio.abc.UNIXSocketStream.from_socket(theirs)
-    async with served, client, anyio.create_task_group() as tg:
-        tg.start_soon(server.serve, served, b"")
-        conn = h2.connection.H2Connection(h2.config.H2Configuration(header_encoding="utf-8"))
-        conn.initiate_connection()
-        await client.send(conn.data_to_send())
+    async with _serving(server) as (client, conn):
         headers, body = await _call(client, conn, CREDENTIALS, field_bytes(1, b"127.0.0.1:5000"))
         assert (headers["grpc-status"], dict(fields(body))) == ("0", {1: b"ci", 2: b"hunter2"})
         headers, body = await _call(client, conn, CREDENTIALS, field_bytes(1, b"other:5000"))
         assert (headers["grpc-status"], body) == ("0", b"")
-        tg.cancel_scope.cancel()
     assert server.asked == ["127.0.0.1:5000", "other:5000"]
 
 

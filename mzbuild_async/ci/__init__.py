@@ -13,7 +13,7 @@ import importlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from ..support.annotate import Annotator, located
+from ..support.annotate import Annotation, Annotator, located
 
 if TYPE_CHECKING:
     from .protocol import CiSystem
@@ -71,16 +71,16 @@ def annotator(environ: Mapping[str, str], title: str = "mzbuild-async") -> Annot
     it starts with, if any) in the CI system this runs in; None outside one, or in one
     that has no such thing."""
     system = detect(environ)
-    if system is None or system.annotation("error", "") is None:
+    if system is None or system.annotation(Annotation("error", "")) is None:
         return None
     shows = system
 
     def annotate(kind: str, message: str) -> str | None:
         where = located(message)
         if where is None:
-            return shows.annotation(kind, message, title=title)
+            return shows.annotation(Annotation(kind, message, title=title))
         return shows.annotation(
-            kind, where.message, file=where.file, line=where.line, col=where.col, title=title
+            Annotation(kind, where.message, where.file, where.line, where.col, title)
         )
 
     return annotate

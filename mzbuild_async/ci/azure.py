@@ -12,6 +12,7 @@ import yaml
 from ..model.steps import StepDecision
 from ..pipeline.emit import StepSettings, label, step_command
 from ..pipeline.partition import Partition
+from ..support.annotate import Annotation
 from .protocol import Produced
 
 #: Times a step is run again when its task failed (an agent lost, a network blip).
@@ -60,22 +61,18 @@ class AzurePipelines:
             jobs.append(job)
         return yaml.safe_dump({"jobs": jobs}, sort_keys=False)
 
-    def annotation(
-        self,
-        kind: str,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        col: int | None = None,
-        title: str | None = None,
-    ) -> str | None:
+    def annotation(self, note: Annotation) -> str | None:
         """A logging command (``##vso[task.logissue type=error;sourcepath=F;linenumber=L;
         columnnumber=C]message``): an error or warning in the build's summary, on the
         file's line."""
-        properties = {"type": kind, "sourcepath": file, "linenumber": line, "columnnumber": col}
+        properties = {
+            "type": note.kind,
+            "sourcepath": note.file,
+            "linenumber": note.line,
+            "columnnumber": note.col,
+        }
         given = "".join(f"{k}={_property(str(v))};" for k, v in properties.items() if v is not None)
-        text = f"{title}: {message}" if title else message
+        text = f"{note.title}: {note.message}" if note.title else note.message
         return f"##vso[task.logissue {given}]{_data(text)}"
 
     def fold(self, out: TextIO, title: str, lines: Sequence[str], *, failed: bool) -> None:

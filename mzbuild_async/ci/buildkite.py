@@ -19,6 +19,7 @@ from ..pipeline.emit import (
     step_command,
 )
 from ..pipeline.partition import Partition
+from ..support.annotate import Annotation
 from .protocol import Produced
 
 
@@ -52,16 +53,7 @@ class Buildkite:
             steps.append(step)
         return yaml.safe_dump({"steps": steps}, sort_keys=False)
 
-    def annotation(
-        self,
-        kind: str,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        col: int | None = None,
-        title: str | None = None,
-    ) -> str | None:
+    def annotation(self, note: Annotation) -> str | None:
         """None: Buildkite shows annotations per build, not per line (the run hands one over)."""
         return None
 

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 from ..model.steps import StepDecision
 from ..pipeline.emit import StepSettings, concurrency_group, label, step_command
 from ..pipeline.partition import Partition
+from ..support.annotate import Annotation
 from .protocol import Produced
 
 
@@ -41,21 +42,12 @@ class GitHubActions:
         """A job matrix (JSON) of the steps to run (``include``: key, label, command)."""
         return json.dumps(matrix(decisions)) + "\n"
 
-    def annotation(
-        self,
-        kind: str,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        col: int | None = None,
-        title: str | None = None,
-    ) -> str | None:
+    def annotation(self, note: Annotation) -> str | None:
         """A workflow command (``::error file=F,line=L,col=C,title=T::message``), which
         the runner reads on stdout or stderr (we write stderr: stdout may be ``--json``)."""
-        properties = {"file": file, "line": line, "col": col, "title": title}
+        properties = {"file": note.file, "line": note.line, "col": note.col, "title": note.title}
         given = ",".join(f"{k}={_property(str(v))}" for k, v in properties.items() if v is not None)
-        return f"::{kind}{' ' + given if given else ''}::{_data(message)}"
+        return f"::{note.kind}{' ' + given if given else ''}::{_data(note.message)}"
 
     def fold(self, out: TextIO, title: str, lines: Sequence[str], *, failed: bool) -> None:
         """A ``::group::`` block."""

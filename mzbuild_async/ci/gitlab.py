@@ -13,6 +13,7 @@ import yaml
 from ..model.steps import StepDecision
 from ..pipeline.emit import StepSettings, concurrency_group, step_command
 from ..pipeline.partition import Partition
+from ..support.annotate import Annotation
 from .protocol import Produced
 
 #: Job failures that are the runner's, not the build's: retried.
@@ -56,16 +57,7 @@ class GitLabCi:
             document[d.step.key] = job
         return yaml.safe_dump(document, sort_keys=False)
 
-    def annotation(
-        self,
-        kind: str,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        col: int | None = None,
-        title: str | None = None,
-    ) -> str | None:
+    def annotation(self, note: Annotation) -> str | None:
         """None: GitLab shows no problem on a line from a job log."""
         return None
 

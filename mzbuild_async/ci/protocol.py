@@ -17,6 +17,7 @@ from typing import Any, Protocol, TextIO
 from ..model.steps import StepDecision
 from ..pipeline.emit import StepSettings
 from ..pipeline.partition import Partition
+from ..support.annotate import Annotation
 
 
 @dataclass(frozen=True)
@@ -49,18 +50,9 @@ class CiSystem(Protocol):
         """The web page of the run this job belongs to ("" when it cannot tell)."""
         ...
 
-    def annotation(
-        self,
-        kind: str,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        col: int | None = None,
-        title: str | None = None,
-    ) -> str | None:
-        """The log line that shows ``message`` (``kind``: ``error`` or ``warning``) in
-        the system's UI, on ``file``'s ``line`` where given; None where it has none."""
+    def annotation(self, note: Annotation) -> str | None:
+        """The log line that shows ``note`` in the system's UI, on its file's line
+        where it has one; None where the system shows no such thing."""
         ...
 
     def fold(self, out: TextIO, title: str, lines: Sequence[str], *, failed: bool) -> None:

@@ -8,6 +8,7 @@ import re
 from ..ci.protocol import CiSystem
 from ..model.dockerfile import buildkit_step_line, instruction_lines
 from ..source.repository import Repository
+from ..support.annotate import Annotation
 from ..workflow.results import RunResult
 
 _STEP = re.compile(r"\bat Step (\d+)/\d+")
@@ -25,7 +26,7 @@ def failure_annotations(result: RunResult, repo: Repository, system: CiSystem) -
         step = _STEP.search(image.error)
         buildkit = _BUILDKIT_STEP.search(image.error)
         if (step is None and buildkit is None) or name not in repo.images:
-            shown = system.annotation("error", image.error, title=title)
+            shown = system.annotation(Annotation("error", image.error, title=title))
             found += [shown] if shown is not None else []
             continue
         path = f"{repo.image(name).directory}/Dockerfile".lstrip("/")
@@ -41,6 +42,6 @@ def failure_annotations(result: RunResult, repo: Repository, system: CiSystem) -
         else:
             assert buildkit is not None
             line = buildkit_step_line(content, buildkit.group(1) or "", int(buildkit.group(2)))
-        shown = system.annotation("error", image.error, file=path, line=line, title=title)
+        shown = system.annotation(Annotation("error", image.error, path, line, title=title))
         found += [shown] if shown is not None else []
     return found

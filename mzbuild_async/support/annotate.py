@@ -22,6 +22,19 @@ Annotator = Callable[[str, str], "str | None"]
 
 
 @dataclass(frozen=True)
+class Annotation:
+    """A problem to show in a CI system's UI, on a file's line where it has one."""
+
+    #: ``error`` or ``warning``.
+    kind: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+    col: int | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True)
 class Location:
     """Where a message points, and the message without it."""
 

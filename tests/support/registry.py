@@ -221,16 +221,22 @@ class Registry:
             }
         ).encode()
         with self._client(repo) as client:
-            if client.head(f"/v2/{repo}/blobs/{digest}").status_code != 200:
-                started = client.post(f"/v2/{repo}/blobs/uploads/")
-                started.raise_for_status()
-                location = httpx.URL(started.headers["location"]).copy_add_param("digest", digest)
-                client.put(location, content=config).raise_for_status()
-            response = client.put(
-                f"/v2/{repo}/manifests/{tag}",
-                content=manifest,
-                headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
-            )
+            # Threads pushing the same config blob at once race in the registry's store
+            # (one's commit can hide the blob from another's manifest check: 400
+            # BLOB_UNKNOWN); the blob goes up again and the manifest is tried again.
+            for attempt in range(3):
+                if client.head(f"/v2/{repo}/blobs/{digest}").status_code != 200:
+                    started = client.post(f"/v2/{repo}/blobs/uploads/")
+                    started.raise_for_status()
+                    location = httpx.URL(started.headers["location"])
+                    client.put(location.copy_add_param("digest", digest), content=config)
+                response = client.put(
+                    f"/v2/{repo}/manifests/{tag}",
+                    content=manifest,
+                    headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+                )
+                if response.status_code != 400 or attempt == 2:
+                    break
             response.raise_for_status()
         self.pushed.append(f"{repo}:{tag}")
         return response.headers["docker-content-digest"]
