@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from ..model.options import BuildOptions
 from ..model.publication import Destination, Publication
 from ..registry.auth import CredentialStore
@@ -33,6 +35,9 @@ class RegistrySettings:
     #: Where images are published (primary and mirrors) and which tags may move
     #: (None: the options' registry alone, the default moving tags).
     publication: Publication | None = None
+    #: An httpx transport every registry request goes to instead of the network
+    #: (``mzbuild_async.testing.MemoryRegistry.transport()``: tests and scripting).
+    transport: httpx.AsyncBaseTransport | None = None
 
     def publication_for(self, options: BuildOptions) -> Publication:
         """Where images built with ``options`` are published."""
@@ -60,4 +65,5 @@ class RegistrySettings:
             retry=self.retry,
             deadline=self.deadline,
             tls=TlsSettings.from_environ(self.environ, self.config.tls),
+            transport=self.transport,
         )
