@@ -362,6 +362,10 @@ class DockerEngine:
                     image_id = line.split()[-1]
         if pending:
             on_line(pending)
+        return await self._built(request, image_id)
+
+    async def _built(self, request: BuildRequest, image_id: str) -> str:
+        """A build's end: its image ID (none: the stream broke off), its extra tags."""
         if not image_id:
             raise self._engine_error(
                 ConnectionError("the build stream ended without a result"),
@@ -371,17 +375,20 @@ class DockerEngine:
             await self.tag(request.tag, extra)
         return image_id
 
+    def _api_url(self) -> str:
+        """Where the engine's API is (the local socket when nothing says otherwise)."""
+        target = self.endpoint or self.local
+        return target.url if target is not None else "unix:///var/run/docker.sock"
+
     def _sessions_reach(self) -> bool:
         """Whether a session connection of our own can be opened (not over ssh://)."""
-        target = self.endpoint or self.local
-        url = target.url if target is not None else "unix://"
-        return url.startswith(("unix://", "tcp://", "http://", "https://"))
+        return self._api_url().startswith(("unix://", "tcp://", "http://", "https://"))
 
     async def _raw_stream(self) -> anyio.abc.ByteStream:
         """A connection of our own to the engine's API (what a session is upgraded on):
         its unix socket, or TCP with its TLS."""
         target = self.endpoint or self.local
-        url = target.url if target is not None else "unix:///var/run/docker.sock"
+        url = self._api_url()
         if url.startswith("unix://"):
             return await anyio.connect_unix(url.removeprefix("unix://"))
         if url.startswith(("tcp://", "http://", "https://")):
@@ -450,14 +457,7 @@ class DockerEngine:
                 raise DockerBuildError(
                     f"docker build of {request.tag} failed{where}: {message.strip()}", tail
                 )
-        if not image_id:
-            raise self._engine_error(
-                ConnectionError("the build stream ended without a result"),
-                f"building {request.tag}",
-            )
-        for extra in request.also_tag:
-            await self.tag(request.tag, extra)
-        return image_id
+        return await self._built(request, image_id)
 
     async def tag(self, source: str, target: str) -> None:
         """Tag image ``source`` as ``target`` (``repo:tag``)."""
