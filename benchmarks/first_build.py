@@ -85,6 +85,15 @@ class RecordingWorker(OneEngine):
 
     def __init__(self, **_kwargs: Any) -> None:
         RecordingWorker.started = []
+        # What a run reads of its worker when a round ends: nothing seen here.
+        self.stale: set[str] = set()
+        self.build_seconds: dict[str, float] = {}
+        self.waited: dict[str, float] = {}
+        self.timed_out: set[str] = set()
+        self.digests: dict[str, tuple[str, int]] = {}
+
+    async def aclose(self) -> None:
+        """Nothing held."""
 
     async def cargo(self, names: Sequence[str], landed: Callable[[str], None]) -> None:
         """No cargo images here."""

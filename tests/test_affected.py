@@ -4,9 +4,10 @@ paths say; no limit on how many files changed; bad input is one line."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,15 @@ CHANGES: list[tuple[str, Callable[[Path], Any], dict[str, str]]] = [
     ),
     ("docs only", lambda r: _write(r, "docs/readme.md", "more docs\n"), {}),
 ]
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """The process's environment with ``values`` set (as the CI system sets them)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in values.items():
+            patch.setenv(name, value)
+        yield
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -232,17 +242,20 @@ def test_steps_run_or_skip_with_reasons_in_every_format(
     assert str(skipped["docs"]).startswith("nothing it uses (docs/*) changed since")
     assert all(len(str(s)) <= 70 for s in skipped.values())
     # GitHub Actions: a matrix of the steps to run, and step outputs.
-    os.environ["GITHUB_OUTPUT"] = str(output)
-    try:
+    with _environment(GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(output)):
         status, out, _ = _run(capsys, *argv, "--format", "github")
-    finally:
-        del os.environ["GITHUB_OUTPUT"]
     matrix = json.loads(out)
     assert [m["key"] for m in matrix["include"]] == ["app-tests", "lint"]
     assert matrix["include"][0]["command"] == "make test-app"
     written = output.read_text()
     assert "affected=app\n" in written
     assert f"matrix={json.dumps(matrix)}\n" in written
+    # Azure Pipelines: output variables, as logging commands the agent reads.
+    with _environment(TF_BUILD="True"):
+        status, _, err = _run(capsys, *argv)
+    assert status == 0
+    assert "##vso[task.setvariable variable=affected;isoutput=true]app\n" in err
+    assert "##vso[task.setvariable variable=run;isoutput=true]app-tests lint\n" in err
     # A docs-only change runs the docs step (a path), not the image steps.
     status, out, _ = _run(
         capsys,

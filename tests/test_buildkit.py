@@ -143,7 +143,10 @@ def test_independent_stages_build_at_the_same_time(
 
     page = files["page.html"].read_text()
     assert page.count('data-phase="build step"') == len(steps)
-    assert page.count("\u21b3 steps") == 2
+    # As many lanes as the trace has step tracks (two at least: the RUNs overlap; a
+    # loaded machine may overlap a third step with them).
+    lanes = sum(name.startswith("img steps") for name in names.values())
+    assert page.count("\u21b3 steps") == lanes >= 2
 
 
 def test_the_builder_is_said_and_classic_can_be_chosen(

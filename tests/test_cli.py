@@ -191,7 +191,8 @@ def test_every_command_has_a_runner() -> None:
 def test_fingerprinting_commands_import_no_network_or_build_code(
     fixture_repo: Path, command: str
 ) -> None:
-    """They load neither httpx, aiodocker, tenacity, structlog nor the build code."""
+    """They load neither httpx, aiodocker, tenacity, structlog nor the build code (of
+    the workflow, only the resolution of settings and the repository's answers)."""
     import subprocess
     import sys
 
@@ -202,8 +203,9 @@ def test_fingerprinting_commands_import_no_network_or_build_code(
         "main()\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in"
         " ('httpx', 'aiodocker', 'tenacity', 'structlog')"
-        " or m.startswith(('mzbuild_async.builds', 'mzbuild_async.workflow',"
-        " 'mzbuild_async.engine', 'mzbuild_async.lookup', 'mzbuild_async.registry'))]\n"
+        " or m.startswith(('mzbuild_async.builds', 'mzbuild_async.workflow.',"
+        " 'mzbuild_async.engine', 'mzbuild_async.lookup', 'mzbuild_async.registry'))"
+        " and m not in ('mzbuild_async.workflow.resolve', 'mzbuild_async.workflow.inspect')]\n"
         "print(sorted(heavy))\n"
     )
     result = subprocess.run(
@@ -213,3 +215,39 @@ def test_fingerprinting_commands_import_no_network_or_build_code(
         check=False,
     )
     assert result.stdout.splitlines()[-1] == "[]", result.stdout + result.stderr
+
+
+#: Flags a command hands its workflow function itself (what to do, not how to run) or
+#: renders with: everything else is a setting, resolved once by workflow/resolve.py.
+COMMAND_ARGUMENTS = {
+    "images", "all", "json", "verbose", "quiet", "log_format", "action", "against",
+    "search", "transitive", "allow_unsigned", "key", "check", "apply", "keep_branch",
+    "keep_last", "keep_tag", "keep_younger", "trust_local_refs", "base", "head", "steps",
+    "tag", "to", "mainline", "workflow", "report", "trace", "timeline", "metadata_file",
+    "progress", "otlp",
+}  # fmt: skip
+
+
+def test_every_setting_flag_is_resolved_in_one_place() -> None:
+    """Each flag of each command fills a field of the workflow's Flags (or pipeline's),
+    unless it is the command's own argument: a new setting cannot be read in cli/."""
+    import argparse
+    from dataclasses import fields
+
+    from mzbuild_async.cli.parser import build_parser
+    from mzbuild_async.cli.settings import flags
+    from mzbuild_async.workflow.resolve import Flags
+    from mzbuild_async.workflow.shape import PipelineFlags
+
+    [sub] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    resolved = {f.name for f in fields(Flags)} | {f.name for f in fields(PipelineFlags)}
+    unknown = {
+        f"{command} --{action.dest}"
+        for command, parser in sub.choices.items()
+        for action in parser._actions
+        if action.dest not in resolved | COMMAND_ARGUMENTS | {"help"}
+    }
+    assert not unknown
+    given = flags(build_parser().parse_args(["ensure", "--all", "--jobs", "3", "--attest"]))
+    assert (given.command, given.jobs, given.attest, given.registries) == ("ensure", 3, True, True)
+    assert not flags(build_parser().parse_args(["list"])).registries

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mzbuild_async.dag.paths import longest_paths
+from mzbuild_async.dag.paths import longest_paths, topological
 from mzbuild_async.dag.simulate import SKIP, list_schedule
 from mzbuild_async.dag.unionfind import UnionFind
 
@@ -69,3 +69,37 @@ def test_a_skipped_node_releases_what_waits_for_it() -> None:
     )  # fmt: skip
     assert set(started) == {"b"}
     assert started["b"].at == 0.0
+
+
+def test_a_count_of_slots_and_earliest_starts_hold() -> None:
+    """``slots`` bounds what runs at once without a place rule; a node released late
+    (a cargo image's binaries) waits for its time while others go on."""
+    seconds = {"a": 4.0, "b": 1.0, "c": 1.0, "late": 1.0}
+    started = list_schedule(
+        seconds, {}, seconds.__getitem__, seconds.__getitem__, None,
+        slots=2, earliest={"late": 2.5},
+    )  # fmt: skip
+    assert {n: s.at for n, s in started.items()} == {"a": 0.0, "b": 0.0, "c": 1.0, "late": 2.5}
+    # Nothing but a node not yet released: time moves to its release.
+    alone = list_schedule(["x"], {}, lambda _n: 1.0, lambda _n: 0.0, None, earliest={"x": 7.0})
+    assert alone["x"].at == 7.0
+
+
+@given(st.lists(st.lists(st.integers(0, 39), max_size=3), min_size=1, max_size=40))
+def test_ordered_longest_paths_and_the_topological_order_agree(edges: list[list[int]]) -> None:
+    """A DAG (each node's predecessors come before it): the one-pass longest paths
+    equal the depth-first ones, and the order puts every node after its predecessors."""
+    nodes = list(range(len(edges)))
+    preds = {n: sorted({p for p in edges[n] if p < n}) for n in nodes}
+    succs: dict[int, list[int]] = {n: [] for n in nodes}
+    for n in nodes:
+        for p in preds[n]:
+            succs[p].append(n)
+    weight = lambda n: float(n % 7 + 1)  # noqa: E731
+    assert longest_paths(nodes, succs, weight, ordered=True) == longest_paths(
+        reversed(nodes), succs, weight
+    )
+    order = topological(nodes, preds, succs, lambda n: -n)
+    assert sorted(order) == nodes
+    place = {n: i for i, n in enumerate(order)}
+    assert all(place[p] < place[n] for n in nodes for p in preds[n])

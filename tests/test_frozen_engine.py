@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from mzbuild_async.builds.scheduler import HEARTBEAT_SECONDS, PING_SECONDS
-from mzbuild_async.engine.docker import CLEANUP_SECONDS
+from mzbuild_async.engine.containers import CLEANUP_SECONDS
 from tests.support.demo import Cli
 from tests.support.pool import (
     Sleepy,

@@ -81,8 +81,8 @@ async def test_without_a_token_or_with_a_weak_one_it_is_one_line() -> None:
 async def test_gc_deletes_at_ghcr_through_the_packages_api_only() -> None:
     from mzbuild_async.registry.client import RegistryClient
     from mzbuild_async.registry.writer import RegistryWriter
-    from mzbuild_async.release.deletions import apply
-    from mzbuild_async.release.retention import plan
+    from mzbuild_async.retention.deletions import apply
+    from mzbuild_async.retention.policy import plan
     from mzbuild_async.testing import MemoryRegistry
     from tests.test_retention import DAY, FAST, NOW, image, policy, tag_of
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from argparse import Namespace
 from pathlib import Path
 
 import pytest
@@ -136,19 +135,10 @@ def test_bytes_that_are_not_utf8(tmp_path: Path) -> None:
 def test_any_file_is_a_setting_or_one_line(tmp_path: Path, data: bytes) -> None:
     """Whatever mzbuild-async.toml holds, reading it gives settings or a UsageError that
     names the file, never another exception."""
-    from mzbuild_async.cli.settings import engine_settings, registry_settings
+    from mzbuild_async.workflow.resolve import Flags, engine_settings, registry_settings
 
     (tmp_path / "mzbuild-async.toml").write_bytes(data)
-    args = Namespace(
-        engine=[],
-        registry_limit=[],
-        insecure_registry=[],
-        mirror_registry=[],
-        tiers=None,
-        retries=None,
-        deadline=None,
-        no_disk_cache=False,
-    )
+    args = Flags(registries=True, engine=())
     message = "mzbuild-async.toml"
     try:
         config = load_config(tmp_path)

@@ -1,4 +1,4 @@
-"""Retention verdicts, byte accounting and safe deletion (release/retention), over the
+"""Retention verdicts, byte accounting and safe deletion (retention/), over the
 in-memory registry: every kind of tag, the guards against a concurrent push, a
 registry that refuses deletion, and the requests a plan sends (counted)."""
 
@@ -15,8 +15,8 @@ import pytest
 from mzbuild_async.registry.client import RegistryClient
 from mzbuild_async.registry.names import Reference, parse_reference
 from mzbuild_async.registry.writer import OCI_INDEX, RegistryWriter
-from mzbuild_async.release.deletions import apply
-from mzbuild_async.release.retention import Kind, Policy, kind_of, plan
+from mzbuild_async.retention.deletions import apply
+from mzbuild_async.retention.policy import Kind, Policy, kind_of, plan
 from mzbuild_async.testing import MemoryRegistry, no_wait
 
 pytestmark = pytest.mark.anyio

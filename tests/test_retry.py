@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from mzbuild_async.engine.docker import _stream_error
+from mzbuild_async.engine.answers import stream_error as _stream_error
 from mzbuild_async.support.retry import RetryPolicy, Transient, call_with_retries
 
 POLICY = RetryPolicy(attempts=4, initial_wait=0.0, max_wait=0.0, jitter=0.0)

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from mzbuild_async.cli.parser import build_parser
-from mzbuild_async.cli.settings import registry_settings
+from mzbuild_async.cli.settings import flags
 from mzbuild_async.model.options import BuildOptions
 from mzbuild_async.workflow.config import load_config
+from mzbuild_async.workflow.resolve import registry_settings
 from tests.support.demo import Cli
 from tests.support.registry import Registry
 
@@ -44,7 +45,7 @@ def test_every_registry_command_takes_the_file(tmp_path: Path, argv: list[str]) 
     """[lookup] tiers, retries, deadline and per-host limits reach each command's settings."""
     (tmp_path / "mzbuild-async.toml").write_text(SETTINGS)
     args = build_parser().parse_args(argv)
-    settings = registry_settings(args, load_config(tmp_path), {}, BuildOptions())
+    settings = registry_settings(flags(args), load_config(tmp_path), {}, BuildOptions())
     assert settings.tiers == ("memory", "registry")
     assert settings.retry.attempts == 2
     assert settings.deadline == 7.5
@@ -58,7 +59,7 @@ def test_flags_win_over_the_file(tmp_path: Path) -> None:
     args = build_parser().parse_args(
         ["check", "--all", "--tiers", "disk", "--retries", "4", "--deadline", "3"]
     )
-    settings = registry_settings(args, load_config(tmp_path), {}, BuildOptions())
+    settings = registry_settings(flags(args), load_config(tmp_path), {}, BuildOptions())
     assert (settings.tiers, settings.retry.attempts, settings.deadline) == (("disk",), 4, 3.0)
 
 

@@ -170,6 +170,26 @@ class Worker(Protocol):
         ...
 
 
+class RunWorker(Worker, Protocol):
+    """A :class:`Worker` as a run uses it: what it saw while it worked, read when
+    the round ends, and closed then."""
+
+    #: Specs a pull or push found missing although lookups said present.
+    stale: set[str]
+    #: Seconds each build took (the build history learns them).
+    build_seconds: dict[str, float]
+    #: Seconds waited for each image another CI step builds.
+    waited: dict[str, float]
+    #: The awaited images whose ``--wait`` ran out.
+    timed_out: set[str]
+    #: Each image pushed or found: its digest and size.
+    digests: dict[str, tuple[str, int]]
+
+    async def aclose(self) -> None:
+        """Release what the worker holds (staging directories, sessions)."""
+        ...
+
+
 class OneEngine:
     """The pool half of :class:`Worker` for workers of one engine (the scheduler
     moves images only between engines of a pool, so these are never called)."""

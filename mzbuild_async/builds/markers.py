@@ -23,11 +23,17 @@ import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+
+import anyio
 
 from ..errors import MzbuildError, shorten
+from ..model.status import Status
+from ..registry.client import RegistryClient
 from ..registry.names import parse_reference
 from ..registry.writer import OCI_INDEX, RegistryWriter
 from ..support import logs
+from ..support.deadline import deadline
 from ..support.documents import parse_json
 
 #: The annotation keys of a marker.
@@ -106,3 +112,69 @@ def _warn_once(message: str) -> None:
     if key not in _warned:
         _warned.add(key)
         logs.warning(message)
+
+
+@dataclass(frozen=True)
+class Awaited:
+    """How awaiting an image another CI step builds ended."""
+
+    #: Seconds waited.
+    seconds: float
+    #: Why it will not come, as one line ("": it came).
+    error: str = ""
+    #: Whether ``--wait`` ran out (rather than the other step failing).
+    ran_out: bool = False
+
+
+async def await_published(
+    client: RegistryClient,
+    name: str,
+    spec: str,
+    *,
+    wait: float,
+    wait_until: float | None,
+    unanswered: bool,
+    since: float,
+    run: str,
+    clock: Callable[[], float],
+) -> Awaited:
+    """HEAD the image's tag with backoff until the registry has it, the step that
+    builds it marked it failed (a marker of pipeline run ``run`` newer than ``since``),
+    or ``--wait`` has passed in all, counted from the step's start (``wait_until`` on
+    ``clock``; each request gets what is left, so ``--wait`` is a bound).
+    ``unanswered``: its lookup got no answer."""
+    ref = parse_reference(spec)
+    start = clock()
+    left = wait if wait_until is None else max(0.0, wait_until - start)
+    pause = 0.5
+    # Why the registry has not told so far ("" when it answered "absent").
+    previous = "its lookup got no answer" if unanswered else ""
+    unknown = previous
+    with deadline(left), anyio.move_on_after(left):
+        while True:
+            # (a request the time runs out on is the registry's fault, not the step's)
+            unknown = previous or "a request got no answer"
+            probe = await client.lookup(ref)
+            if probe.status is Status.PRESENT:
+                return Awaited(clock() - start)
+            previous = (probe.detail or "no answer") if probe.status is Status.UNKNOWN else ""
+            failure = await failure_of(RegistryWriter(client), spec, since, run=run)
+            unknown = previous
+            if failure is not None:
+                return Awaited(
+                    clock() - start,
+                    f"{name} will not come: the step that builds it failed ({failure})",
+                )
+            await anyio.sleep(pause)
+            pause = min(pause * 2, 15.0)
+    if unknown:
+        why = (
+            f"{name}: the registry did not tell within {wait:g} s whether it was"
+            f" published ({unknown}); the registry, not the step, is at fault (--wait)"
+        )
+    else:
+        why = (
+            f"{name} was not published within {wait:g} s: the step that builds it"
+            " failed or has not run (--wait)"
+        )
+    return Awaited(clock() - start, why, ran_out=True)

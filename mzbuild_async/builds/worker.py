@@ -32,7 +32,6 @@ from ..engine.protocol import Builder, BuildRequest, Engine
 from ..errors import (
     BuildError,
     CargoBuildError,
-    DockerBuildError,
     EngineError,
     ManifestUnknown,
     TransferError,
@@ -44,12 +43,10 @@ from ..model.status import Status
 from ..registry.auth import Credentials
 from ..registry.client import RegistryClient
 from ..registry.names import parse_reference
-from ..registry.writer import RegistryWriter
 from ..source.pins import pinned_dockerfile, read_lock
 from ..source.repository import Repository
 from ..store.locks import spec_lock
 from ..support import logs
-from ..support.deadline import deadline
 from ..support.events import BuildStep, Event, EventStatus, Listener, Phase, ignore
 from ..support.retry import DEFAULT_RETRY, RetryPolicy, Transient, call_with_retries
 from .cargo import (
@@ -67,23 +64,12 @@ from .context import (
     rewrite_dockerfile,
     stream_context,
 )
-from .markers import failure_of
+from .markers import await_published
+from .request import build_args, copy_entries, mounted
 
 T = TypeVar("T")
 LABEL_FINGERPRINT = "io.mzbuild.fingerprint"
 LABEL_INPUTS = "io.mzbuild.inputs-digest"
-
-
-def build_args(repo: Repository, name: str) -> dict[str, str]:
-    """The manifest's build args plus those the original always passes."""
-    options = repo.options
-    return {
-        **repo.image(name).manifest.build_args,
-        "BUILD_PROFILE": options.profile.name,
-        "ARCH_GCC": str(options.arch),
-        "ARCH_GO": options.arch.go,
-        "CI_SANITIZER": str(options.sanitizer),
-    }
 
 
 def cache_ref(cache_registry: str, name: str) -> str:
@@ -277,48 +263,23 @@ class EngineWorker:
         await self._pull(name, self.specs[name], engine)
 
     async def _await_published(self, name: str) -> None:
-        """HEAD the image's tag with backoff until the registry has it, the step that
-        builds it marked it failed, or ``--wait`` has passed in all, counted from the
-        step's start (each request gets what is left, so ``--wait`` is a bound)."""
-        spec = self.specs[name]
-        ref = parse_reference(spec)
-        start = self.clock()
-        left = self.wait if self.wait_until is None else max(0.0, self.wait_until - start)
-        pause = 0.5
-        # Why the registry has not told so far ("" when it answered "absent").
-        previous = "its lookup got no answer" if name in self.unanswered else ""
-        unknown = previous
-        with deadline(left), anyio.move_on_after(left):
-            while True:
-                # (a request the time runs out on is the registry's fault, not the step's)
-                unknown = previous or "a request got no answer"
-                probe = await self.client.lookup(ref)
-                if probe.status is Status.PRESENT:
-                    self.waited[name] = self.clock() - start
-                    return
-                previous = (probe.detail or "no answer") if probe.status is Status.UNKNOWN else ""
-                failure = await failure_of(
-                    RegistryWriter(self.client), spec, self._since, run=self.pipeline_run
-                )
-                unknown = previous
-                if failure is not None:
-                    self.waited[name] = self.clock() - start
-                    raise TransferError(
-                        f"{name} will not come: the step that builds it failed ({failure})"
-                    )
-                await anyio.sleep(pause)
-                pause = min(pause * 2, 15.0)
-        self.waited[name] = self.clock() - start
-        self.timed_out.add(name)
-        if unknown:
-            raise TransferError(
-                f"{name}: the registry did not tell within {self.wait:g} s whether it was"
-                f" published ({unknown}); the registry, not the step, is at fault (--wait)"
-            )
-        raise TransferError(
-            f"{name} was not published within {self.wait:g} s: the step that builds it"
-            " failed or has not run (--wait)"
+        """Wait for the image another step builds (:func:`.markers.await_published`)."""
+        awaited = await await_published(
+            self.client,
+            name,
+            self.specs[name],
+            wait=self.wait,
+            wait_until=self.wait_until,
+            unanswered=name in self.unanswered,
+            since=self._since,
+            run=self.pipeline_run,
+            clock=self.clock,
         )
+        self.waited[name] = awaited.seconds
+        if awaited.ran_out:
+            self.timed_out.add(name)
+        if awaited.error:
+            raise TransferError(awaited.error)
 
     async def _pull(self, name: str, ref: str, engine: str) -> None:
         docker = self._engine(engine)
@@ -440,7 +401,7 @@ class EngineWorker:
                         arch=repo.options.arch,
                     )
                 elif isinstance(pre_image, Copy):
-                    copies += _copy_entries(repo, pre_image)
+                    copies += copy_entries(repo, pre_image)
             files = repo.context_files(name)
             ignore_path = repo.root / image.directory / ".dockerignore"
             ignore_text = ignore_path.read_text() if ignore_path.is_file() else None
@@ -453,7 +414,7 @@ class EngineWorker:
                 dockerignore=ignore_text,
             )
             dockerfile = (repo.root / image.dockerfile).read_bytes()
-            secrets, agents = self._mounted(image.dockerfile, dockerfile)
+            secrets, agents = mounted(image.dockerfile, dockerfile, self.secrets, self.ssh)
             rewritten = pinned_dockerfile(  # (its mzbuild.lock's digests, where it has one)
                 rewrite_dockerfile(dockerfile, {d: self.specs[d] for d in image.dependencies}),
                 read_lock(repo.root / image.directory),
@@ -504,28 +465,6 @@ class EngineWorker:
                     "phase": phase,
                 }
         return {"image": None, "fingerprint": None, "phase": phase}
-
-    def _mounted(self, path: str, dockerfile: bytes) -> tuple[dict[str, bytes], dict[str, str]]:
-        """The secrets and SSH agents the Dockerfile mounts, of those given (only these
-        go to its build); one line before the build for a required one not given."""
-        secrets, agents = secret_mounts(dockerfile), ssh_mounts(dockerfile)
-        for line, secret, required in secrets:
-            if required and secret not in self.secrets:
-                raise DockerBuildError(
-                    f"{path}:{line}: the secret {secret!r} is not given; pass --secret"
-                    f" id={secret},src=PATH (or env=VARIABLE) or a [[secret]] table, or mark"
-                    " the mount required=false"
-                )
-        for line, agent, required in agents:
-            if required and agent not in self.ssh:
-                raise DockerBuildError(
-                    f"{path}:{line}: the SSH agent {agent!r} is not given; pass --ssh"
-                    f" {agent if agent == 'default' else agent + '=SOCKET'}"
-                )
-        return (
-            {s: self.secrets[s] for _, s, _ in secrets if s in self.secrets},
-            {a: self.ssh[a] for _, a, _ in agents if a in self.ssh},
-        )
 
     async def _cache_usable(self, tag: str, docker: Engine) -> bool:
         """Whether the layer cache ``tag`` can be built from: it is at its registry,
@@ -595,15 +534,3 @@ class EngineWorker:
 
 #: The note of an image another process built while we waited for its lock.
 BUILT_ELSEWHERE = "built by another process"
-
-
-def _copy_entries(repo: Repository, pre_image: Copy) -> list[tuple[str, str]]:
-    """(repository path, context path) of each file a ``copy`` pre-image brings in."""
-    from ..source.inputs import copy_files
-
-    source = pre_image.source
-    offset = len(source) + 1 if source else 0
-    return [
-        (path, f"{pre_image.destination.rstrip('/')}/{path[offset:]}".lstrip("/"))
-        for path in copy_files(repo.view, pre_image)
-    ]

@@ -89,6 +89,22 @@ class AzurePipelines:
         """Nothing: Azure takes nothing from a job but its log."""
         return {}
 
+    async def affected_outputs(
+        self,
+        environ: Mapping[str, str],
+        out: TextIO,
+        affected: Sequence[str],
+        decisions: Sequence[StepDecision] | None,
+    ) -> None:
+        """Output variables (``##vso[task.setvariable variable=affected;isoutput=true]``):
+        ``affected`` (the images, space-separated) and, with steps, ``run`` (the keys
+        of the steps to run); later jobs read them through ``dependencies``."""
+        values = {"affected": " ".join(affected)}
+        if decisions is not None:
+            values["run"] = " ".join(d.step.key for d in decisions if d.run)
+        for name, value in values.items():
+            out.write(f"##vso[task.setvariable variable={name};isoutput=true]{_data(value)}\n")
+
     async def hand_over(self, environ: Mapping[str, str], produced: Produced) -> None:
         """Nothing: the pipeline publishes ``--json`` and ``--metadata-file`` as
         artifacts where it wants them."""

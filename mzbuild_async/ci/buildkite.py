@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 import anyio
@@ -70,28 +70,31 @@ class Buildkite:
         """Nothing: Buildkite takes meta-data and annotations through its agent."""
         return {}
 
+    async def affected_outputs(
+        self,
+        environ: Mapping[str, str],
+        out: TextIO,
+        affected: Sequence[str],
+        decisions: Sequence[StepDecision] | None,
+    ) -> None:
+        """With ``buildkite-agent`` on the PATH: ``meta-data set mzbuild:affected``
+        (the images, space-separated) and, with steps, ``mzbuild:run`` (the keys of
+        the steps to run)."""
+        agent = _agent(environ)
+        if agent is None:
+            return
+        await agent("meta-data", "set", "mzbuild:affected", " ".join(affected))
+        if decisions is not None:
+            keys = " ".join(d.step.key for d in decisions if d.run)
+            await agent("meta-data", "set", "mzbuild:run", keys)
+
     async def hand_over(self, environ: Mapping[str, str], produced: Produced) -> None:
         """With ``buildkite-agent`` on the PATH: ``meta-data set mzbuild:IMAGE
         name@digest`` per image, and one annotation (context ``mzbuild-STEP``) listing
         them, failures in the error style."""
-        agent = shutil.which("buildkite-agent", path=environ.get("PATH"))
-        if agent is None or not (produced.references or produced.failures):
+        run = _agent(environ)
+        if run is None or not (produced.references or produced.failures):
             return
-
-        async def run(*args: str, body: str | None = None) -> None:
-            done = await anyio.run_process(
-                [agent, *args],
-                input=None if body is None else body.encode(),
-                env=dict(environ),
-                check=False,
-            )
-            if done.returncode != 0:
-                detail = done.stderr.decode(errors="replace").strip().splitlines()
-                raise OSError(
-                    f"buildkite-agent {args[0]} exited {done.returncode}"
-                    f"{': ' + detail[-1] if detail else ''}"
-                )
-
         for name, reference in produced.references.items():
             await run("meta-data", "set", f"mzbuild:{name}", reference)
         lines = [f"- `{name}`: `{ref}`" for name, ref in produced.references.items()]
@@ -141,3 +144,27 @@ class Buildkite:
             )
         document: dict[str, Any] = pipeline.to_dict()
         return document
+
+
+def _agent(environ: Mapping[str, str]) -> Callable[..., Awaitable[None]] | None:
+    """``buildkite-agent ARGS`` (``body=``: its stdin), OSError with its last line
+    when it fails; None when it is not on the PATH."""
+    agent = shutil.which("buildkite-agent", path=environ.get("PATH"))
+    if agent is None:
+        return None
+
+    async def run(*args: str, body: str | None = None) -> None:
+        done = await anyio.run_process(
+            [agent, *args],
+            input=None if body is None else body.encode(),
+            env=dict(environ),
+            check=False,
+        )
+        if done.returncode != 0:
+            detail = done.stderr.decode(errors="replace").strip().splitlines()
+            raise OSError(
+                f"buildkite-agent {args[0]} exited {done.returncode}"
+                f"{': ' + detail[-1] if detail else ''}"
+            )
+
+    return run

@@ -68,6 +68,20 @@ class GitHubActions:
         }
         return found
 
+    async def affected_outputs(
+        self,
+        environ: Mapping[str, str],
+        out: TextIO,
+        affected: Sequence[str],
+        decisions: Sequence[StepDecision] | None,
+    ) -> None:
+        """``$GITHUB_OUTPUT``: ``affected`` (the images, space-separated) and, with
+        steps, ``matrix`` (a job matrix of those to run: ``fromJSON`` it)."""
+        outputs = {"affected": " ".join(affected)}
+        if decisions is not None:
+            outputs["matrix"] = json.dumps(matrix(decisions))
+        write_outputs(environ, outputs)
+
     async def hand_over(self, environ: Mapping[str, str], produced: Produced) -> None:
         """``$GITHUB_OUTPUT``: one output per image (``name@digest``) and ``images``
         (all of them, a line each)."""

@@ -29,6 +29,16 @@ class GitLabCi:
         """Whether this runs as a GitLab CI job."""
         return environ.get("GITLAB_CI") == "true"
 
+    async def affected_outputs(
+        self,
+        environ: Mapping[str, str],
+        out: TextIO,
+        affected: Sequence[str],
+        decisions: Sequence[StepDecision] | None,
+    ) -> None:
+        """Nothing: GitLab takes the answer as a child pipeline (``--format gitlab``)
+        or an artifact the job declares (``--json``)."""
+
     async def hand_over(self, environ: Mapping[str, str], produced: Produced) -> None:
         """Nothing: GitLab takes outputs as artifacts the pipeline declares (``--json``
         and ``--metadata-file`` are those)."""

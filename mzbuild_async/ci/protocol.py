@@ -3,7 +3,8 @@
 A system says whether the process runs in it (its environment), which pipeline
 run a step belongs to (failure markers of other runs are ignored) and its web
 page (provenance names it), how a problem shows on a file's line, how a log
-folds a block of lines, which CI steps a change needs (``affected``), where a
+folds a block of lines, which CI steps a change needs (``affected``, and how
+later steps are told), where a
 step summary goes, and how a cut build is written as its pipeline. A new system
 is one module behind this protocol and one entry in :data:`~mzbuild_async.ci.SYSTEMS`.
 """
@@ -71,6 +72,18 @@ class CiSystem(Protocol):
     async def hand_over(self, environ: Mapping[str, str], produced: Produced) -> None:
         """Give the system what the run produced (step outputs, meta-data, an
         annotation), where it takes such things; OSError when it could not."""
+        ...
+
+    async def affected_outputs(
+        self,
+        environ: Mapping[str, str],
+        out: TextIO,
+        affected: Sequence[str],
+        decisions: Sequence[StepDecision] | None,
+    ) -> None:
+        """Hand ``affected``'s answer to later steps where this system takes such
+        values (step outputs, meta-data, output variables: logging commands go to
+        ``out``); OSError when it could not."""
         ...
 
     def affected(self, decisions: Sequence[StepDecision]) -> str | None:

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from .. import ci
-from ..ci.github import matrix, write_outputs
 from ..errors import UsageError
 from ..report.affected import affected_json, affected_text
 from ..report.deepjson import deep_json
-from ..source.repository import Repository
 from ..workflow.affected import affected_steps
-from .settings import Settings
+from ..workflow.resolve import Repository, Settings
+from .parser import PROG
 
 
 async def run_affected(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
-    """Print the affected images (and steps); under GitHub Actions also the step
-    outputs ``affected`` and, with ``--steps``, ``matrix``."""
+    """Print the affected images (and steps), and hand them to later steps of the CI
+    system this runs in (GitHub Actions: the step outputs ``affected`` and, with
+    ``--steps``, ``matrix``)."""
     fmt = "json" if args.json else args.format
     system = ci.by_name(fmt) if fmt in ci.NAMES else None
     if system is not None and args.steps is None:
@@ -35,8 +34,12 @@ async def run_affected(args: argparse.Namespace, repo: Repository, settings: Set
         sys.stdout.write(system.affected(decisions) or "")
     else:
         sys.stdout.write(affected_text(comparison, decisions))
-    outputs = {"affected": " ".join(a.image for a in comparison.affected)}
-    if decisions is not None:
-        outputs["matrix"] = json.dumps(matrix(decisions))
-    write_outputs(settings.environ, outputs)
+    here = ci.detect(settings.environ)
+    if here is not None:  # later steps are told where the system takes such values
+        affected = [a.image for a in comparison.affected]
+        try:
+            await here.affected_outputs(settings.environ, sys.stderr, affected, decisions)
+        except OSError as exc:  # (the answer is printed: only its hand-over failed)
+            sys.stderr.write(f"{PROG}: error: {here.name}: {exc.strerror or exc}\n")
+            return 1
     return 0

@@ -6,13 +6,11 @@ import argparse
 import json
 import sys
 
-from ..attest.dsse import load_public_key
 from ..errors import UsageError
 from ..report.verify import lock_json, lock_text, verify_json, verify_text
-from ..source.repository import Repository
 from ..workflow.lock import lock_images
-from ..workflow.verify import verify_images
-from .settings import Settings
+from ..workflow.resolve import Repository, Settings
+from ..workflow.verify import load_keys, verify_images
 
 
 async def run_verify(
@@ -25,7 +23,7 @@ async def run_verify(
             "verify: give --key PEM (the public key the signatures must verify with), or"
             " --allow-unsigned to check the statements without their signatures"
         )
-    keys = [load_public_key(path) for path in args.key]
+    keys = load_keys(args.key)
     verdicts = await verify_images(
         repo, targets, keys, cache_dir=settings.cache_dir, settings=settings.registries
     )

@@ -15,32 +15,21 @@ import time
 
 import anyio
 
-from .. import ci
-from ..builds.plan import Workflow
-from ..engine.endpoints import local_endpoint
 from ..errors import single_error
 from ..model.options import Arch
-from ..report import files, otel
-from ..report.annotations import failure_annotations
+from ..report.after import Finished, Outputs, after_run
+from ..report.files import hand_over_produced
 from ..report.plan import plan_text
 from ..report.progress import make_progress, progress_mode
 from ..report.promote import failed, promote_json, promote_text, promoted
 from ..report.summary import summary_text
-from ..source.repository import Repository
 from ..support.events import ignore
-from ..workflow.options import RunOptions
 from ..workflow.plan import plan_configured
 from ..workflow.promote import mainline_only, promote
-from ..workflow.results import RunResult
-from ..workflow.run import run_configured, run_container
-from ..workflow.services import registry_host
+from ..workflow.resolve import Repository, Settings, run_options
+from ..workflow.run import run_configured, run_container, workflow_of
 from .exits import WAIT_RAN_OUT
-from .otlp import export_tree
-from .parser import WORKFLOW_NAMES
-from .settings import Settings, run_options
-from .steps import step_options
-
-WORKFLOWS = {name: Workflow(name) for name in WORKFLOW_NAMES}
+from .settings import flags
 
 
 async def run_build_command(
@@ -49,7 +38,7 @@ async def run_build_command(
     """Run acquire/ensure/build/run; print the summary; the exit status."""
     command = args.command
     started_ns = time.time_ns()  # (the spans' clock: the run's times are relative)
-    options = run_options(args, settings, force=bool(getattr(args, "force", False)))
+    options = run_options(flags(args), settings)
     progress = make_progress(
         sys.stderr,
         verbose=args.verbose > 0,
@@ -64,7 +53,7 @@ async def run_build_command(
                     tg.start_soon(progress.ticker)
                 result = await run_configured(
                     repo,
-                    WORKFLOWS.get(command, Workflow.ACQUIRE),
+                    workflow_of(command),
                     targets,
                     registry=settings.registries,
                     cache_dir=settings.cache_dir,
@@ -76,51 +65,31 @@ async def run_build_command(
         if progress is not None:
             progress.close()
     status = 0 if result.ok else WAIT_RAN_OUT if result.only_waits_ran_out else 1
-    await export_tree(
-        args.otlp,
-        settings.environ,
-        lambda: otel.run_tree(result, command, registry_host(repo)),
-        started_ns,
+    if command == "run" and not result.ok:
+        status = 1
+    # The run's record first: the summary then says the exit status the process
+    # ends with (the files' paths were checked before any work).
+    status = await after_run(
+        Finished(result, repo, command, settings.environ, started_ns),
+        Outputs(
+            report=args.report,
+            trace=args.trace,
+            timeline=args.timeline,
+            metadata=args.metadata_file,
+            otlp=args.otlp,
+            hand_over=command != "run",
+        ),
+        status,
     )
-    system = ci.detect(settings.environ)
-    if system is not None:  # each failure on its Dockerfile line, where it shows that
-        for line in failure_annotations(result, repo, system):
-            sys.stderr.write(line + "\n")
-    if command == "run":
-        if not result.ok:
-            status = write_outputs(args, settings, result, 1)
-            sys.stdout.write(summary_text(result, status) + "\n")
-            return status
-        if write_outputs(args, settings, result, status):
+    if command == "run" and result.ok:
+        if status:
             return 1
-        home = next(iter(result.engines), "")
-        endpoint = next((e for e in options.engines if e.name == home), None)
-        endpoint = endpoint or local_endpoint(settings.environ)
-        return await run_container(result.images[targets[0]].spec, args.args, endpoint, _out)
-    # The files and the CI hand-over first: the summary then says the exit status
-    # the process ends with (their paths were checked before any work).
-    status = write_outputs(args, settings, result, status)
-    status = await files.hand_over(result, status, settings.environ)
-    if args.json:
+        return await run_container(result, options, targets[0], args.args, _out)
+    if args.json and command != "run":
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
     else:
         sys.stdout.write(summary_text(result, status) + "\n")
     return status
-
-
-def write_outputs(
-    args: argparse.Namespace, settings: Settings, result: RunResult, status: int
-) -> int:
-    """The run's files (:mod:`..report.files`); ``status``, or 1 when one failed."""
-    return files.write_outputs(
-        result,
-        status,
-        report=args.report,
-        trace=args.trace,
-        timeline=args.timeline,
-        step_summary=files.step_summary_path(settings.environ),
-        metadata=args.metadata_file,
-    )
 
 
 def _out(chunk: bytes) -> None:
@@ -135,19 +104,12 @@ async def run_plan_command(
     """``plan``: what a run of ``--workflow`` would do and why, doing none of it."""
     plan = await plan_configured(
         repo,
-        WORKFLOWS[args.workflow],
+        workflow_of(args.workflow),
         targets,
         registry=settings.registries,
         cache_dir=settings.cache_dir,
         force=args.force,
-        options=RunOptions(
-            engines=settings.engines,
-            slots=args.jobs,
-            transfer_registry=args.transfer_registry,
-            environ=settings.environ,
-            mirrors=settings.registries.publication_for(settings.options).mirrors,
-            **step_options(args, settings.environ),
-        ),
+        options=run_options(flags(args), settings),
     )
     if args.json:
         sys.stdout.write(json.dumps(plan.to_json(), indent=2) + "\n")
@@ -178,6 +140,6 @@ async def run_promote(
     else:
         sys.stdout.write(promote_text(results))
     sys.stdout.flush()
-    return await files.hand_over_produced(
+    return await hand_over_produced(
         promoted(results), 1 if failed(results) else 0, settings.environ
     )

@@ -10,12 +10,11 @@ from pathlib import Path
 
 from ..report import otel
 from ..report.check import check_json, check_text
+from ..report.export import export_tree
 from ..report.trace import write_trace
-from ..source.repository import Repository
 from ..workflow.check import check
+from ..workflow.resolve import Repository, Settings
 from ..workflow.services import registry_host
-from .otlp import export_tree
-from .settings import Settings
 
 
 async def run_check(

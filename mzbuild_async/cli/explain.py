@@ -7,56 +7,32 @@ import json
 import sys
 
 from ..report.deepjson import deep_json
-from ..source.explain import (
-    explain,
-    find_revision,
-    repository_at,
-    resolve_revision,
-    spec_fingerprint,
-)
-from ..source.repository import Repository
+from ..workflow.inspect import explain_image
+from ..workflow.resolve import Repository
 
 
 async def run_explain(args: argparse.Namespace, repo: Repository) -> int:
     """Explain one image against a revision or a spec; exit 1 if the spec is not found."""
-    name = repo.image(args.images[0]).name
-    wanted = spec_fingerprint(args.against)
-    label = args.against
-    if wanted is not None:
-        mine = str(await repo.fingerprint(name))
-        if mine == wanted:
-            return _emit(args, name, mine, wanted, f"{args.against} (the working tree)")
-        commit = await find_revision(repo, name, wanted, args.search)
-        if commit is None:
-            message = (
-                f"{name}: no commit among the last {args.search} has fingerprint {wanted};"
-                " raise --search or compare with a revision"
-            )
-            if args.json:
-                sys.stdout.write(json.dumps({"image": name, "found": False, "error": message}))
-                sys.stdout.write("\n")
-            else:
-                sys.stdout.write(message + "\n")
-            return 1
-        label = f"{args.against} (commit {commit[:12]})"
-        rev = commit
+    answer = await explain_image(repo, args.images[0], args.against, args.search)
+    if answer.same is not None:
+        document: dict[str, object] = {
+            "against": answer.label,
+            "image": answer.image,
+            "fingerprint": answer.same,
+            "other": answer.same,
+            "same": True,
+        }
+        text = f"{answer.image}: {answer.same}, the same as {answer.label}"
+    elif answer.explanation is None:
+        document = {"image": answer.image, "found": False, "error": answer.missing}
+        text = answer.missing
     else:
-        rev = await resolve_revision(repo.root, args.against)
-        label = f"{args.against} ({rev[:12]})"
-    async with repository_at(repo, rev) as old:
-        explanation = await explain(repo, old, name)
-    if args.json:
-        document = {"against": label, **explanation.to_json()}
+        document = {"against": answer.label, **answer.explanation.to_json()}
+        text = answer.explanation.text(answer.label)
+    if not args.json:
+        sys.stdout.write(text + "\n")
+    elif answer.explanation is not None:
         sys.stdout.write(deep_json(document) + "\n")
     else:
-        sys.stdout.write(explanation.text(label) + "\n")
-    return 0
-
-
-def _emit(args: argparse.Namespace, name: str, mine: str, wanted: str, label: str) -> int:
-    if args.json:
-        document = {"image": name, "fingerprint": mine, "other": wanted, "same": True}
-        sys.stdout.write(json.dumps({"against": label, **document}, indent=2) + "\n")
-    else:
-        sys.stdout.write(f"{name}: {mine}, the same as {label}\n")
-    return 0
+        sys.stdout.write(json.dumps(document, indent=2 if answer.same else None) + "\n")
+    return 1 if answer.missing else 0

@@ -8,9 +8,8 @@ import sys
 
 from ..model.options import Arch, Profile, Sanitizer
 from ..report.gc import failed, gc_json, gc_text
-from ..source.repository import Repository
 from ..workflow.gc import GcOptions, collect
-from .settings import Settings
+from ..workflow.resolve import Repository, Settings
 
 
 def gc_options(args: argparse.Namespace) -> GcOptions:

@@ -13,10 +13,8 @@ import errno
 import gc
 import json
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -25,16 +23,18 @@ import anyio
 
 from .. import ci
 from ..errors import MzbuildError, UsageError
-from ..model.options import (
-    env_is_truthy,
-)
-from ..source.repository import Repository
-from ..store.layout import default_cache_dir
-from ..store.locks import LOCKS_DIR
 from ..support import logs
+from ..workflow.resolve import (
+    Repository,
+    Settings,
+    cache_dir_of,
+    open_repository,
+    published,
+    targets,
+)
 from .exits import BROKEN_PIPE, INTERRUPTED, TERMINATED, WAIT_RAN_OUT
 from .parser import PROG, build_parser, one_line
-from .settings import Settings, build_settings, options_from_args
+from .settings import flags
 
 #: Every exit status, and what it means (docs/reference/exit-statuses.md is made from it).
 EXIT_STATUSES = {
@@ -59,22 +59,13 @@ GC_THRESHOLD = 100_000
 
 
 def _targets(args: argparse.Namespace, repo: Repository) -> list[str]:
-    every = getattr(args, "all", False)  # `run` names one image and has no --all
-    if every and args.images:
-        raise UsageError("give IMAGE names or --all, not both")
-    only = getattr(args, "only", None)
-    if only and (args.images or every):
-        raise UsageError(
-            f"{args.command}: --only names a CI step's own images, which are its targets;"
-            " give no IMAGE or --all with it"
-        )
-    if only:  # a CI step: its own images are the targets
-        return [repo.image(item.partition("=")[0]).name for item in only]
-    if every:
-        return list(repo.images)
-    if not args.images:
-        raise UsageError(f"{args.command}: name at least one IMAGE, or pass --all")
-    return [repo.image(name).name for name in args.images]
+    return targets(
+        repo,
+        args.command,
+        args.images,
+        every=getattr(args, "all", False),  # (`run` names one image and has no --all)
+        only=getattr(args, "only", None),
+    )
 
 
 def _emit(text: str) -> None:
@@ -118,22 +109,26 @@ async def run_command(args: argparse.Namespace) -> int:
     """Run the parsed command; returns the exit status."""
     environ = dict(os.environ)
     check_output_paths(args, environ)
-    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir(environ)
+    given = flags(args)
+    cache_dir = cache_dir_of(given, environ)
     if args.command == "cache":
-        from ..store.layout import clear
+        from ..workflow.caches import clear_caches
 
-        clear(cache_dir)
+        clear_caches(cache_dir)
         _emit(f"cleared the caches in {cache_dir}")
         return 0
     if args.command == "public-key":  # (needs no repository)
-        from ..attest.dsse import KeySigner
+        from ..workflow.verify import public_key_pem
 
-        _emit(KeySigner.load(args.sign_key).public_pem().rstrip("\n"))
+        _emit(public_key_pem(args.sign_key).rstrip("\n"))
         return 0
     with contextlib.ExitStack() as stack:
         if args.command in WRITES_CACHE:
+            from ..workflow.caches import usable_cache_dir
+
             cache_dir = usable_cache_dir(cache_dir, stack)
-        return await _run(args, environ, cache_dir)
+        repo, settings = await open_repository(given, environ, cache_dir)
+        return await COMMANDS[args.command](args, repo, settings)
 
 
 #: Commands that keep state in the cache directory besides the digest cache
@@ -155,71 +150,21 @@ WRITES_CACHE = frozenset(
 )
 
 
-def usable_cache_dir(cache_dir: Path, stack: contextlib.ExitStack) -> Path:
-    """``cache_dir`` if we can write there, else a private temporary one (one warning).
-
-    A read-only mount, or ``locks`` being a file, must not stop a run: it
-    goes on without the persistent caches, its locks in the private
-    directory (removed when ``stack`` closes).
-    """
-    try:
-        locks = cache_dir / LOCKS_DIR
-        locks.mkdir(parents=True, exist_ok=True)
-        for directory in (cache_dir, locks):
-            with tempfile.TemporaryFile(dir=directory):
-                pass
-        return cache_dir
-    except OSError as exc:
-        private = Path(tempfile.mkdtemp(prefix="mzbuild_async-cache-"))
-        stack.callback(shutil.rmtree, private, True)
-        logs.warning(
-            f"{cache_dir}: cannot write the cache directory ({exc.strerror or exc});"
-            f" running without the persistent caches, locks in {private}."
-            " Fix its permissions or pass --cache-dir"
-        )
-        return private
-
-
-async def _run(args: argparse.Namespace, environ: dict[str, str], cache_dir: Path) -> int:
-    options = options_from_args(args, environ)
-    repo = await Repository.open(
-        args.repo,
-        options,
-        strict=args.strict,
-        cache_dir=cache_dir,
-        digest_cache=args.digest_cache
-        and env_is_truthy(environ, "MZBUILD_ASYNC_DIGEST_CACHE", "1"),
-    )
-    settings = build_settings(args, environ, repo.root, cache_dir, options)
-    return await COMMANDS[args.command](args, repo, settings)
-
-
 async def _list(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
     if not args.json:
         _emit("\n".join(repo.images))
         return 0
-    listed = {
-        name: {
-            "directory": image.directory,
-            "dependencies": list(image.dependencies),
-            "publish": image.manifest.publish,
-            "mainline": image.manifest.mainline,
-            "description": image.manifest.description,
-        }
-        for name, image in repo.images.items()
-    }
-    _emit(json.dumps(listed, indent=2))
+    from ..workflow.inspect import listing
+
+    _emit(json.dumps(listing(repo), indent=2))
     return 0
 
 
 async def _fingerprints(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
     """``fingerprint`` and ``spec``."""
-    targets = _targets(args, repo)
-    fps = await repo.fingerprints(targets)
-    if args.command == "spec":
-        values = {t: repo.options.spec(t, str(fps[t])) for t in targets}
-    else:
-        values = {t: str(fps[t]) for t in targets}
+    from ..workflow.inspect import fingerprints
+
+    values = await fingerprints(repo, _targets(args, repo), spec=args.command == "spec")
     if args.json:
         _emit(json.dumps(values, indent=2))
     elif args.command == "spec" or len(args.images) == 1:
@@ -230,11 +175,10 @@ async def _fingerprints(args: argparse.Namespace, repo: Repository, settings: Se
 
 
 async def _describe(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
-    name = repo.image(args.images[0]).name
-    names = [i.name for i in repo.resolve([name])] if args.transitive else [name]
-    await repo.fingerprints(names)
-    descriptions = [await repo.describe(n) for n in names]
     from ..report.describe import describe_json, describe_text
+    from ..workflow.inspect import describe
+
+    descriptions = await describe(repo, args.images[0], transitive=args.transitive)
 
     if args.json:
         _emit(json.dumps({d.image.name: describe_json(d) for d in descriptions}, indent=2))
@@ -275,19 +219,17 @@ async def _plan(args: argparse.Namespace, repo: Repository, settings: Settings) 
 async def _pipeline(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
     from .pipeline import run_pipeline_command
 
-    targets = _targets(args, repo)
+    names = _targets(args, repo)
     if args.all:  # a publish: false image is built in a step only where a build needs it
-        targets = [t for t in targets if repo.image(t).manifest.publish]
-    return await run_pipeline_command(args, repo, targets, settings)
+        names = published(repo, names)
+    return await run_pipeline_command(args, repo, names, settings)
 
 
 async def _verify(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
     from .attest import run_verify
 
-    targets = _targets(args, repo)
-    if args.all:
-        targets = [t for t in targets if repo.image(t).manifest.publish]
-    return await run_verify(args, repo, targets, settings)
+    names = _targets(args, repo)
+    return await run_verify(args, repo, published(repo, names) if args.all else names, settings)
 
 
 async def _lock(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
@@ -299,10 +241,8 @@ async def _lock(args: argparse.Namespace, repo: Repository, settings: Settings) 
 async def _promote(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:
     from .build import run_promote
 
-    targets = _targets(args, repo)
-    if args.all:
-        targets = [t for t in targets if repo.image(t).manifest.publish]
-    return await run_promote(args, repo, targets, settings)
+    names = _targets(args, repo)
+    return await run_promote(args, repo, published(repo, names) if args.all else names, settings)
 
 
 async def _affected(args: argparse.Namespace, repo: Repository, settings: Settings) -> int:

@@ -7,22 +7,28 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
+from ..report.export import export_pipeline_root
 from ..report.pipeline import pipeline_text
-from ..source.repository import Repository
 from ..workflow.pipeline import plan_pipeline
-from .otlp import export_pipeline_root
-from .settings import Settings
-from .steps import pipeline_shape
+from ..workflow.resolve import Repository, Settings, run_options
+from ..workflow.shape import pipeline_shape
+from .settings import flags, pipeline_flags
 
 
 async def run_pipeline_command(
     args: argparse.Namespace, repo: Repository, targets: list[str], settings: Settings
 ) -> int:
     """Plan, cut, print the pipeline; exit status 0."""
-    shape = pipeline_shape(args, settings.environ)
     result = await plan_pipeline(
-        repo, targets, cache_dir=settings.cache_dir, settings=settings.registries, shape=shape
+        repo,
+        targets,
+        cache_dir=settings.cache_dir,
+        settings=settings.registries,
+        shape=pipeline_shape(pipeline_flags(args), settings.environ),
+        # (--attest, --sign-key PEM are the steps' flags: the key is a path on the agents)
+        options=run_options(replace(flags(args), attest=False, sign_key=None), settings),
     )
     await export_pipeline_root(args.otlp, settings.environ, len(result.builds))
     if not result.builds:

@@ -1,130 +1,38 @@
-"""Each group of flags beside the settings it fills, and :class:`Settings`, built once.
+"""Each group of flags, and :func:`flags`: the parsed command line as the workflow takes it.
 
-``run_command`` builds one :class:`Settings` per command from argv, the
-settings file (:mod:`..workflow.config`, read once) and the environment it
-was given, and passes it down: nothing below the command line reads the
-environment or the file. A group's flags and its reader sit together here,
-so a flag cannot be added without the setting it fills:
-
-- build options (every command): :func:`add_build_arguments`, :func:`options_from_args`;
-- registries and lookups (every command that looks images up or writes them):
-  :func:`add_registry_arguments`, :func:`registry_settings`;
-- the pool of engines: :func:`add_engine_arguments`, :func:`engine_settings`;
-- runs (``acquire``, ``ensure``, ``build``, ``run``): :func:`add_run_arguments`,
-  :func:`run_options`;
-- CI steps: :func:`add_step_arguments`, :func:`step_options`;
-- ``pipeline``: :func:`add_pipeline_arguments`, :func:`pipeline_shape`.
-
-Heavy modules (the registry client, engines) are imported only by the
-readers that need them: ``spec`` and ``fingerprint`` build their settings
-without them.
+The flags are defined here (``add_build_arguments``, ``add_registry_arguments``,
+``add_engine_arguments``, ``add_run_arguments``); what they mean is resolved
+once, with the settings file and the environment, by :mod:`..workflow.resolve`,
+whose :class:`~..workflow.resolve.Flags` names a field after each flag's ``dest``:
+a flag cannot be added without the field it fills (``tests/test_cli.py`` checks).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import UsageError
-from ..model.options import (
-    DEFAULT_IMAGE_PREFIX,
-    DEFAULT_IMAGE_REGISTRY,
-    DEFAULT_TRANSFERS,
-    Arch,
-    BuildOptions,
-    Profile,
-    Sanitizer,
-    default_jobs,
-    env_is_truthy,
-)
-from ..model.status import TIER_ORDER, parse_tiers
-from ..support import logs
+from ..model.options import DEFAULT_TRANSFERS, default_jobs
+from ..model.status import TIER_ORDER
+from ..workflow.resolve import Flags
 from .argtypes import positive_int, positive_seconds
-from .steps import add_otlp_argument, step_options
+from .steps import add_otlp_argument
 
 if TYPE_CHECKING:
-    from ..attest.dsse import Signer
-    from ..attest.keyless import BundleSigner
-    from ..engine.endpoints import Endpoint
-    from ..workflow.config import ConfigFile
-    from ..workflow.options import RunOptions
-    from ..workflow.settings import RegistrySettings
+    from ..workflow.shape import PipelineFlags
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything one command runs with."""
-
-    options: BuildOptions
-    cache_dir: Path
-    #: The environment the command was started with (credentials, Docker's and the
-    #: CI system's variables): the only one anything below reads.
-    environ: Mapping[str, str]
-    #: How the command talks to registries (None: it talks to none).
-    registry: RegistrySettings | None = None
-    #: The pool's engines, home first (empty: the local engine alone).
-    engines: tuple[Endpoint, ...] = ()
-    #: Build secrets by id (``[[secret]]``, ``--secret``): read once, masked in output.
-    secrets: Mapping[str, bytes] = field(default_factory=dict)
-
-    @property
-    def registries(self) -> RegistrySettings:
-        """:attr:`registry`, for the commands that have one."""
-        if self.registry is None:
-            raise UsageError("this command talks to no registry")
-        return self.registry
+def flags(args: argparse.Namespace) -> Flags:
+    """The parsed command line as :class:`Flags` (the registry flags' presence says
+    whether the command talks to registries)."""
+    return Flags.of(vars(args), registries=hasattr(args, "tiers"))
 
 
-def build_settings(
-    args: argparse.Namespace,
-    environ: Mapping[str, str],
-    root: Path,
-    cache_dir: Path,
-    options: BuildOptions,
-) -> Settings:
-    """The command's settings: the file is read only by commands that talk to
-    registries or engines (``spec`` and ``fingerprint`` start without it)."""
-    if not hasattr(args, "tiers"):  # (the registry flags: see add_registry_arguments)
-        return Settings(options, cache_dir, environ)
-    from ..workflow.config import load_config
+def pipeline_flags(args: argparse.Namespace) -> PipelineFlags:
+    """``pipeline``'s own flags."""
+    from ..workflow.shape import PipelineFlags
 
-    config = load_config(root)
-    return Settings(
-        options,
-        cache_dir,
-        environ,
-        registry=registry_settings(args, config, environ, options),
-        engines=engine_settings(args, config, environ) if hasattr(args, "engine") else (),
-        secrets=secret_settings(args, config, root, environ),
-    )
-
-
-def ssh_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
-    """The SSH agents of ``--ssh`` flags, by id (checked now: one line before any work)."""
-    from ..model.secrets import parse_ssh_flag
-
-    return dict(parse_ssh_flag(text, environ) for text in getattr(args, "ssh", None) or ())
-
-
-def secret_settings(
-    args: argparse.Namespace, config: ConfigFile, root: Path, environ: Mapping[str, str]
-) -> dict[str, bytes]:
-    """The build secrets of the file's ``[[secret]]`` tables and ``--secret`` flags (the
-    flags win), read now: a missing file or variable is one line before any work. Their
-    values are masked wherever text leaves the process."""
-    from ..model.secrets import load_secrets, parse_secret_flag
-
-    flags = [parse_secret_flag(text) for text in getattr(args, "secret", None) or ()]
-    values = load_secrets([*config.secrets, *flags], root, environ)
-    for value in values.values():
-        logs.register_secret(value.decode("utf-8", "replace").strip())
-    return values
-
-
-# ---------------------------------------------------------------- build options
+    return PipelineFlags.of(vars(args))
 
 
 def add_build_arguments(group: argparse._ArgumentGroup) -> None:
@@ -183,74 +91,6 @@ def add_build_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--image-prefix", metavar="PREFIX", help="prefix of image names")
 
 
-def options_from_args(args: argparse.Namespace, environ: dict[str, str]) -> BuildOptions:
-    """Build options from flags, falling back to the original's environment defaults."""
-    if args.profile:
-        profile = Profile.parse(_one(args, "profile", args.profile))
-    elif env_is_truthy(environ, "CI_LTO"):
-        profile = Profile.RELEASE
-    else:
-        profile = Profile.OPTIMIZED
-    if args.sanitizer:
-        sanitizer = Sanitizer.parse(_one(args, "sanitizer", args.sanitizer))
-    else:
-        sanitizer = Sanitizer.parse(environ.get("CI_SANITIZER") or "none", source="CI_SANITIZER")
-    registry = args.image_registry or DEFAULT_IMAGE_REGISTRY
-    prefix = DEFAULT_IMAGE_PREFIX if args.image_prefix is None else args.image_prefix
-    return BuildOptions(
-        profile=profile,
-        arch=_single_arch(args, environ),
-        coverage=(
-            args.coverage
-            if args.coverage is not None
-            else env_is_truthy(environ, "CI_COVERAGE_ENABLED")
-        ),
-        sanitizer=sanitizer,
-        image_registry=registry,
-        image_prefix=prefix,
-    )
-
-
-#: The commands that take several --arch (and gc several --profile and --sanitizer).
-SEVERAL_ARCHES = ("promote", "publish-manifest", "gc")
-
-
-def _one(args: argparse.Namespace, flag: str, values: list[str]) -> str:
-    """The one value of a flag only ``gc`` takes several times (its first, for gc)."""
-    distinct = list(dict.fromkeys(values))
-    if len(distinct) > 1 and args.command != "gc":
-        raise UsageError(f"{args.command}: give --{flag} once (only gc takes several)")
-    return distinct[0]
-
-
-def _single_arch(args: argparse.Namespace, environ: Mapping[str, str]) -> Arch:
-    arches: list[str] = args.arch or []
-    if len(set(arches)) > 1 and args.command not in SEVERAL_ARCHES:
-        raise UsageError(f"{args.command}: give --arch once (only promote and gc take several)")
-    return Arch.parse(arches[0]) if arches else default_arch(environ)
-
-
-def default_arch(environ: Mapping[str, str]) -> Arch:
-    """``DOCKER_DEFAULT_PLATFORM``'s architecture (as ``docker build`` takes it), else
-    this machine's."""
-    platform = environ.get("DOCKER_DEFAULT_PLATFORM", "").strip()
-    if not platform:
-        return Arch.host()
-    os_name, _, rest = platform.partition("/")
-    try:
-        if os_name != "linux" or not rest:
-            raise UsageError(platform)
-        return Arch.parse(rest.split("/")[0])
-    except UsageError:
-        raise UsageError(
-            f"DOCKER_DEFAULT_PLATFORM={platform}: not a platform mzbuild images are built for;"
-            " use linux/amd64 or linux/arm64, or pass --arch"
-        ) from None
-
-
-# ---------------------------------------------------------------- registries and lookups
-
-
 def add_lookup_arguments(p: argparse.ArgumentParser) -> None:
     """How images are looked up: the same flags on every command that looks them up."""
     group = p.add_argument_group("lookups")
@@ -304,45 +144,6 @@ def add_registry_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def registry_settings(
-    args: argparse.Namespace,
-    file: ConfigFile,
-    environ: Mapping[str, str],
-    options: BuildOptions,
-) -> RegistrySettings:
-    """The file's registry and publication settings with the command's flags applied."""
-    from ..model.publication import Destination
-    from ..registry.client import DEFAULT_DEADLINE
-    from ..registry.config import with_flags
-    from ..support.retry import DEFAULT_RETRY
-    from ..workflow.settings import RegistrySettings
-
-    config = with_flags(
-        file.registry,
-        args.registry_limit,
-        args.insecure_registry,
-        getattr(args, "manifest_get_docker_hub", False),  # (check's own flag)
-    )
-    tiers = parse_tiers(args.tiers) if args.tiers else (config.tiers or TIER_ORDER)
-    if args.no_disk_cache:
-        tiers = tuple(t for t in tiers if t != "disk")
-    attempts = args.retries or config.retries
-    retry = DEFAULT_RETRY if attempts is None else replace(DEFAULT_RETRY, attempts=attempts)
-    return RegistrySettings(
-        config=config,
-        tiers=tiers,
-        retry=retry,
-        deadline=args.deadline or config.deadline or DEFAULT_DEADLINE,
-        environ=dict(environ),
-        publication=file.publish.publication(
-            Destination(options.image_registry, options.image_prefix), args.mirror_registry
-        ),
-    )
-
-
-# ---------------------------------------------------------------- engines
-
-
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     """The pool of engines builds are spread over."""
     p.add_argument(
@@ -359,19 +160,6 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
         metavar="REF",
         help="where publish: false images travel between engines (default: they stay on one)",
     )
-
-
-def engine_settings(
-    args: argparse.Namespace, config: ConfigFile, environ: Mapping[str, str]
-) -> tuple[Endpoint, ...]:
-    """The pool: ``--engine`` flags, else the ``[[engine]]`` tables (none: the local engine)."""
-    from ..engine.endpoints import parse_engine_flag, resolve_engines
-
-    configs = [parse_engine_flag(flag) for flag in args.engine] or list(config.engines)
-    return tuple(resolve_engines(configs, dict(environ)))
-
-
-# ---------------------------------------------------------------- runs
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -478,55 +266,3 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_engine_arguments(p)
     add_registry_arguments(p)
-
-
-def run_options(args: argparse.Namespace, settings: Settings, *, force: bool = False) -> RunOptions:
-    """A run's options: its flags, the file's lookup settings, the pool, a CI step's."""
-    from ..workflow.options import RunOptions
-
-    jobs = args.jobs if args.jobs is not None else default_jobs()
-    if jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, not {jobs}")
-    if args.transfers < 1:
-        raise UsageError(f"--transfers must be at least 1, not {args.transfers}")
-    registry = settings.registries
-    return RunOptions(
-        tiers=registry.tiers,
-        trust_cache=args.trust_cache or registry.config.trust_cache,
-        jobs=jobs,
-        transfers=args.transfers,
-        fail_fast=args.fail_fast,
-        force=force,
-        cache_registry=args.cache_registry,
-        builder="auto" if args.builder == "engine" else args.builder,
-        engines=settings.engines,
-        slots=args.jobs,
-        transfer_registry=args.transfer_registry,
-        environ=settings.environ,
-        mirrors=registry.publication_for(settings.options).mirrors,
-        attest=args.attest or args.sign_key is not None or args.require_attested or args.keyless,
-        require_attested=args.require_attested,
-        keyless=keyless_from(args, settings.environ),
-        signers=signers_from(args),
-        secrets=settings.secrets,
-        ssh=ssh_settings(args, settings.environ),
-        **step_options(args, settings.environ),
-    )
-
-
-def keyless_from(args: argparse.Namespace, environ: Mapping[str, str]) -> BundleSigner | None:
-    """The sigstore signer ``--keyless`` asks for (checked now: one line before any work)."""
-    if not args.keyless:
-        return None
-    from ..attest.keyless import keyless_signer
-
-    return keyless_signer(environ)
-
-
-def signers_from(args: argparse.Namespace) -> tuple[Signer, ...]:
-    """The keys ``--sign-key`` names (read now: a bad key is one line before any work)."""
-    if args.sign_key is None:
-        return ()
-    from ..attest.dsse import KeySigner
-
-    return (KeySigner.load(args.sign_key),)

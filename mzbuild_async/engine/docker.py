@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import base64
 import importlib
-import json
-import re
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
@@ -26,16 +23,27 @@ from ..registry.auth import Credentials
 from ..registry.names import parse_reference
 from ..support import logs
 from ..support.lines import strip_ansi
+from .answers import (
+    AUTO,
+    BUILDKIT,
+    CLASSIC,
+    MANIFEST_UNKNOWN,
+    PUSHED_DIGEST,
+    build_params,
+    builder_for,
+    identity,
+    is_connection_error,
+    registry_auth,
+    stream_error,
+)
 from .buildkit import Progress, decode_status
 from .endpoints import Endpoint, cpu_count, docker_platform
 from .protocol import TAIL_LINES, BuildRequest, EngineInfo, LineSink, StepSink, drop_step
 from .protocol import drop as _drop
-from .session import SessionServer, build_session
+from .session import SessionServer, api_connection, build_session
 
 T = TypeVar("T")
 
-#: The builders an engine may build with (``auto``: BuildKit where it has it).
-AUTO, BUILDKIT, CLASSIC = "auto", "buildkit", "classic"
 BUILDER_NAMES = {BUILDKIT: "BuildKit (the engine API, version 2)", CLASSIC: "the classic builder"}
 #: The build argument that makes BuildKit write its cache metadata into the image.
 INLINE_CACHE = "BUILDKIT_INLINE_CACHE"
@@ -47,38 +55,9 @@ TRACE_ID, IMAGE_ID_ID = "moby.buildkit.trace", "moby.image.id"
 #: answers, and aiodocker has no timeout of its own for these.
 REQUEST_SECONDS = 30.0
 
-#: Seconds the clean-up of a ``run`` container may take when the run is over
-#: (or cancelled); past it the container is left, with a warning.
-CLEANUP_SECONDS = 5.0
 #: Image inspections (the daemon tier's lookups) handed to the engine's client at
 #: once; the rest wait in our limiter, before the HTTP client and its timeout.
 INSPECTIONS = 32
-
-
-def registry_auth(host: str, credentials: Credentials | None) -> str:
-    """The ``X-Registry-Auth`` header value for ``host`` (anonymous when None): how the
-    Docker engine API takes our credentials."""
-    if credentials is None:
-        payload: dict[str, str] = {}
-    else:
-        payload = {
-            "username": credentials.username,
-            "password": credentials.secret,
-            "serveraddress": host,
-        }
-    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode("ascii")
-
-
-def _identity(info: Mapping[str, Any]) -> str:
-    """One engine's identity from its ``/info`` (see :attr:`EngineInfo.id`)."""
-    engine_id = str(info.get("ID") or "")
-    if not engine_id:
-        return ""
-    return f"{engine_id} {info.get('Name', '')} {info.get('DockerRootDir', '')}"
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    return isinstance(exc, OSError | ValueError) or type(exc).__module__.startswith("aiohttp")
 
 
 class DockerEngine:
@@ -106,7 +85,7 @@ class DockerEngine:
         #: Inspections in flight at once (see :data:`INSPECTIONS`).
         self.inspections = anyio.CapacityLimiter(INSPECTIONS)
 
-    async def _bounded(self, doing: str, call: Callable[[], Awaitable[T]]) -> T:
+    async def bounded(self, doing: str, call: Callable[[], Awaitable[T]]) -> T:
         """``call()``, or EngineError when the engine gives no answer in time."""
         with anyio.move_on_after(self.request_seconds):
             return await call()
@@ -149,7 +128,7 @@ class DockerEngine:
             await self._docker.close()
             self._docker = None
 
-    def _engine_error(self, exc: BaseException, doing: str) -> EngineError:
+    def engine_error(self, exc: BaseException, doing: str) -> EngineError:
         if self.endpoint is not None:
             return EngineError(f"{self.label} could not be reached while {doing} ({reason(exc)})")
         return EngineError(
@@ -161,12 +140,12 @@ class DockerEngine:
         """``GET /version``; EngineError when the engine is absent or refuses it."""
         docker = await self.client()
         try:
-            version = await self._bounded("connecting", docker.version)
+            version = await self.bounded("connecting", docker.version)
         except EngineError:
             raise
         except Exception as exc:
-            if _is_connection_error(exc) or getattr(exc, "status", 0) == 900:
-                raise self._engine_error(exc, "connecting") from None
+            if is_connection_error(exc) or getattr(exc, "status", 0) == 900:
+                raise self.engine_error(exc, "connecting") from None
             raise EngineError(f"{self.label} refused a version request: {exc}") from None
         return version if isinstance(version, dict) else {}
 
@@ -178,18 +157,18 @@ class DockerEngine:
         """Platform, CPU count and version, from ``GET /info``."""
         docker = await self.client()
         try:
-            info = await self._bounded("connecting", docker.system.info)
+            info = await self.bounded("connecting", docker.system.info)
         except EngineError:
             raise
         except Exception as exc:
-            if _is_connection_error(exc) or getattr(exc, "status", 0) == 900:
-                raise self._engine_error(exc, "connecting") from None
+            if is_connection_error(exc) or getattr(exc, "status", 0) == 900:
+                raise self.engine_error(exc, "connecting") from None
             raise EngineError(f"{self.label} refused an info request: {exc}") from None
         return EngineInfo(
             docker_platform(info),
             cpu_count(info),
             str(info.get("ServerVersion", "")),
-            _identity(info),
+            identity(info),
         )
 
     async def exists(self, spec: str) -> bool:
@@ -203,20 +182,20 @@ class DockerEngine:
 
         try:
             async with self.inspections:  # (the wait here is not the request's time)
-                found = await self._bounded(
+                found = await self.bounded(
                     f"looking for {spec}", lambda: docker.images.inspect(spec)
                 )
         except aiodocker.exceptions.DockerError as exc:
             if exc.status == 404:
                 return None
             if exc.status == 900:
-                raise self._engine_error(exc, f"looking for {spec}") from None
+                raise self.engine_error(exc, f"looking for {spec}") from None
             raise EngineError(
                 f"{self.label} answered {exc.status} for {spec}: {exc.message}"
             ) from None
         except Exception as exc:
-            if _is_connection_error(exc):
-                raise self._engine_error(exc, f"looking for {spec}") from None
+            if is_connection_error(exc):
+                raise self.engine_error(exc, f"looking for {spec}") from None
             raise
         return str(found.get("Id") or "") if isinstance(found, dict) else ""
 
@@ -257,8 +236,8 @@ class DockerEngine:
                     f"{doing}: the engine answered {exc.status}: {exc.message}",
                     transient=exc.status >= 500,
                 ) from None
-            if _is_connection_error(exc) or isinstance(exc, aiodocker.exceptions.DockerError):
-                raise self._engine_error(exc, doing) from None
+            if is_connection_error(exc) or isinstance(exc, aiodocker.exceptions.DockerError):
+                raise self.engine_error(exc, doing) from None
             raise
 
     async def chosen_builder(self) -> str:
@@ -272,13 +251,7 @@ class DockerEngine:
         return self._chosen
 
     async def _detect(self) -> str:
-        version = await self._version()
-        components = " ".join(str(c.get("Name", "")) for c in version.get("Components") or [])
-        if "podman" in components.lower():
-            return CLASSIC  # (podman's Docker API builds with buildah, the classic way)
-        api = tuple(int(p) for p in str(version.get("ApiVersion", "0.0")).split(".")[:2])
-        linux = str(version.get("Os", "linux")) == "linux"
-        return BUILDKIT if api >= (1, 39) and linux else CLASSIC
+        return builder_for(await self._version())
 
     async def imports_cache(self) -> bool:
         """BuildKit reads a ``cachefrom`` image from its registry; the classic builder
@@ -316,18 +289,7 @@ class DockerEngine:
         self, request: BuildRequest, context: AsyncIterable[bytes], on_line: LineSink
     ) -> str:
         """The classic builder's build: its ``Step N/M`` lines, its last lines on failure."""
-        params: dict[str, Any] = {
-            "t": request.tag,
-            "dockerfile": request.dockerfile,
-            "rm": "1",
-            "forcerm": "1",
-            "buildargs": json.dumps(dict(request.buildargs)),
-            "labels": json.dumps(dict(request.labels)),
-        }
-        if request.platform:
-            params["platform"] = request.platform
-        if request.cache_from:
-            params["cachefrom"] = json.dumps(list(request.cache_from))
+        params = {**build_params(request, request.buildargs), "rm": "1", "forcerm": "1"}
         tail: list[str] = []
         step = ""
         image_id = ""
@@ -367,7 +329,7 @@ class DockerEngine:
     async def _built(self, request: BuildRequest, image_id: str) -> str:
         """A build's end: its image ID (none: the stream broke off), its extra tags."""
         if not image_id:
-            raise self._engine_error(
+            raise self.engine_error(
                 ConnectionError("the build stream ended without a result"),
                 f"building {request.tag}",
             )
@@ -385,25 +347,8 @@ class DockerEngine:
         return self._api_url().startswith(("unix://", "tcp://", "http://", "https://"))
 
     async def _raw_stream(self) -> anyio.abc.ByteStream:
-        """A connection of our own to the engine's API (what a session is upgraded on):
-        its unix socket, or TCP with its TLS."""
-        target = self.endpoint or self.local
-        url = self._api_url()
-        if url.startswith("unix://"):
-            return await anyio.connect_unix(url.removeprefix("unix://"))
-        if url.startswith(("tcp://", "http://", "https://")):
-            parts = urlsplit(url.replace("tcp://", "http://", 1))
-            host = parts.hostname or "127.0.0.1"
-            context = target.ssl_context() if target is not None else None
-            if context is None:
-                return await anyio.connect_tcp(host, parts.port or 2375)
-            return await anyio.connect_tcp(
-                host, parts.port or 2376, ssl_context=context, tls_standard_compatible=False
-            )
-        raise EngineError(
-            f"{self.label}: secrets and SSH forwarding need a unix:// or tcp:// engine, not"
-            f" {url.split('://', 1)[0]}://"
-        )
+        """A connection of our own to the engine's API (what a session is upgraded on)."""
+        return await api_connection(self._api_url(), self.endpoint or self.local, self.label)
 
     async def _build_buildkit(
         self,
@@ -419,17 +364,7 @@ class DockerEngine:
         buildargs = dict(request.buildargs)
         if request.inline_cache:
             buildargs[INLINE_CACHE] = "1"
-        params: dict[str, Any] = {
-            "version": "2",
-            "t": request.tag,
-            "dockerfile": request.dockerfile,
-            "buildargs": json.dumps(buildargs),
-            "labels": json.dumps(dict(request.labels)),
-        }
-        if request.platform:
-            params["platform"] = request.platform
-        if request.cache_from:
-            params["cachefrom"] = json.dumps(list(request.cache_from))
+        params = {**build_params(request, buildargs), "version": "2"}
         if session:
             params["session"] = session
         image_id = ""
@@ -466,14 +401,14 @@ class DockerEngine:
         if "/" in tag or not repo:
             repo, tag = target, "latest"
         try:
-            await self._bounded(
+            await self.bounded(
                 f"tagging {target}", lambda: docker.images.tag(source, repo, tag=tag)
             )
         except EngineError:
             raise
         except Exception as exc:
-            if _is_connection_error(exc):
-                raise self._engine_error(exc, f"tagging {target}") from None
+            if is_connection_error(exc):
+                raise self.engine_error(exc, f"tagging {target}") from None
             raise TransferError(f"could not tag {source} as {target}: {exc}") from None
 
     async def pull(
@@ -490,7 +425,7 @@ class DockerEngine:
             doing=f"pulling {spec}",
         ):
             if "error" in item or "errorDetail" in item:
-                raise _stream_error(f"pull of {spec}", item)
+                raise stream_error(f"pull of {spec}", item)
             status = str(item.get("status", ""))
             if status.startswith(("Status: Downloaded", "Status: Image is up to date")):
                 done = True
@@ -515,7 +450,7 @@ class DockerEngine:
             doing=f"pushing {spec}",
         ):
             if "error" in item or "errorDetail" in item:
-                raise _stream_error(f"push of {spec}", item)
+                raise stream_error(f"push of {spec}", item)
             aux = item.get("aux")
             status = str(item.get("status", ""))
             if isinstance(aux, dict) and "Digest" in aux:
@@ -538,7 +473,7 @@ class DockerEngine:
         import aiodocker
 
         try:
-            await self._bounded(
+            await self.bounded(
                 f"removing {spec}", lambda: docker.images.delete(spec, force=True, noprune=True)
             )
         except aiodocker.exceptions.DockerError as exc:
@@ -546,80 +481,8 @@ class DockerEngine:
                 raise EngineError(f"could not remove {spec}: {exc.message}") from None
 
     async def run(self, spec: str, args: Sequence[str], on_output: Callable[[bytes], None]) -> int:
-        """Run ``spec`` with ``args`` in a fresh container, removed afterwards; its exit code.
+        """Run ``spec`` with ``args`` in a fresh container, removed afterwards (also when
+        cancelled: :func:`.containers.run_container`); its exit code."""
+        from .containers import run_container
 
-        The container is removed also when the run is cancelled, within
-        :data:`CLEANUP_SECONDS`: an engine that does not answer by then keeps
-        it, and a warning says how to remove it.
-        """
-        docker = await self.client()
-        config: dict[str, Any] = {"Image": spec, "AttachStdout": True, "AttachStderr": True}
-        if args:
-            config["Cmd"] = list(args)
-        try:
-            container = await self._bounded(
-                f"creating a container from {spec}",
-                lambda: docker.containers.create(config=config),
-            )
-        except EngineError:
-            raise
-        except Exception as exc:
-            if _is_connection_error(exc):
-                raise self._engine_error(exc, f"running {spec}") from None
-            raise EngineError(f"could not create a container from {spec}: {exc}") from None
-        try:
-            await self._bounded(f"starting a container from {spec}", container.start)
-            async for chunk in container.log(stdout=True, stderr=True, follow=True):
-                on_output(chunk.encode() if isinstance(chunk, str) else chunk)
-            result = await container.wait()
-            return int(result.get("StatusCode", 1))
-        finally:
-            await self._remove_container(container.id)
-
-    async def _remove_container(self, container_id: str) -> None:
-        """Remove a container (shielded, bounded: also when the run is cancelled)."""
-        short = container_id[:12]
-        with anyio.CancelScope(shield=True):
-            with anyio.move_on_after(CLEANUP_SECONDS) as scope:
-                try:
-                    await (
-                        (await self.client()).containers.container(container_id).delete(force=True)
-                    )
-                except Exception as exc:  # the engine went away: say what is left
-                    logs.warning(
-                        f"{self.label}: could not remove container {short} ({reason(exc)});"
-                        f" remove it with `docker rm -f {short}`"
-                    )
-            if scope.cancelled_caught:
-                logs.warning(
-                    f"{self.label} did not answer in {CLEANUP_SECONDS:g} s; left container"
-                    f" {short} behind: remove it with `docker rm -f {short}`"
-                )
-
-
-#: The digest in a push's last status line (``TAG: digest: sha256:... size: N``).
-PUSHED_DIGEST = re.compile(r"\bdigest: (sha256:[0-9a-f]{64})\b")
-
-#: What a pull or push error from the engine's stream says when another try
-#: may succeed. The stream carries only text (``error``/``errorDetail``), so
-#: this boundary reads it once; everything past it sees ``transient``.
-TRANSIENT_STREAM_ERROR = re.compile(
-    r"timeout|timed out|reset by peer|EOF|connection refused|50[0234]|429|toomanyrequests"
-    r"|i/o|temporar",
-    re.IGNORECASE,
-)
-
-
-#: What the engine says when the registry has no manifest at a tag (dockerd:
-#: ``manifest for X not found: manifest unknown``; podman: ``manifest unknown``).
-MANIFEST_UNKNOWN = re.compile(r"manifest unknown|manifest for \S+ not found", re.IGNORECASE)
-
-
-def _stream_error(what: str, item: Mapping[str, Any]) -> TransferError:
-    """The error an ``error`` item of a pull or push stream stands for."""
-    message = str(item.get("error", "")).strip()
-    if MANIFEST_UNKNOWN.search(message):
-        return ManifestUnknown(f"{what} failed: {message}")
-    return TransferError(
-        f"{what} failed: {message}", transient=bool(TRANSIENT_STREAM_ERROR.search(message))
-    )
+        return await run_container(self, spec, args, on_output)

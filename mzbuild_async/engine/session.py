@@ -25,12 +25,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
 
 if TYPE_CHECKING:
     from h2.connection import H2Connection
+
+    from .endpoints import Endpoint
 
 from ..errors import EngineError, reason
 from ..support.protowire import field_bytes, field_varint, fields, text
@@ -365,3 +368,23 @@ async def build_session(connect: Connect, server: SessionServer, where: str) -> 
     finally:
         with anyio.CancelScope(shield=True):
             await stream.aclose()
+
+
+async def api_connection(url: str, target: Endpoint | None, label: str) -> anyio.abc.ByteStream:
+    """A connection of our own to the engine's API at ``url`` (what a session is
+    upgraded on): its unix socket, or TCP with ``target``'s TLS."""
+    if url.startswith("unix://"):
+        return await anyio.connect_unix(url.removeprefix("unix://"))
+    if url.startswith(("tcp://", "http://", "https://")):
+        parts = urlsplit(url.replace("tcp://", "http://", 1))
+        host = parts.hostname or "127.0.0.1"
+        context = target.ssl_context() if target is not None else None
+        if context is None:
+            return await anyio.connect_tcp(host, parts.port or 2375)
+        return await anyio.connect_tcp(
+            host, parts.port or 2376, ssl_context=context, tls_standard_compatible=False
+        )
+    raise EngineError(
+        f"{label}: secrets and SSH forwarding need a unix:// or tcp:// engine, not"
+        f" {url.split('://', 1)[0]}://"
+    )

@@ -43,6 +43,8 @@ from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
+from ..dag.paths import longest_paths, topological
+from ..dag.simulate import list_schedule
 from ..dag.unionfind import UnionFind
 
 #: Seconds an agent spends on a step before its first build (checkout, start-up).
@@ -139,28 +141,6 @@ def _a_cycle(
     return []
 
 
-def _topological(
-    groups: Mapping[str, Sequence[str]],
-    preds: Mapping[str, set[str]],
-    succs: Mapping[str, set[str]],
-    order: Mapping[str, int],
-) -> list[str]:
-    """The groups, each after its predecessors, ties by their first image's order
-    (Kahn's algorithm; the same order in every process, whatever the hashing)."""
-    left = {g: len(preds[g]) for g in groups}
-    todo = [(order[groups[g][0]], g) for g in groups if not left[g]]
-    heapq.heapify(todo)
-    out: list[str] = []
-    while todo:
-        g = heapq.heappop(todo)[1]
-        out.append(g)
-        for s in succs[g]:
-            left[s] -= 1
-            if not left[s]:
-                heapq.heappush(todo, (order[groups[s][0]], s))
-    return out
-
-
 def step_seconds(
     images: Sequence[str],
     deps: Mapping[str, AbstractSet[str]],
@@ -172,46 +152,29 @@ def step_seconds(
     the longest remaining path first (``released``: an image's earliest start in
     its step, e.g. after the step's cargo build)."""
     chosen = set(images)
-    after: dict[str, list[str]] = {name: [] for name in images}
-    for name in images:
-        for dep in deps[name]:
-            if dep in chosen:
-                after[dep].append(name)
-    rest: dict[str, float] = {}
-    for name in reversed(images):
-        rest[name] = seconds[name] + max((rest[n] for n in after[name]), default=0.0)
-    waiting = {n: sum(d in chosen for d in deps[n]) for n in images}
-    ready: list[tuple[float, str]] = []
-    later: list[tuple[float, str]] = []  # ready, not released yet: (release, name)
-    running: list[tuple[float, str]] = []
-    now = 0.0
+    preds = {name: [d for d in deps[name] if d in chosen] for name in images}
+    rest = longest_paths(images, _successors(images, preds), seconds.__getitem__, ordered=True)
+    started = list_schedule(
+        sorted(images),  # (ties of the longest path: by name)
+        preds,
+        seconds.__getitem__,
+        rest.__getitem__,
+        lambda _name, _now: "slot",
+        slots=jobs,
+        earliest=released,
+    )
+    return max((s.at + seconds[s.node] for s in started.values()), default=0.0)
 
-    def arrive(name: str) -> None:
-        if released.get(name, 0.0) <= now:
-            heapq.heappush(ready, (-rest[name], name))
-        else:
-            heapq.heappush(later, (released[name], name))
 
-    for name in images:
-        if not waiting[name]:
-            arrive(name)
-    finished = 0
-    while finished < len(images):
-        while later and later[0][0] <= now:
-            heapq.heappush(ready, (-rest[later[0][1]], heapq.heappop(later)[1]))
-        while ready and len(running) < jobs:
-            name = heapq.heappop(ready)[1]
-            heapq.heappush(running, (now + seconds[name], name))
-        if not running or (later and later[0][0] < running[0][0]):
-            now = later[0][0]
-            continue
-        now, name = heapq.heappop(running)
-        finished += 1
-        for other in after[name]:
-            waiting[other] -= 1
-            if not waiting[other]:
-                arrive(other)
-    return now
+def _successors(
+    nodes: Sequence[str], preds: Mapping[str, AbstractSet[str] | Sequence[str]]
+) -> dict[str, list[str]]:
+    """What waits for each node (``preds`` turned around)."""
+    after: dict[str, list[str]] = {n: [] for n in nodes}
+    for n in nodes:
+        for p in preds[n]:
+            after[p].append(n)
+    return after
 
 
 def partition(
@@ -295,9 +258,9 @@ class _Cutter:
             for p in ps:
                 self.succs[p].add(g)
         # Longest remaining path of each group (its work and what waits for it).
-        self.path: dict[str, float] = {}
-        for g in reversed(_topological(self.members, self.preds, self.succs, self.order)):
-            self.path[g] = self.work[g] + max((self.path[s] for s in self.succs[g]), default=0.0)
+        self.path = longest_paths(self.members, self.succs, self.work.__getitem__)
+        #: The groups, each after its predecessors (ties: the order of their images).
+        self.topological = topological(list(self.members), self.preds, self.succs, self.first)
         self.done: set[str] = set()  # groups whose step has ended
         self.step_of: dict[str, int] = {}
         self.steps: list[Step] = []
@@ -305,6 +268,10 @@ class _Cutter:
         self.ready: list[Item] = []
         self.released: Mapping[str, float] = {}
         self._ideal: dict[int, dict[str, float]] = {}
+
+    def first(self, group: str) -> int:
+        """Where a group's first image stands in the dependency order."""
+        return self.order[self.members[group][0]]
 
     def item(self, group: str) -> Item:
         return (-self.path[group], self.order[self.members[group][0]], group)
@@ -349,7 +316,7 @@ class _Cutter:
         round_of: dict[str, int] = {}
         pieces_of = UnionFind[str]()  # (each piece's representative: its last group)
         size: dict[str, float] = {}
-        for g in _topological(self.members, self.preds, self.succs, self.order):
+        for g in self.topological:
             own = int(min(start[n] for n in self.members[g]) // width)
             r = max([own, *(round_of[p] for p in self.preds[g])])
             joined = {pieces_of.find(p) for p in self.preds[g] if round_of[p] == r}
@@ -360,21 +327,22 @@ class _Cutter:
             size[g] = self.work[g] + sum(size[j] for j in joined)
             for j in joined:
                 pieces_of.union(g, j)
+        by_round: dict[int, dict[str, list[str]]] = {}
+        for g in self.members:  # (each round's pieces, their groups in the members' order)
+            parts = by_round.setdefault(round_of[g], {})
+            parts.setdefault(pieces_of.find(g), []).extend(self.members[g])
         out: list[list[str]] = []
-        for r in sorted(set(round_of.values())):
-            parts: dict[str, list[str]] = {}
-            for g in self.members:
-                if round_of[g] == r:
-                    parts.setdefault(pieces_of.find(g), []).extend(self.members[g])
-            pieces = sorted(parts.values(), key=lambda n: -sum(self.seconds[x] for x in n))
-            work = sum(self.seconds[n] for piece in pieces for n in piece)
-            count = max(1, min(len(pieces), max(lanes, int(work // limit) + 1 if limit else 1)))
+        for r in sorted(by_round):
+            weighed = [(sum(self.seconds[x] for x in n), n) for n in by_round[r].values()]
+            weighed.sort(key=lambda wn: -wn[0])
+            work = sum(self.seconds[n] for _, piece in weighed for n in piece)
+            count = max(1, min(len(weighed), max(lanes, int(work // limit) + 1 if limit else 1)))
             bins: list[list[str]] = [[] for _ in range(count)]
             load = [0.0] * count
-            for piece in pieces:
+            for w, piece in weighed:
                 i = min(range(count), key=load.__getitem__)
                 bins[i].extend(piece)
-                load[i] += sum(self.seconds[n] for n in piece)
+                load[i] += w
             out.extend(b for b in bins if b)
         return out
 
@@ -387,33 +355,17 @@ class _Cutter:
 
     def _ideal_starts(self, lanes: int) -> dict[str, float]:
         images = sorted(self.order, key=self.order.__getitem__)
-        slots = lanes * self.jobs
-        after: dict[str, list[str]] = {n: [] for n in images}
-        for n in images:
-            for d in self.deps[n]:
-                after[d].append(n)
-        rest: dict[str, float] = {}
-        for n in reversed(images):
-            rest[n] = self.seconds[n] + max((rest[a] for a in after[n]), default=0.0)
-        waiting = {n: len(self.deps[n]) for n in images}
-        ready = [(-rest[n], n) for n in images if not waiting[n]]
-        heapq.heapify(ready)
-        running: list[tuple[float, str]] = []
-        start: dict[str, float] = {}
-        now = 0.0
-        while len(start) < len(images) or running:
-            while ready and len(running) < slots:
-                n = heapq.heappop(ready)[1]
-                start[n] = now
-                heapq.heappush(running, (now + self.seconds[n], n))
-            if not running:
-                break
-            now, n = heapq.heappop(running)
-            for a in after[n]:
-                waiting[a] -= 1
-                if not waiting[a]:
-                    heapq.heappush(ready, (-rest[a], a))
-        return start
+        after = _successors(images, self.deps)
+        rest = longest_paths(images, after, self.seconds.__getitem__, ordered=True)
+        started = list_schedule(
+            sorted(images),  # (ties of the longest path: by name)
+            self.deps,
+            self.seconds.__getitem__,
+            rest.__getitem__,
+            None,
+            slots=lanes * self.jobs,
+        )
+        return {name: s.at for name, s in started.items()}
 
     def run(self, lanes: int, share: float, limit: float = float("inf")) -> Partition:
         for g in self.members:

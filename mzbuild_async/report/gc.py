@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..release.deletions import Deletion
-from ..release.retention import Verdict
+from ..retention.deletions import Deletion
+from ..retention.policy import Verdict
 from ..workflow.gc import GcResult
 
 #: The ``gc --json`` document's schema (``report/schemas/gc.json``).

@@ -7,7 +7,7 @@ image's spec at each of them, under every build-option variant asked for, is
 fingerprinted from git objects (:mod:`..source.history`: nothing is checked
 out). The repositories scanned are those of every image at those commits (and
 at HEAD), at the primary registry and at every mirror. The verdicts and the
-deletions are :mod:`..release.retention`'s.
+deletions are :mod:`..retention`'s.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from ..model.spec import TAG_PREFIX, fingerprint_of
 from ..registry import ghcr
 from ..registry.names import Reference, parse_reference
 from ..registry.writer import RegistryWriter
-from ..release.deletions import Deleter, Deletion, apply
-from ..release.retention import Plan, Policy, plan
+from ..retention.deletions import Deleter, Deletion, apply
+from ..retention.policy import Plan, Policy, plan
 from ..source.clone import remote_names, remote_refs, shallow_boundaries, shown_remote
 from ..source.gitview import _git
 from ..source.history import History, specs_at

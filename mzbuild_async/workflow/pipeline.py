@@ -63,8 +63,10 @@ async def plan_pipeline(
     cache_dir: Path,
     settings: RegistrySettings,
     shape: PipelineShape,
+    options: RunOptions | None = None,
 ) -> PipelineResult:
-    """Plan ``ensure`` of ``targets``, cut the builds into steps, emit the pipeline."""
+    """Plan ``ensure`` of ``targets`` (with ``options``: the command's, resolved as
+    ``plan``'s), cut the builds into steps, emit the pipeline."""
     publication = settings.publication_for(repo.options)
     plan = await plan_configured(
         repo,
@@ -72,14 +74,17 @@ async def plan_pipeline(
         targets,
         registry=settings,
         cache_dir=cache_dir,
-        options=RunOptions(mirrors=publication.mirrors, environ=settings.environ),
+        options=options
+        or RunOptions(mirrors=publication.mirrors, environ=settings.environ, tiers=settings.tiers),
     )
     decisions = plan.decisions
     builds = [n for n, d in decisions.items() if shape.any_commit or d.action is Action.BUILD]
     # A published image a mirror lacks (or the primary) is a step's too: its ensure copies it.
     copies = [n for n in decisions if n not in builds and _needs_copy(plan.found.get(n))]
-    builds += copies
-    chosen = set(builds)
+    chosen = {*builds, *copies}
+    # In the decisions' (dependency) order, as the cut takes them: a copied parent
+    # before the builds on it.
+    builds = [n for n in decisions if n in chosen]
     deps = {n: {d for d in repo.image(n).dependencies if d in chosen} for n in builds}
     given = shape.agents is not None or shape.max_step_seconds
     cut = partition(

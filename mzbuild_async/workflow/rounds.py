@@ -13,8 +13,9 @@ from typing import Any
 
 import anyio
 
+from ..builds.jobs import RunWorker
 from ..builds.plan import AWAITED, Decision, Found, Workflow, jobs
-from ..builds.scheduler import Outcome, RunLimits, Scheduler, Worker
+from ..builds.scheduler import Outcome, RunLimits, Scheduler
 from ..errors import single_error
 from ..lookup.disk import DiskTier
 from ..lookup.engine import LookupEngine
@@ -24,6 +25,7 @@ from ..registry.writer import RegistryWriter
 from ..release.mirrors import restore
 from ..source.repository import Repository
 from ..store.history import BuildHistory
+from ..support import logs
 from .events import RunEvents
 from .options import RunOptions
 from .results import EngineReport, RunPlan
@@ -42,7 +44,7 @@ class Round:
 
     plan: RunPlan
     scheduler: Scheduler
-    worker: Worker
+    worker: RunWorker
     outcomes: Mapping[str, Outcome]
     #: Specs a pull or push found missing although lookups said present.
     stale: AbstractSet[str]
@@ -64,25 +66,56 @@ def merged(rounds: Sequence[Round]) -> tuple[RunPlan, dict[str, Outcome]]:
     return replace(plan, decisions=decisions, found=found), outcomes
 
 
-async def run_round(
-    repo: Repository,
-    workflow: Workflow,
-    targets: list[str],
-    specs: Mapping[str, str],
-    services: Services,
-    options: RunOptions,
-    events: RunEvents,
-    history: BuildHistory,
-    worker_factory: Callable[..., Worker] | None,
-    stale: AbstractSet[str],
-    cache_dir: Path,
-    platform: str,
-    lost: AbstractSet[str],
-) -> Round:
+@dataclass(frozen=True)
+class Run:
+    """What every round of one run shares."""
+
+    repo: Repository
+    workflow: Workflow
+    targets: list[str]
+    #: Each target's spec (filled while the services open: read only once they have).
+    specs: Mapping[str, str]
+    services: Services
+    options: RunOptions
+    events: RunEvents
+    history: BuildHistory
+    cache_dir: Path
+    platform: str
+    #: Makes the round's worker (None: :class:`~..builds.worker.EngineWorker`).
+    worker_factory: Callable[..., RunWorker] | None = None
+
+
+async def run_rounds(run: Run) -> list[Round]:
+    """Rounds until no tag the run was told of turns out gone (at most :data:`ROUNDS`).
+
+    Where one tag went, others may have gone (a retention policy): the next
+    round asks the registry about everything the cache vouches for.
+    """
+    rounds: list[Round] = []
+    stale: set[str] = set()
+    while True:
+        lost = {n for r in rounds for n, load in r.scheduler.load.items() if load.lost}
+        done = await run_round(run, stale=frozenset(stale), lost=lost)
+        rounds.append(done)
+        fresh = done.stale - stale
+        if not fresh or len(rounds) >= ROUNDS:
+            return rounds
+        run.services.lookups.confirm_from_now()
+        for spec in sorted(fresh):
+            logs.warning(
+                f"{spec}: the registry no longer has it (seen present before); building it"
+            )
+            await run.services.lookups.found_absent(spec)
+        stale |= fresh
+
+
+async def run_round(run: Run, *, stale: AbstractSet[str], lost: AbstractSet[str]) -> Round:
     """Decide and do the work of every target once (``stale``: specs known absent;
     ``lost``: engines an earlier round lost)."""
     from ..builds.worker import EngineWorker
 
+    repo, workflow, targets, specs = run.repo, run.workflow, run.targets, run.specs
+    services, options, events = run.services, run.options, run.events
     home, registry_client, engine = services.home, services.client, services.lookups
     # Filled as decisions are released: forced rebuilds, images other steps build.
     rebuild, awaited, unanswered = set[str](), set[str](), set[str]()
@@ -91,12 +124,12 @@ async def run_round(
     extra = worker_arguments(services, options, awaited, wait_until, unanswered)
     if stale:
         extra["absent"] = stale
-    worker = (worker_factory or EngineWorker)(
+    worker = (run.worker_factory or EngineWorker)(
         repo=repo,
         specs=specs,
         docker=home,
         client=registry_client,
-        cache_dir=cache_dir,
+        cache_dir=run.cache_dir,
         cache_registry=options.cache_registry,
         buildx=await open_builder(options, services.configured),
         listener=events.now,
@@ -108,9 +141,9 @@ async def run_round(
     scheduler = Scheduler(
         [], worker, limits, engines=services.slots(lost), listener=events.now, open_ended=True
     )
-    estimates = build_estimates(repo, specs, history)
+    estimates = build_estimates(repo, specs, run.history)
     registry = parse_reference(next(iter(specs.values()))).api_host if specs else ""
-    settings = job_settings(repo, workflow, targets, options, platform)
+    settings = job_settings(repo, workflow, targets, options, run.platform)
     forced = set(targets) if options.force else set()
 
     def release(
@@ -159,16 +192,14 @@ async def run_round(
                     scheduler.close()
     finally:
         events.recorder.finish(events.since())
-        closing = getattr(worker, "aclose", None)
-        if closing is not None:
-            await closing()
+        await worker.aclose()
     return Round(
         plan,
         scheduler,
         worker,
         scheduler.outcomes(),
-        frozenset(getattr(worker, "stale", ())),
-        dict(getattr(worker, "build_seconds", {})),
+        frozenset(worker.stale),
+        dict(worker.build_seconds),
     )
 
 

@@ -9,21 +9,19 @@ CLI renders it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..attest.dsse import KeySigner
+from ..builds.jobs import Outcome, RunWorker
 from ..builds.plan import Workflow
-from ..builds.scheduler import Worker
-from ..engine.endpoints import Endpoint
 from ..engine.factory import open_engine
 from ..engine.protocol import Engine
 from ..registry.client import RegistryClient
 from ..registry.writer import RegistryWriter
 from ..source.repository import Repository
 from ..store.history import BuildHistory
-from ..support import logs
 from ..support.events import Listener, ignore
 from .attest import attest_images, build_windows
 from .ci_steps import check_fingerprints, mark_failures
@@ -31,6 +29,8 @@ from .events import RunEvents
 from .options import RunOptions
 from .publish import primary_state, publish_to_mirrors
 from .results import (
+    ImageResult,
+    RunPlan,
     RunResult,
     attested_result,
     descriptor_of,
@@ -38,9 +38,10 @@ from .results import (
     mirrored_result,
     published_result,
 )
-from .rounds import ROUNDS, Round, engine_reports, learn, merged, remember_pushed, run_round
+from .rounds import Run, engine_reports, learn, merged, remember_pushed, run_rounds
 from .services import open_services, registry_host, run_platform
 from .settings import RegistrySettings
+from .steps import Interval
 from .verify import holding
 
 
@@ -54,23 +55,21 @@ async def run_workflow(
     docker: Engine | None = None,
     client: RegistryClient | None = None,
     listener: Listener = ignore,
-    worker_factory: Callable[..., Worker] | None = None,
+    worker_factory: Callable[..., RunWorker] | None = None,
 ) -> RunResult:
     """Make the targets available (acquire), published (ensure) or rebuilt (build).
 
-    The steps: plan (fingerprints, lookups, decisions), jobs (estimated from
-    the build history), the scheduler over a worker, then the history and
-    the disk tier learn what the run did. A pull that meets "manifest
-    unknown" (a tag deleted since it was seen, or a registry whose ``HEAD``
-    and ``GET`` disagree) makes that tag absent for the run, and the images
-    that failed for it are decided again, now confirming every answer of the
-    lookup cache with the registry (at most :data:`ROUNDS` rounds in all).
+    The recipe: open the services while fingerprinting; run rounds of
+    decisions and work (:func:`~.rounds.run_rounds`: a pull that meets
+    "manifest unknown" makes that tag absent and decides the images it failed
+    again); the history and the disk tier learn what the run did; each image's
+    result; then the steps after the work (:data:`AFTER_WORK`: provenance,
+    mirrors) in order.
     """
     options = options or RunOptions()
     targets = list(dict.fromkeys(targets))
     events = RunEvents(listener)
     platform = run_platform(repo)
-    confirm = options.confirms(workflow)
     # The lookup engine is created first thing inside open_services: its span
     # times count from (about) now.
     engine_origin = events.since()
@@ -80,108 +79,130 @@ async def run_workflow(
         specs.update(await events.fingerprint(repo, targets))
 
     async with open_services(
-        cache_dir,
-        docker,
-        client,
-        options.tiers,
-        options,
-        platform,
-        confirm,
-        registry=registry_host(repo),
-        alongside=fingerprint,
-    ) as services:
+        cache_dir, docker, client, options.tiers, options, platform, options.confirms(workflow),
+        registry=registry_host(repo), alongside=fingerprint,
+    ) as services:  # fmt: skip
         await check_fingerprints(repo, options)
         history = BuildHistory.load(cache_dir)
-        rounds: list[Round] = []
-        stale: set[str] = set()
-        while True:
-            done = await run_round(
-                repo, workflow, targets, specs, services, options, events, history,
-                worker_factory, frozenset(stale), cache_dir, platform,
-                {n for r in rounds for n, load in r.scheduler.load.items() if load.lost},
-            )  # fmt: skip
-            rounds.append(done)
-            fresh = done.stale - stale
-            if not fresh or len(rounds) >= ROUNDS:
-                break
-            # Where one tag went, others may have gone (a retention policy): the
-            # next round asks the registry about everything the cache vouches for.
-            services.lookups.confirm_from_now()
-            for spec in sorted(fresh):
-                logs.warning(
-                    f"{spec}: the registry no longer has it (seen present before); building it"
-                )
-                await services.lookups.found_absent(spec)
-            stale |= fresh
+        run = Run(
+            repo, workflow, targets, specs, services, options, events, history, cache_dir,
+            platform, worker_factory,
+        )  # fmt: skip
+        rounds = await run_rounds(run)
         events.record_lookups(services.lookups, engine_origin)
         plan, outcomes = merged(rounds)
-        worker = rounds[-1].worker
         learn(history, {k: v for r in rounds for k, v in r.build_seconds.items()})
         await remember_pushed(services.lookups, outcomes, specs)
         await mark_failures(services.client, options, outcomes, specs)
-        engines = engine_reports(services, [r.scheduler for r in rounds], platform)
-        waits: Mapping[str, float] = getattr(worker, "waited", {})
-        ran_out: set[str] = getattr(worker, "timed_out", set())
-        pushed: Mapping[str, tuple[str, int]] = getattr(worker, "digests", {})
-        results = {
-            name: published_result(
-                replace(
-                    image_result(decision, outcomes[name], events.offset),
-                    awaited=waits.get(name),
-                    wait_ran_out=name in ran_out and outcomes[name].action == "failed",
-                ),
-                repo.options.image_registry,
-                primary_state(outcomes[name], plan.found.get(name)),
-                pushed.get(name) or descriptor_of(plan.found.get(name)),
-            )
-            for name, decision in plan.decisions.items()
-            if name in outcomes
-        }
-        steps = tuple(sorted(events.recorder.steps, key=lambda s: (s.start, s.track)))
-        if options.attest and workflow is Workflow.ENSURE:  # (before the mirrors: they copy it)
-            keys = [s.public for s in options.signers if isinstance(s, KeySigner)]
-            holds = (
-                holding(repo, RegistryWriter(services.client), keys)
-                if options.require_attested
-                else None
-            )
-            attested = await attest_images(
-                services.client, repo, results, options.signers, options.environ,
-                found_too=True, windows=build_windows(steps, events.since()),
-                holds=holds,
-                keyless=options.keyless,
-                image_id=services.image_id,
-            )  # fmt: skip
-            results = {n: attested_result(r, attested.get(n)) for n, r in results.items()}
-        mirrored = await publish_to_mirrors(
-            services.client, workflow, repo, targets, plan, outcomes, options.mirrors
+        worked = Worked(
+            run,
+            plan,
+            outcomes,
+            image_results(run, plan, outcomes, rounds[-1].worker),
+            tuple(sorted(events.recorder.steps, key=lambda s: (s.start, s.track))),
         )
-        results = {n: mirrored_result(r, mirrored.get(n)) for n, r in results.items()}
-    engine = services.lookups
+        for step in AFTER_WORK:
+            worked = await step(worked)
+        engines = engine_reports(services, [r.scheduler for r in rounds], platform)
+    lookups = services.lookups
     return RunResult(
-        workflow,
-        results,
-        events.since(),
-        plan,
-        steps,
-        engine.statistics(),
-        dict(engine.requests),
-        engines,
-        options.step,
-        platform,
+        workflow, worked.results, events.since(), plan, worked.steps, lookups.statistics(),
+        dict(lookups.requests), engines, options.step, platform,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Worked:
+    """A run whose work is done: each image's result so far, and what made it."""
+
+    run: Run
+    plan: RunPlan
+    outcomes: Mapping[str, Outcome]
+    results: Mapping[str, ImageResult]
+    #: The run's timed intervals (phases, build steps), in time order.
+    steps: tuple[Interval, ...]
+
+
+def image_results(
+    run: Run, plan: RunPlan, outcomes: Mapping[str, Outcome], worker: RunWorker
+) -> dict[str, ImageResult]:
+    """Each decided image's result: what happened, how long it waited, where it is."""
+    return {
+        name: published_result(
+            replace(
+                image_result(decision, outcomes[name], run.events.offset),
+                awaited=worker.waited.get(name),
+                wait_ran_out=name in worker.timed_out and outcomes[name].action == "failed",
+            ),
+            run.repo.options.image_registry,
+            primary_state(outcomes[name], plan.found.get(name)),
+            worker.digests.get(name) or descriptor_of(plan.found.get(name)),
+        )
+        for name, decision in plan.decisions.items()
+        if name in outcomes
+    }
+
+
+async def attest(worked: Worked) -> Worked:
+    """``ensure --attest``: provenance attached to what is published (and found
+    without it), before the mirrors (they copy it)."""
+    run, options = worked.run, worked.run.options
+    if not options.attest or run.workflow is not Workflow.ENSURE:
+        return worked
+    services = run.services
+    keys = [s.public for s in options.signers if isinstance(s, KeySigner)]
+    holds = (
+        holding(run.repo, RegistryWriter(services.client), keys)
+        if options.require_attested
+        else None
     )
+    attested = await attest_images(
+        services.client, run.repo, worked.results, options.signers, options.environ,
+        found_too=True, windows=build_windows(worked.steps, run.events.since()), holds=holds,
+        keyless=options.keyless, image_id=services.image_id,
+    )  # fmt: skip
+    results = {n: attested_result(r, attested.get(n)) for n, r in worked.results.items()}
+    return replace(worked, results=results)
+
+
+async def mirror(worked: Worked) -> Worked:
+    """Every registry of the publication gets every image (``ensure``)."""
+    run = worked.run
+    mirrored = await publish_to_mirrors(
+        run.services.client, run.workflow, run.repo, run.targets, worked.plan,
+        worked.outcomes, run.options.mirrors,
+    )  # fmt: skip
+    results = {n: mirrored_result(r, mirrored.get(n)) for n, r in worked.results.items()}
+    return replace(worked, results=results)
+
+
+#: The steps after a run's work, in order (each returns the run with its results).
+AFTER_WORK: tuple[Callable[[Worked], Awaitable[Worked]], ...] = (attest, mirror)
 
 
 async def run_container(
-    spec: str, argv: Sequence[str], home: Endpoint | None, write: Callable[[bytes], None]
+    result: RunResult,
+    options: RunOptions,
+    image: str,
+    argv: Sequence[str],
+    write: Callable[[bytes], None],
 ) -> int:
-    """``run``: run ``spec`` where acquire left it, the home engine (the local one
+    """``run``: run ``image`` where the run left it, on its home engine (the local one
     without a pool); its output goes to ``write``; the container's exit status."""
-    docker = open_engine(home)
+    from ..engine.endpoints import local_endpoint
+
+    home = next(iter(result.engines), "")
+    endpoint = next((e for e in options.engines if e.name == home), None)
+    docker = open_engine(endpoint or local_endpoint(options.environ))
     try:
-        return await docker.run(spec, list(argv), write)
+        return await docker.run(result.images[image].spec, list(argv), write)
     finally:
         await docker.aclose()
+
+
+def workflow_of(command: str) -> Workflow:
+    """The workflow a command runs (``run``: acquire's)."""
+    return Workflow.ACQUIRE if command == "run" else Workflow(command)
 
 
 async def run_configured(

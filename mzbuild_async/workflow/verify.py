@@ -16,7 +16,16 @@ from typing import Any
 
 import anyio
 
-from ..attest.dsse import IN_TOTO_TYPE, BadEnvelope, PublicKey, key_id, open_envelope, statement_of
+from ..attest.dsse import (
+    IN_TOTO_TYPE,
+    BadEnvelope,
+    KeySigner,
+    PublicKey,
+    key_id,
+    load_public_key,
+    open_envelope,
+    statement_of,
+)
 from ..attest.sbom import CYCLONEDX_TYPE
 from ..attest.verify import Mismatch, check_statement, check_subject
 from ..errors import TransferError
@@ -31,6 +40,16 @@ from .settings import RegistrySettings
 
 #: Images verified at once.
 CONCURRENCY = 16
+
+
+def load_keys(paths: Sequence[str]) -> list[PublicKey]:
+    """The PEM public keys ``verify --key`` names (one line naming a bad file)."""
+    return [load_public_key(path) for path in paths]
+
+
+def public_key_pem(signing_key: str) -> str:
+    """The public half of a ``--sign-key`` as PEM: what ``verify --key`` takes."""
+    return KeySigner.load(signing_key).public_pem()
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,16 @@ The engines are Debian's ``dockerd`` started next to the main one, each with
 its own data root, exec root, pid file, socket and bridge: ``e2`` on a unix
 socket, ``e3`` over TCP with mutual TLS, ``e4`` (stopped by tests mid-build)
 and an ``sshd`` whose sessions reach ``e2``.
+
+They are one set per machine, and tests stop ``e4`` on purpose: a test session
+holds them alone (an exclusive lock, taken at its first use and released when
+it ends, its engines stopped), so a second copy of the suite running at the
+same time waits for them rather than losing them mid-build.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -25,6 +31,31 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "engines"
 
 #: Engines this test session started (stopped again when it ends).
 STARTED: set[str] = set()
+#: The machine's lock on the extra engines, and how long a session waits for it.
+LOCK = Path("/tmp/mzbuild-async-engines.lock")
+LOCK_WAIT_SECONDS = 1800.0
+_held: list[int] = []  # (the lock's descriptor while this session holds it)
+
+
+def _hold_the_engines() -> None:
+    """Take the machine's extra engines for this session (once; bounded wait)."""
+    if _held:
+        return
+    fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    given_up = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > given_up:
+                os.close(fd)
+                _fail_or_skip(
+                    f"another test session has held the extra engines ({LOCK}) for"
+                    f" {LOCK_WAIT_SECONDS:g} s"
+                )
+            time.sleep(1.0)
+    _held.append(fd)
 
 
 def engines(*names: str, insecure: Sequence[str] = ()) -> dict[str, str]:
@@ -35,6 +66,7 @@ def engines(*names: str, insecure: Sequence[str] = ()) -> dict[str, str]:
     """
     if os.geteuid() != 0 or shutil.which("dockerd") is None:
         _fail_or_skip("extra engines need root and dockerd; run scripts/setup-system as root")
+    _hold_the_engines()
     up = subprocess.run(
         [str(SCRIPT), "up", *names],
         capture_output=True,
@@ -55,12 +87,15 @@ def engines(*names: str, insecure: Sequence[str] = ()) -> dict[str, str]:
 
 
 def stop_started() -> None:
-    """Stop the engines this session started (the session's end)."""
+    """Stop the engines this session started, and let the next session have them (the
+    session's end)."""
     if STARTED:
         subprocess.run(
             [str(SCRIPT), "down", *sorted(STARTED)], capture_output=True, check=False, timeout=180
         )
         STARTED.clear()
+    while _held:
+        os.close(_held.pop())  # (closing releases the lock)
 
 
 def stop_engine(name: str) -> None:

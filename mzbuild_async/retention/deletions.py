@@ -24,7 +24,7 @@ from ..model.status import Status
 from ..registry.names import Reference, is_tag
 from ..registry.tags import delete, tags
 from ..registry.writer import INDEX_TYPES, RegistryWriter
-from .retention import CONCURRENCY, Plan, RepositoryPlan, Verdict, at, children
+from .policy import CONCURRENCY, Plan, RepositoryPlan, Verdict, at, children
 
 
 class Deleter(Protocol):

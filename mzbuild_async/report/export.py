@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable, Mapping
 
 from ..ci import pipeline_run
-from ..report import otel
 from ..support import logs
 from ..support.tracecontext import TraceParent, for_run, inherited
+from . import otel
 
 
 async def _send(

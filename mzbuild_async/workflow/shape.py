@@ -1,0 +1,105 @@
+"""``pipeline``'s own flags, resolved: how the builds are cut into steps, what each runs.
+
+Apart from :mod:`.resolve` (which every command loads) because only
+``pipeline`` takes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import UsageError
+from .resolve import FromFlags
+
+if TYPE_CHECKING:
+    from .pipeline import PipelineShape
+
+
+@dataclass(frozen=True)
+class PipelineFlags(FromFlags):
+    """``pipeline``'s own flags: how the builds are cut into steps, what each runs."""
+
+    format: str = "buildkite"
+    agents: int | None = None
+    max_step_seconds: float | None = None
+    startup: float = 30.0
+    step_jobs: int = 4
+    wait: float = 3600.0
+    queue: str = "builder"
+    runs_on: Sequence[str] = ()
+    jobs_only: bool = False
+    gitlab_tag: Sequence[str] = ()
+    azure_demand: Sequence[str] = ()
+    any_commit: bool = False
+    program: str = "mzbuild-async"
+    otlp: str | None = None
+    attest: bool = False
+    require_attested: bool = False
+    sign_key: str | None = None
+
+
+#: Query parameters whose value is likely a secret.
+_SECRET_QUERY = ("token", "key", "secret", "password", "passwd", "auth", "sig", "signature")
+
+
+def step_otlp(url: str | None) -> str:
+    """The ``--otlp`` URL every step is given, refused (one line, the secret not
+    shown) when it carries credentials: the pipeline file holds it in clear, and
+    every agent's log shows it."""
+    if not url:
+        return ""
+    from urllib.parse import parse_qsl, urlsplit
+
+    parts = urlsplit(url)
+    secret_query = [
+        k for k, _ in parse_qsl(parts.query) if any(w in k.lower() for w in _SECRET_QUERY)
+    ]
+    if parts.username or parts.password or secret_query:
+        where = "user:password@" if parts.username or parts.password else f"?{secret_query[0]}="
+        shown = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
+        raise UsageError(
+            f"pipeline --otlp {shown}...: the URL carries credentials ({where}), which every"
+            " step would hold in clear in the pipeline file; give the URL without them and"
+            " set OTEL_EXPORTER_OTLP_HEADERS (e.g. Authorization=Basic%20...) from a CI secret"
+            " on the agents"
+        )
+    return url
+
+
+def pipeline_shape(flags: PipelineFlags, environ: Mapping[str, str]) -> PipelineShape:
+    """The ``pipeline`` flags (and the pipeline run's trace, for every step)."""
+    from ..ci import pipeline_run
+    from ..pipeline.emit import StepSettings
+    from ..support.tracecontext import for_run
+    from .pipeline import PipelineShape
+
+    run = pipeline_run(environ)
+    extra = [
+        f"--{name.replace('_', '-')}"
+        for name in ("attest", "require_attested")
+        if getattr(flags, name)
+    ]
+    if flags.sign_key:  # (the key's path on the agents, never its content)
+        extra += ["--sign-key", flags.sign_key]
+    return PipelineShape(
+        format=flags.format,
+        step=StepSettings(
+            program=flags.program,
+            wait=flags.wait,
+            queue=flags.queue,
+            runs_on=tuple(flags.runs_on or ["ubuntu-latest"]),
+            tags=tuple(flags.gitlab_tag),
+            demands=tuple(flags.azure_demand),
+            extra=tuple(extra),
+            traceparent=for_run(run).header() if run else "",
+            otlp=step_otlp(flags.otlp),
+        ),
+        agents=flags.agents,
+        max_step_seconds=flags.max_step_seconds,
+        startup=flags.startup,
+        step_jobs=flags.step_jobs,
+        any_commit=flags.any_commit,
+        jobs_only=flags.jobs_only,
+    )

@@ -1,0 +1,96 @@
+"""``pipeline`` on the in-memory seam (workflow/pipeline, its lookups through
+RegistrySettings' transport and a memory:// engine): steps build only what is not
+published, a mirror that lacks an image gets a copy step, a kept pipeline
+(``--any-commit``) has every image and no fingerprints, and the document is the
+chosen CI system's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mzbuild_async import BuildOptions, Repository, RunOptions, Workflow, run_workflow
+from mzbuild_async.engine.endpoints import Endpoint
+from mzbuild_async.model.options import Arch
+from mzbuild_async.model.publication import Destination, Publication
+from mzbuild_async.pipeline.emit import StepSettings
+from mzbuild_async.registry.client import RegistryClient
+from mzbuild_async.registry.config import RegistryConfig
+from mzbuild_async.testing import MemoryEngine, MemoryRegistry, no_wait
+from mzbuild_async.workflow.pipeline import PipelineShape, plan_pipeline
+from mzbuild_async.workflow.settings import RegistrySettings
+from tests.conftest import MakeRepo
+
+pytestmark = pytest.mark.anyio
+
+FILES = {
+    "base/mzbuild.yml": "name: base\n",
+    "base/Dockerfile": "FROM scratch\nCOPY hello.txt /hello.txt\n",
+    "base/hello.txt": "hello\n",
+    "lib/mzbuild.yml": "name: lib\n",
+    "lib/Dockerfile": "MZFROM base\nCOPY lib.txt /lib.txt\n",
+    "lib/lib.txt": "lib\n",
+    "app/mzbuild.yml": "name: app\n",
+    "app/Dockerfile": "MZFROM lib\n",
+}
+
+
+async def test_a_pipeline_builds_what_is_missing(make_repo: MakeRepo, tmp_path: Path) -> None:
+    root = make_repo(FILES)
+    repo = await Repository.open(
+        root, BuildOptions(arch=Arch.X86_64, image_registry="reg.test/kit")
+    )
+    registry = MemoryRegistry()
+    cache = tmp_path / "cache"
+    async with RegistryClient(transport=registry.transport(), retry=no_wait(2)) as client:
+        ran = await run_workflow(
+            repo, Workflow.ENSURE, ["base"], cache_dir=cache,
+            docker=MemoryEngine(client=client), client=client, options=RunOptions(jobs=1),
+        )  # fmt: skip
+    assert ran.ok
+    MemoryEngine.register(MemoryEngine(name="pipeline-agent"))
+    engines = (Endpoint("pipeline-agent", "memory://pipeline-agent", slots=2),)
+    primary = Destination("reg.test/kit", "")
+    mirror = Destination("mirror.test/kit", "")
+
+    async def cut(publication: Publication, **shape: Any) -> tuple[list[str], dict[str, Any]]:
+        settings = RegistrySettings(
+            RegistryConfig(), ("registry",), no_wait(2), 10.0, {},
+            publication=publication, transport=registry.transport(),
+        )  # fmt: skip
+        result = await plan_pipeline(
+            repo, ["base", "lib", "app"], cache_dir=cache, settings=settings,
+            shape=PipelineShape(format="buildkite", step=StepSettings(program="mzb"), **shape),
+            options=RunOptions(
+                engines=engines, tiers=("registry",), environ={}, mirrors=publication.mirrors
+            ),
+        )  # fmt: skip
+        assert result.images == 3
+        return sorted(result.builds), result.document
+
+    builds, document = await cut(Publication(primary), agents=1)
+    assert builds == ["app", "lib"]  # base is published
+    commands = [s["command"] for s in document["steps"] if "command" in s]
+    assert len(commands) == 1  # one agent: one step
+    assert "--only lib=" in commands[0]
+    assert "--only app=" in commands[0]
+    assert "base" not in commands[0].split("--only", 1)[1]
+    yaml.safe_dump(document)  # (a document the CI system reads)
+
+    # A mirror that lacks base: base is a step's too (its ensure copies it there).
+    builds, document = await cut(
+        Publication(primary, (mirror,), flagged=("mirror.test/kit",)), agents=1
+    )
+    assert builds == ["app", "base", "lib"]
+    commands = [s["command"] for s in document["steps"] if "command" in s]
+    assert all("--mirror-registry mirror.test/kit" in c for c in commands)
+
+    # A pipeline kept in the repository: every image, no fingerprints to check.
+    builds, document = await cut(Publication(primary), agents=2, any_commit=True)
+    assert builds == ["app", "base", "lib"]
+    every = " ".join(s["command"] for s in document["steps"] if "command" in s).split()
+    onlys = [every[i + 1] for i, word in enumerate(every) if word == "--only"]
+    assert sorted(onlys) == ["app", "base", "lib"]  # (no =FINGERPRINT to check)
