@@ -49,13 +49,6 @@ from ..store.locks import spec_lock
 from ..support import logs
 from ..support.events import BuildStep, Event, EventStatus, Listener, Phase, ignore
 from ..support.retry import DEFAULT_RETRY, RetryPolicy, Transient, call_with_retries
-from .cargo import (
-    CargoArtifacts,
-    cargo_build,
-    cargo_request,
-    check_profile_and_target,
-    needs_landed,
-)
 from .cargo import stage_outputs as stage_cargo_outputs
 from .context import (
     CONTEXT_DOCKERFILE,
@@ -66,6 +59,7 @@ from .context import (
 )
 from .markers import await_published
 from .request import build_args, copy_entries, mounted
+from .staging import CargoStage
 
 T = TypeVar("T")
 LABEL_FINGERPRINT = "io.mzbuild.fingerprint"
@@ -134,11 +128,11 @@ class EngineWorker:
     stale: set[str] = field(default_factory=set)
     #: When this run started (UNIX time): older failure markers are ignored.
     _since: float = field(default_factory=time.time)
-    _artifacts: CargoArtifacts | None = None
-    #: The run's directory of cargo outputs staged as they landed, one folder per image.
-    _cargo_dir: Path | None = None
-    _staged: dict[str, Path] = field(default_factory=dict)
-    _stage_errors: dict[str, str] = field(default_factory=dict)
+    #: The run's cargo build and the outputs it staged for each image.
+    _cargo: CargoStage = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._cargo = CargoStage(self.repo, self.environ, self._line(None, Phase.CARGO))
 
     def _engine(self, engine: str) -> Engine:
         return self.pool.get(engine, self.docker)
@@ -184,76 +178,13 @@ class EngineWorker:
     async def cargo(
         self, names: Sequence[str], landed: Callable[[str], None] = lambda name: None
     ) -> None:
-        """One ``cargo build`` for every cargo-build pre-image of ``names``.
-
-        The moment cargo has reported every artifact an image takes, that
-        image's files are copied, stripped and extracted (from the paths in
-        cargo's messages) and ``landed(name)`` lets its build start, while
-        cargo goes on. A cargo failure is raised after the images that
-        landed are staged.
-        """
-        pre_images = {n: self.repo.image(n).manifest.cargo_builds for n in names}
-        request = cargo_request(
-            [(self.repo.image(n).manifest.path, p) for n, ps in pre_images.items() for p in ps],
-            self.repo.workspace(),
-        )
-        await check_profile_and_target(self.repo.root, self.repo.options, self.environ)
-        if self._cargo_dir is None:
-            self._cargo_dir = Path(tempfile.mkdtemp(prefix="mzbuild-cargo-"))
-        waiting = {n: ps for n, ps in pre_images.items() if ps}
-        failure: CargoBuildError | None = None
-        async with anyio.create_task_group() as tg:
-
-            def arrived(artifacts: CargoArtifacts) -> None:
-                for name, pres in list(waiting.items()):
-                    if needs_landed(pres, artifacts):
-                        del waiting[name]
-                        now = CargoArtifacts(dict(artifacts.executables), dict(artifacts.out_dirs))
-                        tg.start_soon(self._stage_landed, name, pres, now, landed)
-
-            try:
-                self._artifacts = await cargo_build(
-                    self.repo.root,
-                    request,
-                    self.repo.options,
-                    environ=self.environ,
-                    on_line=self._line(None, Phase.CARGO),
-                    on_artifact=arrived,
-                )
-            except CargoBuildError as exc:
-                failure = exc  # (raised once what landed is staged)
-        if failure is not None:
-            raise failure
-
-    async def _stage_landed(
-        self,
-        name: str,
-        pre_images: Sequence[CargoBuild],
-        artifacts: CargoArtifacts,
-        landed: Callable[[str], None],
-    ) -> None:
-        """Stage the cargo outputs of an image whose artifacts all landed; release it."""
-        assert self._cargo_dir is not None
-        directory = self._cargo_dir / name
-        directory.mkdir()
-        where = self.repo.image(name).manifest.path
-        try:
-            for pre_image in pre_images:
-                await stage_cargo_outputs(
-                    pre_image, artifacts, directory, where=where, arch=self.repo.options.arch
-                )
-        except CargoBuildError as exc:
-            self._stage_errors[name] = str(exc)  # (its build reports it)
-        else:
-            self._staged[name] = directory
-        landed(name)
+        """One ``cargo build`` for every cargo-build pre-image of ``names``, each image
+        staged and released as its artifacts land (:class:`.staging.CargoStage`)."""
+        await self._cargo.build(names, landed)
 
     async def aclose(self) -> None:
         """Remove what the run staged (also when it was cancelled)."""
-        if self._cargo_dir is not None:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(shutil.rmtree, self._cargo_dir, True)
-            self._cargo_dir = None
+        await self._cargo.aclose()
 
     async def pull(self, name: str, engine: str = "") -> None:
         """Pull the image's spec into ``engine``, retrying transient failures (an
@@ -381,21 +312,23 @@ class EngineWorker:
     async def _build(self, name: str, spec: str, docker: Engine) -> None:
         image = self.repo.image(name)
         repo = self.repo
-        if name in self._stage_errors:
-            raise CargoBuildError(self._stage_errors[name])
+        if name in self._cargo.errors:
+            raise CargoBuildError(self._cargo.errors[name])
         # Cargo outputs staged when they landed stay until the run ends (a
         # build re-queued to another engine takes them again).
-        own = name not in self._staged
-        staging = Path(tempfile.mkdtemp(prefix=f"mzbuild-{name}-")) if own else self._staged[name]
+        own = name not in self._cargo.staged
+        staging = (
+            Path(tempfile.mkdtemp(prefix=f"mzbuild-{name}-")) if own else self._cargo.staged[name]
+        )
         try:
             copies: list[tuple[str, str]] = []
             for pre_image in image.manifest.pre_images:
                 if isinstance(pre_image, CargoBuild) and own:
-                    if self._artifacts is None:
+                    if self._cargo.artifacts is None:
                         raise CargoBuildError(f"{name}: the cargo build did not run")
                     await stage_cargo_outputs(
                         pre_image,
-                        self._artifacts,
+                        self._cargo.artifacts,
                         staging,
                         where=image.manifest.path,
                         arch=repo.options.arch,
