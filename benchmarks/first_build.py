@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mzbuild_async import BuildOptions, Repository  # noqa: E402
-from mzbuild_async.builds.plan import Workflow  # noqa: E402
+from mzbuild_async.builds.decisions import Workflow  # noqa: E402
 from mzbuild_async.builds.scheduler import OneEngine  # noqa: E402
 from mzbuild_async.registry.client import RegistryClient  # noqa: E402
 from mzbuild_async.support.ratelimit import Limiters, Limits  # noqa: E402

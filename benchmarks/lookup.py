@@ -56,7 +56,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mzbuild_async.lookup.engine import LookupEngine  # noqa: E402
+from mzbuild_async.lookup.lookups import Lookups  # noqa: E402
 from mzbuild_async.model.status import Status  # noqa: E402
 from mzbuild_async.registry.auth import Challenge, parse_challenge  # noqa: E402
 from mzbuild_async.registry.client import ACCEPT, RegistryClient  # noqa: E402
@@ -91,7 +91,7 @@ async def engine_run(
     """Look every name up with the engine; count requests and 429s."""
     limiters = Limiters(default=limits) if limits else Limiters()
     client = RegistryClient(limiters=limiters, remembered=remembered or {})
-    engine = LookupEngine.create(tiers=tiers, client=client, cache_dir=cache, owns_client=True)
+    engine = Lookups.create(tiers=tiers, client=client, cache_dir=cache, owns_client=True)
     specs = [f"{host}/{n}" for n in names]
     started = time.perf_counter()
     try:

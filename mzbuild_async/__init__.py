@@ -39,8 +39,8 @@ from .source.repository import ImageDescription, InputFile, Repository
 from .support.version import VERSION
 
 if TYPE_CHECKING:
-    from .builds.plan import Workflow
-    from .lookup.engine import Answer, LookupEngine
+    from .builds.decisions import Workflow
+    from .lookup.lookups import Answer, LookupEngine, Lookups
     from .model.status import Status
     from .registry.client import RegistryClient
     from .registry.names import Reference, parse_reference
@@ -52,16 +52,17 @@ if TYPE_CHECKING:
 
 __version__ = VERSION
 
-#: Names imported on first use: the lookup engine pulls in httpx, which the
+#: Names imported on first use: the lookups pull in httpx, which the
 #: fingerprinting commands do not need.
 _LAZY = {
-    "Answer": "lookup.engine",
-    "LookupEngine": "lookup.engine",
+    "Answer": "lookup.lookups",
+    "Lookups": "lookup.lookups",
+    "LookupEngine": "lookup.lookups",  # (Lookups' earlier name)
     "RegistryClient": "registry.client",
     "Status": "model.status",
     "Reference": "registry.names",
     "parse_reference": "registry.names",
-    "Workflow": "builds.plan",
+    "Workflow": "builds.decisions",
     "RunOptions": "workflow.options",
     "RunResult": "workflow.results",
     "ImageResult": "workflow.results",
@@ -106,6 +107,7 @@ __all__ = [
     "InputError",
     "InputFile",
     "LookupEngine",
+    "Lookups",
     "Manifest",
     "ManifestError",
     "MzbuildError",

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mzbuild_async.builds.plan import Workflow
+from mzbuild_async.builds.decisions import Workflow
 from mzbuild_async.engine.buildkit import Progress, decode_status
 from mzbuild_async.report.otel import run_tree
 from mzbuild_async.report.progress import JsonProgress, LineProgress
@@ -20,8 +20,8 @@ from mzbuild_async.report.summary import slowest_steps
 from mzbuild_async.report.timeline import timeline_html
 from mzbuild_async.report.trace import run_trace
 from mzbuild_async.support.events import BuildStep, Event, EventStatus, Phase
+from mzbuild_async.workflow.intervals import BUILD_STEP, Interval, StepRecorder, pack_rows
 from mzbuild_async.workflow.results import RunResult
-from mzbuild_async.workflow.steps import BUILD_STEP, Interval, StepRecorder, pack_rows
 
 RECORDED = Path(__file__).parent / "buildkit"
 

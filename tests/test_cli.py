@@ -234,8 +234,8 @@ def test_every_setting_flag_is_resolved_in_one_place() -> None:
     import argparse
     from dataclasses import fields
 
+    from mzbuild_async.cli.flags import flags
     from mzbuild_async.cli.parser import build_parser
-    from mzbuild_async.cli.settings import flags
     from mzbuild_async.workflow.resolve import Flags
     from mzbuild_async.workflow.shape import PipelineFlags
 

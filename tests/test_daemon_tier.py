@@ -8,7 +8,7 @@ import httpx
 import pytest
 import structlog
 
-from mzbuild_async.lookup.engine import LookupEngine
+from mzbuild_async.lookup.lookups import Lookups
 from mzbuild_async.model.status import Status
 from mzbuild_async.registry.client import RegistryClient
 from mzbuild_async.support.retry import RetryPolicy
@@ -27,7 +27,7 @@ async def test_image_in_the_engine_is_present() -> None:
     missing = tag + "X"
     try:
         await build_scratch_image(docker, tag)
-        eng = LookupEngine.create(
+        eng = Lookups.create(
             tiers=("memory", "daemon", "registry"),
             client=RegistryClient(retry=NO_RETRY),
             owns_client=True,
@@ -49,7 +49,7 @@ async def test_no_engine_skips_the_tier_with_one_warning(monkeypatch: pytest.Mon
     """Without an engine the tier is skipped: one warning, the lookups go on. The
     engine is the one the given environment names, not the process's."""
     monkeypatch.delenv("DOCKER_HOST", raising=False)
-    eng = LookupEngine.create(
+    eng = Lookups.create(
         tiers=("daemon", "registry"),
         client=RegistryClient(retry=NO_RETRY),
         owns_client=True,
@@ -83,7 +83,7 @@ async def test_a_thousand_daemon_lookups_hand_at_most_the_pool_to_httpx() -> Non
     socket = urlsplit(local_endpoint(os.environ).url).path
     counting = CountingTransport(httpx.AsyncHTTPTransport(uds=socket))
     tier = DaemonTier(_engine=SocketInspector(socket, transport=counting))
-    eng = LookupEngine(client=RegistryClient(retry=NO_RETRY), tiers=[tier], owns_client=True)
+    eng = Lookups(client=RegistryClient(retry=NO_RETRY), tiers=[tier], owns_client=True)
     specs = [f"127.0.0.1:1/many/img{i}:mzbuild-{uuid.uuid4().hex[:8].upper()}" for i in range(1000)]
     with structlog.testing.capture_logs() as events:
         try:

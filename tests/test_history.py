@@ -22,7 +22,7 @@ import pytest
 from mzbuild_async.errors import InputError
 from mzbuild_async.model.options import Arch, BuildOptions, Profile
 from mzbuild_async.source.cargo import discovers
-from mzbuild_async.source.history import History, specs_at
+from mzbuild_async.source.commits import History, specs_at
 from mzbuild_async.source.repository import Repository
 from tests.conftest import git
 

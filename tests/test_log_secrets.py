@@ -13,7 +13,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from mzbuild_async.builds.plan import Workflow
+from mzbuild_async.builds.decisions import Workflow
 from mzbuild_async.model.options import BuildOptions, Profile
 from mzbuild_async.registry.auth import CredentialStore
 from mzbuild_async.registry.client import RegistryClient

@@ -16,7 +16,7 @@ import anyio
 import httpx
 import pytest
 
-from mzbuild_async.lookup.engine import LookupEngine
+from mzbuild_async.lookup.lookups import Lookups
 from mzbuild_async.model.status import Status
 from mzbuild_async.registry.client import RegistryClient
 from mzbuild_async.support.ratelimit import Limiters, Limits
@@ -43,16 +43,16 @@ async def proxied(registry: Registry, faults: Faults) -> AsyncIterator[FaultProx
         tg.cancel_scope.cancel()
 
 
-def engine(**client: object) -> LookupEngine:
+def engine(**client: object) -> Lookups:
     options: dict[str, object] = {"retry": FAST_RETRY, **client}
-    return LookupEngine.create(
+    return Lookups.create(
         tiers=("memory", "registry", "manifest"),
         client=RegistryClient(**options),  # type: ignore[arg-type]
         owns_client=True,
     )
 
 
-async def run(eng: LookupEngine, wanted: list[str]) -> dict[str, Status]:
+async def run(eng: Lookups, wanted: list[str]) -> dict[str, Status]:
     try:
         answers = await eng.lookup_many(wanted)
     finally:

@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mzbuild_async.lookup.engine import Answer, LookupEngine
+from mzbuild_async.lookup.lookups import Answer, Lookups
 from mzbuild_async.model.status import Status
 from mzbuild_async.registry.client import RegistryClient
 from tests.support.demo import Cli
@@ -46,7 +46,7 @@ async def test_a_remembered_plain_http_host_gets_one_probe_and_a_full_batch(
     async with proxied(registry, Faults(gate=wanted)) as proxy:
         specs, pushed = registry.push_many(count, count // 2, host=proxy.host)
         client = RegistryClient(remembered={proxy.host: None})  # no /v2/ ping this run
-        async with LookupEngine.create(tiers=("memory", "registry"), client=client) as engine:
+        async with Lookups.create(tiers=("memory", "registry"), client=client) as engine:
             answers = await engine.lookup_many(specs)
         await client.aclose()
     assert {s: a.status for s, a in answers.items()} == {
@@ -61,7 +61,7 @@ async def _look_up(
 ) -> tuple[RegistryClient, dict[str, Answer]]:
     """Every spec looked up by a client that remembers ``host``: no auth, ``scheme``."""
     client = RegistryClient(remembered={host: None}, remembered_schemes={host: scheme})
-    async with LookupEngine.create(tiers=("memory", "registry"), client=client) as engine:
+    async with Lookups.create(tiers=("memory", "registry"), client=client) as engine:
         answers = await engine.lookup_many(specs)
     await client.aclose()
     return client, answers
@@ -131,7 +131,7 @@ async def test_a_thousand_lookups_hand_at_most_the_limit_to_httpx(
         remembered={registry.host: None},
         remembered_schemes={registry.host: "http"},
     )
-    async with LookupEngine.create(tiers=("memory", "registry"), client=client) as engine:
+    async with Lookups.create(tiers=("memory", "registry"), client=client) as engine:
         answers = await engine.lookup_many(specs)
     await client.aclose()
     assert {s: a.status for s, a in answers.items()} == {

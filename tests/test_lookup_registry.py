@@ -11,7 +11,7 @@ import anyio
 import pytest
 import structlog
 
-from mzbuild_async.lookup.engine import LookupEngine
+from mzbuild_async.lookup.lookups import Lookups
 from mzbuild_async.model.status import Status
 from mzbuild_async.registry.auth import CredentialStore
 from mzbuild_async.registry.client import RegistryClient
@@ -26,9 +26,9 @@ CREDENTIALS = {"MZBUILD_ASYNC_REGISTRY_USERNAME": USER, "MZBUILD_ASYNC_REGISTRY_
 def engine(
     environ: dict[str, str] | None = None,
     tiers: tuple[str, ...] = ("memory", "registry", "manifest"),
-) -> LookupEngine:
+) -> Lookups:
     client = RegistryClient(credentials=CredentialStore(environ=environ or {}))
-    return LookupEngine.create(tiers=tiers, client=client, owns_client=True)
+    return Lookups.create(tiers=tiers, client=client, owns_client=True)
 
 
 @pytest.mark.parametrize("auth", ["none", "htpasswd", "token"])
@@ -148,14 +148,14 @@ async def test_disk_tier_keeps_present_only(
     registry = registries["none"]
     wanted, pushed = registry.push_many(4, 2)
     tiers = ("memory", "disk", "registry")
-    first = LookupEngine.create(
+    first = Lookups.create(
         tiers=tiers, client=RegistryClient(), cache_dir=tmp_path, owns_client=True
     )
     try:
         await first.lookup_many(wanted)
     finally:
         await first.aclose()
-    second = LookupEngine.create(
+    second = Lookups.create(
         tiers=tiers, client=RegistryClient(), cache_dir=tmp_path, owns_client=True
     )
     try:
@@ -179,7 +179,7 @@ async def test_warm_run_with_everything_present_sends_nothing(
     wanted, _ = registry.push_many(5, 5)
     tiers = ("memory", "disk", "registry")
     for _ in range(2):
-        eng = LookupEngine.create(
+        eng = Lookups.create(
             tiers=tiers, client=RegistryClient(), cache_dir=tmp_path, owns_client=True
         )
         try:
@@ -221,7 +221,7 @@ async def test_bad_references_and_hosts_are_unknown(spec: str, message: str) -> 
     from mzbuild_async.support.retry import RetryPolicy
 
     client = RegistryClient(retry=RetryPolicy(attempts=2, initial_wait=0.01))
-    eng = LookupEngine.create(tiers=("memory", "registry"), client=client, owns_client=True)
+    eng = Lookups.create(tiers=("memory", "registry"), client=client, owns_client=True)
     try:
         answer = await eng.lookup(spec)
     finally:
@@ -242,7 +242,7 @@ async def test_remembered_challenge_skips_the_ping(
     registry = registries["token"]
     wanted, pushed = registry.push_many(4, 2)
     first = RegistryClient()
-    eng = LookupEngine.create(tiers=("registry",), client=first, owns_client=True)
+    eng = Lookups.create(tiers=("registry",), client=first, owns_client=True)
     try:
         await eng.lookup_many(wanted)
     finally:
@@ -256,7 +256,7 @@ async def test_remembered_challenge_skips_the_ping(
             "bearer", {**challenge.params, "realm": "http://127.0.0.1:1/token"}
         )
     client = RegistryClient(remembered=learned, remembered_schemes=first.schemes)
-    eng = LookupEngine.create(tiers=("registry",), client=client, owns_client=True)
+    eng = Lookups.create(tiers=("registry",), client=client, owns_client=True)
     try:
         answers = await eng.lookup_many(wanted)
     finally:
@@ -274,7 +274,7 @@ async def test_remembered_no_auth_then_auth_required(registries: dict[str, Regis
     registry = registries["token"]
     wanted, pushed = registry.push_many(2, 1)
     client = RegistryClient(remembered={registry.host: None})
-    eng = LookupEngine.create(tiers=("registry",), client=client, owns_client=True)
+    eng = Lookups.create(tiers=("registry",), client=client, owns_client=True)
     try:
         answers = await eng.lookup_many(wanted)
     finally:

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import anyio
 import pytest
 
-from mzbuild_async.lookup.engine import LookupEngine
+from mzbuild_async.lookup.lookups import Lookups
 from mzbuild_async.model.status import Status
 from mzbuild_async.registry.client import RegistryClient
 from mzbuild_async.registry.tls import TlsFiles, TlsSettings
@@ -53,7 +53,7 @@ async def test_one_connection_per_host_under_http2(
         specs, pushed = registry.push_many(60, 30, host=line.host)
         options = {"remembered": {line.host: None}} if remembered else {}
         client = _client(line, pki, **options)
-        async with LookupEngine.create(tiers=("memory", "registry"), client=client) as engine:
+        async with Lookups.create(tiers=("memory", "registry"), client=client) as engine:
             await engine.warm_up([line.host])
             answers = await engine.lookup_many(specs)
         await client.aclose()
@@ -72,7 +72,7 @@ async def test_a_stale_plain_http_scheme_switches_to_tls_once(
         client = _client(
             line, pki, remembered={line.host: None}, remembered_schemes={line.host: "http"}
         )
-        async with LookupEngine.create(tiers=("memory", "registry"), client=client) as engine:
+        async with Lookups.create(tiers=("memory", "registry"), client=client) as engine:
             answers = await engine.lookup_many(specs)
         await client.aclose()
     assert {s: a.status for s, a in answers.items()} == {

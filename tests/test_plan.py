@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mzbuild_async.builds.plan import Decision, Found, Workflow, decide, jobs
+from mzbuild_async.builds.decisions import Decision, Found, Workflow, decide, jobs
 from mzbuild_async.builds.scheduler import Action
 from mzbuild_async.model.graph import Image
 from mzbuild_async.model.manifest import CargoBuild, Manifest, MzFrom
@@ -286,7 +286,7 @@ def test_released_decisions_never_change(
 ) -> None:
     """Answers arrive one at a time in any order; what is released as settled is the final
     decision, everything is released by the end, and a build after what it needs."""
-    from mzbuild_async.builds.plan import settled_decisions
+    from mzbuild_async.builds.decisions import settled_decisions
     from mzbuild_async.model.graph import ImageGraph
 
     graph = ImageGraph.build(IMAGES)

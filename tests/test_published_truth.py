@@ -131,26 +131,26 @@ async def test_a_404_evicts_the_cache_entry_at_once(
     """A confirming lookup that meets a 404 drops the disk entry: the next run that
     trusts the cache does not find it there."""
     from mzbuild_async.lookup.disk import DiskTier
-    from mzbuild_async.lookup.engine import LookupEngine
+    from mzbuild_async.lookup.lookups import Lookups
     from mzbuild_async.model.status import Status
 
     registry = registries["none"]
     registry.push("evict/solo", "mzbuild-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
     spec = f"{registry.host}/evict/solo:mzbuild-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-    async with LookupEngine.create(tiers=("memory", "disk", "registry"), cache_dir=tmp_path) as eng:
+    async with Lookups.create(tiers=("memory", "disk", "registry"), cache_dir=tmp_path) as eng:
         assert (await eng.lookup(spec)).tier == "registry"
     assert await DiskTier(tmp_path).seen(spec) is not None
     registry.delete("evict/solo", "mzbuild-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
-    async with LookupEngine.create(tiers=("memory", "disk", "registry"), cache_dir=tmp_path) as eng:
+    async with Lookups.create(tiers=("memory", "disk", "registry"), cache_dir=tmp_path) as eng:
         trusted = await eng.lookup(spec)  # (not confirming: the cache answers)
     assert (trusted.status, trusted.tier) == (Status.PRESENT, "disk")
-    async with LookupEngine.create(
+    async with Lookups.create(
         tiers=("memory", "disk", "registry"), cache_dir=tmp_path, confirm=True
     ) as eng:
         confirmed = await eng.lookup(spec)
     assert (confirmed.status, confirmed.tier) == (Status.ABSENT, "registry")
     assert await DiskTier(tmp_path).seen(spec) is None
-    async with LookupEngine.create(tiers=("memory", "disk", "registry"), cache_dir=tmp_path) as eng:
+    async with Lookups.create(tiers=("memory", "disk", "registry"), cache_dir=tmp_path) as eng:
         assert (await eng.lookup(spec)).tier == "registry"
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mzbuild_async.lookup.engine import LookupEngine
+from mzbuild_async.lookup.lookups import Lookups
 from mzbuild_async.model.status import Status
 from mzbuild_async.registry.client import RegistryClient
 from mzbuild_async.registry.tls import TlsSettings
@@ -115,9 +115,7 @@ def test_untrusted_certificate_is_one_line_and_never_retried(
 
     async def go() -> tuple[Status, str, int]:
         client = RegistryClient(tls=TlsSettings(root))
-        engine = LookupEngine.create(
-            tiers=("registry", "manifest"), client=client, owns_client=True
-        )
+        engine = Lookups.create(tiers=("registry", "manifest"), client=client, owns_client=True)
         try:
             with anyio.fail_after(5):
                 answer = await engine.lookup(spec)

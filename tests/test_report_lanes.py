@@ -11,7 +11,7 @@ from mzbuild_async.report.progress import LineProgress
 from mzbuild_async.report.timeline import timeline_html
 from mzbuild_async.report.trace import run_trace
 from mzbuild_async.support.events import Event, EventStatus, Phase
-from mzbuild_async.workflow.steps import Interval, StepRecorder
+from mzbuild_async.workflow.intervals import Interval, StepRecorder
 
 STEPS = [
     Interval("lookup", "lookup", "lookup", 0.0, 0.1, "done"),

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from mzbuild_async.cli.flags import flags
 from mzbuild_async.cli.parser import build_parser
-from mzbuild_async.cli.settings import flags
 from mzbuild_async.model.options import BuildOptions
 from mzbuild_async.workflow.config import load_config
 from mzbuild_async.workflow.resolve import registry_settings

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from mzbuild_async import BuildOptions, Repository
-from mzbuild_async.builds.plan import Workflow, decide
+from mzbuild_async.builds.decisions import Workflow, decide
 from mzbuild_async.registry.client import RegistryClient
 from mzbuild_async.testing import MemoryEngine, MemoryRegistry, no_wait
 from mzbuild_async.workflow import walk as walk_module

@@ -18,7 +18,7 @@ import anyio
 import httpx
 import pytest
 
-from mzbuild_async.builds.plan import Workflow
+from mzbuild_async.builds.decisions import Workflow
 from mzbuild_async.engine.endpoints import Endpoint
 from mzbuild_async.model.options import Arch, BuildOptions
 from mzbuild_async.model.publication import Destination

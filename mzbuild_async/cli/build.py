@@ -29,7 +29,7 @@ from ..workflow.promote import mainline_only, promote
 from ..workflow.resolve import Repository, Settings, run_options
 from ..workflow.run import run_configured, run_container, workflow_of
 from .exits import WAIT_RAN_OUT
-from .settings import flags
+from .flags import flags
 
 
 async def run_build_command(

@@ -33,8 +33,8 @@ from ..workflow.resolve import (
     targets,
 )
 from .exits import BROKEN_PIPE, INTERRUPTED, TERMINATED, WAIT_RAN_OUT
+from .flags import flags
 from .parser import PROG, build_parser, one_line
-from .settings import flags
 
 #: Every exit status, and what it means (docs/reference/exit-statuses.md is made from it).
 EXIT_STATUSES = {

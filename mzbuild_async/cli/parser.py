@@ -12,7 +12,7 @@ from typing import NoReturn
 from ..ci import NAMES as CI_NAMES
 from ..model.options import DEFAULT_SEARCH
 from .argtypes import duration, positive_int
-from .settings import (
+from .flags import (
     add_build_arguments,
     add_engine_arguments,
     add_registry_arguments,

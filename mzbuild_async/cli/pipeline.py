@@ -14,7 +14,7 @@ from ..report.pipeline import pipeline_text
 from ..workflow.pipeline import plan_pipeline
 from ..workflow.resolve import Repository, Settings, run_options
 from ..workflow.shape import pipeline_shape
-from .settings import flags, pipeline_flags
+from .flags import flags, pipeline_flags
 
 
 async def run_pipeline_command(

@@ -2,7 +2,7 @@
 
 ``open_engine(None)`` is the local engine (``DOCKER_HOST`` honoured); an
 :class:`~.endpoints.Endpoint` is a pool member: ``memory://NAME`` is the
-in-memory engine registered under that name (:mod:`.memory`), anything
+in-memory engine registered under that name (:mod:`.inmemory`), anything
 else the Docker engine API. A new kind of engine is one module behind the
 protocol and one branch here.
 """
@@ -20,7 +20,7 @@ def open_engine(
     :func:`~.endpoints.local_endpoint`), not connected yet; ``builder``: ``auto``
     (BuildKit where the engine has it), ``buildkit`` or ``classic``."""
     if endpoint is not None and endpoint.url.startswith("memory://"):
-        from .memory import MemoryEngine
+        from .inmemory import MemoryEngine
 
         return MemoryEngine.named(endpoint.url.removeprefix("memory://"))
     from .docker import DockerEngine

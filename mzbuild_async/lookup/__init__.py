@@ -1,3 +1,3 @@
-"""Is this spec published? The lookup engine and its tiers, cheapest first:
+"""Is this spec published? The lookups and their tiers, cheapest first:
 memory, disk (tags seen present before), daemon (the local engine),
 registry (``HEAD``), manifest (``GET``)."""

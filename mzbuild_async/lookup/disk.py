@@ -4,7 +4,7 @@ Fingerprint tags are content-addressed and never move, but a tag can be
 deleted (a retention policy, a registry's own clean-up): a stored
 "present" is a hint with an age, not the truth. ``check``, ``plan`` and
 ``acquire`` use it as an answer (shown with its age); ``ensure`` and CI
-steps confirm it with the registry (:class:`~.engine.LookupEngine`'s
+steps confirm it with the registry (:class:`~.engine.Lookups`'s
 ``confirm``), and any ``absent`` the registry gives evicts it at once.
 "Absent" is never stored: another CI job may publish it a second later.
 Any error with the store is one warning, then the tier is skipped. Each

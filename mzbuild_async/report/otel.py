@@ -32,8 +32,8 @@ from ..errors import reason
 from ..support.tracecontext import TraceParent
 from ..support.version import VERSION
 from ..workflow.check import CheckResult
+from ..workflow.intervals import Interval
 from ..workflow.results import ImageResult, RunResult
-from ..workflow.steps import Interval
 
 #: The longest an export may take (a stalled endpoint delays the end of the run by this).
 EXPORT_SECONDS = 3.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..workflow.steps import Interval
+from ..workflow.intervals import Interval
 
 if TYPE_CHECKING:
     from ..workflow.results import ImageResult, RunResult

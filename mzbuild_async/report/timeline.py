@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..workflow.steps import BUILD_STEP, Interval, pack_rows
+from ..workflow.intervals import BUILD_STEP, Interval, pack_rows
 
 COLORS = {
     "run": "#c1c7d0",

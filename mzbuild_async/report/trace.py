@@ -11,8 +11,8 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ..lookup.engine import Span
-from ..workflow.steps import Interval, pack_rows
+from ..lookup.lookups import Span
+from ..workflow.intervals import Interval, pack_rows
 
 
 def _metadata(title: str, tids: dict[str, int]) -> list[dict[str, object]]:

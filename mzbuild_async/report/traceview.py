@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..support.documents import parse_json
-from ..workflow.steps import Interval
+from ..workflow.intervals import Interval
 from .timeline import timeline_html
 
 

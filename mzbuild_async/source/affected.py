@@ -1,7 +1,7 @@
 """Which images a change affects: every fingerprint at two commits, compared.
 
 The base (and a ``--head`` revision) are read from git objects
-(:mod:`.history`: nothing is checked out); without ``--head`` the head is
+(:mod:`.commits`: nothing is checked out); without ``--head`` the head is
 the working tree, as ``ensure`` would build it. An image is affected when its
 fingerprint differs (its inputs, its options or a parent changed: the
 account is :mod:`.explain`'s), when it is new, or when it is gone. The files
@@ -16,9 +16,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .commits import BlobStore, History
 from .explain import Explanation, explain_many, resolve_revision
 from .gitview import _decode, _git
-from .history import BlobStore, History
 from .repository import Repository
 
 

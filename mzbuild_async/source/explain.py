@@ -1,7 +1,7 @@
 """Why an image's fingerprint differs from another: files, options, dependencies.
 
 ``explain IMAGE --against REV`` computes the other side at a git revision
-from git objects (:mod:`.history`: the working tree and the index are never
+from git objects (:mod:`.commits`: the working tree and the index are never
 touched) and compares, input by input, what went into
 each fingerprint; dependencies whose fingerprints differ are explained
 the same way, down to their files. ``--against SPEC`` looks for the commit
@@ -19,9 +19,9 @@ from typing import Any
 
 from ..errors import GitError, UsageError
 from ..model.spec import fingerprint_of
+from .commits import History
 from .fingerprint import pre_image_extra
 from .gitview import _git
-from .history import History
 from .repository import InputFile, Repository
 
 
@@ -245,7 +245,7 @@ async def resolve_revision(root: Path, rev: str, *, flag: str = "--against") -> 
 @asynccontextmanager
 async def repository_at(repo: Repository, rev: str) -> AsyncIterator[Repository]:
     """The repository as it was at ``rev``, same options, from git objects (nothing is
-    checked out or extracted: :mod:`.history`)."""
+    checked out or extracted: :mod:`.commits`)."""
     commit = await resolve_revision(repo.root, rev)
     async with History.open(repo.root) as history:
         yield await history.at(commit, repo.options)

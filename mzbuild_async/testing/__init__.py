@@ -23,8 +23,8 @@ Example::
 
 from __future__ import annotations
 
-from ..engine.memory import MemoryEngine, MemoryImage
-from ..registry.memory import MemoryRegistry
+from ..engine.inmemory import MemoryEngine, MemoryImage
+from ..registry.inmemory import MemoryRegistry
 from .clock import FakeClock
 from .faults import FaultPlan, no_wait
 

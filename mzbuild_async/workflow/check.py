@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 
 from ..errors import UsageError, single_error
-from ..lookup.engine import Answer, LookupEngine, Span, TierStatistics
+from ..lookup.lookups import Answer, Lookups, Span, TierStatistics
 from ..model.status import Status
 from ..registry.names import parse_reference
 from ..source.repository import Repository
@@ -56,7 +56,7 @@ async def check(
     """Fingerprint ``targets`` and look each one up; the registry hosts' challenges
     are saved for the next run."""
     async with settings.session(cache_dir) as client:
-        engine = LookupEngine.create(
+        engine = Lookups.create(
             tiers=settings.tiers,
             client=client,
             cache_dir=cache_dir,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 
-from ..lookup.engine import LookupEngine
+from ..lookup.lookups import Lookups
 from ..model.spec import fingerprint_of
 from ..source.repository import Repository
 from ..support import logs
 from ..support.events import Event, EventStatus, Listener, Phase
-from .steps import Interval, StepRecorder
+from .intervals import Interval, StepRecorder
 
 
 @dataclass
@@ -68,7 +68,7 @@ class RunEvents:
         worker's: they are handed over as they happen, so one clock orders them all)."""
         self.tee(replace(event, at=self.since()))
 
-    def record_lookups(self, engine: LookupEngine, origin: float) -> None:
+    def record_lookups(self, engine: Lookups, origin: float) -> None:
         """Each lookup span as a step (span times count from ``origin``)."""
         for span in engine.spans:
             self.recorder.add(

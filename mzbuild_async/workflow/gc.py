@@ -4,7 +4,7 @@ The keep set is computed, not guessed: the commits are the last
 ``keep_last`` of each branch matching a ``--keep-branch`` pattern (local and
 remote-tracking) and every git tag matching a ``--keep-tag`` pattern; each
 image's spec at each of them, under every build-option variant asked for, is
-fingerprinted from git objects (:mod:`..source.history`: nothing is checked
+fingerprinted from git objects (:mod:`..source.commits`: nothing is checked
 out). The repositories scanned are those of every image at those commits (and
 at HEAD), at the primary registry and at every mirror. The verdicts and the
 deletions are :mod:`..retention`'s.
@@ -30,8 +30,8 @@ from ..registry.writer import RegistryWriter
 from ..retention.deletions import Deleter, Deletion, apply
 from ..retention.policy import Plan, Policy, plan
 from ..source.clone import remote_names, remote_refs, shallow_boundaries, shown_remote
+from ..source.commits import History, specs_at
 from ..source.gitview import _git
-from ..source.history import History, specs_at
 from ..source.repository import Repository
 from ..support import logs
 from .settings import RegistrySettings

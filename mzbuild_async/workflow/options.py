@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from ..attest.dsse import Signer
 from ..attest.keyless import BundleSigner
-from ..builds.plan import Workflow
+from ..builds.decisions import Workflow
 from ..engine.endpoints import Endpoint
 from ..model.options import DEFAULT_TRANSFERS, default_jobs
 from ..model.publication import Destination

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..builds.plan import Found, Workflow
+from ..builds.decisions import Found, Workflow
 from ..builds.scheduler import Action
 from ..ci import by_name
 from ..model.status import Status

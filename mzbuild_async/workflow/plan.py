@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from ..builds.plan import Workflow, jobs
+from ..builds.decisions import Workflow, jobs
 from ..builds.scheduler import predict_placement
 from ..engine.protocol import Engine
 from ..model.status import TIER_ORDER

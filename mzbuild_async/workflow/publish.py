@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from ..builds.decisions import Found, Workflow
 from ..builds.jobs import OutcomeKind
-from ..builds.plan import Found, Workflow
 from ..builds.scheduler import Outcome
 from ..model.publication import Destination
 from ..registry.client import RegistryClient

@@ -6,13 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..builds.plan import Decision, Found, Workflow
+from ..builds.decisions import Decision, Found, Workflow
 from ..builds.scheduler import Action, Outcome
-from ..lookup.engine import Answer, TierStatistics
+from ..lookup.lookups import Answer, TierStatistics
 from ..model.status import Status
 from ..release.mirrors import Mirrored
 from ..support import logs
-from .steps import Interval
+from .intervals import Interval
 
 
 @dataclass(frozen=True)

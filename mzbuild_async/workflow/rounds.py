@@ -13,12 +13,12 @@ from typing import Any
 
 import anyio
 
+from ..builds.decisions import AWAITED, Decision, Found, Workflow, jobs
 from ..builds.jobs import RunWorker
-from ..builds.plan import AWAITED, Decision, Found, Workflow, jobs
 from ..builds.scheduler import Outcome, RunLimits, Scheduler
 from ..errors import single_error
 from ..lookup.disk import DiskTier
-from ..lookup.engine import LookupEngine
+from ..lookup.lookups import Lookups
 from ..model.status import Status
 from ..registry.names import parse_reference
 from ..registry.writer import RegistryWriter
@@ -262,7 +262,7 @@ def learn(history: BuildHistory, seconds: Mapping[str, float]) -> None:
 
 
 async def remember_pushed(
-    engine: LookupEngine, outcomes: Mapping[str, Outcome], specs: Mapping[str, str]
+    engine: Lookups, outcomes: Mapping[str, Outcome], specs: Mapping[str, str]
 ) -> None:
     """Record pushed specs as published in the disk tier, for the next run."""
     disk = engine.tier("disk")

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..attest.dsse import KeySigner
+from ..builds.decisions import Workflow
 from ..builds.jobs import Outcome, RunWorker
-from ..builds.plan import Workflow
 from ..engine.factory import open_engine
 from ..engine.protocol import Engine
 from ..registry.client import RegistryClient
@@ -26,6 +26,7 @@ from ..support.events import Listener, ignore
 from .attest import attest_images, build_windows
 from .ci_steps import check_fingerprints, mark_failures
 from .events import RunEvents
+from .intervals import Interval
 from .options import RunOptions
 from .publish import primary_state, publish_to_mirrors
 from .results import (
@@ -41,7 +42,6 @@ from .results import (
 from .rounds import Run, engine_reports, learn, merged, remember_pushed, run_rounds
 from .services import open_services, registry_host, run_platform
 from .settings import RegistrySettings
-from .steps import Interval
 from .verify import holding
 
 
@@ -70,7 +70,7 @@ async def run_workflow(
     targets = list(dict.fromkeys(targets))
     events = RunEvents(listener)
     platform = run_platform(repo)
-    # The lookup engine is created first thing inside open_services: its span
+    # The lookups are created first thing inside open_services: its span
     # times count from (about) now.
     engine_origin = events.since()
     specs: dict[str, str] = {}

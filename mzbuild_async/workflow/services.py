@@ -1,5 +1,5 @@
 """A run's services: its engines (one, or a pool's members that build its platform),
-the registry client and the lookup engine, opened together and closed by whoever made them.
+the registry client and the lookups, opened together and closed by whoever made them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ..engine.factory import open_engine
 from ..engine.pool import Member, close_pool, open_pool
 from ..engine.protocol import Engine
 from ..errors import MzbuildError, UsageError, single_error
-from ..lookup.engine import LookupEngine
+from ..lookup.lookups import Lookups
 from ..model.status import TIER_ORDER
 from ..registry.client import RegistryClient
 from ..registry.names import parse_reference
@@ -37,11 +37,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Services:
-    """A run's engines (home first), registry client and lookup engine."""
+    """A run's engines (home first), registry client and lookups."""
 
     members: list[Member]
     client: RegistryClient
-    lookups: LookupEngine
+    lookups: Lookups
     #: From ``--engine``/``[[engine]]``.
     configured: bool
 
@@ -83,7 +83,7 @@ async def open_services(
     registry: str = "",
     alongside: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> AsyncIterator[Services]:
-    """The engine connections and lookup engine of a run, closed at the end.
+    """The engine connections and lookups of a run, closed at the end.
 
     While the engines connect, ``alongside`` runs (the fingerprints) and the
     ``registry`` host is made ready (scheme, TLS handshake, challenge) by a
@@ -92,9 +92,9 @@ async def open_services(
     """
     options = options or RunOptions()
     own_docker = docker is None
-    # Whoever made a resource closes it: the lookup engine closes the
+    # Whoever made a resource closes it: the lookups close the
     # registry client only if it was made here.
-    engine = LookupEngine.create(
+    engine = Lookups.create(
         tiers=[t for t in tiers if t in PUBLISHED_TIERS],
         client=client,
         cache_dir=cache_dir,

@@ -11,10 +11,10 @@ from typing import Any
 
 import anyio
 
-from ..builds.plan import Decision, Found, Workflow, decide, settled_decisions
+from ..builds.decisions import Decision, Found, Workflow, decide, settled_decisions
 from ..engine.protocol import Engine
 from ..errors import single_error
-from ..lookup.engine import Answer, LookupEngine
+from ..lookup.lookups import Answer, Lookups
 from ..model.publication import Destination
 from ..model.spec import fingerprint_of
 from ..model.status import Status
@@ -44,7 +44,7 @@ class Answers:
         repo: Repository,
         specs: Mapping[str, str],
         docker: Engine,
-        engine: LookupEngine,
+        engine: Lookups,
         mirrors: Mapping[str, Mapping[str, str]] | None = None,
         restore: Restore | None = None,
         others: tuple[AbstractSet[str], float] | None = None,
@@ -177,7 +177,7 @@ async def walk(
     workflow: Workflow,
     targets: list[str],
     docker: Engine,
-    engine: LookupEngine,
+    engine: Lookups,
     *,
     force: bool,
     listener: Listener = ignore,

@@ -4,7 +4,7 @@
 the streamed tar context and its Dockerfile: every ``FROM`` must name an
 image it has, or ``scratch``), tags, removes, runs, and pushes to and pulls
 from a registry through a :class:`~..registry.client.RegistryClient`: a
-real registry, or :class:`~..registry.memory.MemoryRegistry` behind its
+real registry, or :class:`~..registry.inmemory.MemoryRegistry` behind its
 transport. An image it pushes is an OCI manifest whose config blob carries
 the image's ID and labels; a pull of one restores them.
 

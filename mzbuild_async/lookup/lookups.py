@@ -1,6 +1,6 @@
-"""The lookup engine: is this spec published? Tiers in order, all at once.
+"""The lookups: is this spec published? Tiers in order, all at once.
 
-``LookupEngine.lookup_many`` answers for many specs concurrently: the local
+``Lookups.lookup_many`` answers for many specs concurrently: the local
 tiers (memory, disk) first, then, at once, the daemon and (after one token
 prefetch per registry host) the registry tiers for whatever is left. The
 first definite answer in tier order wins (the daemon's "present" over the
@@ -90,7 +90,7 @@ def _percentile(values: Sequence[float], q: float) -> float:
 
 
 @dataclass
-class LookupEngine:
+class Lookups:
     """Finds out, tier by tier, whether image specs exist."""
 
     client: RegistryClient
@@ -117,7 +117,7 @@ class LookupEngine:
         owns_client: bool | None = None,
         confirm: bool = False,
         environ: Mapping[str, str] | None = None,
-    ) -> LookupEngine:
+    ) -> Lookups:
         """An engine with the named tiers (``cache_dir`` is needed for ``disk``;
         ``environ`` says where the local engine is, for ``daemon``: ``DOCKER_HOST``,
         ``DOCKER_CONTEXT``; none: the default socket).
@@ -293,7 +293,7 @@ class LookupEngine:
         if self.owns_client:
             await self.client.aclose()
 
-    async def __aenter__(self) -> LookupEngine:
+    async def __aenter__(self) -> Lookups:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -308,12 +308,12 @@ class LookupEngine:
 
 
 class _Batch:
-    """One :meth:`LookupEngine.lookup_many`: local tiers first, then, at once, the
+    """One :meth:`Lookups.lookup_many`: local tiers first, then, at once, the
     daemon and the registry for what is left. The daemon's "present" wins (it comes
     first in tier order) and stops the registry's lookup of that spec; otherwise the
     registry's answer stands, and no registry request waited for the daemon."""
 
-    def __init__(self, engine: LookupEngine, on_answer: Callable[[Answer], None]) -> None:
+    def __init__(self, engine: Lookups, on_answer: Callable[[Answer], None]) -> None:
         self.engine = engine
         self.on_answer = on_answer
         self.refs: dict[str, Reference] = {}
@@ -388,3 +388,7 @@ class _Batch:
 def _unconfirmed(decided: Decided | None) -> bool:
     """A "present" from the disk tier: seen in an earlier run, maybe deleted since."""
     return decided is not None and decided[1] == "disk" and decided[0].status is Status.PRESENT
+
+
+#: The name :class:`Lookups` had before (kept for scripts written against it).
+LookupEngine = Lookups
