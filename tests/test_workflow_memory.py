@@ -205,6 +205,25 @@ async def test_plan_says_what_a_run_would_do(world: World) -> None:
     json.dumps(document)
 
 
+async def test_plan_ensure_asks_the_registry_again_as_ensure_would(world: World) -> None:
+    """A tag deleted since the disk cache saw it: plan --workflow ensure confirms the
+    cache's "present" with the registry (as ensure does) and says build; plan of an
+    acquire trusts the cache, as acquire does (its pull would find it out)."""
+    first = await world.run(Workflow.ENSURE, "base")
+    _drop(world, world.spec("base", first))
+    fresh = world.engine_like("plan-fresh")
+
+    async def planned(workflow: Workflow) -> str:
+        plan = await plan_workflow(
+            world.repo, workflow, ["base"], cache_dir=world.cache, docker=fresh,
+            client=world.client, tiers=TIERS,
+        )  # fmt: skip
+        return str(plan.to_json()["images"]["base"]["action"])
+
+    assert await planned(Workflow.ACQUIRE) == "pull"
+    assert await planned(Workflow.ENSURE) == "build+push"
+
+
 # -- mirrors and digests ----------------------------------------------------------------
 
 MIRROR = Destination("mirror.test/m", "")

@@ -49,6 +49,7 @@ async def plan_workflow(
         tiers,
         options,
         platform,
+        options.confirms(workflow),  # (as the run would: ensure asks the registry again)
         registry=registry_host(repo),
         alongside=fingerprint,
     ) as services:
