@@ -175,8 +175,8 @@ def make_repo_with_warning(make_repo: object) -> Path:
 
 
 def test_every_command_has_a_runner() -> None:
-    """Each subcommand of the parser is run by COMMANDS (``cache`` and ``public-key`` need
-    no repository)."""
+    """Each subcommand of the parser is run by COMMANDS (``cache``, ``public-key`` and
+    ``keygen`` need no repository)."""
     import argparse
 
     from mzbuild_async.cli.main import COMMANDS
@@ -184,7 +184,7 @@ def test_every_command_has_a_runner() -> None:
 
     parser = build_parser()
     [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    assert set(sub.choices) == {*COMMANDS, "cache", "public-key"}
+    assert set(sub.choices) == {*COMMANDS, "cache", "public-key", "keygen"}
 
 
 @pytest.mark.parametrize("command", ["list", "spec --all", "fingerprint --all", "describe base"])
@@ -224,7 +224,7 @@ COMMAND_ARGUMENTS = {
     "search", "transitive", "allow_unsigned", "key", "check", "apply", "keep_branch",
     "keep_last", "keep_tag", "keep_younger", "trust_local_refs", "base", "head", "steps",
     "tag", "to", "mainline", "workflow", "report", "trace", "timeline", "metadata_file",
-    "progress", "otlp",
+    "progress", "otlp", "out", "type",
 }  # fmt: skip
 
 

@@ -83,6 +83,23 @@ class KeySigner:
             return cls(key)
         raise UsageError(f"--sign-key {path}: an ECDSA P-256 or Ed25519 key is needed")
 
+    @classmethod
+    def generate(cls, kind: str = "ecdsa") -> KeySigner:
+        """A new key: ``ecdsa`` (P-256, what cosign and most verifiers take) or ``ed25519``."""
+        if kind == "ed25519":
+            return cls(ed25519.Ed25519PrivateKey.generate())
+        if kind == "ecdsa":
+            return cls(ec.generate_private_key(ec.SECP256R1()))
+        raise UsageError(f"keygen --type {kind}: use ecdsa or ed25519")
+
+    def private_pem(self) -> bytes:
+        """The private key as unencrypted PKCS#8 PEM (what ``--sign-key`` reads)."""
+        return self.private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
     @property
     def public(self) -> PublicKey:
         """The public half."""

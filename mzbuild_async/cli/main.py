@@ -117,6 +117,15 @@ async def run_command(args: argparse.Namespace) -> int:
         clear_caches(cache_dir)
         _emit(f"cleared the caches in {cache_dir}")
         return 0
+    if args.command == "keygen":  # (needs no repository)
+        from ..workflow.verify import write_keypair
+
+        pair = write_keypair(args.out, args.type, force=args.force)
+        _emit(
+            f"wrote {pair.private} (the signing key, mode 0600: keep it secret; --sign-key)"
+            f" and {pair.public} (verify --key); key id {pair.keyid}"
+        )
+        return 0
     if args.command == "public-key":  # (needs no repository)
         from ..workflow.verify import public_key_pem
 

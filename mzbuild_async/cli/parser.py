@@ -148,7 +148,7 @@ def _add_check(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> Non
 
 
 def _add_attest_commands(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
-    """verify, lock and public-key."""
+    """verify, lock, public-key and keygen."""
     p = sub.add_parser(
         "verify",
         parents=[common],
@@ -187,6 +187,26 @@ def _add_attest_commands(sub: argparse._SubParsersAction[_Parser], common: _Pars
         "public-key", parents=[common], help="print the public key of a --sign-key (PEM)"
     )
     p.add_argument("--sign-key", metavar="PEM", required=True, help="the private key")
+    p = sub.add_parser(
+        "keygen",
+        parents=[common],
+        help="write a new signing key (mode 0600) and its public half (for --sign-key and"
+        " verify --key)",
+    )
+    p.add_argument(
+        "--out",
+        metavar="PEM",
+        default="sign.pem",
+        help="the private key's file; the public half goes beside it as NAME.pub.pem"
+        " (default: sign.pem)",
+    )
+    p.add_argument(
+        "--type",
+        choices=("ecdsa", "ed25519"),
+        default="ecdsa",
+        help="ECDSA P-256 (default: what cosign and most verifiers take) or Ed25519",
+    )
+    p.add_argument("--force", action="store_true", help="replace the files if they exist")
 
 
 def _add_run_commands(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:

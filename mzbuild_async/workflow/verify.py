@@ -9,6 +9,7 @@ verdict per image.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from ..attest.dsse import (
 )
 from ..attest.sbom import CYCLONEDX_TYPE
 from ..attest.verify import Mismatch, check_statement, check_subject
-from ..errors import TransferError
+from ..errors import TransferError, UsageError
 from ..model.status import Status
 from ..registry.names import Reference, parse_reference
 from ..registry.referrers import Descriptor, referrers
@@ -45,6 +46,45 @@ CONCURRENCY = 16
 def load_keys(paths: Sequence[str]) -> list[PublicKey]:
     """The PEM public keys ``verify --key`` names (one line naming a bad file)."""
     return [load_public_key(path) for path in paths]
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """What ``keygen`` wrote."""
+
+    private: Path
+    public: Path
+    keyid: str
+
+
+def public_path(private: Path) -> Path:
+    """Where ``keygen`` puts the public half of ``private``: ``sign.pem`` -> ``sign.pub.pem``."""
+    return private.with_name(f"{private.stem}.pub{private.suffix or '.pem'}")
+
+
+def write_keypair(path: str, kind: str = "ecdsa", *, force: bool = False) -> KeyPair:
+    """``keygen``: a new signing key at ``path`` (mode 0600, never over an existing file
+    unless ``force``) and its public half beside it; one line for a path we cannot use."""
+    private = Path(path)
+    public = public_path(private)
+    signer = KeySigner.generate(kind)
+    if not force:
+        for existing in (private, public):
+            if existing.exists():
+                raise UsageError(
+                    f"keygen: {existing} exists; keep it, or pass --force to replace it"
+                )
+    staged = private.with_name(f".{private.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(signer.private_pem())
+        os.replace(staged, private)  # (the key is never readable by others, not even briefly)
+        public.write_text(signer.public_pem())
+    except OSError as exc:
+        staged.unlink(missing_ok=True)
+        raise UsageError(f"keygen: cannot write {private} ({exc.strerror or exc})") from None
+    return KeyPair(private, public, signer.keyid)
 
 
 def public_key_pem(signing_key: str) -> str:
