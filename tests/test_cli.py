@@ -192,7 +192,7 @@ def test_fingerprinting_commands_import_no_network_or_build_code(
     fixture_repo: Path, command: str
 ) -> None:
     """They load neither httpx, aiodocker, tenacity, structlog nor the build code (of
-    the workflow, only the resolution of settings and the repository's answers)."""
+    the workflow, only the resolution of settings, [defaults] and the repository's answers)."""
     import subprocess
     import sys
 
@@ -205,7 +205,8 @@ def test_fingerprinting_commands_import_no_network_or_build_code(
         " ('httpx', 'aiodocker', 'tenacity', 'structlog')"
         " or m.startswith(('mzbuild_async.builds', 'mzbuild_async.workflow.',"
         " 'mzbuild_async.engine', 'mzbuild_async.lookup', 'mzbuild_async.registry'))"
-        " and m not in ('mzbuild_async.workflow.resolve', 'mzbuild_async.workflow.inspect')]\n"
+        " and m not in ('mzbuild_async.workflow.resolve', 'mzbuild_async.workflow.inspect',"
+        " 'mzbuild_async.workflow.defaults')]\n"
         "print(sorted(heavy))\n"
     )
     result = subprocess.run(

@@ -1,7 +1,7 @@
 """``mzbuild-async.toml``: the one reader of the settings file.
 
 The file is read once per command; each table goes to the module that owns
-its meaning (``[lookup]`` and ``[registry."HOST"]``:
+its meaning (``[defaults]``: :mod:`.defaults`; ``[lookup]`` and ``[registry."HOST"]``:
 :mod:`..registry.config`; ``[[engine]]``: :mod:`..engine.endpoints`;
 ``[[publish]]`` and ``[promote]``: :mod:`..model.publication`). A table
 or key it does not know, a value of the wrong kind, bytes that are not
@@ -10,7 +10,6 @@ UTF-8: one line naming the file, exit status 2.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from ..model.options import CONFIG_NAME
 from ..model.publication import PROMOTE_KEYS, PUBLISH_KEYS, PublishConfig, publish_config
 from ..model.secrets import SECRET_KEYS, SecretSource, secret_tables
 from ..registry.config import HOST_KEYS, LOOKUP_KEYS, RegistryConfig, registry_config
-from ..support.documents import parse_toml
+from .defaults import DEFAULTS_KEYS, Defaults, defaults_of, read_file
 
 
 @dataclass(frozen=True)
@@ -37,6 +36,11 @@ class Table:
 #: The tables the file may have, by top-level key (docs/reference/configuration.md
 #: is made from these, and from nothing else).
 TABLES = {
+    "defaults": Table(
+        "[defaults]",
+        "The build options every command starts from (a flag or the environment wins).",
+        DEFAULTS_KEYS,
+    ),
     "lookup": Table(
         "[lookup]",
         "How images are looked up, for every command that looks them up (flags win).",
@@ -79,6 +83,8 @@ class ConfigFile:
     publish: PublishConfig = field(default_factory=PublishConfig)
     #: The ``[[secret]]`` tables (where each build secret's value comes from).
     secrets: tuple[SecretSource, ...] = ()
+    #: ``[defaults]``: the build options every command starts from.
+    defaults: Defaults = field(default_factory=Defaults)
 
 
 def load_config(root: Path) -> ConfigFile:
@@ -89,6 +95,7 @@ def load_config(root: Path) -> ConfigFile:
         engines=tuple(engine_tables(data.get("engine", []), root, CONFIG_NAME)),
         publish=publish_config(data),
         secrets=tuple(secret_tables(data.get("secret", []))),
+        defaults=defaults_of(data),
     )
 
 
@@ -98,16 +105,7 @@ def read_config_file(root: Path) -> dict[str, Any]:
     Whatever the file holds (bytes that are not UTF-8, nesting deeper than
     the parser's recursion, a table we do not know) is one line naming it.
     """
-    try:
-        data = parse_toml((root / CONFIG_NAME).read_bytes())
-    except FileNotFoundError:
-        return {}
-    except UnicodeDecodeError as exc:
-        raise UsageError(
-            f"{CONFIG_NAME}: not UTF-8 (byte {exc.start}: {exc.reason}); TOML files are UTF-8"
-        ) from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"{CONFIG_NAME}: cannot read: {exc}") from None
+    data = read_file(root)
     unknown = sorted(set(data) - set(TABLES))
     if unknown:
         raise UsageError(

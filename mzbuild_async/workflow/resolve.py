@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from ..errors import UsageError
 from ..model.options import (
+    CONFIG_NAME,
     DEFAULT_IMAGE_PREFIX,
     DEFAULT_IMAGE_REGISTRY,
     DEFAULT_TRANSFERS,
@@ -34,6 +35,7 @@ from ..model.options import (
 from ..model.status import TIER_ORDER, parse_tiers
 from ..source.repository import Repository
 from ..support import logs
+from .defaults import Defaults, read_defaults
 
 if TYPE_CHECKING:
     from ..attest.dsse import Signer
@@ -169,7 +171,19 @@ async def open_repository(
         digest_cache=flags.digest_cache
         and env_is_truthy(environ, "MZBUILD_ASYNC_DIGEST_CACHE", "1"),
     )
-    return repo, resolve_settings(flags, environ, repo.root, cache_dir, options)
+    defaults = read_defaults(repo.root)  # (the file is at the top level found)
+    if defaults != Defaults():
+        options = build_options(flags, environ, defaults)
+        if options != repo.options:
+            repo = repo.variant(options)
+    settings = resolve_settings(flags, environ, repo.root, cache_dir, options)
+    if flags.registries and given_registry(flags, environ, defaults) is None:
+        logs.warning(  # (after the settings: a bad one is the only line)
+            f"no image registry is set: using {DEFAULT_IMAGE_REGISTRY} (Materialize's);"
+            f" set [defaults] image-registry in {CONFIG_NAME}, {REGISTRY_VARIABLE} or"
+            " --image-registry"
+        )
+    return repo, settings
 
 
 def resolve_settings(
@@ -230,30 +244,50 @@ def published(repo: Repository, names: Sequence[str]) -> list[str]:
 # ---------------------------------------------------------------- build options
 
 
-def build_options(flags: Flags, environ: Mapping[str, str]) -> BuildOptions:
-    """Build options from flags, falling back to the original's environment defaults."""
+#: The environment's image registry and prefix (between the flags and ``[defaults]``).
+REGISTRY_VARIABLE, PREFIX_VARIABLE = "MZBUILD_ASYNC_IMAGE_REGISTRY", "MZBUILD_ASYNC_IMAGE_PREFIX"
+
+
+def build_options(
+    flags: Flags, environ: Mapping[str, str], defaults: Defaults | None = None
+) -> BuildOptions:
+    """Build options: each from its flag, else the environment (the original's
+    variables, ``MZBUILD_ASYNC_IMAGE_*``), else ``[defaults]``, else the default."""
+    defaults = defaults or Defaults()
     if flags.profile:
         profile = Profile.parse(_one(flags, "profile", flags.profile))
     elif env_is_truthy(environ, "CI_LTO"):
         profile = Profile.RELEASE
     else:
-        profile = Profile.OPTIMIZED
+        profile = defaults.profile or Profile.OPTIMIZED
     if flags.sanitizer:
         sanitizer = Sanitizer.parse(_one(flags, "sanitizer", flags.sanitizer))
     else:
         sanitizer = Sanitizer.parse(environ.get("CI_SANITIZER") or "none", source="CI_SANITIZER")
     return BuildOptions(
         profile=profile,
-        arch=_single_arch(flags, environ),
+        arch=_single_arch(flags, environ, defaults.arch),
         coverage=(
             flags.coverage
             if flags.coverage is not None
             else env_is_truthy(environ, "CI_COVERAGE_ENABLED")
         ),
         sanitizer=sanitizer,
-        image_registry=flags.image_registry or DEFAULT_IMAGE_REGISTRY,
-        image_prefix=DEFAULT_IMAGE_PREFIX if flags.image_prefix is None else flags.image_prefix,
+        image_registry=given_registry(flags, environ, defaults) or DEFAULT_IMAGE_REGISTRY,
+        image_prefix=next(
+            (
+                p
+                for p in (flags.image_prefix, environ.get(PREFIX_VARIABLE), defaults.image_prefix)
+                if p is not None
+            ),
+            DEFAULT_IMAGE_PREFIX,
+        ),
     )
+
+
+def given_registry(flags: Flags, environ: Mapping[str, str], defaults: Defaults) -> str | None:
+    """The image registry the user set, if any (flag, environment, ``[defaults]``)."""
+    return flags.image_registry or environ.get(REGISTRY_VARIABLE) or defaults.image_registry
 
 
 def _one(flags: Flags, flag: str, values: Sequence[str]) -> str:
@@ -264,10 +298,14 @@ def _one(flags: Flags, flag: str, values: Sequence[str]) -> str:
     return distinct[0]
 
 
-def _single_arch(flags: Flags, environ: Mapping[str, str]) -> Arch:
+def _single_arch(flags: Flags, environ: Mapping[str, str], default: Arch | None) -> Arch:
     if len(set(flags.arch)) > 1 and flags.command not in SEVERAL_ARCHES:
         raise UsageError(f"{flags.command}: give --arch once (only promote and gc take several)")
-    return Arch.parse(flags.arch[0]) if flags.arch else default_arch(environ)
+    if flags.arch:
+        return Arch.parse(flags.arch[0])
+    if default is not None and not environ.get("DOCKER_DEFAULT_PLATFORM", "").strip():
+        return default
+    return default_arch(environ)
 
 
 def default_arch(environ: Mapping[str, str]) -> Arch:
