@@ -170,6 +170,12 @@ def test_the_builder_is_said_and_classic_can_be_chosen(
     assert "the Docker engine: builds with the classic builder" in classic.stderr
     assert re.search(r"img \| Step \d+/\d+ : RUN ", classic.stderr)
     assert json.loads(classic.stdout)["images"]["img"]["spec"] == spec.strip()  # (the same)
+    # --log-format json: every line on stderr is JSON (logs, progress, the build's lines).
+    logged = cli.run("build", "img", "--force", "-v", "--log-format", "json")
+    assert logged.returncode == 0, logged.stderr
+    lines = logged.stderr.splitlines()
+    assert any('"status": "line"' in line for line in lines)
+    assert all(isinstance(json.loads(line), dict) for line in lines), logged.stderr
 
 
 SECRET_MOUNT = """FROM scratch

@@ -128,7 +128,7 @@ async def test_a_compile_error_names_the_crate_after_what_landed(
     repo = await _repo(make_repo)
     binary = tmp_path / "fast.bin"
     binary.write_bytes(b"fast binary")
-    error = {
+    error: dict[str, object] = {
         "reason": "compiler-message",
         "package_id": "path+file:///ws/src/slow#0.1.0",
         "message": {

@@ -93,7 +93,7 @@ def test_check_text_and_unknown_exit_status(
         "--tiers", "registry",
     )  # fmt: skip
     assert status == 1
-    assert "1 images: 0 present, 0 absent, 1 unknown" in out
+    assert "1 image: 0 present, 0 absent, 1 unknown" in out
     assert "base: unknown: 127.0.0.1:1: connection failed" in out
 
 
@@ -183,3 +183,13 @@ def test_bad_lookup_settings_in_the_file(
     assert err.splitlines() == [
         f"mzbuild-async: error: mzbuild-async.toml: [lookup] {message}"
     ] or (len(err.splitlines()) == 1 and message in err), err
+
+
+def test_counts_are_said_in_words() -> None:
+    """One image, two images: the messages and summaries count so."""
+    from mzbuild_async.support.words import counted
+
+    assert counted(1, "image") == "1 image"
+    assert counted(0, "image") == "0 images"
+    assert counted(2, "target") == "2 targets"
+    assert counted(2, "child", "children") == "2 children"

@@ -115,6 +115,10 @@ def test_buildkit_progress_is_the_default_and_the_flag_wins() -> None:
     assert progress_mode(None, {"BUILDKIT_PROGRESS": "rawjson"}) == "rawjson"
     assert progress_mode(None, {"BUILDKIT_PROGRESS": "fancy"}) == "auto"
     assert progress_mode("quiet", {"BUILDKIT_PROGRESS": "plain"}) == "quiet"
+    # --log-format json: stderr is JSON lines only (progress as rawjson), unless asked.
+    assert progress_mode(None, {"BUILDKIT_PROGRESS": "plain"}, "json") == "rawjson"
+    assert progress_mode("plain", {}, "json") == "plain"
+    assert progress_mode(None, {}, "console") == "auto"
 
 
 def test_docker_default_platform_is_the_default_arch(make_repo: MakeRepo) -> None:

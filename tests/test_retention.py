@@ -427,3 +427,36 @@ async def test_the_guard_rereads_the_protecting_tags(
     [deletion] = done
     assert deletion.outcome == "skipped"  # type: ignore[attr-defined]
     assert doomed in registry.manifests[(HOST, "p/app")]
+
+
+def test_applied_says_what_the_deletions_free_not_what_the_plan_would() -> None:
+    """A registry that refused every delete frees nothing, and the summary says so; one
+    that deleted some frees what those freed."""
+    from mzbuild_async.report.gc import gc_text
+    from mzbuild_async.retention.deletions import Deletion
+    from mzbuild_async.retention.policy import Plan, RepositoryPlan, Verdict
+    from mzbuild_async.workflow.gc import GcResult, KeepSet
+
+    verdicts = [
+        Verdict(
+            "reg.test/a",
+            f"mzbuild-{n}",
+            Kind.IMAGE,
+            f"sha256:{n}",
+            True,
+            "not kept",
+            freed=512 * 1024,
+        )
+        for n in ("x", "y")
+    ]
+    gc_plan = Plan([RepositoryPlan(parse_reference("reg.test/a"), verdicts)], freed=1024 * 1024)
+    keep = KeepSet({"c1": ["main"]})
+    refused = [Deletion(v, "failed", "405 method not allowed") for v in verdicts]
+    text = gc_text(GcResult(keep, gc_plan, refused))
+    assert "applied: 2 failed; nothing freed" in text
+    assert "to free" not in text
+    half = [Deletion(verdicts[0], "deleted"), Deletion(verdicts[1], "failed", "405")]
+    assert "applied: 1 deleted, 1 failed; about 512.0 KiB to free" in gc_text(
+        GcResult(keep, gc_plan, half)
+    )
+    assert "freeing about 1.0 MiB" in gc_text(GcResult(keep, gc_plan))  # (the dry run's plan)

@@ -165,12 +165,15 @@ async def test_build_force_rebuilds_what_the_engine_has(world: World) -> None:
 
 
 async def test_a_registry_that_cannot_tell_gets_nothing_pushed(world: World) -> None:
+    """Unavailable (503 to everything, past the retries): ensure stops before any build."""
+    from mzbuild_async.errors import UsageError
+
     world.registry.unavailable = True
-    result = await world.run(Workflow.ENSURE, "base")
-    assert not result.ok
-    assert "the registry could not tell" in result.images["base"].error
+    with pytest.raises(UsageError, match="could not be reached"):
+        await world.run(Workflow.ENSURE, "base")
     world.registry.unavailable = False
-    assert world.registry.manifest(world.spec("base", result)) is None
+    assert not [c for c in world.engine.calls if c[0] in ("build", "push")]
+    assert not any(world.registry.manifests.values())
 
 
 async def test_a_deleted_tag_is_found_out_and_built_again(world: World) -> None:
@@ -222,6 +225,31 @@ async def test_plan_ensure_asks_the_registry_again_as_ensure_would(world: World)
 
     assert await planned(Workflow.ACQUIRE) == "pull"
     assert await planned(Workflow.ENSURE) == "build+push"
+
+
+async def test_ensure_with_its_registry_unreachable_builds_nothing(world: World) -> None:
+    """A registry refusing every connection: ensure says so in one line before any build
+    (it could push nothing); acquire, which needs no registry to build, goes on."""
+    import httpx
+
+    from mzbuild_async.errors import UsageError
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    engine = world.engine_like("unreached")
+    async with RegistryClient(transport=httpx.MockTransport(refuse), retry=FAST) as client:
+        with pytest.raises(UsageError, match=r"ensure: the registry reg\.test could not be"):
+            await run_workflow(
+                world.repo, Workflow.ENSURE, ["base"], cache_dir=world.cache / "unreached",
+                docker=engine, client=client, options=RunOptions(tiers=TIERS, jobs=1),
+            )  # fmt: skip
+        assert not [c for c in engine.calls if c[0] in ("build", "push")]
+        acquired = await run_workflow(
+            world.repo, Workflow.ACQUIRE, ["base"], cache_dir=world.cache / "unreached",
+            docker=engine, client=client, options=RunOptions(tiers=TIERS, jobs=1),
+        )  # fmt: skip
+    assert acquired.images["base"].action == "built"
 
 
 # -- mirrors and digests ----------------------------------------------------------------

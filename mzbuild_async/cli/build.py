@@ -44,7 +44,7 @@ async def run_build_command(
         verbose=args.verbose > 0,
         quiet=args.quiet > 0,
         environ=settings.environ,
-        mode=progress_mode(args.progress, settings.environ),
+        mode=progress_mode(args.progress, settings.environ, args.log_format),
     )
     try:
         with single_error():

@@ -264,6 +264,18 @@ class RegistryClient:
                 for host, repos in by_host.items():
                     tg.start_soon(host_tokens, host, repos)
 
+    async def reach(self, host: str) -> str:
+        """Why ``host`` cannot be asked ("": it answered, or its challenge is remembered
+        from an earlier run). Joins a warm-up's ``GET /v2/`` in flight: no extra request."""
+        try:
+            with within(self.deadline):
+                await self._challenge(host)
+        except Unanswered as exc:
+            return str(exc)
+        except Transient as exc:
+            return str(exc)
+        return ""
+
     async def warm_up(self, hosts: Iterable[str]) -> None:
         """Be ready to ask ``hosts`` now (e.g. while fingerprints compute): the scheme,
         the connection (with its TLS handshake) and the auth challenge.

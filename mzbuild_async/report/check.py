@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..model.status import Status
+from ..support.words import counted
 from ..workflow.check import CheckResult
 
 
@@ -59,7 +60,8 @@ def check_text(result: CheckResult) -> str:
     counts = {s: sum(1 for a in answers.values() if a.status is s) for s in Status}
     lines.append("")
     lines.append(
-        f"{len(names)} images: {counts[Status.PRESENT]} present, {counts[Status.ABSENT]} absent,"
+        f"{counted(len(names), 'image')}: {counts[Status.PRESENT]} present,"
+        f" {counts[Status.ABSENT]} absent,"
         f" {counts[Status.UNKNOWN]} unknown in {result.seconds:.2f} s"
         f" (lookups {result.lookup_seconds:.2f} s after the fingerprints)"
     )

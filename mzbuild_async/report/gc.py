@@ -63,9 +63,12 @@ def gc_text(result: GcResult, *, verbose: bool = False) -> str:
         for d in result.deletions:
             counts[d.outcome] = counts.get(d.outcome, 0) + 1
         summary = ", ".join(f"{n} {what}" for what, n in sorted(counts.items())) or "nothing"
+        # (only what was deleted frees anything: a registry that refused frees nothing)
+        freed = sum(d.verdict.freed for d in result.deletions if d.outcome == "deleted")
         lines.append(
-            f"applied: {summary}; about {_size(plan.freed)} to free once the registry"
-            " collects garbage"
+            f"applied: {summary}; about {_size(freed)} to free once the registry collects garbage"
+            if freed
+            else f"applied: {summary}; nothing freed"
         )
         failures = sorted({d.detail for d in result.deletions if d.outcome == "failed"})
         lines += [f"error: {f}" for f in failures]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..support.words import counted
 from ..workflow.results import RunPlan
 from .summary import table
 
@@ -40,5 +41,5 @@ def plan_text(plan: RunPlan) -> str:
     for image in document.values():
         counts[image["action"]] = counts.get(image["action"], 0) + 1
     totals = ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
-    lines.append(f"plan ({plan.workflow.value}): {len(document)} images: {totals}")
+    lines.append(f"plan ({plan.workflow.value}): {counted(len(document), 'image')}: {totals}")
     return "\n".join(lines)

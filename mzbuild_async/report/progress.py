@@ -276,11 +276,14 @@ Progress = LineProgress | LiveProgress | JsonProgress
 PROGRESS_MODES = ("auto", "plain", "tty", "quiet", "rawjson")
 
 
-def progress_mode(flag: str | None, environ: Mapping[str, str]) -> str:
-    """``--progress``, else ``BUILDKIT_PROGRESS`` when it is one of the modes, else
-    ``auto``."""
+def progress_mode(flag: str | None, environ: Mapping[str, str], log_format: str = "") -> str:
+    """``--progress``, else ``rawjson`` with ``--log-format json`` (stderr all JSON lines,
+    for the log shipper that asked for it), else ``BUILDKIT_PROGRESS`` when it is one of
+    the modes, else ``auto``."""
     if flag:
         return flag
+    if log_format == "json":
+        return "rawjson"
     value = environ.get("BUILDKIT_PROGRESS", "").strip().lower()
     return value if value in PROGRESS_MODES else "auto"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..support.words import counted
 from ..workflow.intervals import Interval
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def totals_line(result: RunResult, status: int) -> str:
     totals = ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
     state = "ok" if result.ok else "FAILED"
     return (
-        f"{result.workflow.value}: {state}: {len(result.images)} images ({totals}),"
+        f"{result.workflow.value}: {state}: {counted(len(result.images), 'image')} ({totals}),"
         f" {pushed} pushed, in {result.seconds:.1f} s; exit status {status}"
     )
 

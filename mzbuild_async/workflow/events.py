@@ -10,6 +10,7 @@ from ..model.spec import fingerprint_of
 from ..source.repository import Repository
 from ..support import logs
 from ..support.events import Event, EventStatus, Listener, Phase
+from ..support.words import counted
 from .intervals import Interval, StepRecorder
 
 
@@ -36,7 +37,11 @@ class RunEvents:
         """The specs of the targets and their dependencies, the work shown as a step."""
         self.tee(
             Event(
-                self.since(), None, Phase.FINGERPRINT, EventStatus.START, f"{len(targets)} targets"
+                self.since(),
+                None,
+                Phase.FINGERPRINT,
+                EventStatus.START,
+                counted(len(targets), "target"),
             )
         )
         specs = await repo.specs(targets)

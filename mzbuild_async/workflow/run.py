@@ -18,6 +18,7 @@ from ..builds.decisions import Workflow
 from ..builds.jobs import Outcome, RunWorker
 from ..engine.factory import open_engine
 from ..engine.protocol import Engine
+from ..errors import UsageError
 from ..registry.client import RegistryClient
 from ..registry.writer import RegistryWriter
 from ..source.repository import Repository
@@ -83,6 +84,7 @@ async def run_workflow(
         registry=registry_host(repo), alongside=fingerprint,
     ) as services:  # fmt: skip
         await check_fingerprints(repo, options)
+        await _registry_reachable(repo, workflow, options, services.client)
         history = BuildHistory.load(cache_dir)
         run = Run(
             repo, workflow, targets, specs, services, options, events, history, cache_dir,
@@ -109,6 +111,22 @@ async def run_workflow(
         workflow, worked.results, events.since(), plan, worked.steps, lookups.statistics(),
         dict(lookups.requests), engines, options.step, platform,
     )  # fmt: skip
+
+
+async def _registry_reachable(
+    repo: Repository, workflow: Workflow, options: RunOptions, client: RegistryClient
+) -> None:
+    """``ensure`` publishes: a primary registry that cannot be reached at all is one line
+    before any work, not a build of everything that then cannot be pushed."""
+    if workflow is not Workflow.ENSURE or "registry" not in options.tiers:
+        return
+    host = registry_host(repo)
+    why = await client.reach(host) if host else ""
+    if why:
+        raise UsageError(
+            f"ensure: the registry {host} could not be reached ({why}); nothing was built or"
+            " pushed: check that it runs and --image-registry (or [defaults] image-registry)"
+        )
 
 
 @dataclass(frozen=True)

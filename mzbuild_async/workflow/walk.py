@@ -23,6 +23,7 @@ from ..source.repository import Repository
 from ..store.history import BuildHistory
 from ..support.deadline import deadline
 from ..support.events import Event, EventStatus, Listener, Phase, ignore
+from ..support.words import counted
 from .options import RunOptions
 from .results import RunPlan, found_state
 
@@ -205,12 +206,14 @@ async def walk(
     order = [i.name for i in images]
     if not fingerprinted:  # (else the caller did, and said so)
         listener(
-            Event(since(), None, Phase.FINGERPRINT, EventStatus.START, f"{len(images)} images")
+            Event(
+                since(), None, Phase.FINGERPRINT, EventStatus.START, counted(len(images), "image")
+            )
         )
     specs = await repo.specs(targets)
     if not fingerprinted:
         listener(Event(since(), None, Phase.FINGERPRINT, EventStatus.DONE))
-    listener(Event(since(), None, Phase.LOOKUP, EventStatus.START, f"{len(images)} images"))
+    listener(Event(since(), None, Phase.LOOKUP, EventStatus.START, counted(len(images), "image")))
     asked_mirrors = (
         {n: mirror_specs(n, specs[n], mirrors) for n in specs}
         if mirrors and workflow is Workflow.ENSURE
