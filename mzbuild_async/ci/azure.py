@@ -13,7 +13,7 @@ from ..model.steps import StepDecision
 from ..pipeline.emit import StepSettings, label, step_command
 from ..pipeline.partition import Partition
 from ..support.annotate import Annotation
-from .protocol import Produced
+from .protocol import ChangeBase, Produced
 
 #: Times a step is run again when its task failed (an agent lost, a network blip).
 RETRIES = 2
@@ -37,6 +37,15 @@ class AzurePipelines:
         """The build (a re-run of failed jobs keeps it)."""
         build = environ.get("BUILD_BUILDID", "")
         return f"azure:{build}" if build else ""
+
+    def change_base(self, environ: Mapping[str, str]) -> ChangeBase | None:
+        """A pull request's build: its target branch (``SYSTEM_PULLREQUEST_TARGETBRANCH``,
+        ``refs/heads/`` dropped)."""
+        target = environ.get("SYSTEM_PULLREQUEST_TARGETBRANCH", "")
+        if target:
+            branch = target.removeprefix("refs/heads/")
+            return ChangeBase("branch", branch, "SYSTEM_PULLREQUEST_TARGETBRANCH")
+        return None
 
     def build_url(self, environ: Mapping[str, str]) -> str:
         """The build's results page."""

@@ -20,7 +20,7 @@ from ..pipeline.emit import (
 )
 from ..pipeline.partition import Partition
 from ..support.annotate import Annotation
-from .protocol import Produced
+from .protocol import ChangeBase, Produced
 
 
 class Buildkite:
@@ -36,6 +36,14 @@ class Buildkite:
         """The build: its retried jobs share it."""
         build = environ.get("BUILDKITE_BUILD_ID", "")
         return f"buildkite:{build}" if build else ""
+
+    def change_base(self, environ: Mapping[str, str]) -> ChangeBase | None:
+        """A pull request's build: its target branch (``BUILDKITE_PULL_REQUEST_BASE_BRANCH``;
+        Buildkite sets ``BUILDKITE_PULL_REQUEST`` to ``false`` otherwise)."""
+        branch = environ.get("BUILDKITE_PULL_REQUEST_BASE_BRANCH", "")
+        if branch and environ.get("BUILDKITE_PULL_REQUEST", "false") != "false":
+            return ChangeBase("branch", branch, "BUILDKITE_PULL_REQUEST_BASE_BRANCH")
+        return None
 
     def build_url(self, environ: Mapping[str, str]) -> str:
         """``$BUILDKITE_BUILD_URL``."""

@@ -12,7 +12,7 @@ from ..model.steps import StepDecision
 from ..pipeline.emit import StepSettings, concurrency_group, label, step_command
 from ..pipeline.partition import Partition
 from ..support.annotate import Annotation
-from .protocol import Produced
+from .protocol import ChangeBase, Produced
 
 
 class GitHubActions:
@@ -28,6 +28,19 @@ class GitHubActions:
         """The run and its attempt (a re-run is a new attempt)."""
         run = environ.get("GITHUB_RUN_ID", "")
         return f"github:{run}.{environ.get('GITHUB_RUN_ATTEMPT', '1')}" if run else ""
+
+    def change_base(self, environ: Mapping[str, str]) -> ChangeBase | None:
+        """A merge queue's group: its base commit (the event's ``merge_group.base_sha``);
+        a pull request: its target branch (``GITHUB_BASE_REF``)."""
+        if environ.get("GITHUB_EVENT_NAME") == "merge_group":
+            event = _event(environ)
+            group = event.get("merge_group") if isinstance(event, dict) else None
+            base = group.get("base_sha") if isinstance(group, dict) else None
+            if isinstance(base, str) and base:
+                return ChangeBase("commit", base, "the merge_group event's base_sha")
+        if environ.get("GITHUB_BASE_REF"):
+            return ChangeBase("branch", environ["GITHUB_BASE_REF"], "GITHUB_BASE_REF")
+        return None
 
     def build_url(self, environ: Mapping[str, str]) -> str:
         """The run's page, from the server, the repository and the run id."""
@@ -175,3 +188,15 @@ def write_outputs(environ: Mapping[str, str], outputs: Mapping[str, str]) -> boo
 def output_name(image: str) -> str:
     """An image name as a step output's name (letters, digits, ``-`` and ``_``)."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", image)
+
+
+def _event(environ: Mapping[str, str]) -> object:
+    """The triggering event's payload (``GITHUB_EVENT_PATH``; None when unreadable)."""
+    path = environ.get("GITHUB_EVENT_PATH")
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except (OSError, ValueError):
+        return None

@@ -14,7 +14,7 @@ from ..model.steps import StepDecision
 from ..pipeline.emit import StepSettings, concurrency_group, step_command
 from ..pipeline.partition import Partition
 from ..support.annotate import Annotation
-from .protocol import Produced
+from .protocol import ChangeBase, Produced
 
 #: Job failures that are the runner's, not the build's: retried.
 RUNNER_FAILURES = ("runner_system_failure", "stuck_or_timeout_failure", "api_failure")
@@ -47,6 +47,17 @@ class GitLabCi:
         """The pipeline (a retried job keeps it)."""
         pipeline = environ.get("CI_PIPELINE_ID", "")
         return f"gitlab:{pipeline}" if pipeline else ""
+
+    def change_base(self, environ: Mapping[str, str]) -> ChangeBase | None:
+        """A merge request's pipeline, a merge train's too: GitLab's own merge-base
+        (``CI_MERGE_REQUEST_DIFF_BASE_SHA``), else its target branch."""
+        if environ.get("CI_MERGE_REQUEST_DIFF_BASE_SHA"):
+            sha = environ["CI_MERGE_REQUEST_DIFF_BASE_SHA"]
+            return ChangeBase("commit", sha, "CI_MERGE_REQUEST_DIFF_BASE_SHA")
+        if environ.get("CI_MERGE_REQUEST_TARGET_BRANCH_NAME"):
+            branch = environ["CI_MERGE_REQUEST_TARGET_BRANCH_NAME"]
+            return ChangeBase("branch", branch, "CI_MERGE_REQUEST_TARGET_BRANCH_NAME")
+        return None
 
     def build_url(self, environ: Mapping[str, str]) -> str:
         """The job's page (``$CI_JOB_URL``)."""

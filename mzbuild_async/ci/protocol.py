@@ -33,6 +33,18 @@ class Produced:
     step: str | None = None
 
 
+@dataclass(frozen=True)
+class ChangeBase:
+    """What a CI job says its change is compared with: a commit, or a branch whose
+    merge-base with the change is the base."""
+
+    #: ``commit`` (a SHA, the base itself) or ``branch`` (a target branch's name).
+    kind: str
+    value: str
+    #: Which variable said it (messages name it).
+    source: str
+
+
 class CiSystem(Protocol):
     """One CI system (see the module docstring)."""
 
@@ -84,6 +96,11 @@ class CiSystem(Protocol):
         """Hand ``affected``'s answer to later steps where this system takes such
         values (step outputs, meta-data, output variables: logging commands go to
         ``out``); OSError when it could not."""
+        ...
+
+    def change_base(self, environ: Mapping[str, str]) -> ChangeBase | None:
+        """``affected --base auto``: what this job's change (a pull or merge request, a
+        merge queue's group) is compared with (None: the job says nothing of one)."""
         ...
 
     def affected(self, decisions: Sequence[StepDecision]) -> str | None:

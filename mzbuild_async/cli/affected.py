@@ -26,7 +26,9 @@ async def run_affected(args: argparse.Namespace, repo: Repository, settings: Set
     if system is not None and system.affected([]) is None:
         raise UsageError(f"--format {fmt}: {fmt} takes no list of steps to run; use json")
     steps = Path(args.steps) if args.steps else None
-    comparison, decisions = await affected_steps(repo, args.base, args.head, steps)
+    comparison, decisions = await affected_steps(
+        repo, args.base, args.head, steps, settings.environ
+    )
     if fmt == "json":
         sys.stdout.write(deep_json(affected_json(comparison, decisions)) + "\n")
     elif system is not None:

@@ -111,7 +111,13 @@ def _add_source_commands(sub: argparse._SubParsersAction[_Parser], common: _Pars
         help="the images whose fingerprints differ between two commits, and the CI steps"
         " that must run",
     )
-    p.add_argument("--base", required=True, metavar="REV", help="the commit compared with")
+    p.add_argument(
+        "--base",
+        required=True,
+        metavar="REV",
+        help="the commit compared with; auto: the CI job's own (a merge queue's base, a"
+        " merge request's merge-base, or the merge-base with a pull request's target branch)",
+    )
     p.add_argument(
         "--head",
         metavar="REV",
