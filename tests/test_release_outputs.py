@@ -48,6 +48,9 @@ def test_metadata_digests_are_the_registrys_built_or_found(demo_cli: Cli, tmp_pa
             (registry, entry), *_ = image["registries"].items()
             assert registry == cli.registry
             assert entry["reference"] == image["spec"].rsplit(":", 1)[0] + "@" + digest
+            # buildx's keys, as its metadata file has them (skopeo says the digest).
+            assert image["containerimage.digest"] == digest
+            assert image["image.name"] == image["spec"]
     assert {i["registries"][cli.registry]["state"] for i in built.values()} == {"pushed"}
     assert {i["registries"][cli.registry]["state"] for i in found.values()} == {"present"}
 

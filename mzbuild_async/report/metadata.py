@@ -3,7 +3,9 @@
 One JSON object (schema: ``schemas/metadata.json``): per image its spec, the
 manifest digest and size the registries gave, its platform, and per
 registry the ``name@digest`` reference that cannot be overwritten (tags,
-even content-addressed ones, can be).
+even content-addressed ones, can be); and buildx's keys (``containerimage.digest``,
+``image.name``: the names where it is, comma-separated), so the tools that read
+buildx's metadata file read ours.
 """
 
 from __future__ import annotations
@@ -29,13 +31,25 @@ def image_metadata(result: ImageResult, platform: str) -> dict[str, Any]:
         }
         for registry, state in result.registries.items()
     }
-    return {
+    entry: dict[str, Any] = {
         "spec": result.spec,
         "digest": result.digest or None,
         "size": result.size or None,
         "platform": platform,
         "registries": registries,
     }
+    # buildx's keys, for what reads its --metadata-file (bake-action's consumers,
+    # deployers, signers): the digest, and the names the image has where it is.
+    if result.digest:
+        entry["containerimage.digest"] = result.digest
+    names = [
+        result.references[registry]
+        for registry, state in result.registries.items()
+        if state in PUBLISHED and registry in result.references
+    ]
+    if names:
+        entry["image.name"] = ",".join(names)
+    return entry
 
 
 #: Registry states in which the image is there after the run.
