@@ -64,3 +64,26 @@ def test_no_lock_file_is_none_and_a_bad_one_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "Cargo.lock").write_text("[[package]\n")
     with pytest.raises(CargoError, match="cannot read it"):
         load_lockfile(tmp_path)
+
+
+def test_a_base_goes_through_its_registrys_mirror() -> None:
+    """Docker's reading of a reference (a first component with . or : or localhost is a
+    registry; else Docker Hub, official images under library/); stages, scratch and
+    what is not a FROM stay."""
+    from mzbuild_async.source.pins import mirrored, mirrored_dockerfile
+
+    hub = {"docker.io": "m.test/hub", "ghcr.io": "m.test/ghcr"}
+    assert mirrored("alpine:3", hub) == "m.test/hub/library/alpine:3"
+    assert mirrored("user/app@sha256:ab", hub) == "m.test/hub/user/app@sha256:ab"
+    assert mirrored("index.docker.io/library/ubuntu", hub) == "m.test/hub/library/ubuntu"
+    assert mirrored("ghcr.io/org/x:1", hub) == "m.test/ghcr/org/x:1"
+    for kept in ("quay.io/x/y", "localhost/x", "127.0.0.1:5000/x"):
+        assert mirrored(kept, hub) == kept
+    dockerfile = (
+        b"FROM --platform=linux/amd64 alpine:3 AS build\nRUN make\nFROM build\n"
+        b"FROM scratch\nCOPY --from=build /out /\nMZFROM base\n"
+    )
+    assert mirrored_dockerfile(dockerfile, hub) == dockerfile.replace(
+        b" alpine:3 ", b" m.test/hub/library/alpine:3 "
+    )
+    assert mirrored_dockerfile(dockerfile, {}) is dockerfile

@@ -59,7 +59,8 @@ def test_missing_file_is_defaults(tmp_path: Path) -> None:
         pytest.param("[registri]\n", "unknown setting 'registri'", id="top-level"),
         pytest.param(
             "colour = 1\n",
-            "known: [defaults], [engine], [lookup], [promote], [publish], [registry], [secret]",
+            "known: [defaults], [engine], [lookup], [mirrors], [promote], [publish], [registry],"
+            " [secret]",
             id="top-key",
         ),
         pytest.param("[lookup]\ntrust-cache = 1\n", "trust-cache must be true or", id="trust"),

@@ -43,7 +43,7 @@ from ..model.status import Status
 from ..registry.auth import Credentials
 from ..registry.client import RegistryClient
 from ..registry.names import parse_reference
-from ..source.pins import pinned_dockerfile, read_lock
+from ..source.pins import mirrored_dockerfile, pinned_dockerfile, read_lock
 from ..source.repository import Repository
 from ..store.locks import spec_lock
 from ..support import logs
@@ -103,6 +103,8 @@ class EngineWorker:
     secrets: Mapping[str, bytes] = field(default_factory=dict)
     #: SSH agents by id (``--ssh``): the socket of each, for ``--mount=type=ssh``.
     ssh: Mapping[str, str] = field(default_factory=dict)
+    #: ``[mirrors]``: each registry's mirror external base images are pulled from.
+    base_mirrors: Mapping[str, str] = field(default_factory=dict)
     #: ``--wait``: how long to await each of them.
     wait: float = 3600.0
     #: When (on ``clock``) the step's ``--wait`` runs out, counted from its start
@@ -348,9 +350,12 @@ class EngineWorker:
             )
             dockerfile = (repo.root / image.dockerfile).read_bytes()
             secrets, agents = mounted(image.dockerfile, dockerfile, self.secrets, self.ssh)
-            rewritten = pinned_dockerfile(  # (its mzbuild.lock's digests, where it has one)
-                rewrite_dockerfile(dockerfile, {d: self.specs[d] for d in image.dependencies}),
-                read_lock(repo.root / image.directory),
+            # Its mzbuild.lock's digests (where it has one), its bases through their
+            # registries' mirrors, then MZFROM: our own images, never mirrored.
+            pinned = pinned_dockerfile(dockerfile, read_lock(repo.root / image.directory))
+            rewritten = rewrite_dockerfile(
+                mirrored_dockerfile(pinned, self.base_mirrors),
+                {d: self.specs[d] for d in image.dependencies},
             )
             fingerprint = fingerprint_of(spec)
             cache_from: list[str] = []

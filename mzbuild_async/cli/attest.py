@@ -40,7 +40,12 @@ async def run_lock(
     """Pin (or, with ``--check``, check) each image's external bases; exit 1 when a
     reference could not be resolved, or (``--check``) a lock is not what the registry says."""
     results = await lock_images(
-        repo, targets, cache_dir=settings.cache_dir, settings=settings.registries, check=args.check
+        repo,
+        targets,
+        cache_dir=settings.cache_dir,
+        settings=settings.registries,
+        check=args.check,
+        base_mirrors=settings.base_mirrors,
     )
     if args.json:
         sys.stdout.write(json.dumps(lock_json(results, check=args.check), indent=2) + "\n")

@@ -72,6 +72,53 @@ def pinned_dockerfile(dockerfile: bytes, pins: Mapping[str, str]) -> bytes:
     return b"".join(out)
 
 
+#: The names Docker Hub is known by in image references (all mean ``docker.io``).
+DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
+
+
+def split_registry(reference: str) -> tuple[str, str]:
+    """A base image reference's registry and the rest, as Docker reads it: the first
+    component is a registry when it has a ``.`` or ``:`` or is ``localhost``; else the
+    image is Docker Hub's, an official one under ``library/``."""
+    first, sep, rest = reference.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return ("docker.io" if first in DOCKER_HUB else first), rest
+    return "docker.io", reference if sep else f"library/{reference}"
+
+
+def mirrored(reference: str, mirrors: Mapping[str, str]) -> str:
+    """``reference`` through the mirror (or pull-through cache) of its registry, if
+    there is one (``docker.io`` -> ``HOST/PREFIX``: ``alpine:3`` is then
+    ``HOST/PREFIX/library/alpine:3``)."""
+    registry, rest = split_registry(reference)
+    mirror = mirrors.get(registry)
+    return f"{mirror.rstrip('/')}/{rest}" if mirror else reference
+
+
+def mirrored_dockerfile(dockerfile: bytes, mirrors: Mapping[str, str]) -> bytes:
+    """Each external base (``FROM``, pinned or not; never a stage or ``scratch``) through
+    its registry's mirror; the rest kept. The fingerprint is the repository's Dockerfile
+    and lock, so a mirror changes where bases are pulled from, never a spec."""
+    if not mirrors:
+        return dockerfile
+    stages: set[str] = set()
+    out: list[bytes] = []
+    for line in dockerfile.splitlines(keepends=True):
+        match = _FROM.match(line)
+        if not match:
+            out.append(line)
+            continue
+        reference = match.group(3).decode()
+        stage = _STAGE.match(match.group(4))
+        name = reference.lower()
+        if name != "scratch" and name not in stages and "$" not in reference:
+            reference = mirrored(reference, mirrors)
+        if stage:
+            stages.add(stage.group(1).decode().lower())
+        out.append(match.group(1) + match.group(2) + reference.encode() + match.group(4))
+    return b"".join(out)
+
+
 def read_lock(directory: Path) -> dict[str, str]:
     """The pins of the image in ``directory`` (empty without a lock file); a bad file is
     one line naming it."""

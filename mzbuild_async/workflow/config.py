@@ -21,6 +21,7 @@ from ..model.options import CONFIG_NAME
 from ..model.publication import PROMOTE_KEYS, PUBLISH_KEYS, PublishConfig, publish_config
 from ..model.secrets import SECRET_KEYS, SecretSource, secret_tables
 from ..registry.config import HOST_KEYS, LOOKUP_KEYS, RegistryConfig, registry_config
+from ..source.pins import DOCKER_HUB
 from .defaults import DEFAULTS_KEYS, Defaults, defaults_of, read_file
 
 
@@ -63,6 +64,16 @@ TABLES = {
         PUBLISH_KEYS,
     ),
     "promote": Table("[promote]", "How ``promote`` treats tags that already exist.", PROMOTE_KEYS),
+    "mirrors": Table(
+        "[mirrors]",
+        "Where external base images (``FROM``) are pulled from instead: a mirror or"
+        ' pull-through cache per registry (``"docker.io" = "HOST/PREFIX"``); a spec'
+        " never changes with it. Images are published to ``[[publish]]`` mirrors.",
+        {
+            "REGISTRY": "``HOST[:PORT][/PREFIX]`` to pull that registry's images from"
+            " (``alpine:3`` through ``docker.io``'s is ``HOST/PREFIX/library/alpine:3``)",
+        },
+    ),
     "secret": Table(
         "[[secret]]",
         "One build secret, for ``RUN --mount=type=secret,id=ID`` (``--secret`` flags add to"
@@ -85,6 +96,8 @@ class ConfigFile:
     secrets: tuple[SecretSource, ...] = ()
     #: ``[defaults]``: the build options every command starts from.
     defaults: Defaults = field(default_factory=Defaults)
+    #: ``[mirrors]``: where each registry's base images are pulled from instead.
+    base_mirrors: Mapping[str, str] = field(default_factory=dict)
 
 
 def load_config(root: Path) -> ConfigFile:
@@ -96,7 +109,24 @@ def load_config(root: Path) -> ConfigFile:
         publish=publish_config(data),
         secrets=tuple(secret_tables(data.get("secret", []))),
         defaults=defaults_of(data),
+        base_mirrors=base_mirrors(data.get("mirrors", {})),
     )
+
+
+def base_mirrors(table: object) -> dict[str, str]:
+    """``[mirrors]``, checked: each registry (Docker Hub's names as ``docker.io``) to the
+    ``HOST[/PREFIX]`` its base images are pulled from."""
+    if not isinstance(table, dict):
+        raise UsageError(f'{CONFIG_NAME}: [mirrors] must be a table of registry = "HOST/PREFIX"')
+    found: dict[str, str] = {}
+    for registry, mirror in table.items():
+        if not isinstance(mirror, str) or not mirror.strip("/ ") or "://" in mirror:
+            raise UsageError(
+                f"{CONFIG_NAME}: [mirrors] {shorten(registry)!r} must be HOST[:PORT][/PREFIX]"
+                ' (no scheme), e.g. "mirror.example.com/dockerhub"'
+            )
+        found["docker.io" if registry in DOCKER_HUB else registry] = mirror.strip("/ ")
+    return found
 
 
 def read_config_file(root: Path) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import anyio
 from ..errors import UsageError
 from ..model.status import Status
 from ..registry.names import parse_reference
-from ..source.pins import LOCK_FILE, external_bases, lock_text, read_lock
+from ..source.pins import LOCK_FILE, external_bases, lock_text, mirrored, read_lock
 from ..source.repository import Repository
 from .settings import RegistrySettings
 
@@ -64,8 +64,11 @@ async def lock_images(
     cache_dir: Path,
     settings: RegistrySettings,
     check: bool = False,
+    base_mirrors: Mapping[str, str] | None = None,
 ) -> dict[str, Locked]:
-    """Resolve each target's external bases; write the lock files unless ``check``."""
+    """Resolve each target's external bases (through their registries' mirrors: a
+    mirror or pull-through cache serves the same digests); write the lock files unless
+    ``check``. The lock keeps the Dockerfile's own references."""
     bases = {
         name: external_bases((repo.root / repo.image(name).dockerfile).read_bytes())
         for name in targets
@@ -79,7 +82,7 @@ async def lock_images(
         async def one(reference: str) -> None:
             async with limit:
                 try:
-                    ref = parse_reference(reference)
+                    ref = parse_reference(mirrored(reference, base_mirrors or {}))
                 except UsageError as exc:
                     failures[reference] = str(exc)
                     return

@@ -33,6 +33,8 @@ class RunOptions:
     secrets: Mapping[str, bytes] = field(default_factory=dict)
     #: SSH agents by id (``--ssh``): their sockets, for ``RUN --mount=type=ssh``.
     ssh: Mapping[str, str] = field(default_factory=dict)
+    #: ``[mirrors]``: each registry's mirror its base images are pulled from.
+    base_mirrors: Mapping[str, str] = field(default_factory=dict)
     #: Lookup tiers to consult (``[lookup] tiers``); only those that can say
     #: "published" are used for that (the engine is asked directly).
     tiers: tuple[str, ...] = TIER_ORDER

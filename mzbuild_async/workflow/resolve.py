@@ -138,6 +138,8 @@ class Settings:
     engines: tuple[Endpoint, ...] = ()
     #: Build secrets by id (``[[secret]]``, ``--secret``): read once, masked in output.
     secrets: Mapping[str, bytes] = field(default_factory=dict)
+    #: ``[mirrors]``: where each registry's base images are pulled from instead.
+    base_mirrors: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def registries(self) -> RegistrySettings:
@@ -207,6 +209,7 @@ def resolve_settings(
         registry=registry_settings(flags, config, environ, options),
         engines=engine_settings(flags, config, environ) if flags.engine is not None else (),
         secrets=secret_settings(flags, config, root, environ),
+        base_mirrors=config.base_mirrors,
     )
 
 
@@ -425,6 +428,7 @@ def run_options(flags: Flags, settings: Settings) -> RunOptions:
         keyless=keyless_signer(flags, settings.environ),
         signers=signers(flags),
         secrets=settings.secrets,
+        base_mirrors=settings.base_mirrors,
         ssh=dict(parse_ssh_flag(text, settings.environ) for text in flags.ssh),
         **_step(flags, settings.environ),
     )

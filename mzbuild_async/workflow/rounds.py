@@ -216,6 +216,8 @@ def worker_arguments(
         arguments["secrets"] = options.secrets
     if options.ssh:
         arguments["ssh"] = options.ssh
+    if options.base_mirrors:
+        arguments["base_mirrors"] = options.base_mirrors
     if services.configured:
         arguments["pool"] = {m.name: m.engine for m in services.members}
         arguments["transfer_registry"] = options.transfer_registry
