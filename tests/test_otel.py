@@ -109,8 +109,13 @@ def test_a_real_ensure_is_one_span_tree_with_its_attributes(
             assert build.start_ns <= step.start_ns <= step.end_ns <= build.end_ns
     heads = [s for s in spans if s.attributes.get("http.request.method") == "HEAD"]
     assert heads
-    assert all(s.attributes["server.address"] == registry.host for s in heads)
+    # The semantic conventions: a client span, the host and its port apart, an int status.
+    host, port = registry.host.rsplit(":", 1)
+    assert all(s.attributes["server.address"] == host for s in heads)
+    assert all(s.attributes["server.port"] == int(port) for s in heads)
+    assert all(s.kind == 3 for s in heads)  # SPAN_KIND_CLIENT
     assert {s.attributes.get("http.response.status_code") for s in heads} >= {404}
+    assert root.kind == 1  # SPAN_KIND_INTERNAL
     # No credential anywhere in what was sent.
     for span in spans:
         for value in span.attributes.values():
@@ -211,7 +216,10 @@ def test_check_sends_each_tiers_lookups(tmp_path: Path, registries: dict[str, Re
     }
     heads = [s for s in lookups if s.attributes["mzbuild.tier"] == "registry"]
     assert {s.attributes["http.response.status_code"] for s in heads} == {404}
-    assert all(s.attributes["server.address"] == registry.host for s in heads)
+    host, port = registry.host.rsplit(":", 1)
+    assert all(s.attributes["server.address"] == host for s in heads)
+    assert all(s.attributes["server.port"] == int(port) for s in heads)
+    assert all(s.kind == 3 for s in heads)
 
 
 def _check_argv(cli: Cli) -> list[str]:

@@ -3,7 +3,8 @@
 With ``--otlp URL``, ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or
 ``OTEL_EXPORTER_OTLP_ENDPOINT``, every build run (and ``check``) exports one span tree
 when it ends: the run; fingerprinting; the lookups (each tier's answer per image, the
-registry's with ``http.*`` and ``server.address``); cargo; and per image its
+registry's as client spans with ``http.*``, ``server.address`` and ``server.port``, as
+the semantic conventions have them); cargo; and per image its
 pulls, builds and pushes, with ``mzbuild.image``, ``mzbuild.fingerprint`` and
 ``mzbuild.engine``. A CI step continues ``TRACEPARENT``, else the trace its
 pipeline run derives (:mod:`..support.tracecontext`), so the steps of one
@@ -99,6 +100,8 @@ class Node:
     attributes: dict[str, Any] = field(default_factory=dict)
     children: list[Node] = field(default_factory=list)
     error: str = ""
+    #: ``client`` for a request to another service (a registry's lookup), else internal.
+    kind: str = "internal"
 
 
 def run_tree(result: RunResult, command: str, registry_host: str) -> Node:
@@ -228,12 +231,26 @@ def _lookup(step: Interval, registry_host: str) -> Node:
         step.end,
         {"mzbuild.image": name, "mzbuild.tier": tier, "mzbuild.status": step.status},
     )
-    if tier in _METHODS:
-        node.attributes["http.request.method"] = _METHODS[tier]
-        node.attributes["server.address"] = registry_host
+    if tier in _METHODS:  # an HTTP request: a client span, as the conventions have it
+        from opentelemetry.semconv.attributes import http_attributes, server_attributes
+
+        node.kind = "client"
+        node.attributes[http_attributes.HTTP_REQUEST_METHOD] = _METHODS[tier]
+        address, port = _host_and_port(registry_host)
+        node.attributes[server_attributes.SERVER_ADDRESS] = address
+        if port is not None:
+            node.attributes[server_attributes.SERVER_PORT] = port
         if step.status in _HTTP_STATUS:
-            node.attributes["http.response.status_code"] = _HTTP_STATUS[step.status]
+            node.attributes[http_attributes.HTTP_RESPONSE_STATUS_CODE] = _HTTP_STATUS[step.status]
     return node
+
+
+def _host_and_port(host: str) -> tuple[str, int | None]:
+    """``server.address`` and ``server.port`` of a registry host (``[::1]:5000`` too)."""
+    address, sep, port = host.rpartition(":")
+    if sep and port.isdigit() and (not address.startswith("[") or address.endswith("]")):
+        return address.strip("[]"), int(port)
+    return host.strip("[]"), None
 
 
 def _spans(
@@ -248,6 +265,7 @@ def _spans(
     from opentelemetry.trace import (
         NonRecordingSpan,
         SpanContext,
+        SpanKind,
         Status,
         StatusCode,
         TraceFlags,
@@ -294,6 +312,7 @@ def _spans(
         span = tracer.start_span(
             node.name,
             context=context,
+            kind=SpanKind.CLIENT if node.kind == "client" else SpanKind.INTERNAL,
             start_time=started_ns + int(node.start * 1e9),
             attributes=node.attributes,
         )

@@ -25,6 +25,8 @@ class ReceivedSpan:
     end_ns: int
     error: bool
     service: str
+    #: OTLP's span kind: 1 internal, 3 client.
+    kind: int = 0
 
 
 @dataclass
@@ -76,6 +78,7 @@ def decode(body: bytes) -> list[ReceivedSpan]:
                         span.end_time_unix_nano,
                         span.status.code == 2,
                         str(resource.get("service.name", "")),
+                        span.kind,
                     )
                 )
     return found
