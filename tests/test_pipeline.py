@@ -62,6 +62,11 @@ def _fingerprints(cli: Cli) -> dict[str, str]:
     return {name: str(value) for name, value in document.items()}
 
 
+def _ensure(step: dict[str, Any]) -> str:
+    """A Buildkite step's ensure command (its last; install and logins come first)."""
+    return str(step.get("command") or step["commands"][-1])
+
+
 def _only(command: str) -> dict[str, str]:
     words = shlex.split(command)
     return dict(words[i + 1].split("=", 1) for i, w in enumerate(words) if w == "--only")
@@ -82,7 +87,7 @@ def test_pipelines_validate_against_the_published_schemas(cli: Cli) -> None:
     steps = buildkite["steps"]
     assert len(steps) > 1
     # Every image in exactly one step, with the fingerprint of this checkout.
-    owned = [_only(s["command"]) for s in steps]
+    owned = [_only(_ensure(s)) for s in steps]
     assert Counter(n for o in owned for n in o) == Counter(dict.fromkeys(fingerprints, 1))
     assert {n: fp for o in owned for n, fp in o.items()} == fingerprints
     step_of = {n: s["key"] for s, o in zip(steps, owned, strict=True) for n in o}
@@ -146,7 +151,7 @@ def _run_step(
     step: dict[str, Any], cwd: Path, env: dict[str, str], cache: Path, out: dict[str, Any]
 ) -> None:
     result = subprocess.run(
-        [*shlex.split(step["command"]), "--json", "--cache-dir", str(cache)],
+        [*shlex.split(_ensure(step)), "--json", "--cache-dir", str(cache)],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -336,7 +341,12 @@ def test_attestation_flags_reach_every_step(cli: Cli, tmp_path: Path) -> None:
     key.write_text("-----BEGIN PRIVATE KEY-----\nnot-read-here\n-----END PRIVATE KEY-----\n")
     text, _ = _pipeline(cli, "--format", "github", "--require-attested", "--sign-key", str(key))
     workflow = yaml.safe_load(text)
-    commands = [s["run"] for j in workflow["jobs"].values() for s in j["steps"] if "run" in s]
+    commands = [
+        s["run"]
+        for j in workflow["jobs"].values()
+        for s in j["steps"]
+        if "run" in s and not s.get("name")
+    ]
     assert commands
     for command in commands:
         words = shlex.split(command)
@@ -389,7 +399,7 @@ def test_a_pipelines_steps_on_several_engines_are_one_trace(cli: Cli, tmp_path: 
         steps = yaml.safe_load(text)["steps"]
         trace = for_run(pipeline_run(build))
         assert len(steps) >= 3
-        assert all(f"TRACEPARENT={trace.header()}" in s["command"] for s in steps)
+        assert all(f"TRACEPARENT={trace.header()}" in _ensure(s) for s in steps)
         results = Runner(cli, hosts, tmp_path).run(steps, all_at_once=False)
         assert all(r.returncode == 0 for r in results.values()), {
             k: r.stderr[-2000:] for k, r in results.items() if r.returncode
@@ -419,3 +429,80 @@ def test_a_pipelines_steps_on_several_engines_are_one_trace(cli: Cli, tmp_path: 
         assert f'data-engine="{step["key"]}">step {step["key"]}</div>' in drawn
     assert drawn.count('data-phase="build"') == len(builds)
     (tmp_path / "trace.jsonl").write_text("\n".join(otlp.json_lines) + "\n")
+
+
+def _check_jsonschema(path: Path, schema: str) -> None:
+    checked = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"},
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_steps_install_and_log_in_as_generated(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    """Each system's steps install mzbuild-async (this version, unless --install) and log
+    in to the registry with the named secrets (never their values), or with the
+    system's own credentials for its own registry; each document passes its vendor's
+    schema, and the login line a shell system runs logs in for real."""
+    from mzbuild_async.support.version import VERSION
+    from tests.support.registry import PASSWORD, USER
+
+    registry = registries["htpasswd"]
+    repo = make_sleepy_repo(tmp_path / "repo", WIDE)
+    cli = Cli(repo, f"{registry.host}/login", tmp_path / "cache")
+    cli.env.update(
+        {"MZBUILD_ASYNC_REGISTRY_USERNAME": USER, "MZBUILD_ASYNC_REGISTRY_PASSWORD": PASSWORD}
+    )
+    login = ("--login", "REG_USER:REG_TOKEN", "--keyless")
+    github = yaml.safe_load(_pipeline(cli, "--format", "github", *login)[0])
+    (tmp_path / "github.yml").write_text(yaml.safe_dump(github))
+    _check_jsonschema(tmp_path / "github.yml", "vendor.github-workflows")
+    for job in github["jobs"].values():
+        assert job["permissions"] == {
+            "contents": "read", "packages": "write", "id-token": "write"
+        }  # fmt: skip
+        install, log_in = job["steps"][1:3]
+        assert install["run"] == f"python3 -m pip install --quiet mzbuild-async=={VERSION}"
+        assert log_in["uses"] == "docker/login-action@v3"
+        assert log_in["with"] == {
+            "registry": registry.host,
+            "username": "${{ secrets.REG_USER }}",
+            "password": "${{ secrets.REG_TOKEN }}",
+        }
+    gitlab = yaml.safe_load(_pipeline(cli, "--format", "gitlab", *login, "--install", "none")[0])
+    (tmp_path / "gitlab.yml").write_text(yaml.safe_dump(gitlab))
+    _check_jsonschema(tmp_path / "gitlab.yml", "vendor.gitlab-ci")
+    jobs = [j for k, j in gitlab.items() if k != "stages"]
+    assert jobs
+    (line,) = {tuple(j["before_script"]) for j in jobs}
+    assert line == (f'printf %s "$REG_TOKEN" | docker login {registry.host} -u "$REG_USER"'
+                    " --password-stdin",)  # fmt: skip
+    # The login line, run by a shell as the runner would: it logs in.
+    config = tmp_path / "docker-config"
+    ran = subprocess.run(
+        ["sh", "-c", line[0]], capture_output=True, text=True, check=False, timeout=60,
+        env={**os.environ, "REG_USER": USER, "REG_TOKEN": PASSWORD, "DOCKER_CONFIG": str(config)},
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert "Login Succeeded" in ran.stdout
+    assert PASSWORD not in json.dumps(gitlab)
+    buildkite = yaml.safe_load(_pipeline(cli, *login)[0])
+    jsonschema.Draft7Validator(_schema("buildkite")).validate(buildkite)
+    for step in buildkite["steps"]:
+        assert step["commands"][0].startswith("python3 -m pip install --quiet mzbuild-async==")
+        assert step["commands"][1] == line[0]
+    azure = yaml.safe_load(_pipeline(cli, "--format", "azure", *login)[0])
+    (tmp_path / "azure.yml").write_text(yaml.safe_dump(azure))
+    _check_jsonschema(tmp_path / "azure.yml", "vendor.azure-pipelines")
+    for job in azure["jobs"]:
+        setup = job["steps"][1]
+        assert setup["env"] == {"REG_USER": "$(REG_USER)", "REG_TOKEN": "$(REG_TOKEN)"}
+        assert line[0] in setup["script"]
+    bad = cli.run("pipeline", "--all", "--login", "user-only")
+    assert bad.returncode == 2
+    assert "pipeline --login user-only: give USER:PASSWORD" in bad.stderr

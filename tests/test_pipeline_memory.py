@@ -73,7 +73,7 @@ async def test_a_pipeline_builds_what_is_missing(make_repo: MakeRepo, tmp_path: 
 
     builds, document = await cut(Publication(primary), agents=1)
     assert builds == ["app", "lib"]  # base is published
-    commands = [s["command"] for s in document["steps"] if "command" in s]
+    commands = [s["commands"][-1] for s in document["steps"] if "commands" in s]
     assert len(commands) == 1  # one agent: one step
     assert "--only lib=" in commands[0]
     assert "--only app=" in commands[0]
@@ -85,12 +85,12 @@ async def test_a_pipeline_builds_what_is_missing(make_repo: MakeRepo, tmp_path: 
         Publication(primary, (mirror,), flagged=("mirror.test/kit",)), agents=1
     )
     assert builds == ["app", "base", "lib"]
-    commands = [s["command"] for s in document["steps"] if "command" in s]
+    commands = [s["commands"][-1] for s in document["steps"] if "commands" in s]
     assert all("--mirror-registry mirror.test/kit" in c for c in commands)
 
     # A pipeline kept in the repository: every image, no fingerprints to check.
     builds, document = await cut(Publication(primary), agents=2, any_commit=True)
     assert builds == ["app", "base", "lib"]
-    every = " ".join(s["command"] for s in document["steps"] if "command" in s).split()
+    every = " ".join(s["commands"][-1] for s in document["steps"] if "commands" in s).split()
     onlys = [every[i + 1] for i, word in enumerate(every) if word == "--only"]
     assert sorted(onlys) == ["app", "base", "lib"]  # (no =FINGERPRINT to check)

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 import yaml
 
 from ..model.steps import StepDecision
-from ..pipeline.emit import StepSettings, label, step_command
+from ..pipeline.emit import StepSettings, label, prepare_commands, step_command
 from ..pipeline.partition import Partition
 from ..support.annotate import Annotation
 from .protocol import ChangeBase, Produced
@@ -138,6 +138,7 @@ class AzurePipelines:
                 "dependsOn": [job_name(d) for d in step.depends_on],
                 "steps": [
                     {"checkout": "self"},
+                    *_setup(settings),
                     {
                         "script": step_command(step, fingerprints, settings),
                         "displayName": step.key,
@@ -159,6 +160,20 @@ class AzurePipelines:
 
 
 NOTHING = "mzbuild-async: every image is published; nothing to build"
+
+
+def _setup(settings: StepSettings) -> list[dict[str, Any]]:
+    """The install and the registry logins as script steps; the login secrets mapped
+    into their environment (Azure gives secret variables to no script unasked)."""
+    lines = prepare_commands(settings)
+    if not lines:
+        return []
+    step: dict[str, Any] = {"script": "\n".join(lines), "displayName": "set up mzbuild-async"}
+    if settings.login_user:
+        step["env"] = {
+            name: f"$({name})" for name in (settings.login_user, settings.login_password)
+        }
+    return [step]
 
 
 def _data(text: str) -> str:

@@ -16,6 +16,7 @@ from ..pipeline.emit import (
     StepSettings,
     concurrency_group,
     label,
+    prepare_commands,
     step_command,
 )
 from ..pipeline.partition import Partition
@@ -137,7 +138,10 @@ class Buildkite:
                 CommandStep(
                     key=step.key,
                     label=f":docker: {label(step)}",
-                    command=step_command(step, fingerprints, settings),
+                    commands=[
+                        *prepare_commands(settings),
+                        step_command(step, fingerprints, settings),
+                    ],
                     depends_on=list(step.depends_on) or None,
                     agents={"queue": f"{settings.queue}-{settings.arch}"},
                     concurrency_group=concurrency_group(step, specs),

@@ -126,8 +126,10 @@ class GitHubActions:
                 "group": concurrency_group(step, specs),
                 "cancel-in-progress": False,
             }
+            job["permissions"] = permissions(settings)
             job["steps"] = [
                 {"uses": "actions/checkout@v4"},
+                *setup_steps(settings),
                 {"run": step_command(step, fingerprints, settings)},
             ]
             jobs[step.key] = job
@@ -142,6 +144,42 @@ class GitHubActions:
 
 
 NOTHING = "mzbuild-async: every image is published; nothing to build"
+
+#: GitHub's own registry: the job's token logs in to it (``packages: write``).
+GHCR = "ghcr.io"
+
+
+def permissions(settings: StepSettings) -> dict[str, str]:
+    """What a step's token may do: read the checkout, push packages (ghcr.io), and with
+    ``--keyless`` ask for the OIDC token sigstore signs with."""
+    granted = {"contents": "read", "packages": "write"}
+    if "--keyless" in settings.extra:
+        granted["id-token"] = "write"
+    return granted
+
+
+def setup_steps(settings: StepSettings) -> list[dict[str, Any]]:
+    """The install, then ``docker/login-action`` for each registry: with the ``--login``
+    secrets, else ghcr.io with the job's own token."""
+    steps: list[dict[str, Any]] = []
+    if settings.install:
+        steps.append({"name": "Install mzbuild-async", "run": settings.install})
+    for host in settings.registries:
+        if settings.login_user:
+            user = f"${{{{ secrets.{settings.login_user} }}}}"
+            password = f"${{{{ secrets.{settings.login_password} }}}}"
+        elif host == GHCR:
+            user, password = "${{ github.actor }}", "${{ secrets.GITHUB_TOKEN }}"
+        else:
+            continue
+        steps.append(
+            {
+                "name": f"Log in to {host}",
+                "uses": "docker/login-action@v3",
+                "with": {"registry": host, "username": user, "password": password},
+            }
+        )
+    return steps
 
 
 def matrix(decisions: Sequence[StepDecision]) -> dict[str, Any]:

@@ -11,13 +11,17 @@ from typing import Any, TextIO
 import yaml
 
 from ..model.steps import StepDecision
-from ..pipeline.emit import StepSettings, concurrency_group, step_command
+from ..pipeline.emit import StepSettings, concurrency_group, prepare_commands, step_command
 from ..pipeline.partition import Partition
 from ..support.annotate import Annotation
 from .protocol import ChangeBase, Produced
 
 #: Job failures that are the runner's, not the build's: retried.
 RUNNER_FAILURES = ("runner_system_failure", "stuck_or_timeout_failure", "api_failure")
+
+
+#: GitLab.com's registry, and the job variables with credentials for it.
+GITLAB_REGISTRY = ("registry.gitlab.com", "CI_REGISTRY_USER", "CI_REGISTRY_PASSWORD")
 
 
 class GitLabCi:
@@ -122,6 +126,9 @@ class GitLabCi:
             }
             if settings.tags:
                 job["tags"] = list(settings.tags)
+            prepare = prepare_commands(settings, GITLAB_REGISTRY)
+            if prepare:
+                job["before_script"] = prepare
             document[step.key] = job
         if not cut.steps:  # (a pipeline needs a job; this one says there is nothing to do)
             document["nothing-to-build"] = {

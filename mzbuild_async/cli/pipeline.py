@@ -28,7 +28,12 @@ async def run_pipeline_command(
         settings=settings.registries,
         shape=pipeline_shape(pipeline_flags(args), settings.environ),
         # (--attest, --sign-key PEM are the steps' flags: the key is a path on the agents)
-        options=run_options(replace(flags(args), attest=False, sign_key=None), settings),
+        options=run_options(
+            replace(
+                flags(args), attest=False, sign_key=None, keyless=False, require_attested=False
+            ),
+            settings,
+        ),
     )
     await export_pipeline_root(args.otlp, settings.environ, len(result.builds))
     if not result.builds:

@@ -123,3 +123,21 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
         default="mzbuild-async",
         help="how the steps start mzbuild-async (default: mzbuild-async)",
     )
+    p.add_argument(
+        "--install",
+        metavar="CMD|none",
+        help="what each step installs mzbuild-async with (default: pip install of this"
+        " version; none: the agents have it)",
+    )
+    p.add_argument(
+        "--login",
+        metavar="USER:PASSWORD",
+        help="the names of the CI secrets with the registries' user and password: each step"
+        " logs in with them (default: the CI system's own where it has them: GitHub's token"
+        " for ghcr.io, GitLab's for registry.gitlab.com)",
+    )
+    p.add_argument(
+        "--keyless",
+        action="store_true",
+        help="every step: ensure --keyless (GitHub: the jobs may ask for an OIDC token)",
+    )

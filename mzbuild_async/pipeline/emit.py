@@ -50,6 +50,36 @@ class StepSettings:
     traceparent: str = ""
     #: ``--otlp`` of every step ("": the agents' own OTEL_EXPORTER_OTLP_ENDPOINT).
     otlp: str = ""
+    #: What installs mzbuild-async on the agent before each step ("": it is there).
+    install: str = ""
+    #: The registry hosts each step logs in to (the primary first, then the mirrors).
+    registries: tuple[str, ...] = ()
+    #: The CI secrets (or variables) with the registry user and password, by name
+    #: ("": the system's own, where it has them: GitHub's token for ghcr.io, GitLab's
+    #: job registry credentials; else no login step).
+    login_user: str = ""
+    login_password: str = ""
+
+
+def prepare_commands(settings: StepSettings, own: tuple[str, str, str] | None = None) -> list[str]:
+    """The shell lines a step runs before ``ensure``: the install, and a ``docker login``
+    to each registry with the ``--login`` variables, else (``own``: a registry host and
+    the variables with its credentials) the CI system's own where the host is its."""
+    lines = [settings.install] if settings.install else []
+    for host in settings.registries:
+        if settings.login_user:
+            lines.append(login_command(host, settings.login_user, settings.login_password))
+        elif own is not None and host == own[0]:
+            lines.append(login_command(host, own[1], own[2]))
+    return lines
+
+
+def login_command(host: str, user: str, password: str) -> str:
+    """A shell command logging Docker in to ``host`` with the variables ``user`` and
+    ``password`` (their values never in the pipeline file)."""
+    return (
+        f'printf %s "${password}" | docker login {shlex.quote(host)} -u "${user}" --password-stdin'
+    )
 
 
 def carried_flags(options: BuildOptions) -> tuple[str, ...]:

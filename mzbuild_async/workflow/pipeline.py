@@ -18,6 +18,7 @@ from ..ci import by_name
 from ..model.status import Status
 from ..pipeline.emit import StepSettings, carried_flags
 from ..pipeline.partition import DEFAULT_AGENT_JOBS, DEFAULT_STARTUP, partition
+from ..registry.names import parse_reference
 from ..source.repository import Repository
 from ..store.history import BuildHistory
 from .options import RunOptions
@@ -105,6 +106,9 @@ async def plan_pipeline(
         shape.step,
         flags=carried_flags(repo.options) + mirror_flags,
         arch=str(repo.options.arch),
+        registries=tuple(
+            dict.fromkeys(registry_domain(d.registry) for d in publication.destinations)
+        ),
     )
     document = by_name(shape.format).pipeline(
         cut,
@@ -121,3 +125,8 @@ def _needs_copy(found: Found | None) -> bool:
     if found is None:
         return False
     return bool(found.copied_from) or any(s is Status.ABSENT for s in found.mirrors.values())
+
+
+def registry_domain(registry: str) -> str:
+    """The host a registry's images are named with (what ``docker login`` takes)."""
+    return parse_reference(f"{registry}/probe:probe").domain

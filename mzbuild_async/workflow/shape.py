@@ -6,6 +6,7 @@ Apart from :mod:`.resolve` (which every command loads) because only
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -38,6 +39,9 @@ class PipelineFlags(FromFlags):
     attest: bool = False
     require_attested: bool = False
     sign_key: str | None = None
+    install: str | None = None
+    login: str | None = None
+    keyless: bool = False
 
 
 #: Query parameters whose value is likely a secret.
@@ -76,9 +80,10 @@ def pipeline_shape(flags: PipelineFlags, environ: Mapping[str, str]) -> Pipeline
     from .pipeline import PipelineShape
 
     run = pipeline_run(environ)
+    user, password = step_login(flags.login)
     extra = [
         f"--{name.replace('_', '-')}"
-        for name in ("attest", "require_attested")
+        for name in ("attest", "require_attested", "keyless")
         if getattr(flags, name)
     ]
     if flags.sign_key:  # (the key's path on the agents, never its content)
@@ -95,6 +100,9 @@ def pipeline_shape(flags: PipelineFlags, environ: Mapping[str, str]) -> Pipeline
             extra=tuple(extra),
             traceparent=for_run(run).header() if run else "",
             otlp=step_otlp(flags.otlp),
+            install=step_install(flags.install),
+            login_user=user,
+            login_password=password,
         ),
         agents=flags.agents,
         max_step_seconds=flags.max_step_seconds,
@@ -103,3 +111,32 @@ def pipeline_shape(flags: PipelineFlags, environ: Mapping[str, str]) -> Pipeline
         any_commit=flags.any_commit,
         jobs_only=flags.jobs_only,
     )
+
+
+def step_install(flag: str | None) -> str:
+    """What each step installs mzbuild-async with: ``--install CMD``, ``none`` (a
+    prepared agent), else this version from the package index."""
+    from ..support.version import VERSION
+
+    if flag == "none":
+        return ""
+    return flag or f"python3 -m pip install --quiet mzbuild-async=={VERSION}"
+
+
+#: A CI secret's or variable's name.
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def step_login(flag: str | None) -> tuple[str, str]:
+    """``--login USER:PASSWORD``: the names of the CI secrets holding the registry's
+    credentials (never their values); ("", ""): the CI system's own, where it has them."""
+    if not flag:
+        return "", ""
+    user, sep, password = flag.partition(":")
+    if not sep or not _NAME.match(user) or not _NAME.match(password):
+        raise UsageError(
+            f"pipeline --login {flag}: give USER:PASSWORD, the names of the CI secrets (or"
+            " variables) holding the registry's user and password, e.g."
+            " REGISTRY_USER:REGISTRY_TOKEN"
+        )
+    return user, password
