@@ -11,14 +11,13 @@ import pytest
 
 from mzbuild_async import BuildOptions, Repository
 from mzbuild_async.registry.client import RegistryClient
-from mzbuild_async.registry.config import RegistryConfig
 from mzbuild_async.registry.names import parse_reference
 from mzbuild_async.registry.writer import RegistryWriter
 from mzbuild_async.source.pins import read_lock
-from mzbuild_async.testing import MemoryRegistry, no_wait
+from mzbuild_async.testing import MemoryRegistry
 from mzbuild_async.workflow.lock import lock_images
-from mzbuild_async.workflow.settings import RegistrySettings
 from tests.conftest import MakeRepo
+from tests.support.chain import memory_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -47,9 +46,7 @@ async def test_lock_pins_writes_once_and_check_finds_drift(
     )
     repo = await Repository.open(root, BuildOptions(image_registry="reg.test/kit"))
     registry = MemoryRegistry()
-    settings = RegistrySettings(
-        RegistryConfig(), ("registry",), no_wait(2), 10.0, {}, transport=registry.transport()
-    )
+    settings = memory_settings(registry.transport())
     first = await _publish(registry, BASE, b'{"schemaVersion": 2, "n": 1}')
     cache = tmp_path / "cache"
 

@@ -18,24 +18,14 @@ from mzbuild_async.model.options import Arch
 from mzbuild_async.model.publication import Destination, Publication
 from mzbuild_async.pipeline.emit import StepSettings
 from mzbuild_async.registry.client import RegistryClient
-from mzbuild_async.registry.config import RegistryConfig
 from mzbuild_async.testing import MemoryEngine, MemoryRegistry, no_wait
 from mzbuild_async.workflow.pipeline import PipelineShape, plan_pipeline
-from mzbuild_async.workflow.settings import RegistrySettings
 from tests.conftest import MakeRepo
+from tests.support.chain import CHAIN, memory_settings
 
 pytestmark = pytest.mark.anyio
 
-FILES = {
-    "base/mzbuild.yml": "name: base\n",
-    "base/Dockerfile": "FROM scratch\nCOPY hello.txt /hello.txt\n",
-    "base/hello.txt": "hello\n",
-    "lib/mzbuild.yml": "name: lib\n",
-    "lib/Dockerfile": "MZFROM base\nCOPY lib.txt /lib.txt\n",
-    "lib/lib.txt": "lib\n",
-    "app/mzbuild.yml": "name: app\n",
-    "app/Dockerfile": "MZFROM lib\n",
-}
+FILES = CHAIN
 
 
 async def test_a_pipeline_builds_what_is_missing(make_repo: MakeRepo, tmp_path: Path) -> None:
@@ -57,10 +47,7 @@ async def test_a_pipeline_builds_what_is_missing(make_repo: MakeRepo, tmp_path: 
     mirror = Destination("mirror.test/kit", "")
 
     async def cut(publication: Publication, **shape: Any) -> tuple[list[str], dict[str, Any]]:
-        settings = RegistrySettings(
-            RegistryConfig(), ("registry",), no_wait(2), 10.0, {},
-            publication=publication, transport=registry.transport(),
-        )  # fmt: skip
+        settings = memory_settings(registry.transport(), publication=publication)
         result = await plan_pipeline(
             repo, ["base", "lib", "app"], cache_dir=cache, settings=settings,
             shape=PipelineShape(format="buildkite", step=StepSettings(program="mzb"), **shape),

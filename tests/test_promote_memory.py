@@ -11,20 +11,15 @@ import pytest
 from mzbuild_async import BuildOptions, Repository, RunOptions, Workflow, run_workflow
 from mzbuild_async.model.options import Arch
 from mzbuild_async.registry.client import RegistryClient
-from mzbuild_async.registry.config import RegistryConfig
 from mzbuild_async.release.promote import Promotion
 from mzbuild_async.testing import MemoryEngine, MemoryRegistry, no_wait
 from mzbuild_async.workflow.promote import promote
-from mzbuild_async.workflow.settings import RegistrySettings
 from tests.conftest import MakeRepo
+from tests.support.chain import CHAIN, memory_settings
 
 pytestmark = pytest.mark.anyio
 
-FILES = {
-    "base/mzbuild.yml": "name: base\n",
-    "base/Dockerfile": "FROM scratch\nCOPY hello.txt /hello.txt\n",
-    "base/hello.txt": "hello\n",
-}
+FILES = {p: t for p, t in CHAIN.items() if p.startswith("base/")}
 
 
 async def test_promote_tags_what_ensure_published(make_repo: MakeRepo, tmp_path: Path) -> None:
@@ -40,9 +35,7 @@ async def test_promote_tags_what_ensure_published(make_repo: MakeRepo, tmp_path:
         )  # fmt: skip
     assert ran.ok
     spec = ran.images["base"].spec
-    settings = RegistrySettings(
-        RegistryConfig(), ("registry",), no_wait(2), 10.0, {}, transport=registry.transport()
-    )
+    settings = memory_settings(registry.transport())
 
     async def release(tag: str, to: tuple[str, ...] = ()) -> dict[str, Promotion | Exception]:
         done = await promote(

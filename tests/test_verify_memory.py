@@ -16,21 +16,15 @@ from mzbuild_async import BuildOptions, Repository, RunOptions, Workflow, run_wo
 from mzbuild_async.attest.dsse import KeySigner
 from mzbuild_async.model.options import Arch
 from mzbuild_async.registry.client import RegistryClient
-from mzbuild_async.registry.config import RegistryConfig
 from mzbuild_async.testing import MemoryEngine, MemoryRegistry, no_wait
-from mzbuild_async.workflow.settings import RegistrySettings
 from mzbuild_async.workflow.verify import load_keys, public_key_pem, verify_images
 from tests.conftest import MakeRepo
+from tests.support.chain import CHAIN, memory_settings
 
 pytestmark = pytest.mark.anyio
 
 FILES = {
-    "base/mzbuild.yml": "name: base\n",
-    "base/Dockerfile": "FROM scratch\nCOPY hello.txt /hello.txt\n",
-    "base/hello.txt": "hello\n",
-    "lib/mzbuild.yml": "name: lib\n",
-    "lib/Dockerfile": "MZFROM base\nCOPY lib.txt /lib.txt\n",
-    "lib/lib.txt": "lib\n",
+    **{p: t for p, t in CHAIN.items() if not p.startswith("app/")},
     "plain/mzbuild.yml": "name: plain\n",
     "plain/Dockerfile": "FROM scratch\nCOPY p.txt /p.txt\n",
     "plain/p.txt": "p\n",
@@ -70,9 +64,7 @@ async def test_verify_checks_what_ensure_attested(make_repo: MakeRepo, tmp_path:
         )  # fmt: skip
     assert ran.ok
     assert plain.ok
-    settings = RegistrySettings(
-        RegistryConfig(), ("registry",), no_wait(2), 10.0, {}, transport=registry.transport()
-    )
+    settings = memory_settings(registry.transport())
     (tmp_path / "public.pem").write_text(public_key_pem(str(tmp_path / "key.pem")))
     keys = load_keys([str(tmp_path / "public.pem")])
     names = ["base", "lib", "plain", "never"]

@@ -30,6 +30,7 @@ from mzbuild_async.workflow.plan import plan_workflow
 from mzbuild_async.workflow.results import RunResult
 from mzbuild_async.workflow.run import run_workflow
 from tests.conftest import MakeRepo
+from tests.support.chain import CHAIN
 
 pytestmark = pytest.mark.anyio
 
@@ -38,14 +39,7 @@ FAST = no_wait(2)
 TIERS = ("memory", "disk", "registry", "manifest")
 
 FILES = {
-    "base/mzbuild.yml": "name: base\n",
-    "base/Dockerfile": "FROM scratch\nCOPY hello.txt /hello.txt\n",
-    "base/hello.txt": "hello\n",
-    "lib/mzbuild.yml": "name: lib\n",
-    "lib/Dockerfile": "MZFROM base\nCOPY lib.txt /lib.txt\n",
-    "lib/lib.txt": "lib\n",
-    "app/mzbuild.yml": "name: app\n",
-    "app/Dockerfile": "MZFROM lib\n",
+    **CHAIN,
     "hidden/mzbuild.yml": "name: hidden\npublish: false\n",
     "hidden/Dockerfile": "MZFROM base\n",
     "tool/mzbuild.yml": "name: tool\n",
