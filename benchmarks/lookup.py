@@ -58,8 +58,9 @@ sys.path.insert(0, str(ROOT))
 
 from mzbuild_async.lookup.lookups import Lookups  # noqa: E402
 from mzbuild_async.model.status import Status  # noqa: E402
+from mzbuild_async.registry.answers import ACCEPT  # noqa: E402
 from mzbuild_async.registry.auth import Challenge, parse_challenge  # noqa: E402
-from mzbuild_async.registry.client import ACCEPT, RegistryClient  # noqa: E402
+from mzbuild_async.registry.client import RegistryClient  # noqa: E402
 from mzbuild_async.support.ratelimit import Limiters, Limits  # noqa: E402
 from tests.support.registry import Registry, run_registry  # noqa: E402
 

@@ -1,3 +1,3 @@
-"""Building: what each image needs (plan), the DAG executor (scheduler), the
-worker that does the work, the batched cargo build, build contexts and
-multi-arch indexes."""
+"""Building: what each image needs (decisions), the DAG executor (scheduler, its
+dispatch), the worker that does the work, the batched cargo build and its staging,
+build contexts, and a CI step's markers."""

@@ -7,8 +7,8 @@ a warning says how to remove it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 import anyio
 
@@ -16,8 +16,29 @@ from ..errors import EngineError, reason
 from ..support import logs
 from .answers import is_connection_error
 
-if TYPE_CHECKING:
-    from .docker import DockerEngine
+T = TypeVar("T")
+
+
+class EngineApi(Protocol):
+    """What running a container needs of an engine (:class:`.docker.DockerEngine` has it)."""
+
+    @property
+    def label(self) -> str:
+        """The engine's name in messages."""
+        ...
+
+    async def client(self) -> Any:
+        """The API client (aiodocker's)."""
+        ...
+
+    def bounded(self, doing: str, call: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+        """``call()``, or EngineError when the engine gives no answer in time."""
+        ...
+
+    def engine_error(self, exc: BaseException, doing: str) -> EngineError:
+        """The EngineError a failure to reach the engine stands for."""
+        ...
+
 
 #: Seconds the clean-up of a ``run`` container may take when the run is over
 #: (or cancelled); past it the container is left, with a warning.
@@ -25,7 +46,7 @@ CLEANUP_SECONDS = 5.0
 
 
 async def run_container(
-    engine: DockerEngine, spec: str, args: Sequence[str], on_output: Callable[[bytes], None]
+    engine: EngineApi, spec: str, args: Sequence[str], on_output: Callable[[bytes], None]
 ) -> int:
     """Run ``spec`` with ``args`` in a fresh container, removed afterwards; its exit code.
 
@@ -58,7 +79,7 @@ async def run_container(
         await _remove_container(engine, container.id)
 
 
-async def _remove_container(engine: DockerEngine, container_id: str) -> None:
+async def _remove_container(engine: EngineApi, container_id: str) -> None:
     """Remove a container (shielded, bounded: also when the run is cancelled)."""
     short = container_id[:12]
     with anyio.CancelScope(shield=True):

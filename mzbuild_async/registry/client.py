@@ -18,7 +18,6 @@ TLS, each host's scheme and its limiter are the transport's
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import ssl
 import time
@@ -32,10 +31,10 @@ import httpx
 from ..errors import reason
 from ..model.status import Probe, Status
 from ..support.deadline import within
-from ..support.documents import parse_json
 from ..support.ratelimit import Clock, Limiters
 from ..support.retry import DEFAULT_RETRY, RetryPolicy, Sleep, Transient, call_with_retries
 from ..support.singleflight import SingleFlight
+from .answers import ACCEPT, probe_of
 from .auth import Challenge, CredentialStore, parse_challenge
 from .names import Reference
 from .schemes import SCHEMES, AuthContext, Authenticator, AuthUnusable
@@ -45,16 +44,8 @@ from .transport import (
     HostUnusable,
     Transport,
     Unanswered,
-    leading_int,
 )
 
-MANIFEST_TYPES = (
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-)
-ACCEPT = ", ".join(MANIFEST_TYPES)
 #: No single lookup takes longer than this, retries included.
 DEFAULT_DEADLINE = 90.0
 
@@ -270,9 +261,7 @@ class RegistryClient:
         try:
             with within(self.deadline):
                 await self._challenge(host)
-        except Unanswered as exc:
-            return str(exc)
-        except Transient as exc:
+        except (Unanswered, Transient) as exc:
             return str(exc)
         return ""
 
@@ -460,44 +449,4 @@ class RegistryClient:
             return Probe(Status.UNKNOWN, f"{exc} (gave up after retries)")
         except Unanswered as exc:
             return Probe(Status.UNKNOWN, str(exc), exc.get_may_help)
-        status = response.status_code
-        if status == 404:
-            return Probe(Status.ABSENT)
-        if status == 200:
-            if not _is_manifest(response, method):
-                kind = response.headers.get("content-type", "no content type")
-                return Probe(Status.UNKNOWN, f"{host}: answered 200 with {kind}, not a manifest")
-            digest, size = _descriptor(response, method)
-            return Probe(Status.PRESENT, digest, digest=digest, size=size)
-        if status in (405, 501, 400) and method == "HEAD":
-            return Probe(Status.UNKNOWN, f"{host}: HEAD answered {status}", get_may_help=True)
-        if status == 403:
-            return Probe(Status.UNKNOWN, f"{host}: access to {ref.repository} denied (403)")
-        return Probe(Status.UNKNOWN, f"{host}: unexpected answer {status}")
-
-
-def _descriptor(response: httpx.Response, method: str) -> tuple[str, int]:
-    """The digest and size of the manifest a 200 answered about ("", 0: not said)."""
-    if method == "GET":
-        body = response.content
-        return f"sha256:{hashlib.sha256(body).hexdigest()}", len(body)
-    digest = response.headers.get("docker-content-digest", "")
-    size = leading_int(response.headers.get("content-length", "")) or 0
-    return (digest if digest.startswith("sha256:") else ""), size
-
-
-def _is_manifest(response: httpx.Response, method: str) -> bool:
-    """Whether a 200 really carries a manifest (not a portal's or proxy's HTML page)."""
-    kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
-    if method == "HEAD":
-        # Registries send the manifest's media type, or at least its digest.
-        return (
-            kind in MANIFEST_TYPES
-            or kind.endswith("+json")
-            or ("docker-content-digest" in response.headers and not kind.startswith("text/"))
-        )
-    try:
-        data = parse_json(response.content)
-    except ValueError:
-        return False
-    return isinstance(data, dict) and ("schemaVersion" in data or "mediaType" in data)
+        return probe_of(response, method, host, ref)

@@ -15,7 +15,8 @@ import anyio
 
 from ..errors import TransferError
 from ..support.documents import parse_json
-from .client import ACCEPT, RegistryClient, RegistryUnavailable
+from .answers import ACCEPT
+from .client import RegistryClient, RegistryUnavailable
 from .names import Reference
 from .transport import MAX_BODY
 
