@@ -133,13 +133,52 @@ def test_without_a_base_to_find_it_says_what_to_do(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     root, _ = shaped
-    status, _, err = _affected(capsys, monkeypatch, root)
+    # No CI change and a registry that cannot tell: no commit is known published.
+    nowhere = ("--image-registry", "127.0.0.1:9/nowhere", "--retries", "1", "--search", "3")
+    status, _, err = _affected(capsys, monkeypatch, root, *nowhere)
     assert status == 2
     assert err.count("\n") == 1
-    assert "--base auto: no CI variable says what this change is compared with" in err
+    assert "--base auto: none of the last 3 commits has all its images published" in err
     status, _, err = _affected(
         capsys, monkeypatch, root, GITHUB_ACTIONS="true", GITHUB_BASE_REF="release-9"
     )
     assert status == 2
     assert "GITHUB_BASE_REF says release-9, which this clone does not have" in err
     assert "git fetch origin release-9" in err
+
+
+@pytest.mark.anyio
+async def test_outside_a_ci_change_the_last_published_commit_is_the_base(
+    shaped: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """No CI variable: the newest first-parent commit whose publishable images the
+    registry has (a HEAD each), found on the in-memory seam; none: one line."""
+    from mzbuild_async.errors import UsageError
+    from mzbuild_async.model.options import BuildOptions
+    from mzbuild_async.registry.client import RegistryClient
+    from mzbuild_async.registry.names import parse_reference
+    from mzbuild_async.registry.writer import RegistryWriter
+    from mzbuild_async.source.commits import History
+    from mzbuild_async.testing import MemoryRegistry
+    from mzbuild_async.workflow.affected import Published, auto_base
+    from tests.support.chain import memory_settings
+
+    root, commits = shaped
+    options = BuildOptions(image_registry="reg.test/team")
+    registry = MemoryRegistry()
+    async with History.open(root) as history:
+        at_point = await history.at(commits["point"], options)
+        specs = await at_point.specs(list(at_point.images))
+    async with RegistryClient(transport=registry.transport()) as client:
+        writer = RegistryWriter(client)
+        for spec in specs.values():
+            body = json.dumps({"schemaVersion": 2, "spec": spec}).encode()
+            manifest = "application/vnd.oci.image.manifest.v1+json"
+            await writer.put_manifest(parse_reference(spec), manifest, body)
+    published = Published(memory_settings(registry.transport()), tmp_path / "cache", options, 5)
+    base, how = await auto_base(root, None, {}, published)  # HEAD: the feature branch
+    assert base == commits["point"]  # the feature's app is not published; its parent is
+    assert how == "the last commit whose images are all published"
+    empty = Published(memory_settings(MemoryRegistry().transport()), tmp_path / "c2", options, 2)
+    with pytest.raises(UsageError, match="none of the last 2 commits"):
+        await auto_base(root, None, {}, empty)

@@ -10,7 +10,7 @@ from .. import ci
 from ..errors import UsageError
 from ..report.affected import affected_json, affected_text
 from ..report.deepjson import deep_json
-from ..workflow.affected import affected_steps
+from ..workflow.affected import Published, affected_steps
 from ..workflow.resolve import Repository, Settings
 from .parser import PROG
 
@@ -26,8 +26,9 @@ async def run_affected(args: argparse.Namespace, repo: Repository, settings: Set
     if system is not None and system.affected([]) is None:
         raise UsageError(f"--format {fmt}: {fmt} takes no list of steps to run; use json")
     steps = Path(args.steps) if args.steps else None
+    published = Published(settings.registries, settings.cache_dir, repo.options, args.search)
     comparison, decisions = await affected_steps(
-        repo, args.base, args.head, steps, settings.environ
+        repo, args.base, args.head, steps, settings.environ, published
     )
     if fmt == "json":
         sys.stdout.write(deep_json(affected_json(comparison, decisions)) + "\n")

@@ -116,7 +116,8 @@ def _add_source_commands(sub: argparse._SubParsersAction[_Parser], common: _Pars
         required=True,
         metavar="REV",
         help="the commit compared with; auto: the CI job's own (a merge queue's base, a"
-        " merge request's merge-base, or the merge-base with a pull request's target branch)",
+        " merge request's merge-base, or the merge-base with a pull request's target"
+        " branch), else the last commit whose images are all published",
     )
     p.add_argument(
         "--head",
@@ -136,6 +137,15 @@ def _add_source_commands(sub: argparse._SubParsersAction[_Parser], common: _Pars
         " --steps): a Buildkite pipeline with skip: reasons, a GitHub Actions matrix, a"
         " GitLab child pipeline, an Azure pipeline",
     )
+    p.add_argument(
+        "--search",
+        type=positive_int,
+        default=DEFAULT_SEARCH,
+        metavar="N",
+        help="--base auto outside a CI change: the last of N commits (first parents) whose"
+        f" publishable images are all published (default: {DEFAULT_SEARCH})",
+    )
+    add_registry_arguments(p)
 
 
 def _add_check(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:

@@ -179,7 +179,9 @@ async def open_repository(
         if options != repo.options:
             repo = repo.variant(options)
     settings = resolve_settings(flags, environ, repo.root, cache_dir, options)
-    if flags.registries and given_registry(flags, environ, defaults) is None:
+    # (affected asks a registry only for --base auto outside a CI change: not said there)
+    talks = flags.registries and flags.command != "affected"
+    if talks and given_registry(flags, environ, defaults) is None:
         logs.warning(  # (after the settings: a bad one is the only line)
             f"no image registry is set: using {DEFAULT_IMAGE_REGISTRY} (Materialize's);"
             f" set [defaults] image-registry in {CONFIG_NAME}, {REGISTRY_VARIABLE} or"
