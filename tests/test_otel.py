@@ -23,9 +23,13 @@ def test_traceparent_parse_and_derive() -> None:
     parent = parse(header)
     assert parent == TraceParent(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, True)
     assert parent.header() == header
+    # A later version is read as version 00's fields (the W3C spec's forward rule).
+    later = parse("01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra")
+    assert later == parent
     for bad in (
         "",
-        "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",
         "00-0-0-01",
         "00-00000000000000000000000000000000-b7ad6b7169203331-01",
     ):

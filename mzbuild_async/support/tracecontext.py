@@ -1,7 +1,8 @@
 """W3C trace context: the ``TRACEPARENT`` a process continues, or one derived from a
 CI pipeline run, so every step of one pipeline, on any agent, is one trace.
 
-``00-<trace id: 32 hex>-<parent span id: 16 hex>-<flags: 2 hex>``. A run id
+``00-<trace id: 32 hex>-<parent span id: 16 hex>-<flags: 2 hex>``, read and written by
+OpenTelemetry's own propagator (a later version is read as the spec says). A run id
 (:func:`~mzbuild_async.ci.pipeline_run`: Buildkite's build, GitHub's run and
 attempt, GitLab's pipeline, or ``MZBUILD_ASYNC_RUN_ID``) gives the same trace id
 and root span id to every process that derives from it.
@@ -10,11 +11,8 @@ and root span id to every process that derives from it.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
 @dataclass(frozen=True)
@@ -26,19 +24,32 @@ class TraceParent:
     sampled: bool = True
 
     def header(self) -> str:
-        """The ``traceparent`` text."""
-        return f"00-{self.trace_id:032x}-{self.span_id:016x}-{'01' if self.sampled else '00'}"
+        """The ``traceparent`` text (as the propagator injects it)."""
+        from opentelemetry.trace import (
+            NonRecordingSpan,
+            SpanContext,
+            TraceFlags,
+            set_span_in_context,
+        )
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        flags = TraceFlags(TraceFlags.SAMPLED if self.sampled else TraceFlags.DEFAULT)
+        span = NonRecordingSpan(SpanContext(self.trace_id, self.span_id, True, flags))
+        carrier: dict[str, str] = {}
+        TraceContextTextMapPropagator().inject(carrier, context=set_span_in_context(span))
+        return carrier["traceparent"]
 
 
 def parse(text: str) -> TraceParent | None:
-    """A ``traceparent`` (None when it is not a valid version-00 one)."""
-    match = _TRACEPARENT.match(text.strip().lower())
-    if match is None:
+    """A ``traceparent``, as the propagator extracts it (None when it is not valid)."""
+    from opentelemetry.trace import get_current_span
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    context = TraceContextTextMapPropagator().extract({"traceparent": text.strip().lower()})
+    span = get_current_span(context).get_span_context()
+    if not span.is_valid:
         return None
-    trace_id, span_id = int(match.group(1), 16), int(match.group(2), 16)
-    if not trace_id or not span_id:
-        return None
-    return TraceParent(trace_id, span_id, bool(int(match.group(3), 16) & 1))
+    return TraceParent(span.trace_id, span.span_id, span.trace_flags.sampled)
 
 
 def for_run(run: str) -> TraceParent:
