@@ -5,6 +5,7 @@ testing-kit block is run by tests/test_testing_kit.py, on its own seam)."""
 
 from __future__ import annotations
 
+import gc
 import re
 from pathlib import Path
 
@@ -39,6 +40,7 @@ def test_the_api_guide_runs_as_written(
             exec(compile(code, str(GUIDE), "exec"), namespace)
     finally:
         remove_images(prefix)
+    gc.collect()  # (an example that leaves a connection open fails here, not by chance later)
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith("['demo-app', 'demo-base'")  # the demo's images
     assert any(line.startswith("demo-app ('demo-lib', 'demo-tools')") for line in printed)
