@@ -90,7 +90,7 @@ class RecordingWorker(OneEngine):
         self.build_seconds: dict[str, float] = {}
         self.waited: dict[str, float] = {}
         self.timed_out: set[str] = set()
-        self.digests: dict[str, tuple[str, int]] = {}
+        self.digests: dict[str, tuple[str, int, str]] = {}
 
     async def aclose(self) -> None:
         """Nothing held."""

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 
 from tests.support.demo import Cli, commit
-from tests.support.skopeo import digest_of
+from tests.support.skopeo import digest_of, raw_manifest
 
 pytestmark = [pytest.mark.slow, pytest.mark.real]
 NAMES = ("demo-base", "demo-lib", "demo-tools")
@@ -51,6 +51,10 @@ def test_metadata_digests_are_the_registrys_built_or_found(demo_cli: Cli, tmp_pa
             # buildx's keys, as its metadata file has them (skopeo says the digest).
             assert image["containerimage.digest"] == digest
             assert image["image.name"] == image["spec"]
+            raw = json.loads(raw_manifest(image["spec"]))
+            assert image["containerimage.descriptor"] == {
+                "mediaType": raw["mediaType"], "digest": digest, "size": image["size"]
+            }  # fmt: skip
     assert {i["registries"][cli.registry]["state"] for i in built.values()} == {"pushed"}
     assert {i["registries"][cli.registry]["state"] for i in found.values()} == {"present"}
 

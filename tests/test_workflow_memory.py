@@ -184,6 +184,24 @@ async def test_a_deleted_tag_is_found_out_and_built_again(world: World) -> None:
     assert actions(result) == {"base": "built", "lib": "built", "app": "built"}
 
 
+async def test_each_image_has_its_manifest_descriptor(world: World) -> None:
+    """Pushed or found, an image's digest, size and media type are the registry's, and
+    --metadata-file gives them as buildx's descriptor."""
+    from mzbuild_async.report.metadata import metadata_document
+
+    pushed = await world.run(Workflow.ENSURE, "lib")
+    found = await world.run(Workflow.ENSURE, "lib", engine=world.engine_like("descr"))
+    for result in (pushed, found):
+        for name, image in result.images.items():
+            host, _, rest = image.spec.partition("/")
+            repository, _, tag = rest.rpartition(":")
+            manifest = world.registry.manifests[(host, repository)][tag]
+            stored = (manifest.digest, len(manifest.body), manifest.media_type)
+            assert (image.digest, image.size, image.media_type) == stored, name
+            descriptor = metadata_document(result)[name]["containerimage.descriptor"]
+            assert descriptor == {"mediaType": stored[2], "digest": stored[0], "size": stored[1]}
+
+
 async def test_plan_says_what_a_run_would_do(world: World) -> None:
     await world.run(Workflow.ENSURE, "lib")
     plan = await plan_workflow(

@@ -75,6 +75,8 @@ class Found:
     digest: str = ""
     #: The manifest's size the registry said (0: it did not).
     size: int = 0
+    #: The manifest's media type the registry said ("": it did not).
+    media_type: str = ""
 
 
 def decide(

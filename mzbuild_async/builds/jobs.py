@@ -182,8 +182,8 @@ class RunWorker(Worker, Protocol):
     waited: dict[str, float]
     #: The awaited images whose ``--wait`` ran out.
     timed_out: set[str]
-    #: Each image pushed or found: its digest and size.
-    digests: dict[str, tuple[str, int]]
+    #: Each image pushed or found: its digest, size and media type.
+    digests: dict[str, tuple[str, int, str]]
 
     async def aclose(self) -> None:
         """Release what the worker holds (staging directories, sessions)."""

@@ -122,7 +122,7 @@ class EngineWorker:
     timed_out: set[str] = field(default_factory=set)
     #: The manifest digest of each image pushed (or found pushed by another run), as
     #: the registry's ``HEAD`` gave it.
-    digests: dict[str, tuple[str, int]] = field(default_factory=dict)
+    digests: dict[str, tuple[str, int, str]] = field(default_factory=dict)
     #: Specs this run found absent although a lookup said present (a failed
     #: pull's "manifest unknown"): pushed without asking the registry again.
     absent: AbstractSet[str] = frozenset()
@@ -239,7 +239,7 @@ class EngineWorker:
             probe = await self.client.lookup(parse_reference(ref), method="GET")
         if probe.status is Status.PRESENT:
             if probe.digest and ref == self.specs.get(name):
-                self.digests[name] = (probe.digest, probe.size)
+                self.digests[name] = (probe.digest, probe.size, probe.media_type)
             return "already published (by another run)"
         if probe.status is Status.UNKNOWN:
             raise TransferError(
@@ -466,7 +466,7 @@ class EngineWorker:
                 f"{': ' + after.detail if after.detail else ''})"
             )
         if after.digest:
-            self.digests[name] = (after.digest, after.size)
+            self.digests[name] = (after.digest, after.size, after.media_type)
         return ""
 
 

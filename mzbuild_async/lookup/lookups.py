@@ -60,6 +60,8 @@ class Answer:
     digest: str = ""
     #: The manifest's size in bytes, when the deciding tier said (0: it did not).
     size: int = 0
+    #: The manifest's media type, when the deciding tier said ("": it did not).
+    media_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,7 @@ class Lookups:
     async def _record(self, spec: str, answer: Answer) -> None:
         memory = self.tier("memory")
         if isinstance(memory, MemoryTier):
-            memory.record(spec, answer.status, answer.digest, answer.size)
+            memory.record(spec, answer.status, answer.digest, answer.size, answer.media_type)
         disk = self.tier("disk")
         if not isinstance(disk, DiskTier):
             return
@@ -268,6 +270,7 @@ class Lookups:
             logs.redact_text(probe.detail),
             probe.digest,
             probe.size,
+            probe.media_type,
         )
 
     def statistics(self) -> dict[str, TierStatistics]:

@@ -41,6 +41,8 @@ class Probe:
     digest: str = ""
     #: The manifest's size in bytes, where the answer said (0: it did not).
     size: int = 0
+    #: The manifest's media type, where the answer said ("": it did not).
+    media_type: str = ""
 
 
 def parse_tiers(text: str) -> tuple[str, ...]:

@@ -31,7 +31,9 @@ def probe_of(response: httpx.Response, method: str, host: str, ref: Reference) -
             kind = response.headers.get("content-type", "no content type")
             return Probe(Status.UNKNOWN, f"{host}: answered 200 with {kind}, not a manifest")
         digest, size = _descriptor(response, method)
-        return Probe(Status.PRESENT, digest, digest=digest, size=size)
+        kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        media_type = kind if kind in MANIFEST_TYPES else ""
+        return Probe(Status.PRESENT, digest, digest=digest, size=size, media_type=media_type)
     if status in (405, 501, 400) and method == "HEAD":
         return Probe(Status.UNKNOWN, f"{host}: HEAD answered {status}", get_may_help=True)
     if status == 403:

@@ -4,7 +4,8 @@ One JSON object (schema: ``schemas/metadata.json``): per image its spec, the
 manifest digest and size the registries gave, its platform, and per
 registry the ``name@digest`` reference that cannot be overwritten (tags,
 even content-addressed ones, can be); and buildx's keys (``containerimage.digest``,
-``image.name``: the names where it is, comma-separated), so the tools that read
+``containerimage.descriptor`` where the registry said the media type, ``image.name``:
+the names where it is, comma-separated), so the tools that read
 buildx's metadata file read ours.
 """
 
@@ -42,6 +43,12 @@ def image_metadata(result: ImageResult, platform: str) -> dict[str, Any]:
     # deployers, signers): the digest, and the names the image has where it is.
     if result.digest:
         entry["containerimage.digest"] = result.digest
+        if result.media_type and result.size:
+            entry["containerimage.descriptor"] = {
+                "mediaType": result.media_type,
+                "digest": result.digest,
+                "size": result.size,
+            }
     names = [
         result.references[registry]
         for registry, state in result.registries.items()

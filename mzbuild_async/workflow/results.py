@@ -40,6 +40,8 @@ class ImageResult:
     digest: str = ""
     #: The manifest's size in bytes (0: no registry told).
     size: int = 0
+    #: The manifest's media type ("": no registry told).
+    media_type: str = ""
     #: The image's spec at each registry it is published to (the primary first).
     references: Mapping[str, str] = field(default_factory=dict)
     #: ``ensure``: each registry's state after the run (``present``, ``pushed``,
@@ -173,6 +175,7 @@ def found_state(local: bool, answer: Answer | None) -> Found:
         cached=answer.detail if answer.tier == "disk" else "",
         digest=answer.digest if present else "",
         size=answer.size if present else 0,
+        media_type=answer.media_type if present else "",
     )
 
 
@@ -257,14 +260,21 @@ def image_result(decision: Decision, outcome: Outcome, offset: float) -> ImageRe
 
 
 def published_result(
-    result: ImageResult, primary: str, state: str, descriptor: tuple[str, int]
+    result: ImageResult, primary: str, state: str, descriptor: Manifest
 ) -> ImageResult:
     """``result`` with where the primary has it (``state`` at the ``primary``
-    registry), its digest and size."""
-    digest, size = descriptor
+    registry), its digest, size and media type."""
+    digest, size, media_type = descriptor
     registries = {primary: state} if state else {}
     references = {primary: result.spec} if state else {}
-    return replace(result, digest=digest, size=size, registries=registries, references=references)
+    return replace(
+        result,
+        digest=digest,
+        size=size,
+        media_type=media_type,
+        registries=registries,
+        references=references,
+    )
 
 
 def mirrored_result(result: ImageResult, mirrored: Mirrored | None) -> ImageResult:
@@ -283,9 +293,15 @@ def mirrored_result(result: ImageResult, mirrored: Mirrored | None) -> ImageResu
     return result
 
 
-def descriptor_of(found: Found | None) -> tuple[str, int]:
-    """The digest and size the lookups found an image with (("", 0): none said)."""
-    return ("", 0) if found is None or not found.published else (found.digest, found.size)
+#: A manifest as a registry told of it: its digest, size and media type.
+Manifest = tuple[str, int, str]
+
+
+def descriptor_of(found: Found | None) -> Manifest:
+    """The manifest the lookups found an image with (("", 0, ""): none said)."""
+    if found is None or not found.published:
+        return ("", 0, "")
+    return (found.digest, found.size, found.media_type)
 
 
 def attested_result(result: ImageResult, attested: Any) -> ImageResult:
