@@ -210,7 +210,8 @@ def resolve_settings(
         environ,
         registry=registry_settings(flags, config, environ, options),
         engines=engine_settings(flags, config, environ) if flags.engine is not None else (),
-        secrets=secret_settings(flags, config, root, environ),
+        # (read only by the commands that build: check or affected needs no secret)
+        secrets=secret_settings(flags, config, root, environ) if flags.engine is not None else {},
         base_mirrors=config.base_mirrors,
     )
 
