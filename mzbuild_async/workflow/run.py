@@ -144,21 +144,26 @@ class Worked:
 def image_results(
     run: Run, plan: RunPlan, outcomes: Mapping[str, Outcome], worker: RunWorker
 ) -> dict[str, ImageResult]:
-    """Each decided image's result: what happened, how long it waited, where it is."""
-    return {
-        name: published_result(
+    """Each decided image's result: what happened, how long it waited, where it is
+    (when its cargo artifacts landed: the moment the run's timeline shows, one clock)."""
+    landed = {s.detail: s.start for s in run.events.recorder.steps if s.status == "landed"}
+    results: dict[str, ImageResult] = {}
+    for name, decision in plan.decisions.items():
+        if name not in outcomes:
+            continue
+        result = image_result(decision, outcomes[name], run.events.offset)
+        results[name] = published_result(
             replace(
-                image_result(decision, outcomes[name], run.events.offset),
+                result,
                 awaited=worker.waited.get(name),
                 wait_ran_out=name in worker.timed_out and outcomes[name].action == "failed",
+                landed=landed.get(name, result.landed),
             ),
             run.repo.options.image_registry,
             primary_state(outcomes[name], plan.found.get(name)),
             worker.digests.get(name) or descriptor_of(plan.found.get(name)),
         )
-        for name, decision in plan.decisions.items()
-        if name in outcomes
-    }
+    return results
 
 
 async def attest(worked: Worked) -> Worked:
