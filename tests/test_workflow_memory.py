@@ -142,6 +142,35 @@ async def test_a_failed_build_skips_what_needs_it_and_the_rest_goes_on(world: Wo
     assert actions(result)["tool"] == "built"
 
 
+VANISHED = (
+    "failed to get digest sha256:4f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0:"
+    " open /var/lib/docker/image/overlay2/imagedb/content/sha256/4f1e: no such file or directory"
+)
+
+
+async def test_a_cache_image_removed_under_a_build_builds_it_again_once(world: World) -> None:
+    """Another job's ``docker rmi`` on a shared engine can take the image a classic
+    build is using as cache: that build is tried once more, any other failure never."""
+    specs = await world.repo.specs(["lib", "app"])
+    world.engine.failing_once[specs["lib"]] = VANISHED
+    result = await world.run(Workflow.ENSURE, "app")
+    assert result.ok, result.to_json()
+    assert actions(result) == {"base": "built", "lib": "built", "app": "built"}
+    assert sum(1 for c in world.engine.calls if c == ("build", specs["lib"])) == 2
+
+    other = world.engine_like("other")
+    other.failing[specs["lib"]] = VANISHED  # vanishes every time: twice, then failed
+    again = await world.run(Workflow.BUILD, "lib", engine=other, force=True)
+    assert actions(again)["lib"] == "failed"
+    assert sum(1 for c in other.calls if c == ("build", specs["lib"])) == 2
+
+    broken = world.engine_like("broken")
+    broken.failing[specs["lib"]] = "RUN exit 3: returned a non-zero code: 3"
+    failed = await world.run(Workflow.BUILD, "lib", engine=broken, force=True)
+    assert actions(failed)["lib"] == "failed"
+    assert sum(1 for c in broken.calls if c == ("build", specs["lib"])) == 1
+
+
 async def test_fail_fast_stops_everything_at_the_first_failure(world: World) -> None:
     specs = await world.repo.specs(["base"])
     world.engine.failing[specs["base"]] = "broken"

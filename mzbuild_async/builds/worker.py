@@ -20,7 +20,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +28,12 @@ from typing import TypeVar
 
 import anyio
 
+from ..engine.answers import cache_vanished
 from ..engine.protocol import Builder, BuildRequest, Engine
 from ..errors import (
     BuildError,
     CargoBuildError,
+    DockerBuildError,
     EngineError,
     ManifestUnknown,
     TransferError,
@@ -57,6 +59,7 @@ from .context import (
     rewrite_dockerfile,
     stream_context,
 )
+from .layercache import cache_logins, cache_ref, cache_usable, credentials_for
 from .markers import await_published
 from .request import build_args, copy_entries, mounted
 from .staging import CargoStage
@@ -64,11 +67,6 @@ from .staging import CargoStage
 T = TypeVar("T")
 LABEL_FINGERPRINT = "io.mzbuild.fingerprint"
 LABEL_INPUTS = "io.mzbuild.inputs-digest"
-
-
-def cache_ref(cache_registry: str, name: str) -> str:
-    """The layer-cache tag of image ``name`` under ``--cache-registry``."""
-    return f"{cache_registry.rstrip('/')}/{name}:buildcache"
 
 
 @dataclass
@@ -173,7 +171,7 @@ class EngineWorker:
 
     async def _auth(self, spec: str) -> Credentials | None:
         """Our credentials for ``spec``'s registry (None: anonymous)."""
-        return await self.client.credentials.get(parse_reference(spec).api_host)
+        return await credentials_for(self.client, spec)
 
     # -- Worker protocol ------------------------------------------------------
 
@@ -360,7 +358,13 @@ class EngineWorker:
             fingerprint = fingerprint_of(spec)
             cache_from: list[str] = []
             cache_tag = cache_ref(self.cache_registry, name) if self.cache_registry else None
-            if cache_tag and self.buildx is None and await self._cache_usable(cache_tag, docker):
+            if (
+                cache_tag
+                and self.buildx is None
+                and await cache_usable(
+                    cache_tag, docker, self.client, self._fields(cache_tag, Phase.BUILD)
+                )
+            ):
                 cache_from.append(cache_tag)
             request = BuildRequest(
                 tag=spec,
@@ -373,25 +377,54 @@ class EngineWorker:
                 },
                 platform=repo.options.arch.platform,
                 cache_from=cache_from,
-                logins=await self._logins(cache_from, docker),
+                logins=await cache_logins(cache_from, docker, self.client),
                 inline_cache=cache_tag is not None,
                 secrets=secrets,
                 ssh=agents,
                 session=bool(secret_mounts(dockerfile) or ssh_mounts(dockerfile)),
             )
-            context = stream_context(entries, rewritten, dockerignore=ignore_text)
             if self.buildx is not None:
+                context = stream_context(entries, rewritten, dockerignore=ignore_text)
                 await self.buildx.build(
                     request, context, self._line(name, Phase.BUILD), cache_ref=cache_tag
                 )
                 return
-            await docker.build(request, context, self._line(name, Phase.BUILD), self._step(name))
+            await self._engine_build(
+                name,
+                request,
+                lambda: stream_context(entries, rewritten, dockerignore=ignore_text),
+                docker,
+            )
             if cache_tag:
                 await self._push_cache(spec, cache_tag, docker)
         finally:
             if own:
                 with anyio.CancelScope(shield=True):  # also when the run is cancelled
                     await anyio.to_thread.run_sync(shutil.rmtree, staging, True)
+
+    async def _engine_build(
+        self,
+        name: str,
+        request: BuildRequest,
+        context: Callable[[], AsyncIterable[bytes]],
+        docker: Engine,
+    ) -> None:
+        """Build on ``docker``; once more if the engine removed an image the build used
+        as cache while it ran (another job's clean-up on a shared engine)."""
+        for again in (False, True):
+            try:
+                await docker.build(
+                    request, context(), self._line(name, Phase.BUILD), self._step(name)
+                )
+                return
+            except DockerBuildError as exc:
+                if again or not cache_vanished(str(exc)):
+                    raise
+                logs.warning(
+                    f"{name}: an image its build used as cache was removed from the"
+                    " engine while it ran (another job's clean-up?); building it again",
+                    **self._fields(request.tag, Phase.BUILD),
+                )
 
     def _fields(self, ref: str, phase: Phase) -> dict[str, str | None]:
         """The image, fingerprint and phase fields of a log event about ``ref``."""
@@ -403,36 +436,6 @@ class EngineWorker:
                     "phase": phase,
                 }
         return {"image": None, "fingerprint": None, "phase": phase}
-
-    async def _cache_usable(self, tag: str, docker: Engine) -> bool:
-        """Whether the layer cache ``tag`` can be built from: it is at its registry,
-        and (for a builder that does not import it itself) pulled. A missing or
-        unreadable cache is a miss, never a failure."""
-        probe = await self.client.lookup(parse_reference(tag))
-        if probe.status is not Status.PRESENT:
-            return False
-        if await docker.imports_cache():
-            return True  # (BuildKit reads it from the registry: nothing to pull)
-        try:
-            await docker.pull(tag, await self._auth(tag))
-        except BuildError as exc:
-            logs.warning(f"layer cache {tag} not used: {exc}", **self._fields(tag, Phase.BUILD))
-            return False
-        return True
-
-    async def _logins(self, refs: Sequence[str], docker: Engine) -> dict[str, tuple[str, str]]:
-        """Our credentials for the registries of ``refs``, by host, for a builder that
-        reads them itself (BuildKit asks over its session; none: it goes anonymous)."""
-        if not refs or not await docker.imports_cache():
-            return {}
-        logins: dict[str, tuple[str, str]] = {}
-        for ref in refs:
-            credentials = await self._auth(ref)
-            if credentials is not None:
-                where = parse_reference(ref)
-                for host in (where.domain, where.api_host):
-                    logins[host] = (credentials.username, credentials.secret)
-        return logins
 
     async def _push_cache(self, spec: str, tag: str, docker: Engine) -> None:
         try:

@@ -24,6 +24,17 @@ from .protocol import BuildRequest
 AUTO, BUILDKIT, CLASSIC = "auto", "buildkit", "classic"
 
 
+#: The classic builder's answer when an image it used as cache was removed while it
+#: ran (another job's ``docker rmi`` on a shared engine): the build itself was sound.
+_CACHE_VANISHED = re.compile(r"failed to get digest sha256:[0-9a-f]+: .*no such file or directory")
+
+
+def cache_vanished(message: str) -> bool:
+    """Whether a failed build's ``message`` says only that its cache image vanished
+    under it (building again succeeds: the engine no longer offers that cache)."""
+    return _CACHE_VANISHED.search(message) is not None
+
+
 def builder_for(version: Mapping[str, Any]) -> str:
     """The builder an engine's ``/version`` offers: BuildKit from API 1.39 on Linux,
     not podman's (its Docker API builds with buildah, the classic way)."""

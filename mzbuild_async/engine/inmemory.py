@@ -62,6 +62,8 @@ class MemoryEngine:
     images: dict[str, MemoryImage] = field(default_factory=dict)
     #: Tags whose builds fail (the message), e.g. to test what a failure skips.
     failing: dict[str, str] = field(default_factory=dict)
+    #: Tags whose next build fails (the message), once; a second build succeeds.
+    failing_once: dict[str, str] = field(default_factory=dict)
     #: What ``run`` writes and returns, given the spec and the arguments.
     runner: Callable[[str, Sequence[str]], tuple[bytes, int]] | None = None
     #: Every call, in order: (method, spec or "").
@@ -183,11 +185,11 @@ class MemoryEngine:
         await self._released.wait()
         await self._thawed.wait()
         self._check()
-        if request.tag in self.failing:
+        failure = self.failing.get(request.tag) or self.failing_once.pop(request.tag, None)
+        if failure is not None:
             raise DockerBuildError(
-                f"docker build of {request.tag} failed at Step {len(bases) + 1}:"
-                f" {self.failing[request.tag]}",
-                (self.failing[request.tag],),
+                f"docker build of {request.tag} failed at Step {len(bases) + 1}: {failure}",
+                (failure,),
             )
         digest = hashlib.sha256(buffer)
         digest.update(json.dumps([request.buildargs, request.labels], sort_keys=True).encode())
