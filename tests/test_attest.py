@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -509,3 +510,157 @@ def test_keyless_without_a_token_or_sigstore_is_one_line(demo_cli: Cli) -> None:
         assert "--keyless needs sigstore: pip install 'mzbuild-async[sigstore]'" in result.stderr
         assert "a.b.c" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+#: ``cosign verify-attestation --type NAME``: the predicate type each name selects.
+COSIGN_TYPES = {
+    "slsaprovenance1": "https://slsa.dev/provenance/v1",
+    "cyclonedx": "https://cyclonedx.org/bom",
+}
+
+
+def _cosign_verify_attestation(
+    image: str, public: ec.EllipticCurvePublicKey, kind: str
+) -> dict[str, Any]:
+    """What ``cosign verify-attestation --key PUB --insecure-ignore-tlog --type KIND
+    IMAGE`` does, by hand (skopeo, httpx, cryptography): the digest the image resolves
+    to names the tag ``sha256-<hex>.att``; every layer carries the signature
+    annotation; a layer verifies when its DSSE signature over PAE holds with the key
+    and its statement names the image's digest; one whose predicate type is KIND's is
+    returned (none: cosign fails)."""
+    digest = digest_of(image)
+    assert digest is not None
+    repository = image.rsplit(":", 1)[0]
+    manifest = json.loads(raw_manifest(f"{repository}:{digest.replace(':', '-')}.att"))
+    assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    host, _, path = repository.partition("/")
+    matched = []
+    for layer in manifest["layers"]:
+        assert "dev.cosignproject.cosign/signature" in layer["annotations"]
+        blob = httpx.get(f"http://{host}/v2/{path}/blobs/{layer['digest']}", timeout=10)
+        assert hashlib.sha256(blob.content).hexdigest() == layer["digest"][7:]
+        envelope = blob.json()
+        if envelope["payloadType"] != "application/vnd.in-toto+json":
+            continue
+        payload = base64.b64decode(envelope["payload"])
+        kind_bytes = envelope["payloadType"].encode()
+        message = b"DSSEv1 %d %s %d %s" % (len(kind_bytes), kind_bytes, len(payload), payload)
+        if not any(_holds(public, sig["sig"], message) for sig in envelope["signatures"]):
+            continue  # (cosign skips a layer that does not verify)
+        statement: dict[str, Any] = json.loads(payload)
+        if not any(s["digest"].get("sha256") == digest[7:] for s in statement["subject"]):
+            continue
+        if statement["predicateType"] == COSIGN_TYPES[kind]:
+            matched.append(statement)
+    assert matched, f"cosign: none of the attestations of {image} matched {kind}"
+    return matched[0]
+
+
+def _holds(public: ec.EllipticCurvePublicKey, signature: str, message: bytes) -> bool:
+    try:
+        public.verify(base64.b64decode(signature), message, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _add_foreign_layer(image: str) -> None:
+    """Another tool's attestation at the ``.att`` tag (it must survive ours)."""
+    digest = digest_of(image)
+    assert digest is not None
+    repository = image.rsplit(":", 1)[0]
+    tag = f"{digest.replace(':', '-')}.att"
+    manifest = json.loads(raw_manifest(f"{repository}:{tag}"))
+    host, _, path = repository.partition("/")
+    body = b'{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}'
+    blob = f"sha256:{hashlib.sha256(body).hexdigest()}"
+    started = httpx.post(f"http://{host}/v2/{path}/blobs/uploads/", timeout=10)
+    location = started.headers["location"]
+    location = location if location.startswith("http") else f"http://{host}{location}"
+    joined = f"{location}{'&' if '?' in location else '?'}digest={blob}"
+    httpx.put(joined, content=body, timeout=10).raise_for_status()
+    manifest["layers"].append(
+        {
+            "mediaType": "application/vnd.dsse.envelope.v1+json", "digest": blob,
+            "size": len(body),
+            "annotations": {
+                "dev.cosignproject.cosign/signature": "",
+                "predicateType": "https://cosign.sigstore.dev/attestation/vuln/v1",
+            },
+        }
+    )  # fmt: skip
+    httpx.put(
+        f"http://{host}/v2/{path}/manifests/{tag}", content=json.dumps(manifest).encode(),
+        headers={"Content-Type": manifest["mediaType"]}, timeout=10,
+    ).raise_for_status()  # fmt: skip
+
+
+def test_the_cosign_layout_is_what_cosign_verify_attestation_finds(
+    demo_cli: Cli,
+    key: tuple[Path, ec.EllipticCurvePrivateKey],
+    registries: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    """``--attest-layout cosign``: the statements at cosign's ``sha256-<hex>.att`` tag
+    (and not as OCI artifacts), found and verified as cosign does, read by ``verify``,
+    copied to a mirror; ``both`` later adds the OCI artifacts and replaces our layers,
+    keeping another tool's."""
+    cli = demo_cli
+    path, private = key
+    (tmp_path / "pub.pem").write_bytes(
+        private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    mirror = f"{registries['token'].host}/{cli.registry.split('/', 1)[1]}"
+    result = cli.run(
+        "ensure", *NAMES, "--sign-key", str(path), "--attest-layout", "cosign", "--json",
+        "--mirror-registry", mirror,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    images = json.loads(result.stdout)["images"]
+    for name in NAMES:
+        spec, digest = images[name]["spec"], images[name]["digest"]
+        repository = spec.rsplit(":", 1)[0]
+        assert images[name]["attestation"]["cosign"] == digest_of(
+            f"{repository}:{digest.replace(':', '-')}.att"
+        )
+        assert digest_of(f"{repository}:{digest.replace(':', '-')}") is None  # no OCI artifacts
+        provenance = _cosign_verify_attestation(spec, private.public_key(), "slsaprovenance1")
+        validate(provenance)
+        sbom = _cosign_verify_attestation(spec, private.public_key(), "cyclonedx")
+        assert sbom["predicate"]["bomFormat"] == "CycloneDX"
+    status, lines = _verify(cli, *NAMES, "--key", str(tmp_path / "pub.pem"))
+    assert status == 0, lines
+    assert all(" verified  provenance signed by sha256:" in lines[n] for n in NAMES)
+    at_mirror = Cli(cli.repo, mirror, cli.cache_dir)
+    status, lines = _verify(at_mirror, *NAMES, "--key", str(tmp_path / "pub.pem"))
+    assert status == 0, lines
+
+    base = images["demo-base"]["spec"]
+    _add_foreign_layer(base)
+    both = cli.run(
+        "ensure", "demo-base", "--sign-key", str(path), "--attest-layout", "both", "--json"
+    )
+    assert both.returncode == 0, both.stderr
+    assert json.loads(both.stdout)["images"]["demo-base"]["attestation"]["provenance"] == (
+        "attached"  # (found without its OCI artifacts)
+    )
+    _statement_of(base)  # now an OCI artifact too
+    digest = images["demo-base"]["digest"]
+    manifest = json.loads(raw_manifest(f"{base.rsplit(':', 1)[0]}:{digest.replace(':', '-')}.att"))
+    kinds = [layer["annotations"]["predicateType"] for layer in manifest["layers"]]
+    assert sorted(kinds) == sorted(
+        [
+            "https://cosign.sigstore.dev/attestation/vuln/v1",
+            "https://slsa.dev/provenance/v1",
+            "https://cyclonedx.org/bom",
+        ]
+    )
+    _cosign_verify_attestation(base, private.public_key(), "slsaprovenance1")
+    again = cli.run(
+        "ensure", "demo-base", "--sign-key", str(path), "--attest-layout", "both", "--json"
+    )
+    assert json.loads(again.stdout)["images"]["demo-base"]["attestation"]["provenance"] == (
+        "present"
+    )

@@ -15,7 +15,7 @@ import yaml
 from mzbuild_async.ci import NAMES, by_name, detect, pipeline_run
 from mzbuild_async.ci import build_url as ci_build_url
 from mzbuild_async.model.steps import Step, StepDecision
-from mzbuild_async.pipeline.emit import StepSettings
+from mzbuild_async.pipeline.emit import Job, StepSettings, build_jobs
 from mzbuild_async.pipeline.partition import Partition, partition
 
 IMAGES = ["base", "lib", "hidden", "app", "tool"]
@@ -34,6 +34,12 @@ SCHEMAS = {
     "github": "github-workflows",
     "gitlab": "gitlab-ci",
 }
+
+
+def _jobs(
+    cut: Partition, settings: StepSettings, fingerprints: dict[str, str] | None = None
+) -> list[Job]:
+    return build_jobs(cut, SPECS, fingerprints or {}, settings)
 
 
 def _cut() -> Partition:
@@ -71,15 +77,15 @@ def test_every_system_writes_a_pipeline_its_schema_accepts(name: str, tmp_path: 
         tags=("docker",),
         demands=("docker",),
     )
-    document = by_name(name).pipeline(cut, SPECS, {n: n.upper() for n in IMAGES}, settings)
+    document = by_name(name).pipeline(_jobs(cut, settings, {n: n.upper() for n in IMAGES}))
     _check(document, SCHEMAS[name], tmp_path)
-    empty = by_name(name).pipeline(partition([], {}, {}), SPECS, {}, settings)
+    empty = by_name(name).pipeline([])
     _check(empty, SCHEMAS[name], tmp_path)
 
 
 def test_azure_jobs_wait_for_each_other_and_demand_the_tags() -> None:
     cut = _cut()
-    document = by_name("azure").pipeline(cut, SPECS, {}, StepSettings(demands=("docker",)))
+    document = by_name("azure").pipeline(_jobs(cut, StepSettings(demands=("docker",))))
     jobs = {job["job"]: job for job in document["jobs"]}
     assert len(jobs) == len(cut.steps)
     for step in cut.steps:
@@ -90,14 +96,12 @@ def test_azure_jobs_wait_for_each_other_and_demand_the_tags() -> None:
         run = job["steps"][-1]
         assert f"--step {step.key}" in run["script"]
         assert run["retryCountOnTaskFailure"] == "2"
-    assert by_name("azure").pipeline(cut, SPECS, {}, StepSettings(), jobs_only=True).keys() == {
-        "jobs"
-    }
+    assert by_name("azure").pipeline(_jobs(cut, StepSettings()), jobs_only=True).keys() == {"jobs"}
 
 
 def test_gitlab_jobs_wait_retry_and_hold_a_resource_group() -> None:
     cut = _cut()
-    document = by_name("gitlab").pipeline(cut, SPECS, {}, StepSettings(tags=("docker",)))
+    document = by_name("gitlab").pipeline(_jobs(cut, StepSettings(tags=("docker",))))
     for step in cut.steps:
         job = document[step.key]
         assert job["needs"] == list(step.depends_on)

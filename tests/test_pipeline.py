@@ -18,6 +18,7 @@ import shlex
 import subprocess
 import sys
 import threading
+import uuid
 from collections import Counter
 from importlib.resources import files
 from pathlib import Path
@@ -63,7 +64,7 @@ def _fingerprints(cli: Cli) -> dict[str, str]:
 
 
 def _ensure(step: dict[str, Any]) -> str:
-    """A Buildkite step's ensure command (its last; install and logins come first)."""
+    """A Buildkite step's own command (its last; install and logins come first)."""
     return str(step.get("command") or step["commands"][-1])
 
 
@@ -184,7 +185,8 @@ class Runner:
                     if results[key].returncode != 0:  # Buildkite: dependents do not run
                         results[step["key"]] = None
                         return
-            lock = self.groups.setdefault(step["concurrency_group"], threading.Lock())
+            group = step.get("concurrency_group") or step["key"]
+            lock = self.groups.setdefault(group, threading.Lock())
             with lock:  # concurrency: 1 per concurrency_group
                 _run_step(step, self.cli.repo, self.environ(i), self.tmp / f"c{i}", results)
 
@@ -506,3 +508,70 @@ def test_steps_install_and_log_in_as_generated(
     bad = cli.run("pipeline", "--all", "--login", "user-only")
     assert bad.returncode == 2
     assert "pipeline --login user-only: give USER:PASSWORD" in bad.stderr
+
+
+def _copy_only_repo(dest: Path) -> Path:
+    """Images with no ``RUN`` (FROM scratch, COPY): any arch builds on this engine."""
+    token = uuid.uuid4().hex
+    for name, parent in (("base", None), ("app", "base"), ("tool", "base")):
+        directory = dest / "images" / name
+        directory.mkdir(parents=True)
+        (directory / "mzbuild.yml").write_text(f"name: {name}\n")
+        (directory / f"{name}.txt").write_text(f"{name} {token}\n")
+        start = f"MZFROM {parent}" if parent else "FROM scratch"
+        (directory / "Dockerfile").write_text(f"{start}\nCOPY {name}.txt /{name}.txt\n")
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-q", "-m", "copy only")
+    return dest
+
+
+def test_a_runner_per_arch_then_one_job_merges_them_into_an_index(
+    tmp_path: Path, registries: dict[str, Registry]
+) -> None:
+    """``--arch-runner`` per arch: each arch's builds are its own jobs (on its runner),
+    then one job runs ``promote`` over every arch; run as Buildkite would, the index
+    skopeo reads points at each arch's build; GitHub's document passes its schema."""
+    from tests.support.skopeo import digest_of, raw_manifest
+
+    repo = _copy_only_repo(tmp_path / "repo")
+    cli = Cli(repo, f"{registries['none'].host}/arch{uuid.uuid4().hex[:8]}", tmp_path / "cache")
+    arches = ("--arch-runner", "x86_64=amd-pool", "--arch-runner", "aarch64=arm-pool")
+    flags = (*arches, "--index-tag", "v1.0", "--install", "none")
+    steps = yaml.safe_load(_pipeline(cli, *flags)[0])["steps"]
+    jsonschema.Draft7Validator(_schema("buildkite")).validate({"steps": steps})
+    *builds, index = steps
+    assert {s["agents"]["queue"] for s in builds} == {"amd-pool", "arm-pool"}
+    assert all(s["key"].startswith(("x86_64-", "aarch64-")) for s in builds)
+    assert index["key"] == "index"
+    assert set(index["depends_on"]) == {s["key"] for s in builds}
+    words = shlex.split(_ensure(index))
+    assert words[: words.index("promote")] == shlex.split(PROGRAM)
+    assert [words[i + 1] for i, w in enumerate(words) if w == "--arch"] == ["x86_64", "aarch64"]
+    assert words[-4:] == ["v1.0", "app", "base", "tool"]
+
+    results = Runner(cli, [{}], tmp_path).run(steps, all_at_once=False)
+    assert all(r is not None and r.returncode == 0 for r in results.values()), {
+        k: (r.stderr[-2000:] if r else None) for k, r in results.items()
+    }
+    for name in ("base", "app", "tool"):
+        released = cli.run("spec", name).stdout.strip().rsplit(":", 1)[0] + ":v1.0"
+        manifest = json.loads(raw_manifest(released))
+        by_arch = {m["platform"]["architecture"]: m["digest"] for m in manifest["manifests"]}
+        assert by_arch == {
+            "amd64": digest_of(cli.run("spec", name, "--arch", "x86_64").stdout.strip()),
+            "arm64": digest_of(cli.run("spec", name, "--arch", "aarch64").stdout.strip()),
+        }, name
+
+    github = yaml.safe_load(_pipeline(cli, *flags, "--format", "github", "--any-commit")[0])
+    (tmp_path / "github.yml").write_text(yaml.safe_dump(github))
+    _check_jsonschema(tmp_path / "github.yml", "vendor.github-workflows")
+    jobs = github["jobs"]
+    assert {j["runs-on"] for k, j in jobs.items() if k != "index"} == {"amd-pool", "arm-pool"}
+    assert set(jobs["index"]["needs"]) == set(jobs) - {"index"}
+    missing = cli.run("pipeline", "--all", *arches)
+    assert missing.returncode == 2
+    assert "give --index-tag TAG" in missing.stderr
+    bad = cli.run("pipeline", "--all", "--arch-runner", "sparc=big", "--index-tag", "v1")
+    assert bad.returncode == 2
+    assert "pipeline --arch-runner sparc=big: give ARCH=RUNNER" in bad.stderr

@@ -599,6 +599,56 @@ async def test_ensure_attest_signs_with_any_signer(world: World) -> None:
     assert again.images["lib"].attestation == {"provenance": "present"}
 
 
+async def test_the_cosign_layout_goes_at_the_att_tag_and_verifies(world: World) -> None:
+    """``attest_layout="cosign"``: both statements as layers of the ``.att`` tag's
+    manifest (no OCI artifacts), which verify reads; ``both`` adds the artifacts."""
+    from mzbuild_async.attest.dsse import KeySigner
+    from mzbuild_async.registry.cosign import DSSE_LAYER, SIGNATURE_ANNOTATION
+    from mzbuild_async.registry.names import parse_reference
+    from mzbuild_async.registry.referrers import attestation_tag, referrers
+    from mzbuild_async.registry.writer import RegistryWriter
+    from mzbuild_async.workflow.verify import verify_images
+    from tests.support.chain import memory_settings
+
+    signer = KeySigner.generate()
+    result = await world.run(
+        Workflow.ENSURE, "lib", attest=True, signers=(signer,), attest_layout="cosign"
+    )
+    assert result.ok, result.to_json()
+    lib = result.images["lib"]
+    assert lib.attestation is not None
+    host, _, repository = lib.spec.rsplit(":", 1)[0].partition("/")
+    held = world.registry.manifests[(host, repository)]
+    manifest = json.loads(held[attestation_tag(lib.digest)].body)
+    assert lib.attestation["cosign"] == held[attestation_tag(lib.digest)].digest
+    assert [layer["mediaType"] for layer in manifest["layers"]] == [DSSE_LAYER, DSSE_LAYER]
+    assert all(layer["annotations"][SIGNATURE_ANNOTATION] == "" for layer in manifest["layers"])
+    assert sorted(layer["annotations"]["predicateType"] for layer in manifest["layers"]) == [
+        "https://cyclonedx.org/bom",
+        "https://slsa.dev/provenance/v1",
+    ]
+    writer = RegistryWriter(world.client)
+    where = parse_reference(lib.spec.rsplit(":", 1)[0])
+    assert await referrers(writer, where, lib.digest) == []
+    settings = memory_settings(world.registry.transport())
+    verdicts = await verify_images(
+        world.repo, ["base", "lib"], [signer.public], cache_dir=world.cache, settings=settings
+    )
+    assert all(v.ok for v in verdicts.values()), verdicts
+    again = await world.run(
+        Workflow.ENSURE, "lib", attest=True, signers=(signer,), attest_layout="cosign"
+    )
+    assert again.images["lib"].attestation == {"provenance": "present"}
+    both = await world.run(
+        Workflow.ENSURE, "lib", attest=True, signers=(signer,), attest_layout="both"
+    )
+    assert both.images["lib"].attestation is not None
+    assert both.images["lib"].attestation["provenance"] == "attached"
+    assert len(await referrers(writer, where, lib.digest)) == 2
+    layers = json.loads(held[attestation_tag(lib.digest)].body)["layers"]
+    assert len(layers) == 2  # (ours replaced, not added again)
+
+
 class _Keyless:
     """A keyless signer behind the BundleSigner seam (sigstore's place), recorded."""
 

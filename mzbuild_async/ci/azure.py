@@ -10,8 +10,7 @@ from typing import Any, TextIO
 import yaml
 
 from ..model.steps import StepDecision
-from ..pipeline.emit import StepSettings, label, prepare_commands, step_command
-from ..pipeline.partition import Partition
+from ..pipeline.emit import Job, StepSettings, prepare_commands
 from ..support.annotate import Annotation
 from .protocol import ChangeBase, Produced
 
@@ -118,45 +117,39 @@ class AzurePipelines:
         """Nothing: the pipeline publishes ``--json`` and ``--metadata-file`` as
         artifacts where it wants them."""
 
-    def pipeline(
-        self,
-        cut: Partition,
-        specs: Mapping[str, str],
-        fingerprints: Mapping[str, str],
-        settings: StepSettings,
-        *,
-        jobs_only: bool = False,
-    ) -> dict[str, Any]:
+    def pipeline(self, jobs: Sequence[Job], *, jobs_only: bool = False) -> dict[str, Any]:
         """A pipeline (or, with ``jobs_only``, its ``jobs:`` to template in): one job per
-        step, wired by ``dependsOn``; the agents must meet the ``--azure-demand``s; a
-        failed step task is run again."""
-        jobs: list[dict[str, Any]] = []
-        for step in cut.steps:
-            job: dict[str, Any] = {
-                "job": job_name(step.key),
-                "displayName": label(step),
-                "dependsOn": [job_name(d) for d in step.depends_on],
+        step, wired by ``dependsOn``; the agents must meet the ``--azure-demand``s (and
+        the arch's runner, as a demand); a failed step task is run again."""
+        written: list[dict[str, Any]] = []
+        for job in jobs:
+            settings = job.settings
+            entry: dict[str, Any] = {
+                "job": job_name(job.key),
+                "displayName": job.label,
+                "dependsOn": [job_name(d) for d in job.depends_on],
                 "steps": [
                     {"checkout": "self"},
                     *_setup(settings),
                     {
-                        "script": step_command(step, fingerprints, settings),
-                        "displayName": step.key,
+                        "script": job.command,
+                        "displayName": job.key,
                         "retryCountOnTaskFailure": str(RETRIES),  # (the schema: a string)
                     },
                 ],
             }
-            if settings.demands:
-                job["pool"] = {"demands": list(settings.demands)}
-            jobs.append(job)
-        if not jobs:  # (a pipeline needs a job; this one says there is nothing to do)
-            jobs.append(
+            demands = [*settings.demands, *([settings.runner] if settings.runner else [])]
+            if demands:
+                entry["pool"] = {"demands": demands}
+            written.append(entry)
+        if not written:  # (a pipeline needs a job; this one says there is nothing to do)
+            written.append(
                 {
                     "job": "nothing_to_build",
                     "steps": [{"script": f"echo '{NOTHING}'"}],
                 }
             )
-        return {"jobs": jobs} if jobs_only else {"trigger": "none", "jobs": jobs}
+        return {"jobs": written} if jobs_only else {"trigger": "none", "jobs": written}
 
 
 NOTHING = "mzbuild-async: every image is published; nothing to build"

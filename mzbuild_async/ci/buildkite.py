@@ -11,15 +11,7 @@ import anyio
 import yaml
 
 from ..model.steps import StepDecision
-from ..pipeline.emit import (
-    INFRASTRUCTURE_EXIT_STATUSES,
-    StepSettings,
-    concurrency_group,
-    label,
-    prepare_commands,
-    step_command,
-)
-from ..pipeline.partition import Partition
+from ..pipeline.emit import INFRASTRUCTURE_EXIT_STATUSES, Job, prepare_commands
 from ..support.annotate import Annotation
 from .protocol import ChangeBase, Produced
 
@@ -119,33 +111,24 @@ class Buildkite:
             body=f"**{title}**\n\n" + "\n".join(lines) + "\n",
         )
 
-    def pipeline(
-        self,
-        cut: Partition,
-        specs: Mapping[str, str],
-        fingerprints: Mapping[str, str],
-        settings: StepSettings,
-        *,
-        jobs_only: bool = False,
-    ) -> dict[str, Any]:
-        """The Buildkite pipeline (``steps: []`` when there is nothing to build)."""
+    def pipeline(self, jobs: Sequence[Job], *, jobs_only: bool = False) -> dict[str, Any]:
+        """The Buildkite pipeline (``steps: []`` when there is nothing to build); each
+        job on its arch's queue (``--arch-runner``, else ``QUEUE-ARCH``)."""
         from buildkite_sdk.pipeline import Pipeline
         from buildkite_sdk.schema import AutomaticRetry, CommandStep, CommandStepRetry
 
         pipeline = Pipeline()
-        for step in cut.steps:
+        for job in jobs:
+            settings = job.settings
             pipeline.add_step(
                 CommandStep(
-                    key=step.key,
-                    label=f":docker: {label(step)}",
-                    commands=[
-                        *prepare_commands(settings),
-                        step_command(step, fingerprints, settings),
-                    ],
-                    depends_on=list(step.depends_on) or None,
-                    agents={"queue": f"{settings.queue}-{settings.arch}"},
-                    concurrency_group=concurrency_group(step, specs),
-                    concurrency=1,
+                    key=job.key,
+                    label=f":docker: {job.label}",
+                    commands=[*prepare_commands(settings), job.command],
+                    depends_on=list(job.depends_on) or None,
+                    agents={"queue": settings.runner or f"{settings.queue}-{settings.arch}"},
+                    concurrency_group=job.group or None,
+                    concurrency=1 if job.group else None,
                     retry=CommandStepRetry(
                         automatic=[
                             AutomaticRetry(exit_status=status, limit=2)

@@ -9,8 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from ..model.steps import StepDecision
-from ..pipeline.emit import StepSettings, concurrency_group, label, step_command
-from ..pipeline.partition import Partition
+from ..pipeline.emit import Job, StepSettings
 from ..support.annotate import Annotation
 from .protocol import ChangeBase, Produced
 
@@ -104,43 +103,37 @@ class GitHubActions:
         outputs["images"] = "\n".join(produced.references.values())
         write_outputs(environ, outputs)
 
-    def pipeline(
-        self,
-        cut: Partition,
-        specs: Mapping[str, str],
-        fingerprints: Mapping[str, str],
-        settings: StepSettings,
-        *,
-        jobs_only: bool = False,
-    ) -> dict[str, Any]:
+    def pipeline(self, jobs: Sequence[Job], *, jobs_only: bool = False) -> dict[str, Any]:
         """A reusable workflow (``on: workflow_call``), or its ``jobs:``."""
-        runs_on: str | Sequence[str] = (
-            settings.runs_on[0] if len(settings.runs_on) == 1 else list(settings.runs_on)
-        )
-        jobs: dict[str, Any] = {}
-        for step in cut.steps:
-            job: dict[str, Any] = {"name": label(step), "runs-on": runs_on}
-            if step.depends_on:
-                job["needs"] = list(step.depends_on)
-            job["concurrency"] = {
-                "group": concurrency_group(step, specs),
-                "cancel-in-progress": False,
-            }
-            job["permissions"] = permissions(settings)
-            job["steps"] = [
+        written: dict[str, Any] = {}
+        for job in jobs:
+            entry: dict[str, Any] = {"name": job.label, "runs-on": runs_on(job.settings)}
+            if job.depends_on:
+                entry["needs"] = list(job.depends_on)
+            if job.group:
+                entry["concurrency"] = {"group": job.group, "cancel-in-progress": False}
+            entry["permissions"] = permissions(job.settings)
+            entry["steps"] = [
                 {"uses": "actions/checkout@v4"},
-                *setup_steps(settings),
-                {"run": step_command(step, fingerprints, settings)},
+                *setup_steps(job.settings),
+                {"run": job.command},
             ]
-            jobs[step.key] = job
-        if not jobs:  # (a workflow needs a job; this one says there is nothing to do)
-            jobs["nothing-to-build"] = {
-                "runs-on": runs_on,
+            written[job.key] = entry
+        if not written:  # (a workflow needs a job; this one says there is nothing to do)
+            written["nothing-to-build"] = {
+                "runs-on": runs_on(StepSettings()),
                 "steps": [{"run": f"echo '{NOTHING}'"}],
             }
         if jobs_only:
-            return {"jobs": jobs}
-        return {"name": "mzbuild-async builds", "on": {"workflow_call": {}}, "jobs": jobs}
+            return {"jobs": written}
+        return {"name": "mzbuild-async builds", "on": {"workflow_call": {}}, "jobs": written}
+
+
+def runs_on(settings: StepSettings) -> str | list[str]:
+    """A job's ``runs-on``: its arch's runner, else the ``--runs-on`` labels."""
+    if settings.runner:
+        return settings.runner
+    return settings.runs_on[0] if len(settings.runs_on) == 1 else list(settings.runs_on)
 
 
 NOTHING = "mzbuild-async: every image is published; nothing to build"

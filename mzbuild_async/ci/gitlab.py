@@ -11,8 +11,7 @@ from typing import Any, TextIO
 import yaml
 
 from ..model.steps import StepDecision
-from ..pipeline.emit import StepSettings, concurrency_group, prepare_commands, step_command
-from ..pipeline.partition import Partition
+from ..pipeline.emit import Job, prepare_commands
 from ..support.annotate import Annotation
 from .protocol import ChangeBase, Produced
 
@@ -103,34 +102,30 @@ class GitLabCi:
         """Nothing: GitLab takes nothing from a job but its log."""
         return {}
 
-    def pipeline(
-        self,
-        cut: Partition,
-        specs: Mapping[str, str],
-        fingerprints: Mapping[str, str],
-        settings: StepSettings,
-        *,
-        jobs_only: bool = False,
-    ) -> dict[str, Any]:
+    def pipeline(self, jobs: Sequence[Job], *, jobs_only: bool = False) -> dict[str, Any]:
         """A child pipeline: one job per step, wired by ``needs``; a ``resource_group``
         keyed by the step's specs keeps two pipelines from building the same images at
-        once; runner failures are retried."""
+        once; runner failures are retried; each job on runners with the ``--gitlab-tag``s
+        and its arch's runner tag."""
         document: dict[str, Any] = {"stages": ["build"]}
-        for step in cut.steps:
-            job: dict[str, Any] = {
+        for job in jobs:
+            settings = job.settings
+            entry: dict[str, Any] = {
                 "stage": "build",
-                "script": [step_command(step, fingerprints, settings)],
-                "needs": list(step.depends_on),
-                "resource_group": concurrency_group(step, specs),
+                "script": [job.command],
+                "needs": list(job.depends_on),
                 "retry": {"max": 2, "when": list(RUNNER_FAILURES)},
             }
-            if settings.tags:
-                job["tags"] = list(settings.tags)
+            if job.group:
+                entry["resource_group"] = job.group
+            tags = [*settings.tags, *([settings.runner] if settings.runner else [])]
+            if tags:
+                entry["tags"] = tags
             prepare = prepare_commands(settings, GITLAB_REGISTRY)
             if prepare:
-                job["before_script"] = prepare
-            document[step.key] = job
-        if not cut.steps:  # (a pipeline needs a job; this one says there is nothing to do)
+                entry["before_script"] = prepare
+            document[job.key] = entry
+        if not jobs:  # (a pipeline needs a job; this one says there is nothing to do)
             document["nothing-to-build"] = {
                 "stage": "build",
                 "script": ["echo 'mzbuild-async: every image is published; nothing to build'"],

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
 from ..model.steps import StepDecision
-from ..pipeline.emit import StepSettings
-from ..pipeline.partition import Partition
+from ..pipeline.emit import Job
 from ..support.annotate import Annotation
 
 
@@ -108,14 +107,7 @@ class CiSystem(Protocol):
         this system takes them (None: it takes no such document)."""
         ...
 
-    def pipeline(
-        self,
-        cut: Partition,
-        specs: Mapping[str, str],
-        fingerprints: Mapping[str, str],
-        settings: StepSettings,
-        *,
-        jobs_only: bool = False,
-    ) -> dict[str, Any]:
-        """The cut build as this system's pipeline document."""
+    def pipeline(self, jobs: Sequence[Job], *, jobs_only: bool = False) -> dict[str, Any]:
+        """``jobs`` (a cut build's steps, each arch's, and the index's) as this system's
+        pipeline document (none: one that says there is nothing to build)."""
         ...

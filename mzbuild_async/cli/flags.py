@@ -217,6 +217,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         " (SIGSTORE_ID_TOKEN; the sigstore extra; implies --attest)",
     )
     p.add_argument(
+        "--attest-layout",
+        choices=("oci", "cosign", "both"),
+        help="ensure: where the signed statements go: OCI 1.1 artifacts (oci, the default),"
+        " cosign's sha256-<hex>.att tag that cosign verify-attestation finds (cosign), or"
+        " both (implies --attest)",
+    )
+    p.add_argument(
         "--require-attested",
         action="store_true",
         help="ensure: a found image whose attached provenance does not verify (with the"

@@ -30,7 +30,12 @@ async def run_pipeline_command(
         # (--attest, --sign-key PEM are the steps' flags: the key is a path on the agents)
         options=run_options(
             replace(
-                flags(args), attest=False, sign_key=None, keyless=False, require_attested=False
+                flags(args),
+                attest=False,
+                sign_key=None,
+                keyless=False,
+                require_attested=False,
+                attest_layout=None,
             ),
             settings,
         ),

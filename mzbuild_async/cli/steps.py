@@ -114,6 +114,19 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
         help="Azure Pipelines agent demands (repeatable)",
     )
     p.add_argument(
+        "--arch-runner",
+        action="append",
+        metavar="ARCH=RUNNER",
+        help="build ARCH's images on RUNNER (GitHub runs-on label, Buildkite queue, GitLab"
+        " runner tag, Azure demand), e.g. aarch64=ubuntu-24.04-arm; repeatable: each arch"
+        " its jobs, then one job writing --index-tag as an index of every arch",
+    )
+    p.add_argument(
+        "--index-tag",
+        metavar="TAG",
+        help="with --arch-runner: the tag the final job (promote) points at the arches' images",
+    )
+    p.add_argument(
         "--any-commit",
         action="store_true",
         help="a pipeline kept in the repository: steps for every image, no fingerprints",
@@ -140,4 +153,9 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
         "--keyless",
         action="store_true",
         help="every step: ensure --keyless (GitHub: the jobs may ask for an OIDC token)",
+    )
+    p.add_argument(
+        "--attest-layout",
+        choices=("oci", "cosign", "both"),
+        help="every step: ensure --attest-layout (where the statements go)",
     )

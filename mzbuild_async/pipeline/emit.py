@@ -5,19 +5,22 @@ so a checkout on another commit stops with one line), with the options the
 pipeline was made with, awaiting in the registry what other steps build.
 Steps wait for the steps that build the parents they await; a concurrency
 group keyed by a hash of the step's specs keeps two pipelines from building
-the same images at once. Each CI system writes these as its own pipeline
+the same images at once. Each CI system writes these jobs (:class:`Job`) as its own pipeline
 (:mod:`mzbuild_async.ci`); the tests check each against its published schema.
+With a runner per architecture, each arch's cut is its own set of jobs (keys
+prefixed with the arch) and a final job merges the arches into an index
+(``promote``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import shlex
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from ..model.options import BuildOptions
-from .partition import Step
+from .partition import Partition, Step
 
 #: Exit statuses that mean the agent, not the build, failed (Buildkite: -1 is a
 #: lost agent, 255 a failed connection or an agent that stopped).
@@ -44,6 +47,9 @@ class StepSettings:
     demands: tuple[str, ...] = ()
     #: The architecture the images are built for.
     arch: str = "x86_64"
+    #: This arch's runner (``--arch-runner ARCH=RUNNER``): GitHub's ``runs-on``,
+    #: Buildkite's queue, a GitLab runner tag, an Azure demand ("": the defaults).
+    runner: str = ""
     #: Flags the pipeline was given for its steps (``--attest``, ``--sign-key PEM``).
     extra: tuple[str, ...] = ()
     #: The pipeline run's trace: every step continues it (``TRACEPARENT``), "" none.
@@ -128,3 +134,77 @@ def label(step: Step) -> str:
         f" +{len(step.images) - 3}" if len(step.images) > 3 else ""
     )
     return f"{step.key}: {shown}"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job of a pipeline, as every CI system writes it."""
+
+    key: str
+    label: str
+    #: The shell command it runs (after ``prepare_commands`` of its settings).
+    command: str
+    depends_on: tuple[str, ...]
+    #: Where it runs and what it prepares.
+    settings: StepSettings
+    #: Jobs of any pipeline with the same group never run at once ("": no such limit).
+    group: str = ""
+
+
+def build_jobs(
+    cut: Partition,
+    specs: Mapping[str, str],
+    fingerprints: Mapping[str, str],
+    settings: StepSettings,
+    prefix: str = "",
+) -> list[Job]:
+    """Each step of ``cut`` as a job; ``prefix`` before its key (one cut per arch)."""
+    jobs = []
+    for step in cut.steps:
+        keyed = replace(
+            step,
+            key=prefix + step.key,
+            depends_on=tuple(prefix + d for d in step.depends_on),
+        )
+        jobs.append(
+            Job(
+                keyed.key,
+                label(keyed),
+                step_command(keyed, fingerprints, settings),
+                keyed.depends_on,
+                settings,
+                concurrency_group(step, specs),
+            )
+        )
+    return jobs
+
+
+#: The key of the job that merges the arches into an index.
+INDEX_JOB = "index"
+
+
+def index_job(
+    tag: str,
+    targets: Sequence[str],
+    arches: Sequence[str],
+    settings: StepSettings,
+    after: Sequence[Job],
+) -> Job:
+    """The final job: ``promote`` writes ``tag`` of each target as an index of its
+    ``arches`` images, once every build job is done (``settings``: a build job's
+    flags, whose ``--arch`` it replaces by all of them)."""
+    flags = list(settings.flags)
+    while "--arch" in flags:
+        at = flags.index("--arch")
+        del flags[at : at + 2]
+    words = [*shlex.split(settings.program), "promote", *flags]
+    for arch in arches:
+        words += ["--arch", arch]
+    words += [tag, *targets]
+    return Job(
+        INDEX_JOB,
+        f"index: {tag} ({', '.join(arches)})",
+        shlex.join(words),
+        tuple(job.key for job in after),
+        settings,
+    )

@@ -59,6 +59,12 @@ def fallback_tag(digest: str) -> str:
     return digest.replace(":", "-", 1)
 
 
+def attestation_tag(digest: str) -> str:
+    """cosign's tag of the attestations of image ``digest`` (``sha256-<hex>.att``,
+    :mod:`.cosign`)."""
+    return fallback_tag(digest) + ".att"
+
+
 def _at(ref: Reference, reference: str) -> Reference:
     return Reference(ref.domain, ref.repository, tag=reference)
 
@@ -172,7 +178,7 @@ async def copy_referrers(
 ) -> int:
     """Copy the artifacts attached to ``subject`` in ``source``'s repository to
     ``target``'s (same digests; the fallback index kept where the target has no
-    referrers API); how many were copied."""
+    referrers API), and cosign's ``.att`` tag where it has one; how many were copied."""
     from .copy import copy_image  # (copy knows nothing of referrers)
 
     source_repo = _at(source, subject)
@@ -194,6 +200,10 @@ async def copy_referrers(
                     descriptor.annotations,
                 ),
             )
+        count += 1
+    att = attestation_tag(subject)  # (cosign's layout: one tag, copied as an image)
+    if await writer.manifest(_at(source, att)) is not None:
+        await copy_image(writer, _at(source, att), _at(target, att))
         count += 1
     return count
 

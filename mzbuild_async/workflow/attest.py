@@ -34,6 +34,7 @@ from ..ci import build_url
 from ..errors import CargoError, TransferError, UsageError
 from ..model.status import Status
 from ..registry.client import RegistryClient
+from ..registry.cosign import attach_cosign, cosign_layers
 from ..registry.names import parse_reference
 from ..registry.referrers import Descriptor, attach, referrers
 from ..registry.writer import RegistryWriter
@@ -51,6 +52,9 @@ SIGNER_ANNOTATION = "dev.sigstore.bundle.identity"
 Holds = Callable[[str], Awaitable[bool]]
 #: Images attested at once.
 CONCURRENCY = 8
+#: ``--attest-layout``: OCI 1.1 artifacts (referrers), cosign's ``.att`` tag, or both.
+OCI_LAYOUT, COSIGN_LAYOUT, BOTH_LAYOUTS = "oci", "cosign", "both"
+LAYOUTS = (OCI_LAYOUT, COSIGN_LAYOUT, BOTH_LAYOUTS)
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class Attested:
     error: str = ""
     #: The SBOM statement attached with it.
     sbom: str = ""
+    #: The manifest at cosign's ``sha256-<hex>.att`` tag (``--attest-layout``).
+    cosign: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The record in ``--json``."""
@@ -71,6 +77,8 @@ class Attested:
             record["digest"] = self.digest
         if self.sbom:
             record["sbom"] = self.sbom
+        if self.cosign:
+            record["cosign"] = self.cosign
         if self.error:
             record["error"] = self.error
         return record
@@ -147,10 +155,12 @@ async def attest_images(
     holds: Holds | None = None,
     keyless: BundleSigner | None = None,
     image_id: ImageIds | None = None,
+    layout: str = OCI_LAYOUT,
 ) -> dict[str, Attested]:
     """Attach a signed provenance statement to each image pushed (and, with
     ``found_too``, each found published without one; with ``holds``, without one
-    that holds); per image, what was done."""
+    that holds); per image, what was done. ``layout``: as OCI 1.1 artifacts
+    (``oci``), at cosign's ``.att`` tag (``cosign``), or ``both``."""
     writer = RegistryWriter(client)
     labels = await repo.source_labels()
     lock = load_lockfile(repo.root)
@@ -169,7 +179,7 @@ async def attest_images(
         repository = parse_reference(result.spec.rsplit(":", 1)[0])
         async with limit:
             try:
-                if not result.pushed and await _has_one(writer, name, result, holds):
+                if not result.pushed and await _has_one(writer, result, holds, layout):
                     done[name] = Attested("present")
                     return
                 manifest = await writer.manifest(ref)
@@ -199,23 +209,31 @@ async def attest_images(
                         ),
                     ),
                 }  # fmt: skip
-                digests = []
+                subject_manifest = Descriptor.of(manifest)
+                digests, signed = [], []
                 for predicate, statement in statements.items():
                     payload = json.dumps(statement, sort_keys=True).encode()
-                    signed = json.dumps(envelope(payload, IN_TOTO_TYPE, signers)).encode()
-                    attached = await attach(
-                        writer, repository, Descriptor.of(manifest), IN_TOTO_TYPE,
-                        ENVELOPE_TYPE, signed, {PREDICATE_ANNOTATION: predicate},
-                    )  # fmt: skip
-                    digests.append(attached.digest)
+                    signed.append(
+                        (predicate, json.dumps(envelope(payload, IN_TOTO_TYPE, signers)).encode())
+                    )
+                    if layout != COSIGN_LAYOUT:
+                        attached = await attach(
+                            writer, repository, subject_manifest, IN_TOTO_TYPE,
+                            ENVELOPE_TYPE, signed[-1][1], {PREDICATE_ANNOTATION: predicate},
+                        )  # fmt: skip
+                        digests.append(attached.digest)
                     if keyless is not None:  # (the same statement, as a sigstore bundle)
                         bundle = await anyio.to_thread.run_sync(keyless.sign_statement, payload)
                         await attach(
-                            writer, repository, Descriptor.of(manifest), IN_TOTO_TYPE,
+                            writer, repository, subject_manifest, IN_TOTO_TYPE,
                             BUNDLE_TYPE, bundle.encode(),
                             {PREDICATE_ANNOTATION: predicate, SIGNER_ANNOTATION: keyless.identity},
                         )  # fmt: skip
-                done[name] = Attested("attached", digests[0], sbom=digests[1])
+                cosign = ""
+                if layout != OCI_LAYOUT:
+                    cosign = await attach_cosign(writer, repository, result.digest, signed)
+                provenance, sbom_digest = digests if digests else (cosign, cosign)
+                done[name] = Attested("attached", provenance, sbom=sbom_digest, cosign=cosign)
             except (TransferError, SbomError, CargoError) as exc:
                 done[name] = Attested("failed", error=str(exc))
 
@@ -272,14 +290,21 @@ async def bases_of(writer: RegistryWriter, repo: Repository, name: str) -> list[
 
 
 async def _has_one(
-    writer: RegistryWriter, name: str, result: ImageResult, holds: Holds | None
+    writer: RegistryWriter, result: ImageResult, holds: Holds | None, layout: str
 ) -> bool:
-    """Whether a found image has its provenance (with ``holds``: one that holds)."""
+    """Whether a found image has its provenance in ``layout`` (with ``holds``: one that
+    holds, as ``verify`` says)."""
     if holds is not None:
-        return await holds(name)
+        return await holds(result.name)
     repository = parse_reference(result.spec.rsplit(":", 1)[0])
-    have = await referrers(writer, repository, result.digest, IN_TOTO_TYPE)
-    return any(dict(d.annotations).get(PREDICATE_ANNOTATION) == PROVENANCE_TYPE for d in have)
+    if layout != COSIGN_LAYOUT:
+        have = await referrers(writer, repository, result.digest, IN_TOTO_TYPE)
+        if not any(dict(d.annotations).get(PREDICATE_ANNOTATION) == PROVENANCE_TYPE for d in have):
+            return False
+    if layout != OCI_LAYOUT:
+        layers = await cosign_layers(writer, repository, result.digest) or []
+        return any(layer.predicate_type == PROVENANCE_TYPE for layer in layers)
+    return True
 
 
 def build_windows(

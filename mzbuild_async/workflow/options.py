@@ -68,6 +68,8 @@ class RunOptions:
     signers: tuple[Signer, ...] = ()
     #: ``--keyless``: each statement also signed through sigstore (attached as a bundle).
     keyless: BundleSigner | None = None
+    #: ``--attest-layout``: statements as OCI 1.1 artifacts, at cosign's ``.att`` tag, or both.
+    attest_layout: str = "oci"
     #: ``--require-attested``: a found image's provenance must hold, else it is attested.
     require_attested: bool = False
 

@@ -7,7 +7,7 @@ build history) and emitted as the pipeline of one CI system (:mod:`..ci`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -15,8 +15,11 @@ from typing import Any
 from ..builds.decisions import Found, Workflow
 from ..builds.scheduler import Action
 from ..ci import by_name
+from ..errors import UsageError
+from ..model.options import Arch
+from ..model.publication import check_release_tag
 from ..model.status import Status
-from ..pipeline.emit import StepSettings, carried_flags
+from ..pipeline.emit import Job, StepSettings, build_jobs, carried_flags, index_job
 from ..pipeline.partition import DEFAULT_AGENT_JOBS, DEFAULT_STARTUP, partition
 from ..registry.names import parse_reference
 from ..source.repository import Repository
@@ -46,6 +49,10 @@ class PipelineShape:
     any_commit: bool = False
     #: GitHub Actions: the jobs alone (to paste into a workflow).
     jobs_only: bool = False
+    #: A runner per arch (``--arch-runner``): each arch's builds on its own runners,
+    #: then a job writing ``index_tag`` as an index of them all.
+    arch_runners: Mapping[str, str] = field(default_factory=dict)
+    index_tag: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,59 @@ async def plan_pipeline(
     options: RunOptions | None = None,
 ) -> PipelineResult:
     """Plan ``ensure`` of ``targets`` (with ``options``: the command's, resolved as
-    ``plan``'s), cut the builds into steps, emit the pipeline."""
+    ``plan``'s), cut the builds into steps, emit the pipeline. With runners per arch
+    (``shape.arch_runners``): each arch planned and cut on its own, its jobs on its
+    runner, then one job merging the arches' images into an index."""
+    if not shape.arch_runners:
+        jobs, builds, images = await _arch_jobs(
+            repo, targets, cache_dir=cache_dir, settings=settings, shape=shape, options=options
+        )
+        return PipelineResult(_emit(shape, jobs), builds, images)
+    if not shape.index_tag:
+        raise UsageError(
+            "pipeline --arch-runner: give --index-tag TAG, the tag the final job points at"
+            " the arches' images (an index), e.g. latest or v1.2.3"
+        )
+    check_release_tag(shape.index_tag)
+    jobs, builds, images = [], [], 0
+    for arch, runner in shape.arch_runners.items():
+        arched = await Repository.open(repo.root, replace(repo.options, arch=Arch(arch)))
+        own, built, images = await _arch_jobs(
+            arched,
+            targets,
+            cache_dir=cache_dir,
+            settings=settings,
+            shape=replace(shape, step=replace(shape.step, runner=runner)),
+            options=options,
+            prefix=f"{arch}-",
+        )
+        jobs += own
+        builds += [f"{name} ({arch})" for name in built]
+    published = [name for name in targets if repo.image(name).manifest.publish]
+    final = (
+        index_job(shape.index_tag, published, list(shape.arch_runners), jobs[0].settings, jobs)
+        if jobs
+        else None
+    )
+    return PipelineResult(_emit(shape, [*jobs, *([final] if final else [])]), builds, images)
+
+
+def _emit(shape: PipelineShape, jobs: Sequence[Job]) -> dict[str, Any]:
+    return by_name(shape.format).pipeline(jobs, jobs_only=shape.jobs_only)
+
+
+async def _arch_jobs(
+    repo: Repository,
+    targets: Sequence[str],
+    *,
+    cache_dir: Path,
+    settings: RegistrySettings,
+    shape: PipelineShape,
+    options: RunOptions | None,
+    prefix: str = "",
+) -> tuple[list[Job], list[str], int]:
+    """The jobs building what ``repo``'s arch lacks, the images they build and how
+    many images were planned."""
     publication = settings.publication_for(repo.options)
     plan = await plan_configured(
         repo,
@@ -110,14 +169,14 @@ async def plan_pipeline(
             dict.fromkeys(registry_domain(d.registry) for d in publication.destinations)
         ),
     )
-    document = by_name(shape.format).pipeline(
+    jobs = build_jobs(
         cut,
         {n: d.spec for n, d in decisions.items()},
         {} if shape.any_commit else plan.fingerprints,
         step,
-        jobs_only=shape.jobs_only,
+        prefix,
     )
-    return PipelineResult(document, builds, len(decisions))
+    return jobs, builds, len(decisions)
 
 
 def _needs_copy(found: Found | None) -> bool:

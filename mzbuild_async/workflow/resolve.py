@@ -114,6 +114,7 @@ class Flags(FromFlags):
     attest: bool = False
     require_attested: bool = False
     keyless: bool = False
+    attest_layout: str | None = None
     sign_key: str | None = None
     secret: Sequence[str] = ()
     ssh: Sequence[str] = ()
@@ -426,7 +427,16 @@ def run_options(flags: Flags, settings: Settings) -> RunOptions:
         transfer_registry=flags.transfer_registry,
         environ=settings.environ,
         mirrors=registry.publication_for(settings.options).mirrors,
-        attest=any((flags.attest, flags.sign_key, flags.require_attested, flags.keyless)),
+        attest=any(
+            (
+                flags.attest,
+                flags.sign_key,
+                flags.require_attested,
+                flags.keyless,
+                flags.attest_layout,
+            )
+        ),
+        attest_layout=flags.attest_layout or "oci",
         require_attested=flags.require_attested,
         keyless=keyless_signer(flags, settings.environ),
         signers=signers(flags),

@@ -182,7 +182,7 @@ async def attest(worked: Worked) -> Worked:
     attested = await attest_images(
         services.client, run.repo, worked.results, options.signers, options.environ,
         found_too=True, windows=build_windows(worked.steps, run.events.since()), holds=holds,
-        keyless=options.keyless, image_id=services.image_id,
+        keyless=options.keyless, image_id=services.image_id, layout=options.attest_layout,
     )  # fmt: skip
     results = {n: attested_result(r, attested.get(n)) for n, r in worked.results.items()}
     return replace(worked, results=results)

@@ -42,6 +42,9 @@ class PipelineFlags(FromFlags):
     install: str | None = None
     login: str | None = None
     keyless: bool = False
+    attest_layout: str | None = None
+    arch_runner: Sequence[str] = ()
+    index_tag: str | None = None
 
 
 #: Query parameters whose value is likely a secret.
@@ -86,6 +89,8 @@ def pipeline_shape(flags: PipelineFlags, environ: Mapping[str, str]) -> Pipeline
         for name in ("attest", "require_attested", "keyless")
         if getattr(flags, name)
     ]
+    if flags.attest_layout:
+        extra += ["--attest-layout", flags.attest_layout]
     if flags.sign_key:  # (the key's path on the agents, never its content)
         extra += ["--sign-key", flags.sign_key]
     return PipelineShape(
@@ -110,7 +115,26 @@ def pipeline_shape(flags: PipelineFlags, environ: Mapping[str, str]) -> Pipeline
         step_jobs=flags.step_jobs,
         any_commit=flags.any_commit,
         jobs_only=flags.jobs_only,
+        arch_runners=arch_runners(flags.arch_runner),
+        index_tag=flags.index_tag or "",
     )
+
+
+def arch_runners(given: Sequence[str]) -> dict[str, str]:
+    """``--arch-runner ARCH=RUNNER``s, by arch in the order given (an arch twice: the last)."""
+    from ..model.options import Arch
+
+    arches = [str(a) for a in Arch]
+    runners: dict[str, str] = {}
+    for flag in given:
+        arch, sep, runner = flag.partition("=")
+        if not sep or arch not in arches or not runner.strip():
+            raise UsageError(
+                f"pipeline --arch-runner {flag}: give ARCH=RUNNER with ARCH one of"
+                f" {', '.join(arches)}, e.g. aarch64=ubuntu-24.04-arm"
+            )
+        runners[arch] = runner.strip()
+    return runners
 
 
 def step_install(flag: str | None) -> str:

@@ -31,6 +31,7 @@ from ..attest.sbom import CYCLONEDX_TYPE
 from ..attest.verify import Mismatch, check_statement, check_subject
 from ..errors import TransferError, UsageError
 from ..model.status import Status
+from ..registry.cosign import cosign_layers
 from ..registry.names import Reference, parse_reference
 from ..registry.referrers import Descriptor, referrers
 from ..registry.writer import RegistryWriter
@@ -143,25 +144,30 @@ async def _verify(
         raise TransferError(f"{spec} is not published ({probe.detail or probe.status})")
     repository = parse_reference(spec.rsplit(":", 1)[0])
     attached = await referrers(writer, repository, probe.digest, IN_TOTO_TYPE)
-    if not attached:
+    bundles = [d for d in attached if SIGNER_ANNOTATION in dict(d.annotations)]
+    statements: list[tuple[str, Opener]] = [
+        (dict(d.annotations).get(PREDICATE_ANNOTATION, ""), _artifact_opener(writer, repository, d))
+        for d in attached
+        if d not in bundles
+    ]
+    if not statements:  # (none as OCI artifacts: at cosign's .att tag, if anywhere)
+        statements = [
+            (layer.predicate_type, _layer_opener(writer, repository, layer.digest, layer.size))
+            for layer in await cosign_layers(writer, repository, probe.digest) or []
+        ]
+    if not statements:
         raise Mismatch("no provenance attached")
     expected_inputs = {i.path: i.sha1 for i in await inputs_of(repo, name)}
     parents = {dep: await repo.spec(dep) for dep in repo.image(name).dependencies}
     problems: list[str] = []
     verified = ""
     sboms = 0
-
-    def is_sbom(descriptor: Descriptor) -> bool:
-        return dict(descriptor.annotations).get(PREDICATE_ANNOTATION) == CYCLONEDX_TYPE
-
-    bundles = [d for d in attached if SIGNER_ANNOTATION in dict(d.annotations)]
-    attached = [d for d in attached if d not in bundles]
-    for descriptor in sorted(attached, key=is_sbom):  # (provenance first)
-        sbom = is_sbom(descriptor)
+    for predicate, opener in sorted(statements, key=lambda s: s[0] == CYCLONEDX_TYPE):
+        sbom = predicate == CYCLONEDX_TYPE  # (provenance first)
         if sbom and not verified:
             break
         try:
-            statement, signer = await _opened(writer, repository, descriptor, probe.digest, keys)
+            statement, signer = _statement(await opener(probe.digest), keys)
             if sbom:
                 check_subject(statement, probe.digest)
                 sboms += 1
@@ -181,45 +187,68 @@ async def _verify(
     return verified + (f"; SBOM {'signed' if keys else 'attached'}" if sboms else "") + keyless
 
 
-async def _opened(
-    writer: RegistryWriter,
-    repository: Reference,
-    descriptor: Descriptor,
-    image_digest: str,
-    keys: Sequence[PublicKey],
-) -> tuple[dict[str, Any], str]:
-    """An attached statement, its artifact's subject checked and its envelope opened
-    with ``keys`` (not checked without keys); and who signed it. Every descriptor on
+#: Reads one attached statement's envelope, given the image's digest (its subject).
+Opener = Callable[[str], Awaitable[Any]]
+
+
+def _artifact_opener(
+    writer: RegistryWriter, repository: Reference, descriptor: Descriptor
+) -> Opener:
+    """The envelope of an OCI 1.1 artifact, its subject checked. Every descriptor on
     the way must tell the truth about its size: what the registry holds is read by
     digest, and a size that differs is a tampered index."""
-    artifact = await writer.manifest(
-        Reference(repository.domain, repository.repository, tag=descriptor.digest)
-    )
-    if artifact is None:
-        raise Mismatch(f"artifact {descriptor.digest[:19]} is gone")
-    if artifact.size != descriptor.size:
-        raise Mismatch(
-            f"artifact {descriptor.digest[:19]} is {artifact.size} bytes, but the index"
-            f" listing it says {descriptor.size}"
+
+    async def opened(image_digest: str) -> Any:
+        artifact = await writer.manifest(
+            Reference(repository.domain, repository.repository, tag=descriptor.digest)
         )
-    document = artifact.json()
-    subject = document.get("subject")
-    if not isinstance(subject, dict) or subject.get("digest") != image_digest:
-        raise Mismatch("an artifact whose subject is another image")
-    layers = document.get("layers")
-    if not isinstance(layers, list) or not layers or not isinstance(layers[0], dict):
-        raise Mismatch("an artifact without its envelope")
-    layer = layers[0]
-    blob = await writer.blob(repository, str(layer.get("digest")))
-    if blob.size != layer.get("size"):
+        if artifact is None:
+            raise Mismatch(f"artifact {descriptor.digest[:19]} is gone")
+        if artifact.size != descriptor.size:
+            raise Mismatch(
+                f"artifact {descriptor.digest[:19]} is {artifact.size} bytes, but the index"
+                f" listing it says {descriptor.size}"
+            )
+        document = artifact.json()
+        subject = document.get("subject")
+        if not isinstance(subject, dict) or subject.get("digest") != image_digest:
+            raise Mismatch("an artifact whose subject is another image")
+        layers = document.get("layers")
+        if not isinstance(layers, list) or not layers or not isinstance(layers[0], dict):
+            raise Mismatch("an artifact without its envelope")
+        layer = layers[0]
+        return await _envelope(writer, repository, str(layer.get("digest")), layer.get("size"))
+
+    return opened
+
+
+def _layer_opener(writer: RegistryWriter, repository: Reference, digest: str, size: int) -> Opener:
+    """The envelope of a layer at cosign's ``.att`` tag (its statement names the image)."""
+
+    async def opened(image_digest: str) -> Any:
+        return await _envelope(writer, repository, digest, size)
+
+    return opened
+
+
+async def _envelope(
+    writer: RegistryWriter, repository: Reference, digest: str, size: Any
+) -> object:
+    """The DSSE envelope in blob ``digest``, which must be ``size`` bytes."""
+    blob = await writer.blob(repository, digest)
+    if blob.size != size:
         raise Mismatch(
-            f"the envelope {str(layer.get('digest'))[:19]} is {blob.size} bytes, but its"
-            f" artifact says {layer.get('size')}"
+            f"the envelope {digest[:19]} is {blob.size} bytes, but its manifest says {size}"
         )
     try:
-        envelope = parse_json(blob.body)
+        return parse_json(blob.body)
     except ValueError:
         raise BadEnvelope("not a DSSE envelope") from None
+
+
+def _statement(envelope: Any, keys: Sequence[PublicKey]) -> tuple[dict[str, Any], str]:
+    """An envelope's statement, opened with ``keys`` (not checked without keys); and who
+    signed it."""
     if keys:
         payload_type, payload = open_envelope(envelope, keys)
         signer = f"signed by {key_id(keys[0])[:19]}" if len(keys) == 1 else "signed"
