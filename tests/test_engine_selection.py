@@ -145,3 +145,13 @@ def test_a_real_second_engine_through_context_use_and_docker_context(
     assert "DOCKER_CONTEXT: no Docker context 'nowhere'" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0
+    # A context whose engine is gone (a closed port): one line naming it, and no
+    # aiohttp noise after it (an unclosed session or connector).
+    _docker(config, "context", "create", "dead", "--docker", "host=tcp://127.0.0.1:9")
+    result = build("dead", "-q", DOCKER_CONTEXT="dead")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "the Docker engine could not be reached" in result.stderr
+    assert "127.0.0.1:9" in result.stderr
+    assert "Unclosed" not in result.stderr
+    assert "Traceback" not in result.stderr

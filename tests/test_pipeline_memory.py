@@ -29,7 +29,10 @@ pytestmark = pytest.mark.anyio
 FILES = CHAIN
 
 
-async def test_a_pipeline_builds_what_is_missing(make_repo: MakeRepo, tmp_path: Path) -> None:
+async def _base_published(
+    make_repo: MakeRepo, tmp_path: Path
+) -> tuple[Repository, MemoryRegistry, Path]:
+    """The chain's repository (x86_64) with ``base`` published to an in-memory registry."""
     root = make_repo(FILES)
     repo = await Repository.open(
         root, BuildOptions(arch=Arch.X86_64, image_registry="reg.test/kit")
@@ -42,6 +45,11 @@ async def test_a_pipeline_builds_what_is_missing(make_repo: MakeRepo, tmp_path: 
             docker=MemoryEngine(client=client), client=client, options=RunOptions(jobs=1),
         )  # fmt: skip
     assert ran.ok
+    return repo, registry, cache
+
+
+async def test_a_pipeline_builds_what_is_missing(make_repo: MakeRepo, tmp_path: Path) -> None:
+    repo, registry, cache = await _base_published(make_repo, tmp_path)
     MemoryEngine.register(MemoryEngine(name="pipeline-agent"))
     engines = (Endpoint("pipeline-agent", "memory://pipeline-agent", slots=2),)
     primary = Destination("reg.test/kit", "")
@@ -89,18 +97,7 @@ async def test_a_runner_per_arch_cuts_each_arch_and_merges_them(
 ) -> None:
     """Each arch planned on its own (base published for x86_64 only), its jobs keyed by
     the arch and on its runner; a final job promotes every arch once they are done."""
-    root = make_repo(FILES)
-    repo = await Repository.open(
-        root, BuildOptions(arch=Arch.X86_64, image_registry="reg.test/kit")
-    )
-    registry = MemoryRegistry()
-    cache = tmp_path / "cache"
-    async with RegistryClient(transport=registry.transport(), retry=no_wait(2)) as client:
-        ran = await run_workflow(
-            repo, Workflow.ENSURE, ["base"], cache_dir=cache,
-            docker=MemoryEngine(client=client), client=client, options=RunOptions(jobs=1),
-        )  # fmt: skip
-    assert ran.ok
+    repo, registry, cache = await _base_published(make_repo, tmp_path)
     publication = Publication(Destination("reg.test/kit", ""))
     settings = memory_settings(registry.transport(), publication=publication)
 
