@@ -133,9 +133,15 @@ async def test_a_thousand_lookups_hand_at_most_the_limit_to_httpx(
     )
     async with Lookups.create(tiers=("memory", "registry"), client=client) as engine:
         answers = await engine.lookup_many(specs)
+    pools = set(client._transport._clients)  # (the transport's own: no public view of them)
     await client.aclose()
     assert {s: a.status for s, a in answers.items()} == {
         s: Status.PRESENT if s in pushed else Status.ABSENT for s in specs
     }
     assert counting.total == 1000
     assert counting.most <= CONCURRENCY, counting.most
+    # Spread over small pools (httpcore's per-request work is quadratic in a pool's size):
+    # every pool was used, each as big as its share.
+    shards = client._transport.shards(registry.host)
+    assert len(pools) == len(shards.in_flight) == CONCURRENCY // shards.pool_size
+    assert shards.in_flight == [0] * len(shards.in_flight)

@@ -19,6 +19,7 @@ import anyio
 import httpx
 
 from ..errors import EngineError, reason
+from ..support.shards import Shards
 from .docker import INSPECTIONS, REQUEST_SECONDS
 from .endpoints import local_endpoint
 from .factory import open_engine
@@ -29,10 +30,11 @@ class SocketInspector:
     """``exists`` over the engine API on a unix socket, with httpx.
 
     At most :data:`~.docker.INSPECTIONS` requests are handed to httpx at once
-    (as many as its pool has connections): a thousand lookups wait in our
+    (as many as its pools have connections): a thousand lookups wait in our
     limiter, where waiting costs nothing, not in httpcore's pool, whose queue
     costs more per request the longer it is, and whose wait counts against each
-    request's timeout (the engine is then wrongly "not reached").
+    request's timeout (the engine is then wrongly "not reached"). They are spread
+    over several small pools (:mod:`..support.shards`).
     """
 
     def __init__(
@@ -45,21 +47,22 @@ class SocketInspector:
         self.socket = socket
         self.request_seconds = request_seconds
         self.transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self._clients: dict[int, httpx.AsyncClient] = {}
         self.slots = anyio.CapacityLimiter(INSPECTIONS)
+        self.shards = Shards(INSPECTIONS)
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
+    def _http(self, shard: int = 0) -> httpx.AsyncClient:
+        client = self._clients.get(shard)
+        if client is None:
+            size = self.shards.pool_size  # (several small pools: see support/shards.py)
+            client = self._clients[shard] = httpx.AsyncClient(
                 # (a unix socket: no TLS, so no CA bundle to load)
                 transport=self.transport or httpx.AsyncHTTPTransport(uds=self.socket, verify=False),
                 base_url="http://docker",
                 timeout=httpx.Timeout(self.request_seconds),
-                limits=httpx.Limits(
-                    max_connections=INSPECTIONS, max_keepalive_connections=INSPECTIONS
-                ),
+                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
             )
-        return self._client
+        return client
 
     async def connect(self) -> None:
         """Set up the client (no request is sent)."""
@@ -69,7 +72,10 @@ class SocketInspector:
         """Whether the engine has an image tagged ``spec``."""
         try:
             async with self.slots:
-                response = await self._http().get(f"/images/{quote(spec, safe='/:@')}/json")
+                with self.shards.take() as shard:
+                    response = await self._http(shard).get(
+                        f"/images/{quote(spec, safe='/:@')}/json"
+                    )
         except httpx.HTTPError as exc:
             raise EngineError(
                 f"the Docker engine at {self.socket} could not be reached while looking for"
@@ -86,9 +92,9 @@ class SocketInspector:
 
     async def aclose(self) -> None:
         """Close the connections."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
 
 
 def local_inspector(environ: Mapping[str, str]) -> ImageInspector:

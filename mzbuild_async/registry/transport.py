@@ -25,6 +25,7 @@ from ..errors import reason
 from ..support.deadline import BeyondDeadline, time_left
 from ..support.ratelimit import Limiters, parse_body_hint, parse_retry_after
 from ..support.retry import Transient
+from ..support.shards import Shards
 from ..support.singleflight import SingleFlight
 from .names import is_loopback
 from .tls import (
@@ -86,7 +87,8 @@ class Transport:
     on_probe: Callable[[str, httpx.Response], None] = _ignore
 
     def __post_init__(self) -> None:
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._clients: dict[tuple[str, int], httpx.AsyncClient] = {}
+        self._shards: dict[str, Shards] = {}
         #: The scheme of each loopback or insecure host: learned once per run by one
         #: probe (or remembered from an earlier run), shared by every request.
         self._schemes: dict[str, str] = {
@@ -127,7 +129,8 @@ class Transport:
         for attempt in ("https", "http"):
             try:
                 async with limiter:  # (a probe is a request like any other)
-                    response = await self.client(host, attempt).get("/v2/")
+                    with self.shards(host).take() as shard:
+                        response = await self.client(host, attempt, shard).get("/v2/")
             except BeyondDeadline as exc:
                 raise Unanswered(too_long(host, exc.seconds, exc.left)) from None
             except (httpx.TransportError, ssl.SSLError) as exc:
@@ -160,9 +163,27 @@ class Transport:
         """Whether ``host`` may be spoken to in plain HTTP (as Docker allows these)."""
         return is_loopback(host) or host in self.insecure
 
-    def client(self, host: str, scheme: str | None = None) -> httpx.AsyncClient:
+    def shards(self, host: str) -> Shards:
+        """The connection pools ``host``'s requests in flight are spread over."""
+        shards = self._shards.get(host)
+        if shards is None:
+            shards = self._shards[host] = Shards(self.limiters(host).limits.concurrency)
+        return shards
+
+    def client(self, host: str, scheme: str | None = None, shard: int = 0) -> httpx.AsyncClient:
+        """The client of ``host`` for one of its pools (:meth:`shards`; HTTP/2
+        multiplexes one connection: one client)."""
         base = f"{scheme or self.scheme(host)}://{host}"
-        client = self._clients.get(base)
+        http2 = False
+        if base.startswith("https:"):  # (h2 is imported only when it can be used)
+            try:
+                import h2  # noqa: F401
+
+                http2 = self.mock is None
+            except ImportError:
+                pass
+        key = (base, 0 if http2 else shard)
+        client = self._clients.get(key)
         if client is None:
             # (a plain-HTTP client may still be redirected to HTTPS: the default context)
             verify: ssl.SSLContext = default_context()
@@ -171,29 +192,19 @@ class Transport:
                     verify = self.tls.verify(host, insecure=host in self.insecure)
                 except TlsSetupError as exc:
                     raise HostUnusable(str(exc)) from None
-            http2 = False
-            if base.startswith("https:"):  # (h2 is imported only when it can be used)
-                try:
-                    import h2  # noqa: F401
-
-                    http2 = True
-                except ImportError:
-                    pass
+            # HTTP/1.1: each pool as many connections as its share of the requests in
+            # flight, all kept alive (a larger pool only makes httpcore scan more).
+            size = self.limiters(host).limits.concurrency if http2 else self.shards(host).pool_size
             client = httpx.AsyncClient(
                 base_url=base,
                 verify=verify,
-                http2=http2 and self.mock is None,
+                http2=http2,
                 timeout=self.timeout,
                 transport=self.mock,
                 follow_redirects=True,
-                # As many connections as the limiter lets requests fly, all kept
-                # alive: a larger pool only makes httpcore scan more per request.
-                limits=httpx.Limits(
-                    max_connections=self.limiters(host).limits.concurrency,
-                    max_keepalive_connections=self.limiters(host).limits.concurrency,
-                ),
+                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
             )
-            self._clients[base] = client
+            self._clients[key] = client
         return client
 
     async def aclose(self) -> None:
@@ -217,7 +228,8 @@ class Transport:
                 await self.learn_scheme(host)  # (before a slot: the probe takes one)
             async with limiter:
                 self.requests[host] += 1
-                response = await self._request(host, method, url, headers, content)
+                with self.shards(host).take() as shard:
+                    response = await self._request(host, method, url, headers, content, shard)
         except BeyondDeadline as exc:  # from the limiter: the host is paused that long
             raise Unanswered(too_long(host, exc.seconds, exc.left)) from None
         self.observe(host, response)
@@ -240,9 +252,10 @@ class Transport:
             await self.learn_scheme(host)
             async with self.limiters(host):
                 self.requests[host] += 1
-                client = self.client(host)
-                request = client.build_request(method, url, headers=headers, content=content)
-                response = await client.send(request, stream=stream)
+                with self.shards(host).take() as shard:
+                    client = self.client(host, shard=shard)
+                    request = client.build_request(method, url, headers=headers, content=content)
+                    response = await client.send(request, stream=stream)
         except BeyondDeadline as exc:
             raise Unanswered(too_long(host, exc.seconds, exc.left)) from None
         with contextlib.suppress(Transient, Unanswered):  # (the status is the caller's)
@@ -290,8 +303,10 @@ class Transport:
         url: str,
         headers: Mapping[str, str] | None,
         content: bytes | None,
+        shard: int = 0,
     ) -> httpx.Response:
-        """Send once; a loopback or insecure host answering TLS in plain HTTP is asked again.
+        """Send once (through pool ``shard``); a loopback or insecure host answering TLS
+        in plain HTTP is asked again.
 
         A TLS failure is never transient: a certificate problem does not go
         away by asking again, so it is one line saying what to do.
@@ -301,7 +316,7 @@ class Transport:
             scheme = self.scheme(host)
             tried.add(scheme)
             try:
-                response = await self._capped(host, method, url, headers, content)
+                response = await self._capped(host, method, url, headers, content, shard)
             except httpx.TimeoutException as exc:
                 raise Transient(f"{host}: timed out ({type(exc).__name__})") from exc
             except (httpx.TransportError, httpx.DecodingError, ssl.SSLError) as exc:
@@ -333,11 +348,12 @@ class Transport:
         url: str,
         headers: Mapping[str, str] | None,
         content: bytes | None,
+        shard: int = 0,
     ) -> httpx.Response:
         """One request whose answer's body is read only up to :data:`MAX_BODY` (an
         announced length over it is refused before any byte is read): a registry
         cannot make us hold more than that."""
-        client = self.client(host)
+        client = self.client(host, shard=shard)
         request = client.build_request(method, url, headers=headers, content=content)
         response = await client.send(request, stream=True)
         try:
