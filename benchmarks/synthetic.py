@@ -23,17 +23,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-#: Fixed identity and dates, no user or system git config: the same commit each time.
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "mzbuild bench",
-    "GIT_AUTHOR_EMAIL": "bench@example.com",
-    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00+00:00",
-    "GIT_COMMITTER_NAME": "mzbuild bench",
-    "GIT_COMMITTER_EMAIL": "bench@example.com",
-    "GIT_COMMITTER_DATE": "2026-01-01T00:00:00+00:00",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
+# (run as a script, this directory is on the path; scale.py puts it there)
+from materialize_shaped import GIT_ENV  # fixed identity and dates: the same commit each time
+
 #: Layers of the middle (libraries over libraries): a leaf sits up to this many above a base.
 MIDDLE_LAYERS = 5
 
