@@ -89,6 +89,8 @@ class Transport:
     def __post_init__(self) -> None:
         self._clients: dict[tuple[str, int], httpx.AsyncClient] = {}
         self._shards: dict[str, Shards] = {}
+        #: Whether each base URL's client speaks HTTP/2.
+        self._http2: dict[str, bool] = {}
         #: The scheme of each loopback or insecure host: learned once per run by one
         #: probe (or remembered from an earlier run), shared by every request.
         self._schemes: dict[str, str] = {
@@ -163,6 +165,16 @@ class Transport:
         """Whether ``host`` may be spoken to in plain HTTP (as Docker allows these)."""
         return is_loopback(host) or host in self.insecure
 
+    def _has_h2(self) -> bool:
+        """Whether HTTP/2 can be spoken (h2 is imported only when it can be used)."""
+        if self.mock is not None:
+            return False
+        try:
+            import h2  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
     def shards(self, host: str) -> Shards:
         """The connection pools ``host``'s requests in flight are spread over."""
         shards = self._shards.get(host)
@@ -174,14 +186,9 @@ class Transport:
         """The client of ``host`` for one of its pools (:meth:`shards`; HTTP/2
         multiplexes one connection: one client)."""
         base = f"{scheme or self.scheme(host)}://{host}"
-        http2 = False
-        if base.startswith("https:"):  # (h2 is imported only when it can be used)
-            try:
-                import h2  # noqa: F401
-
-                http2 = self.mock is None
-            except ImportError:
-                pass
+        http2 = self._http2.get(base)
+        if http2 is None:  # (once per base, not per request)
+            http2 = self._http2[base] = base.startswith("https:") and self._has_h2()
         key = (base, 0 if http2 else shard)
         client = self._clients.get(key)
         if client is None:
