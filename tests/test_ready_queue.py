@@ -4,7 +4,10 @@ image lost with its engine making its dependents wait again."""
 
 from __future__ import annotations
 
-from mzbuild_async.builds.jobs import Action, Job
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mzbuild_async.builds.jobs import Action, Job, critical_paths
 from mzbuild_async.builds.ready import ReadyQueue
 
 
@@ -52,3 +55,30 @@ def test_an_image_gone_again_makes_its_dependents_wait_for_it() -> None:
     assert queue.waiting["app"] == 1  # waits for lib again
     assert queue.waiting["lib"] == 0  # base is still there: lib may be built again
     assert queue.arrived("lib") == ["app"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), size=st.integers(1, 40))
+def test_priorities_of_jobs_joined_in_batches_are_the_critical_paths_of_all(
+    data: st.DataObject, size: int
+) -> None:
+    """Jobs join a run in batches (each waiting only for earlier ones): after every
+    batch each job's priority is its critical path among all the jobs so far, as
+    if computed from scratch."""
+    jobs: dict[str, Job] = {}
+    queue = ReadyQueue(jobs)
+    made: list[Job] = []
+    for i in range(size):
+        builds = [j.name for j in made if j.action is not Action.NONE]
+        after = data.draw(st.lists(st.sampled_from(builds), unique=True) if builds else st.just([]))
+        action = data.draw(st.sampled_from([Action.BUILD, Action.BUILD, Action.PULL, Action.NONE]))
+        made.append(
+            Job(f"j{i}", action, after=tuple(after), estimate=float(data.draw(st.integers(0, 9))))
+        )
+    cuts = sorted(data.draw(st.sets(st.integers(1, size - 1))) if size > 1 else set())
+    for start, end in zip([0, *cuts], [*cuts, size], strict=True):
+        batch = made[start:end]
+        batch = data.draw(st.permutations(batch))  # (a batch comes in any order)
+        jobs.update((job.name, job) for job in batch)
+        queue.add(batch)
+        assert queue.priority == critical_paths(jobs)

@@ -130,7 +130,7 @@ def decide(
         if name in forced:
             decision = Decision(name, specs[name], Action.BUILD, False, "rebuild forced (--force)")
         else:
-            decision = _decide_one(
+            decision = decide_one(
                 workflow,
                 image,
                 specs[name],
@@ -146,7 +146,7 @@ def decide(
     return {image.name: decisions[image.name] for image in images if image.name in decisions}
 
 
-def _decide_one(
+def decide_one(
     workflow: Workflow, image: Image, spec: str, state: Found, *, local: bool, published: bool
 ) -> Decision:
     """The decision for one image the run wants ``local`` and/or ``published``."""

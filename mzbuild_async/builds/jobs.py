@@ -208,13 +208,16 @@ class OneEngine:
 
 
 def critical_paths(jobs: Mapping[str, Job]) -> dict[str, float]:
-    """Per job: its estimate plus the longest chain of builds that wait on it."""
+    """Per job: its estimate plus the longest chain of builds that wait on it (among
+    ``jobs``: a job may wait for others not in them)."""
     dependents: dict[str, list[str]] = {name: [] for name in jobs}
     for job in jobs.values():
         for dep in job.after:
-            dependents[dep].append(job.name)
-    return longest_paths(
-        jobs,
-        dependents,
-        lambda name: jobs[name].estimate if jobs[name].action is Action.BUILD else 0.0,
-    )
+            if dep in dependents:
+                dependents[dep].append(job.name)
+    return longest_paths(jobs, dependents, lambda name: weight(jobs[name]))
+
+
+def weight(job: Job) -> float:
+    """What a job adds to a critical path: its estimate if it builds, else nothing."""
+    return job.estimate if job.action is Action.BUILD else 0.0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Container, Mapping, Sequence
 
-from .jobs import Job, critical_paths
+from .jobs import Job, critical_paths, weight
 
 
 class ReadyQueue:
@@ -40,7 +40,21 @@ class ReadyQueue:
             for dep in job.after:
                 self.dependents[dep].append(job.name)
             self.waiting[job.name] = sum(d not in self.there for d in job.after)
-        self.priority = critical_paths(self.jobs)
+        self._lengthen(jobs)
+
+    def _lengthen(self, jobs: Sequence[Job]) -> None:
+        """The critical paths with ``jobs`` joined, in time for what they change: a new
+        job waits only for jobs added before or with it, so its path is among the new
+        jobs', and an older job's path grows only through the jobs that wait on it."""
+        new = {job.name: job for job in jobs}
+        self.priority.update(critical_paths(new))
+        grown = [(dep, job.name) for job in jobs for dep in job.after if dep not in new]
+        while grown:
+            name, dependent = grown.pop()
+            path = weight(self.jobs[name]) + self.priority[dependent]
+            if path > self.priority[name]:
+                self.priority[name] = path
+                grown.extend((dep, name) for dep in self.jobs[name].after)
 
     def push(self, name: str) -> None:
         """Queue ``name`` (once: a job released twice is queued once)."""

@@ -4,6 +4,7 @@ image is released to the scheduler the moment its decision can no longer change.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import replace
@@ -11,7 +12,8 @@ from typing import Any
 
 import anyio
 
-from ..builds.decisions import Decision, Found, Workflow, decide, settled_decisions
+from ..builds.deciding import Decider
+from ..builds.decisions import Decision, Found, Workflow
 from ..engine.protocol import Engine
 from ..errors import single_error
 from ..lookup.lookups import Answer, Lookups
@@ -223,21 +225,18 @@ async def walk(
     answers = Answers(repo, specs, docker, engine, asked_mirrors, restore, others)
     found = answers.found
     requested: set[str] = set()
-    released: set[str] = set()
+    decider = Decider(workflow, images, targets, specs, force=force, only=only)
+    answered = 0
 
     with single_error():
         async with anyio.create_task_group() as tg:
             while True:
-                decided = len(found)
-                missing: set[str] = set()
-                decisions = decide(
-                    workflow, images, targets, specs, found, force=force, missing=missing, only=only
-                )
-                final = settled_decisions(repo.graph, order, decisions, found, missing, released)
-                if final:
-                    released.update(final)
-                    if release is not None:
-                        release(final, decisions, found)
+                new = list(itertools.islice(found, answered, None))  # (found only grows)
+                answered += len(new)
+                final = decider.answer(found, new)
+                if final and release is not None:
+                    release(final, decider.decisions, found)
+                missing = decider.missing
                 if not missing:
                     break
                 ask = missing - requested
@@ -247,14 +246,16 @@ async def walk(
                     requested.update(ask)
                     tg.start_soon(answers.look_up, [n for n in order if n in ask])
                 await answers.changed()
-                # Deciding again costs time in the number of images: answers are taken
-                # in batches of a 64th of the images (or what came in COALESCE_MAX), so a
-                # run decides again about 64 times per round of lookups, not once per image.
+                # Answers are taken in batches of a 64th of the images (or what came in
+                # COALESCE_MAX): each batch costs the decider time in what it changes,
+                # and the scheduler one call. (Everything found was requested, so the
+                # counts say whether answers are still to come.)
                 batch = max(1, len(order) // BATCHES)
                 with anyio.move_on_after(COALESCE_MAX):
-                    while len(found) - decided < batch and not requested <= found.keys():
+                    while len(found) - answered < batch and len(found) < len(requested):
                         await answers.changed()
             tg.cancel_scope.cancel()  # lookups nothing needs any more
+    decisions = decider.ordered()
     listener(Event(since(), None, Phase.LOOKUP, EventStatus.DONE, f"{len(found)} looked up"))
     return RunPlan(
         workflow,
