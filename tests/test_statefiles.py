@@ -154,6 +154,7 @@ def test_damaged_lookup_cache_never_says_present_wrongly(tmp_path: Path) -> None
         tier = DiskTier(cache)
         for spec in recorded:
             await tier.record(spec, Status.PRESENT)
+        await tier.flush()
 
     @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
     @given(ops=st.lists(_sqlite_ops(), min_size=1, max_size=3))
@@ -181,7 +182,9 @@ def test_bad_present_row_is_a_miss_and_one_warning(tmp_path: Path, change: str) 
     """A present row whose check fails is not believed, is deleted, and warns once."""
 
     async def fill() -> None:
-        await DiskTier(tmp_path).record(SPECS[0], Status.PRESENT)
+        tier = DiskTier(tmp_path)
+        await tier.record(SPECS[0], Status.PRESENT)
+        await tier.flush()
 
     anyio.run(fill)
     db = sqlite3.connect(tmp_path / PRESENT_DB)
@@ -339,7 +342,9 @@ def test_cache_clear_removes_every_cache_and_keeps_history_and_locks(
     fingerprints(root, DigestCache(cache, str(root), racy_seconds=0))
 
     async def fill() -> None:
-        await DiskTier(cache).record(SPECS[0], Status.PRESENT)
+        tier = DiskTier(cache)
+        await tier.record(SPECS[0], Status.PRESENT)
+        await tier.flush()
 
     anyio.run(fill)
     save_challenges(cache, CHALLENGES)
@@ -386,6 +391,7 @@ def test_a_damaged_byte_in_a_caches_schema_is_one_warning_and_the_run_goes_on(
         tier = DiskTier(present)
         for spec in SPECS[:4]:
             await tier.record(spec, Status.PRESENT)
+        await tier.flush()
 
     anyio.run(fill)
     files = {"digests": (digests / DIGEST_DB), "present": (present / PRESENT_DB)}
@@ -405,3 +411,58 @@ def test_a_damaged_byte_in_a_caches_schema_is_one_warning_and_the_run_goes_on(
             assert len(warnings_of(events)) <= 1, (name, offset, warnings_of(events))
             tried += 1
     assert tried > 300
+
+
+def test_a_thousand_answers_are_written_in_a_few_transactions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1,000 published answers of one batch of lookups reach present.sqlite3 by the time
+    the batch returns, in ceil(1,000 / FLUSH_EVERY) transactions, not 1,000; an answer
+    forgotten before it was written is never written."""
+    from mzbuild_async.lookup import disk
+    from mzbuild_async.lookup.lookups import Lookups
+    from mzbuild_async.registry.client import RegistryClient
+    from mzbuild_async.registry.inmemory import MemoryRegistry, _Manifest
+    from mzbuild_async.testing import no_wait
+
+    writes: list[int] = []
+    store = DiskTier._store
+
+    def counted(self: DiskTier, rows: dict[str, float]) -> None:
+        writes.append(len(rows))
+        store(self, rows)
+
+    monkeypatch.setattr(DiskTier, "_store", counted)
+    registry = MemoryRegistry()
+    specs = [f"reg.test/many/i{i}:mzbuild-{'A' * 31}{i % 10}" for i in range(1000)]
+    for spec in specs:
+        repository = spec.split("/", 1)[1].rpartition(":")[0]
+        tag = spec.rpartition(":")[2]
+        manifest = _Manifest("application/vnd.oci.image.manifest.v1+json", b"{}")
+        registry.manifests.setdefault(("reg.test", repository), {})[tag] = manifest
+
+    async def look() -> None:
+        async with RegistryClient(transport=registry.transport(), retry=no_wait(1)) as client:
+            engine = Lookups.create(tiers=("disk", "registry"), client=client, cache_dir=tmp_path)
+            answers = await engine.lookup_many(specs)
+            assert {a.status for a in answers.values()} == {Status.PRESENT}
+            assert len(_rows(tmp_path)) == 1000  # (written before aclose)
+            tier = engine.tier("disk")
+            assert isinstance(tier, DiskTier)
+            tier.clock = lambda: 10.0**10  # (an hour on: every answer is written again)
+            await tier.record(specs[0], Status.PRESENT)
+            await tier.forget(specs[0])
+            await engine.aclose()
+
+    anyio.run(look)
+    assert sum(writes) == 1000, writes
+    assert len(writes) == -(-1000 // disk.FLUSH_EVERY), writes
+    assert specs[0] not in _rows(tmp_path)
+
+
+def _rows(cache: Path) -> set[str]:
+    db = sqlite3.connect(cache / PRESENT_DB)
+    try:
+        return {spec for (spec,) in db.execute("SELECT spec FROM present_v2")}
+    finally:
+        db.close()

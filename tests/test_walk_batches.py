@@ -73,3 +73,38 @@ async def test_a_long_chain_is_decided_again_in_batches(
     # ...and each image decided once (and again only when a build above it makes it
     # needed in the daemon: here every image but the target).
     assert decided <= 2 * images, decided
+
+
+@pytest.mark.parametrize("images", [40, 10])
+async def test_many_images_are_looked_for_in_the_engine_with_one_listing(
+    make_repo: MakeRepo, tmp_path: Path, images: int
+) -> None:
+    """From LIST_FROM images on, the walk asks the engine for its tags once instead of
+    about each image; fewer are asked about one by one. The answers are the same."""
+    from mzbuild_async.engine.inmemory import MemoryImage
+    from mzbuild_async.engine.listing import LIST_FROM
+
+    root = make_repo(_chain(images))
+    repo = await Repository.open(root, BuildOptions(image_registry="reg.test/walk"))
+    targets = [f"i{i}" for i in range(images)]
+    specs = await repo.specs(targets)
+    registry = MemoryRegistry()
+    async with RegistryClient(transport=registry.transport(), retry=no_wait(1)) as client:
+        engine = MemoryEngine(client=client)
+        for i in range(0, images, 3):  # (every third image is in the engine)
+            engine.images[specs[f"i{i}"]] = MemoryImage(f"sha256:{i:064x}")
+        plan = await plan_workflow(
+            repo,
+            Workflow.ACQUIRE,
+            targets,
+            cache_dir=tmp_path / "cache",
+            docker=engine,
+            client=client,
+            tiers=("registry",),
+        )
+    asked = [method for method, _ in engine.calls]
+    listed = images >= LIST_FROM
+    assert asked.count("tags") == (1 if listed else 0)
+    assert asked.count("exists") == (0 if listed else images)
+    local = {n for n, state in plan.found.items() if state.local}
+    assert local == {f"i{i}" for i in range(0, images, 3)}

@@ -23,6 +23,7 @@ from ..registry.auth import Credentials
 from ..registry.names import parse_reference
 from ..support import logs
 from ..support.lines import strip_ansi
+from . import protocol
 from .answers import (
     AUTO,
     BUILDKIT,
@@ -38,6 +39,7 @@ from .answers import (
 )
 from .buildkit import Progress, decode_status
 from .endpoints import Endpoint, cpu_count, docker_platform
+from .listing import image_tags
 from .protocol import TAIL_LINES, BuildRequest, EngineInfo, LineSink, StepSink, drop_step
 from .protocol import drop as _drop
 from .session import SessionServer, api_connection, build_session
@@ -50,15 +52,6 @@ INLINE_CACHE = "BUILDKIT_INLINE_CACHE"
 #: The ids of the BuildKit stream's lines: a status message, the image built.
 TRACE_ID, IMAGE_ID_ID = "moby.buildkit.trace", "moby.image.id"
 
-#: Seconds a short request (ping, info, inspect, tag, remove, container
-#: create/start/delete) may take: a frozen engine accepts connections but never
-#: answers, and aiodocker has no timeout of its own for these.
-REQUEST_SECONDS = 30.0
-
-#: Image inspections (the daemon tier's lookups) handed to the engine's client at
-#: once; the rest wait in our limiter, before the HTTP client and its timeout.
-INSPECTIONS = 32
-
 
 class DockerEngine:
     """One connection to a Docker engine: the local one (``DOCKER_HOST``
@@ -68,7 +61,7 @@ class DockerEngine:
         self,
         endpoint: Endpoint | None = None,
         *,
-        request_seconds: float = REQUEST_SECONDS,
+        request_seconds: float = protocol.REQUEST_SECONDS,
         local: Endpoint | None = None,
         builder: str = AUTO,
     ) -> None:
@@ -82,8 +75,8 @@ class DockerEngine:
         self.request_seconds = request_seconds
         self._docker: Any = None
         self._lock = anyio.Lock()
-        #: Inspections in flight at once (see :data:`INSPECTIONS`).
-        self.inspections = anyio.CapacityLimiter(INSPECTIONS)
+        #: Inspections in flight at once (see :data:`~.protocol.INSPECTIONS`).
+        self.inspections = anyio.CapacityLimiter(protocol.INSPECTIONS)
 
     async def bounded(self, doing: str, call: Callable[[], Awaitable[T]]) -> T:
         """``call()``, or EngineError when the engine gives no answer in time."""
@@ -93,6 +86,17 @@ class DockerEngine:
             f"{self.label} gave no answer in {self.request_seconds:g} s while {doing};"
             " is it frozen or overloaded?"
         )
+
+    async def _ask(self, doing: str, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """``call`` within the request bound; failures as :class:`EngineError`."""
+        try:
+            return await self.bounded(doing, call)
+        except EngineError:
+            raise
+        except Exception as exc:
+            if is_connection_error(exc) or getattr(exc, "status", 0) == 900:
+                raise self.engine_error(exc, doing) from None
+            raise EngineError(f"{self.label} refused {what}: {exc}") from None
 
     @property
     def label(self) -> str:
@@ -156,14 +160,7 @@ class DockerEngine:
     async def info(self) -> EngineInfo:
         """Platform, CPU count and version, from ``GET /info``."""
         docker = await self.client()
-        try:
-            info = await self.bounded("connecting", docker.system.info)
-        except EngineError:
-            raise
-        except Exception as exc:
-            if is_connection_error(exc) or getattr(exc, "status", 0) == 900:
-                raise self.engine_error(exc, "connecting") from None
-            raise EngineError(f"{self.label} refused an info request: {exc}") from None
+        info = await self._ask("connecting", docker.system.info, "an info request")
         return EngineInfo(
             docker_platform(info),
             cpu_count(info),
@@ -174,6 +171,16 @@ class DockerEngine:
     async def exists(self, spec: str) -> bool:
         """Whether the engine has an image tagged ``spec``."""
         return await self.image_id(spec) is not None
+
+    async def tags(self, patterns: Sequence[str]) -> set[str]:
+        """The engine's tags matching ``patterns`` (one ``GET /images/json``)."""
+        docker = await self.client()
+        filters = {"reference": list(patterns)}
+        async with self.inspections:
+            listed = await self._ask(
+                "listing images", lambda: docker.images.list(filters=filters), "a listing"
+            )
+        return image_tags(listed if isinstance(listed, list) else [])
 
     async def image_id(self, spec: str) -> str | None:
         """The ID (config digest) of the image tagged ``spec``; None when there is none."""

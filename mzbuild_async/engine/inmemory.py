@@ -32,6 +32,7 @@ from ..registry.auth import Credentials
 from ..registry.client import RegistryClient
 from ..registry.names import Reference, parse_reference
 from ..registry.writer import RegistryWriter
+from .listing import familiar, matches
 from .protocol import BuildRequest, EngineInfo, LineSink, StepSink, drop, drop_step
 
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
@@ -144,6 +145,13 @@ class MemoryEngine:
         """Whether it has ``spec``."""
         await self._enter("exists", spec)
         return spec in self.images
+
+    async def tags(self, patterns: Sequence[str]) -> set[str]:
+        """Its tags the ``reference`` filter ``patterns`` takes in, as the engine
+        writes them (one call: ``("tags", "")``)."""
+        await self._enter("tags")
+        tags = {familiar(spec) for spec in self.images}
+        return {tag for tag in tags if any(matches(p, tag) for p in patterns)}
 
     async def imports_cache(self) -> bool:
         """No: like the classic builder, it builds from the images it has."""

@@ -12,7 +12,8 @@ the engine :func:`~.factory.open_engine` makes otherwise. Failures are
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from urllib.parse import quote, urlsplit
 
 import anyio
@@ -20,16 +21,16 @@ import httpx
 
 from ..errors import EngineError, reason
 from ..support.shards import Shards
-from .docker import INSPECTIONS, REQUEST_SECONDS
 from .endpoints import local_endpoint
 from .factory import open_engine
-from .protocol import ImageInspector
+from .listing import image_tags
+from .protocol import INSPECTIONS, REQUEST_SECONDS, ImageInspector
 
 
 class SocketInspector:
     """``exists`` over the engine API on a unix socket, with httpx.
 
-    At most :data:`~.docker.INSPECTIONS` requests are handed to httpx at once
+    At most :data:`~.protocol.INSPECTIONS` requests are handed to httpx at once
     (as many as its pools have connections): a thousand lookups wait in our
     limiter, where waiting costs nothing, not in httpcore's pool, whose queue
     costs more per request the longer it is, and whose wait counts against each
@@ -89,6 +90,25 @@ class SocketInspector:
                 f" {response.text[:200]}"
             )
         return True
+
+    async def tags(self, patterns: Sequence[str]) -> set[str]:
+        """The engine's tags matching ``patterns`` (one ``GET /images/json``)."""
+        try:
+            async with self.slots:
+                with self.shards.take() as shard:
+                    response = await self._http(shard).get(
+                        "/images/json", params={"filters": json.dumps({"reference": patterns})}
+                    )
+                    listed = response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError) as exc:
+            raise EngineError(
+                f"the Docker engine at {self.socket} could not list its images ({reason(exc)})"
+            ) from None
+        if not isinstance(listed, list):
+            raise EngineError(
+                f"the Docker engine answered {response.status_code} to a listing of images"
+            )
+        return image_tags(listed)
 
     async def aclose(self) -> None:
         """Close the connections."""

@@ -39,6 +39,16 @@ def drop_step(step: BuildStep) -> None:
     """Discard a finished step (the default sink)."""
 
 
+#: Seconds a short request (ping, info, inspect, tag, remove, container
+#: create/start/delete) may take: a frozen engine accepts connections but never
+#: answers, and aiodocker has no timeout of its own for these.
+REQUEST_SECONDS = 30.0
+
+#: Image inspections (the daemon tier's lookups) handed to the engine's client at
+#: once; the rest wait in our limiter, before the HTTP client and its timeout.
+INSPECTIONS = 32
+
+
 @dataclass(frozen=True)
 class BuildRequest:
     """One image build: tag, Dockerfile name, arguments, labels, platform, caches."""

@@ -66,6 +66,8 @@ class DiskTier:
     _broken: bool = False
     clock: Callable[[], float] = time.time
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
+    #: Answers recorded but not written yet (:meth:`flush`).
+    _pending: dict[str, float] = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
@@ -112,17 +114,17 @@ class DiskTier:
                 self._broken = True
             return {}
 
-    def _store(self, spec: str, seen: float) -> None:
+    def _store(self, rows: dict[str, float]) -> None:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=10)
             try:
-                with db:
+                with db:  # (one transaction for them all)
                     db.execute(_SCHEMA)
                     db.execute(_OLD_TABLE)
-                    db.execute(
+                    db.executemany(
                         "INSERT OR REPLACE INTO present_v2 VALUES (?, ?, ?)",
-                        (spec, seen, _check(spec)),
+                        [(spec, seen, _check(spec)) for spec, seen in rows.items()],
                     )
             finally:
                 db.close()
@@ -172,11 +174,21 @@ class DiskTier:
         now = self.clock()
         if now - known.get(spec, -math.inf) < REFRESH_SECONDS:
             return
-        await anyio.to_thread.run_sync(self._store, spec, now)
         known[spec] = now
+        self._pending[spec] = now
+        if len(self._pending) >= FLUSH_EVERY:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write the answers recorded since the last flush, in one transaction (a
+        thousand lookups are a few writes, not a thousand)."""
+        pending, self._pending = self._pending, {}
+        if pending and not self._broken:
+            await anyio.to_thread.run_sync(self._store, pending)
 
     async def forget(self, spec: str) -> None:
         """Drop ``spec`` (the registry said it is absent, or a pull could not find it)."""
+        self._pending.pop(spec, None)
         if self._broken:
             return
         known = await self._loaded()
@@ -187,10 +199,13 @@ class DiskTier:
         """Forget every stored answer."""
         self.path.unlink(missing_ok=True)
         self._known = {}
+        self._pending = {}
 
 
 #: A present answer stored less than this long ago is not written again.
 REFRESH_SECONDS = 3600.0
+#: Recorded answers written at once (also at the end of each batch of lookups).
+FLUSH_EVERY = 256
 
 
 def age(seconds: float) -> str:

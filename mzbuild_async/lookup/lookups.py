@@ -288,8 +288,18 @@ class Lookups:
         """HTTP requests actually sent, by host."""
         return dict(self.client.requests)
 
+    async def flush(self) -> None:
+        """Write what the disk tier recorded since it last wrote (shielded: a run
+        cancelled while writing still keeps what it learnt)."""
+        disk = self.tier("disk")
+        if isinstance(disk, DiskTier):
+            with anyio.CancelScope(shield=True):
+                await disk.flush()
+
     async def aclose(self) -> None:
-        """Close the engine connection, and the registry client if this engine owns it."""
+        """Write what is recorded; close the engine connection, and the registry client
+        if this engine owns it."""
+        await self.flush()
         daemon = self.tier("daemon")
         if isinstance(daemon, DaemonTier):
             await daemon.aclose()
@@ -341,16 +351,29 @@ class _Batch:
         rest = [s for s in self.refs if engine._undecided(self.local[s])]
         self.daemon = {s: anyio.Event() for s in rest}
         self.scopes = {s: anyio.CancelScope() for s in rest}
-        async with anyio.create_task_group() as tg:
+        daemon = engine.tier("daemon")
+
+        async def ask_daemon() -> None:
+            if isinstance(daemon, DaemonTier):
+                await daemon.prefetch(rest)
             for spec in rest:
-                if engine.tier("daemon") is not None:
-                    tg.start_soon(self._daemon, spec)
+                tg.start_soon(self._daemon, spec)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                if daemon is not None:
+                    tg.start_soon(ask_daemon)
                 else:
-                    self.daemon[spec].set()
-            if rest and engine.tier("registry") is not None:
-                await engine.client.prepare(self.refs[s] for s in rest)
-            for spec in rest:
-                tg.start_soon(self._registry, spec)
+                    for spec in rest:
+                        self.daemon[spec].set()
+                if rest and engine.tier("registry") is not None:
+                    await engine.client.prepare(self.refs[s] for s in rest)
+                for spec in rest:
+                    tg.start_soon(self._registry, spec)
+        finally:
+            if isinstance(daemon, DaemonTier):
+                daemon.forget(rest)
+            await engine.flush()
         return {spec: self.answers[spec] for spec in wanted}
 
     async def _settle(self, spec: str, answer: Answer) -> None:

@@ -273,3 +273,4 @@ async def remember_pushed(
     for name, outcome in outcomes.items():
         if outcome.pushed:
             await disk.record(specs[name], Status.PRESENT)
+    await disk.flush()

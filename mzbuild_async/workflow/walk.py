@@ -14,6 +14,7 @@ import anyio
 
 from ..builds.deciding import Decider
 from ..builds.decisions import Decision, Found, Workflow
+from ..engine.listing import TagSnapshot
 from ..engine.protocol import Engine
 from ..errors import single_error
 from ..lookup.lookups import Answer, Lookups
@@ -96,9 +97,15 @@ class Answers:
                 settling.add(name)
                 tg.start_soon(self._record, name, local[name], answers.get(name), mirrored)
 
-        async def check_local(name: str) -> None:
-            local[name] = await self.docker.exists(self.specs[name])
+        async def check_local(snapshot: TagSnapshot, name: str) -> None:
+            local[name] = await snapshot.exists(self.specs[name])
             settle(name)
+
+        async def check_locals() -> None:
+            snapshot = TagSnapshot(self.docker)  # (many at once: one listing)
+            await snapshot.prefetch([self.specs[n] for n in names])
+            for name in names:
+                tg.start_soon(check_local, snapshot, name)
 
         def answered(answer: Answer) -> None:
             if answer.spec in publishable:
@@ -117,8 +124,7 @@ class Answers:
                 await self.engine.lookup_many(specs, answered)
 
         async with anyio.create_task_group() as tg:
-            for name in names:
-                tg.start_soon(check_local, name)
+            tg.start_soon(check_locals)
             if publishable:
                 asked = [*publishable, *at_mirror]
                 if self.others is None:

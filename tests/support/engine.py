@@ -32,13 +32,14 @@ async def engine() -> Any:
     return docker
 
 
-def scratch_context(marker: str) -> bytes:
-    """A build context: busybox-static in a FROM scratch image, with a marker file."""
+def scratch_context(marker: str, parent: str = "scratch") -> bytes:
+    """A build context: busybox-static in a FROM scratch image (or FROM ``parent``),
+    with a marker file."""
     if not BUSYBOX.exists():
         _fail_or_skip("busybox-static is not installed; run scripts/setup-system")
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        dockerfile = b"FROM scratch\nCOPY busybox /bin/busybox\nCOPY marker /marker\n"
+        dockerfile = f"FROM {parent}\nCOPY busybox /bin/busybox\nCOPY marker /marker\n".encode()
         for name, data, mode in (
             ("Dockerfile", dockerfile, 0o644),
             ("busybox", BUSYBOX.read_bytes(), 0o755),
@@ -51,10 +52,10 @@ def scratch_context(marker: str) -> bytes:
     return buffer.getvalue()
 
 
-async def build_scratch_image(docker: Any, tag: str) -> None:
-    """Build a tiny image tagged ``tag`` on the engine."""
+async def build_scratch_image(docker: Any, tag: str, *, parent: str = "scratch") -> None:
+    """Build a tiny image tagged ``tag`` on the engine (on ``parent``, one it has)."""
     await docker.images.build(
-        fileobj=io.BytesIO(scratch_context(tag)), encoding="identity", tag=tag, rm=True
+        fileobj=io.BytesIO(scratch_context(tag, parent)), encoding="identity", tag=tag, rm=True
     )
 
 
