@@ -92,12 +92,15 @@ class TransferError(BuildError):
     """A pull, push or manifest write failed.
 
     ``transient``: the engine's answer says another try may succeed (the
-    engine's boundary decides; the worker retries only these).
+    engine's boundary decides; the worker retries only these). ``unreachable``:
+    the engine could not connect to the registry at all (in a pool, another
+    engine may).
     """
 
-    def __init__(self, message: str, *, transient: bool = False) -> None:
+    def __init__(self, message: str, *, transient: bool = False, unreachable: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
+        self.unreachable = unreachable
 
 
 class ManifestUnknown(TransferError):

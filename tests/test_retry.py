@@ -70,3 +70,31 @@ def test_the_engine_boundary_says_what_is_transient(message: str, transient: boo
     error = _stream_error("push of x", {"error": message, "errorDetail": {"message": message}})
     assert error.transient is transient
     assert str(error) == f"push of x failed: {message}"
+
+
+@pytest.mark.parametrize(
+    ("message", "unreachable"),
+    [
+        ('Get "https://10.231.3.2:5000/v2/": dial tcp 10.231.3.2:5000: connect: network is'
+         " unreachable", True),
+        ("dial tcp 10.0.0.9:5000: connect: no route to host", True),
+        ("dial tcp: lookup registry.internal: no such host", True),
+        ("net/http: TLS handshake timeout", True),
+        ("received unexpected HTTP status: 500 Internal Server Error", False),
+        ("denied: requested access to the resource is denied", False),
+        ("manifest for reg/x:t not found: manifest unknown", False),
+    ],
+)  # fmt: skip
+def test_the_engine_boundary_says_when_the_registry_was_not_reached(
+    message: str, unreachable: bool
+) -> None:
+    """An engine that could not connect to the registry at all says so (a pool moves its
+    work); one the registry answered, however badly, did reach it. The mark survives
+    the retries running out."""
+    from mzbuild_async.builds.worker import _exhausted
+
+    error = _stream_error("push of x", {"error": message})
+    assert error.unreachable is unreachable
+    with pytest.raises(Transient) as raised:
+        raise Transient(str(error)) from error
+    assert _exhausted("push of x", raised.value).unreachable is unreachable

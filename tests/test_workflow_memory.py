@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+import structlog
 
 from mzbuild_async.builds.decisions import Workflow
 from mzbuild_async.engine.endpoints import Endpoint
@@ -410,6 +411,48 @@ async def test_an_engine_that_vanishes_mid_build_loses_its_work_to_the_others(
     assert result.ok, result.to_json()
     assert {r.engine for r in result.images.values() if r.action == "built"} == {"v1"}
     assert result.engines["v2"].lost
+
+
+async def test_an_engine_cut_from_the_registry_gives_its_work_to_the_others(
+    world: World,
+) -> None:
+    """An engine that answers us but cannot reach the registry (its pushes and pulls
+    fail as dockerd says "dial tcp ...: network is unreachable"): what it built is built
+    again on the others and pushed from there, it takes no more work for that
+    registry, and the run succeeds, saying why, once."""
+    engines = pool(world, "c1", "c2")
+    MemoryEngine.named("c2").cut_from.add("reg.test")  # (c1 is home: it keeps hidden)
+    with structlog.testing.capture_logs() as logged:
+        result = await world.run(Workflow.ENSURE, engines=engines)
+    assert result.ok, result.to_json()
+    published = {n for n, r in result.images.items() if r.pushed}
+    assert published == {"base", "lib", "app", "tool"}
+    assert {r.engine for r in result.images.values() if r.pushed} == {"c1"}
+    said = [e["event"] for e in logged if "cannot reach the registry" in e["event"]]
+    assert len(said) == 1
+    assert said[0].startswith("engine c2 cannot reach the registry reg.test")
+    # c2 reached for the registry once (the first work it took), never after.
+    assert sum(1 for c in MemoryEngine.named("c2").calls if c[0] in ("push", "pull")) == 1
+
+
+async def test_no_engine_reaching_the_registry_ends_the_run_in_a_bounded_time(
+    world: World,
+) -> None:
+    """Every engine cut from the registry: each image is tried on each engine at most
+    once and fails with one line naming the registry; nothing is endless."""
+    engines = pool(world, "n1", "n2")
+    for name in ("n1", "n2"):
+        MemoryEngine.named(name).cut_from.add("reg.test")
+    with anyio.fail_after(30):
+        result = await world.run(Workflow.ENSURE, engines=engines)
+    assert not result.ok
+    errors = {r.error for r in result.images.values() if r.action == "failed"}
+    assert any("no engine of the pool reaches reg.test" in e for e in errors), errors
+    pushes = [
+        (n, c[1]) for n in ("n1", "n2") for c in MemoryEngine.named(n).calls if c[0] == "push"
+    ]
+    assert pushes
+    assert len(set(pushes)) == len(pushes)  # (no image tried twice on one engine)
 
 
 async def test_a_lost_unpublished_parent_is_built_again(world: World) -> None:

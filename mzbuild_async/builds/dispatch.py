@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Sequence
 import anyio
 import anyio.abc
 
-from ..errors import EngineError
+from ..errors import EngineError, MzbuildError, TransferError
+from ..support import logs
 from ..support.events import Event, EventStatus, Listener, Phase, ignore
 from .health import HEARTBEAT_SECONDS, PING_SECONDS, WATCH_SECONDS, EngineHealth
 from .jobs import Action, EngineLoad, Job, Outcome, OutcomeKind, RunLimits, Slots, Worker
@@ -237,6 +238,9 @@ class Dispatcher:
         engine = self._where.get(name, "")
         landed = self._landed.get(name)
         self._outcomes[name] = Outcome(name, action, pushed, seconds, error, note, engine, landed)
+        copy = self.transfers.copy(name)
+        if action in GONE and not copy.event.is_set():
+            copy.done(error or action.value)  # (builds waiting to fetch it learn it won't come)
 
     def _dispatch(self) -> None:
         assert self._tg is not None
@@ -271,8 +275,9 @@ class Dispatcher:
     def _available(self, name: str) -> None:
         """``name`` is there for its dependents: release the builds waiting for it."""
         free = self.ready.arrived(name)
-        if free is None:
-            return  # (rebuilt after its engine was lost)
+        if free is None:  # (built again: its engine was lost, or cannot reach the registry)
+            self._dispatch()  # (its slot is free: what waited for one may start)
+            return
         for dependent in free:  # (one in the outcomes was skipped: another dependency failed)
             if dependent not in self._outcomes and self._cargo_ready(self.jobs[dependent]):
                 self.ready.push(dependent)
@@ -328,6 +333,21 @@ class Dispatcher:
             )
         self._rebuild_lost(engine)
 
+    def _cut_off(self, job: Job, engine: str, exc: MzbuildError) -> bool:
+        """Whether ``exc`` says ``engine`` cannot reach ``job``'s registry while the pool
+        has others: it then takes no more work for that registry (said once), and the
+        job may move."""
+        if not (self.pooled and isinstance(exc, TransferError) and exc.unreachable):
+            return False
+        cut = self.placement.cut.setdefault(engine, {})
+        if job.registry not in cut:
+            cut[job.registry] = str(exc)
+            logs.warning(
+                f"engine {engine} cannot reach the registry {job.registry}; its work for it"
+                f" goes to the other engines ({exc})"
+            )
+        return True
+
     def _rebuild_lost(self, engine: str) -> None:
         """Build again what this run built and lost with ``engine``: images on no live
         engine and not in the registry (``publish: false`` ones, or ones not sent yet)
@@ -357,15 +377,18 @@ class Dispatcher:
         if lost:
             self._dispatch()
 
-    def _requeue(self, job: Job, engine: str, phase: Phase, why: str) -> None:
-        """``job``'s build went with a lost engine: run it elsewhere, a bounded number of times."""
+    def _requeue(
+        self, job: Job, engine: str, phase: Phase, why: str, *, moved: str = "lost"
+    ) -> None:
+        """``job``'s build went with a lost engine (or one that ``moved`` says cannot do
+        it): run it elsewhere, a bounded number of times."""
         name = job.name
         self._tries[name] = tries = self._tries.get(name, 0) + 1
         self._where.pop(name, None)
         if tries >= self.attempts:
-            self._fail(name, f"{why} (its engine was lost {tries} times; gave up)", phase=phase)
+            self._fail(name, f"{why} (moved from {tries} engines; gave up)", phase=phase)
             return
-        self._emit(name, phase, EventStatus.REQUEUED, f"engine {engine} lost: {why}", engine)
+        self._emit(name, phase, EventStatus.REQUEUED, f"engine {engine} {moved}: {why}", engine)
         self.ready.drop(name)
         self.ready.push(name)
         self._dispatch()

@@ -59,6 +59,8 @@ class Placement:
     home: str
     groups: UnionFind[str] = field(default_factory=UnionFind)
     pinned: dict[str, str] = field(default_factory=dict)
+    #: Per engine: the registries it could not reach in this run, and what it said.
+    cut: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def join(self, names: Sequence[str]) -> None:
         """``names`` (``publish: false`` images a build needs together) share an engine."""
@@ -67,7 +69,11 @@ class Placement:
 
     def usable(self, job: Job) -> list[str]:
         """The live engines ``job`` could be built on (free or not)."""
-        usable = [e for e in self.live if fits(job, self.engines[e])]
+        usable = [
+            e
+            for e in self.live
+            if fits(job, self.engines[e]) and not self._needs_cut_registry(job, e)
+        ]
         pinned = self.pinned.get(self.groups.find(job.name)) if not job.portable else None
         if pinned is not None and pinned in self.live:
             usable = [e for e in usable if e == pinned]
@@ -78,10 +84,21 @@ class Placement:
             usable = [e for e in usable if e == self.home]
         return usable
 
+    def _needs_cut_registry(self, job: Job, engine: str) -> bool:
+        """Whether ``job`` on ``engine`` would need a registry ``engine`` cannot reach: to
+        push, or to fetch an input it does not hold."""
+        if job.registry not in self.cut.get(engine, {}):
+            return False
+        return job.push or any(engine not in self.held[n] for n in {*job.needs, *job.after})
+
     def why_not(self, job: Job) -> str:
         """Why no engine can take ``job`` (when :meth:`usable` is empty)."""
-        if not any(fits(job, self.engines[e]) for e in self.live):
+        fitting = [e for e in self.live if fits(job, self.engines[e])]
+        if not fitting:
             return f"no engine of the pool builds {job.platform}"
+        if all(self._needs_cut_registry(job, e) for e in fitting):
+            said = self.cut[fitting[-1]][job.registry]
+            return f"no engine of the pool reaches {job.registry} (the last said: {said})"
         for need in {*job.needs, *job.after}:
             if not self.jobs[need].portable and not self.held[need]:
                 return (

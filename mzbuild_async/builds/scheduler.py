@@ -188,6 +188,9 @@ class Scheduler(Dispatcher):
             self._dispatch()
             return
         except MzbuildError as exc:
+            if self._cut_off(job, engine, exc):
+                self._requeue(job, engine, Phase.BUILD, str(exc), moved="cannot reach its registry")
+                return
             if self.pooled and await self.health.gone(engine, str(exc)):
                 self._requeue(job, engine, Phase.BUILD, str(exc))
                 return
@@ -249,6 +252,13 @@ class Scheduler(Dispatcher):
                     self._fail(job.name, f"its engine {engine} was lost: {exc}", phase=Phase.PUSH)
                 return None
             except MzbuildError as exc:
+                if job.action is Action.BUILD and self._cut_off(job, engine, exc):
+                    # Built again elsewhere: what waits to fetch it waits for that build.
+                    self.transfers.forget(job.name)
+                    self.ready.gone([job.name], self._outcomes)
+                    why = f"push failed: {exc}"
+                    self._requeue(job, engine, Phase.PUSH, why, moved="cannot reach its registry")
+                    return None
                 self._finish(job.name, OutcomeKind.FAILED, error=f"push failed: {exc}")
                 self._emit(job.name, Phase.PUSH, EventStatus.FAILED, str(exc), engine)
                 self.transfers.copy(job.name).done(str(exc))

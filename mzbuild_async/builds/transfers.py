@@ -69,7 +69,9 @@ class Transfers:
 
     def forget(self, name: str) -> None:
         """``name`` is being built again: those waiting on its old copy learn so."""
-        self._copies.pop(name, None)
+        copy = self._copies.pop(name, None)
+        if copy is not None and not copy.event.is_set():
+            copy.done("it is being built again")  # (a waiter finds it replaced: Rebuilt)
 
     def limiter(self, registry: str) -> anyio.CapacityLimiter:
         """The transfer limit of ``registry`` (pulls, pushes, sends and fetches)."""

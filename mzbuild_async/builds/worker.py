@@ -218,7 +218,7 @@ class EngineWorker:
         try:
             await self._retrying(lambda: docker.pull(ref, auth, self._line(name, Phase.PULL)))
         except Transient as exc:
-            raise TransferError(f"pull of {ref} failed after retries: {exc}") from None
+            raise _exhausted(f"pull of {ref}", exc) from None
         except ManifestUnknown as exc:
             if ref == self.specs[name]:
                 self.stale.add(ref)
@@ -289,7 +289,7 @@ class EngineWorker:
             try:
                 await self._retrying(lambda: docker.push(ref, auth, self._line(name, Phase.SEND)))
             except Transient as exc:
-                raise TransferError(f"push of {ref} failed after retries: {exc}") from None
+                raise _exhausted(f"push of {ref}", exc) from None
 
     async def fetch(self, name: str, engine: str) -> None:
         """Bring image ``name`` into ``engine`` from the registry, tagged with its spec."""
@@ -461,7 +461,7 @@ class EngineWorker:
             try:
                 await self._retrying(lambda: docker.push(spec, auth, self._line(name, Phase.PUSH)))
             except Transient as exc:
-                raise TransferError(f"push of {spec} failed after retries: {exc}") from None
+                raise _exhausted(f"push of {spec}", exc) from None
         after = await self.client.lookup(ref)
         if after.status is not Status.PRESENT:
             raise TransferError(
@@ -475,3 +475,11 @@ class EngineWorker:
 
 #: The note of an image another process built while we waited for its lock.
 BUILT_ELSEWHERE = "built by another process"
+
+
+def _exhausted(what: str, exc: Transient) -> TransferError:
+    """The failure of ``what`` once its retries ran out (still saying whether the engine
+    could not reach the registry at all: a pool moves such work)."""
+    cause = exc.__cause__
+    unreachable = isinstance(cause, TransferError) and cause.unreachable
+    return TransferError(f"{what} failed after retries: {exc}", unreachable=unreachable)

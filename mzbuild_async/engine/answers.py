@@ -101,6 +101,15 @@ TRANSIENT_STREAM_ERROR = re.compile(
 )
 
 
+#: What the engine says when it cannot connect to the registry at all (its own link
+#: to it is cut, or the registry is down): ``dial tcp HOST: connect: ...``, a lookup
+#: of the registry's name that failed, a TLS handshake that never came.
+UNREACHABLE_STREAM_ERROR = re.compile(
+    r"dial tcp|no route to host|network is unreachable|no such host|TLS handshake timeout",
+    re.IGNORECASE,
+)
+
+
 #: What the engine says when the registry has no manifest at a tag (dockerd:
 #: ``manifest for X not found: manifest unknown``; podman: ``manifest unknown``).
 MANIFEST_UNKNOWN = re.compile(r"manifest unknown|manifest for \S+ not found", re.IGNORECASE)
@@ -111,6 +120,9 @@ def stream_error(what: str, item: Mapping[str, Any]) -> TransferError:
     message = str(item.get("error", "")).strip()
     if MANIFEST_UNKNOWN.search(message):
         return ManifestUnknown(f"{what} failed: {message}")
+    unreachable = UNREACHABLE_STREAM_ERROR.search(message) is not None
     return TransferError(
-        f"{what} failed: {message}", transient=bool(TRANSIENT_STREAM_ERROR.search(message))
+        f"{what} failed: {message}",
+        transient=bool(TRANSIENT_STREAM_ERROR.search(message)),
+        unreachable=unreachable,
     )

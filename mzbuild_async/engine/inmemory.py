@@ -32,6 +32,7 @@ from ..registry.auth import Credentials
 from ..registry.client import RegistryClient
 from ..registry.names import Reference, parse_reference
 from ..registry.writer import RegistryWriter
+from .answers import stream_error
 from .listing import familiar, matches
 from .protocol import BuildRequest, EngineInfo, LineSink, StepSink, drop, drop_step
 
@@ -65,6 +66,9 @@ class MemoryEngine:
     failing: dict[str, str] = field(default_factory=dict)
     #: Tags whose next build fails (the message), once; a second build succeeds.
     failing_once: dict[str, str] = field(default_factory=dict)
+    #: Registry hosts this engine cannot reach (its pulls and pushes there fail as
+    #: dockerd's do when its link to the registry is cut; it still answers us).
+    cut_from: set[str] = field(default_factory=set)
     #: What ``run`` writes and returns, given the spec and the arguments.
     runner: Callable[[str, Sequence[str]], tuple[bytes, int]] | None = None
     #: Every call, in order: (method, spec or "").
@@ -231,6 +235,7 @@ class MemoryEngine:
         image = self.images.get(spec)
         if image is None:
             raise TransferError(f"push of {spec} failed: no such image")
+        self._reach(f"push of {spec}", spec)
         writer, ref = self._writer(spec)
         config = json.dumps(
             {"architecture": self.platform.split("/")[1], "os": "linux",
@@ -254,6 +259,7 @@ class MemoryEngine:
     ) -> None:
         """Read ``spec`` from its registry (ManifestUnknown when it is not there)."""
         await self._enter("pull", spec)
+        self._reach(f"pull of {spec}", spec)
         writer, ref = self._writer(spec)
         document = await writer.manifest(ref)
         if document is None:
@@ -267,6 +273,13 @@ class MemoryEngine:
         self._check()
         self.images[spec] = MemoryImage(image_id, labels)
         on_line(f"Status: Downloaded newer image for {spec}")
+
+    def _reach(self, what: str, spec: str) -> None:
+        """Fail as dockerd does when it cannot connect to ``spec``'s registry."""
+        host = parse_reference(spec).api_host
+        if host in self.cut_from:
+            said = f'Get "https://{host}/v2/": dial tcp {host}: connect: network is unreachable'
+            raise stream_error(what, {"error": said})
 
     async def run(self, spec: str, args: Sequence[str], on_output: Callable[[bytes], None]) -> int:
         """What ``runner`` says (default: the spec and arguments echoed, status 0)."""

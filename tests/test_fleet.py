@@ -1,0 +1,191 @@
+"""The fleet harness (``scripts/fleet``): hosts in network namespaces on their own
+addresses, a Docker engine in each reached over mutual TLS, a registry in another;
+links cut and healed (one pair of members, or a whole link) and slowed; and nothing
+left behind by ``down``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from mzbuild_async.engine.docker import DockerEngine
+from mzbuild_async.engine.endpoints import Endpoint
+from mzbuild_async.errors import EngineError, TransferError
+from tests.support.demo import Cli
+from tests.support.engine import _fail_or_skip, build_scratch_image
+from tests.support.pool import Sleepy, make_sleepy_repo
+
+pytestmark = [pytest.mark.real]
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fleet"
+
+
+class Fleet:
+    """One fleet of this test's own (its id keeps it apart from any other)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.id = str(20 + os.getpid() % 200)
+        self.env = {
+            **os.environ,
+            "MZBUILD_ASYNC_FLEET_ID": self.id,
+            "MZBUILD_ASYNC_FLEET_DIR": str(directory),
+        }
+        self.said: dict[str, str] = {}
+
+    def __call__(self, *args: str) -> str:
+        done = subprocess.run(
+            [str(SCRIPT), *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=300,
+        )
+        assert done.returncode == 0, f"scripts/fleet {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
+    def endpoint(self, host: str) -> Endpoint:
+        certs = Path(self.said["CERTS"])
+        url = self.said[host.upper()].replace("tcp://", "https://")
+        return Endpoint(
+            host, url, ca=certs / "ca.pem", cert=certs / "cert.pem", key=certs / "key.pem"
+        )
+
+    def leftovers(self) -> list[str]:
+        """Namespaces, links and routes of this fleet still there."""
+        prefix = f"mzf{self.id}-"
+        found = [
+            line
+            for command in (["ip", "netns", "list"], ["ip", "-o", "link", "show"])
+            for line in _out(command).splitlines()
+            if prefix in line
+        ]
+        routes = _out(["ip", "route", "show"])
+        return found + [r for r in routes.splitlines() if f"10.231.{self.id}." in r]
+
+
+def _out(command: list[str]) -> str:
+    return subprocess.run(command, check=False, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    if os.geteuid() != 0 or not all(shutil.which(p) for p in ("ip", "tc", "dockerd")):
+        _fail_or_skip("the fleet needs root, ip, tc and dockerd; run scripts/setup-system")
+    if shutil.which("docker-registry") is None:
+        _fail_or_skip("the fleet needs docker-registry; run scripts/setup-system")
+    fleet = Fleet(tmp_path / "fleet")
+    try:
+        started = fleet("up", "2")
+        assert {"started reg", "started h1", "started h2"} <= set(started.splitlines())
+        assert fleet("up", "2") == ""  # (idempotent: all there, nothing started again)
+        fleet.said = dict(line.split("=", 1) for line in fleet("env").splitlines() if "=" in line)
+        yield fleet
+    finally:
+        fleet("down")
+    pids = list((tmp_path / "fleet").glob("*/*.pid"))
+    assert not pids, pids  # (every pid file removed: each process stopped)
+    assert not fleet.leftovers(), fleet.leftovers()
+
+
+async def _published(registry: str, repository: str, tag: str) -> bool:
+    async with httpx.AsyncClient() as client:
+        response = await client.head(
+            f"http://{registry}/v2/{repository}/manifests/{tag}",
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        )
+    return response.status_code == 200
+
+
+@pytest.mark.anyio
+async def test_engines_on_their_own_addresses_reach_the_registry_until_cut(fleet: Fleet) -> None:
+    """Each host's engine answers over mutual TLS on its own address and is a host of its
+    own (its own identity); it builds and pushes to the fleet's registry, which we read;
+    cut from the registry alone it still answers us but its push fails, and healed it
+    pushes again; a whole link cut, it does not answer; a rate limit is a tbf on both
+    ends of the link, lifted again."""
+    registry = fleet.said["REGISTRY"]
+    h1, h2 = DockerEngine(fleet.endpoint("h1")), DockerEngine(fleet.endpoint("h2"))
+    run = uuid.uuid4().hex[:8]
+    try:
+        assert (await h1.info()).id != (await h2.info()).id
+        tag = f"{registry}/fleet/img:{run}"
+        await build_scratch_image(await h1.client(), tag)
+        digest = await h1.push(tag, None)
+        assert digest.startswith("sha256:")
+        assert await _published(registry, "fleet/img", run)
+
+        fleet("cut", "h1", "reg")
+        assert await h1.ping()  # (we still reach it)
+        await (await h1.client()).images.tag(tag, f"{registry}/fleet/img", tag=f"{run}-cut")
+        with pytest.raises((TransferError, EngineError)):
+            await h1.push(f"{registry}/fleet/img:{run}-cut", None)
+        assert not await _published(registry, "fleet/img", f"{run}-cut")
+        fleet("heal", "h1", "reg")
+        await h1.push(f"{registry}/fleet/img:{run}-cut", None)
+        assert await _published(registry, "fleet/img", f"{run}-cut")
+
+        fleet("cut", "h2")
+        cut = DockerEngine(fleet.endpoint("h2"), request_seconds=5)
+        try:
+            with pytest.raises(EngineError):
+                await cut.ping()
+        finally:
+            await cut.aclose()
+        fleet("heal", "h2")
+        assert await h2.ping()
+
+        fleet("rate", "h1", "2mbit")
+        shown = _out(["tc", "qdisc", "show", "dev", f"mzf{fleet.id}-h1-o"])
+        assert "tbf" in shown
+        assert "rate 2Mbit" in shown
+        fleet("rate", "h1", "none")
+        shown = _out(["tc", "qdisc", "show", "dev", f"mzf{fleet.id}-h1-o"])
+        assert "tbf" not in shown
+    finally:
+        await h1.aclose()
+        await h2.aclose()
+
+
+def test_a_pool_engine_cut_from_the_registry_gives_its_work_to_the_others(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """A pool of two engines on their own hosts, one cut from the registry (it still
+    answers us): each image it takes fails to reach the registry, once, and is built
+    again on the other; the run succeeds, every image pushed from the engine that
+    reaches the registry, the cut named once; what the registry holds is right."""
+    registry = fleet.said["REGISTRY"]
+    repo = make_sleepy_repo(
+        tmp_path / "repo",
+        [Sleepy("a", (), 0), Sleepy("b", (), 0), Sleepy("c", ("a", "b"), 0)],
+    )
+    cli = Cli(
+        repo,
+        f"{registry}/cut",
+        tmp_path / "cache",
+        env={"DOCKER_CERT_PATH": fleet.said["CERTS"], "DOCKER_TLS_VERIFY": "1"},
+    )
+    pool = ["--engine", fleet.said["H1"], "--engine", fleet.said["H2"]]
+    fleet("cut", "h2", "reg")
+    result = cli.run(
+        "ensure", "--all", "--json", "--insecure-registry", registry, *pool, "--jobs", "1"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    images = json.loads(result.stdout)["images"]
+    assert {n: i["action"] for n, i in images.items()} == dict.fromkeys("abc", "built")
+    assert {i["engine"] for i in images.values()} == {f"10.231.{fleet.id}.11:2376"}
+    assert all(i["pushed"] for i in images.values())
+    cut = [line for line in result.stderr.splitlines() if "cannot reach the registry" in line]
+    assert len(cut) == 1, result.stderr
+    for image in images.values():  # (what the registry has is what was built)
+        repository, tag = image["spec"].split("/", 1)[1].rsplit(":", 1)
+        assert anyio.run(_published, registry, repository, tag)
