@@ -26,7 +26,7 @@ def _graph(data: st.DataObject, size: int) -> ImageGraph:
     return ImageGraph.build(images)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(data=st.data(), size=st.integers(1, 24), workflow=st.sampled_from(list(Workflow)))
 def test_the_decider_gives_the_decisions_from_scratch_after_every_batch(
     data: st.DataObject, size: int, workflow: Workflow

@@ -24,7 +24,8 @@ from tests.support.demo import Cli
 from tests.support.engine import _fail_or_skip, build_scratch_image
 from tests.support.pool import Sleepy, make_sleepy_repo
 
-pytestmark = [pytest.mark.real]
+#: One worker runs them all, on the one fleet (``--dist loadgroup``).
+pytestmark = [pytest.mark.real, pytest.mark.xdist_group("fleet")]
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fleet"
 
@@ -77,10 +78,12 @@ def _out(command: list[str]) -> str:
     return subprocess.run(command, check=False, capture_output=True, text=True).stdout
 
 
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    if os.geteuid() != 0 or not all(shutil.which(p) for p in ("ip", "tc", "dockerd")):
-        _fail_or_skip("the fleet needs root, ip, tc and dockerd; run scripts/setup-system")
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """One fleet for the module's tests (each heals what it cuts)."""
+    tmp_path = tmp_path_factory.mktemp("fleet")
+    if os.geteuid() != 0 or not all(shutil.which(p) for p in ("ip", "tc", "nsenter", "dockerd")):
+        _fail_or_skip("the fleet needs root, ip, tc, nsenter and dockerd; run scripts/setup-system")
     if shutil.which("docker-registry") is None:
         _fail_or_skip("the fleet needs docker-registry; run scripts/setup-system")
     fleet = Fleet(tmp_path / "fleet")
@@ -176,9 +179,12 @@ def test_a_pool_engine_cut_from_the_registry_gives_its_work_to_the_others(
     )
     pool = ["--engine", fleet.said["H1"], "--engine", fleet.said["H2"]]
     fleet("cut", "h2", "reg")
-    result = cli.run(
-        "ensure", "--all", "--json", "--insecure-registry", registry, *pool, "--jobs", "1"
-    )
+    try:
+        result = cli.run(
+            "ensure", "--all", "--json", "--insecure-registry", registry, *pool, "--jobs", "1"
+        )
+    finally:
+        fleet("heal", "h2", "reg")
     assert result.returncode == 0, result.stdout + result.stderr
     images = json.loads(result.stdout)["images"]
     assert {n: i["action"] for n, i in images.items()} == dict.fromkeys("abc", "built")

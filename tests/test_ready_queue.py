@@ -57,7 +57,7 @@ def test_an_image_gone_again_makes_its_dependents_wait_for_it() -> None:
     assert queue.arrived("lib") == ["app"]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(data=st.data(), size=st.integers(1, 40))
 def test_priorities_of_jobs_joined_in_batches_are_the_critical_paths_of_all(
     data: st.DataObject, size: int
