@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
@@ -94,7 +95,8 @@ async def test_a_thousand_daemon_lookups_are_one_listing_of_the_engine() -> None
     try:
         await build_scratch_image(docker, base)
         await build_scratch_image(docker, child, parent=base)
-        await build_scratch_image(docker, other)
+        repository, _, tag = other.rpartition(":")
+        await docker.images.tag(base, repository, tag=tag)
         with structlog.testing.capture_logs() as events:
             answers = await eng.lookup_many(specs)
         assert counting.total == 1  # (one listing, no inspection)
@@ -129,8 +131,6 @@ async def test_a_thousand_inspections_hand_at_most_the_pool_to_httpx() -> None:
     import os
     from urllib.parse import urlsplit
 
-    import anyio
-
     from mzbuild_async.engine.endpoints import local_endpoint
     from mzbuild_async.engine.inspector import SocketInspector
     from mzbuild_async.engine.protocol import INSPECTIONS
@@ -139,15 +139,8 @@ async def test_a_thousand_inspections_hand_at_most_the_pool_to_httpx() -> None:
     socket = urlsplit(local_endpoint(os.environ).url).path
     counting = CountingTransport(httpx.AsyncHTTPTransport(uds=socket))
     inspector = SocketInspector(socket, transport=counting)
-    found: dict[int, bool] = {}
-
-    async def one(i: int) -> None:
-        found[i] = await inspector.exists(f"127.0.0.1:1/many/img{i}:mzbuild-ABSENT{i}")
-
     try:
-        async with anyio.create_task_group() as tg:
-            for i in range(1000):
-                tg.start_soon(one, i)
+        found = await _ask_a_thousand(inspector.exists)
     finally:
         await inspector.aclose()
     assert counting.total == 1000
@@ -177,18 +170,24 @@ async def test_a_thousand_inspections_through_aiodocker_wait_in_our_limiter() ->
             state["now"] -= 1
 
     client.images.inspect = counted
-    found: dict[int, bool] = {}
-
-    async def one(i: int) -> None:
-        found[i] = await docker.exists(f"127.0.0.1:1/many/img{i}:mzbuild-ABSENT{i}")
-
     try:
-        import anyio
-
-        async with anyio.create_task_group() as tg:
-            for i in range(1000):
-                tg.start_soon(one, i)
+        found = await _ask_a_thousand(docker.exists)
     finally:
         await docker.aclose()
     assert found == dict.fromkeys(range(1000), False)
     assert state["most"] <= INSPECTIONS, state
+
+
+async def _ask_a_thousand(exists: Callable[[str], Awaitable[bool]]) -> dict[int, bool]:
+    """Ask ``exists`` about 1,000 absent images at once; the answers by number."""
+    import anyio
+
+    found: dict[int, bool] = {}
+
+    async def one(i: int) -> None:
+        found[i] = await exists(f"127.0.0.1:1/many/img{i}:mzbuild-ABSENT{i}")
+
+    async with anyio.create_task_group() as tg:
+        for i in range(1000):
+            tg.start_soon(one, i)
+    return found
