@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from mzbuild_async.engine.buildkit import Progress, decode_status, dockerfile_step
+from mzbuild_async.engine.buildkit import (
+    Progress,
+    Status,
+    Vertex,
+    _Step,
+    decode_status,
+    dockerfile_step,
+)
 from mzbuild_async.model.dockerfile import buildkit_step_line
 from mzbuild_async.support.protowire import fields
 
@@ -72,6 +79,51 @@ def test_a_failed_run_names_its_step_its_line_and_its_last_output() -> None:
     dockerfile = (RECORDED / "fail.Dockerfile").read_bytes()
     assert buildkit_step_line(dockerfile, stage, n) == 3
     assert "errorDetail" in others[-1]
+
+
+def test_a_failure_reported_before_its_step_names_the_step_that_was_running() -> None:
+    """Under load the engine's error can come before (or without) the status that
+    marks the step failed: the step that had started and not finished is named."""
+    progress = Progress()
+    for raw in (RECORDED / "fail.jsonl").read_text().splitlines():
+        item = json.loads(raw)
+        if item.get("id") != "moby.buildkit.trace":
+            continue
+        status = decode_status(base64.b64decode(item["aux"]))
+        if any(v.error for v in status.vertexes):
+            break  # (the status marking the failure never came)
+        progress.feed(status)
+    failed = progress.failed()
+    assert failed is not None
+    assert not failed.vertex.error
+    assert failed.vertex.name.startswith("[2/2] RUN ")
+    assert failed.tail == ["about to fail", "oops"]
+    assert Progress().failed() is None
+
+
+def test_an_early_error_names_the_step_running_its_command() -> None:
+    """The error names the command (``[/bin/sh -c exit 3]``): the unfinished step
+    whose name ends with it, though the engine had not yet said it started."""
+    progress = Progress()
+    progress.feed(
+        Status(
+            (
+                Vertex("a", "[2/4] COPY tools.txt /etc/tools.txt", started=1.0),
+                Vertex("b", '[3/4] RUN echo "ready" > /etc/ready', started=2.0),
+                Vertex("c", "[4/4] RUN exit 3"),
+            )
+        )
+    )
+    error = "executor failed running [/bin/sh -c exit 3]: exit code: 3"
+    assert _digest(progress.failed(error)) == "c"
+    # Without the command's name, or naming none of them: the step started last.
+    assert _digest(progress.failed()) == "b"
+    assert _digest(progress.failed("executor failed running [/bin/sh -c nope]: x")) == "b"
+
+
+def _digest(step: _Step | None) -> str:
+    assert step is not None
+    return step.vertex.digest
 
 
 def test_independent_stages_build_at_once() -> None:

@@ -22,6 +22,8 @@ from ..support.protowire import fields, signed, text
 #: Log lines kept per step, for the message of a failure.
 TAIL_LINES = 20
 #: A Dockerfile step's vertex name: ``[2/3] RUN ...`` or ``[stage 2/4] RUN ...``.
+#: The command in BuildKit's error for a failed ``RUN`` (its shell form).
+_FAILED_COMMAND = re.compile(r"executor failed running \[(.*)\]: ")
 _STEP = re.compile(r"^\[(?:(?P<stage>[^\]]*) )?(?P<n>\d+)/(?P<of>\d+)\] (?P<instruction>.*)$", re.S)
 
 
@@ -215,9 +217,23 @@ class Progress:
         line, step.pending = step.pending, ""
         return [self._output(step, line, None)]
 
-    def failed(self) -> _Step | None:
-        """The step that failed (the first with an error), if any."""
-        return next((s for s in self.steps.values() if s.vertex.error), None)
+    def failed(self, error: str = "") -> _Step | None:
+        """The step that failed (the first with an error), if any. When the engine's
+        ``error`` came before the status marking the step (seen under load): the
+        unfinished step running the command it names (``executor failed running
+        [/bin/sh -c CMD]``), else the unfinished step started last."""
+        erred = next((s for s in self.steps.values() if s.vertex.error), None)
+        if erred is not None:
+            return erred
+        unfinished = [s for s in self.steps.values() if not s.done]
+        named = _FAILED_COMMAND.search(error)
+        if named is not None:
+            command = named.group(1).removeprefix("/bin/sh -c ")
+            running = [s for s in unfinished if s.vertex.name.endswith(command)]
+            if running:
+                return running[-1]
+        started = [s for s in unfinished if s.vertex.started is not None]
+        return max(started, key=lambda s: s.vertex.started or 0.0, default=None)
 
     def cached(self) -> list[str]:
         """The names of the steps BuildKit took from its cache."""

@@ -374,7 +374,7 @@ class DockerEngine:
         params = {**build_params(request, buildargs), "version": "2"}
         if session:
             params["session"] = session
-        image_id = ""
+        image_id, error = "", ""
         async for item in self._stream(
             "build",
             params=params,
@@ -392,13 +392,15 @@ class DockerEngine:
             elif item.get("id") == IMAGE_ID_ID and isinstance(item.get("aux"), dict):
                 image_id = str(item["aux"].get("ID", ""))
             elif "error" in item or "errorDetail" in item:
-                message = str(item.get("error") or item.get("errorDetail", {}).get("message"))
-                failed = progress.failed()
-                where = f" at {failed.vertex.name}" if failed is not None else ""
-                tail = tuple(failed.tail if failed is not None else ())
-                raise DockerBuildError(
-                    f"docker build of {request.tag} failed{where}: {message.strip()}", tail
-                )
+                # (read on: the status naming the failed step can come after the error)
+                error = str(item.get("error") or item.get("errorDetail", {}).get("message"))
+        if error:
+            failed = progress.failed(error)
+            where = f" at {failed.vertex.name}" if failed is not None else ""
+            tail = tuple(failed.tail if failed is not None else ())
+            raise DockerBuildError(
+                f"docker build of {request.tag} failed{where}: {error.strip()}", tail
+            )
         return await self._built(request, image_id)
 
     async def tag(self, source: str, target: str) -> None:

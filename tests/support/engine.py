@@ -53,10 +53,25 @@ def scratch_context(marker: str, parent: str = "scratch") -> bytes:
 
 
 async def build_scratch_image(docker: Any, tag: str, *, parent: str = "scratch") -> None:
-    """Build a tiny image tagged ``tag`` on the engine (on ``parent``, one it has)."""
-    await docker.images.build(
-        fileobj=io.BytesIO(scratch_context(tag, parent)), encoding="identity", tag=tag, rm=True
-    )
+    """Build a tiny image tagged ``tag`` on the engine (on ``parent``, one it has).
+
+    On a busy shared engine the classic builder can fail to find the parent it just
+    resolved ("unable to find image sha256:..."; seen with two suites on one engine):
+    such a build is tried once more."""
+    import aiodocker
+
+    for attempt in (1, 2):
+        try:
+            await docker.images.build(
+                fileobj=io.BytesIO(scratch_context(tag, parent)),
+                encoding="identity",
+                tag=tag,
+                rm=True,
+            )
+            return
+        except aiodocker.exceptions.DockerError as exc:
+            if attempt == 2 or "unable to find image" not in str(exc.message):
+                raise
 
 
 def remove_images(prefix: str) -> None:
