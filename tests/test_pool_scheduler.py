@@ -266,8 +266,8 @@ def test_work_spreads_over_the_pool_and_parents_travel_through_the_registry() ->
     assert {(e.detail, e.engine) for e in fetches} == {
         ("base", e) for e in ("a", "b", "c") if e != outcomes["base"].engine
     }
-    assert predict_placement(jobs, engines)["base"] == "a"
-    assert set(predict_placement(jobs, engines).values()) == {"a", "b", "c"}
+    assert predict_placement(jobs, engines).engines["base"] == "a"
+    assert set(predict_placement(jobs, engines).engines.values()) == {"a", "b", "c"}
 
 
 def test_publish_false_chains_stay_on_one_engine() -> None:
@@ -363,7 +363,7 @@ def test_plan_predicts_the_run_s_placement_of_publish_false_groups() -> None:
         Job("both", Action.BUILD, after=("p1", "p2"), needs=("p1", "p2"), portable=False),
         Job("free1", Action.BUILD, estimate=1.0),
     ]
-    predicted = predict_placement(jobs, engines)
+    predicted = predict_placement(jobs, engines).engines
     assert predicted["p1"] == predicted["p2"] == predicted["both"]
     worker = PoolWorker({j.name: j for j in jobs}, {e.name: e for e in engines})
     outcomes = run_pool(jobs, engines, worker, [])

@@ -20,6 +20,7 @@ from ..support import logs
 from ..support.events import Event, EventStatus, Listener, Phase, ignore
 from .health import HEARTBEAT_SECONDS, PING_SECONDS, WATCH_SECONDS, EngineHealth
 from .jobs import Action, EngineLoad, Job, Outcome, OutcomeKind, RunLimits, Slots, Worker
+from .links import Links
 from .placement import Placement
 from .ready import ReadyQueue
 from .state import RunState
@@ -33,6 +34,12 @@ DEFAULT_ATTEMPTS = 3
 
 #: The name of the one engine of a run without a pool.
 LOCAL_ENGINE = "local"
+
+
+def _left(estimate: float, elapsed: float) -> float:
+    """Expected seconds left of a build ``elapsed`` seconds in (as long again, past its
+    ``estimate``)."""
+    return estimate - elapsed if elapsed < estimate else elapsed
 
 
 class Dispatcher:
@@ -53,6 +60,7 @@ class Dispatcher:
         clock: Callable[[], float] = time.perf_counter,
         listener: Listener = ignore,
         open_ended: bool = False,
+        links: Links | None = None,
     ) -> None:
         """``engines``: the pool, home engine first (default: one engine with
         ``limits.jobs`` slots); ``attempts``: engines a build may be lost with;
@@ -60,7 +68,8 @@ class Dispatcher:
         ``heartbeat``/``ping``: an engine with work in flight is pinged every
         ``heartbeat`` seconds and lost when a ping gets no answer in ``ping``.
         ``open_ended``: more jobs come with :meth:`add` while it runs, until
-        :meth:`close`."""
+        :meth:`close`. ``links``: link rates and image bytes known before the run
+        (it learns more from its transfers)."""
         self.worker = worker
         self.limits = limits or RunLimits()
         self.engines = list(engines) if engines else [Slots(LOCAL_ENGINE, self.limits.jobs)]
@@ -76,6 +85,8 @@ class Dispatcher:
             self._emit,
             load={e.name: EngineLoad() for e in self.engines},
             live=[e.name for e in self.engines],
+            links=links or Links(),
+            clock=clock,
         )
         self.jobs = self.state.jobs
         self.load = self.state.load
@@ -92,8 +103,16 @@ class Dispatcher:
         self._where: dict[str, str] = {}
         #: Where builds may go and go (``publish: false`` groups pinned there).
         self.placement = Placement(
-            self.jobs, self._slots, self._live, self._held, self.transfers.fetchable, self.home
+            self.jobs,
+            self._slots,
+            self._live,
+            self._held,
+            self.transfers.fetchable,
+            self.home,
+            links=self.state.links,
         )
+        #: The builds holding a slot now: their engine, and since when.
+        self._slot_taken: dict[str, tuple[str, float]] = {}
         self.ready = ReadyQueue(self.jobs)
         #: Cargo images whose artifacts have landed, and when.
         self._landed: dict[str, float] = {}
@@ -245,6 +264,7 @@ class Dispatcher:
     def _dispatch(self) -> None:
         assert self._tg is not None
         deferred: list[tuple[float, int, str]] = []
+        queued: dict[str, float] = {}  # (per engine: seconds of builds deferred to it)
         while self.ready and any(self._free[e] > 0 for e in self._open_engines()):
             item = self.ready.pop()
             name = item[2]
@@ -259,14 +279,36 @@ class Dispatcher:
                 self._fail(name, self.placement.why_not(job))
                 continue
             free = [e for e in usable if self._free[e] > 0 and not self.health.watched(e)]
-            if not free:
+            busy = {
+                e: self._expected_wait(e) + queued.get(e, 0.0)
+                for e in usable
+                if self._free[e] == 0 and not self.health.watched(e)
+            }
+            waits_for = self.placement.worth_waiting(job, free, busy)
+            if not free or waits_for is not None:
+                if waits_for is not None:
+                    queued[waits_for] = queued.get(waits_for, 0.0) + job.estimate / max(
+                        1, self._slots[waits_for].slots
+                    )
                 deferred.append(item)
                 continue
             engine = self.placement.choose(job, free, self._free)
             self._free[engine] -= 1
             self.load[engine].running += 1
+            self._slot_taken[name] = (engine, self.clock())
             self._tg.start_soon(self._build, job, engine)
         self.ready.put_back(deferred)
+
+    def _expected_wait(self, engine: str) -> float:
+        """Seconds until a slot of ``engine`` is expected free: the soonest expected end
+        of its builds (a build past its estimate is expected to take as long again)."""
+        now = self.clock()
+        left = [
+            _left(self.jobs[name].estimate, now - since)
+            for name, (where, since) in self._slot_taken.items()
+            if where == engine
+        ]
+        return min(left, default=0.0)
 
     def _open_engines(self) -> list[str]:
         """Live engines taking builds (not being watched after a failure)."""

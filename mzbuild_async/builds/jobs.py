@@ -157,12 +157,14 @@ class Worker(Protocol):
         """Push image ``name`` from ``engine``; "" when pushed, else why it was not needed."""
         ...
 
-    async def send(self, name: str, engine: str) -> None:
-        """Push image ``name`` from ``engine`` to where other engines fetch it."""
+    async def send(self, name: str, engine: str) -> int | None:
+        """Push image ``name`` from ``engine`` to where other engines fetch it; the
+        bytes that moved (None: not known)."""
         ...
 
-    async def fetch(self, name: str, engine: str) -> None:
-        """Bring image ``name`` (sent or published) into ``engine``, tagged with its spec."""
+    async def fetch(self, name: str, engine: str) -> int | None:
+        """Bring image ``name`` (sent or published) into ``engine``, tagged with its
+        spec; the bytes that moved (None: not known)."""
         ...
 
     async def alive(self, engine: str) -> bool:
@@ -194,11 +196,11 @@ class OneEngine:
     """The pool half of :class:`Worker` for workers of one engine (the scheduler
     moves images only between engines of a pool, so these are never called)."""
 
-    async def send(self, name: str, engine: str) -> None:
+    async def send(self, name: str, engine: str) -> int | None:
         """Refused: one engine has nowhere to send to."""
         raise RuntimeError(f"send({name}) on a one-engine worker")
 
-    async def fetch(self, name: str, engine: str) -> None:
+    async def fetch(self, name: str, engine: str) -> int | None:
         """Refused: one engine has nowhere to fetch from."""
         raise RuntimeError(f"fetch({name}) on a one-engine worker")
 

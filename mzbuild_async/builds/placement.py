@@ -5,9 +5,14 @@ A build may go to a live engine of its platform that holds every
 only with ``--transfer-registry``); ``publish: false`` images that a common
 dependent needs together form a group, pinned to the engine the first of them
 went to; a ``publish: false`` target of ``acquire``/``run`` must end in the
-home engine. Among the engines with a free slot it takes the one holding the
-most of what the build needs, then the one with the most free slots, then
-the first (:func:`choose_engine`).
+home engine. Among the engines with a free slot it takes the one where what
+the build needs and the engine lacks is quickest to bring (its bytes over the
+engine's link rate, :mod:`.links`), then the one holding the most of it, then
+the one with the most free slots, then the first (:func:`choose_engine`). A
+build waits for a busy engine instead when that engine is expected to be free
+and to have the inputs sooner than the best free one would bring them
+(:meth:`Placement.worth_waiting`: a link that carries a few Mbit/s costs more
+than a wait).
 
 :class:`Placement` holds that state for the scheduler; :func:`predict_placement`
 runs the same rule in virtual time (:func:`~..dag.simulate.list_schedule`) on
@@ -19,10 +24,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from functools import partial
 
 from ..dag.simulate import SKIP, list_schedule
 from ..dag.unionfind import UnionFind
 from .jobs import Action, Job, Slots, critical_paths
+from .links import Links, link
+
+#: Seconds a wait for a busy engine must save over the best free one to be taken.
+WAIT_MARGIN = 1.0
 
 
 def fits(job: Job, slots: Slots) -> bool:
@@ -31,14 +41,23 @@ def fits(job: Job, slots: Slots) -> bool:
 
 
 def choose_engine(
-    job: Job, free: Sequence[str], held: Mapping[str, AbstractSet[str]], spare: Mapping[str, int]
+    job: Job,
+    free: Sequence[str],
+    held: Mapping[str, AbstractSet[str]],
+    spare: Mapping[str, int],
+    cost: Callable[[str], float] = lambda engine: 0.0,
 ) -> str:
-    """The engine with a free slot that holds the most of what ``job`` needs
-    (then the one with the most free slots, then the first)."""
+    """The engine with a free slot where bringing what ``job`` needs ``cost``s the
+    least (then the one holding the most of it, the most free slots, the first)."""
     needs = set(job.needs) | set(job.after)
     return max(
         free,
-        key=lambda e: (sum(e in held.get(n, ()) for n in needs), spare[e], -free.index(e)),
+        key=lambda e: (
+            -round(cost(e), 3),
+            sum(e in held.get(n, ()) for n in needs),
+            spare[e],
+            -free.index(e),
+        ),
     )
 
 
@@ -61,6 +80,8 @@ class Placement:
     pinned: dict[str, str] = field(default_factory=dict)
     #: Per engine: the registries it could not reach in this run, and what it said.
     cut: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Link rates and image bytes, learned from transfers.
+    links: Links = field(default_factory=Links)
 
     def join(self, names: Sequence[str]) -> None:
         """``names`` (``publish: false`` images a build needs together) share an engine."""
@@ -107,18 +128,60 @@ class Placement:
                 )
         return "no engine can build it (its publish: false parents are on different engines)"
 
+    def missing(self, job: Job, engine: str) -> list[str]:
+        """What ``job`` needs that ``engine`` does not hold (to be brought)."""
+        return sorted(n for n in {*job.needs, *job.after} if engine not in self.held[n])
+
+    def cost(self, job: Job, engine: str) -> float:
+        """Expected seconds to bring into ``engine`` what ``job`` needs and it lacks."""
+        missing = self.missing(job, engine)
+        return self.links.seconds(engine, [(n, self.jobs[n].registry) for n in missing])
+
+    def worth_waiting(self, job: Job, free: Sequence[str], busy: Mapping[str, float]) -> str | None:
+        """The busy engine (of ``busy``: engine -> expected seconds until it has a free
+        slot) that ``job`` had better wait for than go to any of ``free`` now, if any."""
+        if not free or not busy:
+            return None
+        now = min(self.cost(job, e) for e in free)
+        waits = {e: wait + self.cost(job, e) for e, wait in busy.items()}
+        best = min(waits, key=lambda e: (waits[e], e))
+        return best if waits[best] + WAIT_MARGIN < now else None
+
     def choose(self, job: Job, free: Sequence[str], spare: Mapping[str, int]) -> str:
         """The engine among ``free`` that ``job`` goes to (its group is pinned there)."""
-        engine = choose_engine(job, free, self.held, spare)
+        engine = choose_engine(job, free, self.held, spare, partial(self.cost, job))
         root = self.groups.find(job.name)
         if not job.portable and self.pinned.get(root) not in self.live:
             self.pinned[root] = engine
         return engine
 
 
-def predict_placement(jobs: Sequence[Job], engines: Sequence[Slots]) -> dict[str, str]:
-    """The engine each build would go to (``plan``): the scheduler's placement rule,
-    run in virtual time on the estimates (transfers and pulls taking none)."""
+@dataclass(frozen=True)
+class LinkForecast:
+    """What a run is expected to move over one link (``engine<->registry``)."""
+
+    images: int
+    bytes: int
+    #: Its rate, bytes per second (None: not measured yet).
+    rate: float | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """``plan``'s prediction for a pool: the engine of each build, the bytes per link."""
+
+    engines: dict[str, str]
+    links: dict[str, LinkForecast]
+
+
+def predict_placement(
+    jobs: Sequence[Job], engines: Sequence[Slots], links: Links | None = None
+) -> Forecast:
+    """The engine each build would go to and what would move over each link (``plan``):
+    the scheduler's placement rule (waits for busy engines included), run in virtual
+    time on the estimates (transfers and pulls taking none) with the link rates and
+    image bytes learned so far."""
     by_name = {job.name: job for job in jobs}
     priority = critical_paths(by_name)
     home = engines[0].name
@@ -132,10 +195,18 @@ def predict_placement(jobs: Sequence[Job], engines: Sequence[Slots]) -> dict[str
         },
         lambda name: by_name[name].published,
         home,
+        links=links or Links(),
     )
     for job in jobs:
         placement.join([n for n in (job.name, *job.needs) if not by_name[n].portable])
     free = {e.name: e.slots for e in engines}
+    moved: dict[tuple[str, str], list[int]] = {}
+    ends: dict[str, tuple[str, float]] = {}  # (the builds running: engine, expected end)
+
+    def carry(engine: str, image: str) -> None:
+        key = (engine, by_name[image].registry)
+        images, total = moved.get(key, [0, 0])
+        moved[key] = [images + 1, total + placement.links.size(image)]
 
     def place(name: str, now: float) -> str | object | None:
         job = by_name[name]
@@ -143,13 +214,25 @@ def predict_placement(jobs: Sequence[Job], engines: Sequence[Slots]) -> dict[str
         if not usable:
             return SKIP  # it would fail; what waits for it is not held back
         candidates = [e for e in usable if free[e] > 0]
-        if not candidates:
+        busy = {
+            e: min(end for where, end in ends.values() if where == e) - now
+            for e in usable
+            if free[e] == 0
+        }
+        if not candidates or placement.worth_waiting(job, candidates, busy):
             return None
         engine = placement.choose(job, candidates, free)
         free[engine] -= 1
+        ends[name] = (engine, now + job.estimate)
+        for need in placement.missing(job, engine):
+            carry(engine, need)
+            placement.held[need].add(engine)
+        if job.push:
+            carry(engine, name)
         return engine
 
     def finished(name: str, engine: object) -> None:
+        del ends[name]
         free[str(engine)] += 1
         placement.held[name].add(str(engine))
 
@@ -165,4 +248,9 @@ def predict_placement(jobs: Sequence[Job], engines: Sequence[Slots]) -> dict[str
         place,
         finished,
     )
-    return {name: str(start.place) for name, start in started.items()}
+    forecast: dict[str, LinkForecast] = {}
+    for (engine, registry), (images, total) in sorted(moved.items()):
+        rate = placement.links.rate(engine, registry)
+        known = placement.links.rates.get(link(engine, registry))
+        forecast[link(engine, registry)] = LinkForecast(images, total, known, total / rate)
+    return Forecast({name: str(start.place) for name, start in started.items()}, forecast)

@@ -170,6 +170,7 @@ class Scheduler(Dispatcher):
             finally:
                 self._free[engine] += 1
                 self.load[engine].running -= 1
+                self._slot_taken.pop(name, None)
                 self.load[engine].busy_seconds += self.clock() - start
         except EngineError as exc:
             self._lose(engine, exc)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -10,6 +12,7 @@ import anyio.abc
 from ..errors import EngineError
 from ..support.events import EventStatus, Phase
 from .jobs import EngineLoad, Job, Outcome, Worker
+from .links import Links
 
 
 class Emit(Protocol):
@@ -47,6 +50,9 @@ class RunState:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     #: The run's task group, while it runs.
     tg: anyio.abc.TaskGroup | None = None
+    #: Link rates and image bytes, learned from the transfers (placement reads them).
+    links: Links = field(default_factory=Links)
+    clock: Callable[[], float] = time.perf_counter
 
     @property
     def pooled(self) -> bool:

@@ -94,11 +94,15 @@ class Transfers:
                 await self._in_registry(image)
                 async with self.limiter(state.jobs[image].registry):
                     state.emit(job, Phase.TRANSFER, EventStatus.START, image, engine)
+                    started = state.clock()
                     try:
-                        await self.health.on(engine, partial(state.worker.fetch, image, engine))
+                        moved = await self.health.on(
+                            engine, partial(state.worker.fetch, image, engine)
+                        )
                     except BaseException:
                         state.emit(job, Phase.TRANSFER, EventStatus.FAILED, image, engine)
                         raise
+                    self._learn(engine, image, moved, started)
                     state.emit(job, Phase.TRANSFER, EventStatus.DONE, image, engine)
                 state.held[image].add(engine)
                 state.load[engine].transfers += 1
@@ -134,8 +138,9 @@ class Transfers:
             engine = holders[0]
             async with self.limiter(job.registry):
                 state.emit(image, Phase.SEND, EventStatus.START, engine=engine)
+                started = state.clock()
                 try:
-                    await self.health.on(engine, partial(state.worker.send, image, engine))
+                    moved = await self.health.on(engine, partial(state.worker.send, image, engine))
                 except EngineError as exc:
                     state.emit(image, Phase.SEND, EventStatus.FAILED, str(exc), engine)
                     self.lose(engine, exc)
@@ -145,4 +150,11 @@ class Transfers:
                     copy.done(str(exc))
                     return
                 state.emit(image, Phase.SEND, EventStatus.DONE, engine=engine)
+                self._learn(engine, image, moved, started)
             copy.done()
+
+    def _learn(self, engine: str, image: str, moved: int | None, started: float) -> None:
+        """A transfer of ``image`` over ``engine``'s link ended: what it teaches."""
+        if moved:
+            registry = self.state.jobs[image].registry
+            self.state.links.observe(engine, registry, image, moved, self.state.clock() - started)

@@ -275,31 +275,34 @@ class EngineWorker:
             return spec
         return f"{self.transfer_registry.rstrip('/')}/{name}:mzbuild-{fingerprint_of(spec)}"
 
-    async def send(self, name: str, engine: str) -> None:
+    async def send(self, name: str, engine: str) -> int | None:
         """Push image ``name`` from ``engine`` to its transfer reference (once: a
-        reference the registry has is not pushed again)."""
+        reference the registry has is not pushed again); the bytes that moved."""
         spec, ref = self.specs[name], self.transfer_ref(name)
         docker = self._engine(engine)
         if ref != spec:
             await docker.tag(spec, ref)
         async with spec_lock(self.cache_dir, f"push {ref}"):
             if await self._may_push(name, ref):
-                return
+                return 0
             auth = await self._auth(ref)
             try:
                 await self._retrying(lambda: docker.push(ref, auth, self._line(name, Phase.SEND)))
             except Transient as exc:
                 raise _exhausted(f"push of {ref}", exc) from None
+        return docker.moved(ref)
 
-    async def fetch(self, name: str, engine: str) -> None:
-        """Bring image ``name`` into ``engine`` from the registry, tagged with its spec."""
+    async def fetch(self, name: str, engine: str) -> int | None:
+        """Bring image ``name`` into ``engine`` from the registry, tagged with its spec;
+        the bytes that moved."""
         spec, ref = self.specs[name], self.transfer_ref(name)
         docker = self._engine(engine)
         if await docker.exists(spec):
-            return
+            return 0
         await self._pull(name, ref, engine)
         if ref != spec:
             await docker.tag(ref, spec)
+        return docker.moved(ref)
 
     async def alive(self, engine: str) -> bool:
         """Whether ``engine`` answers a ping."""

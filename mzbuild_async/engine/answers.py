@@ -126,3 +126,14 @@ def stream_error(what: str, item: Mapping[str, Any]) -> TransferError:
         transient=bool(TRANSIENT_STREAM_ERROR.search(message)),
         unreachable=unreachable,
     )
+
+
+def moved_bytes(item: Mapping[str, Any], layers: dict[str, int]) -> None:
+    """Fold one item of a pull's or push's progress stream into ``layers`` (layer ID ->
+    bytes): each layer that downloads or uploads counts its total (those the other
+    side had already move nothing)."""
+    detail = item.get("progressDetail")
+    if item.get("status") in ("Downloading", "Pushing") and isinstance(detail, dict):
+        total = detail.get("total")
+        if isinstance(total, int) and total > 0:
+            layers[str(item.get("id", ""))] = total

@@ -12,16 +12,21 @@ failure the failing step and its last lines.
 
 from __future__ import annotations
 
+import base64
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from ..errors import DockerBuildError
 from ..support.events import BuildStep
 from ..support.protowire import fields, signed, text
 
 #: Log lines kept per step, for the message of a failure.
 TAIL_LINES = 20
 #: A Dockerfile step's vertex name: ``[2/3] RUN ...`` or ``[stage 2/4] RUN ...``.
+#: The engine's stream items carrying a BuildKit status, and the built image's ID.
+TRACE_ID, IMAGE_ID_ID = "moby.buildkit.trace", "moby.image.id"
 #: The command in BuildKit's error for a failed ``RUN`` (its shell form).
 _FAILED_COMMAND = re.compile(r"executor failed running \[(.*)\]: ")
 _STEP = re.compile(r"^\[(?:(?P<stage>[^\]]*) )?(?P<n>\d+)/(?P<of>\d+)\] (?P<instruction>.*)$", re.S)
@@ -158,6 +163,9 @@ class Progress:
     on_step: Callable[[BuildStep], None] = _ignore
     steps: dict[str, _Step] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: The built image's ID, and the build's error, as the stream said them.
+    image_id: str = ""
+    error: str = ""
 
     def feed(self, status: Status) -> list[str]:
         """Take one status message; the lines it adds, as ``--progress plain`` has them
@@ -216,6 +224,32 @@ class Progress:
             return []
         line, step.pending = step.pending, ""
         return [self._output(step, line, None)]
+
+    def take(self, item: Mapping[str, Any]) -> list[str]:
+        """Fold one item of the engine's ``/build?version=2`` stream: a status (the
+        lines it adds), the image's ID, or the build's error (the stream is read on:
+        the status marking the failed step can come after it)."""
+        aux = item.get("aux")
+        if item.get("id") == TRACE_ID:
+            try:
+                return self.feed(decode_status(base64.b64decode(str(aux or ""))))
+            except ValueError:
+                return []  # (a progress message we cannot read: the build goes on)
+        if item.get("id") == IMAGE_ID_ID and isinstance(aux, dict):
+            self.image_id = str(aux.get("ID", ""))
+        elif "error" in item or "errorDetail" in item:
+            self.error = str(item.get("error") or item.get("errorDetail", {}).get("message"))
+        return []
+
+    def check(self, tag: str) -> None:
+        """:class:`DockerBuildError` if the stream said the build of ``tag`` failed:
+        naming the failed step, with its last lines."""
+        if not self.error:
+            return
+        failed = self.failed(self.error)
+        where = f" at {failed.vertex.name}" if failed is not None else ""
+        tail = tuple(failed.tail if failed is not None else ())
+        raise DockerBuildError(f"docker build of {tag} failed{where}: {self.error.strip()}", tail)
 
     def failed(self, error: str = "") -> _Step | None:
         """The step that failed (the first with an error), if any. When the engine's

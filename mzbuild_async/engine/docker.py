@@ -10,7 +10,6 @@ connection drops).
 
 from __future__ import annotations
 
-import base64
 import importlib
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -34,10 +33,11 @@ from .answers import (
     builder_for,
     identity,
     is_connection_error,
+    moved_bytes,
     registry_auth,
     stream_error,
 )
-from .buildkit import Progress, decode_status
+from .buildkit import Progress
 from .endpoints import Endpoint, cpu_count, docker_platform
 from .listing import image_tags
 from .protocol import TAIL_LINES, BuildRequest, EngineInfo, LineSink, StepSink, drop_step
@@ -50,7 +50,6 @@ BUILDER_NAMES = {BUILDKIT: "BuildKit (the engine API, version 2)", CLASSIC: "the
 #: The build argument that makes BuildKit write its cache metadata into the image.
 INLINE_CACHE = "BUILDKIT_INLINE_CACHE"
 #: The ids of the BuildKit stream's lines: a status message, the image built.
-TRACE_ID, IMAGE_ID_ID = "moby.buildkit.trace", "moby.image.id"
 
 
 class DockerEngine:
@@ -77,6 +76,17 @@ class DockerEngine:
         self._lock = anyio.Lock()
         #: Inspections in flight at once (see :data:`~.protocol.INSPECTIONS`).
         self.inspections = anyio.CapacityLimiter(protocol.INSPECTIONS)
+        self._moved: dict[str, dict[str, int]] = {}
+
+    def moved(self, spec: str) -> int | None:
+        """Bytes the last pull or push of ``spec`` moved (its layers the other side lacked)."""
+        layers = self._moved.get(spec)
+        return None if layers is None else sum(layers.values())
+
+    def _moving(self, spec: str) -> dict[str, int]:
+        layers: dict[str, int] = {}
+        self._moved[spec] = layers
+        return layers
 
     async def bounded(self, doing: str, call: Callable[[], Awaitable[T]]) -> T:
         """``call()``, or EngineError when the engine gives no answer in time."""
@@ -374,7 +384,6 @@ class DockerEngine:
         params = {**build_params(request, buildargs), "version": "2"}
         if session:
             params["session"] = session
-        image_id, error = "", ""
         async for item in self._stream(
             "build",
             params=params,
@@ -382,26 +391,10 @@ class DockerEngine:
             data=context,
             doing=f"building {request.tag}",
         ):
-            if item.get("id") == TRACE_ID:
-                try:
-                    status = decode_status(base64.b64decode(str(item.get("aux", ""))))
-                except ValueError:
-                    continue  # (a progress message we cannot read: the build goes on)
-                for line in progress.feed(status):
-                    on_line(line)
-            elif item.get("id") == IMAGE_ID_ID and isinstance(item.get("aux"), dict):
-                image_id = str(item["aux"].get("ID", ""))
-            elif "error" in item or "errorDetail" in item:
-                # (read on: the status naming the failed step can come after the error)
-                error = str(item.get("error") or item.get("errorDetail", {}).get("message"))
-        if error:
-            failed = progress.failed(error)
-            where = f" at {failed.vertex.name}" if failed is not None else ""
-            tail = tuple(failed.tail if failed is not None else ())
-            raise DockerBuildError(
-                f"docker build of {request.tag} failed{where}: {error.strip()}", tail
-            )
-        return await self._built(request, image_id)
+            for line in progress.take(item):
+                on_line(line)
+        progress.check(request.tag)
+        return await self._built(request, progress.image_id)
 
     async def tag(self, source: str, target: str) -> None:
         """Tag image ``source`` as ``target`` (``repo:tag``)."""
@@ -426,7 +419,7 @@ class DockerEngine:
         """Pull ``spec`` (``repo:tag``) into the engine."""
         auth = registry_auth(parse_reference(spec).api_host, credentials)
         repo, _, tag = spec.rpartition(":")
-        done = False
+        done, layers = False, self._moving(spec)
         async for item in self._stream(
             "images/create",
             params={"fromImage": repo, "tag": tag},
@@ -438,6 +431,7 @@ class DockerEngine:
             status = str(item.get("status", ""))
             if status.startswith(("Status: Downloaded", "Status: Image is up to date")):
                 done = True
+            moved_bytes(item, layers)
             if status and not item.get("progressDetail"):
                 on_line(" ".join(filter(None, [item.get("id", ""), status])))
         if not done and not await self.exists(spec):
@@ -451,7 +445,7 @@ class DockerEngine:
         """Push ``spec``; returns the manifest digest the engine reported."""
         auth = registry_auth(parse_reference(spec).api_host, credentials)
         repo, _, tag = spec.rpartition(":")
-        digest = ""
+        digest, layers = "", self._moving(spec)
         async for item in self._stream(
             f"images/{repo}/push",
             params={"tag": tag},
@@ -466,6 +460,7 @@ class DockerEngine:
                 digest = str(aux["Digest"])
             elif match := PUSHED_DIGEST.search(status):
                 digest = digest or match.group(1)  # podman says it only in the text
+            moved_bytes(item, layers)
             if status and not item.get("progressDetail"):
                 on_line(" ".join(filter(None, [item.get("id", ""), status])))
         if not digest:

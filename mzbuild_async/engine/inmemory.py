@@ -48,6 +48,12 @@ class MemoryImage:
     id: str
     labels: Mapping[str, str] = field(default_factory=dict)
     files: Mapping[str, bytes] = field(default_factory=dict)
+    #: What a pull or push of it moves (default: its files' bytes).
+    size: int = -1
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            object.__setattr__(self, "size", sum(len(data) for data in self.files.values()))
 
 
 @dataclass
@@ -69,6 +75,9 @@ class MemoryEngine:
     #: Registry hosts this engine cannot reach (its pulls and pushes there fail as
     #: dockerd's do when its link to the registry is cut; it still answers us).
     cut_from: set[str] = field(default_factory=set)
+    #: Bytes per second of its link to the registries: a pull or push of an image
+    #: takes its size over this (None: no time).
+    link_rate: float | None = None
     #: What ``run`` writes and returns, given the spec and the arguments.
     runner: Callable[[str, Sequence[str]], tuple[bytes, int]] | None = None
     #: Every call, in order: (method, spec or "").
@@ -82,6 +91,7 @@ class MemoryEngine:
         self._thawed.set()
         self._released = anyio.Event()
         self._released.set()
+        self._moved: dict[str, int] = {}
 
     # -- named instances (memory://NAME) ------------------------------------------
 
@@ -236,10 +246,12 @@ class MemoryEngine:
         if image is None:
             raise TransferError(f"push of {spec} failed: no such image")
         self._reach(f"push of {spec}", spec)
+        await self._carry(spec, image.size)
         writer, ref = self._writer(spec)
         config = json.dumps(
             {"architecture": self.platform.split("/")[1], "os": "linux",
-             "config": {"Labels": dict(image.labels)}, "mzbuild-memory": {"id": image.id},
+             "config": {"Labels": dict(image.labels)},
+             "mzbuild-memory": {"id": image.id, "size": image.size},
              "rootfs": {"type": "layers", "diff_ids": []}},
             sort_keys=True,
         ).encode()  # fmt: skip
@@ -264,15 +276,27 @@ class MemoryEngine:
         document = await writer.manifest(ref)
         if document is None:
             raise ManifestUnknown(f"pull of {spec} failed: manifest unknown")
-        image_id, labels = document.digest, {}
+        image_id, labels, size = document.digest, {}, 0
         config = document.json().get("config")
         if isinstance(config, dict) and isinstance(config.get("digest"), str):
             data = (await writer.blob(ref, config["digest"])).json()
             image_id = str(data.get("mzbuild-memory", {}).get("id", image_id))
+            size = int(data.get("mzbuild-memory", {}).get("size", 0))
             labels = dict(data.get("config", {}).get("Labels") or {})
+        await self._carry(spec, size)
         self._check()
-        self.images[spec] = MemoryImage(image_id, labels)
+        self.images[spec] = MemoryImage(image_id, labels, size=size)
         on_line(f"Status: Downloaded newer image for {spec}")
+
+    async def _carry(self, spec: str, size: int) -> None:
+        """Move ``size`` bytes of ``spec`` over the link (taking ``link_rate``'s time)."""
+        if self.link_rate:
+            await anyio.sleep(size / self.link_rate)
+        self._moved[spec] = size
+
+    def moved(self, spec: str) -> int | None:
+        """Bytes the last pull or push of ``spec`` moved (the image's size)."""
+        return self._moved.get(spec)
 
     def _reach(self, what: str, spec: str) -> None:
         """Fail as dockerd does when it cannot connect to ``spec``'s registry."""

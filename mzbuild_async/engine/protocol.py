@@ -152,6 +152,11 @@ class Engine(Protocol):
         """Push ``spec`` to its registry; the manifest digest."""
         ...
 
+    def moved(self, spec: str) -> int | None:
+        """Bytes the last pull or push of ``spec`` moved over the network (None: not
+        known)."""
+        ...
+
     async def remove(self, spec: str) -> None:
         """Remove the image tagged ``spec`` (nothing if there is none)."""
         ...

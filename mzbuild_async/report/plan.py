@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..support.words import counted
+from ..support.words import amount_of_bytes, counted
 from ..workflow.results import RunPlan
 from .summary import table
 
@@ -37,6 +37,12 @@ def plan_text(plan: RunPlan) -> str:
     ]
     if any(copies):
         lines.append("copies: " + "; ".join(c for c in copies if c))
+    for name, moved in plan.links.items():
+        rate = f"at {amount_of_bytes(moved.rate)}/s" if moved.rate else "rate not measured yet"
+        lines.append(
+            f"link {name}: {counted(moved.images, 'image')}, {amount_of_bytes(moved.bytes)}"
+            f" expected ({rate}: {moved.seconds:.1f} s)"
+        )
     counts: dict[str, int] = {}
     for image in document.values():
         counts[image["action"]] = counts.get(image["action"], 0) + 1

@@ -20,6 +20,8 @@ PRESENT = "present.sqlite3"
 HOSTS = "hosts.json"
 #: Build times, for critical paths and step sizes (:mod:`.history`).
 HISTORY = "build-history.json"
+#: Learned link rates and image bytes, for placement in a pool (:mod:`.links`).
+LINKS = "links.json"
 #: Per-spec locks across processes (:mod:`.locks`).
 LOCKS = "locks"
 

@@ -11,11 +11,13 @@ from ..builds.scheduler import predict_placement
 from ..engine.protocol import Engine
 from ..model.status import TIER_ORDER
 from ..registry.client import RegistryClient
+from ..registry.names import parse_reference
 from ..source.repository import Repository
 from ..store.history import BuildHistory
 from .ci_steps import check_fingerprints
 from .options import RunOptions
 from .results import RunPlan
+from .rounds import load_links
 from .services import open_services, registry_host, run_platform
 from .settings import RegistrySettings
 from .walk import build_estimates, job_settings, walk
@@ -73,11 +75,12 @@ async def plan_workflow(
             plan.decisions,
             repo.images,
             estimates=build_estimates(repo, specs, history),
-            registry="",
+            registry=parse_reference(next(iter(specs.values()))).api_host if specs else "",
             found=plan.found,
             **job_settings(repo, workflow, targets, options, platform),
         )
-        return replace(plan, placement=predict_placement(planned, services.slots()))
+        forecast = predict_placement(planned, services.slots(), load_links(cache_dir)[1])
+        return replace(plan, placement=forecast.engines, links=forecast.links)
 
 
 async def plan_configured(

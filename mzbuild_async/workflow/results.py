@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..builds.decisions import Decision, Found, Workflow
+from ..builds.placement import LinkForecast
 from ..builds.scheduler import Action, Outcome
 from ..lookup.lookups import Answer, TierStatistics
 from ..model.status import Status
@@ -195,6 +196,8 @@ class RunPlan:
     publish: Mapping[str, bool]
     #: The engine each build would go to (a pool only).
     placement: Mapping[str, str] = field(default_factory=dict)
+    #: What would move over each link between an engine and a registry (a pool only).
+    links: Mapping[str, LinkForecast] = field(default_factory=dict)
     #: The CI step planned (``--step``).
     step: str | None = None
 
@@ -236,10 +239,23 @@ class RunPlan:
                     images[name]["copy_to"] = absent
             if state.copied_from:
                 images[name]["copy_from"] = state.copied_from
-        document: dict[str, Any] = {"workflow": self.workflow.value, "images": images}
+        document: dict[str, Any] = {
+            "workflow": self.workflow.value,
+            "images": images,
+            **({"links": links_json(self.links)} if self.placement else {}),
+        }
         if self.step is not None:
             document["step"] = self.step
         return document
+
+
+def links_json(links: Mapping[str, LinkForecast]) -> dict[str, Any]:
+    """What would move over each link, as ``plan --json`` has it (rate: bytes per
+    second, null when not measured yet)."""
+    return {
+        name: {"images": f.images, "bytes": f.bytes, "rate": f.rate, "seconds": round(f.seconds, 3)}
+        for name, f in links.items()
+    }
 
 
 def image_result(decision: Decision, outcome: Outcome, offset: float) -> ImageResult:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ import anyio
 
 from ..builds.decisions import AWAITED, Decision, Found, Workflow, jobs
 from ..builds.jobs import RunWorker
+from ..builds.links import Links
 from ..builds.scheduler import Outcome, RunLimits, Scheduler
 from ..errors import single_error
 from ..lookup.disk import DiskTier
@@ -25,6 +26,7 @@ from ..registry.writer import RegistryWriter
 from ..release.mirrors import restore
 from ..source.repository import Repository
 from ..store.history import BuildHistory
+from ..store.links import LinkHistory
 from ..support import logs
 from .events import RunEvents
 from .options import RunOptions
@@ -83,6 +85,8 @@ class Run:
     platform: str
     #: Makes the round's worker (None: :class:`~..builds.worker.EngineWorker`).
     worker_factory: Callable[..., RunWorker] | None = None
+    #: Link rates and image bytes: what earlier runs learned, and this one learns.
+    links: Links = field(default_factory=Links)
 
 
 async def run_rounds(run: Run) -> list[Round]:
@@ -139,7 +143,13 @@ async def run_round(run: Run, *, stale: AbstractSet[str], lost: AbstractSet[str]
     )
     limits = RunLimits(jobs=options.jobs, transfers=options.transfers, fail_fast=options.fail_fast)
     scheduler = Scheduler(
-        [], worker, limits, engines=services.slots(lost), listener=events.now, open_ended=True
+        [],
+        worker,
+        limits,
+        engines=services.slots(lost),
+        listener=events.now,
+        open_ended=True,
+        links=run.links,
     )
     estimates = build_estimates(repo, specs, run.history)
     registry = parse_reference(next(iter(specs.values()))).api_host if specs else ""
@@ -261,6 +271,18 @@ def learn(history: BuildHistory, seconds: Mapping[str, float]) -> None:
     for name, value in seconds.items():
         history.record(name, value)
     history.save()
+
+
+def load_links(cache_dir: Path) -> tuple[LinkHistory, Links]:
+    """What earlier runs learned of the pool's links, as the run's starting point."""
+    kept = LinkHistory.load(cache_dir)
+    return kept, Links(dict(kept.rates), dict(kept.sizes))
+
+
+def learn_links(kept: LinkHistory, links: Links) -> None:
+    """Keep what the run learned of its links (when it moved anything between engines)."""
+    if links.moved or links.sizes != kept.sizes:
+        kept.save(links.rates, links.sizes)
 
 
 async def remember_pushed(

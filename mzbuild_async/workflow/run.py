@@ -40,7 +40,16 @@ from .results import (
     mirrored_result,
     published_result,
 )
-from .rounds import Run, engine_reports, learn, merged, remember_pushed, run_rounds
+from .rounds import (
+    Run,
+    engine_reports,
+    learn,
+    learn_links,
+    load_links,
+    merged,
+    remember_pushed,
+    run_rounds,
+)
 from .services import open_services, registry_host, run_platform
 from .settings import RegistrySettings
 from .verify import holding
@@ -86,14 +95,16 @@ async def run_workflow(
         await check_fingerprints(repo, options)
         await _registry_reachable(repo, workflow, options, services.client)
         history = BuildHistory.load(cache_dir)
+        kept, links = load_links(cache_dir)
         run = Run(
             repo, workflow, targets, specs, services, options, events, history, cache_dir,
-            platform, worker_factory,
+            platform, worker_factory, links,
         )  # fmt: skip
         rounds = await run_rounds(run)
         events.record_lookups(services.lookups, engine_origin)
         plan, outcomes = merged(rounds)
         learn(history, {k: v for r in rounds for k, v in r.build_seconds.items()})
+        learn_links(kept, links)
         await remember_pushed(services.lookups, outcomes, specs)
         await mark_failures(services.client, options, outcomes, specs)
         worked = Worked(
