@@ -289,3 +289,22 @@ def test_a_pool_of_in_memory_engines_keeps_builds_off_a_slow_link(
     text = plan_text(plan)
     assert f"link fast<->{host}: 4 images, 1.2 MB expected (at 100.0 MB/s: 0.0 s)" in text
     assert plan.to_json()["links"][link("fast", host)]["bytes"] == 1_200_000
+
+
+def test_a_publish_false_parent_on_an_engine_cut_from_the_registry_is_named() -> None:
+    """The only engine holding a ``publish: false`` parent cannot reach the registry
+    the build must push to: the failure names the parent, the engine and the cut, not
+    "parents on different engines"."""
+    jobs = _jobs(
+        Job("hidden", Action.BUILD, portable=False, registry=REG),
+        Job("tool", Action.BUILD, push=True, after=("hidden",), needs=("hidden",), registry=REG),
+    )
+    held = {"hidden": {"a"}, "tool": set()}
+    slots = {e: Slots(e, 1) for e in ("a", "b")}
+    placement = Placement(jobs, slots, ["a", "b"], held, lambda n: False, "a")
+    placement.cut["a"] = {REG: "dial tcp: network is unreachable"}
+    assert placement.usable(jobs["tool"]) == []
+    assert placement.why_not(jobs["tool"]) == (
+        "hidden (publish: false) is only on engine a, which cannot reach reg.test"
+        " (dial tcp: network is unreachable)"
+    )

@@ -9,6 +9,7 @@ the same code as a real run, from lookups to pushes, in milliseconds.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -453,6 +454,38 @@ async def test_no_engine_reaching_the_registry_ends_the_run_in_a_bounded_time(
     ]
     assert pushes
     assert len(set(pushes)) == len(pushes)  # (no image tried twice on one engine)
+
+
+async def test_a_flapping_link_ends_the_run_within_its_bound(world: World) -> None:
+    """Every engine's link to the registry goes down and up every few milliseconds
+    (each pull or push may meet it down): the run ends within its bound, each image
+    built, pushed and verified, or failed with one line; no image is tried on one
+    engine more than the pool's attempts allow."""
+    engines = pool(world, "f1", "f2")
+    flapping = [MemoryEngine.named(n) for n in ("f1", "f2")]
+
+    async def flap() -> None:
+        while True:
+            for engine in flapping:
+                engine.cut_from ^= {"reg.test"}
+            await anyio.sleep(0.002)
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(flap)
+            result = await world.run(Workflow.ENSURE, engines=engines)
+            tg.cancel_scope.cancel()
+    for name, image in result.images.items():
+        assert image.action in ("built", "failed", "skipped"), (name, image)
+        if image.action == "built" and image.pushed:
+            assert world.registry.manifest(image.spec), name
+        if image.action == "failed":
+            assert "reach" in image.error, image.error  # (the link, not something else)
+            assert "\n" not in image.error, image.error
+    builds = [
+        (n, c[1]) for n in ("f1", "f2") for c in MemoryEngine.named(n).calls if c[0] == "build"
+    ]
+    assert max(Counter(builds).values()) <= 3  # (DEFAULT_ATTEMPTS engines, never more)
 
 
 async def test_a_lost_unpublished_parent_is_built_again(world: World) -> None:

@@ -120,6 +120,18 @@ class Placement:
         if all(self._needs_cut_registry(job, e) for e in fitting):
             said = self.cut[fitting[-1]][job.registry]
             return f"no engine of the pool reaches {job.registry} (the last said: {said})"
+        pinned = [
+            n
+            for n in sorted({*job.needs, *job.after})
+            if not self.jobs[n].portable and not self.in_registry(n)
+        ]
+        holders = [e for e in fitting if all(e in self.held[n] for n in pinned)]
+        if pinned and holders and all(self._needs_cut_registry(job, e) for e in holders):
+            said = self.cut[holders[-1]][job.registry]
+            return (
+                f"{', '.join(pinned)} (publish: false) is only on engine {', '.join(holders)},"
+                f" which cannot reach {job.registry} ({said})"
+            )
         for need in {*job.needs, *job.after}:
             if not self.jobs[need].portable and not self.held[need]:
                 return (
