@@ -195,3 +195,40 @@ def test_a_pool_engine_cut_from_the_registry_gives_its_work_to_the_others(
     for image in images.values():  # (what the registry has is what was built)
         repository, tag = image["spec"].split("/", 1)[1].rsplit(":", 1)
         assert anyio.run(_published, registry, repository, tag)
+
+
+def test_a_slow_link_learned_in_one_run_keeps_the_next_runs_builds_off_it(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """h2's link carries 1 Mbit/s. The first run does not know: h2 takes builds on the
+    base built on h1 and fetches it through that link, which teaches the pool its rate
+    and the base's bytes (``links.json``). The next run (new fingerprints, the same
+    images) knows: ``plan`` puts every build on h1, and the run builds them all there,
+    h2 fetching nothing, though it was free."""
+    registry = fleet.said["REGISTRY"]
+    h1, h2 = (fleet.said[h].removeprefix("tcp://") for h in ("H1", "H2"))
+    images = [Sleepy("base", (), 0), *(Sleepy(f"leaf{i}", ("base",), 1) for i in range(3))]
+    cache = tmp_path / "cache"
+    env = {"DOCKER_CERT_PATH": fleet.said["CERTS"], "DOCKER_TLS_VERIFY": "1"}
+    pool = ["--engine", fleet.said["H1"], "--engine", fleet.said["H2"], "--jobs", "1"]
+    pool += ["--insecure-registry", registry]
+    fleet("rate", "h2", "1mbit")
+    try:
+        first = Cli(make_sleepy_repo(tmp_path / "one", images), f"{registry}/rate", cache, env=env)
+        result = first.run("ensure", "--all", "--json", *pool)
+        assert result.returncode == 0, result.stdout + result.stderr
+        kept = json.loads((cache / "links.json").read_text())["data"]
+        slow = kept["rates"][f"{h2}<->{registry}"]
+        assert slow < 2 * 125_000, kept  # (1 Mbit/s: 125 kB/s; what dockerd counted)
+        assert kept["sizes"]["base"] > 200_000, kept  # (busybox, compressed)
+
+        second = Cli(make_sleepy_repo(tmp_path / "two", images), f"{registry}/rate", cache, env=env)
+        planned = json.loads(second.run("plan", "--all", "--json", *pool).stdout)
+        assert {i["engine"] for i in planned["images"].values() if i["engine"]} == {h1}
+        assert f"{h2}<->{registry}" not in planned["links"]
+        result = second.run("ensure", "--all", "--json", *pool)
+        assert result.returncode == 0, result.stdout + result.stderr
+        built = json.loads(result.stdout)["images"]
+        assert {n: i["engine"] for n, i in built.items()} == dict.fromkeys(built, h1)
+    finally:
+        fleet("rate", "h2", "none")

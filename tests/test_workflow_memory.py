@@ -26,6 +26,7 @@ from mzbuild_async.model.options import Arch, BuildOptions
 from mzbuild_async.model.publication import Destination
 from mzbuild_async.registry.client import RegistryClient
 from mzbuild_async.source.repository import Repository
+from mzbuild_async.support.events import Event, EventStatus, Phase
 from mzbuild_async.testing import MemoryEngine, MemoryRegistry, no_wait
 from mzbuild_async.workflow.options import RunOptions
 from mzbuild_async.workflow.plan import plan_workflow
@@ -486,6 +487,71 @@ async def test_a_flapping_link_ends_the_run_within_its_bound(world: World) -> No
         (n, c[1]) for n in ("f1", "f2") for c in MemoryEngine.named(n).calls if c[0] == "build"
     ]
     assert max(Counter(builds).values()) <= 3  # (DEFAULT_ATTEMPTS engines, never more)
+
+
+async def test_a_lost_engines_late_push_does_not_change_what_the_run_pushed(
+    world: World,
+) -> None:
+    """An engine lost mid-run may still push (we no longer reach it; it reaches the
+    registry): here, right after each of the run's pushes, a push of another build
+    moves the tag. Each such tag is put back to the digest this run pushed (its
+    manifest is in the registry under that digest), one warning each, and that is the
+    digest the run reports."""
+    engines = pool(world, "l1", "l2")
+    victim = MemoryEngine.named("l2")
+    victim.stall()
+    specs = {name: await world.repo.spec(name) for name in world.repo.images}
+    late: dict[str, str] = {}
+
+    async def vanish_once_it_builds() -> None:
+        while not any(c[0] == "build" for c in victim.calls):
+            await anyio.sleep(0.005)
+        victim.vanish("cut from us")
+
+    def late_push(event: Event) -> None:
+        if event.phase is Phase.PUSH and event.status is EventStatus.DONE and event.image:
+            body = json.dumps({"schemaVersion": 2, "late": event.image}).encode()
+            late[event.image] = _put_manifest(world.registry, specs[event.image], body)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(vanish_once_it_builds)
+        with structlog.testing.capture_logs() as logged:
+            result = await run_workflow(
+                world.repo, Workflow.ENSURE, list(world.repo.images), cache_dir=world.cache,
+                client=world.client, listener=late_push,
+                options=RunOptions(tiers=TIERS, jobs=2, engines=engines),
+            )  # fmt: skip
+    assert result.ok, result.to_json()
+    assert result.engines["l2"].lost
+    pushed = {n: r for n, r in result.images.items() if r.pushed}
+    assert pushed
+    assert set(late) == set(pushed)
+    for name, image in pushed.items():
+        now = world.registry.manifests[_repository(image.spec)][image.spec.rsplit(":", 1)[1]]
+        assert now.digest == image.digest != late[name], name
+    said = [e["event"] for e in logged if "put back" in e["event"]]
+    assert len(said) == len(pushed), said
+    assert all("an engine lost during the run: l2" in line for line in said), said
+
+
+def _repository(spec: str) -> tuple[str, str]:
+    host, _, rest = spec.partition("/")
+    return host, rest.rsplit(":", 1)[0]
+
+
+def _put_manifest(registry: MemoryRegistry, spec: str, body: bytes) -> str:
+    """PUT ``body`` at ``spec``'s tag, as a push would; its digest."""
+    (host, repository), tag = _repository(spec), spec.rsplit(":", 1)[1]
+    response = registry.handle(
+        httpx.Request(
+            "PUT",
+            f"https://{host}/v2/{repository}/manifests/{tag}",
+            content=body,
+            headers={"content-type": "application/vnd.oci.image.manifest.v1+json"},
+        )
+    )
+    assert response.status_code == 201
+    return response.headers["Docker-Content-Digest"]
 
 
 async def test_a_lost_unpublished_parent_is_built_again(world: World) -> None:

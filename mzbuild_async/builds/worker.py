@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -462,10 +462,14 @@ class EngineWorker:
                 return published
             auth = await self._auth(spec)
             try:
-                await self._retrying(lambda: docker.push(spec, auth, self._line(name, Phase.PUSH)))
+                ours = await self._retrying(
+                    lambda: docker.push(spec, auth, self._line(name, Phase.PUSH))
+                )
             except Transient as exc:
                 raise _exhausted(f"push of {spec}", exc) from None
-        after = await self.client.lookup(ref)
+        # (by the digest the engine pushed: the tag may show another already, a lost
+        # engine's late push; workflow/lost.py puts it back)
+        after = await self.client.lookup(replace(ref, digest=ours) if ours else ref)
         if after.status is not Status.PRESENT:
             raise TransferError(
                 f"pushed {spec} but the registry does not show it ({after.status}"

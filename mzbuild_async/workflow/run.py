@@ -28,6 +28,7 @@ from .attest import attest_images, build_windows
 from .ci_steps import check_fingerprints, mark_failures
 from .events import RunEvents
 from .intervals import Interval
+from .lost import keep_pushed
 from .options import RunOptions
 from .publish import primary_state, publish_to_mirrors
 from .results import (
@@ -107,11 +108,14 @@ async def run_workflow(
         learn_links(kept, links)
         await remember_pushed(services.lookups, outcomes, specs)
         await mark_failures(services.client, options, outcomes, specs)
+        results = image_results(run, plan, outcomes, rounds[-1].worker)
+        lost = sorted({n for r in rounds for n, load in r.scheduler.load.items() if load.lost})
+        await keep_pushed(services.client, results, lost)
         worked = Worked(
             run,
             plan,
             outcomes,
-            image_results(run, plan, outcomes, rounds[-1].worker),
+            results,
             tuple(sorted(events.recorder.steps, key=lambda s: (s.start, s.track))),
         )
         for step in AFTER_WORK:
