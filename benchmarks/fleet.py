@@ -9,7 +9,11 @@ from scratch (new fingerprints each time) by the whole command, in alternation:
 
 - ``one``: one engine of the fleet (h1), its registry on another host;
 - ``pool``: h1 and h2, every link at full speed;
-- ``slow``: the same pool with h2's link limited to ``--rate`` (``tc tbf``).
+- ``slow``: the same pool with h2's link limited to ``--rate`` (``tc tbf``), its
+  rate not known (a new cache directory each run, as a first run has);
+- ``learned``: the same, with the cache directory of earlier runs (one run before
+  the first, untimed, to learn from): the link's rate and the base's bytes are
+  known (``links.json``), and so are the build times.
 
 Each row gives the median, and its ratio to the bound: the longest chain of
 sleeps (base, then one image), or the total sleep over the slots, whichever is
@@ -45,8 +49,15 @@ def fleet(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-def ensure(engines: list[str], said: dict[str, str], args: argparse.Namespace, tmp: Path) -> float:
-    """Seconds of one whole ``ensure --all`` of a fresh repository over ``engines``."""
+def ensure(
+    engines: list[str],
+    said: dict[str, str],
+    args: argparse.Namespace,
+    tmp: Path,
+    cache: Path | None = None,
+) -> float:
+    """Seconds of one whole ``ensure --all`` of a fresh repository over ``engines``
+    (``cache``: the cache directory, default a new one)."""
     name = uuid.uuid4().hex[:8]
     images = [Sleepy("base", (), args.sleep)] + [
         Sleepy(f"img{i}", ("base",), args.sleep) for i in range(args.images - 1)
@@ -55,10 +66,10 @@ def ensure(engines: list[str], said: dict[str, str], args: argparse.Namespace, t
     registry = said["REGISTRY"]
     pool = [a for e in engines for a in ("--engine", said[e.upper()])]
     env = {**os.environ, "DOCKER_CERT_PATH": said["CERTS"], "DOCKER_TLS_VERIFY": "1"}
-    cache = str(tmp / f"{name}-cache")
+    cache_dir = str(cache or tmp / f"{name}-cache")
     command = [sys.executable, "-m", "mzbuild_async", "ensure", "--all", "--json", "--repo",
                str(repo), "--image-registry", f"{registry}/bench", "--insecure-registry",
-               registry, "--cache-dir", cache, "--jobs", "1", *pool]  # fmt: skip
+               registry, "--cache-dir", cache_dir, "--jobs", "1", *pool]  # fmt: skip
     started = time.perf_counter()
     done = subprocess.run(
         command, check=False, capture_output=True, text=True, env=env, timeout=900
@@ -89,12 +100,17 @@ def main() -> int:
         try:
             fleet(env, "up", "2")
             said = dict(line.split("=", 1) for line in fleet(env, "env").splitlines())
-            times: dict[str, list[float]] = {"one": [], "pool": [], "slow": []}
+            times: dict[str, list[float]] = {"one": [], "pool": [], "slow": [], "learned": []}
+            kept = Path(tmp) / "kept-cache"
+            fleet(env, "rate", "h2", args.rate)
+            ensure(["h1", "h2"], said, args, Path(tmp), kept)  # (learns; not timed)
+            fleet(env, "rate", "h2", "none")
             for _ in range(args.runs):
                 times["one"].append(ensure(["h1"], said, args, Path(tmp)))
                 times["pool"].append(ensure(["h1", "h2"], said, args, Path(tmp)))
                 fleet(env, "rate", "h2", args.rate)
                 times["slow"].append(ensure(["h1", "h2"], said, args, Path(tmp)))
+                times["learned"].append(ensure(["h1", "h2"], said, args, Path(tmp), kept))
                 fleet(env, "rate", "h2", "none")
         finally:
             fleet(env, "down")
@@ -103,6 +119,7 @@ def main() -> int:
         "one": max(chain, args.images * args.sleep),
         "pool": max(chain, args.sleep + (args.images - 1) * args.sleep / 2),
         "slow": max(chain, args.sleep + (args.images - 1) * args.sleep / 2),
+        "learned": max(chain, args.sleep + (args.images - 1) * args.sleep / 2),
     }
     print(
         f"{args.images} images (a base, the rest on it), RUN sleep {args.sleep:g} s each,"
@@ -113,6 +130,7 @@ def main() -> int:
         "one": "one engine (h1)",
         "pool": "pool h1+h2",
         "slow": f"pool h1+h2, h2's link {args.rate}",
+        "learned": "  the same, its rate learned",
     }
     for key, label in labels.items():
         med = statistics.median(times[key])
@@ -120,7 +138,8 @@ def main() -> int:
     one = statistics.median(times["one"])
     print(
         f"pool vs one engine: {one / statistics.median(times['pool']):.2f}x faster;"
-        f" with h2's link slowed: {one / statistics.median(times['slow']):.2f}x"
+        f" with h2's link slowed: {one / statistics.median(times['slow']):.2f}x,"
+        f" its rate learned: {one / statistics.median(times['learned']):.2f}x"
     )
     return 0
 

@@ -232,3 +232,37 @@ def test_a_slow_link_learned_in_one_run_keeps_the_next_runs_builds_off_it(
         assert {n: i["engine"] for n, i in built.items()} == dict.fromkeys(built, h1)
     finally:
         fleet("rate", "h2", "none")
+
+
+def test_a_delay_line_slows_one_hosts_link_to_the_registry_only(fleet: Fleet) -> None:
+    """``delay h1 0.3``: h1's new connections to the registry go through a delay line
+    (its log names each), so a request from h1 takes at least the 0.6 s round trip
+    added; h2's do not go through it; ``delay h1 none`` removes it."""
+    registry = fleet.said["REGISTRY"]
+    log = Path(fleet.said["STATE"]) / "reg" / "delay-h1.log"
+
+    def ask_from(host: str) -> float:
+        code = (
+            "import time, urllib.request; t = time.perf_counter();"
+            f" urllib.request.urlopen('http://{registry}/v2/', timeout=30).read();"
+            " print(time.perf_counter() - t)"
+        )
+        done = subprocess.run(
+            ["nsenter", f"--net=/run/netns/mzf{fleet.id}-{host}", "python3", "-c", code],
+            check=True, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        return float(done.stdout)
+
+    fleet("delay", "h1", "0.3")
+    try:
+        ready = len(log.read_text().splitlines())  # (the script's own check that it listens)
+        assert ask_from("h1") >= 0.6
+        ask_from("h2")
+        came = log.read_text().splitlines()
+        assert came[ready:], "nothing went through the delay line"
+        assert all(f"10.231.{fleet.id}.11:" in line for line in came[ready:]), came
+    finally:
+        fleet("delay", "h1", "none")
+    assert not log.with_suffix(".pid").exists()
+    ask_from("h1")
+    assert log.read_text().splitlines() == came  # (no longer through it; nothing else said)
