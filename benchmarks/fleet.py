@@ -2,9 +2,11 @@
 with every link fast and with one host's link slowed.
 
 Usage: python benchmarks/fleet.py [--images 8] [--sleep 2] [--runs 3] [--rate 20mbit]
+                                  [--blob BYTES]
 
 A repository of ``--images`` images (``RUN sleep`` builds of ``--sleep`` seconds,
-a base and the rest on it, as ``tests/support/pool.py`` makes them) is ensured
+a base and the rest on it, as ``tests/support/pool.py`` makes them; ``--blob``:
+that many random bytes in the base, a layer no engine has yet) is ensured
 from scratch (new fingerprints each time) by the whole command, in alternation:
 
 - ``one``: one engine of the fleet (h1), its registry on another host;
@@ -59,7 +61,7 @@ def ensure(
     """Seconds of one whole ``ensure --all`` of a fresh repository over ``engines``
     (``cache``: the cache directory, default a new one)."""
     name = uuid.uuid4().hex[:8]
-    images = [Sleepy("base", (), args.sleep)] + [
+    images = [Sleepy("base", (), args.sleep, blob=args.blob)] + [
         Sleepy(f"img{i}", ("base",), args.sleep) for i in range(args.images - 1)
     ]
     repo = make_sleepy_repo(tmp / name, images)
@@ -90,6 +92,9 @@ def main() -> int:
     parser.add_argument("--sleep", type=float, default=2.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rate", default="20mbit")
+    parser.add_argument(
+        "--blob", type=int, default=0, help="bytes of random data in the base (a cold layer)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mzbuild-fleet-") as tmp:
         env = {
@@ -122,7 +127,8 @@ def main() -> int:
         "learned": max(chain, args.sleep + (args.images - 1) * args.sleep / 2),
     }
     print(
-        f"{args.images} images (a base, the rest on it), RUN sleep {args.sleep:g} s each,"
+        f"{args.images} images (a base{f' with {args.blob} new random bytes' if args.blob else ''},"
+        f" the rest on it), RUN sleep {args.sleep:g} s each,"
         f" --jobs 1 per engine, {args.runs} runs, medians; registry on a host of its own"
     )
     print(f"{'engines':34}{'median':>9}{'bound':>9}{'x bound':>9}")

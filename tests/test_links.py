@@ -53,6 +53,9 @@ def test_a_transfer_teaches_its_links_rate_and_its_images_bytes() -> None:
     # A small transfer teaches the image's bytes, not the rate (round trips, not bytes).
     links.observe("b", REG, "tiny", MIN_BYTES - 1, 10.0)
     assert link("b", REG) not in links.rates
+    # An image's bytes are its latest transfer's (the engine had some of its layers).
+    links.observe("a", REG, "x", MIN_BYTES, 0.1)
+    assert links.size("x") == MIN_BYTES
     assert links.sizes["tiny"] == MIN_BYTES - 1
     # What earlier runs learned weighs half against this run's transfers.
     kept = Links({link("a", REG): 10 * MB})

@@ -6,9 +6,12 @@ out of one: the bytes the engine says it moved, over the seconds it took) and
 kept across runs (:mod:`..store.links`). A transfer of fewer than
 :data:`MIN_BYTES` teaches no rate (its seconds are round trips, not bytes). An
 engine not measured yet is taken to be as fast as the fastest one measured
-(:data:`DEFAULT_RATE` when none is): it is tried, and so learned. An image of
-unknown size counts as the middle size of those known (:data:`DEFAULT_BYTES`
-when none is).
+(:data:`DEFAULT_RATE` when none is): it is tried, and so learned. An image's
+bytes are what its latest transfer moved: an engine that already holds some of
+its layers (an earlier version's) moves less, which no estimate here foresees
+(a layer-aware one would compare the image's manifest with each engine's
+layers). An image of unknown size counts as the middle size of those known
+(:data:`DEFAULT_BYTES` when none is).
 
 :meth:`Links.seconds` is what bringing images into an engine is expected to
 cost; placement (:mod:`.placement`) puts a build where that is least.
@@ -51,7 +54,7 @@ class Links:
         """One transfer of ``image`` over ``engine``'s link to ``registry``."""
         if nbytes <= 0:
             return
-        self.sizes[image] = max(self.sizes.get(image, 0), nbytes)
+        self.sizes[image] = nbytes  # (the latest: what the engines' layer caches leave to move)
         if nbytes < MIN_BYTES or seconds <= 0:
             return
         name = link(engine, registry)

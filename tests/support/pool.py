@@ -123,6 +123,8 @@ class Sleepy:
     parents: Sequence[str] = ()
     seconds: float = 1.0
     publish: bool = True
+    #: Bytes of random data (new each repository) it copies in: a layer no engine has.
+    blob: int = 0
 
 
 def make_sleepy_repo(dest: Path, images: Sequence[Sleepy], token: str | None = None) -> Path:
@@ -151,6 +153,9 @@ def make_sleepy_repo(dest: Path, images: Sequence[Sleepy], token: str | None = N
             lines += [f"MZFROM {parent} AS {parent}" for parent in rest]
             lines.append(f"MZFROM {first}")
             lines += [f"COPY --from={parent} /out/ /out/" for parent in rest]
+        if image.blob:
+            (directory / "blob").write_bytes(os.urandom(image.blob))
+            lines.append("COPY blob /blob")
         script = (
             f"mkdir -p /out && sleep {image.seconds:g} && echo {image.name} > /out/{image.name}.txt"
         )
