@@ -138,6 +138,9 @@ def test_plan_forecasts_the_bytes_over_each_link() -> None:
     e1, e2 = forecast.links[link("e1", REG)], forecast.links[link("e2", REG)]
     assert (e1.images, e1.bytes, e1.rate) == (2, 9 * MB, 2 * MB)
     assert (e2.images, e2.bytes, e2.rate) == (2, 9 * MB, None)  # (base in, its own out)
+    assert e1.unsized == e2.unsized == 0
+    unknown = predict_placement(jobs, [Slots("e1", 1), Slots("e2", 1)], Links())
+    assert unknown.links[link("e2", REG)].unsized == 2  # (nothing moved yet: guessed)
     assert e1.seconds == pytest.approx(4.5)
     assert e2.seconds == pytest.approx(4.5)  # (unmeasured: as fast as the fastest known)
 
@@ -290,7 +293,11 @@ def test_a_pool_of_in_memory_engines_keeps_builds_off_a_slow_link(
     assert (fast.images, fast.bytes, fast.rate) == (4, 1_200_000, 100 * MB)  # (4 pushes)
     assert link("slow", host) not in plan.links
     text = plan_text(plan)
-    assert f"link fast<->{host}: 4 images, 1.2 MB expected (at 100.0 MB/s: 0.0 s)" in text
+    # (base's bytes were learned; the leaves', never moved, are guessed as the median)
+    assert (
+        f"link fast<->{host}: 4 images, 1.2 MB expected (at 100.0 MB/s: 0.0 s;"
+        " 3 of unknown size, guessed)" in text
+    )
     assert plan.to_json()["links"][link("fast", host)]["bytes"] == 1_200_000
 
 

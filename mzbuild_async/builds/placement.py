@@ -177,6 +177,8 @@ class LinkForecast:
     #: Its rate, bytes per second (None: not measured yet).
     rate: float | None
     seconds: float
+    #: Of the images, those whose bytes no transfer has told yet (guessed).
+    unsized: int = 0
 
 
 @dataclass(frozen=True)
@@ -212,13 +214,14 @@ def predict_placement(
     for job in jobs:
         placement.join([n for n in (job.name, *job.needs) if not by_name[n].portable])
     free = {e.name: e.slots for e in engines}
-    moved: dict[tuple[str, str], list[int]] = {}
+    moved: dict[tuple[str, str], list[int]] = {}  # (images, bytes, of unknown size)
     ends: dict[str, tuple[str, float]] = {}  # (the builds running: engine, expected end)
 
     def carry(engine: str, image: str) -> None:
         key = (engine, by_name[image].registry)
-        images, total = moved.get(key, [0, 0])
-        moved[key] = [images + 1, total + placement.links.size(image)]
+        images, total, unsized = moved.get(key, [0, 0, 0])
+        guessed = image not in placement.links.sizes
+        moved[key] = [images + 1, total + placement.links.size(image), unsized + guessed]
 
     def place(name: str, now: float) -> str | object | None:
         job = by_name[name]
@@ -261,8 +264,8 @@ def predict_placement(
         finished,
     )
     forecast: dict[str, LinkForecast] = {}
-    for (engine, registry), (images, total) in sorted(moved.items()):
+    for (engine, registry), (images, total, unsized) in sorted(moved.items()):
         rate = placement.links.rate(engine, registry)
         known = placement.links.rates.get(link(engine, registry))
-        forecast[link(engine, registry)] = LinkForecast(images, total, known, total / rate)
+        forecast[link(engine, registry)] = LinkForecast(images, total, known, total / rate, unsized)
     return Forecast({name: str(start.place) for name, start in started.items()}, forecast)

@@ -39,9 +39,10 @@ def plan_text(plan: RunPlan) -> str:
         lines.append("copies: " + "; ".join(c for c in copies if c))
     for name, moved in plan.links.items():
         rate = f"at {amount_of_bytes(moved.rate)}/s" if moved.rate else "rate not measured yet"
+        guessed = f"; {moved.unsized} of unknown size, guessed" if moved.unsized else ""
         lines.append(
             f"link {name}: {counted(moved.images, 'image')}, {amount_of_bytes(moved.bytes)}"
-            f" expected ({rate}: {moved.seconds:.1f} s)"
+            f" expected ({rate}: {moved.seconds:.1f} s{guessed})"
         )
     counts: dict[str, int] = {}
     for image in document.values():

@@ -251,9 +251,15 @@ class RunPlan:
 
 def links_json(links: Mapping[str, LinkForecast]) -> dict[str, Any]:
     """What would move over each link, as ``plan --json`` has it (rate: bytes per
-    second, null when not measured yet)."""
+    second, null when not measured yet; ``unsized``: images whose bytes are guessed)."""
     return {
-        name: {"images": f.images, "bytes": f.bytes, "rate": f.rate, "seconds": round(f.seconds, 3)}
+        name: {
+            "images": f.images,
+            "bytes": f.bytes,
+            "unsized": f.unsized,
+            "rate": f.rate,
+            "seconds": round(f.seconds, 3),
+        }
         for name, f in links.items()
     }
 
