@@ -172,8 +172,11 @@ class LinkedPool:
         return ""
 
     async def push(self, name: str, engine: str) -> str:
-        await anyio.sleep(0)
+        await anyio.sleep(self.sizes.get(name, 0) / self.rates[engine])
         return ""
+
+    def pushed_bytes(self, name: str) -> int | None:
+        return self.sizes.get(name)
 
     async def send(self, name: str, engine: str) -> int | None:
         await anyio.sleep(self.sizes.get(name, 0) / self.rates[engine])
@@ -217,6 +220,18 @@ def test_the_pool_learns_each_links_rate_from_its_fetches() -> None:
     links = _run(pool, _leaves(2)).state.links
     assert sorted(pool.fetched) == [("base", "fast"), ("base", "slow")]
     assert links.sizes == {"base": MB}
+    assert 1.2 * MB < links.rates[link("slow", REG)] <= 2 * MB
+    assert links.rates[link("fast", REG)] > 5 * links.rates[link("slow", REG)]
+
+
+def test_pushes_teach_their_links_rate_too() -> None:
+    """Two bases built at once, one on each engine, each pushed from there: both links'
+    rates are what the pushes measured, and the bases' bytes what they moved."""
+    pool = LinkedPool({"fast": 100 * MB, "slow": 2 * MB}, {"b1": MB, "b2": MB})
+    jobs = [Job(f"b{i}", Action.BUILD, push=True, registry=REG, estimate=0.05) for i in (1, 2)]
+    links = _run(pool, jobs).state.links
+    assert set(pool.built.values()) == {"fast", "slow"}
+    assert links.sizes == {"b1": MB, "b2": MB}
     assert 1.2 * MB < links.rates[link("slow", REG)] <= 2 * MB
     assert links.rates[link("fast", REG)] > 5 * links.rates[link("slow", REG)]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ..dag.paths import longest_paths
 from ..model.options import DEFAULT_TRANSFERS
@@ -169,6 +169,15 @@ class Worker(Protocol):
 
     async def alive(self, engine: str) -> bool:
         """Whether ``engine`` still answers."""
+        ...
+
+
+@runtime_checkable
+class PushMeter(Protocol):
+    """A :class:`Worker` that says what its pushes moved (so pushes teach link rates)."""
+
+    def pushed_bytes(self, name: str) -> int | None:
+        """Bytes the last push of image ``name`` moved (None: not known)."""
         ...
 
 

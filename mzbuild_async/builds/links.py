@@ -2,7 +2,7 @@
 engine's link to each registry, and each image's bytes.
 
 Both are learned from the transfers a run makes (a fetch into an engine, a send
-out of one: the bytes the engine says it moved, over the seconds it took) and
+or push out of one: the bytes the engine says it moved, over the seconds it took) and
 kept across runs (:mod:`..store.links`). A transfer of fewer than
 :data:`MIN_BYTES` teaches no rate (its seconds are round trips, not bytes). An
 engine not measured yet is taken to be as fast as the fastest one measured

@@ -56,6 +56,7 @@ from .jobs import (
     OneEngine,
     Outcome,
     OutcomeKind,
+    PushMeter,
     RunLimits,
     Slots,
     Worker,
@@ -243,6 +244,7 @@ class Scheduler(Dispatcher):
         it failed. ``finish``: record the outcome (else the caller does)."""
         async with self.transfers.limiter(job.registry):
             self._emit(job.name, Phase.PUSH, EventStatus.START, engine=engine)
+            started = self.clock()
             try:
                 note = await self.health.on(engine, partial(self.worker.push, job.name, engine))
             except EngineError as exc:
@@ -267,6 +269,8 @@ class Scheduler(Dispatcher):
                     self._tg.cancel_scope.cancel()
                 return None
         self._emit(job.name, Phase.PUSH, EventStatus.DONE, note, engine)
+        if self.pooled and not note and isinstance(self.worker, PushMeter):
+            self.transfers.learn(engine, job.name, self.worker.pushed_bytes(job.name), started)
         self.transfers.copy(job.name).done()
         if finish:
             self._finish(job.name, action, pushed=not note, note=note)

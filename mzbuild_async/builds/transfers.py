@@ -102,7 +102,7 @@ class Transfers:
                     except BaseException:
                         state.emit(job, Phase.TRANSFER, EventStatus.FAILED, image, engine)
                         raise
-                    self._learn(engine, image, moved, started)
+                    self.learn(engine, image, moved, started)
                     state.emit(job, Phase.TRANSFER, EventStatus.DONE, image, engine)
                 state.held[image].add(engine)
                 state.load[engine].transfers += 1
@@ -150,10 +150,10 @@ class Transfers:
                     copy.done(str(exc))
                     return
                 state.emit(image, Phase.SEND, EventStatus.DONE, engine=engine)
-                self._learn(engine, image, moved, started)
+                self.learn(engine, image, moved, started)
             copy.done()
 
-    def _learn(self, engine: str, image: str, moved: int | None, started: float) -> None:
+    def learn(self, engine: str, image: str, moved: int | None, started: float) -> None:
         """A transfer of ``image`` over ``engine``'s link ended: what it teaches."""
         if moved:
             registry = self.state.jobs[image].registry

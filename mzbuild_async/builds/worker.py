@@ -128,6 +128,7 @@ class EngineWorker:
     stale: set[str] = field(default_factory=set)
     #: When this run started (UNIX time): older failure markers are ignored.
     _since: float = field(default_factory=time.time)
+    _pushed: dict[str, int | None] = field(default_factory=dict)
     #: The run's cargo build and the outputs it staged for each image.
     _cargo: CargoStage = field(init=False)
 
@@ -274,6 +275,10 @@ class EngineWorker:
         if self.repo.image(name).manifest.publish or not self.transfer_registry:
             return spec
         return f"{self.transfer_registry.rstrip('/')}/{name}:mzbuild-{fingerprint_of(spec)}"
+
+    def pushed_bytes(self, name: str) -> int | None:
+        """Bytes the last push of ``name`` moved (its engine's count)."""
+        return self._pushed.get(name)
 
     async def send(self, name: str, engine: str) -> int | None:
         """Push image ``name`` from ``engine`` to its transfer reference (once: a
@@ -467,6 +472,7 @@ class EngineWorker:
                 )
             except Transient as exc:
                 raise _exhausted(f"push of {spec}", exc) from None
+        self._pushed[name] = docker.moved(spec)
         # (by the digest the engine pushed: the tag may show another already, a lost
         # engine's late push; workflow/lost.py puts it back)
         after = await self.client.lookup(replace(ref, digest=ours) if ours else ref)
