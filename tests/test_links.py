@@ -53,8 +53,11 @@ def test_a_transfer_teaches_its_links_rate_and_its_images_bytes() -> None:
     # A small transfer teaches the image's bytes, not the rate (round trips, not bytes).
     links.observe("b", REG, "tiny", MIN_BYTES - 1, 10.0)
     assert link("b", REG) not in links.rates
-    # An image's bytes are its latest transfer's (the engine had some of its layers).
+    # An image's bytes are its latest fetch's (the engine had some of its layers); a
+    # push teaches the rate only.
     links.observe("a", REG, "x", MIN_BYTES, 0.1)
+    assert links.size("x") == MIN_BYTES
+    links.observe("a", REG, "x", 8 * MB, 0.1, fetched=False)
     assert links.size("x") == MIN_BYTES
     assert links.sizes["tiny"] == MIN_BYTES - 1
     # What earlier runs learned weighs half against this run's transfers.
@@ -226,12 +229,13 @@ def test_the_pool_learns_each_links_rate_from_its_fetches() -> None:
 
 def test_pushes_teach_their_links_rate_too() -> None:
     """Two bases built at once, one on each engine, each pushed from there: both links'
-    rates are what the pushes measured, and the bases' bytes what they moved."""
+    rates are what the pushes measured; not the bases' bytes (what a push moves is what
+    the registry lacks, not what a fetch would)."""
     pool = LinkedPool({"fast": 100 * MB, "slow": 2 * MB}, {"b1": MB, "b2": MB})
     jobs = [Job(f"b{i}", Action.BUILD, push=True, registry=REG, estimate=0.05) for i in (1, 2)]
     links = _run(pool, jobs).state.links
     assert set(pool.built.values()) == {"fast", "slow"}
-    assert links.sizes == {"b1": MB, "b2": MB}
+    assert links.sizes == {}
     assert 1.2 * MB < links.rates[link("slow", REG)] <= 2 * MB
     assert links.rates[link("fast", REG)] > 5 * links.rates[link("slow", REG)]
 

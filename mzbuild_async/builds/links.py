@@ -50,11 +50,23 @@ class Links:
     def __post_init__(self) -> None:
         self._kept = dict(self.rates)
 
-    def observe(self, engine: str, registry: str, image: str, nbytes: int, seconds: float) -> None:
-        """One transfer of ``image`` over ``engine``'s link to ``registry``."""
+    def observe(
+        self,
+        engine: str,
+        registry: str,
+        image: str,
+        nbytes: int,
+        seconds: float,
+        *,
+        fetched: bool = True,
+    ) -> None:
+        """One transfer of ``image`` over ``engine``'s link to ``registry``: a fetch
+        into the engine teaches the image's bytes too (a push or send moves what the
+        registry lacks, which says nothing of what the next fetch will move)."""
         if nbytes <= 0:
             return
-        self.sizes[image] = nbytes  # (the latest: what the engines' layer caches leave to move)
+        if fetched:
+            self.sizes[image] = nbytes  # (the latest: what the engines' layer caches leave)
         if nbytes < MIN_BYTES or seconds <= 0:
             return
         name = link(engine, registry)

@@ -270,7 +270,8 @@ class Scheduler(Dispatcher):
                 return None
         self._emit(job.name, Phase.PUSH, EventStatus.DONE, note, engine)
         if self.pooled and not note and isinstance(self.worker, PushMeter):
-            self.transfers.learn(engine, job.name, self.worker.pushed_bytes(job.name), started)
+            moved = self.worker.pushed_bytes(job.name)
+            self.transfers.learn(engine, job.name, moved, started, fetched=False)
         self.transfers.copy(job.name).done()
         if finish:
             self._finish(job.name, action, pushed=not note, note=note)

@@ -102,7 +102,7 @@ class Transfers:
                     except BaseException:
                         state.emit(job, Phase.TRANSFER, EventStatus.FAILED, image, engine)
                         raise
-                    self.learn(engine, image, moved, started)
+                    self.learn(engine, image, moved, started, fetched=True)
                     state.emit(job, Phase.TRANSFER, EventStatus.DONE, image, engine)
                 state.held[image].add(engine)
                 state.load[engine].transfers += 1
@@ -150,11 +150,15 @@ class Transfers:
                     copy.done(str(exc))
                     return
                 state.emit(image, Phase.SEND, EventStatus.DONE, engine=engine)
-                self.learn(engine, image, moved, started)
+                self.learn(engine, image, moved, started, fetched=False)
             copy.done()
 
-    def learn(self, engine: str, image: str, moved: int | None, started: float) -> None:
-        """A transfer of ``image`` over ``engine``'s link ended: what it teaches."""
+    def learn(
+        self, engine: str, image: str, moved: int | None, started: float, *, fetched: bool
+    ) -> None:
+        """A transfer of ``image`` over ``engine``'s link ended (a fetch into it, else a
+        push or send out of it): what it teaches."""
         if moved:
             registry = self.state.jobs[image].registry
-            self.state.links.observe(engine, registry, image, moved, self.state.clock() - started)
+            seconds = self.state.clock() - started
+            self.state.links.observe(engine, registry, image, moved, seconds, fetched=fetched)
