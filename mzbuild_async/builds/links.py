@@ -1,17 +1,18 @@
 """What moving images between the engines of a pool costs: the rate of each
 engine's link to each registry, and each image's bytes.
 
-Both are learned from the transfers a run makes (a fetch into an engine, a send
-or push out of one: the bytes the engine says it moved, over the seconds it took) and
-kept across runs (:mod:`..store.links`). A transfer of fewer than
-:data:`MIN_BYTES` teaches no rate (its seconds are round trips, not bytes). An
-engine not measured yet is taken to be as fast as the fastest one measured
-(:data:`DEFAULT_RATE` when none is): it is tried, and so learned. An image's
-bytes are what its latest transfer moved: an engine that already holds some of
-its layers (an earlier version's) moves less, which no estimate here foresees
-(a layer-aware one would compare the image's manifest with each engine's
-layers). An image of unknown size counts as the middle size of those known
-(:data:`DEFAULT_BYTES` when none is).
+Both are learned from the transfers a run makes (the bytes the engine says it
+moved, over the seconds it took): rates from a fetch into an engine and a send
+or push out of one, an image's bytes from fetches only (a push moves what the
+registry lacks, which says nothing of the next fetch); and both are kept across
+runs (:mod:`..store.links`). A transfer of fewer than :data:`MIN_BYTES` teaches
+no rate (its seconds are round trips, not bytes). An engine not measured yet is
+taken to be as fast as the fastest one measured (:data:`DEFAULT_RATE` when none
+is): it is tried, and so learned. An image's bytes are what its latest fetch
+moved: an engine that already holds some of its layers (an earlier version's)
+moves less, which no estimate here foresees (a layer-aware one would compare
+the image's manifest with each engine's layers). An image of unknown size
+counts as the middle size of those known (:data:`DEFAULT_BYTES` when none is).
 
 :meth:`Links.seconds` is what bringing images into an engine is expected to
 cost; placement (:mod:`.placement`) puts a build where that is least.
