@@ -287,9 +287,8 @@ class Dispatcher:
             waits_for = self.placement.worth_waiting(job, free, busy)
             if not free or waits_for is not None:
                 if waits_for is not None:
-                    queued[waits_for] = queued.get(waits_for, 0.0) + job.estimate / max(
-                        1, self._slots[waits_for].slots
-                    )
+                    slots = self._slots[waits_for].slots  # (at least 1: Slots checks)
+                    queued[waits_for] = queued.get(waits_for, 0.0) + job.estimate / slots
                 deferred.append(item)
                 continue
             engine = self.placement.choose(job, free, self._free)

@@ -27,14 +27,13 @@ CHECKS_AT_ONCE = 16
 
 async def keep_pushed(
     client: RegistryClient, results: dict[str, ImageResult], lost: list[str]
-) -> list[str]:
+) -> None:
     """Put back each tag of ``results`` this run pushed that now shows another digest
-    (``lost``: the engines the run lost); the images whose tags were put back."""
+    (``lost``: the engines the run lost)."""
     if not lost:
-        return []
+        return
     writer = RegistryWriter(client)
     limiter = anyio.CapacityLimiter(CHECKS_AT_ONCE)
-    put_back: list[str] = []
 
     async def check(name: str, result: ImageResult) -> None:
         async with limiter:
@@ -50,7 +49,6 @@ async def keep_pushed(
                 )
                 return
             await writer.put_manifest(ref, ours.media_type, ours.body)
-            put_back.append(name)
             logs.warning(
                 f"{result.spec}: the tag showed {now.digest} (pushed by an engine lost during"
                 f" the run: {', '.join(lost)}); put back {result.digest}, which this run built"
@@ -60,4 +58,3 @@ async def keep_pushed(
         for name, result in results.items():
             if result.pushed and result.digest:
                 tg.start_soon(check, name, result)
-    return sorted(put_back)
