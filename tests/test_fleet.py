@@ -9,9 +9,12 @@ import json
 import os
 import shutil
 import subprocess
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -20,6 +23,7 @@ import pytest
 from mzbuild_async.engine.docker import DockerEngine
 from mzbuild_async.engine.endpoints import Endpoint
 from mzbuild_async.errors import EngineError, TransferError
+from mzbuild_async.registry.answers import ACCEPT
 from tests.support.demo import Cli
 from tests.support.engine import _fail_or_skip, build_scratch_image
 from tests.support.pool import Sleepy, make_sleepy_repo
@@ -271,3 +275,217 @@ def test_a_delay_line_slows_one_hosts_link_to_the_registry_only(fleet: Fleet) ->
     assert not log.with_suffix(".pid").exists()
     ask_from("h1")
     assert came() == through  # (no longer through it; and it said nothing else)
+
+
+class Watched:
+    """A command run in the background with ``--progress rawjson``: the test reads its
+    events (stderr, one JSON object per line) as they come."""
+
+    def __init__(self, cli: Cli, tmp_path: Path, *args: str) -> None:
+        self.stderr = tmp_path / "stderr"
+        with self.stderr.open("w") as err:
+            self.process = subprocess.Popen(
+                cli.args(*args, "--progress", "rawjson"),
+                env=cli.environ(),
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
+
+    def events(self) -> list[dict[str, Any]]:
+        found = []
+        for line in self.stderr.read_text().splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # (a warning, not an event)
+            if isinstance(event, dict) and "phase" in event:
+                found.append(event)
+        return found
+
+    def wait_for(self, wanted: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+        """The first event ``wanted`` holds for (waited for, two minutes at most)."""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            hits = [e for e in self.events() if wanted(e)]
+            if hits:
+                return hits[0]
+            assert self.process.poll() is None, f"it ended before {what}: " + self.said()
+            time.sleep(0.05)
+        raise AssertionError(f"no {what} in two minutes: " + self.said())
+
+    def finish(self, timeout: float = 300) -> tuple[int, dict[str, Any], str]:
+        """Its exit status, ``--json`` output and stderr (killed after ``timeout`` s)."""
+        try:
+            out, _ = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+            raise AssertionError(f"still running after {timeout:g} s: " + self.said()) from None
+        return self.process.returncode, json.loads(out or "{}"), self.said()
+
+    def said(self) -> str:
+        return self.stderr.read_text()
+
+
+def _event(
+    phase: str, status: str, image: str | None = None, engine: str | None = None
+) -> Callable[[dict[str, Any]], bool]:
+    def wanted(event: dict[str, Any]) -> bool:
+        return (
+            event["phase"] == phase
+            and event["status"] == status
+            and image in (None, event["image"])
+            and engine in (None, event["engine"])
+        )
+
+    return wanted
+
+
+async def _tag_digest(registry: str, spec: str) -> str:
+    repository, tag = spec.split("/", 1)[1].rsplit(":", 1)
+    async with httpx.AsyncClient() as client:
+        response = await client.head(
+            f"http://{registry}/v2/{repository}/manifests/{tag}",
+            headers={"Accept": ACCEPT},
+        )
+    return response.headers.get("Docker-Content-Digest", "") if response.status_code == 200 else ""
+
+
+def _pool(fleet: Fleet, tmp_path: Path, images: list[Sleepy], prefix: str) -> tuple[Cli, list[str]]:
+    registry = fleet.said["REGISTRY"]
+    cli = Cli(
+        make_sleepy_repo(tmp_path / "repo", images),
+        f"{registry}/{prefix}",
+        tmp_path / "cache",
+        env={"DOCKER_CERT_PATH": fleet.said["CERTS"], "DOCKER_TLS_VERIFY": "1"},
+    )
+    pool = ["--engine", fleet.said["H1"], "--engine", fleet.said["H2"], "--jobs", "1"]
+    return cli, [*pool, "--insecure-registry", registry]
+
+
+def _host(fleet: Fleet, engine: str) -> str:
+    """h1 or h2, from an engine's name in a run (its address and port)."""
+    return next(h for h in ("h1", "h2") if fleet.said[h.upper()].endswith(f"//{engine}"))
+
+
+def test_an_engine_cut_from_the_registry_mid_run_gives_the_rest_of_its_work_away(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """Four images on two engines, one build at a time each. Once the first push is
+    done, its engine is cut from the registry (it still answers us) while it builds
+    its next image: that image's push fails, once, and it is built and pushed again on
+    the other engine; the run succeeds, and each tag shows the digest the run reports."""
+    registry = fleet.said["REGISTRY"]
+    images = [Sleepy(f"r{i}", (), 3) for i in range(4)]
+    cli, pool = _pool(fleet, tmp_path, images, "midrun")
+    run = Watched(cli, tmp_path, "ensure", "--all", "--json", *pool)
+    cut = ""
+    try:
+        first = run.wait_for(_event("push", "done"), "a push done")
+        cut = _host(fleet, first["engine"])
+        fleet("cut", cut, "reg")
+        status, out, said = run.finish()
+    finally:
+        if cut:
+            fleet("heal", cut, "reg")
+    assert status == 0, said
+    results = out["images"]
+    assert {n: i["action"] for n, i in results.items()} == dict.fromkeys(results, "built")
+    assert all(i["pushed"] for i in results.values())
+    warned = [line for line in said.splitlines() if "cannot reach the registry" in line]
+    assert len(warned) == 1, said
+    assert first["engine"] in warned[0], said
+    moved = [e["image"] for e in run.events() if e["status"] == "requeued"]
+    assert moved, said
+    assert all(results[n]["engine"] != first["engine"] for n in moved), moved
+    for image in results.values():
+        assert anyio.run(_tag_digest, registry, image["spec"]) == image["digest"], image
+
+
+def test_an_engine_cut_from_us_mid_push_never_makes_a_tag_wrong(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """Each host's registry link is a delay line (a push takes seconds). The moment one
+    engine starts pushing ``blobby`` it is cut from us, and once its push is under way
+    (the registry was asked about a layer) the push is held (it stalls, open). The run
+    loses that engine, builds ``blobby`` again on the other and pushes
+    it; then the held push is let go and lands, after the run's own, moving the tag.
+    The run watches the tag (it says so), puts its own digest back and ends: the tag
+    shows the digest the run reports, built where it says."""
+    registry = fleet.said["REGISTRY"]
+    images = [Sleepy("busy", (), 4), Sleepy("blobby", (), 0, blob=256 * 1024)]
+    cli, pool = _pool(fleet, tmp_path, images, "midpush")
+    for host in ("h1", "h2"):
+        fleet("delay", host, "0.5")
+    run = Watched(cli, tmp_path, "ensure", "--all", "--json", *pool)
+    victim = ""
+    try:
+        pushing = run.wait_for(_event("push", "start", "blobby"), "blobby's push")
+        victim = _host(fleet, pushing["engine"])
+        fleet("cut", victim, "us")
+        # Held once past dockerd's ping of the registry (which gives up after 25 s):
+        # when the registry has answered its first question about a layer.
+        log = Path(fleet.said["STATE"]) / "reg" / "registry.log"
+        deadline = time.monotonic() + 60
+        while "/v2/midpush/blobby/blobs/" not in log.read_text():
+            assert time.monotonic() < deadline, "the victim's push asked nothing of the registry"
+            time.sleep(0.05)
+        fleet("hold", victim)
+        again = run.wait_for(_event("push", "done", "blobby"), "blobby pushed again")
+        assert again["engine"] != pushing["engine"], again
+        fleet("release", victim)
+        status, out, said = run.finish()
+    finally:
+        if victim:
+            fleet("heal", victim, "us")
+        for host in ("h1", "h2"):
+            fleet("delay", host, "none")
+    assert status == 0, said
+    blobby = out["images"]["blobby"]
+    assert blobby["pushed"], blobby
+    assert blobby["engine"] == again["engine"], blobby
+    assert "was lost while pushing blobby; their tags are watched" in said, said
+    put_back = [line for line in said.splitlines() if "put back" in line]
+    assert len(put_back) == 1, said
+    assert blobby["spec"] in put_back[0], said
+    assert anyio.run(_tag_digest, registry, blobby["spec"]) == blobby["digest"]
+
+
+def test_a_flapping_link_does_not_make_a_run_endless(fleet: Fleet, tmp_path: Path) -> None:
+    """h2's link to the registry is down 1.5 s, up 0.5 s, again and again, while a run
+    of five images goes on. Its pushes go through when they can (TCP waits out short
+    cuts); one that cannot is given up by our retries, then dockerd's own (5-20 s
+    apart), and that image is built again on h1. The run ends within its bound, every
+    image pushed, each tag showing the digest the run reports; no image is tried on
+    more engines than the tries' bound."""
+    registry = fleet.said["REGISTRY"]
+    images = [*(Sleepy(f"f{i}", (), 1) for i in range(4)), Sleepy("top", ("f0", "f1"), 1)]
+    cli, pool = _pool(fleet, tmp_path, images, "flap")
+    stop = threading.Event()
+
+    def flap() -> None:
+        while not stop.is_set():
+            fleet("cut", "h2", "reg")
+            stop.wait(1.5)
+            fleet("heal", "h2", "reg")
+            stop.wait(0.5)
+
+    flapper = threading.Thread(target=flap, daemon=True)
+    run = Watched(cli, tmp_path, "ensure", "--all", "--json", *pool)
+    flapper.start()
+    try:
+        status, out, said = run.finish(timeout=240)
+    finally:
+        stop.set()
+        flapper.join(timeout=30)
+        fleet("heal", "h2", "reg")
+    assert status == 0, said
+    results = out["images"]
+    assert all(i["action"] == "built" and i["pushed"] for i in results.values()), results
+    for image in results.values():
+        assert anyio.run(_tag_digest, registry, image["spec"]) == image["digest"], image
+    cut = [line for line in said.splitlines() if "cannot reach the registry" in line]
+    assert len(cut) <= 1, said  # (said once, if at all: h2 then takes no more of it)
+    builds = [e["image"] for e in run.events() if e["phase"] == "build" and e["status"] == "start"]
+    assert max(builds.count(n) for n in results) <= 3, builds  # (the tries' bound)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,12 +22,15 @@ import structlog
 
 from mzbuild_async.builds.decisions import Workflow
 from mzbuild_async.engine.endpoints import Endpoint
+from mzbuild_async.engine.protocol import LineSink, drop
 from mzbuild_async.model.options import Arch, BuildOptions
 from mzbuild_async.model.publication import Destination
+from mzbuild_async.registry.auth import Credentials
 from mzbuild_async.registry.client import RegistryClient
 from mzbuild_async.source.repository import Repository
 from mzbuild_async.support.events import Event, EventStatus, Phase
 from mzbuild_async.testing import MemoryEngine, MemoryRegistry, no_wait
+from mzbuild_async.workflow.lost import keep_pushed
 from mzbuild_async.workflow.options import RunOptions
 from mzbuild_async.workflow.plan import plan_workflow
 from mzbuild_async.workflow.results import RunResult
@@ -532,6 +535,86 @@ async def test_a_lost_engines_late_push_does_not_change_what_the_run_pushed(
     said = [e["event"] for e in logged if "put back" in e["event"]]
     assert len(said) == len(pushed), said
     assert all("an engine lost during the run: l2" in line for line in said), said
+
+
+class CutMidPush(MemoryEngine):
+    """An engine cut from us the moment it starts a push: the push fails for us, but
+    the engine still reaches the registry and its push lands later, when the test
+    says (:attr:`landing`: spec to the manifest it will put)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.landing: dict[str, bytes] = {}
+
+    async def push(
+        self, spec: str, credentials: Credentials | None, on_line: LineSink = drop
+    ) -> str:
+        if not self.landing:
+            self.landing[spec] = json.dumps({"schemaVersion": 2, "late": spec}).encode()
+            self.vanish("cut from us")
+        return await super().push(spec, credentials, on_line)
+
+
+async def test_a_push_in_flight_on_a_lost_engine_is_watched_until_it_lands(
+    world: World,
+) -> None:
+    """c2 is lost while it pushes (cut from us; it still reaches the registry): the
+    image is built and pushed again on c1, and once the run is done its tag is watched
+    (one warning says so). c2's push lands then, after the run's own: the tag is put
+    back to the run's digest, and the watch ends (long before its 60 s bound)."""
+    victim = CutMidPush(name="c2", client=world.client)
+    MemoryEngine.register(victim)
+    engines = (*pool(world, "c1"), Endpoint("c2", "memory://c2", slots=1))
+    late: list[str] = []
+
+    async def land_once_watched(logged: list[MutableMapping[str, Any]]) -> None:
+        while not any("watched for up to" in e["event"] for e in logged):
+            await anyio.sleep(0.005)
+        ((spec, body),) = victim.landing.items()
+        late.append(_put_manifest(world.registry, spec, body))
+
+    with structlog.testing.capture_logs() as logged, anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(land_once_watched, logged)
+            result = await world.run(Workflow.ENSURE, engines=engines)
+    assert result.ok, result.to_json()
+    assert result.engines["c2"].lost
+    ((spec, _),) = victim.landing.items()
+    (name,) = [n for n, r in result.images.items() if r.spec == spec]
+    image = result.images[name]
+    assert image.pushed
+    assert image.engine == "c1"
+    now = world.registry.manifests[_repository(spec)][spec.rsplit(":", 1)[1]]
+    assert now.digest == image.digest != late[0]
+    watching = [e["event"] for e in logged if "watched for up to" in e["event"]]
+    assert watching == [
+        f"engine c2 was lost while pushing {name}; their tags are watched for up to 60 s in"
+        " case those pushes still land (an engine cut from us may still reach the registry)"
+    ]
+    put_back = [e["event"] for e in logged if "put back" in e["event"]]
+    assert len(put_back) == 1
+    assert put_back[0].startswith(f"{spec}: the tag showed {late[0]}")
+
+
+async def test_a_watched_tag_that_never_moves_is_watched_until_the_bound(world: World) -> None:
+    """keep_pushed looks at a watched tag again and again until ``watch`` runs out, at
+    one that is not watched once; neither moved, so nothing is put back."""
+    first = await world.run(Workflow.ENSURE, "lib")
+    watched, once = (first.images[n] for n in ("base", "lib"))
+    assert watched.pushed
+    assert once.pushed
+    heads = world.registry.requests["HEAD"]
+    with structlog.testing.capture_logs() as logged:
+        await keep_pushed(
+            world.client, dict(first.images), ["gone"], {"base": "gone"}, watch=0.3, poll=0.05
+        )
+    looks = world.registry.requests["HEAD"] - heads
+    assert looks >= 4  # (one for lib, and base's first look then at least two more)
+    assert not [e for e in logged if "put back" in e["event"]]
+    with structlog.testing.capture_logs() as logged:
+        await keep_pushed(world.client, dict(first.images), [], {"base": "gone"}, watch=30)
+    assert world.registry.requests["HEAD"] - heads == looks  # (no engine lost: no look)
+    assert not logged
 
 
 def _repository(spec: str) -> tuple[str, str]:

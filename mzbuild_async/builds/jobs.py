@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from ..dag.paths import longest_paths
@@ -127,6 +127,9 @@ class EngineLoad:
     lost: str = ""
     #: Builds in progress right now.
     running: int = 0
+    #: Images it was pushing when it was lost: cut from us, it may still finish
+    #: such a push (see :mod:`mzbuild_async.workflow.lost`).
+    cut_pushes: list[str] = field(default_factory=list)
 
 
 class Worker(Protocol):

@@ -248,6 +248,7 @@ class Scheduler(Dispatcher):
             try:
                 note = await self.health.on(engine, partial(self.worker.push, job.name, engine))
             except EngineError as exc:
+                self.load[engine].cut_pushes.append(job.name)
                 self._lose(engine, exc)
                 if job.action is Action.BUILD:
                     self._requeue(job, engine, Phase.PUSH, str(exc))

@@ -109,8 +109,10 @@ async def run_workflow(
         await remember_pushed(services.lookups, outcomes, specs)
         await mark_failures(services.client, options, outcomes, specs)
         results = image_results(run, plan, outcomes, rounds[-1].worker)
-        lost = sorted({n for r in rounds for n, load in r.scheduler.load.items() if load.lost})
-        await keep_pushed(services.client, results, lost)
+        loads = [(n, load) for r in rounds for n, load in r.scheduler.load.items()]
+        lost = sorted({n for n, load in loads if load.lost})
+        cut_pushes = {image: n for n, load in loads for image in load.cut_pushes}
+        await keep_pushed(services.client, results, lost, cut_pushes)
         worked = Worked(
             run,
             plan,
