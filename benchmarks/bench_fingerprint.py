@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -59,6 +59,24 @@ def timed(cmd: Sequence[str], env: Mapping[str, str]) -> tuple[float, str]:
     if result.returncode != 0:
         raise BenchError(f"{shlex.join(cmd)} exited {result.returncode}:\n{result.stderr[-3000:]}")
     return elapsed, result.stdout
+
+
+def alternate(
+    commands: Mapping[str, Sequence[str]],
+    runs: int,
+    env: Mapping[str, str],
+    check: Callable[[str, str], None],
+) -> dict[str, list[float]]:
+    """Each command's wall times over ``runs`` rounds, the order reversed every other
+    round; ``check(name, stdout)`` raises on a run that printed the wrong thing."""
+    samples: dict[str, list[float]] = {name: [] for name in commands}
+    names = list(commands)
+    for round_ in range(runs):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            elapsed, out = timed(commands[name], env)
+            check(name, out)
+            samples[name].append(elapsed)
+    return samples
 
 
 def check_floor(out: str, files: int, size: int) -> None:
@@ -130,16 +148,13 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     check_floor(timed(floor, env)[1], len(inputs), size)
     expected = check_fingerprints(timed(ours, env)[1], set(per_image))
 
-    samples: dict[str, list[float]] = {"floor": [], "ours": []}
-    for round_ in range(args.runs):
-        order = ("floor", "ours") if round_ % 2 == 0 else ("ours", "floor")
-        for which in order:
-            elapsed, out = timed(floor if which == "floor" else ours, env)
-            if which == "floor":
-                check_floor(out, len(inputs), size)
-            elif check_fingerprints(out, set(per_image)) != expected:
-                raise BenchError("(b) printed different fingerprints than in its warm-up run")
-            samples[which].append(elapsed)
+    def check(which: str, out: str) -> None:
+        if which == "floor":
+            check_floor(out, len(inputs), size)
+        elif check_fingerprints(out, set(per_image)) != expected:
+            raise BenchError("(b) printed different fingerprints than in its warm-up run")
+
+    samples = alternate({"floor": floor, "ours": ours}, args.runs, env, check)
 
     medians = {k: statistics.median(v) for k, v in samples.items()}
     ratio = medians["ours"] / medians["floor"]
@@ -171,14 +186,24 @@ def main() -> int:
         "--no-digest-cache", action="store_true", help="pass --no-digest-cache to (b)"
     )
     parser.add_argument("--cmd", help="command for (b); {python} and {repo} are substituted")
+    return run_in_tmp(parser, run, "bench_fingerprint")
+
+
+def run_in_tmp(
+    parser: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace, Path], None],
+    name: str,
+) -> int:
+    """Parse ``--runs`` and the rest, then ``run`` in a temporary directory; 1 (and
+    one line) if a run misbehaved."""
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
-    with tempfile.TemporaryDirectory(prefix="bench-fingerprint-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{name.replace('_', '-')}-") as tmp:
         try:
             run(args, Path(tmp))
         except BenchError as exc:
-            print(f"bench_fingerprint: FAILED: {exc}", file=sys.stderr)
+            print(f"{name}: FAILED: {exc}", file=sys.stderr)
             return 1
     return 0
 

@@ -28,14 +28,20 @@ import os
 import shlex
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_fingerprint import RACY_SECONDS, BenchError, check_fingerprints, timed  # noqa: E402
+from bench_fingerprint import (  # noqa: E402
+    RACY_SECONDS,
+    BenchError,
+    alternate,
+    check_fingerprints,
+    run_in_tmp,
+    timed,
+)
 
 TARGET_RATIO = 6.0
 
@@ -68,14 +74,11 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     if differ:
         raise BenchError(f"fingerprints differ for {len(differ)} images: {differ[:5]}")
 
-    samples: dict[str, list[float]] = {"original": [], "ours": []}
-    for round_ in range(args.runs):
-        order = ("original", "ours") if round_ % 2 == 0 else ("ours", "original")
-        for which in order:
-            elapsed, out = timed(original if which == "original" else ours, env)
-            if json.loads(out) != expected:
-                raise BenchError(f"{which} printed other fingerprints than in the warm-up")
-            samples[which].append(elapsed)
+    def check(which: str, out: str) -> None:
+        if json.loads(out) != expected:
+            raise BenchError(f"{which} printed other fingerprints than in the warm-up")
+
+    samples = alternate({"original": original, "ours": ours}, args.runs, env, check)
     medians = {k: statistics.median(v) for k, v in samples.items()}
     ratio = medians["original"] / medians["ours"]
     print(f"images: {len(expected)}, every fingerprint the same in both")
@@ -99,16 +102,7 @@ def main() -> int:
     parser.add_argument("--repo", type=Path, help="an existing repository (default: generate one)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated repository")
     parser.add_argument("--no-digest-cache", action="store_true", help="ours without it")
-    args = parser.parse_args()
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
-    with tempfile.TemporaryDirectory(prefix="bench-vs-original-") as tmp:
-        try:
-            run(args, Path(tmp))
-        except BenchError as exc:
-            print(f"vs_original: FAILED: {exc}", file=sys.stderr)
-            return 1
-    return 0
+    return run_in_tmp(parser, run, "vs_original")
 
 
 if __name__ == "__main__":
