@@ -408,9 +408,10 @@ def test_an_engine_cut_from_us_mid_push_never_makes_a_tag_wrong(
 ) -> None:
     """Each host's registry link is a delay line (a push takes seconds). The moment one
     engine starts pushing ``blobby`` it is cut from us, and once its push is under way
-    (the registry was asked about a layer) the push is held (it stalls, open). The run
-    loses that engine, builds ``blobby`` again on the other and pushes
-    it; then the held push is let go and lands, after the run's own, moving the tag.
+    (the registry was asked about a layer) the push is held (it stalls, open) and the
+    other host's delay line removed. The run loses that engine, builds ``blobby``
+    again on the other and pushes it; then the held push is let go and lands, after
+    the run's own, moving the tag.
     The run watches the tag (it says so), puts its own digest back and ends: the tag
     shows the digest the run reports, built where it says."""
     registry = fleet.said["REGISTRY"]
@@ -432,6 +433,7 @@ def test_an_engine_cut_from_us_mid_push_never_makes_a_tag_wrong(
             assert time.monotonic() < deadline, "the victim's push asked nothing of the registry"
             time.sleep(0.05)
         fleet("hold", victim)
+        fleet("delay", "h2" if victim == "h1" else "h1", "none")  # (the other: quick)
         again = run.wait_for(_event("push", "done", "blobby"), "blobby pushed again")
         assert again["engine"] != pushing["engine"], again
         fleet("release", victim)
