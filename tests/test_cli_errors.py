@@ -352,3 +352,24 @@ def test_an_unreachable_engine_is_one_line_and_leaves_no_session_open(
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err
     assert "the Docker engine could not be reached" in lines[0]
+
+
+def test_ctrl_c_while_the_modules_load_is_one_line_and_130() -> None:
+    """A Ctrl-C that comes while ``python -m mzbuild_async`` is still importing (a
+    loaded machine can take a second or more) ends it with one line and status 130,
+    not a traceback (the interrupt is raised where ``asyncio`` is first imported)."""
+    code = (
+        "import builtins, runpy\n"
+        "real = builtins.__import__\n"
+        "def interrupted(name, *args, **kwargs):\n"
+        "    if name == 'asyncio':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = interrupted\n"
+        "runpy.run_module('mzbuild_async', run_name='__main__')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, "list"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == "mzbuild-async: interrupted while starting; nothing was done\n"

@@ -169,6 +169,15 @@ def test_cycle_is_still_found_without_recursion(make_repo: MakeRepo) -> None:
     assert line.count(" -> ") == 50
 
 
+def _read_bytes(pid: int) -> int:
+    """Bytes process ``pid`` has read so far (all its threads: ``rchar``)."""
+    try:
+        text = Path(f"/proc/{pid}/io").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in text.splitlines() if line.startswith("rchar")), 0)
+
+
 def test_huge_input_hashing_stops_promptly_on_sigint(make_repo: MakeRepo, tmp_path: Path) -> None:
     """Ctrl-C while a multi-GB input is being hashed ends the run in moments (was 16 s)."""
     root = make_repo(IMAGE)
@@ -187,8 +196,13 @@ def test_huge_input_hashing_stops_promptly_on_sigint(make_repo: MakeRepo, tmp_pa
     try:
         import time
 
-        time.sleep(1.5)  # well into the file
-        assert proc.poll() is None, proc.communicate()
+        # Well into the file: once it has read 256 MiB (under load, start-up alone can
+        # take more than a fixed wait would allow).
+        given_up = time.monotonic() + 120
+        while _read_bytes(proc.pid) < 256 << 20:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < given_up, "it never started reading the big input"
+            time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=5)
     finally:

@@ -86,6 +86,28 @@ def test_what_was_learned_is_kept_and_bad_entries_are_one_warning(tmp_path: Path
     assert len([e for e in logged if e["log_level"] == "warning"]) == 1
 
 
+def test_a_rate_not_measured_for_a_week_is_forgotten(tmp_path: Path) -> None:
+    """Each kept rate carries when it was last measured: one measured again keeps the
+    new time, one not measured keeps its own, and past a week a rate is forgotten (the
+    link, once kept out of the work for being slow, is tried again). A file of rates
+    without times counts them as measured when it is read."""
+    day = 24 * 3600.0
+    slow, fast = link("slow", REG), link("fast", REG)
+    LinkHistory.load(tmp_path, now=0.0).save({slow: 1e5, fast: 1e8}, {}, [slow, fast], now=1.0)
+    kept = LinkHistory.load(tmp_path, now=2 * day)
+    assert kept.rates == {slow: 1e5, fast: 1e8}
+    kept.save({slow: 1e5, fast: 2e8}, {}, [fast], now=3 * day)  # (only fast measured)
+    assert LinkHistory.load(tmp_path, now=7 * day).rates == {slow: 1e5, fast: 2e8}
+    later = LinkHistory.load(tmp_path, now=8 * day)
+    assert later.rates == {fast: 2e8}
+    assert later.measured == {fast: 3 * day}
+    assert LinkHistory.load(tmp_path, now=11 * day).rates == {}
+    write_json(later.path, {"rates": {slow: 1e5}, "sizes": {}})  # (before times were kept)
+    old = LinkHistory.load(tmp_path, now=20 * day)
+    assert old.rates == {slow: 1e5}
+    assert old.measured == {slow: 20 * day}
+
+
 def _jobs(*jobs: Job) -> dict[str, Job]:
     return {job.name: job for job in jobs}
 

@@ -5,8 +5,9 @@ Both are learned from the transfers a run makes (the bytes the engine says it
 moved, over the seconds it took): rates from a fetch into an engine and a send
 or push out of one, an image's bytes from fetches only (a push moves what the
 registry lacks, which says nothing of the next fetch); and both are kept across
-runs (:mod:`..store.links`). A transfer of fewer than :data:`MIN_BYTES` teaches
-no rate (its seconds are round trips, not bytes). An engine not measured yet is
+runs (:mod:`..store.links`, which forgets a rate not measured for a week). A
+transfer of fewer than :data:`MIN_BYTES` teaches no rate (its seconds are round
+trips, not bytes). An engine not measured yet is
 taken to be as fast as the fastest one measured (:data:`DEFAULT_RATE` when none
 is): it is tried, and so learned. An image's bytes are what its latest fetch
 moved: an engine that already holds some of its layers (an earlier version's)

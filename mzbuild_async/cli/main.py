@@ -413,7 +413,11 @@ def entry() -> None:
     gc.set_threshold(GC_THRESHOLD)
     for unused in ("trio", "httpx._main"):
         sys.modules.setdefault(unused, None)  # type: ignore[arg-type]
-    status = main()
+    try:
+        status = main()
+    except KeyboardInterrupt:  # (before the run: parsing, the settings; nothing started)
+        print(f"{PROG}: interrupted while starting; nothing was done", file=sys.stderr)
+        status = INTERRUPTED
     try:
         sys.stdout.flush()
     except BrokenPipeError:

@@ -2,15 +2,18 @@
 registry (bytes per second) and each image's bytes, for placement and ``plan``.
 
 Stored as checked JSON in the cache directory (``{"rates": {link: rate},
-"sizes": {image: bytes}}``). A missing file means nothing learned yet; a damaged
-one or a bad entry (not a finite positive rate, not a whole number of bytes) is
-one warning, and what is bad is not used.
+"sizes": {image: bytes}, "measured": {link: unix seconds}}``). A missing file
+means nothing learned yet; a damaged one or a bad entry (not a finite positive
+rate, not a whole number of bytes) is one warning, and what is bad is not used.
+A rate last measured more than :data:`MAX_AGE_SECONDS` ago is forgotten: a link
+once slow, and so kept out of the work, is tried (and measured) again.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +26,8 @@ LINKS_FILE = layout.LINKS
 MAX_RATE = 1e12
 #: Image sizes at or above this many bytes (10 TB) are not believed.
 MAX_BYTES = 10**13
+#: A rate not measured again for this long (a week) is forgotten.
+MAX_AGE_SECONDS = 7 * 24 * 3600.0
 
 
 @dataclass
@@ -32,10 +37,15 @@ class LinkHistory:
     path: Path
     rates: dict[str, float] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
+    #: When each rate was last measured (unix seconds).
+    measured: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, cache_dir: Path) -> LinkHistory:
-        """What ``cache_dir`` keeps (nothing when there is no file or it is unreadable)."""
+    def load(cls, cache_dir: Path, *, now: float | None = None) -> LinkHistory:
+        """What ``cache_dir`` keeps (nothing when there is no file or it is unreadable),
+        but rates older than :data:`MAX_AGE_SECONDS` (a rate of a file written before
+        times were kept counts as measured ``now``)."""
+        now = time.time() if now is None else now
         path = cache_dir / LINKS_FILE
         data = read_json(path, "placing builds without learned link rates")
         if data is None:
@@ -58,13 +68,34 @@ class LinkHistory:
                 f"{path}: entries that are not link rates or image sizes were ignored;"
                 " placement learns them again"
             )
-        return cls(path, rates, sizes)
+        times_in = data.get("measured") if isinstance(data, dict) else None
+        times = times_in if isinstance(times_in, dict) else {}
+        measured = {k: _time(times.get(k), now) for k in rates}
+        stale = [k for k, t in measured.items() if now - t > MAX_AGE_SECONDS]
+        for name in stale:
+            del rates[name], measured[name]
+        return cls(path, rates, sizes, measured)
 
-    def save(self, rates: Mapping[str, float], sizes: Mapping[str, int]) -> None:
-        """Keep ``rates`` and ``sizes`` (best effort: a read-only cache is fine)."""
+    def save(
+        self,
+        rates: Mapping[str, float],
+        sizes: Mapping[str, int],
+        fresh: Iterable[str] = (),
+        *,
+        now: float | None = None,
+    ) -> None:
+        """Keep ``rates`` and ``sizes``, the links in ``fresh`` measured ``now`` (best
+        effort: a read-only cache is fine)."""
+        now = time.time() if now is None else now
+        fresh = set(fresh)
+        self.measured = {
+            k: now if k in fresh or k not in self.measured else self.measured[k] for k in rates
+        }
         self.rates, self.sizes = dict(rates), dict(sizes)
         try:
-            write_json(self.path, {"rates": self.rates, "sizes": self.sizes})
+            write_json(
+                self.path, {"rates": self.rates, "sizes": self.sizes, "measured": self.measured}
+            )
         except OSError as exc:
             logs.get_logger().debug("link rates not saved", path=str(self.path), error=str(exc))
 
@@ -74,3 +105,11 @@ def _rate(value: object) -> bool:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
     return math.isfinite(value) and 0 < value < MAX_RATE
+
+
+def _time(value: object, now: float) -> float:
+    """``value`` as a time of measure, or ``now`` when it is none (missing, not a number,
+    or after ``now`` by more than a day of clock skew between machines sharing a cache)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return now
+    return float(value) if math.isfinite(value) and 0 < value < now + 24 * 3600 else now

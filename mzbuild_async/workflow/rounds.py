@@ -282,7 +282,7 @@ def load_links(cache_dir: Path) -> tuple[LinkHistory, Links]:
 def learn_links(kept: LinkHistory, links: Links) -> None:
     """Keep what the run learned of its links (when it moved anything between engines)."""
     if links.moved or links.sizes != kept.sizes:
-        kept.save(links.rates, links.sizes)
+        kept.save(links.rates, links.sizes, links.moved)
 
 
 async def remember_pushed(
