@@ -369,7 +369,11 @@ def test_ctrl_c_while_the_modules_load_is_one_line_and_130() -> None:
         "runpy.run_module('mzbuild_async', run_name='__main__')\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code, "list"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code, "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 130, done.stderr
     assert done.stderr == "mzbuild-async: interrupted while starting; nothing was done\n"
