@@ -91,10 +91,10 @@ def test_the_engine_boundary_says_when_the_registry_was_not_reached(
     """An engine that could not connect to the registry at all says so (a pool moves its
     work); one the registry answered, however badly, did reach it. The mark survives
     the retries running out."""
-    from mzbuild_async.builds.worker import _exhausted
+    from mzbuild_async.engine.answers import retries_exhausted
 
     error = _stream_error("push of x", {"error": message})
     assert error.unreachable is unreachable
     with pytest.raises(Transient) as raised:
         raise Transient(str(error)) from error
-    assert _exhausted("push of x", raised.value).unreachable is unreachable
+    assert retries_exhausted("push of x", raised.value).unreachable is unreachable

@@ -21,8 +21,10 @@ import pytest
 import structlog
 
 from mzbuild_async.builds.decisions import Workflow
+from mzbuild_async.engine.answers import give_up_retrying
 from mzbuild_async.engine.endpoints import Endpoint
 from mzbuild_async.engine.protocol import LineSink, drop
+from mzbuild_async.errors import TransferError
 from mzbuild_async.model.options import Arch, BuildOptions
 from mzbuild_async.model.publication import Destination
 from mzbuild_async.registry.auth import Credentials
@@ -615,6 +617,56 @@ async def test_a_watched_tag_that_never_moves_is_watched_until_the_bound(world: 
         await keep_pushed(world.client, dict(first.images), [], {"base": "gone"}, watch=30)
     assert world.registry.requests["HEAD"] - heads == looks  # (no engine lost: no look)
     assert not logged
+
+
+class Retrying(MemoryEngine):
+    """An engine whose every push first meets dockerd's countdowns to a layer's retries
+    (its link to the registry keeps failing, then the push goes through)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.tried: list[str] = []
+
+    async def push(
+        self, spec: str, credentials: Credentials | None, on_line: LineSink = drop
+    ) -> str:
+        self.tried.append(spec)
+        for seconds in (5, 4, 3, 2, 1, 10):
+            on_line(f"0123456789ab: Retrying in {seconds} second{'s' * (seconds > 1)}")
+        return await super().push(spec, credentials, on_line)
+
+
+async def test_a_pool_engine_whose_push_dockerd_retries_twice_gives_it_to_another(
+    world: World,
+) -> None:
+    """In a pool, a push whose layer dockerd counts down to a second retry (10 s: the
+    first retry failed too) is given up: the engine's link to the registry keeps
+    failing, so its work moves, with the one "cannot reach" warning. With one engine
+    the sink is the plain one: dockerd's retries are waited out."""
+    flaky = Retrying(name="r2", client=world.client)
+    MemoryEngine.register(flaky)
+    engines = (*pool(world, "r1"), Endpoint("r2", "memory://r2", slots=1))
+    with structlog.testing.capture_logs() as logged:
+        result = await world.run(Workflow.ENSURE, engines=engines)
+    assert result.ok, result.to_json()
+    pushed = {n: r.engine for n, r in result.images.items() if r.pushed}
+    assert pushed
+    assert set(pushed.values()) == {"r1"}
+    assert flaky.tried  # (it tried, and gave up)
+    cut = [e["event"] for e in logged if "cannot reach the registry" in e["event"]]
+    assert len(cut) == 1
+    assert "keeps failing" in cut[0]
+    assert "Retrying in 10 seconds" in cut[0]
+
+    lines: list[str] = []
+    alone = give_up_retrying(lines.append, "push of x", pooled=False)
+    assert alone == lines.append  # (one engine: dockerd's retries are waited out)
+    watched = give_up_retrying(lines.append, "push of x", pooled=True)
+    watched("0123456789ab: Retrying in 5 seconds")  # (the first retry: waited for)
+    with pytest.raises(TransferError) as raised:
+        watched("0123456789ab: Retrying in 15 seconds")
+    assert raised.value.unreachable
+    assert lines == [f"0123456789ab: Retrying in {n} seconds" for n in (5, 15)]
 
 
 def _repository(spec: str) -> tuple[str, str]:

@@ -28,7 +28,7 @@ from typing import TypeVar
 
 import anyio
 
-from ..engine.answers import cache_vanished
+from ..engine.answers import cache_vanished, give_up_retrying, retries_exhausted
 from ..engine.protocol import Builder, BuildRequest, Engine
 from ..errors import (
     BuildError,
@@ -138,6 +138,11 @@ class EngineWorker:
     def _engine(self, engine: str) -> Engine:
         return self.pool.get(engine, self.docker)
 
+    @property
+    def pooled(self) -> bool:
+        """Whether the work is spread over a pool (another engine may take it)."""
+        return len(self.pool) > 1
+
     def _line(self, image: str | None, phase: Phase) -> Callable[[str], None]:
         fingerprint = fingerprint_of(self.specs[image]) if image else None
         log = logs.get_logger().bind(image=image, fingerprint=fingerprint, phase=phase)
@@ -216,10 +221,11 @@ class EngineWorker:
     async def _pull(self, name: str, ref: str, engine: str) -> None:
         docker = self._engine(engine)
         auth = await self._auth(ref)
+        sink = give_up_retrying(self._line(name, Phase.PULL), f"pull of {ref}", self.pooled)
         try:
-            await self._retrying(lambda: docker.pull(ref, auth, self._line(name, Phase.PULL)))
+            await self._retrying(lambda: docker.pull(ref, auth, sink))
         except Transient as exc:
-            raise _exhausted(f"pull of {ref}", exc) from None
+            raise retries_exhausted(f"pull of {ref}", exc) from None
         except ManifestUnknown as exc:
             if ref == self.specs[name]:
                 self.stale.add(ref)
@@ -294,7 +300,7 @@ class EngineWorker:
             try:
                 await self._retrying(lambda: docker.push(ref, auth, self._line(name, Phase.SEND)))
             except Transient as exc:
-                raise _exhausted(f"push of {ref}", exc) from None
+                raise retries_exhausted(f"push of {ref}", exc) from None
         return docker.moved(ref)
 
     async def fetch(self, name: str, engine: str) -> int | None:
@@ -466,12 +472,11 @@ class EngineWorker:
             if published:
                 return published
             auth = await self._auth(spec)
+            sink = give_up_retrying(self._line(name, Phase.PUSH), f"push of {spec}", self.pooled)
             try:
-                ours = await self._retrying(
-                    lambda: docker.push(spec, auth, self._line(name, Phase.PUSH))
-                )
+                ours = await self._retrying(lambda: docker.push(spec, auth, sink))
             except Transient as exc:
-                raise _exhausted(f"push of {spec}", exc) from None
+                raise retries_exhausted(f"push of {spec}", exc) from None
         self._pushed[name] = docker.moved(spec)
         # (by the digest the engine pushed: the tag may show another already, a lost
         # engine's late push; workflow/lost.py puts it back)
@@ -488,11 +493,3 @@ class EngineWorker:
 
 #: The note of an image another process built while we waited for its lock.
 BUILT_ELSEWHERE = "built by another process"
-
-
-def _exhausted(what: str, exc: Transient) -> TransferError:
-    """The failure of ``what`` once its retries ran out (still saying whether the engine
-    could not reach the registry at all: a pool moves such work)."""
-    cause = exc.__cause__
-    unreachable = isinstance(cause, TransferError) and cause.unreachable
-    return TransferError(f"{what} failed after retries: {exc}", unreachable=unreachable)

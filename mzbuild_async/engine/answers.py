@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import ManifestUnknown, TransferError
 from ..registry.auth import Credentials
-from .protocol import BuildRequest
+from .protocol import BuildRequest, LineSink
 
 #: The builders an engine may build with (``auto``: BuildKit where it has it).
 AUTO, BUILDKIT, CLASSIC = "auto", "buildkit", "classic"
@@ -137,3 +137,39 @@ def moved_bytes(item: Mapping[str, Any], layers: dict[str, int]) -> None:
         total = detail.get("total")
         if isinstance(total, int) and total > 0:
             layers[str(item.get("id", ""))] = total
+
+
+#: dockerd's countdown before it tries a layer's transfer again (5 s, then 10, 15...).
+RETRYING = re.compile(r"\bRetrying in (\d+) seconds?\b")
+#: A countdown this long or longer: the first retry of that layer failed too.
+RETRIED_ONCE_SECONDS = 10
+
+
+def give_up_retrying(sink: LineSink, what: str, pooled: bool) -> LineSink:
+    """``sink`` that, for an engine of a pool (``pooled``), gives up ``what`` (a pull or a
+    push) once dockerd counts down to a layer's second retry: the engine's link to the
+    registry keeps failing (dockerd alone would go on retrying for minutes over a
+    flapping link), and another engine's may not. The :class:`TransferError` raised
+    (``unreachable``) moves the work; the stream closed, dockerd stops the transfer."""
+    if not pooled:
+        return sink
+
+    def watched(line: str) -> None:
+        sink(line)
+        retrying = RETRYING.search(line)
+        if retrying and int(retrying.group(1)) >= RETRIED_ONCE_SECONDS:
+            raise TransferError(
+                f"{what} failed: the engine's link to the registry keeps failing (dockerd:"
+                f" {line.strip()!r}); given up to move the work",
+                unreachable=True,
+            )
+
+    return watched
+
+
+def retries_exhausted(what: str, exc: Exception) -> TransferError:
+    """The failure of ``what`` once its retries ran out on ``exc`` (still saying whether
+    the engine could not reach the registry at all: a pool moves such work)."""
+    cause = exc.__cause__
+    unreachable = isinstance(cause, TransferError) and cause.unreachable
+    return TransferError(f"{what} failed after retries: {exc}", unreachable=unreachable)
