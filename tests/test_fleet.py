@@ -105,12 +105,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
 
 
 async def _published(registry: str, repository: str, tag: str) -> bool:
-    async with httpx.AsyncClient() as client:
-        response = await client.head(
-            f"http://{registry}/v2/{repository}/manifests/{tag}",
-            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
-        )
-    return response.status_code == 200
+    return bool(await _tag_digest(registry, f"{registry}/{repository}:{tag}"))
 
 
 @pytest.mark.anyio
